@@ -1,0 +1,70 @@
+"""The ``dbs`` console script: one dispatcher, subcommands found by entry point.
+
+Each package registers its subcommands in the ``dbs.commands`` entry-point
+group of ``pyproject.toml``. An entry point names a module with
+
+* ``HELP``: a one-line description;
+* ``add_arguments(parser)``: fills an ``argparse`` sub-parser;
+* ``run(args) -> int``: does the work (heavy imports belong inside it).
+
+So this module never imports ``sim`` or ``validate``. Errors a user can
+cause (``ValueError``, ``TypeError``, ``OSError``) become one line on stderr
+and exit code 2, with no traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import metadata
+
+from . import __version__
+
+__all__ = ["main", "build_parser", "GROUP"]
+
+GROUP = "dbs.commands"
+
+
+class UserError(Exception):
+    """An error the user caused and can fix; printed in one line, exit code 2."""
+
+
+def _commands():
+    eps = metadata.entry_points(group=GROUP)
+    return sorted(eps, key=lambda ep: ep.name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The top-level parser with one sub-parser per registered command."""
+    parser = argparse.ArgumentParser(
+        prog="dbs", description="Batch-size theory for WSD pretraining: derive, simulate, "
+        "fit, schedule and validate.")
+    parser.add_argument("--version", action="version", version=f"dbs-theory {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for ep in _commands():
+        module = ep.load()
+        p = sub.add_parser(ep.name, help=module.HELP, description=module.HELP)
+        module.add_arguments(p)
+        p.set_defaults(_run=module.run)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Entry point of ``dbs``; returns the process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "_run", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args._run(args) or 0)
+    except (UserError, ValueError, TypeError, OSError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"dbs {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dbs {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

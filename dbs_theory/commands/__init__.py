@@ -1,0 +1,2 @@
+"""``dbs`` subcommands that belong to :mod:`dbs_theory` itself."""
+__all__: list[str] = []

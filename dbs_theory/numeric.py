@@ -1,0 +1,322 @@
+"""Fast numeric versions of the derived formulas, vectorised over numpy arrays.
+
+Every formula here is a ``sympy.lambdify(..., cse=True)`` export of a field
+of :mod:`dbs_theory.derivations`; none is typed in twice. Each compiled
+function keeps its source expression in ``.expr`` so the tests can check it
+against the derivation. Compilation is lazy and cached.
+
+Units: batch sizes ``B`` in examples, steps ``S`` in optimizer steps, data
+``E = B S`` in examples. ``h`` is curvature, ``c`` per-example gradient-noise
+variance, ``m0`` the initial second moment of a mode, ``eta`` the (fixed)
+learning rate.
+"""
+from __future__ import annotations
+
+from functools import cache
+
+import numpy as np
+import sympy as sp
+from scipy import optimize
+
+from . import derivations as dv
+
+__all__ = [
+    "compiled", "loss_floor", "bmin", "moment", "mode_loss", "steps_to_target",
+    "data_to_target", "smin", "bopt", "three_phase", "b_noise", "b_simple",
+    "hyperbolic_data", "check_equivalence",
+]
+
+
+def _sym_args(*names, source=None):
+    s = (source or dv.nqm_mode()).symbols
+    return tuple(s[n] for n in names)
+
+
+@cache
+def _registry():
+    """name -> (expression, argument symbols); every expression is a derived field."""
+    o, tp, mm, mc = dv.nqm_mode(), dv.three_phase_coefficients(), dv.multimode(), dv.mccandlish()
+    bc = dv.bopt_condition()
+    Q = sp.Symbol("Q")
+    red = _sym_args("K", "q", "lam", "m0", source=tp)
+    reg = {
+        "spectral_term": (mm.spectral_sum.function, (mm.symbols["h"][mm.symbols["i"]],
+                          mm.symbols["c"][mm.symbols["i"]], mm.symbols["eta"])),
+        "floor_Q": (mm.floor.subs(mm.spectral_sum, Q), (Q, *_sym_args("eta", "B", "L_irr"))),
+        "bmin_Q": (mm.B_min.subs(mm.spectral_sum, Q), (Q, *_sym_args("eta", "L_irr", "L_star"))),
+        # The contraction factor a = (1 - eta h)^2 stays an argument: as a
+        # number it is >= 0, so a**t is real where (eta h - 1)**(2t) is not.
+        "a": (o.a, _sym_args("h", "eta")),
+        "m_t": (o.m_t, _sym_args("t", "a", "c", "eta", "B", "m0")),
+        "loss_t": (o.loss_t, _sym_args("t", "a", "h", "c", "eta", "B", "m0", "L_irr")),
+        "floor": (o.floor, _sym_args("h", "c", "eta", "B", "L_irr")),
+        "S": (o.S, _sym_args("a", "h", "c", "eta", "B", "m0", "L_irr", "L_star")),
+        "K": (tp.definitions["K"], _sym_args("h", "c", "eta")),
+        "q": (tp.definitions["q"], _sym_args("h", "L_irr", "L_star")),
+        "lam": (tp.definitions["lam"], _sym_args("h", "eta")),
+        "S_min": (tp.S_min, red), "B_m1": (tp.B_m1, red), "B_0": (tp.B_0, red),
+        "A1": (tp.A1, red), "A0": (tp.A0, red),
+        "C": (tp.C, (*red, tp.symbols["B"])),
+        "S_red": (tp.S, (*red, tp.symbols["B"])),
+        "G": (bc.G, (bc.symbols["v"], bc.symbols["r"])),
+        "bopt_v": (bc.bopt, (bc.symbols["K"], bc.symbols["m0"], bc.symbols["v"])),
+        "B_noise": (mc.B_noise, (mc.symbols["G2"], mc.symbols["GHG"], mc.symbols["trHS"])),
+        "B_simple": (mc.B_simple, (mc.symbols["trS"], mc.symbols["G2"])),
+        "E_of_S": (mc.E_of_S, (mc.symbols["S"], mc.symbols["Smin"], mc.symbols["Emin"])),
+    }
+    return reg
+
+
+@cache
+def compiled(name: str):
+    """The lambdified export ``name``; its sympy source is ``compiled(name).expr``."""
+    expr, args = _registry()[name]
+    fn = sp.lambdify(args, expr, modules="numpy", cse=True)
+    fn.expr, fn.args = expr, args
+    return fn
+
+
+def _check_lr(eta, h):
+    eh = np.asarray(eta, float) * np.asarray(h, float)
+    if not np.all(np.isfinite(eh)) or np.any(eh <= 0) or np.any(eh >= 2):
+        bad = eh.flat[np.argmax(~((eh > 0) & (eh < 2)))] if eh.size else eh
+        raise ValueError(f"eta*h must lie in (0, 2) for stability; got eta*h={bad!r} (eta={eta!r})")
+    return eh
+
+
+def _check_positive(name, value):
+    arr = np.asarray(value, float)
+    if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
+        raise ValueError(f"{name} must be positive and finite; got {name}={value!r}")
+    return arr
+
+
+def _spectral(h, c, eta):
+    h = np.atleast_1d(np.asarray(h, float))
+    c = np.atleast_1d(np.asarray(c, float))
+    if h.shape != c.shape:
+        raise ValueError(f"h and c must have the same shape; got {h.shape} and {c.shape}")
+    if np.any(c < 0) or not np.all(np.isfinite(c)):
+        raise ValueError(f"noise variances c must be finite and >= 0; got min c={c.min()!r}")
+    _check_positive("h", h)
+    _check_lr(eta, h)
+    return float(np.sum(compiled("spectral_term")(h, c, eta)))
+
+
+def loss_floor(h, c, eta, batch_size, L_irr=0.0):
+    """Stable-phase loss floor ``L_irr + (eta/(2B)) sum_i c_i/(2 - eta h_i)``.
+
+    Parameters
+    ----------
+    h, c : array_like
+        Curvatures and per-example noise variances of the modes.
+    eta : float
+        Fixed learning rate; every ``eta*h_i`` must lie in ``(0, 2)``.
+    batch_size : float or array_like
+        Batch size ``B`` in examples (> 0).
+    L_irr : float
+        Irreducible loss.
+
+    Returns
+    -------
+    float or ndarray
+        The floor, broadcast over ``batch_size``.
+    """
+    Q = _spectral(h, c, eta)
+    B = _check_positive("batch_size", batch_size)
+    return compiled("floor_Q")(Q, eta, B, L_irr)
+
+
+def bmin(h, c, eta, target, L_irr=0.0):
+    """Smallest batch (examples) whose floor lies below ``target``.
+
+    ``Bmin = eta sum_i c_i/(2 - eta h_i) / (2 (L* - L_irr))``; proportional
+    to ``eta``, so it holds only for the learning rate it is evaluated at.
+    ``target`` may be an array; each entry must exceed ``L_irr``.
+    """
+    Q = _spectral(h, c, eta)
+    t = np.asarray(target, float)
+    if not np.all(np.isfinite(t)) or np.any(t <= L_irr):
+        raise ValueError(f"target must exceed L_irr={L_irr!r} (the floor as B -> inf); got target={target!r}")
+    return compiled("bmin_Q")(Q, eta, L_irr, t)
+
+
+def moment(t, h, c, eta, batch_size, m0=1.0):
+    """Closed-form second moment ``m(t)`` of one mode after ``t`` steps."""
+    _check_lr(eta, h)
+    a = compiled("a")(h, eta)
+    return compiled("m_t")(np.asarray(t, float), a, c, eta, _check_positive("batch_size", batch_size), m0)
+
+
+def mode_loss(t, h, c, eta, batch_size, m0=1.0, L_irr=0.0):
+    """Expected loss of one mode after ``t`` steps (closed form)."""
+    _check_lr(eta, h)
+    return compiled("loss_t")(np.asarray(t, float), compiled("a")(h, eta), h, c, eta,
+                              _check_positive("batch_size", batch_size), m0, L_irr)
+
+
+def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
+                    discrete=True, unreachable="raise"):
+    """Steps for one mode to reach ``target`` at fixed ``eta`` and batch.
+
+    Parameters
+    ----------
+    h, c, m0 : float
+        Curvature, per-example noise variance, initial second moment.
+    eta : float
+        Learning rate, ``0 < eta*h < 2``; ``eta*h = 1`` is handled (the mode
+        jumps to its floor in one step).
+    batch_size : float or array_like
+        Batch ``B`` in examples.
+    target : float
+        Target loss ``L*``.
+    discrete : bool
+        True (default): DESIGN.md's first hitting time, the first integer
+        step ``n`` with ``L(n) <= L*``, then linear interpolation on
+        ``[n-1, n]``. False: the continuous-``t`` closed form.
+    unreachable : {"raise", "inf"}
+        What to do when ``target <= floor(B)``.
+
+    Returns
+    -------
+    float or ndarray
+        ``S`` in steps; 0 when the initial loss already meets the target.
+    """
+    _check_lr(eta, h)
+    B = np.asarray(_check_positive("batch_size", batch_size))
+    L0 = L_irr + 0.5 * h * m0
+    floor = compiled("floor")(h, c, eta, B, L_irr)
+    below = (target <= floor) & (L0 > target)
+    if np.any(below) and unreachable == "raise":
+        raise ValueError(f"target={target!r} is at or below the loss floor "
+                         f"{np.max(np.where(below, floor, -np.inf))!r} for batch_size={batch_size!r}")
+    ok = ~below & (L0 > target)
+    Bs = np.where(ok, B, 1.0)
+    a = compiled("a")(h, eta)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cont = compiled("S")(a, h, c, eta, Bs, m0, L_irr, np.where(ok, target, L0 * 0.5 + floor * 0.5))
+    if discrete:
+        n = np.maximum(1.0, np.ceil(np.nan_to_num(cont)))
+        Lprev = compiled("loss_t")(n - 1, a, h, c, eta, Bs, m0, L_irr)
+        Lnext = compiled("loss_t")(n, a, h, c, eta, Bs, m0, L_irr)
+        cont = (n - 1) + (Lprev - target) / (Lprev - Lnext)
+    out = np.where(ok, cont, np.where(L0 <= target, 0.0, np.inf))
+    return out[()] if out.ndim == 0 else out
+
+
+def data_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0, discrete=True,
+                   unreachable="raise"):
+    """Data ``E = B S`` (examples) for one mode to reach ``target``; see :func:`steps_to_target`."""
+    B = np.asarray(batch_size, float)
+    return B * steps_to_target(h, c, eta, batch_size, target, m0, L_irr, discrete, unreachable)
+
+
+def _reduced(h, c, eta, target, m0, L_irr):
+    _check_lr(eta, h)
+    q = compiled("q")(h, L_irr, np.asarray(target, float))
+    if np.any(q <= 0) or np.any(q >= m0):
+        raise ValueError(f"target={target!r} must lie strictly between L_irr={L_irr!r} "
+                         f"and the initial loss {L_irr + 0.5 * h * m0!r}")
+    return compiled("K")(h, c, eta), q, compiled("lam")(h, eta), m0
+
+
+def smin(h, eta, target, m0=1.0, L_irr=0.0):
+    """``Smin = log(m0/q)/lam`` (steps): noise-free steps to target, one mode, continuous reading."""
+    K, q, lam, m0 = _reduced(h, 1.0, eta, target, m0, L_irr)
+    return compiled("S_min")(K, q, lam, m0)
+
+
+def _root_v(r):
+    """Root of the reduced Bopt condition G(v; r) = 0, bracketed in (r/2, r) by the proof."""
+    G = compiled("G")
+    return optimize.brentq(lambda v: G(v, r), r / 2, r * (1 - 1e-15), xtol=1e-300, rtol=1e-15)
+
+
+def bopt(h, c, eta, target, m0=1.0, L_irr=0.0):
+    """One mode's ``Bopt`` (examples): the batch minimising data to ``target``.
+
+    Solves the reduced first-order condition of
+    :func:`dbs_theory.derivations.bopt_condition`; the root is bracketed in
+    ``(Bmin, 2 Bmin)`` by the proof there. Vectorised over ``target``.
+    """
+    K, q, lam, m0 = _reduced(h, c, eta, target, m0, L_irr)
+    r = np.atleast_1d(q / m0)
+    v = np.array([_root_v(float(ri)) for ri in r.ravel()]).reshape(r.shape)
+    out = compiled("bopt_v")(K, m0, v)
+    return out[0] if np.ndim(target) == 0 else out
+
+
+def three_phase(h, c, eta, target, m0=1.0, L_irr=0.0):
+    """The three-phase E(S) coefficients of one mode at ``target``.
+
+    Returns
+    -------
+    dict
+        ``Smin`` (steps), ``B_m1`` (examples*steps), ``B_0`` (examples),
+        ``A1`` (= ``Bmin``, examples/step), ``A0`` (examples), ``Bmin``,
+        ``Bopt`` (examples), ``Sopt`` (steps), ``Emin`` (examples) and ``C``
+        (examples/step^2), all in the continuous-``t`` reading.
+    """
+    K, q, lam, m0 = _reduced(h, c, eta, target, m0, L_irr)
+    B_opt = bopt(h, c, eta, target, m0, L_irr)
+    S_opt = compiled("S_red")(K, q, lam, m0, B_opt)
+    out = {k: compiled(k)(K, q, lam, m0) for k in ("B_m1", "B_0", "A1", "A0")}
+    out.update(Smin=compiled("S_min")(K, q, lam, m0), Bmin=out["A1"], Bopt=B_opt,
+               Sopt=S_opt, Emin=B_opt * S_opt, C=compiled("C")(K, q, lam, m0, B_opt))
+    return out
+
+
+def b_noise(G2, GHG, trHS):
+    """McCandlish's noise scale ``tr(H Sigma) / (G^T H G)`` (examples)."""
+    return compiled("B_noise")(G2, GHG, trHS)
+
+
+def b_simple(trS, G2):
+    """The simple noise scale ``tr(Sigma) / |G|^2`` (examples)."""
+    return compiled("B_simple")(trS, G2)
+
+
+def hyperbolic_data(S, Smin, Emin):
+    """McCandlish's ``E(S) = Emin S / (S - Smin)``."""
+    return compiled("E_of_S")(np.asarray(S, float), Smin, Emin)
+
+
+def _multimode_loss(tau, h, c, eta, B, m0, L_irr):
+    return L_irr + np.sum(compiled("loss_t")(tau, compiled("a")(h, eta), h, c, eta, B, m0, 0.0))
+
+
+def _multimode_steps(h, c, eta, B, target, m0, L_irr):
+    f = lambda tau: _multimode_loss(tau, h, c, eta, B, m0, L_irr) - target
+    hi = 1.0
+    while f(hi) > 0:
+        hi *= 2.0
+    return optimize.brentq(f, 0.0, hi, rtol=1e-14)
+
+
+def check_equivalence(h, c, eta, target, m0=1.0, L_irr=0.0):
+    """Numerically check the budget equivalence of :func:`derivations.equivalence`.
+
+    Minimises data-to-target over ``B`` (giving ``Bopt`` and ``Emin``), then
+    minimises the loss at the budget ``D = Emin`` over ``B``. Continuous-``t``
+    reading, any number of modes with every ``m0_i >= m_inf_i``.
+
+    Returns
+    -------
+    dict
+        ``bopt`` and ``b_budget`` (examples), ``emin`` (examples),
+        ``loss_at_budget`` (should equal ``target``) and ``rel_diff``
+        ``|b_budget/bopt - 1|``.
+    """
+    h, c, m0 = (np.atleast_1d(np.asarray(x, float)) for x in (h, c, m0))
+    lo = float(bmin(h, c, eta, target, L_irr)) * (1 + 1e-6)
+    bounds = (np.log(lo), np.log(lo * 1e4))
+    data = lambda lb: np.exp(lb) * _multimode_steps(h, c, eta, np.exp(lb), target, m0, L_irr)
+    opt = optimize.minimize_scalar(data, bounds=bounds, method="bounded",
+                                   options={"xatol": 1e-10})
+    emin = float(opt.fun)
+    at_budget = lambda lb: _multimode_loss(emin / np.exp(lb), h, c, eta, np.exp(lb), m0, L_irr)
+    opt2 = optimize.minimize_scalar(at_budget, bounds=bounds, method="bounded",
+                                    options={"xatol": 1e-10})
+    b1, b2 = float(np.exp(opt.x)), float(np.exp(opt2.x))
+    return dict(bopt=b1, emin=emin, b_budget=b2, loss_at_budget=float(opt2.fun),
+                rel_diff=abs(b2 / b1 - 1))
