@@ -188,8 +188,9 @@ def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
     floor = compiled("floor")(h, c, eta, B, L_irr)
     below = (target <= floor) & (L0 > target)
     if np.any(below) and unreachable == "raise":
-        raise ValueError(f"target={target!r} is at or below the loss floor "
-                         f"{np.max(np.where(below, floor, -np.inf))!r} for batch_size={batch_size!r}")
+        worst = float(np.max(np.where(below, floor, -np.inf)))
+        raise ValueError(f"target={target!r} is at or below the loss floor {worst:.6g} "
+                         f"at batch_size={batch_size!r}; use a larger batch or a higher target")
     ok = ~below & (L0 > target)
     Bs = np.where(ok, B, 1.0)
     a = compiled("a")(h, eta)
@@ -238,6 +239,9 @@ def bopt(h, c, eta, target, m0=1.0, L_irr=0.0):
     Solves the reduced first-order condition of
     :func:`dbs_theory.derivations.bopt_condition`; the root is bracketed in
     ``(Bmin, 2 Bmin)`` by the proof there. Vectorised over ``target``.
+    Continuous-``t`` reading; ``Bopt`` does not depend on the rate ``lam``,
+    so at ``eta*h = 1`` (where every batch needs ``S = 0``) it is the limit
+    as ``eta*h -> 1``.
     """
     K, q, lam, m0 = _reduced(h, c, eta, target, m0, L_irr)
     r = np.atleast_1d(q / m0)

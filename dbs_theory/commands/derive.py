@@ -21,7 +21,7 @@ def _checks(name, d):
     import sympy as sp
 
     if name == "mccandlish":
-        return [("(S/Smin-1)(E/Emin-1)", d.hyperbola, 1), ("B_crit - B_noise", d.B_crit - d.B_noise, 0)]
+        return [("(S/Smin-1)(E/Emin-1)", d.hyperbola, 1), ("B_crit - B_noise", d.B_crit - d.symbols["Bn"], 0)]
     if name == "nqm_mode":
         return [("m(t+1) - recursion(m(t))", d.m_t_check, 0)]
     if name == "three_phase":
