@@ -27,50 +27,58 @@ __all__ = [
 ]
 
 
-def _sym_args(*names, source=None):
-    s = (source or dv.nqm_mode()).symbols
-    return tuple(s[n] for n in names)
+def _entry(source, field, *args):
+    """A registry entry: (derivation function, field getter, argument names)."""
+    return source, field, args
 
 
-@cache
-def _registry():
-    """name -> (expression, argument symbols); every expression is a derived field."""
-    o, tp, mm, mc = dv.nqm_mode(), dv.three_phase_coefficients(), dv.multimode(), dv.mccandlish()
-    bc = dv.bopt_condition()
-    Q = sp.Symbol("Q")
-    red = _sym_args("K", "q", "lam", "m0", source=tp)
-    reg = {
-        "spectral_term": (mm.spectral_sum.function, (mm.symbols["h"][mm.symbols["i"]],
-                          mm.symbols["c"][mm.symbols["i"]], mm.symbols["eta"])),
-        "floor_Q": (mm.floor.subs(mm.spectral_sum, Q), (Q, *_sym_args("eta", "B", "L_irr"))),
-        "bmin_Q": (mm.B_min.subs(mm.spectral_sum, Q), (Q, *_sym_args("eta", "L_irr", "L_star"))),
-        # The contraction factor a = (1 - eta h)^2 stays an argument: as a
-        # number it is >= 0, so a**t is real where (eta h - 1)**(2t) is not.
-        "a": (o.a, _sym_args("h", "eta")),
-        "m_t": (o.m_t, _sym_args("t", "a", "c", "eta", "B", "m0")),
-        "loss_t": (o.loss_t, _sym_args("t", "a", "h", "c", "eta", "B", "m0", "L_irr")),
-        "floor": (o.floor, _sym_args("h", "c", "eta", "B", "L_irr")),
-        "S": (o.S, _sym_args("a", "h", "c", "eta", "B", "m0", "L_irr", "L_star")),
-        "K": (tp.definitions["K"], _sym_args("h", "c", "eta")),
-        "q": (tp.definitions["q"], _sym_args("h", "L_irr", "L_star")),
-        "lam": (tp.definitions["lam"], _sym_args("h", "eta")),
-        "S_min": (tp.S_min, red), "B_m1": (tp.B_m1, red), "B_0": (tp.B_0, red),
-        "A1": (tp.A1, red), "A0": (tp.A0, red),
-        "C": (tp.C, (*red, tp.symbols["B"])),
-        "S_red": (tp.S, (*red, tp.symbols["B"])),
-        "G": (bc.G, (bc.symbols["v"], bc.symbols["r"])),
-        "bopt_v": (bc.bopt, (bc.symbols["K"], bc.symbols["m0"], bc.symbols["v"])),
-        "B_noise": (mc.B_noise, (mc.symbols["G2"], mc.symbols["GHG"], mc.symbols["trHS"])),
-        "B_simple": (mc.B_simple, (mc.symbols["trS"], mc.symbols["G2"])),
-        "E_of_S": (mc.E_of_S, (mc.symbols["S"], mc.symbols["Smin"], mc.symbols["Emin"])),
-    }
-    return reg
+_Q = sp.Symbol("Q")
+
+#: name -> (derivation, field of its result, argument symbol names). Entries
+#: are resolved lazily, so bmin() never pays for the three-phase limits.
+_REGISTRY = {
+    "spectral_term": _entry(dv.multimode, lambda m: m.spectral_sum.function, "h[i]", "c[i]", "eta"),
+    "floor_Q": _entry(dv.multimode, lambda m: m.floor.subs(m.spectral_sum, _Q), "Q", "eta", "B", "L_irr"),
+    "bmin_Q": _entry(dv.multimode, lambda m: m.B_min.subs(m.spectral_sum, _Q), "Q", "eta", "L_irr", "L_star"),
+    # The contraction factor a = (1 - eta h)^2 stays an argument: as a
+    # number it is >= 0, so a**t is real where (eta h - 1)**(2t) is not.
+    "a": _entry(dv.nqm_mode, lambda o: o.a, "h", "eta"),
+    "m_t": _entry(dv.nqm_mode, lambda o: o.m_t, "t", "a", "c", "eta", "B", "m0"),
+    "loss_t": _entry(dv.nqm_mode, lambda o: o.loss_t, "t", "a", "h", "c", "eta", "B", "m0", "L_irr"),
+    "floor": _entry(dv.nqm_mode, lambda o: o.floor, "h", "c", "eta", "B", "L_irr"),
+    "S": _entry(dv.nqm_mode, lambda o: o.S, "a", "h", "c", "eta", "B", "m0", "L_irr", "L_star"),
+    "K": _entry(dv.three_phase_coefficients, lambda t: t.definitions["K"], "h", "c", "eta"),
+    "q": _entry(dv.three_phase_coefficients, lambda t: t.definitions["q"], "h", "L_irr", "L_star"),
+    "lam": _entry(dv.three_phase_coefficients, lambda t: t.definitions["lam"], "h", "eta"),
+    **{k: _entry(dv.three_phase_coefficients, (lambda k: lambda t: getattr(t, k))(k), "K", "q", "lam", "m0")
+       for k in ("S_min", "B_m1", "B_0", "A1", "A0")},
+    "C": _entry(dv.three_phase_coefficients, lambda t: t.C, "K", "q", "lam", "m0", "B"),
+    "S_red": _entry(dv.three_phase_coefficients, lambda t: t.S, "K", "q", "lam", "m0", "B"),
+    "G": _entry(dv.bopt_condition, lambda b: b.G, "v", "r"),
+    "bopt_v": _entry(dv.bopt_condition, lambda b: b.bopt, "K", "m0", "v"),
+    "B_noise": _entry(dv.mccandlish, lambda m: m.B_noise, "G2", "GHG", "trHS"),
+    "B_simple": _entry(dv.mccandlish, lambda m: m.B_simple, "trS", "G2"),
+    "E_of_S": _entry(dv.mccandlish, lambda m: m.E_of_S, "S", "Smin", "Emin"),
+}
+
+
+def _symbol(result, name):
+    if name == "Q":
+        return _Q
+    if name.endswith("[i]"):  # an indexed multimode symbol
+        sy = result.symbols
+        return sy[name[0]][sy["i"]]
+    if name in result.symbols:
+        return result.symbols[name]
+    return dv.nqm_mode().symbols[name]
 
 
 @cache
 def compiled(name: str):
     """The lambdified export ``name``; its sympy source is ``compiled(name).expr``."""
-    expr, args = _registry()[name]
+    source, field, names = _REGISTRY[name]
+    result = source()
+    expr, args = field(result), tuple(_symbol(result, n) for n in names)
     fn = sp.lambdify(args, expr, modules="numpy", cse=True)
     fn.expr, fn.args = expr, args
     return fn

@@ -1,0 +1,41 @@
+"""Atomic file writes: a file appears whole or not at all."""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write", "ensure_writable_dir"]
+
+
+def ensure_writable_dir(directory) -> Path:
+    """Create ``directory`` if needed and check it is writable; ``OSError`` otherwise."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OSError(f"cannot create output directory {str(path)!r}: {exc.strerror or exc}") from None
+    if not os.access(path, os.W_OK):
+        raise OSError(f"output directory {str(path)!r} is not writable")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w", newline=""):
+    """Open a temporary file beside ``path``; rename it onto ``path`` on success.
+
+    On any exception the temporary file is removed and ``path`` is untouched.
+    """
+    path = Path(path)
+    ensure_writable_dir(path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        kwargs = {} if "b" in mode else dict(encoding="utf-8", newline=newline)
+        with os.fdopen(fd, mode, **kwargs) as fh:
+            yield fh
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise

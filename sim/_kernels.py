@@ -1,0 +1,204 @@
+"""numba kernels: exact hitting times and Monte Carlo SGD on the NQM.
+
+Private: the public wrappers in :mod:`sim.frontier` and :mod:`sim.montecarlo`
+validate inputs and document units. Each kernel has a plain numpy reference
+in the tests (``tests/naive.py``) or beside its wrapper.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+__all__ = ["hit_time", "frontier_kernel", "mc_kernel", "mc_kernel_noise", "splitmix_normals"]
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * _M1
+    z = (z ^ (z >> np.uint64(27))) * _M2
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def _fill_normals(state, out):
+    """Fill ``out`` with N(0,1) draws from a SplitMix64 stream (Marsaglia polar).
+
+    ``state`` is a length-1 uint64 array, advanced in place, so a replica's
+    stream depends only on its own seed and never on thread scheduling.
+    """
+    n = out.size
+    i = 0
+    s0 = state[0]
+    scale = 1.0 / 9007199254740992.0  # 2**-53
+    while i < n:
+        s0 += _GOLDEN
+        u = (_mix(s0) >> np.uint64(11)) * scale * 2.0 - 1.0
+        s0 += _GOLDEN
+        v = (_mix(s0) >> np.uint64(11)) * scale * 2.0 - 1.0
+        s = u * u + v * v
+        if s >= 1.0 or s == 0.0:
+            continue
+        f = math.sqrt(-2.0 * math.log(s) / s)
+        out[i] = u * f
+        if i + 1 < n:
+            out[i + 1] = v * f
+        i += 2
+    state[0] = s0
+
+
+@njit(cache=True)
+def splitmix_normals(seed, n):
+    """``n`` standard normals from the stream seeded by ``seed`` (for tests and benchmarks)."""
+    state = np.empty(1, np.uint64)
+    state[0] = _mix(np.uint64(seed))
+    out = np.empty(n)
+    _fill_normals(state, out)
+    return out
+
+
+@njit(cache=True)
+def _loss(tau, w, minf, delta, loga, L_irr, at_floor_if_a0):
+    """Expected loss at real step ``tau``; modes with ``a = 0`` sit at their floor for tau > 0."""
+    total = L_irr
+    for i in range(w.size):
+        if loga[i] == -np.inf:
+            e = 1.0 if (tau == 0.0 and not at_floor_if_a0) else 0.0
+        else:
+            e = math.exp(tau * loga[i])
+        total += w[i] * (minf[i] + e * delta[i])
+    return total
+
+
+@njit(cache=True)
+def hit_time(w, minf, delta, loga, L_irr, target):
+    """First hitting time (DESIGN.md section 4) when every ``delta = m0 - m_inf >= 0``.
+
+    Safeguarded Newton on the continuous loss (convex and decreasing, so the
+    iterates rise monotonically to the root), then an exact integer check:
+    the first integer ``n`` with ``L(n) <= target``, interpolated on ``[n-1, n]``.
+    """
+    L0 = _loss(0.0, w, minf, delta, loga, L_irr, False)
+    if L0 <= target:
+        return 0.0
+    floor = L_irr
+    for i in range(w.size):
+        floor += w[i] * minf[i]
+    if target <= floor:
+        return np.inf
+    tau = 0.0
+    for _ in range(200):
+        f = _loss(tau, w, minf, delta, loga, L_irr, True) - target
+        if f <= 0.0:
+            break
+        df = 0.0
+        for i in range(w.size):
+            if loga[i] != -np.inf:
+                df += w[i] * delta[i] * loga[i] * math.exp(tau * loga[i])
+        if df >= 0.0:
+            break
+        step = -f / df
+        tau += step
+        if step <= 1e-10 * (1.0 + tau):
+            break
+    # Newton's guess, then an exact bracket [lo, hi] with L(lo) > target >= L(hi)
+    # on integers (lo = 0 is the start), narrowed by bisection.
+    hi = max(1.0, math.ceil(tau - 1e-7))
+    lo = hi - 1.0
+    while _loss(hi, w, minf, delta, loga, L_irr, True) > target:
+        lo, hi = hi, 2.0 * hi
+    if lo >= 1.0 and _loss(lo, w, minf, delta, loga, L_irr, True) <= target:
+        lo = 0.0
+    while hi - lo > 1.0:
+        mid = math.floor(0.5 * (lo + hi))
+        if _loss(mid, w, minf, delta, loga, L_irr, True) <= target:
+            hi = mid
+        else:
+            lo = mid
+    n = hi
+    prev = _loss(n - 1.0, w, minf, delta, loga, L_irr, False)
+    nxt = _loss(n, w, minf, delta, loga, L_irr, True)
+    return (n - 1.0) + (prev - target) / (prev - nxt)
+
+
+@njit(cache=True, parallel=True)
+def frontier_kernel(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
+    """``out[b, k]``: steps to ``targets[k]`` at ``batch_sizes[b]`` (monotone case)."""
+    d = h.size
+    loga = np.empty(d)
+    w = np.empty(d)
+    for i in range(d):
+        r = abs(1.0 - eta * h[i])
+        loga[i] = 2.0 * math.log(r) if r > 0.0 else -np.inf
+        w[i] = 0.5 * weights[i] * h[i]
+    for b in prange(batch_sizes.size):
+        B = batch_sizes[b]
+        minf = np.empty(d)
+        delta = np.empty(d)
+        for i in range(d):
+            minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))
+            delta[i] = m0[i] - minf[i]
+        for k in range(targets.size):
+            out[b, k] = hit_time(w, minf, delta, loga, L_irr, targets[k])
+
+
+@njit(cache=True, inline="always")
+def _half_sq(h, theta):
+    s = 0.0
+    for i in range(h.size):
+        s += h[i] * theta[i] * theta[i]
+    return 0.5 * s
+
+
+@njit(cache=True, parallel=True)
+def mc_kernel(h, c, theta0, lrs, batches, record, seeds, out):
+    """SGD on the NQM, one stream per replica, parallel over replicas.
+
+    ``theta0`` (R, d) is copied; ``lrs``/``batches`` (T,) are per-step values;
+    ``record`` (T+1,) bool marks the steps (0..T) whose excess loss
+    ``1/2 sum h theta^2`` is written, in order, to ``out`` (R, n_records).
+    """
+    R, d = theta0.shape
+    for r in prange(R):
+        state = np.empty(1, np.uint64)
+        state[0] = _mix(seeds[r])
+        theta = theta0[r].copy()
+        z = np.empty(d)
+        j = 0
+        if record[0]:
+            out[r, 0] = _half_sq(h, theta)
+            j = 1
+        for t in range(lrs.size):
+            eta = lrs[t]
+            sd = eta / math.sqrt(batches[t])
+            _fill_normals(state, z)
+            for i in range(d):
+                theta[i] = (1.0 - eta * h[i]) * theta[i] - sd * math.sqrt(c[i]) * z[i]
+            if record[t + 1]:
+                out[r, j] = _half_sq(h, theta)
+                j += 1
+
+
+@njit(cache=True, parallel=True)
+def mc_kernel_noise(h, c, theta0, lrs, batches, record, noise, out):
+    """:func:`mc_kernel` with pre-drawn standard normals ``noise`` (R, T, d)."""
+    R, d = theta0.shape
+    for r in prange(R):
+        theta = theta0[r].copy()
+        j = 0
+        if record[0]:
+            out[r, 0] = _half_sq(h, theta)
+            j = 1
+        for t in range(lrs.size):
+            eta = lrs[t]
+            sd = eta / math.sqrt(batches[t])
+            for i in range(d):
+                theta[i] = (1.0 - eta * h[i]) * theta[i] - sd * math.sqrt(c[i]) * noise[r, t, i]
+            if record[t + 1]:
+                out[r, j] = _half_sq(h, theta)
+                j += 1

@@ -1,0 +1,191 @@
+"""Steps to target, ``Bmin``/``Bopt`` and the E(S) frontier on the NQM.
+
+Units: batch sizes in examples, steps in optimizer steps, data ``E = B S``
+in examples. ``eta`` is the fixed (stable-phase) learning rate.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from dbs_theory import numeric
+
+from . import _kernels
+from .nqm import NQM
+
+__all__ = ["steps_to_target", "bmin", "bopt", "tuned_steps", "loss_at_steps"]
+
+
+def _mode_arrays(nqm: NQM, eta: float, B: float):
+    """Per-mode weights, floors, transients and log-contractions at (eta, B)."""
+    w = 0.5 * nqm.weights * nqm.h
+    minf = eta * nqm.c / (B * nqm.h * (2.0 - eta * nqm.h)) if np.isfinite(B) else np.zeros_like(nqm.h)
+    r = np.abs(1.0 - eta * nqm.h)
+    with np.errstate(divide="ignore"):
+        loga = np.where(r > 0, 2.0 * np.log(r), -np.inf)
+    return w, minf, nqm.m0 - minf, loga
+
+
+def loss_at_steps(nqm: NQM, eta: float, batch_size: float, steps) -> np.ndarray:
+    """Expected loss after ``steps`` (integer or real) steps at fixed (eta, B), closed form."""
+    w, minf, delta, loga = _mode_arrays(nqm, eta, batch_size)
+    t = np.asarray(steps, float)[..., None]
+    with np.errstate(invalid="ignore"):
+        e = np.where(np.isneginf(loga), (t == 0).astype(float), np.exp(t * loga))
+    return nqm.L_irr + np.sum(w * (minf + e * delta), axis=-1)
+
+
+def _first_hit_mixed(nqm, eta, B, target):
+    """First hitting time when some mode starts below its floor (loss may dip, then rise).
+
+    Branch and bound over integer steps: on ``[lo, hi]`` the loss is at least
+    ``floor + P(hi) + N(lo)``, where ``P`` (modes above their floor, falling)
+    and ``N`` (modes below it, rising toward 0) bound it; intervals whose
+    bound exceeds the target are skipped, the rest split, leftmost first.
+    """
+    w, minf, delta, loga = _mode_arrays(nqm, eta, B)
+    floor = nqm.L_irr + np.sum(w * minf)
+    pos, neg = delta > 0, delta < 0
+    L = lambda n: float(loss_at_steps(nqm, eta, B, n))
+    part = lambda n, mask: float(np.sum((w * delta * np.exp(n * np.where(mask, loga, 0)))[mask])) \
+        if n > 0 else float(np.sum((w * delta)[mask]))
+    if L(0) <= target:
+        return 0.0
+    T = 1.0
+    while T < 2**62:
+        if target < floor and floor + part(T, neg) > target:
+            break  # N only rises from here: no hit beyond T
+        if target >= floor and L(T) <= target:
+            break
+        T *= 2.0
+    stack = [(1.0, T)]
+    while stack:
+        lo, hi = stack.pop()
+        if floor + part(hi, pos) + part(lo, neg) > target:
+            continue
+        if hi - lo <= 64:
+            n = np.arange(lo, hi + 1)
+            hits = np.nonzero(loss_at_steps(nqm, eta, B, n) <= target)[0]
+            if hits.size:
+                k = float(n[hits[0]])
+                prev, nxt = L(k - 1), L(k)
+                return (k - 1) + (prev - target) / (prev - nxt)
+            continue
+        mid = math.floor(0.5 * (lo + hi))
+        stack += [(mid + 1, hi), (lo, mid)]  # left half popped first
+    return math.inf
+
+
+def steps_to_target(nqm: NQM, eta: float, batch_size, target):
+    """First hitting time ``S`` (steps) of ``target`` at fixed ``eta`` and batch.
+
+    DESIGN.md section 4: the first integer step ``n`` with ``L(n) <= target``,
+    then linear interpolation on ``[n-1, n]``; ``inf`` if never reached,
+    ``0`` if the initial loss already meets it. The integer is found by a
+    bracketing search on the closed form, never by stepping.
+
+    When every ``m0_i >= m_inf_i(B)`` the loss falls monotonically and
+    ``S = inf`` exactly when ``target <= L_floor(B)``. Otherwise some modes
+    rise toward their floor while others fall, the loss can dip under the
+    floor and rise again, and a target below the floor can be hit during
+    the dip; a branch-and-bound search finds that first hit.
+
+    Parameters
+    ----------
+    nqm : NQM
+    eta : float
+        Learning rate, ``0 < eta*h_max < 2``.
+    batch_size : float or array_like
+        Batch size(s) in examples.
+    target : float or array_like
+        Target loss(es); broadcast against ``batch_size``.
+
+    Returns
+    -------
+    float or ndarray
+        Steps, broadcast shape of ``batch_size`` and ``target``.
+    """
+    nqm.check_lr(eta)
+    B, T = np.broadcast_arrays(np.asarray(batch_size, float), np.asarray(target, float))
+    if np.any(~(B > 0)):
+        raise ValueError(f"batch_size must be positive; got {batch_size!r}")
+    if not np.all(np.isfinite(T)):
+        raise ValueError(f"target must be finite; got {target!r}")
+    out = np.empty(B.shape)
+    uB, iB = np.unique(B, return_inverse=True)
+    uT, iT = np.unique(T, return_inverse=True)
+    iB, iT = iB.reshape(B.shape), iT.reshape(B.shape)
+    minf = eta * nqm.c[None, :] / (uB[:, None] * nqm.h * (2 - eta * nqm.h))
+    monotone = np.all(nqm.m0 >= minf, axis=1)
+    # One parallel kernel call over the grid of distinct (batch, target) values.
+    grid = np.empty((uB.size, uT.size))
+    _kernels.frontier_kernel(nqm.h, nqm.c, nqm.m0, nqm.weights, float(eta), uB, uT, nqm.L_irr, grid)
+    for b in np.nonzero(~monotone)[0]:
+        for k in range(uT.size):
+            grid[b, k] = _first_hit_mixed(nqm, eta, float(uB[b]), float(uT[k]))
+    out = grid[iB, iT]
+    return out[()] if out.ndim == 0 else out
+
+
+def bmin(nqm: NQM, eta: float, target):
+    """Asymptotic ``Bmin`` (examples): the batch whose loss floor equals ``target``.
+
+    Delegates to :func:`dbs_theory.numeric.bmin` with the counts folded into
+    ``c`` (the floor is linear in ``c``). Valid for this ``eta`` only.
+    """
+    nqm.check_lr(eta)
+    return numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, target, nqm.L_irr)
+
+
+def _argmin_log(fun, lo, hi, n=48, xtol=1e-8):
+    """Minimise ``fun(x)`` over ``x`` in ``[lo, hi]`` (log-spaced grid, then bounded Brent)."""
+    x = np.geomspace(lo, hi, n)
+    y = np.array([fun(v) for v in x])
+    k = int(np.argmin(y))
+    a, b = np.log(x[max(k - 1, 0)]), np.log(x[min(k + 1, n - 1)])
+    res = optimize.minimize_scalar(lambda lx: fun(math.exp(lx)), bounds=(a, b), method="bounded",
+                                   options={"xatol": xtol})
+    return (math.exp(res.x), float(res.fun)) if res.fun <= y[k] else (float(x[k]), float(y[k]))
+
+
+def bopt(nqm: NQM, eta: float, target: float):
+    """``Bopt`` (examples): the real batch ``B > Bmin`` minimising data ``E = B S(B)``.
+
+    A 48-point log grid over ``(Bmin, 10^5 Bmin]`` finds the best cell, and a
+    bounded Brent search in ``log B`` refines it to relative ``1e-8`` (the
+    search tolerance; ``E`` itself is flat at the optimum).
+
+    Returns
+    -------
+    float
+    """
+    b0 = float(bmin(nqm, eta, target))
+    data = lambda B: B * float(steps_to_target(nqm, eta, B, target))
+    return _argmin_log(data, b0 * (1 + 1e-6), b0 * 1e5)[0]
+
+
+def tuned_steps(nqm: NQM, batch_size: float, target: float, eta_range=None):
+    """Steps to target with the learning rate re-optimised for this (batch, target).
+
+    A bounded 1-D search in ``log eta`` over ``eta_range`` (default
+    ``(1e-4, 1.999) / h_max``, the stable range), as McCandlish's law assumes.
+
+    Returns
+    -------
+    (float, float)
+        ``(S, eta)``: least steps and the rate that achieves it.
+    """
+    hmax = float(nqm.h.max())
+    lo, hi = eta_range or (1e-4 / hmax, 1.999 / hmax)
+    floor_ok = lambda e: float(numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size, nqm.L_irr)) < target
+    # The floor grows with eta; cap the search where the target stays reachable.
+    if not floor_ok(lo):
+        return math.inf, math.nan
+    if not floor_ok(hi):
+        hi = optimize.brentq(lambda e: numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size,
+                                                          nqm.L_irr) - target, lo, hi) * (1 - 1e-9)
+    eta, S = _argmin_log(lambda e: float(steps_to_target(nqm, e, batch_size, target)), lo, hi, n=24,
+                         xtol=1e-6)
+    return S, eta
