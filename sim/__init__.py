@@ -9,3 +9,9 @@ __all__ += ["expected_loss", "Trajectory", "as_schedule"]
 from .sweep import FrontierResult, es_frontier, phase_labels  # noqa: E402
 
 __all__ += ["es_frontier", "FrontierResult", "phase_labels"]
+from .crossover import Crossover, crossover  # noqa: E402
+
+__all__ += ["crossover", "Crossover"]
+from .montecarlo import MonteCarloResult, monte_carlo  # noqa: E402
+
+__all__ += ["monte_carlo", "MonteCarloResult"]

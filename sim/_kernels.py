@@ -75,12 +75,27 @@ def _loss(tau, w, minf, delta, loga, L_irr, at_floor_if_a0):
     return total
 
 
+@njit(cache=True, fastmath=True)
+def _loss_and_slope(tau, w, minf, delta, loga, L_irr):
+    """Continuous loss (a = 0 modes at their floor) and its derivative at ``tau > 0``."""
+    f = L_irr
+    df = 0.0
+    for i in range(w.size):
+        f += w[i] * minf[i]
+        if loga[i] != -np.inf:
+            e = w[i] * delta[i] * math.exp(tau * loga[i])
+            f += e
+            df += e * loga[i]
+    return f, df
+
+
 @njit(cache=True)
-def hit_time(w, minf, delta, loga, L_irr, target):
+def hit_time(w, minf, delta, loga, L_irr, target, tau0=0.0):
     """First hitting time (DESIGN.md section 4) when every ``delta = m0 - m_inf >= 0``.
 
-    Safeguarded Newton on the continuous loss (convex and decreasing, so the
-    iterates rise monotonically to the root), then an exact integer check:
+    Newton on the continuous loss, which is convex and decreasing: started
+    at or left of the root (``tau0``, e.g. the root for a higher target),
+    its iterates rise monotonically to it. Then an exact integer bracket:
     the first integer ``n`` with ``L(n) <= target``, interpolated on ``[n-1, n]``.
     """
     L0 = _loss(0.0, w, minf, delta, loga, L_irr, False)
@@ -89,22 +104,18 @@ def hit_time(w, minf, delta, loga, L_irr, target):
     floor = L_irr
     for i in range(w.size):
         floor += w[i] * minf[i]
-    if target <= floor:
+    # Within rounding of the floor counts as at the floor: reaching it takes forever.
+    if target <= floor + 1e-13 * (abs(floor) + abs(L0)):
         return np.inf
-    tau = 0.0
-    for _ in range(200):
-        f = _loss(tau, w, minf, delta, loga, L_irr, True) - target
-        if f <= 0.0:
-            break
-        df = 0.0
-        for i in range(w.size):
-            if loga[i] != -np.inf:
-                df += w[i] * delta[i] * loga[i] * math.exp(tau * loga[i])
-        if df >= 0.0:
+    tau = tau0
+    for _ in range(500):
+        f, df = _loss_and_slope(tau, w, minf, delta, loga, L_irr)
+        f -= target
+        if f <= 0.0 or df >= 0.0:
             break
         step = -f / df
         tau += step
-        if step <= 1e-10 * (1.0 + tau):
+        if step <= 1e-9 * (1.0 + tau):
             break
     # Newton's guess, then an exact bracket [lo, hi] with L(lo) > target >= L(hi)
     # on integers (lo = 0 is the start), narrowed by bisection.
@@ -143,8 +154,12 @@ def frontier_kernel(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
         for i in range(d):
             minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))
             delta[i] = m0[i] - minf[i]
-        for k in range(targets.size):
-            out[b, k] = hit_time(w, minf, delta, loga, L_irr, targets[k])
+        tau = 0.0
+        order = np.argsort(-targets)  # highest target first: each root warm-starts the next
+        for k in order:
+            out[b, k] = hit_time(w, minf, delta, loga, L_irr, targets[k], tau)
+            if np.isfinite(out[b, k]):
+                tau = max(0.0, out[b, k] - 1.0)
 
 
 @njit(cache=True, inline="always")

@@ -179,13 +179,14 @@ def tuned_steps(nqm: NQM, batch_size: float, target: float, eta_range=None):
     """
     hmax = float(nqm.h.max())
     lo, hi = eta_range or (1e-4 / hmax, 1.999 / hmax)
-    floor_ok = lambda e: float(numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size, nqm.L_irr)) < target
+    floor = lambda e: (nqm.L_irr if math.isinf(batch_size) else
+                       float(numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size, nqm.L_irr)))
+    floor_ok = lambda e: floor(e) < target
     # The floor grows with eta; cap the search where the target stays reachable.
     if not floor_ok(lo):
         return math.inf, math.nan
     if not floor_ok(hi):
-        hi = optimize.brentq(lambda e: numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size,
-                                                          nqm.L_irr) - target, lo, hi) * (1 - 1e-9)
+        hi = optimize.brentq(lambda e: floor(e) - target, lo, hi) * (1 - 1e-9)
     eta, S = _argmin_log(lambda e: float(steps_to_target(nqm, e, batch_size, target)), lo, hi, n=24,
                          xtol=1e-6)
     return S, eta

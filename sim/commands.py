@@ -1,0 +1,123 @@
+"""``dbs simulate``: the default NQM sweep (frontier, Bmin/Bopt, crossovers)."""
+from __future__ import annotations
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "simulate the NQM: E(S) frontier, Bmin/Bopt per target, crossovers"
+
+
+def _floats(text):
+    """``a,b,c`` or ``lo:hi:n`` (log-spaced) into a list of floats."""
+    import numpy as np
+
+    if ":" in text:
+        lo, hi, n = text.split(":")
+        return list(np.geomspace(float(lo), float(hi), int(n)))
+    return [float(x) for x in text.split(",") if x.strip()]
+
+
+def add_arguments(p):
+    p.add_argument("--spectrum", choices=("zhang2019", "power-law"), default="zhang2019",
+                   help="NQM spectrum (default: zhang2019, h_i = c_i = 1/i)")
+    p.add_argument("--d", type=int, default=10_000, help="number of modes (default 10000)")
+    p.add_argument("--alpha", type=float, default=1.5, help="power-law exponent of h_i ~ i^-alpha")
+    p.add_argument("--nbins", type=int, default=None, help="bin the spectrum into this many bins")
+    p.add_argument("--eta", default="0.5", help="fixed learning rate, or 'tuned' (default 0.5)")
+    p.add_argument("--batch-sizes", type=_floats, default=None,
+                   help="batch sizes in examples: 'a,b,c' or 'lo:hi:n' log-spaced (default 1:8192:32)")
+    p.add_argument("--targets", type=_floats, default=None,
+                   help="target losses 'a,b,c' (default: 8 targets with Bmin from 1 to 64)")
+    p.add_argument("--out", default="results/simulate", help="output directory")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def default_targets(nqm, eta, n=8):
+    """Targets whose ``Bmin`` runs log-evenly from 1 to 64 examples."""
+    import numpy as np
+
+    from dbs_theory import numeric
+
+    b1 = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, nqm.L_irr + 1.0, nqm.L_irr))
+    # Bmin = b1 / (L* - L_irr), so L* = L_irr + b1 / Bmin.
+    return list(nqm.L_irr + b1 / np.geomspace(1, 64, n))
+
+
+def build_nqm(args):
+    from .nqm import NQM
+
+    if args.spectrum == "zhang2019":
+        return NQM.zhang2019(args.d, args.nbins)
+    return NQM.power_law(args.d, args.alpha, nbins=args.nbins)
+
+
+def run(args):
+    import numpy as np
+
+    from dbs_theory.io import atomic_write, ensure_writable_dir
+    from dbs_theory.table import format_table
+
+    from .crossover import crossover
+    from .sweep import es_frontier
+
+    eta = args.eta if args.eta == "tuned" else float(args.eta)
+    nqm = build_nqm(args)
+    fixed_eta = 0.5 if eta == "tuned" else eta
+    targets = args.targets or default_targets(nqm, fixed_eta)
+    batches = args.batch_sizes or list(np.geomspace(1, 8192, 32))
+    out = ensure_writable_dir(args.out)
+    fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
+    cross = []
+    if eta != "tuned":
+        for row in fr.target_rows():
+            if np.isfinite(row["bopt"]):
+                c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
+                cross.append(dict(target=row["target"], b_small=row["bopt"] / 2, b_large=row["bopt"] * 2,
+                                  D=c.D if c else float("nan"), loss=c.loss if c else float("nan")))
+    fr.write(out)
+    if cross:
+        import csv
+
+        with atomic_write(out / "crossovers.csv") as fh:
+            w = csv.DictWriter(fh, fieldnames=list(cross[0]))
+            w.writeheader()
+            w.writerows(cross)
+    _print_summary(fr, cross, format_table)
+    if eta != "tuned":
+        _print_phase_profile(nqm, eta, fr, format_table)
+    print(f"\nwrote {out}/frontier.csv, targets.csv, frontier.json" + (", crossovers.csv" if cross else ""))
+    return 0
+
+
+def _print_summary(fr, cross, format_table):
+    import numpy as np
+
+    print(f"NQM: d={fr.meta['d']} modes, L0={fr.meta['initial_loss']:.4g}, eta={fr.meta['eta']}")
+    print("\nPer target (B in examples, S in steps, E in examples):")
+    print(format_table(fr.target_rows(), ["target", "smin", "bmin", "bopt", "sopt", "emin"],
+                       ["L*", "Smin", "Bmin", "Bopt", "Sopt", "Emin"]))
+    if cross:
+        print("\nCrossovers of loss-vs-data curves at Bopt/2 and 2 Bopt:")
+        print(format_table(cross, ["target", "b_small", "b_large", "D", "loss"],
+                           ["L*", "B small", "B large", "D at crossing", "loss there"]))
+
+
+def _print_phase_profile(nqm, eta, fr, format_table):
+    """The three phases at the middle target, on a batch grid dense near Bmin."""
+    import numpy as np
+
+    from .frontier import steps_to_target
+    from .sweep import FrontierResult
+
+    k = fr.targets.size // 2
+    t = fr.targets[k]
+    B = fr.bmin[k] * (1 + np.geomspace(1e-4, 3e3, 15))
+    S = steps_to_target(nqm, eta, B[:, None], np.array([t]))
+    one = FrontierResult(B, np.array([t]), S, B[:, None] * S, np.full(S.shape, eta), fr.smin[k:k + 1],
+                         fr.bmin[k:k + 1], fr.bopt[k:k + 1], fr.sopt[k:k + 1], fr.emin[k:k + 1])
+    ph = one.phases()[:, 0]
+    slope = np.gradient(one.E[:, 0], S[:, 0])
+    rows = [dict(B=B[i], ratio=B[i] / fr.bmin[k], S=S[i, 0], E=one.E[i, 0], slope=slope[i], phase=ph[i])
+            for i in range(B.size)]
+    print(f"\nThe three phases of E(S) at L* = {t:.4g} (Bmin = {fr.bmin[k]:.4g}, Bopt = {fr.bopt[k]:.4g}):")
+    print(format_table(rows, ["B", "ratio", "S", "E", "slope", "phase"],
+                       ["B", "B/Bmin", "S (steps)", "E (examples)", "dE/dS", "phase"]))
