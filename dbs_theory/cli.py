@@ -48,8 +48,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
+    print(f"dbs: warning: {message}", file=sys.stderr)
+
+
 def main(argv=None) -> int:
     """Entry point of ``dbs``; returns the process exit code."""
+    import warnings
+
+    warnings.showwarning = _one_line_warnings
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "_run", None):

@@ -88,7 +88,9 @@ class ThreePhaseES:
     slope of the line from the origin to the minimum). Build it with
     :meth:`c1` (6 free parameters: ``smin, s1, sopt, s2, emin, c``; value
     and slope match at ``S1`` and ``S2``) or :meth:`free` (10: every piece's
-    coefficients plus both boundaries).
+    coefficients plus both boundaries). The fitter also keeps the C1 form's
+    ``A0 >= 0``, which is ``Bmin <= Bopt`` (any batch that reaches the
+    target is at least ``Bmin``); the free form is left as the paper writes it.
     """
 
     smin: float

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import optimize
 
+from ._es_jacobian import c1_log_model_and_jacobian
 from .es_laws import LAWS, HyperbolicES, ThreePhaseES
 
 __all__ = ["fit_es", "compare_laws", "FitResult"]
@@ -88,12 +89,19 @@ def _logit(f):
     return math.log(f / (1 - f))
 
 
+def _gap(z):
+    """A positive gap; floored so the ordering survives rounding (units: median S = 1)."""
+    return max(math.exp(z), 1e-9)
+
+
 def _c1_pieces(x, smax):
     smin = smax * _frac(x[0])
-    s1 = smin + math.exp(x[1])
-    sopt = s1 + math.exp(x[2])
-    s2 = sopt + math.exp(x[3])
+    s1 = smin + _gap(x[1])
+    sopt = s1 + _gap(x[2])
     emin, c = math.exp(x[4]), math.exp(x[5])
+    # S2 = sqrt(Sopt^2 + u Emin/C), u in (0, 1), keeps A0 = Emin - C (S2^2 - Sopt^2) >= 0,
+    # which is Bmin = A1 <= Emin/Sopt = Bopt (a batch that reaches the target is >= Bmin).
+    s2 = max(math.sqrt(sopt * sopt + _frac(x[3]) * emin / c), sopt * (1 + 1e-12) + 1e-12)
     a1 = 2 * c * (s2 - sopt)
     b_m1 = -2 * c * (s1 - sopt) * (s1 - smin) ** 2
     return (smin, s1, sopt, s2, emin, c, b_m1, c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin),
@@ -102,9 +110,9 @@ def _c1_pieces(x, smax):
 
 def _free_pieces(x, smax):
     smin = smax * _frac(x[0])
-    s1 = smin + math.exp(x[1])
-    sopt = s1 + math.exp(x[2])
-    s2 = sopt + math.exp(x[3])
+    s1 = smin + _gap(x[1])
+    sopt = s1 + _gap(x[2])
+    s2 = sopt + _gap(x[3])
     return (smin, s1, sopt, s2, math.exp(x[4]), math.exp(x[5]), math.exp(x[6]), x[7],
             math.exp(x[8]), x[9])
 
@@ -133,8 +141,9 @@ def _make_law(name, p):
 
 
 def _x_from_c1(law, smax):
+    u = law.c * (law.s2**2 - law.sopt**2) / law.emin
     return np.array([_logit(law.smin / smax), math.log(law.s1 - law.smin), math.log(law.sopt - law.s1),
-                     math.log(law.s2 - law.sopt), math.log(law.emin), math.log(law.c)])
+                     _logit(u), math.log(law.emin), math.log(law.c)])
 
 
 def _starts(name, S, E):
@@ -152,6 +161,7 @@ def _starts(name, S, E):
         s1 = smin + (s_opt - smin) * p1
         s2 = s_opt * m2
         c = max(tail / (2 * (s2 - s_opt)), 1e-12)
+        c = min(c, 0.9 * emin / (s2**2 - s_opt**2))  # start inside A0 >= 0
         law = ThreePhaseES.c1(smin, s1, s_opt, s2, emin, c)
         x = _x_from_c1(law, smax)
         if name == "three_phase_free":
@@ -161,7 +171,7 @@ def _starts(name, S, E):
     return starts
 
 
-def _solve(name, S, E, starts):
+def _solve(name, S, E, starts, max_nfev=300):
     """Best least-squares fit in log space over ``starts``; returns (x, cost)."""
     smax, logE, pieces = S.min(), np.log(E), _PIECES[name]
 
@@ -174,11 +184,17 @@ def _solve(name, S, E, starts):
             r = logE - np.log(model)
         return np.where(np.isfinite(r), r, 1e3)
 
+    jac = "2-point"
+    if name == "three_phase":
+        def jac(x):
+            with np.errstate(all="ignore"):
+                J = -c1_log_model_and_jacobian(x, S, smax)[1]
+            return np.where(np.isfinite(J), J, 0.0)
     best = None
     for x0 in starts:
         try:  # every parameter is unconstrained after the maps above: Levenberg-Marquardt
-            res = optimize.least_squares(resid, x0, method="lm", xtol=1e-10, ftol=1e-12,
-                                         max_nfev=400 * (x0.size + 1))
+            res = optimize.least_squares(resid, x0, jac=jac, method="lm", xtol=1e-9, ftol=1e-11,
+                                         max_nfev=max_nfev)
         except ValueError:
             continue
         if best is None or res.cost < best.cost:

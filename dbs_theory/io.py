@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "ensure_writable_dir"]
+__all__ = ["atomic_write", "ensure_writable_dir", "check_writable"]
 
 
 def ensure_writable_dir(directory) -> Path:
@@ -34,8 +34,22 @@ def atomic_write(path, mode="w", newline=""):
         kwargs = {} if "b" in mode else dict(encoding="utf-8", newline=newline)
         with os.fdopen(fd, mode, **kwargs) as fh:
             yield fh
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def check_writable(directory) -> Path:
+    """Check, without creating anything, that ``directory`` exists writable or can be created."""
+    path = Path(directory).absolute()
+    probe = path
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise OSError(f"output directory {str(directory)!r} is not writable")
+    return Path(directory)

@@ -24,10 +24,17 @@ def add_arguments(p):
     p.add_argument("--nbins", type=int, default=None, help="bin the spectrum into this many bins")
     p.add_argument("--eta", default="0.5", help="fixed learning rate, or 'tuned' (default 0.5)")
     p.add_argument("--batch-sizes", type=_floats, default=None,
-                   help="batch sizes in examples: 'a,b,c' or 'lo:hi:n' log-spaced (default 1:8192:32)")
+                   help="batch sizes in examples: 'a,b,c' or 'lo:hi:n' log-spaced (default: for each "
+                        "target, Bmin x (1 + 10 log-spaced values from 1e-3 to 300))")
     p.add_argument("--targets", type=_floats, default=None,
                    help="target losses 'a,b,c' (default: 8 targets with Bmin from 1 to 64)")
     p.add_argument("--out", default="results/simulate", help="output directory")
+    p.add_argument("--write-log", action="store_true",
+                   help="also write runs.csv: a loss log per batch size in the interchange format "
+                        "(for dbs fit)")
+    p.add_argument("--log-kind", choices=("exact", "mc"), default="exact",
+                   help="log the exact expected loss, or one Monte Carlo run per batch (costs d x steps)")
+    p.add_argument("--seed", type=int, default=0, help="seed for --log-kind mc")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -40,6 +47,24 @@ def default_targets(nqm, eta, n=8):
     b1 = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, nqm.L_irr + 1.0, nqm.L_irr))
     # Bmin = b1 / (L* - L_irr), so L* = L_irr + b1 / Bmin.
     return list(nqm.L_irr + b1 / np.geomspace(1, 64, n))
+
+
+def default_batches(nqm, eta, targets, per_target=10):
+    """Every target's phases sampled: ``Bmin (1 + x)``, ``x`` log-spaced over 1e-3..300, pooled.
+
+    A plain log grid puts one or two batches between ``Bmin`` and ``Bopt``,
+    too few for the linear and quadratic phases to be fitted.
+    """
+    import numpy as np
+
+    from dbs_theory import numeric
+
+    grid = []
+    for t in targets:
+        if t > nqm.L_irr:
+            b0 = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, t, nqm.L_irr))
+            grid.extend(b0 * (1 + np.geomspace(1e-3, 300, per_target)))
+    return sorted(set(np.round(grid, 6)))
 
 
 def build_nqm(args):
@@ -63,7 +88,7 @@ def run(args):
     nqm = build_nqm(args)
     fixed_eta = 0.5 if eta == "tuned" else eta
     targets = args.targets or default_targets(nqm, fixed_eta)
-    batches = args.batch_sizes or list(np.geomspace(1, 8192, 32))
+    batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
     out = ensure_writable_dir(args.out)
     fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
     cross = []
@@ -73,7 +98,12 @@ def run(args):
                 c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
                 cross.append(dict(target=row["target"], b_small=row["bopt"] / 2, b_large=row["bopt"] * 2,
                                   D=c.D if c else float("nan"), loss=c.loss if c else float("nan")))
+    runs = _loss_logs(nqm, eta, fr, args) if args.write_log and eta != "tuned" else None
     fr.write(out)
+    if runs:
+        from dbs_theory.runs import write_runs
+
+        write_runs(runs, out / "runs.csv")
     if cross:
         import csv
 
@@ -84,7 +114,8 @@ def run(args):
     _print_summary(fr, cross, format_table)
     if eta != "tuned":
         _print_phase_profile(nqm, eta, fr, format_table)
-    print(f"\nwrote {out}/frontier.csv, targets.csv, frontier.json" + (", crossovers.csv" if cross else ""))
+    print(f"\nwrote {out}/frontier.csv, targets.csv, frontier.json" + (", crossovers.csv" if cross else "")
+          + (", runs.csv" if runs else ""))
     return 0
 
 
@@ -121,3 +152,33 @@ def _print_phase_profile(nqm, eta, fr, format_table):
     print(f"\nThe three phases of E(S) at L* = {t:.4g} (Bmin = {fr.bmin[k]:.4g}, Bopt = {fr.bopt[k]:.4g}):")
     print(format_table(rows, ["B", "ratio", "S", "E", "slope", "phase"],
                        ["B", "B/Bmin", "S (steps)", "E (examples)", "dE/dS", "phase"]))
+
+
+def _loss_logs(nqm, eta, fr, args):
+    """One run per batch size, long enough to reach the lowest target it can (x1.3)."""
+    import math
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from dbs_theory.runs import Run
+
+    from .dynamics import expected_loss
+    from .montecarlo import monte_carlo
+
+    finite = np.where(np.isfinite(fr.S), fr.S, np.nan)
+    longest = np.nanmax(finite) if np.any(np.isfinite(finite)) else 1000.0
+    runs = []
+    for b, B in enumerate(tqdm(fr.batch_sizes, desc="loss logs", disable=args.quiet)):
+        S_b = np.nanmax(finite[b]) if np.any(np.isfinite(finite[b])) else longest
+        steps = int(math.ceil(1.3 * S_b)) + 2
+        every = max(1, steps // 400)
+        if args.log_kind == "exact":
+            tr = expected_loss(nqm, eta, float(B), steps=steps, record_every=every)
+            step, D, loss = tr.step, tr.D, tr.loss
+        else:
+            mc = monte_carlo(nqm, eta, float(B), steps, replicas=1, seed=args.seed + b, record_every=every)
+            step, D, loss = mc.step, mc.D, mc.loss[0]
+        runs.append(Run(f"B{B:.6g}", float(B), step.astype(float), D, loss,
+                        {"lr": np.full(step.size, float(eta))}))
+    return runs

@@ -1,0 +1,80 @@
+"""``dbs fit LOG...``: E(S) fits, Bmin/Bopt per target and crossovers from loss logs."""
+from __future__ import annotations
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crossovers"
+
+
+def _floats(text):
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise ValueError(f"--targets must be comma-separated numbers; got {text!r}") from None
+
+
+def add_arguments(p):
+    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them")
+    p.add_argument("--targets", type=str, default=None, help="comma-separated target losses "
+                   "(default: 6 chosen from the runs)")
+    p.add_argument("--law", default="three_phase", help="three_phase (default) or three_phase_free")
+    p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200; 0 = off)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--smoothing", choices=("centered", "running_min"), default="centered")
+    p.add_argument("--use", choices=("loss", "val_loss"), default="loss", help="which loss column")
+    p.add_argument("--out", default="results/fit", help="output directory (default results/fit)")
+
+
+def run(args):
+    from ..bopt_table import bopt_table
+    from ..es_laws import LAWS
+    from ..io import check_writable, ensure_writable_dir
+    from ..runs import load_runs
+    from ..table import format_table
+
+    if args.law not in LAWS:
+        raise ValueError(f"unknown law {args.law!r}; choose one of {', '.join(sorted(LAWS))}")
+    if args.bootstrap < 0:
+        raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
+    check_writable(args.out)
+    runs = load_runs(*args.logs)
+    if len(runs) < 2:
+        raise ValueError(f"a single run ({runs[0].name!r}) cannot give E(S): need runs at >= 3 batch sizes")
+    targets = _floats(args.targets) if args.targets else None
+    table = bopt_table(runs, targets, law=args.law, bootstrap=args.bootstrap, seed=args.seed,
+                       smoothing=args.smoothing, use=args.use)
+    out = ensure_writable_dir(args.out)
+    table.write(out)
+    print_table(table, format_table)
+    print(f"\nwrote {out}/bopt_table.csv, fit.json, es_points.csv")
+    return 0
+
+
+def print_table(table, format_table):
+    """Print a BoptTable for people."""
+    lr = "not logged" if table.lr is None else f"{table.lr:g}"
+    print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr} (Bmin/Bopt hold at this rate)")
+    cols = ["target", "n_batches", "smin", "sopt", "emin", "bmin", "bopt"]
+    heads = ["L*", "batches", "Smin", "Sopt", "Emin", "Bmin", "Bopt"]
+    rows = []
+    for r in table.rows:
+        row = dict(r)
+        for k in ("bmin", "bopt"):
+            if f"{k}_lo" in r:
+                row[k] = f"{r[k]:.4g} [{r[k + '_lo']:.3g}, {r[k + '_hi']:.3g}]"
+        for law in ("three_phase", "three_phase_free", "hyperbolic"):
+            if f"dof_{law}" in r:
+                row[law] = (f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})" if f"r2_log_{law}" in r
+                            else f"dof {r[f'dof_{law}']}: not fitted")
+        rows.append(row)
+    laws = [k for k in ("three_phase", "three_phase_free", "hyperbolic") if any(k in r for r in rows)]
+    print(format_table(rows, cols + laws + ["status"],
+                       heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
+    print(f"\nBmin grows as the target falls: {table.verdict['bmin']}; Bopt: {table.verdict['bopt']}")
+    if table.excluded:
+        print(f"excluded {len(table.excluded)} (run, target) pairs that never reached the target, e.g. "
+              + "; ".join(f"{r} @ {t:.4g}" for r, t, _ in table.excluded[:3]))
+    if table.crossovers:
+        print(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
+        print(format_table(table.crossovers[:6], ["b_small", "b_large", "tokens", "loss"],
+                           ["B small", "B large", "data at crossing", "loss"]))
