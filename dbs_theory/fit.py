@@ -267,7 +267,14 @@ def fit_es(S, E, law="three_phase", bootstrap=0, seed=0) -> FitResult:
     order = np.argsort(S, kind="stable")
     s_scale, e_scale = float(np.median(S)), float(np.median(E))
     Ss, Es = S[order] / s_scale, E[order] / e_scale
-    x, cost = _solve(law, Ss, Es, _starts(law, Ss, Es))
+    starts = _starts(law, Ss, Es)
+    if law == "three_phase_free":  # the free form contains the C1 one: start from its optimum too
+        xc, _ = _solve("three_phase", Ss, Es, _starts("three_phase", Ss, Es))
+        c1 = _make_law("three_phase", _c1_pieces(xc, Ss.min()))
+        starts.insert(0, np.concatenate([[xc[0], xc[1], xc[2], math.log(c1.s2 - c1.sopt), xc[4], xc[5]],
+                                         [math.log(max(c1.b_m1, 1e-300)), c1.b_0,
+                                          math.log(max(c1.a1, 1e-300)), c1.a0]]))
+    x, cost = _solve(law, Ss, Es, starts)
     fitted = _rescale(_make_law(law, _PIECES[law](x, Ss.min())), s_scale, e_scale)
     Ehat = fitted(S)
     n, k = S.size, LAWS[law]

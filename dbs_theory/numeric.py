@@ -87,8 +87,8 @@ def compiled(name: str):
 def _check_lr(eta, h):
     eh = np.asarray(eta, float) * np.asarray(h, float)
     if not np.all(np.isfinite(eh)) or np.any(eh <= 0) or np.any(eh >= 2):
-        bad = eh.flat[np.argmax(~((eh > 0) & (eh < 2)))] if eh.size else eh
-        raise ValueError(f"eta*h must lie in (0, 2) for stability; got eta*h={bad!r} (eta={eta!r})")
+        bad = float(eh.flat[np.argmax(~((eh > 0) & (eh < 2)))])
+        raise ValueError(f"eta*h must lie in (0, 2) for stability; got eta*h={bad:g} (eta={eta!r})")
     return eh
 
 

@@ -322,7 +322,7 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=0.02, 
         finals.append(c[-1])
         earlies.append(c[max(1, c.size // 5) - 1])
     lo = np.sort(finals)[min_runs - 1] * 1.005
-    hi = min(earlies)
+    hi = max(earlies)  # every run is at or below its own early loss, so below the largest
     if not lo < hi:
         raise ValueError("the runs do not descend far enough to place distinct targets "
                          f"(lowest reachable {lo:.4g}, highest common {hi:.4g})")

@@ -87,6 +87,7 @@ def run(args):
     eta = args.eta if args.eta == "tuned" else float(args.eta)
     nqm = build_nqm(args)
     fixed_eta = 0.5 if eta == "tuned" else eta
+    nqm.check_lr(fixed_eta)
     targets = args.targets or default_targets(nqm, fixed_eta)
     batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
     out = ensure_writable_dir(args.out)

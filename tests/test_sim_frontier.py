@@ -134,7 +134,8 @@ def _frontier_ok(nqm, eta, frac):
     return target, b0, B, bool(np.all(nqm.m0 >= minf))
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(random_nqm(), st.floats(0.05, 0.6))
 def test_frontier_properties(p, frac):
     nqm, eta = p
@@ -152,8 +153,10 @@ def test_frontier_properties(p, frac):
     # the slope dE/dS tends to Bmin as S -> inf (B -> Bmin+)
     Bn = b0 * (1 + np.array([1e-7, 2e-7]))
     Sn = sim.steps_to_target(nqm, eta, Bn, target)
-    slope = (Bn[1] * Sn[1] - Bn[0] * Sn[0]) / (Sn[1] - Sn[0])
-    assert slope == pytest.approx(b0, rel=2e-3)
+    # The asymptote is a large-S statement; with eta*h near 1 (a ~ 0) S stays small even here.
+    if Sn[0] > 200:
+        slope = (Bn[1] * Sn[1] - Bn[0] * Sn[0]) / (Sn[1] - Sn[0])
+        assert slope == pytest.approx(b0, rel=2e-3)
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -1,0 +1,108 @@
+"""dbs simulate and dbs fit end to end, and their bad-input behaviour."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+HEADER = "run,batch_size,step,tokens,loss,lr\n"
+
+
+def dbs(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)],
+                          capture_output=True, text=True, timeout=600, cwd=cwd)
+
+
+def hand_made_csv(path, batches=(2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)):
+    """Runs written by hand in the documented format: loss = floor(B) + transient(steps)."""
+    lines = [HEADER]
+    for B in batches:
+        for step in range(0, 4001, 10):
+            loss = 1.0 + 2.0 / B + 3.0 * np.exp(-step / 400.0)
+            lines.append(f"b{B},{B},{step},{step * B},{loss:.10g},0.001\n")
+    path.write_text("".join(lines))
+    return path
+
+
+@pytest.mark.slow
+def test_simulate_log_then_fit(tmp_path):
+    sim_out, fit_out = tmp_path / "sim", tmp_path / "fit"
+    r = dbs("simulate", "--d", "2000", "--write-log", "--quiet", "--out", sim_out)
+    assert r.returncode == 0, r.stderr
+    assert "linear" in r.stdout and "quadratic" in r.stdout and "inverse" in r.stdout
+    assert (sim_out / "runs.csv").exists()
+    r = dbs("fit", sim_out / "runs.csv", "--bootstrap", "20", "--out", fit_out)
+    assert r.returncode == 0, r.stderr
+    assert "Bmin grows as the target falls" in r.stdout
+    assert {p.name for p in fit_out.iterdir()} == {"bopt_table.csv", "fit.json", "es_points.csv"}
+
+
+def test_fit_hand_made_csv(tmp_path):
+    log = hand_made_csv(tmp_path / "mine.csv")
+    r = dbs("fit", log, "--targets", "1.6,1.4", "--bootstrap", "0", "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "learning rate 0.001" in r.stdout
+    assert (tmp_path / "out" / "bopt_table.csv").read_text().count("\n") == 3
+
+
+@pytest.mark.parametrize("case, match", [
+    ("missing_file", "no such file"),
+    ("missing_column", "missing column"),
+    ("single_run", "single run"),
+    ("two_batches", "3 distinct batch sizes"),
+    ("negative_batch", "batch_size must be positive"),
+    ("nan_loss", "NaN or inf"),
+    ("unreached", "no run reaches"),
+    ("unknown_law", "unknown law"),
+    ("bad_targets", "--targets"),
+    ("not_writable", "not writable"),
+])
+def test_fit_bad_input(tmp_path, case, match):
+    log = hand_made_csv(tmp_path / "ok.csv")
+    out = tmp_path / "out"
+    args = [log, "--bootstrap", "0", "--out", out]
+    if case == "missing_file":
+        args[0] = tmp_path / "nope.csv"
+    elif case == "missing_column":
+        (tmp_path / "x.csv").write_text("run,step,loss\na,0,1.0\n")
+        args[0] = tmp_path / "x.csv"
+    elif case == "single_run":
+        (tmp_path / "x.csv").write_text(HEADER + "a,8,0,0,2.0,0.1\na,8,1,8,1.0,0.1\n")
+        args[0] = tmp_path / "x.csv"
+    elif case == "two_batches":
+        hand_made_csv(tmp_path / "x.csv", batches=(8, 16))
+        args[0] = tmp_path / "x.csv"
+    elif case == "negative_batch":
+        (tmp_path / "x.csv").write_text(HEADER + "a,-8,0,0,2.0,0.1\n")
+        args[0] = tmp_path / "x.csv"
+    elif case == "nan_loss":
+        (tmp_path / "x.csv").write_text(HEADER + "".join(f"a,8,{i},{8 * i},nan,0.1\n" for i in range(5)))
+        args[0] = tmp_path / "x.csv"
+    elif case == "unreached":
+        args += ["--targets", "0.5"]
+    elif case == "unknown_law":
+        args += ["--law", "cubic"]
+    elif case == "bad_targets":
+        args += ["--targets", "low,high"]
+    elif case == "not_writable":
+        blocker = tmp_path / "file"
+        blocker.write_text("x")
+        out = blocker / "sub"
+        args[-1] = out
+    r = dbs("fit", *args)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and match in lines[0], r.stderr
+    assert "Traceback" not in r.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--eta", "3.0"], "unstable"),
+    (["--batch-sizes", "0,4,8"], "batch_sizes"),
+    (["--spectrum", "power-law", "--alpha", "-1"], "alpha"),
+])
+def test_simulate_bad_input(tmp_path, args, match):
+    r = dbs("simulate", "--d", "200", "--quiet", "--out", tmp_path / "o", *args)
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
