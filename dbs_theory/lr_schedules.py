@@ -30,7 +30,7 @@ class LRSchedule:
     Attributes
     ----------
     fn : callable
-        ``fn(D) -> lr`` for a scalar ``D``.
+        ``fn(D) -> lr``, vectorised over numpy arrays of ``D``.
     breaks : tuple of (float, float, bool)
         ``(start, end, constant)`` pieces covering ``[0, inf)``.
     name : str
@@ -42,9 +42,8 @@ class LRSchedule:
     name: str
 
     def __call__(self, D):
-        if np.ndim(D):
-            return np.array([self.fn(float(x)) for x in np.ravel(D)]).reshape(np.shape(D))
-        return self.fn(float(D))
+        out = self.fn(np.asarray(D, float))
+        return float(out) if np.ndim(out) == 0 else out
 
     def next_change(self, D: float) -> float:
         """Smallest ``D' > D`` where the value may change; ``D`` inside a varying piece."""
@@ -73,16 +72,17 @@ def constant(value: float) -> LRSchedule:
     0.0003
     """
     v = _positive("value", value)
-    return LRSchedule(lambda D: v, ((0.0, math.inf, True),), f"constant({v:g})")
+    return LRSchedule(lambda D: np.full(np.shape(D), v), ((0.0, math.inf, True),), f"constant({v:g})")
 
 
 def _decay(shape, frac):
     """Fraction of the way from peak to final after ``frac`` of the decay (0 -> 0, 1 -> 1)."""
+    frac = np.clip(frac, 0.0, 1.0)
     if shape == "linear":
         return frac
     if shape == "cosine":
-        return 0.5 * (1 - math.cos(math.pi * frac))
-    return 1 - math.sqrt(1 - frac)  # "sqrt": fast early drop is avoided; 1 - sqrt(1 - x)
+        return 0.5 * (1 - np.cos(np.pi * frac))
+    return 1 - np.sqrt(1 - frac)  # "sqrt": 1 - sqrt(1 - x)
 
 
 def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: float = 0.1,
@@ -115,13 +115,9 @@ def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: fl
         raise ValueError(f"decay_shape={decay_shape!r} must be one of {_SHAPES}")
 
     def fn(D):
-        if D < W:
-            return peak * D / W
-        if D < W + S:
-            return peak
-        if D < W + S + T:
-            return peak * (1 - (1 - r) * _decay(decay_shape, (D - W - S) / T))
-        return peak * r
+        warm = peak * D / W if W > 0 else np.full(np.shape(D), peak)
+        decayed = peak * (1 - (1 - r) * _decay(decay_shape, (D - W - S) / T)) if T > 0 else peak * r
+        return np.where(D < W, warm, np.where(D < W + S, peak, np.where(D < W + S + T, decayed, peak * r)))
 
     breaks = ((0.0, W, False), (W, W + S, True), (W + S, W + S + T, False), (W + S + T, math.inf, True))
     return LRSchedule(fn, breaks, f"wsd(peak={peak:g}, W={W:g}, S={S:g}, T={T:g}, r={r:g}, {decay_shape})")
@@ -142,11 +138,9 @@ def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 
         raise ValueError(f"final_ratio={final_ratio!r} must lie in [0, 1]")
 
     def fn(D):
-        if D < W:
-            return peak * D / W
-        if D < total:
-            return peak * (1 - (1 - r) * _decay("cosine", (D - W) / (total - W)))
-        return peak * r
+        warm = peak * D / W if W > 0 else np.full(np.shape(D), peak)
+        cos = peak * (1 - (1 - r) * _decay("cosine", (D - W) / (total - W)))
+        return np.where(D < W, warm, np.where(D < total, cos, peak * r))
 
     breaks = ((0.0, W, False), (W, total, False), (total, math.inf, True))
     return LRSchedule(fn, breaks, f"cosine(peak={peak:g}, total={total:g}, W={W:g}, r={r:g})")

@@ -217,3 +217,25 @@ def mc_kernel_noise(h, c, theta0, lrs, batches, record, noise, out):
             if record[t + 1]:
                 out[r, j] = _half_sq(h, theta)
                 j += 1
+
+
+@njit(cache=True)
+def moment_steps(h, c, w, m, lrs, batches, record, out):
+    """Advance second moments ``m`` (in place) through per-step ``lrs``/``batches``.
+
+    ``out`` receives ``sum w m`` after each step whose ``record`` flag is set.
+    The reference is the plain recursion ``m <- (1 - eta h)^2 m + eta^2 c / B``.
+    """
+    j = 0
+    for t in range(lrs.size):
+        eta = lrs[t]
+        q = eta * eta / batches[t]
+        for i in range(h.size):
+            a = 1.0 - eta * h[i]
+            m[i] = a * a * m[i] + q * c[i]
+        if record[t]:
+            s = 0.0
+            for i in range(h.size):
+                s += w[i] * m[i]
+            out[j] = s
+            j += 1

@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dbs_theory.lr_schedules import LRSchedule
+
 from .nqm import NQM
 
 __all__ = ["expected_loss", "Trajectory", "as_schedule"]
@@ -152,12 +154,12 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
     budget = math.inf if data is None else float(data)
     while t < max_steps and D < budget:
         eta, B = float(lr_s(D)), float(b_s(D))
-        if not B > 0:
-            raise ValueError(f"batch size must be positive; got {B!r} at D={D:g}")
-        if eta != 0.0:  # a zero rate (the first warmup step) is allowed
-            nqm.check_lr(eta)
         span = min(_next(lr_s, D), _next(b_s, D), budget)
-        n = min((span - D) / B, max_steps - t) if span > D else 1
+        if span <= D:  # both vary step by step here: run them through the compiled recursion
+            t, D, m = _varying_chunk(nqm, lr_s, b_s, t, D, m, max_steps, budget, record_every, at, rec)
+            continue
+        _check_step(nqm, eta, B, D)
+        n = min((span - D) / B, max_steps - t)
         n = int(max(1, math.ceil(n - 1e-12)))
         minf = eta * c / (B * h * (2.0 - eta * h)) if eta > 0 else np.zeros_like(h)
         r = np.abs(1.0 - eta * h)
@@ -174,6 +176,60 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
     keep = _keep_mask(rec, record_every, at)
     arr = [np.array([r[k] for r, kp in zip(rec, keep) if kp]) for k in range(5)]
     return Trajectory(arr[0].astype(np.int64), arr[1], arr[2], arr[3], arr[4])
+
+
+def _check_step(nqm, eta, B, D):
+    if not B > 0:
+        raise ValueError(f"batch size must be positive; got {B!r} at D={D:g}")
+    if eta != 0.0:  # a zero rate (the first warmup step) is allowed
+        nqm.check_lr(eta)
+
+
+def _varying_chunk(nqm, lr_s, b_s, t, D, m, max_steps, budget, every, at, rec, chunk=200_000):
+    """Steps where a schedule varies continuously: evaluate it per step, recurse in numba."""
+    from ._kernels import moment_steps
+
+    limit = min(chunk, max_steps - t)
+    B0 = float(b_s(D))
+    b_next = _next(b_s, D)
+    if b_next > D:  # the batch is constant for a while: only the rate varies, evaluate it at once
+        n = int(min(limit, math.ceil((min(b_next, budget) - D) / B0 - 1e-12)))
+        n = max(n, 1)
+        Dstart = D + B0 * np.arange(n)
+        lrs = np.asarray(lr_s(Dstart), float) if isinstance(lr_s, LRSchedule) else \
+            np.array([float(lr_s(x)) for x in Dstart])
+        bs = np.full(n, B0)
+        _check_step(nqm, float(lrs.max()), B0, D)
+        if lrs.min() < 0:
+            raise ValueError(f"learning rate must be >= 0; got {lrs.min()!r}")
+        lrs, bs, Ds = list(lrs), list(bs), list(Dstart + B0)
+    else:
+        lrs, bs, Ds = [], [], []
+        Dc = D
+        while len(lrs) < limit and Dc < budget:
+            eta, B = float(lr_s(Dc)), float(b_s(Dc))
+            _check_step(nqm, eta, B, Dc)
+            lrs.append(eta)
+            bs.append(B)
+            Dc += B
+            Ds.append(Dc)
+            if min(_next(lr_s, Dc), _next(b_s, Dc)) > Dc:
+                break  # a constant stretch starts: jump it in closed form
+    steps = t + np.arange(1, len(lrs) + 1)
+    Ds = np.array(Ds)
+    record = np.zeros(len(lrs), bool)
+    record[-1] = True
+    if every:
+        record |= steps % every == 0
+    if at is not None:
+        inside = at[(at > D) & (at <= Ds[-1])]
+        record[np.searchsorted(Ds, inside, side="left")] = True  # first step reaching each value
+    out = np.empty(int(record.sum()))
+    m = m.copy()
+    moment_steps(nqm.h, nqm.c, 0.5 * nqm.weights * nqm.h, m, np.array(lrs), np.array(bs), record, out)
+    for k, L in zip(np.nonzero(record)[0], out):
+        rec.append((int(steps[k]), float(Ds[k]), lrs[k], bs[k], nqm.L_irr + float(L)))
+    return int(steps[-1]), float(Ds[-1]), m
 
 
 def _keep_mask(rec, every, at):

@@ -1,0 +1,297 @@
+"""Batch-size schedules as pure functions of data consumed (optax style).
+
+A factory validates its arguments once and returns a :class:`BatchSchedule`:
+a callable ``B(D)`` that is piecewise constant in data ``D`` (tokens,
+samples or examples). Because it depends on ``D`` alone, a resumed run that
+restores its data counter gets exactly the same batch sizes.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale", "UNITS"]
+
+UNITS = ("tokens", "samples", "examples")
+
+
+@dataclass(frozen=True)
+class BatchSchedule:
+    """A piecewise-constant batch size in data units.
+
+    Attributes
+    ----------
+    starts : tuple of float     Data ``D`` at which each segment begins (``starts[0] == 0``).
+    sizes : tuple of float      Batch size of each segment.
+    unit : str                  ``tokens``, ``samples`` or ``examples`` (both ``D`` and ``B``).
+    lr : float or None          Learning rate the schedule was derived at.
+    kind : str                  ``constant``, ``step`` or ``dynamic``.
+    params : dict               The factory arguments, for the record.
+    """
+
+    starts: tuple
+    sizes: tuple
+    unit: str = "tokens"
+    lr: float | None = None
+    kind: str = "step"
+    params: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.unit not in UNITS:
+            raise ValueError(f"unit={self.unit!r} must be one of {UNITS}")
+        if not self.starts or self.starts[0] != 0:
+            raise ValueError("a batch schedule's first segment must start at D = 0")
+        if len(self.starts) != len(self.sizes):
+            raise ValueError("starts and sizes must have the same length")
+        if any(b <= a for a, b in zip(self.starts, self.starts[1:])):
+            raise ValueError(f"segment starts must increase strictly; got {list(self.starts)}")
+        if any(not (math.isfinite(s) and s > 0) for s in self.sizes):
+            raise ValueError(f"batch sizes must be positive and finite; got {list(self.sizes)}")
+
+    def __call__(self, D):
+        """Batch size in effect at data ``D`` (scalar or array)."""
+        idx = np.searchsorted(np.asarray(self.starts), np.asarray(D, float), side="right") - 1
+        out = np.asarray(self.sizes)[np.maximum(idx, 0)]
+        return float(out) if np.ndim(out) == 0 else out
+
+    @property
+    def segments(self):
+        """``[(from_D, batch_size), ...]``; consumed by ``sim`` as a piecewise schedule."""
+        return list(zip(self.starts, self.sizes))
+
+    def next_change(self, D):
+        k = int(np.searchsorted(np.asarray(self.starts), D, side="right"))
+        return float(self.starts[k]) if k < len(self.starts) else math.inf
+
+    # -- serialisation -------------------------------------------------------------------
+    def to_json(self) -> str:
+        """DESIGN.md section 8: ``{"unit", "segments": [{"from", "batch_size"}], ...}``."""
+        return json.dumps(dict(unit=self.unit, lr=self.lr, kind=self.kind, params=self.params,
+                               segments=[{"from": a, "batch_size": b} for a, b in self.segments]),
+                          indent=1)
+
+    @classmethod
+    def from_json(cls, text: str) -> "BatchSchedule":
+        """Inverse of :meth:`to_json` (exact: floats round-trip through JSON)."""
+        try:
+            d = json.loads(text)
+            segs = d["segments"]
+            starts = tuple(float(s["from"]) for s in segs)
+            sizes = tuple(float(s["batch_size"]) for s in segs)
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"not a batch-schedule JSON ({exc.__class__.__name__}: {exc})") from None
+        return cls(starts, sizes, d.get("unit", "tokens"), d.get("lr"), d.get("kind", "step"),
+                   d.get("params") or {})
+
+    def step_list(self) -> str:
+        """A plain list for humans: one line per segment."""
+        return "\n".join(f"from {a:>14,.0f} {self.unit}: batch {b:,.0f} {self.unit}"
+                         for a, b in self.segments)
+
+    # -- exports for trainers --------------------------------------------------------------
+    def to_olmo_core(self, strict=False) -> dict:
+        """Arguments for OLMo-core's ``BatchSizeSchedulerCallback``.
+
+        That callback takes ``batch_sizes`` (ints) and a ``schedule`` of
+        durations starting at 0, and accepts only changes by an integer
+        factor (``4M -> 8M``, not ``4M -> 6M``). Each change here is rounded
+        in log space to the nearest integer factor (at least 2 for an
+        increase); ``error`` reports the data-weighted mean relative batch
+        difference this causes (0 when every change is already a factor).
+        ``strict=True`` raises instead of rounding. Note the callback also
+        rescales the learning rate by ``sqrt(ratio)``, which the paper found
+        no better than keeping it constant.
+        """
+        sizes = [int(round(self.sizes[0]))]
+        starts = [0.0]
+        for a, b in zip(self.starts[1:], self.sizes[1:]):
+            prev = sizes[-1]
+            ratio = b / prev
+            k = max(1, round(ratio)) if ratio >= 1 else 1 / max(1, round(1 / ratio))
+            if strict and abs(k - ratio) > 1e-9 * ratio:
+                raise ValueError(f"batch change {prev} -> {b:g} at D={a:g} is not an integer factor")
+            new = int(round(prev * k))
+            if new != prev:
+                sizes.append(new)
+                starts.append(a)
+        approx = BatchSchedule(tuple(starts), tuple(float(s) for s in sizes), self.unit)
+        unit = {"tokens": "tokens", "samples": "steps", "examples": "steps"}[self.unit]
+        return dict(batch_sizes=sizes, schedule=[{"value": int(s), "unit": unit} for s in starts],
+                    error=self._mismatch(approx))
+
+    def to_megatron(self, seq_len=None) -> dict:
+        """Megatron-LM's ``--rampup-batch-size <start> <increment> <samples>`` (a linear ramp).
+
+        Megatron counts in samples: pass ``seq_len`` when the unit is tokens.
+        The ramp goes from the first batch to the last in equal increments
+        over ``samples``; this picks the increment and ramp length that best
+        match the schedule and reports the data-weighted mean relative batch
+        error of the approximation in ``error``.
+        """
+        scale = 1.0
+        if self.unit == "tokens":
+            if not seq_len or seq_len <= 0:
+                raise ValueError("the schedule is in tokens: pass seq_len to convert to Megatron samples")
+            scale = 1.0 / seq_len
+        start, final = (int(round(s * scale)) for s in (self.sizes[0], self.sizes[-1]))
+        horizon = self._horizon()
+        if final <= start:
+            return dict(args=f"--global-batch-size {final}", start=start, increment=0, samples=0,
+                        global_batch_size=final, error=self._mismatch(constant_batch(final / scale, self.unit)))
+        D = np.linspace(0, horizon, 4001)
+        ours = self(D)
+        best = None
+        for inc in sorted(d for d in _divisors(final - start) if (final - start) // d <= 4096):
+            n = (final - start) // inc
+            for ramp in np.linspace(horizon * scale / 40, horizon * scale, 40):
+                meg = (start + inc * np.minimum(n, np.floor(D * scale / (ramp / n)))) / scale
+                err = float(np.mean(np.abs(meg / ours - 1)))
+                if best is None or err < best[0]:
+                    best = (err, inc, int(round(ramp)))
+        err, inc, samples = best
+        return dict(args=f"--rampup-batch-size {start} {inc} {samples} --global-batch-size {final}",
+                    start=start, increment=inc, samples=samples, global_batch_size=final, error=err)
+
+    def _horizon(self):
+        last = self.starts[-1]
+        return float(self.params.get("horizon", last * 1.25 if last > 0 else 1.0))
+
+    def _mismatch(self, other) -> float:
+        """Data-weighted mean of ``|other(D)/self(D) - 1|`` over ``[0, horizon]``."""
+        D = np.linspace(0, self._horizon(), 4001)
+        return float(np.mean(np.abs(other(D) / self(D) - 1)))
+
+
+def _divisors(n):
+    n = int(n)
+    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    return small + [n // d for d in small]
+
+
+def _positive(name, value):
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name}={value!r} must be a number") from None
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}={value!r} must be positive and finite")
+    return v
+
+
+def constant_batch(B, unit="tokens", lr=None) -> BatchSchedule:
+    """A fixed batch ``B`` for all ``D``.
+
+    >>> constant_batch(4e6)(1e12)
+    4000000.0
+    """
+    return BatchSchedule((0.0,), (_positive("B", B),), unit, lr, "constant", dict(B=float(B)))
+
+
+def step_batch(boundaries, sizes, unit="tokens", lr=None) -> BatchSchedule:
+    """``sizes[0]`` until ``boundaries[0]``, then ``sizes[1]``, ... (``len(sizes) = len(boundaries) + 1``).
+
+    >>> s = step_batch([125e9, 250e9, 375e9], [2e6, 4e6, 5e6, 6e6])
+    >>> s(100e9), s(300e9), s(400e9)
+    (2000000.0, 5000000.0, 6000000.0)
+    """
+    bounds = [_positive("boundary", b) for b in boundaries]
+    sizes = [_positive("batch size", s) for s in sizes]
+    if len(sizes) != len(bounds) + 1:
+        raise ValueError(f"need len(sizes) == len(boundaries) + 1; got {len(sizes)} and {len(bounds)}")
+    return BatchSchedule(tuple([0.0] + bounds), tuple(sizes), unit, lr, "step",
+                         dict(boundaries=bounds, sizes=sizes))
+
+
+def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_batch, monotone=True,
+                  horizon=None, unit="tokens", lr=None) -> BatchSchedule:
+    """The paper's dynamic batch-size schedule.
+
+    At every ``D_k = k * interval`` (``k = 1, 2, ...``) the unrounded state
+    moves toward the optimal-batch curve ``f``:
+
+    .. math::
+
+        b_k = b_{k-1} + m\\,(f(D_k) - b_{k-1}), \\qquad b_0 = \\text{initial},\\ m \\in (0, 1],
+
+    so ``m = 1`` jumps straight to ``f(D_k)``. The batch used from ``D_k``
+    on is ``b_k`` clamped to ``[min_batch, max_batch]`` and rounded to a
+    multiple of ``granularity`` (e.g. micro-batch x sequence length x world
+    size, in tokens); with ``monotone=True`` it never decreases. The state is
+    kept unrounded, so rounding cannot stall the schedule.
+
+    Parameters
+    ----------
+    f : callable
+        ``Bopt(D)``, e.g. a :class:`~dbs_theory.bopt_curve.BoptCurve`.
+    interval : float
+        Data between re-evaluations (the paper: 125B tokens).
+    momentum : float
+        Smoothing factor ``m`` in ``(0, 1]``.
+    initial, granularity, min_batch, max_batch : float
+        In ``unit``; ``min_batch <= max_batch``.
+    horizon : float
+        Data up to which segments are computed (the run's budget); the last
+        batch holds beyond it.
+
+    Returns
+    -------
+    BatchSchedule
+    """
+    interval = _positive("interval", interval)
+    gran = _positive("granularity", granularity)
+    lo, hi = _positive("min_batch", min_batch), _positive("max_batch", max_batch)
+    b = _positive("initial", initial)
+    if not 0 < momentum <= 1:
+        raise ValueError(f"momentum={momentum!r} must lie in (0, 1]")
+    if lo > hi:
+        raise ValueError(f"min_batch={min_batch!r} must not exceed max_batch={max_batch!r}")
+    horizon = _positive("horizon", horizon if horizon is not None else 100 * interval)
+    if horizon / interval > 1e6:
+        raise ValueError(f"horizon/interval = {horizon / interval:.3g} updates; keep it under 1e6")
+    if not callable(f):
+        raise TypeError(f"f must be a callable of data D; got {type(f).__name__}")
+
+    def used(state, prev):
+        q = max(gran, round(min(max(state, lo), hi) / gran) * gran)
+        return max(q, prev) if monotone and prev is not None else q
+
+    starts, sizes = [0.0], [used(b, None)]
+    for k in range(1, int(math.floor(horizon / interval)) + 1):
+        D = k * interval
+        target = float(f(D))
+        if not math.isfinite(target):
+            raise ValueError(f"f(D={D:g}) = {target!r} is not finite")
+        b = b + momentum * (target - b)
+        q = used(b, sizes[-1])
+        if q != sizes[-1]:
+            starts.append(D)
+            sizes.append(q)
+    params = dict(interval=interval, momentum=momentum, initial=float(initial), granularity=gran,
+                  min_batch=lo, max_batch=hi, monotone=bool(monotone), horizon=horizon)
+    return BatchSchedule(tuple(starts), tuple(sizes), unit, lr, "dynamic", params)
+
+
+def lr_rescale(policy="none", reference_batch=None):
+    """Learning-rate rescaling on batch changes: ``lr * (B / B_ref)^p``.
+
+    ``policy`` is ``none`` (``p = 0``, the paper's recommendation), ``sqrt``
+    (``p = 1/2``) or ``linear`` (``p = 1``). Returns ``rescale(lr, B)``.
+
+    >>> lr_rescale("sqrt", reference_batch=4)(1.0, 16)
+    2.0
+    """
+    powers = {"none": 0.0, "sqrt": 0.5, "linear": 1.0}
+    if policy not in powers:
+        raise ValueError(f"policy={policy!r} must be one of {tuple(powers)}")
+    p = powers[policy]
+    if p and reference_batch is None:
+        raise ValueError(f"policy={policy!r} needs reference_batch")
+    ref = _positive("reference_batch", reference_batch) if p else 1.0
+
+    def rescale(lr, batch):
+        return lr * (float(batch) / ref) ** p
+
+    return rescale

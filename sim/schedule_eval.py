@@ -1,0 +1,158 @@
+"""Batch-size schedules judged on the NQM, at equal data, with the exact dynamics.
+
+Compared at a data budget ``D`` (examples):
+
+(a) the best fixed batch for that budget;
+(b) a mid-range fixed batch (the paper's baseline: the geometric mean of the
+    dynamic schedule's first and last batch);
+(c) the paper's dynamic schedule built from the NQM's own ``Bopt(D)``, with
+    ``interval = D/50`` and ``momentum = 1``: on the NQM the curve is exact,
+    so there is no estimation noise for the momentum to smooth;
+(d) the best K-piece schedule found: K piecewise-constant batches on a log
+    grid of data, optimised (Powell, in log B) from both (a) and (c).
+
+The loss at the budget is read from the exact trajectory, interpolated
+linearly in data between the last two steps, so every schedule is judged at
+exactly ``D``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import optimize
+
+from dbs_theory.batch_schedules import BatchSchedule, constant_batch, dynamic_batch
+from dbs_theory.bopt_curve import fit_bopt_curve
+from dbs_theory.lr_schedules import cosine, wsd
+
+from .dynamics import expected_loss
+from .frontier import _argmin_log, bopt, steps_to_target
+from .nqm import NQM
+
+__all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece", "compare_schedules",
+           "ablations"]
+
+
+def loss_at_budget(nqm: NQM, lr, batch, budget: float) -> float:
+    """Expected loss after exactly ``budget`` examples under the given schedules."""
+    tr = expected_loss(nqm, lr, batch, data=budget)
+    if tr.D.size == 1 or tr.D[-1] == budget:
+        return float(tr.loss[-1])
+    f = (budget - tr.D[-2]) / (tr.D[-1] - tr.D[-2])
+    return float(tr.loss[-2] + f * (tr.loss[-1] - tr.loss[-2]))
+
+
+def best_fixed_batch(nqm: NQM, lr, budget: float):
+    """``(B, loss)``: the fixed batch with the lowest loss at the budget (10 to 200 000 steps)."""
+    fun = lambda B: loss_at_budget(nqm, lr, B, budget)
+    return _argmin_log(fun, budget / 2e5, budget / 10, n=40, xtol=1e-6)
+
+
+def nqm_bopt_curve(nqm: NQM, eta: float, budget: float, n=10):
+    """``Bopt(D)`` fitted (power law) through exact ``(Emin, Bopt)`` pairs spanning the budget."""
+    L0 = nqm.initial_loss()
+    _, L_end = best_fixed_batch(nqm, eta, 3 * budget)
+    targets = np.geomspace(0.5 * L0, L_end * 1.01, n)
+    E, B = [], []
+    for t in targets:
+        b = bopt(nqm, eta, t)
+        B.append(b)
+        E.append(b * float(steps_to_target(nqm, eta, b, t)))
+    return fit_bopt_curve(np.array(E), np.array(B), lr=eta, extrapolate=True)
+
+
+def _paper_schedule(curve, budget, horizon=None):
+    interval = budget / 50
+    return dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(curve(interval)),
+                         granularity=1e-9, min_batch=1e-9, max_batch=budget, monotone=True,
+                         horizon=horizon or budget, unit="examples", lr=curve.lr)
+
+
+def _pieces(budget, K):
+    return [0.0] + list(budget * np.geomspace(1 / 200, 1, K)[:-1])
+
+
+def best_k_piece(nqm: NQM, lr, budget: float, starts_from, K=8):
+    """The best K-piece schedule found from each schedule in ``starts_from``.
+
+    Returns
+    -------
+    (BatchSchedule, float)
+        The schedule and its loss at the budget.
+    """
+    grid = _pieces(budget, K)
+    mids = [math.sqrt(max(a, budget / 400) * b) for a, b in zip(grid, grid[1:] + [budget])]
+    lo, hi = math.log(budget * 1e-7), math.log(budget / 4)
+    make = lambda x: BatchSchedule(tuple(grid), tuple(np.exp(np.clip(x, lo, hi))), "examples")
+    fun = lambda x: loss_at_budget(nqm, lr, make(x), budget)
+    best = None
+    for sched in starts_from:
+        x0 = np.log([sched(m) for m in mids])
+        res = optimize.minimize(fun, x0, method="Powell", bounds=[(lo, hi)] * K,
+                                options=dict(xtol=1e-4, ftol=1e-10, maxfev=4000))
+        cand = (res.fun, res.x) if res.fun <= fun(x0) else (fun(x0), x0)
+        if best is None or cand[0] < best[0]:
+            best = cand
+    return make(best[1]), float(best[0])
+
+
+def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
+    """(a)-(d) at one budget; see the module docstring.
+
+    Returns
+    -------
+    dict
+        ``rows`` (name, loss, schedule summary), ``gap_closed`` (fraction of the
+        fixed-to-K-piece loss gap the dynamic schedule closes), ``curve``.
+    """
+    nqm.check_lr(eta)
+    curve = nqm_bopt_curve(nqm, eta, budget)
+    B_a, L_a = best_fixed_batch(nqm, eta, budget)
+    dyn = _paper_schedule(curve, budget)
+    B_b = math.sqrt(dyn.sizes[0] * dyn.sizes[-1])
+    L_b = loss_at_budget(nqm, eta, B_b, budget)
+    L_c = loss_at_budget(nqm, eta, dyn, budget)
+    kp, L_d = best_k_piece(nqm, eta, budget, [constant_batch(B_a, "examples"), dyn], K)
+    rows = [dict(name="(a) best fixed", loss=L_a, batch=f"{B_a:.4g}"),
+            dict(name="(b) mid-range fixed", loss=L_b, batch=f"{B_b:.4g}"),
+            dict(name="(c) dynamic (paper)", loss=L_c,
+                 batch=f"{dyn.sizes[0]:.3g} -> {dyn.sizes[-1]:.3g} ({len(dyn.sizes)} steps)"),
+            dict(name=f"(d) best {K}-piece", loss=L_d,
+                 batch=" ".join(f"{b:.3g}" for b in kp.sizes))]
+    gap = L_a - L_d
+    return dict(budget=budget, eta=eta, rows=rows, gap_closed=(L_a - L_c) / gap if gap > 0 else float("nan"),
+                curve=curve.to_dict(), dynamic=dyn, k_piece=kp, fixed_batch=B_a)
+
+
+def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2) -> list:
+    """The paper's ablations on the NQM at equal data (rows of name, fixed, dynamic losses)."""
+    curve = nqm_bopt_curve(nqm, eta, budget)
+    dyn = _paper_schedule(curve, budget, horizon=budget * (1 + decay_frac))
+    B_fix, L_fix = best_fixed_batch(nqm, eta, budget)
+    rows = []
+    # 1. constant LR vs sqrt-rescaled at each increase
+    scaled = [(a, eta * math.sqrt(b / dyn.sizes[0])) for a, b in dyn.segments]
+    hmax = float(nqm.h.max())
+    if max(v for _, v in scaled) * hmax < 2:
+        L_sqrt = loss_at_budget(nqm, scaled, dyn, budget)
+    else:
+        L_sqrt = float("inf")  # the rescaled rate leaves the stable range: SGD diverges
+    rows.append(dict(name="lr: constant vs sqrt-rescaled (dynamic batch)", baseline=loss_at_budget(
+        nqm, eta, dyn, budget), variant=L_sqrt, note="variant = sqrt(B/B0) rescaling"))
+    # 2. WSD decay after the stable phase, to 10% over decay_frac * budget
+    total = budget * (1 + decay_frac)
+    lr_wsd = wsd(eta, 0.0, budget, budget * decay_frac, 0.1)
+    rows.append(dict(name=f"WSD decay to 10% over {decay_frac:.0%} more data",
+                     baseline=loss_at_budget(nqm, lr_wsd, B_fix, total),
+                     variant=loss_at_budget(nqm, lr_wsd, dyn, total),
+                     note="baseline = best fixed batch of the stable phase; variant = dynamic"))
+    # 3. cosine schedule: best fixed batch (re-optimised under cosine) vs dynamic
+    lr_cos = cosine(eta, budget)
+    B_cos, L_cos = best_fixed_batch(nqm, lr_cos, budget)
+    rows.append(dict(name="cosine LR: best fixed vs dynamic batch", baseline=L_cos,
+                     variant=loss_at_budget(nqm, lr_cos, dyn, budget),
+                     note=f"best fixed under cosine: B={B_cos:.4g}"))
+    for r in rows:
+        r["gain"] = r["baseline"] - r["variant"]
+    return rows
