@@ -118,9 +118,11 @@ class BatchSchedule:
                 sizes.append(new)
                 starts.append(a)
         approx = BatchSchedule(tuple(starts), tuple(float(s) for s in sizes), self.unit)
-        unit = {"tokens": "tokens", "samples": "steps", "examples": "steps"}[self.unit]
-        return dict(batch_sizes=sizes, schedule=[{"value": int(s), "unit": unit} for s in starts],
-                    error=self._mismatch(approx))
+        out = dict(batch_sizes=sizes, schedule=[{"value": int(s), "unit": self.unit} for s in starts],
+                   error=self._mismatch(approx))
+        if self.unit != "tokens":
+            out["note"] = "OLMo-core durations count tokens: multiply values and batch sizes by seq_len"
+        return out
 
     def to_megatron(self, seq_len=None) -> dict:
         """Megatron-LM's ``--rampup-batch-size <start> <increment> <samples>`` (a linear ramp).

@@ -51,7 +51,8 @@ class BoptTable:
         return np.array([np.nan if r.get(key) is None else r[key] for r in self.rows], float)
 
     def to_dict(self) -> dict:
-        return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows,
+        laws = {str(t): {name: f.law.params() for name, f in fits.items()} for t, fits in self.fits.items()}
+        return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
                     excluded=[list(e) for e in self.excluded], crossovers=self.crossovers)
 
     def write(self, directory):

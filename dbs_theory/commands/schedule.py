@@ -1,0 +1,153 @@
+"""``dbs schedule``: build a batch-size schedule from a fit result or explicit options."""
+from __future__ import annotations
+
+import json
+
+__all__ = ["HELP", "add_arguments", "run", "load_points"]
+
+HELP = "build a dynamic batch-size schedule (JSON, Megatron, OLMo-core) from a fit or a curve"
+
+
+def add_arguments(p):
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--from", dest="source", help="fit.json (dbs fit) or frontier.json (dbs simulate)")
+    src.add_argument("--curve", help="an explicit power law Bopt(D) = k D^alpha, as 'k,alpha'")
+    src.add_argument("--steps", help="a step schedule 'D0:B0,D1:B1,...' (D0 = 0)")
+    p.add_argument("--horizon", type=float, required=True, help="total data of the run (tokens)")
+    p.add_argument("--interval", type=float, default=None, help="re-evaluation interval (default horizon/50)")
+    p.add_argument("--momentum", type=float, default=1.0, help="smoothing factor in (0, 1] (default 1)")
+    p.add_argument("--initial", type=float, default=None, help="initial batch (default Bopt(interval))")
+    p.add_argument("--granularity", type=float, default=1.0,
+                   help="batch multiple: micro-batch x seq-len x world size (default 1)")
+    p.add_argument("--min-batch", type=float, default=1.0)
+    p.add_argument("--max-batch", type=float, default=float("inf"))
+    p.add_argument("--unit", choices=("tokens", "samples", "examples"), default="tokens")
+    p.add_argument("--seq-len", type=int, default=None, help="sequence length, for the Megatron export")
+    p.add_argument("--lr", type=float, default=None, help="learning rate the run will use (warns if "
+                   "it differs from the one the fit was measured at)")
+    p.add_argument("--extrapolate", action="store_true", help="allow Bopt(D) outside the fitted range")
+    p.add_argument("--step-time", default=None, help="'a,b': step time a + b B / devices seconds, "
+                   "to report the time-optimal batch per target (needs --from fit.json)")
+    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--max-overhead", type=float, default=None, help="data overhead allowed over Emin "
+                   "for the time-optimal batch (e.g. 0.1)")
+    p.add_argument("--out", default="results/schedule", help="output directory")
+
+
+def load_points(path):
+    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``."""
+    from pathlib import Path
+
+    text = Path(path).read_text(encoding="utf-8") if Path(path).exists() else None
+    if text is None:
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: malformed JSON ({exc.msg})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object from dbs fit or dbs simulate")
+    if "rows" in data:  # dbs fit
+        rows = data["rows"]
+        lr, laws = data.get("lr"), data.get("laws", {})
+    elif "targets" in data:  # dbs simulate
+        rows = data["targets"]
+        eta = (data.get("meta") or {}).get("eta")
+        lr, laws = (eta if isinstance(eta, (int, float)) else None), {}
+    else:
+        raise ValueError(f"{path}: has neither 'rows' (dbs fit) nor 'targets' (dbs simulate)")
+    D = [r.get("emin") for r in rows]
+    B = [r.get("bopt") for r in rows]
+    return D, B, lr, laws
+
+
+def run(args):
+    import math
+    import warnings
+
+    from ..batch_schedules import BatchSchedule, dynamic_batch, step_batch
+    from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
+    from ..io import atomic_write, check_writable, ensure_writable_dir
+
+    if not args.horizon > 0:
+        raise ValueError(f"--horizon={args.horizon} must be positive")
+    check_writable(args.out)
+    laws = {}
+    if args.steps:
+        try:
+            pairs = [tuple(float(x) for x in item.split(":")) for item in args.steps.split(",")]
+        except ValueError:
+            raise ValueError(f"--steps must look like '0:2e6,125e9:4e6'; got {args.steps!r}") from None
+        if not pairs or pairs[0][0] != 0:
+            raise ValueError("--steps must start at D = 0")
+        sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
+        curve = None
+    else:
+        if args.curve:
+            try:
+                k, alpha = (float(x) for x in args.curve.split(","))
+            except ValueError:
+                raise ValueError(f"--curve must be 'k,alpha'; got {args.curve!r}") from None
+            import numpy as np
+            curve = BoptCurve("power", dict(k=k, alpha=alpha), np.array([args.horizon / 100, args.horizon]),
+                              np.array([1.0, 1.0]), None, math.nan, args.lr, True)
+        else:
+            D, B, lr, laws = load_points(args.source)
+            curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
+            check_lr(curve.lr, args.lr, "Bopt curve")
+        interval = args.interval or args.horizon / 50
+        initial = args.initial or float(curve(interval))
+        max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
+        sched = dynamic_batch(curve, interval, args.momentum, initial, args.granularity, args.min_batch,
+                              max_batch, horizon=args.horizon, unit=args.unit, lr=curve.lr)
+    out = ensure_writable_dir(args.out)
+    meg = _megatron(sched, args.seq_len)
+    olmo = sched.to_olmo_core()
+    with atomic_write(out / "schedule.json") as fh:
+        fh.write(sched.to_json())
+    with atomic_write(out / "exports.json") as fh:
+        json.dump(dict(megatron=meg, olmo_core=olmo, curve=None if curve is None else curve.to_dict()),
+                  fh, indent=1)
+    print(f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
+          + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}"))
+    if curve is not None and curve.form == "power":
+        print(f"Bopt(D) = {curve.params['k']:.4g} * D^{curve.params['alpha']:.4f}"
+              + ("" if math.isnan(curve.r2_log) else f"  (R2 log {curve.r2_log:.3f})"))
+    print(sched.step_list())
+    print(f"\nMegatron-LM: {meg.get('args', meg.get('note'))}"
+          + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else ""))
+    print(f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
+          f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
+          f"(integer-factor rounding error {olmo['error']:.1%}; note it rescales the LR by sqrt(ratio))")
+    if args.step_time:
+        _time_optimal(args, laws)
+    print(f"\nwrote {out}/schedule.json, exports.json")
+    return 0
+
+
+def _megatron(sched, seq_len):
+    if sched.unit == "tokens" and not seq_len:
+        return dict(note="pass --seq-len to export to Megatron-LM (it counts samples)")
+    return sched.to_megatron(seq_len)
+
+
+def _time_optimal(args, laws):
+    from ..es_laws import ThreePhaseES
+    from ..wallclock import StepTimeModel, time_optimal_batch
+
+    try:
+        a, b = (float(x) for x in args.step_time.split(","))
+    except ValueError:
+        raise ValueError(f"--step-time must be 'a,b'; got {args.step_time!r}") from None
+    if not laws:
+        raise ValueError("--step-time needs fitted laws: use --from with a dbs fit fit.json")
+    model = StepTimeModel(a, b, args.devices)
+    print(f"\nTime-optimal batch per target (step time {a:g} + {b:g} B / {args.devices} s):")
+    for target, per_law in laws.items():
+        p = per_law.get("three_phase")
+        if not p:
+            continue
+        law = ThreePhaseES.c1(**p)
+        best = time_optimal_batch(law, model, args.max_overhead)
+        print(f"  L*={float(target):.4g}: B={best['batch_size']:.4g}, {best['seconds']:.4g} s, "
+              f"data overhead {best['data_overhead']:.1%} over Emin")

@@ -1,0 +1,238 @@
+"""Batch-size and learning-rate schedules, the Bopt(D) curve, exports, wall clock, NQM evaluation."""
+import json
+import math
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import sim
+from dbs_theory.batch_schedules import (BatchSchedule, constant_batch, dynamic_batch, lr_rescale,
+                                        step_batch)
+from dbs_theory.bopt_curve import LearningRateMismatch, check_lr, fit_bopt_curve
+from dbs_theory.es_laws import ThreePhaseES
+from dbs_theory.lr_schedules import constant, cosine, wsd
+from dbs_theory.wallclock import StepTimeModel, fit_step_time, time_optimal_batch
+
+
+class TestLRSchedules:
+    def test_wsd_hand_values(self):
+        f = wsd(2.0, warmup=100, stable=800, decay=100, final_ratio=0.1)
+        assert [f(0), f(50), f(100), f(899), f(950), f(1000), f(5000)] == pytest.approx(
+            [0.0, 1.0, 2.0, 2.0, 2.0 * (1 - 0.9 * 0.5), 0.2, 0.2])
+        assert f.next_change(300) == 900 and f.next_change(950) == 950
+
+    def test_cosine_and_constant(self):
+        g = cosine(1.0, total=200, warmup=0, final_ratio=0.0)
+        assert g(100) == pytest.approx(0.5) and g(200) == 0.0
+        assert constant(3e-4)(1e12) == 3e-4
+
+    @pytest.mark.parametrize("call", [lambda: wsd(-1, 1, 1, 1), lambda: wsd(1, 1, 1, 1, final_ratio=2),
+                                      lambda: wsd(1, 1, 1, 1, decay_shape="cubic"),
+                                      lambda: cosine(1, total=10, warmup=20), lambda: constant(0)])
+    def test_bad_arguments(self, call):
+        with pytest.raises(ValueError):
+            call()
+
+
+def curve_f(D):
+    return 3.0 * np.asarray(D, float) ** 0.4
+
+
+class TestBatchSchedules:
+    def test_step_batch_paper_example(self):
+        s = step_batch([125e9, 250e9, 375e9], [2e6, 4e6, 5e6, 6e6])
+        assert [s(0), s(124e9), s(125e9), s(500e9)] == [2e6, 2e6, 4e6, 6e6]
+
+    def test_momentum_one_jumps_to_f(self):
+        d = dynamic_batch(curve_f, 1000, 1.0, 5.0, 1.0, 1.0, 1e9, horizon=20_000)
+        for D in (1000, 7000, 20_000):
+            assert d(D) == round(curve_f(D))
+
+    def test_momentum_formula(self):
+        d = dynamic_batch(lambda D: 100.0, 10, 0.5, 20.0, 1.0, 1.0, 1e9, horizon=40)
+        # b = 20 -> 60 -> 80 -> 90 -> 95
+        assert [d(x) for x in (0, 10, 20, 30, 40)] == [20, 60, 80, 90, 95]
+
+    def test_unrounded_state_does_not_stall(self):
+        # each step moves the state by less than half a granule; rounding it would stall at 64
+        d = dynamic_batch(lambda D: 1e4, 1, 0.001, 64, 64, 64, 1e9, horizon=3000)
+        assert d(3000) > 64 * 10
+
+    def test_json_round_trip_and_sim_accepts_it(self):
+        d = dynamic_batch(curve_f, 1000, 0.3, 5.0, 2.0, 2.0, 500, horizon=50_000, unit="examples", lr=0.5)
+        back = BatchSchedule.from_json(d.to_json())
+        assert back == d
+        tr = sim.expected_loss(sim.NQM.zhang2019(50), 0.5, back, data=20_000)
+        assert np.all(tr.batch_size == d(tr.D - tr.batch_size))
+
+    @settings(max_examples=60, deadline=None)
+    @given(st.floats(0.05, 1.0), st.floats(1, 1e3), st.sampled_from([1.0, 8.0, 64.0]),
+           st.floats(1, 100), st.floats(100, 1e5), st.booleans(), st.floats(0.1, 0.9))
+    def test_properties(self, momentum, initial, gran, lo, span, monotone, alpha):
+        hi = lo + span
+        f = lambda D: 0.5 * D**alpha * (1 + 0.3 * math.sin(D / 3000.0))  # not monotone on purpose
+        d = dynamic_batch(f, 1000.0, momentum, initial, gran, lo, hi, monotone, horizon=100_000)
+        sizes = np.array(d.sizes)
+        assert np.all(sizes % gran == 0) and np.all(sizes >= gran)
+        # clamped to [lo, hi], then rounded to the nearest multiple of gran (at least gran)
+        assert np.all(sizes <= max(hi + gran / 2, gran)) and np.all(sizes >= lo - gran / 2)
+        if monotone:
+            assert np.all(np.diff(sizes) >= 0)
+        D = np.linspace(0, 100_000, 57)
+        np.testing.assert_array_equal(d(D), d(D))  # a pure function of D
+        assert BatchSchedule.from_json(d.to_json()) == d
+
+    @pytest.mark.parametrize("call, name", [
+        (lambda: dynamic_batch(curve_f, 0, 0.5, 1, 1, 1, 10), "interval"),
+        (lambda: dynamic_batch(curve_f, 10, 0.0, 1, 1, 1, 10), "momentum"),
+        (lambda: dynamic_batch(curve_f, 10, 1.5, 1, 1, 1, 10), "momentum"),
+        (lambda: dynamic_batch(curve_f, 10, 0.5, 1, 1, 20, 10), "min_batch"),
+        (lambda: dynamic_batch(curve_f, 10, 0.5, -1, 1, 1, 10), "initial"),
+        (lambda: step_batch([10], [1, 2, 3]), "len"),
+        (lambda: constant_batch(0), "B"),
+        (lambda: BatchSchedule.from_json("{}"), "batch-schedule JSON"),
+    ])
+    def test_bad_arguments(self, call, name):
+        with pytest.raises(ValueError, match=name):
+            call()
+
+
+class TestExports:
+    def test_olmo_core_integer_factors(self):
+        exact = step_batch([100, 300], [2048, 4096, 16384]).to_olmo_core()
+        assert exact["batch_sizes"] == [2048, 4096, 16384] and exact["error"] == 0
+        assert [s["value"] for s in exact["schedule"]] == [0, 100, 300]
+        paper = step_batch([125e9, 250e9, 375e9], [2e6, 4e6, 5e6, 6e6]).to_olmo_core()
+        sizes = paper["batch_sizes"]
+        assert all(b % a == 0 for a, b in zip(sizes, sizes[1:])) and paper["error"] > 0
+        with pytest.raises(ValueError, match="integer factor"):
+            step_batch([125e9], [4e6, 6e6]).to_olmo_core(strict=True)
+
+    def test_megatron_linear_ramp_is_exact_when_representable(self):
+        s = step_batch([250, 500, 750], [64, 96, 128, 160], unit="samples")
+        s = BatchSchedule(s.starts, s.sizes, "samples", params=dict(horizon=1000.0))
+        m = s.to_megatron()
+        assert m["args"].startswith("--rampup-batch-size 64 32 ")
+        assert m["error"] < 0.01
+        with pytest.raises(ValueError, match="seq_len"):
+            step_batch([10], [4096, 8192]).to_megatron()
+
+    def test_lr_rescale(self):
+        assert lr_rescale("none")(3e-4, 1e9) == 3e-4
+        assert lr_rescale("sqrt", 4)(1.0, 16) == pytest.approx(2.0)
+        assert lr_rescale("linear", 4)(1.0, 16) == pytest.approx(4.0)
+        with pytest.raises(ValueError, match="policy"):
+            lr_rescale("cubic")
+
+
+class TestCurve:
+    def test_power_law_recovered_exactly(self):
+        D = np.geomspace(1e6, 1e9, 8)
+        c = fit_bopt_curve(D, 7.0 * D**0.35, lr=3e-4)
+        assert c.params["k"] == pytest.approx(7.0) and c.params["alpha"] == pytest.approx(0.35)
+        assert c.r2_log == pytest.approx(1.0) and c.lr == 3e-4
+
+    def test_model_size_term(self):
+        D = np.tile(np.geomspace(1e6, 1e9, 5), 2)
+        N = np.repeat([1e8, 4e8], 5)
+        c = fit_bopt_curve(D, 2.0 * N**0.2 * D**0.3, model_size=N)
+        assert c.params["beta"] == pytest.approx(0.2) and c(1e7, N=1e8) == pytest.approx(2e8**0 * 2 * 1e8**0.2 * 1e7**0.3)
+
+    def test_refuses_far_extrapolation(self):
+        D = np.geomspace(1e6, 1e8, 5)
+        c = fit_bopt_curve(D, D**0.5)
+        c(1.5e8)  # within the factor-2 margin
+        with pytest.raises(ValueError, match="extrapolate"):
+            c(1e10)
+        assert c.with_extrapolation()(1e10) == pytest.approx(1e5)
+
+    def test_monotone_form(self):
+        D = np.geomspace(1e3, 1e6, 6)
+        c = fit_bopt_curve(D, [1, 2, 1.5, 4, 8, 9], form="monotone")
+        vals = c(np.geomspace(1e3, 1e6, 50))
+        assert np.all(np.diff(vals) >= -1e-12)
+
+    def test_accepts_frontier_and_table(self):
+        fr = sim.es_frontier(sim.NQM.zhang2019(300), 0.5, np.geomspace(1, 300, 10), [0.8, 0.5, 0.3])
+        c = fit_bopt_curve(fr)
+        assert c.lr == 0.5 and c.D.size == 3
+
+    def test_lr_mismatch_warns(self):
+        with pytest.warns(LearningRateMismatch, match="3e-4|0.0003"):
+            check_lr(3e-4, 6e-4)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            check_lr(3e-4, 3e-4)
+
+
+class TestWallClock:
+    law = ThreePhaseES.c1(10.0, 30.0, 80.0, 100.0, 5000.0, 0.5)
+
+    def test_fit_step_time(self):
+        B = np.array([64, 128, 256, 512.0])
+        m = fit_step_time(B, 0.2 + 0.003 * B / 4, n_devices=4)
+        assert (m.a, m.b) == (pytest.approx(0.2), pytest.approx(0.003))
+
+    def test_time_proportional_to_data_picks_bopt(self):
+        best = time_optimal_batch(self.law, StepTimeModel(0.0, 1.0))  # time = S B = E
+        assert best["batch_size"] == pytest.approx(self.law.bopt, rel=0.02)
+        assert best["data_overhead"] < 1e-3
+
+    def test_fixed_step_cost_prefers_large_batches_and_overhead_cap(self):
+        fast = time_optimal_batch(self.law, StepTimeModel(1.0, 0.0))  # time = S
+        assert fast["steps"] < 1.01 * self.law.smin + 1
+        capped = time_optimal_batch(self.law, StepTimeModel(1.0, 0.0), max_overhead=0.1)
+        assert capped["data_overhead"] <= 0.1 + 1e-9 and capped["batch_size"] < fast["batch_size"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("budget", [3e4, 3e5])
+def test_nqm_dynamic_beats_best_fixed_and_k_piece_beats_both(budget):
+    """Asserted facts on the default NQM (Zhang et al. 2019, d = 1e4 in 100 bins, eta = 0.5),
+    budgets inside the fitted Bopt(D) range: dynamic < best fixed; K-piece <= both."""
+    from sim.schedule_eval import compare_schedules
+
+    res = compare_schedules(sim.NQM.zhang2019(10_000, nbins=100), 0.5, budget)
+    loss = {r["name"][:3]: r["loss"] for r in res["rows"]}
+    assert loss["(c)"] < loss["(a)"]
+    assert loss["(d)"] <= min(loss["(a)"], loss["(c)"]) * (1 + 1e-9)
+    assert 0 < res["gap_closed"] < 1
+
+
+def dbs(*args):
+    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_schedule_cli_from_steps_and_from_frontier(tmp_path):
+    r = dbs("schedule", "--steps", "0:2e6,125e9:4e6,250e9:5e6,375e9:6e6", "--horizon", "500e9",
+            "--seq-len", "4096", "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    assert "--rampup-batch-size" in r.stdout
+    sched = BatchSchedule.from_json((tmp_path / "a" / "schedule.json").read_text())
+    assert sched.sizes == (2e6, 4e6, 5e6, 6e6)
+    sim_out = tmp_path / "sim"
+    assert dbs("simulate", "--d", "500", "--quiet", "--out", sim_out).returncode == 0
+    r = dbs("schedule", "--from", sim_out / "frontier.json", "--horizon", "1e5", "--unit", "examples",
+            "--extrapolate", "--lr", "0.25", "--out", tmp_path / "b")
+    assert r.returncode == 0, r.stderr
+    assert "learning rate 0.5" in r.stderr  # provenance warning: applied at 0.25
+    exports = json.loads((tmp_path / "b" / "exports.json").read_text())
+    assert exports["curve"]["lr"] == 0.5
+
+
+@pytest.mark.parametrize("args, match", [
+    (["--steps", "5:2e6", "--horizon", "1e9"], "start at D = 0"),
+    (["--steps", "0:abc", "--horizon", "1e9"], "--steps"),
+    (["--curve", "1,0.5", "--horizon", "-3"], "horizon"),
+    (["--curve", "1,0.5", "--horizon", "1e6", "--momentum", "2"], "momentum"),
+    (["--from", "/nonexistent.json", "--horizon", "1e6"], "no such file"),
+])
+def test_schedule_cli_bad_input(tmp_path, args, match):
+    r = dbs("schedule", *args, "--out", tmp_path / "o")
+    assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "o").exists()
