@@ -57,7 +57,7 @@ class BoptTable:
 
     def write(self, directory):
         """Write ``bopt_table.csv``, ``fit.json`` and ``es_points.csv`` atomically."""
-        from .io import atomic_write
+        from .io import atomic_write, json_default
 
         keys = sorted({k for r in self.rows for k in r}, key=_column_order)
         with atomic_write(f"{directory}/bopt_table.csv") as fh:
@@ -65,7 +65,7 @@ class BoptTable:
             w.writeheader()
             w.writerows(self.rows)
         with atomic_write(f"{directory}/fit.json") as fh:
-            json.dump(self.to_dict(), fh, indent=1, default=_plain)
+            json.dump(self.to_dict(), fh, indent=1, default=json_default)
         p = self.points
         with atomic_write(f"{directory}/es_points.csv") as fh:
             w = csv.writer(fh)
@@ -79,14 +79,6 @@ _ORDER = ["target", "status", "n_points", "n_batches", "smin", "sopt", "emin", "
 
 def _column_order(k):
     return (_ORDER.index(k), k) if k in _ORDER else (len(_ORDER), k)
-
-
-def _plain(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"cannot serialise {type(x).__name__}")
 
 
 def monotonicity(values, lo=None, hi=None):

@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write", "ensure_writable_dir", "check_writable"]
+__all__ = ["atomic_write", "ensure_writable_dir", "check_writable", "json_default"]
 
 
 def ensure_writable_dir(directory) -> Path:
@@ -53,3 +53,14 @@ def check_writable(directory) -> Path:
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
         raise OSError(f"output directory {str(directory)!r} is not writable")
     return Path(directory)
+
+
+def json_default(x):
+    """``json.dump(default=...)`` for numpy scalars and arrays."""
+    import numpy as np
+
+    if isinstance(x, (np.floating, np.integer, np.bool_)):
+        return x.item()
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    raise TypeError(f"cannot serialise {type(x).__name__}")

@@ -170,6 +170,28 @@ def _half_sq(h, theta):
     return 0.5 * s
 
 
+@njit(cache=True)
+def _run_replica(h, c, theta, lrs, batches, record, out_row, state, noise_r):
+    """One SGD run in place on ``theta``; normals from ``noise_r`` (T, d), or drawn when it is empty."""
+    z = np.empty(theta.size)
+    j = 0
+    if record[0]:
+        out_row[0] = _half_sq(h, theta)
+        j = 1
+    for t in range(lrs.size):
+        eta = lrs[t]
+        sd = eta / math.sqrt(batches[t])
+        if noise_r.shape[0]:
+            z[:] = noise_r[t]
+        else:
+            _fill_normals(state, z)
+        for i in range(theta.size):
+            theta[i] = (1.0 - eta * h[i]) * theta[i] - sd * math.sqrt(c[i]) * z[i]
+        if record[t + 1]:
+            out_row[j] = _half_sq(h, theta)
+            j += 1
+
+
 @njit(cache=True, parallel=True)
 def mc_kernel(h, c, theta0, lrs, batches, record, seeds, out):
     """SGD on the NQM, one stream per replica, parallel over replicas.
@@ -179,44 +201,19 @@ def mc_kernel(h, c, theta0, lrs, batches, record, seeds, out):
     ``1/2 sum h theta^2`` is written, in order, to ``out`` (R, n_records).
     """
     R, d = theta0.shape
+    draw = np.empty((0, d))
     for r in prange(R):
         state = np.empty(1, np.uint64)
         state[0] = _mix(seeds[r])
-        theta = theta0[r].copy()
-        z = np.empty(d)
-        j = 0
-        if record[0]:
-            out[r, 0] = _half_sq(h, theta)
-            j = 1
-        for t in range(lrs.size):
-            eta = lrs[t]
-            sd = eta / math.sqrt(batches[t])
-            _fill_normals(state, z)
-            for i in range(d):
-                theta[i] = (1.0 - eta * h[i]) * theta[i] - sd * math.sqrt(c[i]) * z[i]
-            if record[t + 1]:
-                out[r, j] = _half_sq(h, theta)
-                j += 1
+        _run_replica(h, c, theta0[r].copy(), lrs, batches, record, out[r], state, draw)
 
 
 @njit(cache=True, parallel=True)
 def mc_kernel_noise(h, c, theta0, lrs, batches, record, noise, out):
     """:func:`mc_kernel` with pre-drawn standard normals ``noise`` (R, T, d)."""
-    R, d = theta0.shape
-    for r in prange(R):
-        theta = theta0[r].copy()
-        j = 0
-        if record[0]:
-            out[r, 0] = _half_sq(h, theta)
-            j = 1
-        for t in range(lrs.size):
-            eta = lrs[t]
-            sd = eta / math.sqrt(batches[t])
-            for i in range(d):
-                theta[i] = (1.0 - eta * h[i]) * theta[i] - sd * math.sqrt(c[i]) * noise[r, t, i]
-            if record[t + 1]:
-                out[r, j] = _half_sq(h, theta)
-                j += 1
+    state = np.zeros(1, np.uint64)
+    for r in prange(theta0.shape[0]):
+        _run_replica(h, c, theta0[r].copy(), lrs, batches, record, out[r], state, noise[r])
 
 
 @njit(cache=True)

@@ -76,7 +76,7 @@ class FrontierResult:
 
     def write(self, directory):
         """Write ``frontier.csv``, ``targets.csv`` and ``frontier.json`` into ``directory``."""
-        from dbs_theory.io import atomic_write
+        from dbs_theory.io import atomic_write, json_default
 
         rows, trows = self.rows(), self.target_rows()
         for name, data in (("frontier.csv", rows), ("targets.csv", trows)):
@@ -86,15 +86,7 @@ class FrontierResult:
                 wr.writerows(data)
         with atomic_write(f"{directory}/frontier.json") as fh:
             json.dump(dict(meta=self.meta, tuned=self.tuned, points=rows, targets=trows), fh,
-                      indent=1, default=_json_default)
-
-
-def _json_default(x):
-    if isinstance(x, (np.floating, np.integer)):
-        return x.item()
-    if isinstance(x, np.ndarray):
-        return x.tolist()
-    raise TypeError(f"cannot serialise {type(x).__name__}")
+                      indent=1, default=json_default)
 
 
 def phase_labels(fr: FrontierResult) -> np.ndarray:
