@@ -71,6 +71,15 @@ def as_schedule(spec, name="schedule"):
                         f"got {type(spec).__name__}") from exc
 
 
+def _warn_lr_provenance(lr, batch):
+    """Warn when a batch schedule derived at one learning rate is run at another constant one."""
+    measured = getattr(batch, "lr", None)
+    if measured is not None and isinstance(lr, (int, float, np.floating)):
+        from dbs_theory.bopt_curve import check_lr
+
+        check_lr(measured, float(lr), "batch schedule")
+
+
 def _next(sched, D):
     nc = getattr(sched, "next_change", None)
     return nc(D) if nc is not None else D
@@ -144,6 +153,7 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
         raise ValueError(f"steps={steps!r} must be >= 0")
     if record_every is not None and int(record_every) < 1:
         raise ValueError(f"record_every={record_every!r} must be a positive integer")
+    _warn_lr_provenance(lr, batch_size)
     lr_s, b_s = as_schedule(lr, "lr"), as_schedule(batch_size, "batch_size")
     at = None if record_at is None else np.sort(np.asarray(record_at, float))
     h, c, w = nqm.h, nqm.c, 0.5 * nqm.weights * nqm.h

@@ -161,6 +161,14 @@ class TestCurve:
         c = fit_bopt_curve(fr)
         assert c.lr == 0.5 and c.D.size == 3
 
+    def test_applying_a_schedule_at_another_rate_warns(self):
+        sched = constant_batch(8.0, "examples", lr=0.5)
+        with pytest.warns(LearningRateMismatch):
+            sim.expected_loss(sim.NQM.zhang2019(20), 0.25, sched, steps=3)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            sim.expected_loss(sim.NQM.zhang2019(20), 0.5, sched, steps=3)
+
     def test_lr_mismatch_warns(self):
         with pytest.warns(LearningRateMismatch, match="3e-4|0.0003"):
             check_lr(3e-4, 6e-4)
