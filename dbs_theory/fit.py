@@ -184,12 +184,12 @@ def _solve(name, S, E, starts, max_nfev=300):
             r = logE - np.log(model)
         return np.where(np.isfinite(r), r, 1e3)
 
-    jac = "2-point"
-    if name == "three_phase":
-        def jac(x):
-            with np.errstate(all="ignore"):
-                J = -c1_log_model_and_jacobian(x, S, smax)[1]
-            return np.where(np.isfinite(J), J, 0.0)
+    def analytic_jac(x):
+        with np.errstate(all="ignore"):
+            J = -c1_log_model_and_jacobian(x, S, smax)[1]
+        return np.where(np.isfinite(J), J, 0.0)
+
+    jac = analytic_jac if name == "three_phase" else "2-point"
     best = None
     for x0 in starts:
         try:  # every parameter is unconstrained after the maps above: Levenberg-Marquardt

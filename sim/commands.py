@@ -127,8 +127,6 @@ def run(args):
 
 
 def _print_summary(fr, cross, format_table):
-    import numpy as np
-
     print(f"NQM: d={fr.meta['d']} modes, L0={fr.meta['initial_loss']:.4g}, eta={fr.meta['eta']}")
     print("\nPer target (B in examples, S in steps, E in examples):")
     print(format_table(fr.target_rows(), ["target", "smin", "bmin", "bopt", "sopt", "emin"],

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _kernels
 from .frontier import bmin, bopt, steps_to_target, tuned_steps
 from .nqm import NQM
 

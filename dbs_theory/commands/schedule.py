@@ -63,9 +63,8 @@ def load_points(path):
 
 def run(args):
     import math
-    import warnings
 
-    from ..batch_schedules import BatchSchedule, dynamic_batch, step_batch
+    from ..batch_schedules import dynamic_batch, step_batch
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
     from ..io import atomic_write, check_writable, ensure_writable_dir
 

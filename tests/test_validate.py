@@ -1,0 +1,111 @@
+"""The PyTorch trainer: a real tiny run, exact resume, the token ledger, non-finite stops."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")  # CI installs the torch extra; the core install has none
+
+from dbs_theory.batch_schedules import step_batch  # noqa: E402
+from dbs_theory.runs import load_runs  # noqa: E402
+from validate import train as T  # noqa: E402
+from validate.data import load_corpus, stdlib_files  # noqa: E402
+from validate.model import Transformer, preset  # noqa: E402
+
+
+def cfg(tmp_path, name, **kw):
+    base = dict(preset="tiny", seq_len=32, micro_batch=4, batch_tokens=256, tokens=12_800, lr=3e-3,
+                eval_every=20, checkpoint_every=10, out=str(tmp_path / name))
+    base.update(kw)
+    return T.TrainConfig(**base)
+
+
+def test_model_shapes_and_counts():
+    m = Transformer(preset("tiny"))
+    x = torch.randint(0, 256, (2, 16))
+    logits, loss = m(x, x)
+    assert logits.shape == (2, 16, 256) and torch.isfinite(loss)
+    assert 100_000 < m.n_params() < 300_000
+    assert m.flops_per_token(16) > 6 * (m.n_params() - 256 * 64)
+
+
+def test_default_corpus_is_deterministic_and_split_by_file():
+    files = stdlib_files()
+    assert files == sorted(files) and not any("site-packages" in str(f) for f in files)
+    a, b = load_corpus(), load_corpus()
+    assert a.sha256 == b.sha256 and a.val.size > 0 and a.train.size > 10 * a.val.size
+
+
+def test_tiny_run_writes_a_valid_log(tmp_path):
+    res = T.train(cfg(tmp_path, "run"), progress=False)
+    (run,) = load_runs(tmp_path / "run" / "log.csv")
+    assert run.step[-1] == res["steps"] == 50
+    assert run.tokens[-1] == 12_800 and np.all(run.extra["world_size"] == 1)
+    assert run.loss[-1] < run.loss[0]
+    assert np.isfinite(run.extra["val_loss"]).sum() == 2  # every 20 steps
+
+
+def test_resume_is_bit_identical(tmp_path):
+    T.train(cfg(tmp_path, "full"), progress=False)
+    T.train(cfg(tmp_path, "cut", stop_at_tokens=5_000), progress=False)
+    T.train(cfg(tmp_path, "cut"), resume=True, progress=False)
+    a = torch.load(tmp_path / "full" / "ckpt.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    la = (tmp_path / "full" / "log.csv").read_text()
+    lb = (tmp_path / "cut" / "log.csv").read_text()
+    assert la.replace("full", "X") == lb.replace("cut", "X")
+
+
+def test_token_ledger_across_batch_change_and_resume(tmp_path, monkeypatch):
+    sched = step_batch([3_000, 7_000], [256, 512, 384], unit="tokens")
+    path = tmp_path / "sched.json"
+    path.write_text(sched.to_json())
+    spans = []
+    real = T.batch_at
+
+    def ledger(tokens, position, n_seq, seq_len):
+        spans.append((position, position + n_seq * seq_len))
+        return real(tokens, position, n_seq, seq_len)
+
+    monkeypatch.setattr(T, "batch_at", ledger)
+    c = cfg(tmp_path, "ledger", batch_schedule=str(path), eval_every=10_000)
+    T.train(T.TrainConfig(**{**c.__dict__, "stop_at_tokens": 4_000}), progress=False)
+    T.train(c, resume=True, progress=False)
+    spans.sort()
+    assert spans[0][0] == 0
+    for (a0, a1), (b0, b1) in zip(spans, spans[1:]):
+        assert a1 == b0, "a token position was skipped or repeated"
+    (run,) = load_runs(tmp_path / "ledger" / "log.csv")
+    assert set(np.unique(np.diff(run.tokens))) == {256.0, 512.0, 384.0}
+
+
+def test_non_finite_loss_stops_cleanly(tmp_path):
+    c = cfg(tmp_path, "boom", lr=1e6, grad_clip=0.0, checkpoint_every=1, lr_schedule="constant")
+    with pytest.raises(T.NonFiniteLoss):
+        T.train(c, progress=False)
+    assert (tmp_path / "boom" / "ckpt.pt").exists()
+    load_runs(tmp_path / "boom" / "log.csv")  # still well-formed
+
+
+def test_dbs_train_cli_and_bad_resume(tmp_path):
+    out = tmp_path / "cli"
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
+                        "4096", "--batch-tokens", "512", "--seq-len", "32", "--micro-batch", "4",
+                        "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    (out / "ckpt.pt").write_bytes(b"not a checkpoint")
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
+                        "8192", "--batch-tokens", "512", "--seq-len", "32", "--micro-batch", "4",
+                        "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 2 and "corrupted or mismatched checkpoint" in r.stderr
+    assert "Traceback" not in r.stderr
+
+
+def test_dbs_train_without_torch_says_how_to_install():
+    code = ("import sys; sys.modules['torch'] = None; from dbs_theory.cli import main; "
+            "sys.exit(main(['train', '--preset', 'tiny']))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2
+    assert r.stderr.strip().splitlines() == ['dbs train: error: dbs train needs PyTorch: pip install "dbs-theory[torch]"']

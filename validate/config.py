@@ -1,0 +1,90 @@
+"""The trainer's configuration: a dataclass parsed from the CLI or a JSON/TOML file (no torch)."""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES"]
+
+PRESET_NAMES = ("tiny", "cpu", "cpu-large", "gpu-124m", "gpu-350m")
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run needs. Data amounts are tokens; batch sizes are tokens per step."""
+
+    preset: str = "tiny"
+    seq_len: int = 64
+    micro_batch: int = 8
+    batch_tokens: float = 2048
+    batch_schedule: str | None = None      # a dbs_theory schedule JSON file (overrides batch_tokens)
+    tokens: float = 200_000
+    lr: float = 3e-3
+    lr_schedule: str = "wsd"               # wsd | cosine | constant
+    warmup: float = 0.02                   # fractions of `tokens`
+    decay: float = 0.0
+    final_ratio: float = 0.1
+    lr_rescale: str = "none"               # none | sqrt | linear, relative to the first batch
+    beta1: float = 0.9
+    beta2: float = 0.95
+    weight_decay: float = 0.1
+    grad_clip: float = 1.0
+    eval_every: int = 50
+    eval_tokens: int = 16384
+    checkpoint_every: int = 100
+    seed: int = 0
+    data: str | None = None
+    vocab_size: int | None = None
+    device: str = "auto"
+    out: str = "results/train"
+    run: str | None = None
+    stop_at_tokens: float | None = None    # stop early (as a job time limit would); resume later
+
+    def validate(self):
+        if self.preset not in PRESET_NAMES:
+            raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_NAMES)}")
+        for name in ("seq_len", "micro_batch", "eval_every", "checkpoint_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
+        for name in ("batch_tokens", "tokens", "lr"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"{name}={v!r} must be positive")
+        if self.lr_schedule not in ("wsd", "cosine", "constant"):
+            raise ValueError(f"lr_schedule={self.lr_schedule!r} must be wsd, cosine or constant")
+        if self.lr_rescale not in ("none", "sqrt", "linear"):
+            raise ValueError(f"lr_rescale={self.lr_rescale!r} must be none, sqrt or linear")
+        return self
+
+
+def build_parser(parser=None):
+    p = parser or argparse.ArgumentParser(prog="python -m validate.train", description=__doc__)
+    for f in fields(TrainConfig):
+        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None)
+    p.add_argument("--config", default=None, help="a JSON or TOML file of TrainConfig fields")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    p.add_argument("--quiet", action="store_true")
+    return p
+
+
+def config_from_args(args) -> TrainConfig:
+    values = {}
+    if args.config:
+        text = Path(args.config).read_text()
+        if args.config.endswith(".toml"):
+            import tomllib
+            values = tomllib.loads(text)
+        else:
+            values = json.loads(text)
+        unknown = set(values) - {f.name for f in fields(TrainConfig)}
+        if unknown:
+            raise ValueError(f"{args.config}: unknown config field(s) {', '.join(sorted(unknown))}")
+    values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig)
+                   if getattr(args, f.name, None) is not None})
+    return TrainConfig(**values)
+
+

@@ -1,0 +1,108 @@
+"""Training data: the embedded default corpus and a token-indexed sampler.
+
+The default corpus is the Python standard library's own ``.py`` sources
+(tests and site-packages excluded): every Python install ships them, so
+nothing is downloaded. Files are listed in sorted order and read as bytes
+(vocabulary 256). The corpus differs between Python versions, so its size
+and a content hash go into every run's log. Users may pass a folder of
+text files or a nanoGPT-style ``.bin`` of uint16 tokens.
+
+The sampler is indexed by tokens consumed, not by sequences: a batch of
+``n`` sequences of length ``T`` at data position ``p`` uses tokens
+``[p, p + n T]`` (plus one for the last target). A change of batch size or
+sequence length, or a resume, therefore takes exactly the next tokens.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["Corpus", "load_corpus", "stdlib_files", "batch_at"]
+
+_SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
+
+
+def stdlib_files(root=None):
+    """Sorted ``.py`` files of the standard library, without tests and site-packages."""
+    root = Path(root or sysconfig.get_paths()["stdlib"])
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if d not in _SKIP_DIRS and not d.startswith("test"))
+        out.extend(Path(dirpath) / f for f in sorted(filenames) if f.endswith(".py"))
+    return sorted(out)
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Train and validation token streams (uint16) plus provenance."""
+
+    train: np.ndarray
+    val: np.ndarray
+    vocab_size: int
+    name: str
+    sha256: str
+    n_files: int
+
+    def describe(self) -> str:
+        return (f"{self.name}: {self.train.size:,} train + {self.val.size:,} val tokens, "
+                f"{self.n_files} files, sha256 {self.sha256[:12]}")
+
+
+def _from_files(files, name, val_every=20):
+    """Bytes of each file, separated by a NUL byte; every ``val_every``-th file is validation."""
+    train, val, h = [], [], hashlib.sha256()
+    for i, f in enumerate(files):
+        data = Path(f).read_bytes() + b"\0"
+        h.update(data)
+        (val if i % val_every == 0 else train).append(data)
+    if not train or not val:
+        raise ValueError(f"{name}: need at least {val_every + 1} files to split train/validation by file")
+    to_tokens = lambda parts: np.frombuffer(b"".join(parts), dtype=np.uint8).astype(np.uint16)
+    return Corpus(to_tokens(train), to_tokens(val), 256, name, h.hexdigest(), len(files))
+
+
+def load_corpus(path=None, vocab_size=None) -> Corpus:
+    """The default stdlib corpus, a folder of text files, or a ``.bin`` of uint16 tokens.
+
+    A ``.bin`` has no file boundaries, so its last 5% is held out for validation.
+    """
+    if path is None:
+        return _from_files(stdlib_files(), "python-stdlib")
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no such data path: {str(p)!r}")
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        return _from_files(files, str(p))
+    if p.suffix != ".bin":
+        raise ValueError(f"--data must be a folder of text files or a .bin of uint16 tokens; got {str(p)!r}")
+    if not vocab_size:
+        raise ValueError("a .bin corpus needs --vocab-size")
+    toks = np.fromfile(p, dtype=np.uint16)
+    if toks.size < 1000:
+        raise ValueError(f"{p}: only {toks.size} tokens")
+    if int(toks.max()) >= vocab_size:
+        raise ValueError(f"{p}: token id {int(toks.max())} >= --vocab-size {vocab_size}")
+    cut = int(toks.size * 0.95)
+    digest = hashlib.sha256(toks.tobytes()).hexdigest()
+    return Corpus(toks[:cut], toks[cut:], int(vocab_size), str(p), digest, 1)
+
+
+def batch_at(tokens: np.ndarray, position: int, n_seq: int, seq_len: int):
+    """Inputs and targets ``(n_seq, seq_len)`` for the tokens starting at ``position``.
+
+    Sequence ``i`` covers stream positions ``position + i*seq_len`` to
+    ``position + (i+1)*seq_len`` (targets shifted by one). Positions wrap
+    around the stream (a new pass over the data).
+    """
+    N = tokens.size
+    idx = (position + np.arange(n_seq * seq_len + 1)) % N
+    chunk = tokens[idx].astype(np.int64)
+    x = chunk[:-1].reshape(n_seq, seq_len)
+    y = chunk[1:].reshape(n_seq, seq_len)
+    return x, y
