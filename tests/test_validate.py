@@ -109,3 +109,23 @@ def test_dbs_train_without_torch_says_how_to_install():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr.strip().splitlines() == ['dbs train: error: dbs train needs PyTorch: pip install "dbs-theory[torch]"']
+
+
+@pytest.mark.slow
+def test_ddp_two_processes_match_one(tmp_path):
+    """torchrun with 2 CPU processes (gloo) follows the single-process trajectory at the same
+    global batch: final parameters agree to 1e-5 (float32 all-reduce order differs)."""
+    args = ["--preset", "tiny", "--tokens", "6144", "--batch-tokens", "1024", "--seq-len", "32",
+            "--micro-batch", "4", "--quiet", "--checkpoint-every", "1000"]
+    one = subprocess.run([sys.executable, "-m", "validate.train", *args, "--out", str(tmp_path / "one")],
+                         capture_output=True, text=True, timeout=300)
+    assert one.returncode == 0, one.stderr
+    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                          "--master_port=29531", "-m", "validate.train", *args, "--out", str(tmp_path / "two")],
+                         capture_output=True, text=True, timeout=300)
+    assert two.returncode == 0, two.stderr[-2000:]
+    a = torch.load(tmp_path / "one" / "ckpt.pt", weights_only=False)["model"]
+    b = torch.load(tmp_path / "two" / "ckpt.pt", weights_only=False)["model"]
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    (run,) = load_runs(tmp_path / "two" / "log.csv")
+    assert np.all(run.extra["world_size"] == 2) and run.step[-1] == 6

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import contextlib
 import random
 import sys
 import time
@@ -116,14 +117,35 @@ def evaluate(model, corpus, cfg, device):
     return float(loss)
 
 
+def _distributed(device):
+    """``(rank, world)``; joins the process group when launched by torchrun."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world == 1:
+        return 0, 1
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    if device.startswith("cuda"):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    return dist.get_rank(), world
+
+
 def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     """Train, log one row per step to ``<out>/log.csv``, checkpoint to ``<out>/ckpt.pt``.
 
-    Returns a summary dict; raises :class:`NonFiniteLoss` if the loss blows up.
+    Under ``torchrun`` each rank takes its share of every micro-step's tokens
+    (rank ``r`` of ``W`` reads the ``r``-th micro-batch of each group of
+    ``W``), so the global batch sees the same tokens as one process would;
+    only rank 0 writes the log and checkpoints. Returns a summary dict;
+    raises :class:`NonFiniteLoss` if the loss blows up.
     """
     cfg.validate()
-    out = ensure_writable_dir(check_writable(cfg.out))
     device = _device(cfg.device)
+    rank, world = _distributed(device)
+    out = ensure_writable_dir(check_writable(cfg.out))
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
@@ -131,6 +153,11 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.seq_len, 8))).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
+    net = model
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model)
     lr_at, batch_for = lr_schedule(cfg), batch_schedule(cfg)
     run = cfg.run or Path(cfg.out).name
     log_path, ck_path = out / "log.csv", out / "ckpt.pt"
@@ -139,8 +166,9 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         if not ck_path.exists():
             raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
         step, D = _load(ck_path, model, opt, cfg)
-        _truncate_log(log_path, step)
-    else:
+        if rank == 0:
+            _truncate_log(log_path, step)
+    elif rank == 0:
         with atomic_write(out / "config.json") as fh:
             json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
                            n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len)),
@@ -148,31 +176,41 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         with atomic_write(log_path) as fh:
             csv.DictWriter(fh, fieldnames=LOG_FIELDS).writeheader()
     per_micro = cfg.micro_batch * cfg.seq_len
-    first_batch = max(1, round(batch_for(0) / per_micro)) * per_micro
+    group = per_micro * world  # tokens per micro-step across all ranks
+    first_batch = max(1, round(batch_for(0) / group)) * group
+    if world > 1:
+        torch.distributed.barrier()  # rank 0 has created the log
     warned = False
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=int(cfg.tokens), initial=int(D), unit="tok", disable=not progress, desc=run)
+    bar = tqdm(total=int(cfg.tokens), initial=int(D), unit="tok", disable=not progress or rank, desc=run)
     t0 = time.perf_counter()
-    with log_path.open("a", newline="") as logf:
-        writer = csv.DictWriter(logf, fieldnames=LOG_FIELDS)
+    with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
         while D < cfg.tokens:
             want = batch_for(D)
-            accum = max(1, round(want / per_micro))
-            actual = accum * per_micro
-            if actual != want and not warned:
-                warnings.warn(f"batch of {want:g} tokens is not a multiple of micro_batch x seq_len = "
-                              f"{per_micro}; using {actual}", stacklevel=2)
+            accum = max(1, round(want / group))
+            actual = accum * group
+            if actual != want and not warned and rank == 0:
+                warnings.warn(f"batch of {want:g} tokens is not a multiple of micro_batch x seq_len x "
+                              f"world_size = {group}; using {actual}", stacklevel=2)
                 warned = True
             lr = lr_at(D) * (actual / first_batch) ** {"none": 0, "sqrt": 0.5, "linear": 1}[cfg.lr_rescale]
             for g in opt.param_groups:
                 g["lr"] = lr
             total = 0.0
             for a in range(accum):
-                x, y = batch_at(corpus.train, int(D) + a * per_micro, cfg.micro_batch, cfg.seq_len)
-                _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
-                (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
+                x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch,
+                                cfg.seq_len)
+                # DDP all-reduces gradients on every backward; skip it until the last micro-step.
+                sync = world == 1 or a == accum - 1
+                with (contextlib.nullcontext() if sync else net.no_sync()):
+                    _, loss = net(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+                    (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
                 total += float(loss.detach()) / accum
+            if world > 1:
+                t = torch.tensor([total], device=device)
+                torch.distributed.all_reduce(t)
+                total = float(t) / world
             if not math.isfinite(total):
                 raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); "
                                     f"the last good checkpoint is {str(ck_path)!r}")
@@ -181,18 +219,23 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
             opt.step()
             opt.zero_grad(set_to_none=True)
             step, D = step + 1, D + actual
-            val = evaluate(model, corpus, cfg, device) if step % cfg.eval_every == 0 else ""
-            writer.writerow(dict(run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr,
-                                 val_loss=val, seq_len=cfg.seq_len, world_size=1))
-            logf.flush()
+            if rank == 0:
+                val = evaluate(model, corpus, cfg, device) if step % cfg.eval_every == 0 else ""
+                csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(dict(
+                    run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss=val,
+                    seq_len=cfg.seq_len, world_size=world))
+                logf.flush()
             bar.update(actual)
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{(D) / (time.perf_counter() - t0 + 1e-9):.0f}")
             stopping = cfg.stop_at_tokens is not None and D >= cfg.stop_at_tokens
-            if step % cfg.checkpoint_every == 0 or D >= cfg.tokens or stopping:
+            if (step % cfg.checkpoint_every == 0 or D >= cfg.tokens or stopping) and rank == 0:
                 _save(ck_path, model, opt, step, D, cfg)
             if stopping:
                 break
     bar.close()
+    if world > 1:
+        torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
     return dict(steps=step, tokens=D, final_loss=total, log=str(log_path), corpus=corpus.describe())
 
 
