@@ -42,6 +42,7 @@ class TrainConfig:
     out: str = "results/train"
     run: str | None = None
     stop_at_tokens: float | None = None    # stop early (as a job time limit would); resume later
+    gns_every: int = 0                     # measure B_simple every N steps (0 = off); needs accum > 1, one process
 
     def validate(self):
         if self.preset not in PRESET_NAMES:

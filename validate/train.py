@@ -28,6 +28,7 @@ from dbs_theory.lr_schedules import constant, cosine, wsd
 
 from .config import TrainConfig, build_parser, config_from_args
 from .data import batch_at, load_corpus
+from .gns import GNSEstimator
 from .model import Transformer, preset
 
 __all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "build_parser", "config_from_args"]
@@ -93,7 +94,13 @@ def _load(path, model, opt, cfg):
     return ck["step"], ck["tokens"]
 
 
-LOG_FIELDS = ["run", "batch_size", "step", "tokens", "loss", "lr", "val_loss", "seq_len", "world_size"]
+def _grad_sq(model):
+    """Squared norm of the current gradient (all parameters)."""
+    return float(sum(float(p.grad.detach().pow(2).sum()) for p in model.parameters() if p.grad is not None))
+
+
+LOG_FIELDS = ["run", "batch_size", "step", "tokens", "loss", "lr", "val_loss", "seq_len", "world_size",
+              "b_simple"]
 
 
 def _truncate_log(path, step):
@@ -181,6 +188,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     if world > 1:
         torch.distributed.barrier()  # rank 0 has created the log
     warned = False
+    gns = GNSEstimator()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=int(cfg.tokens), initial=int(D), unit="tok", disable=not progress or rank, desc=run)
@@ -198,6 +206,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
             for g in opt.param_groups:
                 g["lr"] = lr
             total = 0.0
+            measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
             for a in range(accum):
                 x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch,
                                 cfg.seq_len)
@@ -207,6 +216,8 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                     _, loss = net(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
                     (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
                 total += float(loss.detach()) / accum
+                if measure and a == 0:  # one micro-batch's gradient is accum x the accumulated one so far
+                    sq_small = _grad_sq(model) * accum**2
             if world > 1:
                 t = torch.tensor([total], device=device)
                 torch.distributed.all_reduce(t)
@@ -214,6 +225,8 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
             if not math.isfinite(total):
                 raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); "
                                     f"the last good checkpoint is {str(ck_path)!r}")
+            if measure:
+                gns.update(sq_small, per_micro, _grad_sq(model), actual)
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
@@ -223,7 +236,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 val = evaluate(model, corpus, cfg, device) if step % cfg.eval_every == 0 else ""
                 csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(dict(
                     run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss=val,
-                    seq_len=cfg.seq_len, world_size=world))
+                    seq_len=cfg.seq_len, world_size=world, b_simple=gns.value if measure else ""))
                 logf.flush()
             bar.update(actual)
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{(D) / (time.perf_counter() - t0 + 1e-9):.0f}")
