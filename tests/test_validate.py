@@ -155,3 +155,10 @@ def test_gns_is_logged_when_on(tmp_path):
     rows = list(csv.DictReader((tmp_path / "gns" / "log.csv").open()))
     vals = [float(r["b_simple"]) for r in rows if r["b_simple"] not in ("", "nan")]
     assert len(vals) >= 10 and all(np.isfinite(vals))
+
+
+def test_bf16_autocast_option_trains(tmp_path):
+    res = T.train(cfg(tmp_path, "bf16", tokens=2048, dtype="bf16"), progress=False)
+    assert np.isfinite(res["final_loss"])
+    with pytest.raises(ValueError, match="dtype"):
+        T.train(cfg(tmp_path, "bad", dtype="fp64"), progress=False)

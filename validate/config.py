@@ -39,6 +39,8 @@ class TrainConfig:
     data: str | None = None
     vocab_size: int | None = None
     device: str = "auto"
+    dtype: str = "auto"                    # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
+    compile: int = 0                       # 1: torch.compile the model
     out: str = "results/train"
     run: str | None = None
     stop_at_tokens: float | None = None    # stop early (as a job time limit would); resume later
@@ -56,6 +58,8 @@ class TrainConfig:
                 raise ValueError(f"{name}={v!r} must be positive")
         if self.lr_schedule not in ("wsd", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r} must be wsd, cosine or constant")
+        if self.dtype not in ("auto", "bf16", "fp32"):
+            raise ValueError(f"dtype={self.dtype!r} must be auto, bf16 or fp32")
         if self.lr_rescale not in ("none", "sqrt", "linear"):
             raise ValueError(f"lr_rescale={self.lr_rescale!r} must be none, sqrt or linear")
         return self

@@ -160,11 +160,14 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.seq_len, 8))).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
-    net = model
+    net = torch.compile(model) if cfg.compile else model
+    bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.startswith("cuda"))
+    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else \
+        contextlib.nullcontext
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
-        net = DistributedDataParallel(model)
+        net = DistributedDataParallel(net)
     lr_at, batch_for = lr_schedule(cfg), batch_schedule(cfg)
     run = cfg.run or Path(cfg.out).name
     log_path, ck_path = out / "log.csv", out / "ckpt.pt"
@@ -212,7 +215,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                                 cfg.seq_len)
                 # DDP all-reduces gradients on every backward; skip it until the last micro-step.
                 sync = world == 1 or a == accum - 1
-                with (contextlib.nullcontext() if sync else net.no_sync()):
+                with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
                     _, loss = net(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
                     (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
                 total += float(loss.detach()) / accum
