@@ -218,7 +218,8 @@ def run_schedule(args):
     for budget in tqdm(budgets, desc="budgets", disable=args.quiet):
         cmp = compare_schedules(nqm, eta, budget)
         results.append(dict(budget=budget, rows=cmp["rows"], gap_closed=cmp["gap_closed"],
-                            curve=cmp["curve"], ablations=ablations(nqm, eta, budget),
+                            curve=cmp["curve"], ablations=ablations(nqm, eta, budget, curve=cmp["bopt_curve"],
+                                                                  fixed_batch=cmp["fixed_batch"]),
                             dynamic=json.loads(cmp["dynamic"].to_json()),
                             k_piece=json.loads(cmp["k_piece"].to_json())))
     out = ensure_writable_dir(args.out)

@@ -122,14 +122,18 @@ def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
                  batch=" ".join(f"{b:.3g}" for b in kp.sizes))]
     gap = L_a - L_d
     return dict(budget=budget, eta=eta, rows=rows, gap_closed=(L_a - L_c) / gap if gap > 0 else float("nan"),
-                curve=curve.to_dict(), dynamic=dyn, k_piece=kp, fixed_batch=B_a)
+                curve=curve.to_dict(), bopt_curve=curve, dynamic=dyn, k_piece=kp, fixed_batch=B_a)
 
 
-def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2) -> list:
-    """The paper's ablations on the NQM at equal data (rows of name, fixed, dynamic losses)."""
-    curve = nqm_bopt_curve(nqm, eta, budget)
+def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, fixed_batch=None) -> list:
+    """The paper's ablations on the NQM at equal data (rows of name, fixed, dynamic losses).
+
+    ``curve`` and ``fixed_batch`` may be passed from :func:`compare_schedules` at the same
+    budget, which has already computed them.
+    """
+    curve = curve or nqm_bopt_curve(nqm, eta, budget)
     dyn = _paper_schedule(curve, budget, horizon=budget * (1 + decay_frac))
-    B_fix, L_fix = best_fixed_batch(nqm, eta, budget)
+    B_fix = fixed_batch or best_fixed_batch(nqm, eta, budget)[0]
     rows = []
     # 1. constant LR vs sqrt-rescaled at each increase
     scaled = [(a, eta * math.sqrt(b / dyn.sizes[0])) for a, b in dyn.segments]
