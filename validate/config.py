@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES"]
+__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "parse_seq_len_schedule"]
 
 PRESET_NAMES = ("tiny", "cpu", "cpu-large", "gpu-124m", "gpu-350m")
 
@@ -17,7 +17,8 @@ class TrainConfig:
     """Everything a run needs. Data amounts are tokens; batch sizes are tokens per step."""
 
     preset: str = "tiny"
-    seq_len: int = 64
+    seq_len: int = 64                      # tokens per sequence (until the first seq_len_schedule switch)
+    seq_len_schedule: str | None = None    # 'D1:L1,D2:L2': switch to length L1 at D1 tokens, ... (ablation)
     micro_batch: int = 8
     batch_tokens: float = 2048
     batch_schedule: str | None = None      # a dbs_theory schedule JSON file (overrides batch_tokens)
@@ -62,7 +63,39 @@ class TrainConfig:
             raise ValueError(f"dtype={self.dtype!r} must be auto, bf16 or fp32")
         if self.lr_rescale not in ("none", "sqrt", "linear"):
             raise ValueError(f"lr_rescale={self.lr_rescale!r} must be none, sqrt or linear")
+        parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)
         return self
+
+    def seq_len_at(self, D) -> int:
+        """Sequence length (tokens) in use after ``D`` tokens."""
+        starts, lengths = parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)
+        return next(L for s, L in zip(starts[::-1], lengths[::-1]) if D >= s)
+
+    def max_seq_len(self) -> int:
+        return max(parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)[1])
+
+
+def parse_seq_len_schedule(text, seq_len):
+    """``(starts, lengths)`` in tokens from ``'D1:L1,D2:L2'`` (``seq_len`` holds from 0 to ``D1``).
+
+    >>> parse_seq_len_schedule("2e6:128", 64)
+    ([0.0, 2000000.0], [64, 128])
+    """
+    starts, lengths = [0.0], [int(seq_len)]
+    if not text:
+        return starts, lengths
+    for item in str(text).split(","):
+        try:
+            d, length = item.split(":")
+            d, length = float(d), int(length)
+        except ValueError:
+            raise ValueError(f"seq_len_schedule must look like '2e6:128,4e6:256'; got {text!r}") from None
+        if not (math.isfinite(d) and d > starts[-1]) or length < 1:
+            raise ValueError(f"seq_len_schedule {text!r}: switch points must increase from > 0 "
+                             f"and lengths be >= 1 (bad item {item!r})")
+        starts.append(d)
+        lengths.append(length)
+    return starts, lengths
 
 
 def build_parser(parser=None):

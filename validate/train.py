@@ -1,14 +1,15 @@
 """A small, readable pretraining loop: WSD in data units, a batch schedule, exact resume.
 
 Run ``python -m validate.train --preset tiny --tokens 200000`` or
-``dbs train ...``. Every quantity that changes over training (learning
-rate, batch size) is a pure function of tokens consumed, so a resumed run
-needs only the token counter. Single process on CPU or one GPU; the DDP
-path and gradient-noise measurement are still to come (see the README).
+``dbs train ...``; under ``torchrun`` it trains with DDP. Every quantity
+that changes over training (learning rate, batch size, sequence length) is
+a pure function of tokens consumed, so a resumed run needs only the token
+counter, and every DDP rank takes the same decisions without talking.
 """
 from __future__ import annotations
 
 import csv
+import datetime
 import json
 import math
 import contextlib
@@ -118,7 +119,8 @@ def _truncate_log(path, step):
 def evaluate(model, corpus, cfg, device):
     model.eval()
     n = max(1, cfg.eval_tokens // cfg.seq_len)
-    x, y = batch_at(corpus.val, 0, n, cfg.seq_len)  # a fixed held-out slice
+    # A fixed held-out slice at the first sequence length, comparable across runs and switches.
+    x, y = batch_at(corpus.val, 0, n, cfg.seq_len)
     _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
     model.train()
     return float(loss)
@@ -134,7 +136,9 @@ def _distributed(device):
     import torch.distributed as dist
 
     if not dist.is_initialized():
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        # A rank that dies makes the others fail after this timeout instead of waiting forever.
+        timeout = datetime.timedelta(seconds=float(os.environ.get("DBS_DDP_TIMEOUT", "600")))
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo", timeout=timeout)
     if device.startswith("cuda"):
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     return dist.get_rank(), world
@@ -157,7 +161,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     np.random.seed(cfg.seed)
     random.seed(cfg.seed)
     corpus = load_corpus(cfg.data, cfg.vocab_size)
-    model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.seq_len, 8))).to(device)
+    model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.max_seq_len(), 8))).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
     net = torch.compile(model) if cfg.compile else model
@@ -185,9 +189,8 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                       fh, indent=1)
         with atomic_write(log_path) as fh:
             csv.DictWriter(fh, fieldnames=LOG_FIELDS).writeheader()
-    per_micro = cfg.micro_batch * cfg.seq_len
-    group = per_micro * world  # tokens per micro-step across all ranks
-    first_batch = max(1, round(batch_for(0) / group)) * group
+    first_group = cfg.micro_batch * cfg.seq_len * world
+    first_batch = max(1, round(batch_for(0) / first_group)) * first_group
     if world > 1:
         torch.distributed.barrier()  # rank 0 has created the log
     warned = False
@@ -198,21 +201,23 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     t0 = time.perf_counter()
     with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
         while D < cfg.tokens:
+            seq_len = cfg.seq_len_at(D)
+            per_micro = cfg.micro_batch * seq_len
+            group = per_micro * world  # tokens per micro-step across all ranks
             want = batch_for(D)
             accum = max(1, round(want / group))
             actual = accum * group
             if actual != want and not warned and rank == 0:
                 warnings.warn(f"batch of {want:g} tokens is not a multiple of micro_batch x seq_len x "
                               f"world_size = {group}; using {actual}", stacklevel=2)
-                warned = True
+                warned = True  # once: the log's batch_size column records every actual size
             lr = lr_at(D) * (actual / first_batch) ** {"none": 0, "sqrt": 0.5, "linear": 1}[cfg.lr_rescale]
             for g in opt.param_groups:
                 g["lr"] = lr
             total = 0.0
             measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
             for a in range(accum):
-                x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch,
-                                cfg.seq_len)
+                x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch, seq_len)
                 # DDP all-reduces gradients on every backward; skip it until the last micro-step.
                 sync = world == 1 or a == accum - 1
                 with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
@@ -239,7 +244,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 val = evaluate(model, corpus, cfg, device) if step % cfg.eval_every == 0 else ""
                 csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(dict(
                     run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss=val,
-                    seq_len=cfg.seq_len, world_size=world, b_simple=gns.value if measure else ""))
+                    seq_len=seq_len, world_size=world, b_simple=gns.value if measure else ""))
                 logf.flush()
             bar.update(actual)
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{(D) / (time.perf_counter() - t0 + 1e-9):.0f}")
