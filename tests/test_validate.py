@@ -5,6 +5,8 @@ import sys
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")  # CI installs the torch extra; the core install has none
 
@@ -44,7 +46,7 @@ def test_tiny_run_writes_a_valid_log(tmp_path):
     assert run.step[-1] == res["steps"] == 50
     assert run.tokens[-1] == 12_800 and np.all(run.extra["world_size"] == 1)
     assert run.loss[-1] < run.loss[0]
-    assert np.isfinite(run.extra["val_loss"]).sum() == 2  # every 20 steps
+    assert np.isfinite(run.extra["val_loss"]).sum() == 3  # every 20 steps, and at the end
 
 
 def test_resume_is_bit_identical(tmp_path):
@@ -66,14 +68,15 @@ def test_token_ledger_across_batch_seq_len_change_and_resume(tmp_path, monkeypat
     spans = []
     real = T.batch_at
 
-    def ledger(tokens, position, n_seq, seq_len):
-        spans.append((position, position + n_seq * seq_len))
-        return real(tokens, position, n_seq, seq_len)
+    def ledger(tokens, position, n_seq, seq_len, block=0):
+        if block:  # a training read (evaluation reads the validation stream, unshuffled)
+            spans.append((position, position + n_seq * seq_len))
+        return real(tokens, position, n_seq, seq_len, block)
 
     monkeypatch.setattr(T, "batch_at", ledger)
     # sequence length 32 -> 64 at 5000 tokens and -> 16 at 9000 (mid-run switches, as in the ablation)
     c = cfg(tmp_path, "ledger", batch_schedule=str(path), eval_every=10_000, seq_len_schedule="5000:64,9000:16",
-            micro_batch=2)
+            micro_batch=2, data_block=64)
     T.train(T.TrainConfig(**{**c.__dict__, "stop_at_tokens": 4_000}), progress=False)
     T.train(c, resume=True, progress=False)
     spans.sort()
@@ -83,6 +86,22 @@ def test_token_ledger_across_batch_seq_len_change_and_resume(tmp_path, monkeypat
         assert a1 == b0, "a token position was skipped or repeated"
     assert set(np.unique(np.diff(run.tokens))) == {256.0, 512.0, 384.0}
     assert set(run.extra["seq_len"]) == {32.0, 64.0, 16.0}
+
+
+@given(st.integers(1, 40), st.sampled_from([0, 8, 16]), st.integers(0, 500), st.integers(1, 300))
+@settings(max_examples=60, deadline=None)
+def test_block_shuffle_is_a_bijection_with_true_targets(nblocks, block, start, n):
+    """Shuffled blocks visit every stream position once per pass, and every target is the text's next token."""
+    from validate.data import batch_at, physical
+
+    N = max(nblocks * max(block, 1), 8)
+    tokens = np.arange(N, dtype=np.uint16)  # token value = its position
+    nb = N // block if block else N
+    period = nb * block if block else N
+    idx = physical(start, period, N, block)
+    assert np.unique(idx).size == period
+    x, y = batch_at(tokens, start, 1, min(n, N), block)
+    assert np.all(y == (x + 1) % N)
 
 
 def test_seq_len_schedule_parsing():

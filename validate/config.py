@@ -33,11 +33,13 @@ class TrainConfig:
     beta2: float = 0.95
     weight_decay: float = 0.1
     grad_clip: float = 1.0
-    eval_every: int = 50
+    eval_every: int = 50                   # steps between validation losses (and always at the end)
+    eval_every_tokens: float = 0.0         # also evaluate each time this many tokens pass (0 = off)
     eval_tokens: int = 16384
     checkpoint_every: int = 100
     seed: int = 0
     data: str | None = None
+    data_block: int = 0                    # shuffle the stream in blocks of this many tokens (0 = in order)
     vocab_size: int | None = None
     device: str = "auto"
     dtype: str = "auto"                    # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
@@ -45,6 +47,7 @@ class TrainConfig:
     out: str = "results/train"
     run: str | None = None
     stop_at_tokens: float | None = None    # stop early (as a job time limit would); resume later
+    branch_from: str | None = None         # start from another run's ckpt.pt (e.g. a WSD decay branch)
     gns_every: int = 0                     # measure B_simple every N steps (0 = off); needs accum > 1, one process
 
     def validate(self):
@@ -63,7 +66,10 @@ class TrainConfig:
             raise ValueError(f"dtype={self.dtype!r} must be auto, bf16 or fp32")
         if self.lr_rescale not in ("none", "sqrt", "linear"):
             raise ValueError(f"lr_rescale={self.lr_rescale!r} must be none, sqrt or linear")
-        parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)
+        _, lengths = parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)
+        if self.data_block < 0 or (self.data_block and any(self.data_block % L for L in lengths)):
+            raise ValueError(f"data_block={self.data_block!r} must be 0 or a multiple of every sequence "
+                             f"length ({', '.join(map(str, lengths))})")
         return self
 
     def seq_len_at(self, D) -> int:

@@ -8,12 +8,18 @@ and a content hash go into every run's log. Users may pass a folder of
 text files or a nanoGPT-style ``.bin`` of uint16 tokens.
 
 The sampler is indexed by tokens consumed, not by sequences: a batch of
-``n`` sequences of length ``T`` at data position ``p`` uses tokens
-``[p, p + n T]`` (plus one for the last target). A change of batch size or
-sequence length, or a resume, therefore takes exactly the next tokens.
+``n`` sequences of length ``T`` at data position ``p`` uses the logical
+tokens ``[p, p + n T)``. A change of batch size or sequence length, or a
+resume, therefore takes exactly the next tokens. With ``block > 0`` the
+logical stream is the training text cut into blocks of ``block`` tokens in a
+fixed pseudo-random order (a bijection, so still no token is repeated or
+skipped): a batch then holds sequences from many places in the corpus, as in
+real pretraining, instead of one stretch of one file. Targets are always the
+true next token of the text.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import sysconfig
@@ -22,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Corpus", "load_corpus", "stdlib_files", "batch_at"]
+__all__ = ["Corpus", "load_corpus", "stdlib_files", "batch_at", "physical"]
 
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 
@@ -93,16 +99,33 @@ def load_corpus(path=None, vocab_size=None) -> Corpus:
     return Corpus(toks[:cut], toks[cut:], int(vocab_size), str(p), digest, 1)
 
 
-def batch_at(tokens: np.ndarray, position: int, n_seq: int, seq_len: int):
-    """Inputs and targets ``(n_seq, seq_len)`` for the tokens starting at ``position``.
+@functools.lru_cache(maxsize=8)
+def _block_order(n_blocks: int) -> np.ndarray:
+    """The fixed block permutation (seed 0: the same data order for every run and seed)."""
+    return np.random.default_rng(0).permutation(n_blocks)
 
-    Sequence ``i`` covers stream positions ``position + i*seq_len`` to
-    ``position + (i+1)*seq_len`` (targets shifted by one). Positions wrap
-    around the stream (a new pass over the data).
+
+def physical(position, n, N, block=0):
+    """Stream indices of the logical positions ``position .. position + n - 1`` (wrapping)."""
+    p = position + np.arange(n)
+    if not block:
+        return p % N
+    nb = N // block
+    j, o = (p // block) % nb, p % block
+    return _block_order(nb)[j] * block + o
+
+
+def batch_at(tokens: np.ndarray, position: int, n_seq: int, seq_len: int, block: int = 0):
+    """Inputs and targets ``(n_seq, seq_len)`` for the logical tokens starting at ``position``.
+
+    Sequence ``i`` covers logical positions ``position + i*seq_len`` to
+    ``position + (i+1)*seq_len``; targets are the tokens that follow each
+    input in the text. Positions wrap around the stream (a new pass over the
+    data). ``block`` (tokens; 0 = off) shuffles blocks as in the module doc;
+    keep it a multiple of ``seq_len`` so no sequence straddles two blocks.
     """
     N = tokens.size
-    idx = (position + np.arange(n_seq * seq_len + 1)) % N
-    chunk = tokens[idx].astype(np.int64)
-    x = chunk[:-1].reshape(n_seq, seq_len)
-    y = chunk[1:].reshape(n_seq, seq_len)
+    idx = physical(position, n_seq * seq_len, N, block)
+    x = tokens[idx].astype(np.int64).reshape(n_seq, seq_len)
+    y = tokens[(idx + 1) % N].astype(np.int64).reshape(n_seq, seq_len)
     return x, y

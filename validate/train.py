@@ -72,7 +72,7 @@ def _save(path, model, opt, step, D, cfg):
     tmp.replace(path)  # atomic: a checkpoint is whole or absent
 
 
-def _load(path, model, opt, cfg):
+def _load(path, model, opt, cfg, check_config=True):
     try:
         try:
             ck = torch.load(path, map_location="cpu", weights_only=False)
@@ -81,7 +81,7 @@ def _load(path, model, opt, cfg):
         mine = {k: v for k, v in asdict(cfg).items()
                 if k not in ("out", "run", "device", "stop_at_tokens")}
         theirs = {k: v for k, v in ck["config"].items() if k in mine}
-        if theirs != mine:
+        if check_config and theirs != mine:
             diff = sorted(k for k in mine if theirs.get(k) != mine[k])
             raise ValueError(f"checkpoint {str(path)!r} was written with a different config ({', '.join(diff)})")
         model.load_state_dict(ck["model"])
@@ -182,13 +182,23 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         step, D = _load(ck_path, model, opt, cfg)
         if rank == 0:
             _truncate_log(log_path, step)
-    elif rank == 0:
+    elif cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
+        parent = Path(cfg.branch_from)
+        if not parent.exists():
+            raise ValueError(f"--branch-from: no checkpoint at {str(parent)!r}")
+        step, D = _load(parent, model, opt, cfg, check_config=False)
+    if not resume and rank == 0:
         with atomic_write(out / "config.json") as fh:
             json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
                            n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len)),
                       fh, indent=1)
         with atomic_write(log_path) as fh:
-            csv.DictWriter(fh, fieldnames=LOG_FIELDS).writeheader()
+            w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+            w.writeheader()
+            if cfg.branch_from:  # the parent's history up to the branch point, under this run's name
+                parent_log = Path(cfg.branch_from).with_name("log.csv")
+                rows = list(csv.DictReader(parent_log.open())) if parent_log.exists() else []
+                w.writerows({**r, "run": run} for r in rows if int(r["step"]) <= step)
     first_group = cfg.micro_batch * cfg.seq_len * world
     first_batch = max(1, round(batch_for(0) / first_group)) * first_group
     if world > 1:
@@ -217,7 +227,8 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
             total = 0.0
             measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
             for a in range(accum):
-                x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch, seq_len)
+                x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch, seq_len,
+                                block=cfg.data_block)
                 # DDP all-reduces gradients on every backward; skip it until the last micro-step.
                 sync = world == 1 or a == accum - 1
                 with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
@@ -241,7 +252,10 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
             opt.zero_grad(set_to_none=True)
             step, D = step + 1, D + actual
             if rank == 0:
-                val = evaluate(model, corpus, cfg, device) if step % cfg.eval_every == 0 else ""
+                every_tokens = cfg.eval_every_tokens > 0 and \
+                    int(D // cfg.eval_every_tokens) > int((D - actual) // cfg.eval_every_tokens)
+                at_eval = step % cfg.eval_every == 0 or every_tokens or D >= cfg.tokens
+                val = evaluate(model, corpus, cfg, device) if at_eval else ""
                 csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(dict(
                     run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss=val,
                     seq_len=seq_len, world_size=world, b_simple=gns.value if measure else ""))

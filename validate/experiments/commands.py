@@ -1,0 +1,48 @@
+"""``dbs validate NAME``: run one experiment (or ``all``) at a tier; needs the torch extra."""
+from __future__ import annotations
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+HELP = "check the paper's claims on real transformer runs (sweep, schedule, ablations, predict)"
+
+
+def add_arguments(p):
+    from . import EXPERIMENTS
+    from .tiers import TIERS
+
+    p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)} or all")
+    p.add_argument("--tier", default="cpu", help=f"{', '.join(TIERS)} (default cpu)")
+    p.add_argument("--out", default=None, help="results root (default results/validate/<tier>)")
+    p.add_argument("--jobs", type=int, default=None, help="runs trained at once (default: the tier's)")
+    p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the tier's)")
+    p.add_argument("--resume", action="store_true",
+                   help="accepted for clarity: finished runs are always reused, interrupted ones resumed")
+    p.add_argument("--quiet", action="store_true")
+
+
+def run(args):
+    try:
+        import torch  # noqa: F401  (only checks that it is installed)
+    except ImportError:
+        raise ValueError('dbs validate needs PyTorch: pip install "dbs-theory[torch]"') from None
+    from dbs_theory.io import check_writable, ensure_writable_dir
+
+    from . import EXPERIMENTS, get
+    from .tiers import get_tier
+
+    tier = get_tier(args.tier)
+    if args.device:
+        tier = tier.with_(device=args.device)
+    if args.jobs is not None and args.jobs < 1:
+        raise ValueError(f"--jobs={args.jobs} must be >= 1")
+    names = list(EXPERIMENTS) if args.name == "all" else [args.name]
+    mods = [get(n) for n in names]
+    root = args.out or f"results/validate/{tier.name}"
+    check_writable(root)
+    ensure_writable_dir(root)
+    for name, mod in zip(names, mods):
+        s = mod.run(tier, root, jobs=args.jobs, progress=not args.quiet)
+        print(f"\n== {name} (tier {tier.name}, {s['wall_seconds'] / 60:.1f} min): {root}/{name}/summary.md")
+        for c in s["claims"]:
+            print(f"  [{c['verdict']}] {c['claim']}\n      {c['measured']}")
+    return 0

@@ -1,0 +1,85 @@
+"""Experiment tiers: the model, learning rate, batch grid and token budgets of each scale.
+
+``tiny`` finishes in seconds (tests), ``cpu`` in well under an hour per
+experiment on 2 cores, ``gpu`` is sized for one H100. Data amounts and batch
+sizes are tokens; a tier's runs all share one learning rate, warmup, seed and
+data order, so they differ only in what an experiment varies.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+
+__all__ = ["Tier", "TIERS", "get_tier"]
+
+
+@dataclass(frozen=True)
+class Tier:
+    """One scale of the experiments.
+
+    Attributes
+    ----------
+    preset : str              Model preset (``validate.model.PRESETS``).
+    seq_len : int             Tokens per sequence.
+    lr, weight_decay : float  AdamW settings shared by every run.
+    warmup : float            Warmup, tokens (linear from 0), then the stable phase.
+    batches : tuple           The sweep's fixed batch sizes, tokens (log-spaced, >= 12 for real tiers).
+    sweep_tokens : float      The sweep's longest run, tokens.
+    sweep_steps : int         Runs stop after this many steps if that comes first (small batches).
+    budget : float            Token budget of the schedule experiment and the ablations.
+    decay_tokens : float      Extra tokens of the WSD decay branch (``decay`` ablation).
+    seeds : tuple             Seeds of the schedule experiment (>= 2 for real tiers).
+    max_micro : int           Largest micro-batch, sequences (larger batches accumulate).
+    dyn_micro : int           Micro-batch of the schedule comparisons, sequences: the batch granularity.
+    eval_every_tokens : float Validation every this many tokens.
+    eval_tokens : int         Size of the fixed held-out validation slice, tokens.
+    interval_frac : float     Re-evaluation interval of the dynamic schedule, fraction of ``budget``.
+    gns_every : int           Steps between B_simple measurements in sweep runs that accumulate.
+    jobs : int                Runs trained at once (each on ``cpus // jobs`` threads).
+    device : str              ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    name: str
+    preset: str
+    seq_len: int
+    lr: float
+    weight_decay: float
+    warmup: float
+    batches: tuple
+    sweep_tokens: float
+    sweep_steps: int
+    budget: float
+    decay_tokens: float
+    seeds: tuple = (0, 1)
+    max_micro: int = 16
+    dyn_micro: int = 4
+    eval_every_tokens: float = 250_000
+    eval_tokens: int = 32_768
+    interval_frac: float = 0.05
+    gns_every: int = 10
+    jobs: int = 2
+    device: str = "auto"
+    extra: dict = field(default_factory=dict)
+
+    def with_(self, **kw) -> "Tier":
+        return replace(self, **kw)
+
+
+_CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128))   # 128 .. 8192 tokens
+_GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))  # 16K .. 1M
+
+TIERS = {
+    "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 24_000, 120, 24_000, 6_000,
+                 seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048, interval_frac=0.1,
+                 gns_every=5, jobs=1),
+    "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 6_000, 6_000_000, 1_200_000,
+                seeds=(0, 1), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768),
+    "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
+                2_000_000_000, 400_000_000, seeds=(0, 1), max_micro=32, dyn_micro=8, eval_every_tokens=20_000_000,
+                eval_tokens=1_048_576, jobs=1),
+}
+
+
+def get_tier(name: str) -> Tier:
+    if name not in TIERS:
+        raise ValueError(f"unknown tier {name!r}; choose one of {', '.join(TIERS)}")
+    return TIERS[name]
