@@ -28,6 +28,14 @@ class UserError(Exception):
     """An error the user caused and can fix; printed in one line, exit code 2."""
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``dbs CMD: error: ...``) and exit code 2."""
+
+    def error(self, message):
+        print(f"{self.prog}: error: {message} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def _commands():
     eps = metadata.entry_points(group=GROUP)
     return sorted(eps, key=lambda ep: ep.name)
@@ -35,11 +43,11 @@ def _commands():
 
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
-    parser = argparse.ArgumentParser(
+    parser = _OneLineParser(
         prog="dbs", description="Batch-size theory for WSD pretraining: derive, simulate, "
         "fit, schedule and validate.")
     parser.add_argument("--version", action="version", version=f"dbs-theory {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for ep in _commands():
         module = ep.load()
         p = sub.add_parser(ep.name, help=module.HELP, description=module.HELP)

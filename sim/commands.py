@@ -95,6 +95,11 @@ def run(args):
     fixed_eta = 0.5 if eta == "tuned" else eta
     nqm.check_lr(fixed_eta)
     targets = args.targets or default_targets(nqm, fixed_eta)
+    L0 = nqm.initial_loss()
+    for t in targets:
+        if not nqm.L_irr < t < L0:
+            raise ValueError(f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
+                             f"reaches it) and the initial loss {L0:.4g}")
     batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
     out = ensure_writable_dir(args.out)
     fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
@@ -198,7 +203,7 @@ def run_schedule(args):
     from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
     from dbs_theory.table import format_table
 
-    from .schedule_eval import ablations, compare_schedules
+    from .schedule_eval import ablations, compare_schedules, trajectories
 
     if args.eta == "tuned":
         raise ValueError("'schedule' needs a fixed learning rate (--eta NUMBER)")
@@ -221,6 +226,9 @@ def run_schedule(args):
                             curve=cmp["curve"], ablations=ablations(nqm, eta, budget, curve=cmp["bopt_curve"],
                                                                   fixed_batch=cmp["fixed_batch"]),
                             dynamic=json.loads(cmp["dynamic"].to_json()),
+                            trajectories=trajectories(nqm, eta, {
+                                "best fixed": cmp["fixed_batch"], "dynamic (paper)": cmp["dynamic"],
+                                "best 8-piece": cmp["k_piece"]}, budget),
                             k_piece=json.loads(cmp["k_piece"].to_json())))
     out = ensure_writable_dir(args.out)
     with atomic_write(out / "schedule_eval.json") as fh:

@@ -31,7 +31,7 @@ from .frontier import _argmin_log, bopt, steps_to_target
 from .nqm import NQM
 
 __all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece", "compare_schedules",
-           "ablations"]
+           "ablations", "trajectories"]
 
 
 def loss_at_budget(nqm: NQM, lr, batch, budget: float) -> float:
@@ -160,3 +160,19 @@ def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, f
     for r in rows:
         r["gain"] = r["baseline"] - r["variant"]
     return rows
+
+
+def trajectories(nqm: NQM, lr, batches: dict, budget: float, n=200) -> dict:
+    """Expected-loss curves of several batch schedules up to ``budget`` examples, for plots.
+
+    ``batches`` maps a name to a batch schedule (a constant, ``(from_D, B)``
+    pairs or a :class:`~dbs_theory.batch_schedules.BatchSchedule`). Returns
+    ``{name: {"D": [...], "loss": [...]}}`` at about ``n`` log-spaced data points.
+    """
+    at = np.geomspace(budget / 1e3, budget, n)
+    out = {}
+    for name, b in batches.items():
+        spec = list(b.segments) if isinstance(b, BatchSchedule) else b
+        tr = expected_loss(nqm, lr, spec, data=budget, record_at=at)
+        out[name] = dict(D=tr.D.tolist(), loss=tr.loss.tolist())
+    return out

@@ -119,11 +119,16 @@ def config_from_args(args) -> TrainConfig:
     values = {}
     if args.config:
         text = Path(args.config).read_text()
-        if args.config.endswith(".toml"):
-            import tomllib
-            values = tomllib.loads(text)
-        else:
-            values = json.loads(text)
+        try:
+            if args.config.endswith(".toml"):
+                import tomllib
+                values = tomllib.loads(text)
+            else:
+                values = json.loads(text)
+        except ValueError as exc:  # JSONDecodeError and TOMLDecodeError are ValueErrors
+            raise ValueError(f"{args.config}: malformed config ({str(exc).splitlines()[0]})") from None
+        if not isinstance(values, dict):
+            raise ValueError(f"{args.config}: a config must be a JSON/TOML object of TrainConfig fields")
         unknown = set(values) - {f.name for f in fields(TrainConfig)}
         if unknown:
             raise ValueError(f"{args.config}: unknown config field(s) {', '.join(sorted(unknown))}")

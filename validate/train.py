@@ -51,7 +51,10 @@ def lr_schedule(cfg: TrainConfig):
 
 def batch_schedule(cfg: TrainConfig) -> BatchSchedule:
     if cfg.batch_schedule:
-        return BatchSchedule.from_json(Path(cfg.batch_schedule).read_text())
+        try:
+            return BatchSchedule.from_json(Path(cfg.batch_schedule).read_text())
+        except ValueError as exc:
+            raise ValueError(f"{cfg.batch_schedule}: {exc}") from None
     return constant_batch(cfg.batch_tokens)
 
 

@@ -129,12 +129,15 @@ def run(tier, root, jobs=None, progress=True):
     nqm, eta, info = calibrate(cal, L_init, start)
     info["k_lr_to_nqm"] = eta / tier.lr
     # 1. held-out curves
-    curve_rows = []
-    for B, D, L in _curves(test, start):
-        pred = loss_at_steps(nqm, eta, B, D / B)
-        err = np.log(pred / L)
-        curve_rows.append(dict(batch=B, rms_log_error=float(np.sqrt(np.mean(err**2))),
-                               end_rel_error=float(pred[-1] / L[-1] - 1)))
+    curve_rows, detail = [], []
+    for group, held in ((test, True), (cal, False)):
+        for B, D, L in _curves(group, start):
+            pred = loss_at_steps(nqm, eta, B, D / B)
+            detail.append(dict(batch=float(B), held_out=held, D=D.tolist(), real=L.tolist(), nqm=pred.tolist()))
+            if held:
+                err = np.log(pred / L)
+                curve_rows.append(dict(batch=B, rms_log_error=float(np.sqrt(np.mean(err**2))),
+                                       end_rel_error=float(pred[-1] / L[-1] - 1)))
     # 2. targets: the full sweep's fit is the reference
     full = json.loads((sweep_dir / "fit.json").read_text())
     ref = [r for r in full["rows"] if r.get("status") == "ok"]
@@ -211,5 +214,5 @@ def run(tier, root, jobs=None, progress=True):
           + format_table(bt_rows, ["target", "bmin_sweep", "bmin_nqm", "bmin_naive", "bopt_sweep", "bopt_nqm",
                                    "bopt_naive"]) + "\n```")
     data = dict(nqm=info, held_out=[r.batch_size for r in test], calibration=[r.batch_size for r in cal],
-                curves=curve_rows, targets=bt_rows, errors={k: list(v) for k, v in err.items()}, advantage=adv)
+                curves=curve_rows, curve_detail=detail, targets=bt_rows, errors={k: list(v) for k, v in err.items()}, advantage=adv)
     return exp.write(claims, data, [("Held-out predictions", md)])

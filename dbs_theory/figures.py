@@ -1,0 +1,250 @@
+"""Figures for reports: plain functions from data to a matplotlib ``Figure``.
+
+No pyplot and no global backend: each function builds a
+:class:`matplotlib.figure.Figure` directly, so it works headless (the PNG is
+rendered by Agg on ``savefig``) and never touches a user's plotting state.
+Data amounts are in the unit the caller names (tokens or examples); losses
+are in nats.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter
+
+from .es_laws import HyperbolicES, ThreePhaseES
+
+__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "comparison", "law_from_params",
+           "save"]
+
+_PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
+
+
+def _spans_decades(values, decades=1.5) -> bool:
+    v = np.asarray([x for x in np.ravel(values) if np.isfinite(x) and x > 0], float)
+    return v.size > 1 and math.log10(v.max() / v.min()) >= decades
+
+
+def _positive(D, L):
+    """Drop points at D <= 0 (a log axis cannot show them, and clipping draws false flat lines)."""
+    D, L = np.asarray(D, float), np.asarray(L, float)
+    ok = D > 0
+    return D[ok], L[ok]
+
+
+def _quiet_minor(ax):
+    """No minor tick labels on log axes (they overlap when a panel spans less than a decade)."""
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.yaxis.set_minor_formatter(NullFormatter())
+
+
+def _legend(ax, **kw):
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, framealpha=0.85, **kw)
+
+
+def save(fig: Figure, path) -> str:
+    """Write ``fig`` as a PNG (Agg) at 120 dpi; returns the path."""
+    fig.savefig(path, dpi=120)
+    return str(path)
+
+
+def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training loss (nats, smoothed)"):
+    """Loss vs data, one line per run coloured by batch size, crossings marked.
+
+    Parameters
+    ----------
+    curves : list of dict
+        ``label``, ``D`` (data, ``unit``), ``loss``, optional ``batch`` (``unit`` per step).
+    crossovers : list of dict
+        ``tokens`` (or ``D``) and ``loss`` of each crossing of two curves.
+    """
+    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
+    ax = fig.add_subplot()
+    batches = [c.get("batch") for c in curves]
+    logb = [math.log(b) for b in batches if b]
+    cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
+    for c in curves:
+        color = None
+        if c.get("batch") and len(logb) > 1 and cmap is not None:
+            color = cmap((math.log(c["batch"]) - min(logb)) / (max(logb) - min(logb) + 1e-12) * 0.9)
+        ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, label=c["label"])
+    if crossovers:
+        x = [c.get("tokens", c.get("D")) for c in crossovers]
+        ax.scatter(x, [c["loss"] for c in crossovers], marker="x", color="crimson", s=30, zorder=5,
+                   label=f"crossings ({len(crossovers)})")
+    allD = np.concatenate([np.asarray(c["D"], float) for c in curves]) if curves else np.array([1.0])
+    if _spans_decades(allD):
+        ax.set_xscale("log")
+    ax.set_xlabel(f"data consumed ({unit})")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax, ncol=2 if len(curves) > 8 else 1)
+    return fig
+
+
+def law_from_params(name, params):
+    """A law object from ``fit.json`` parameters (``three_phase`` C1 form or ``hyperbolic``)."""
+    if name == "hyperbolic":
+        return HyperbolicES(**params)
+    if name == "three_phase":
+        return ThreePhaseES.c1(**params)
+    if name == "three_phase_free":
+        return ThreePhaseES.free(**params)
+    raise ValueError(f"unknown law {name!r}")
+
+
+def es_panels(panels, unit="tokens", title="E(S): data vs steps to reach each target"):
+    """One panel per target: the (S, E) points, fitted laws, phases shaded, Bmin and Bopt lines.
+
+    Parameters
+    ----------
+    panels : list of dict
+        ``target``, ``S`` (steps), ``E`` (``unit``), optional ``laws``
+        (``{name: law}``), ``bmin`` and ``bopt`` (``unit`` per step).
+    """
+    n = max(1, min(len(panels), 6))
+    cols = min(3, n)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(4.2 * cols, 3.6 * rows), layout="constrained")
+    fig.suptitle(title)
+    for i, p in enumerate(panels[:6]):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        S, E = np.asarray(p["S"], float), np.asarray(p["E"], float)
+        ax.scatter(S, E, s=18, color="k", zorder=5, label="runs")
+        if S.size:
+            grid = np.geomspace(S.min() / 1.5, S.max() * 1.5, 400)
+            law = (p.get("laws") or {}).get("three_phase")
+            if law is not None:
+                g = grid[grid > law.smin]
+                ax.plot(g, law(g), color="C0", lw=1.6, label="three-phase fit")
+                lo, hi = grid[0], grid[-1]
+                ax.axvspan(max(law.smin, lo), law.s1, color=_PHASE_COLORS["inverse"], alpha=0.6, lw=0)
+                ax.axvspan(law.s1, law.s2, color=_PHASE_COLORS["quadratic"], alpha=0.6, lw=0)
+                ax.axvspan(law.s2, hi, color=_PHASE_COLORS["linear"], alpha=0.6, lw=0)
+            hyp = (p.get("laws") or {}).get("hyperbolic")
+            if hyp is not None:
+                g = grid[grid > hyp.smin * 1.001]
+                ax.plot(g, hyp(g), color="C3", ls="--", lw=1.2, label="hyperbolic fit")
+            for key, style in (("bmin", ":"), ("bopt", "-.")):
+                b = p.get(key)
+                if b and math.isfinite(b):
+                    ax.plot(grid, b * grid, color="C2" if key == "bmin" else "C1", ls=style, lw=1.2,
+                            label=f"E = {'Bmin' if key == 'bmin' else 'Bopt'}·S ({b:.3g})")
+            ax.set_xlim(grid[0], grid[-1])
+            ax.set_ylim(E.min() / 1.6, E.max() * 1.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("steps S")
+        ax.set_ylabel(f"data E ({unit})")
+        ax.set_title(f"L* = {p['target']:.4g}", fontsize=10)
+        _quiet_minor(ax)
+        ax.grid(alpha=0.3, which="both")
+        if i == 0:
+            _legend(ax, loc="upper right")
+    return fig
+
+
+def bmin_bopt(targets, bmin, bopt, bmin_ci=None, bopt_ci=None, unit="tokens", title="Bmin and Bopt vs target loss"):
+    """``Bmin`` and ``Bopt`` against the target loss (falling to the right), with intervals."""
+    fig = Figure(figsize=(6.5, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    t = np.asarray(targets, float)
+    for vals, ci, name, color in ((bmin, bmin_ci, "Bmin", "C2"), (bopt, bopt_ci, "Bopt", "C1")):
+        v = np.asarray(vals, float)
+        ok = np.isfinite(v)
+        if not ok.any():
+            continue
+        if ci is not None:
+            lo, hi = (np.asarray(x, float) for x in ci)
+            yerr = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
+            ax.errorbar(t[ok], v[ok], yerr=np.clip(yerr[:, ok], 0, None), marker="o", color=color, capsize=3,
+                        label=f"{name} (bootstrap interval)")
+        else:
+            ax.plot(t[ok], v[ok], marker="o", color=color, label=name)
+    ax.invert_xaxis()
+    allv = np.concatenate([np.asarray(bmin, float), np.asarray(bopt, float)])
+    if _spans_decades(allv, 0.5):
+        ax.set_yscale("log")
+    ax.set_xlabel("target loss L* (nats; training proceeds to the right)")
+    ax.set_ylabel(f"batch size ({unit} per step)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax)
+    return fig
+
+
+def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
+                  title="Bopt(D) and the dynamic schedule built from it"):
+    """Per-target optima ``(Emin, Bopt)``, the fitted curve, and the schedule as a step line.
+
+    ``curve``: ``{"k", "alpha"}`` of ``Bopt = k D^alpha``; ``schedule``: ``(starts, sizes)``.
+    """
+    fig = Figure(figsize=(6.5, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    D, B = np.asarray(D, float), np.asarray(B, float)
+    ok = np.isfinite(D) & np.isfinite(B) & (D > 0) & (B > 0)
+    ax.scatter(D[ok], B[ok], color="k", zorder=5, label="(Emin, Bopt) per target")
+    hi = horizon or (D[ok].max() * 2 if ok.any() else 1.0)
+    lo = min(D[ok].min() / 2 if ok.any() else hi / 100, hi / 100)
+    if schedule is not None:
+        starts, sizes = list(schedule[0]), list(schedule[1])
+        lo = min(lo, starts[1] / 2) if len(starts) > 1 else lo
+        xs = [max(s, lo) for s in starts] + [hi]
+        ax.step(xs, sizes + sizes[-1:], where="post", color="C1", lw=2, label="dynamic schedule")
+    if curve:
+        g = np.geomspace(lo, hi, 200)
+        ax.plot(g, curve["k"] * g ** curve["alpha"], color="C0", ls="--",
+                label=f"fit Bopt = {curve['k']:.3g} D^{curve['alpha']:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel(f"data consumed D ({unit})")
+    ax.set_ylabel(f"batch size ({unit} per step)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax)
+    return fig
+
+
+def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5, marks=()):
+    """Two panels: whole loss curves, and the last part zoomed (where schedules differ by little).
+
+    ``curves``: ``label``, ``D``, ``loss`` (and optional ``style``); ``marks``:
+    ``(D, text)`` vertical lines (e.g. a batch switch or the start of a decay).
+    """
+    fig = Figure(figsize=(11, 4.4), layout="constrained")
+    fig.suptitle(title)
+    axes = fig.subplots(1, 2)
+    Dmax = max(max(np.asarray(c["D"], float)) for c in curves) if curves else 1.0
+    for k, ax in enumerate(axes):
+        lo_y, hi_y = np.inf, -np.inf
+        for i, c in enumerate(curves):
+            D, L = _positive(c["D"], c["loss"])
+            sel = D >= (zoom_from * Dmax if k else 0)
+            ax.plot(D[sel], L[sel], lw=1.4, color=f"C{i}", ls=c.get("style", "-"), label=c["label"])
+            if k and sel.any():
+                lo_y, hi_y = min(lo_y, np.nanmin(L[sel])), max(hi_y, np.nanmax(L[sel]))
+        for x, text in marks:
+            ax.axvline(x, color="gray", ls=":", lw=1)
+            ax.annotate(text, (x, 0.97), xycoords=("data", "axes fraction"), fontsize=8, ha="right",
+                        va="top", rotation=90, color="gray")
+        if k == 0:
+            allD = np.concatenate([np.asarray(c["D"], float) for c in curves])
+            if _spans_decades(allD[allD > 0]):
+                ax.set_xscale("log")
+            if _spans_decades(np.concatenate([np.asarray(c["loss"], float) for c in curves]), 1.0):
+                ax.set_yscale("log")
+            ax.set_title("whole run", fontsize=10)
+        else:
+            if np.isfinite(lo_y):
+                pad = 0.05 * (hi_y - lo_y + 1e-9)
+                ax.set_ylim(lo_y - pad, hi_y + pad)
+            ax.set_title(f"last {1 - zoom_from:.0%} of the data (zoom)", fontsize=10)
+        ax.set_xlabel(f"data consumed ({unit})")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        _legend(ax)
+    return fig
