@@ -78,6 +78,8 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
     allD = np.concatenate([np.asarray(c["D"], float) for c in curves]) if curves else np.array([1.0])
     if _spans_decades(allD):
         ax.set_xscale("log")
+    if curves and _spans_decades(np.concatenate([np.asarray(c["loss"], float) for c in curves]), 1.5):
+        ax.set_yscale("log")
     ax.set_xlabel(f"data consumed ({unit})")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
@@ -138,7 +140,7 @@ def es_panels(panels, unit="tokens", title="E(S): data vs steps to reach each ta
             ax.set_ylim(E.min() / 1.6, E.max() * 1.6)
         ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("steps S")
+        ax.set_xlabel("steps S (optimizer steps)")
         ax.set_ylabel(f"data E ({unit})")
         ax.set_title(f"L* = {p['target']:.4g}", fontsize=10)
         _quiet_minor(ax)

@@ -206,7 +206,7 @@ def _simulate(d):
         figs.insert(0, (F.loss_curves([dict(label=f"B = {r.batch_size:.3g}", D=r.tokens, loss=r.loss,
                                              batch=r.batch_size) for r in keep],
                                       "NQM: expected loss vs data per batch size", "examples",
-                                      crossovers(keep), ylabel="expected loss"), "loss",
+                                      crossovers(keep), ylabel="expected loss (NQM units)"), "loss",
                         "NQM loss vs data for a range of batch sizes; crosses mark crossings."))
     return figs
 
@@ -219,7 +219,7 @@ def _simulate_schedule(d):
         if r.get("trajectories"):
             curves = [dict(label=k, D=v["D"], loss=v["loss"]) for k, v in r["trajectories"].items()]
             figs.append((F.comparison(curves, f"NQM: schedules at budget {b:.3g} examples",
-                                      unit="examples", ylabel="expected loss"), f"compare-{b:.3g}",
+                                      unit="examples", ylabel="expected loss (NQM units)"), f"compare-{b:.3g}",
                          "Expected loss of the best fixed batch, the paper's dynamic schedule and the best "
                          "8-piece schedule found."))
         c, dyn = r["curve"], r["dynamic"]

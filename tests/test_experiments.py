@@ -95,3 +95,22 @@ def test_unknown_experiment_and_tier_are_one_line_errors(tmp_path):
                            capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_report_of_the_experiments(tiny_results):
+    """dbs report on a validate folder: a section per experiment, every figure passes the checks."""
+    from dbs_theory.report import build_report
+    from figcheck import check_figure
+
+    root, _ = tiny_results
+    sections = build_report(root)
+    names = [s.title.split(" (")[0].replace("validate ", "") for s in sections]
+    assert names == list(EXPERIMENTS)  # in the experiments' order
+    for s in sections:
+        for fig, name, caption in s.figures:
+            check_figure(fig, f"{s.title}/{name}")
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "report", str(root)], capture_output=True,
+                       text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert (root / "report.html").read_text().count("data:image/png;base64,") >= 9

@@ -1,0 +1,89 @@
+"""Report figures: each opened as matplotlib objects and checked; dbs report end to end."""
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dbs_theory import figures as F
+from dbs_theory.report import build_report, markdown_to_html, write_report
+
+from figcheck import check_figure, decades
+
+
+def dbs(*args):
+    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True,
+                          text=True, timeout=600)
+
+
+def test_checker_catches_a_bad_figure():
+    """The checker itself must be able to fail: a linear axis over 4 decades, no labels."""
+    from matplotlib.figure import Figure
+
+    fig = Figure()
+    ax = fig.add_subplot()
+    ax.plot(np.geomspace(1, 1e4, 20), np.arange(20), label="x")
+    ax.set_title("t")
+    with pytest.raises(AssertionError, match="unlabelled"):
+        check_figure(fig)
+    ax.set_xlabel("data (tokens)")
+    ax.set_ylabel("loss (nats)")
+    with pytest.raises(AssertionError, match="decades"):
+        check_figure(fig)
+    ax.set_xscale("log")
+    with pytest.raises(AssertionError, match="legend"):
+        check_figure(fig)
+    ax.legend()
+    assert check_figure(fig) == 1
+    assert decades(np.array([1.0, 1000.0])) == pytest.approx(3)
+
+
+def test_each_figure_function_passes_the_checks():
+    D = np.geomspace(1e3, 1e7, 100)
+    curves = [dict(label=f"B={b}", D=D, loss=1 + 3 / (1 + D / (1e3 * b)) + 0.1 / b, batch=b) for b in (1, 4, 16)]
+    check_figure(F.loss_curves(curves, "loss", crossovers=[dict(tokens=1e5, loss=2.0)]), "loss_curves")
+    law = F.law_from_params("three_phase", dict(smin=100, s1=150, sopt=300, s2=600, emin=3e4, c=0.5))
+    S = np.geomspace(120, 1e4, 30)
+    check_figure(F.es_panels([dict(target=2.0, S=S, E=law(S), laws={"three_phase": law}, bmin=law.bmin,
+                                   bopt=law.bopt)]), "es_panels")
+    check_figure(F.bmin_bopt([3, 2.5, 2], [10, 40, 200], [20, 90, 500], ([8, 30, 150], [12, 50, 260]),
+                             ([15, 70, 400], [25, 110, 600])), "bmin_bopt")
+    check_figure(F.bopt_schedule([1e5, 1e6, 1e7], [100, 300, 900], dict(k=1.0, alpha=0.48),
+                                 ([0, 1e6, 3e6], [128, 256, 512]), 1e7), "bopt_schedule")
+    check_figure(F.comparison([dict(label="a", D=D, loss=1 + 1 / np.sqrt(D)), dict(label="b", D=D, loss=1 + 2 / D)],
+                              "cmp", marks=[(1e5, "switch")]), "comparison")
+
+
+@pytest.mark.slow
+def test_dbs_report_on_simulate_and_fit_outputs(tmp_path):
+    sim, fit = tmp_path / "sim", tmp_path / "fit"
+    assert dbs("simulate", "--d", "2000", "--write-log", "--quiet", "--out", sim).returncode == 0
+    r = dbs("fit", sim / "runs.csv", "--bootstrap", "10", "--out", fit)
+    assert r.returncode == 0, r.stderr
+    assert dbs("simulate", "schedule", "--d", "2000", "--budgets", "1e5", "--quiet", "--out",
+               tmp_path / "sched").returncode == 0
+    sections = build_report(tmp_path)
+    assert sorted(s.title.split(" (")[0] for s in sections) == ["fit", "simulate", "simulate schedule"]
+    n = 0
+    for s in sections:
+        for fig, name, caption in s.figures:
+            n += check_figure(fig, f"{s.title}/{name}") > 0
+            assert caption
+    assert n >= 6
+    r = dbs("report", tmp_path)
+    assert r.returncode == 0, r.stderr
+    html = (tmp_path / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == n and "src=\"figures/" not in html  # self-contained
+    pngs = list((tmp_path / "figures").glob("*.png"))
+    assert len(pngs) == n and all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+
+
+def test_markdown_to_html_tables_code_and_escaping():
+    out = markdown_to_html("# T\n\n| a | b |\n|---|---|\n| **x** | <y> |\n\n```\ncode <z>\n```\n")
+    assert "<h1>T</h1>" in out and "<th>a</th>" in out and "<td><b>x</b></td>" in out
+    assert "&lt;y&gt;" in out and "<pre>code &lt;z&gt;</pre>" in out
+
+
+def test_write_report_refuses_a_folder_without_results(tmp_path):
+    with pytest.raises(ValueError, match="no results"):
+        write_report(tmp_path)
