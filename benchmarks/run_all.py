@@ -1,0 +1,51 @@
+"""Run every benchmark and print one table of same-run ratios (ours vs a baseline), with the machine.
+
+Run: python benchmarks/run_all.py [--quick]   (the trainer benchmark needs the torch extra)
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _machine import describe  # noqa: E402
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="smaller sizes (noisier ratios)")
+    args = ap.parse_args(argv)
+    rows = []
+    import bench_sim
+
+    r = bench_sim.main(["--quick"] if args.quick else [])
+    rows += [("exact E(S) frontier (1 thread) vs stepping to each target", r["frontier_speedup"], "speed-up"),
+             ("Monte Carlo kernel (1 thread) vs numpy reference loop", r["mc_vs_numpy"], "speed-up"),
+             ("Monte Carlo kernel (1 thread) vs numpy normal fill alone", r["mc_vs_rng"], "fraction of bound"),
+             ("Monte Carlo kernel, 2 threads vs 1", r["mc_threads"], "speed-up")]
+    import bench_fit
+
+    r = bench_fit.main()
+    rows.append(("three-phase fit + bootstrap: analytic vs numerical Jacobian", r["fit_speedup"], "speed-up"))
+    try:
+        import bench_train
+    except ImportError:
+        rows.append(("trainer vs plain loop", float("nan"), "skipped: no torch"))
+    else:
+        r = bench_train.main(["--tokens", "150000" if args.quick else "300000"])
+        rows += [("trainer (schedule, logging, eval off) vs plain loop", r["off"] / r["plain"], "throughput ratio"),
+                 ("trainer (WSD, logging, eval every 25 steps) vs plain loop", r["on"] / r["plain"],
+                  "throughput ratio")]
+    print("\n" + "=" * 100)
+    print("machine:", describe())
+    w = max(len(n) for n, _, _ in rows)
+    print(f"{'benchmark'.ljust(w)}  {'ratio':>9}  meaning")
+    print(f"{'-' * w}  {'-' * 9}  {'-' * 18}")
+    for name, value, kind in rows:
+        print(f"{name.ljust(w)}  {value:9.3g}  {kind}")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
