@@ -175,6 +175,13 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         row["status"] = f"not fitted: {S.size} points < {LAWS[law] + 3} needed"
         return row, fits
     row["status"] = "ok"
+    law_ = main.law
+    if not (S.min() <= law_.sopt <= S.max() and law_.emin >= 0.5 * E.min()):
+        # The fitted minimum lies outside the observed steps (or far below every point): the data do
+        # not bracket the optimum, so Bopt = Emin/Sopt is an extrapolation of a degenerate fit.
+        row["status"] = (f"optimum not bracketed by the data (Sopt {law_.sopt:.4g} outside "
+                         f"[{S.min():.4g}, {S.max():.4g}] steps or Emin far below the points)")
+        return row, fits
     row.update(smin=main.law.smin, sopt=main.law.sopt, emin=main.law.emin, bmin=main.law.bmin,
                bopt=main.law.bopt)
     for key, (lo, hi) in main.ci.items():

@@ -20,7 +20,7 @@ __all__ = ["Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", 
            "crossovers", "REQUIRED", "OPTIONAL"]
 
 REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
-OPTIONAL = ("lr", "val_loss", "seq_len", "world_size")
+OPTIONAL = ("lr", "val_loss", "seq_len", "world_size", "b_simple")
 
 
 @dataclass(frozen=True)
@@ -293,10 +293,16 @@ def es_points(runs, targets, smoothing="centered", window=0.02, use="loss"):
     for r in runs:
         steps, tokens, sig = _signal(r, use)
         curve = smooth(sig, smoothing, window)
+        # The centred average is one-sided in its last half-window: a first hit there is noise-biased.
+        edge = steps.size - (int(window if window >= 1 else round(window * steps.size)) // 2 if
+                             smoothing == "centered" else 0)
         for t in targets:
             hit = _first_crossing(steps, tokens, curve, t)
             if hit is None:
                 excluded.append((r.name, float(t), f"never reached (best {curve[-1]:.4g})"))
+                continue
+            if hit[0] > steps[min(edge, steps.size) - 1]:
+                excluded.append((r.name, float(t), "reached only at the log's end, where smoothing is one-sided"))
                 continue
             for k, v in zip(cols, (r.name, r.batch_size, float(t), *hit)):
                 cols[k].append(v)

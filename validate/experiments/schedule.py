@@ -67,6 +67,9 @@ def plan(tier, root, jobs=None, progress=True) -> dict:
         raise ValueError(f"no sweep run reached the budget {tier.budget:g} tokens")
     best = min(at_budget, key=at_budget.get)
     notes = []
+    if best == min(at_budget) and best > lo:
+        notes.append(f"the best fixed batch {best:g} is the smallest sweep run that reached the budget; "
+                     "smaller batches stopped early (step cap), so a smaller best cannot be ruled out")
     if s.get("bopt_curve"):
         c = s["bopt_curve"]
         curve = fit_bopt_curve(np.array(c["D"]), np.array(c["B"]), extrapolate=True)
@@ -130,6 +133,7 @@ def run(tier, root, jobs=None, progress=True):
     sched_txt = " -> ".join(f"{b:g}" for b in p["sizes"])
     md = ("```\n" + format_table(rows, ["baseline", "baseline_val", "dynamic_val", "gain", "spread"]) +
           f"\n```\n\nDynamic schedule ({p['source']}): {sched_txt} tokens per step, changes at "
-          + ", ".join(f"{d:.3g}" for d in p["starts"][1:]) + " tokens.")
+          + ", ".join(f"{d:.3g}" for d in p["starts"][1:]) + " tokens."
+          + "".join(f"\n\nNote: {n}." for n in p["notes"]))
     data = dict(plan=p, val_loss=val, noise=noise, rows=rows)
     return exp.write(claims, data, [("Validation loss at the budget (mean over seeds)", md)])

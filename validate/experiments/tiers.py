@@ -64,14 +64,14 @@ class Tier:
         return replace(self, **kw)
 
 
-_CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128))   # 128 .. 8192 tokens
+_CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256))  # 128..16384
 _GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))  # 16K .. 1M
 
 TIERS = {
     "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 24_000, 120, 24_000, 6_000,
                  seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048, interval_frac=0.1,
                  gns_every=5, jobs=1),
-    "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 6_000, 6_000_000, 1_200_000,
+    "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
                 seeds=(0, 1), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768),
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
                 2_000_000_000, 400_000_000, seeds=(0, 1), max_micro=32, dyn_micro=8, eval_every_tokens=20_000_000,
