@@ -166,3 +166,33 @@ def test_noisy_single_run_logs_to_bopt(tmp_path):
     assert table.lr == pytest.approx(eta)
     table.write(tmp_path)
     assert json.loads((tmp_path / "fit.json").read_text())["rows"][0]["target"] == pytest.approx(target)
+
+
+def _run(name, B, loss):
+    step = np.arange(loss.size, dtype=float)
+    return Run(name, float(B), step, step * B, np.asarray(loss, float), {})
+
+
+def test_a_hit_inside_the_final_smoothing_edge_is_excluded():
+    """A run that reaches the target only in its last points (where the centred window is one-sided)."""
+    loss = np.linspace(3.0, 2.0, 1000)
+    ok, late = _run("ok", 4, loss), _run("late", 8, loss + 0.0)
+    t_mid, t_end = 2.5, 2.006  # the second is reached at point 994 of 1000: inside the last half-window
+    pts = es_points([ok, late], [t_mid, t_end], window=0.02)
+    assert set(pts.target) == {t_mid}
+    assert {(r, t) for r, t, why in pts.excluded if "end" in why} == {("ok", t_end), ("late", t_end)}
+    pts = es_points([ok], [t_end], smoothing="running_min")  # no window, no edge
+    assert pts.target.tolist() == [t_end]
+
+
+def test_bopt_is_withheld_when_the_data_do_not_bracket_the_optimum():
+    """Runs whose E(S) keeps falling (no interior minimum in the data) must not yield a Bopt."""
+    runs = []
+    for B in (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048):  # hyperbola: E = 1e4 S/(S - 50), no minimum
+        S_hit = 50 * (1 + 1e4 / (B * 50))      # solves B S = 1e4 S/(S - 50)
+        step = np.arange(0, int(3 * S_hit) + 200, dtype=float)
+        loss = 1 + 2 * np.exp(-step / S_hit * np.log(2))  # loss 2 exactly at S_hit
+        runs.append(Run(f"b{B}", float(B), step, step * B, loss, {}))
+    table = bopt_table(runs, targets=[2.0], laws=("three_phase",))
+    (row,) = table.rows
+    assert "not bracketed" in row["status"] and "bopt" not in row
