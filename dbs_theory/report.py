@@ -23,7 +23,7 @@ import numpy as np
 from . import figures as F
 from .io import atomic_write
 
-__all__ = ["Section", "build_report", "write_report", "markdown_to_html"]
+__all__ = ["Section", "build_report", "write_report", "markdown_to_html", "findings_table"]
 
 _SKIP = {"runs", "logs", "configs", "figures", "schedules"}
 
@@ -278,10 +278,33 @@ def build_report(directory):
     return sections
 
 
+def findings_table(directory) -> str:
+    """Markdown table of every experiment's claims and verdicts under ``directory`` ('' if none)."""
+    root = Path(directory)
+    rows = []
+    for f in sorted(root.rglob("summary.json")):
+        if _SKIP & set(f.relative_to(root).parts):
+            continue
+        s = _json(f)
+        for c in s.get("claims", []):
+            rows.append((s.get("experiment", f.parent.name), s.get("wall_seconds", math.nan), c))
+    if not rows:
+        return ""
+    order = ["sweep", "schedule", "lr-scaling", "seq-len", "weight-decay", "decay", "cosine", "predict"]
+    rows.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
+    lines = ["| experiment | claim | our measurement | verdict |", "|---|---|---|---|"]
+    lines += [f"| `{e}` ({w / 60:.0f} min) | {c['claim']} | {c['measured']} | **{c['verdict']}** |"
+              for e, w, c in rows]
+    return "\n".join(lines)
+
+
 def write_report(directory, sections=None, intro=""):
     """Render figures to ``figures/`` and write ``report.md`` and ``report.html``; returns their paths."""
     root = Path(directory)
     sections = sections if sections is not None else build_report(root)
+    table = findings_table(root)
+    if table:
+        intro = (intro + "\n\n" if intro else "") + "### Verdicts of the experiments\n\n" + table
     (root / "figures").mkdir(exist_ok=True)
     md = ["# dbs-theory report", "", intro] if intro else ["# dbs-theory report", ""]
     pngs = {}

@@ -114,3 +114,7 @@ def test_report_of_the_experiments(tiny_results):
                        text=True, timeout=600)
     assert r.returncode == 0, r.stderr
     assert (root / "report.html").read_text().count("data:image/png;base64,") >= 9
+    md = (root / "report.md").read_text()
+    assert "Verdicts of the experiments" in md
+    assert md.count("| `") >= sum(len(json.loads((root / n / "summary.json").read_text())["claims"])
+                                  for n in EXPERIMENTS)
