@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter
+import matplotlib
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .es_laws import HyperbolicES, ThreePhaseES
 
@@ -34,10 +35,25 @@ def _positive(D, L):
     return D[ok], L[ok]
 
 
+def _compact(v, _pos=None):
+    """``2e5``-style tick labels (short, so they never overlap)."""
+    if v <= 0:
+        return ""
+    e = int(math.floor(math.log10(v) + 1e-9))
+    m = v / 10**e
+    return f"{m:.0f}e{e}" if abs(e) > 3 else f"{v:g}"
+
+
 def _quiet_minor(ax):
-    """No minor tick labels on log axes (they overlap when a panel spans less than a decade)."""
-    ax.xaxis.set_minor_formatter(NullFormatter())
-    ax.yaxis.set_minor_formatter(NullFormatter())
+    """Log axes: labelled decades, and minor labels at 2 and 5 only when a panel spans < 2 decades."""
+    for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
+        if scale != "log":
+            continue
+        lo, hi = sorted(axis.get_view_interval())
+        axis.set_major_formatter(FuncFormatter(_compact))
+        axis.set_minor_locator(LogLocator(base=10, subs=(2.0, 5.0)))
+        narrow = lo > 0 and math.log10(hi / lo) < 2
+        axis.set_minor_formatter(FuncFormatter(_compact) if narrow else NullFormatter())
 
 
 def _legend(ax, **kw):
@@ -51,7 +67,8 @@ def save(fig: Figure, path) -> str:
     return str(path)
 
 
-def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training loss (nats, smoothed)"):
+def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training loss (nats, smoothed)",
+                zoom=30.0):
     """Loss vs data, one line per run coloured by batch size, crossings marked.
 
     Parameters
@@ -60,31 +77,47 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
         ``label``, ``D`` (data, ``unit``), ``loss``, optional ``batch`` (``unit`` per step).
     crossovers : list of dict
         ``tokens`` (or ``D``) and ``loss`` of each crossing of two curves.
+    zoom : float or None
+        Add a second panel over the last ``1/zoom`` of the data range (log), where
+        the curves bunch together and cross; ``None`` for one panel.
     """
-    fig = Figure(figsize=(7.5, 4.8), layout="constrained")
-    ax = fig.add_subplot()
+    fig = Figure(figsize=(12.5 if zoom else 7.5, 4.8), layout="constrained")
+    axes = fig.subplots(1, 2) if zoom else [fig.add_subplot()]
+    fig.suptitle(title)
     batches = [c.get("batch") for c in curves]
     logb = [math.log(b) for b in batches if b]
-    cmap = fig.colormaps["viridis"] if hasattr(fig, "colormaps") else None
-    for c in curves:
-        color = None
-        if c.get("batch") and len(logb) > 1 and cmap is not None:
-            color = cmap((math.log(c["batch"]) - min(logb)) / (max(logb) - min(logb) + 1e-12) * 0.9)
-        ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, label=c["label"])
-    if crossovers:
-        x = [c.get("tokens", c.get("D")) for c in crossovers]
-        ax.scatter(x, [c["loss"] for c in crossovers], marker="x", color="crimson", s=30, zorder=5,
-                   label=f"crossings ({len(crossovers)})")
+    cmap = matplotlib.colormaps["viridis"]
     allD = np.concatenate([np.asarray(c["D"], float) for c in curves]) if curves else np.array([1.0])
-    if _spans_decades(allD):
-        ax.set_xscale("log")
-    if curves and _spans_decades(np.concatenate([np.asarray(c["loss"], float) for c in curves]), 1.5):
-        ax.set_yscale("log")
-    ax.set_xlabel(f"data consumed ({unit})")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    _legend(ax, ncol=2 if len(curves) > 8 else 1)
+    allL = np.concatenate([np.asarray(c["loss"], float) for c in curves]) if curves else np.array([1.0])
+    Dmax = float(np.nanmax(allD))
+    for k, ax in enumerate(axes):
+        for c in curves:
+            color = None
+            if c.get("batch") and len(logb) > 1:
+                color = cmap((math.log(c["batch"]) - min(logb)) / (max(logb) - min(logb) + 1e-12) * 0.9)
+            ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, label=c["label"])
+        if crossovers:
+            x = [c.get("tokens", c.get("D")) for c in crossovers]
+            ax.scatter(x, [c["loss"] for c in crossovers], marker="x", color="crimson", s=30, zorder=5,
+                       label=f"crossings ({len(crossovers)})")
+        if _spans_decades(allD):
+            ax.set_xscale("log")
+        if _spans_decades(allL, 1.5):
+            ax.set_yscale("log")
+        if k == 1:
+            lo = Dmax / zoom
+            sel = allD >= lo
+            ylo, yhi = np.nanmin(allL[sel]), np.nanmax(allL[sel])
+            ax.set_xlim(lo, Dmax * 1.05)
+            ax.set_ylim(ylo - 0.03 * (yhi - ylo), yhi + 0.03 * (yhi - ylo))
+            ax.set_title(f"zoom: the last {math.log10(zoom):.1f} decades of data", fontsize=10)
+        else:
+            ax.set_title("whole run", fontsize=10)
+            _legend(ax, ncol=2 if len(curves) > 8 else 1)
+        ax.set_xlabel(f"data consumed ({unit})")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        _quiet_minor(ax)
     return fig
 
 
@@ -176,6 +209,7 @@ def bmin_bopt(targets, bmin, bopt, bmin_ci=None, bopt_ci=None, unit="tokens", ti
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     _legend(ax)
+    _quiet_minor(ax)
     return fig
 
 
@@ -208,6 +242,7 @@ def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
     ax.set_title(title)
     ax.grid(alpha=0.3, which="both")
     _legend(ax)
+    _quiet_minor(ax)
     return fig
 
 
@@ -249,4 +284,5 @@ def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
         _legend(ax)
+        _quiet_minor(ax)
     return fig

@@ -167,9 +167,10 @@ def _predict(d, s):
     if not curves:
         return []
     fig = F.loss_curves(curves, "NQM prediction vs real runs", "tokens")
-    for line, c in zip(fig.axes[0].get_lines(), curves):
-        if c["label"].endswith("NQM"):
-            line.set_linestyle("--")
+    for ax in fig.axes:
+        for line, c in zip(ax.get_lines(), curves):
+            if c["label"].endswith("NQM"):
+                line.set_linestyle("--")
     return [(fig, "curves", "Smoothed training loss of real runs (solid) and the calibrated NQM's prediction "
                             "(dashed), for the held-out and some calibration batch sizes.")]
 
