@@ -109,7 +109,10 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
             sel = allD >= lo
             ylo, yhi = np.nanmin(allL[sel]), np.nanmax(allL[sel])
             ax.set_xlim(lo, Dmax * 1.05)
-            ax.set_ylim(ylo - 0.03 * (yhi - ylo), yhi + 0.03 * (yhi - ylo))
+            if ax.get_yscale() == "log":
+                ax.set_ylim(ylo / 1.05, yhi * 1.05)
+            else:
+                ax.set_ylim(ylo - 0.03 * (yhi - ylo), yhi + 0.03 * (yhi - ylo))
             ax.set_title(f"zoom: the last {math.log10(zoom):.1f} decades of data", fontsize=10)
         else:
             ax.set_title("whole run", fontsize=10)
