@@ -294,7 +294,8 @@ def findings_table(directory) -> str:
     order = ["sweep", "schedule", "lr-scaling", "seq-len", "weight-decay", "decay", "cosine", "predict"]
     rows.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
     lines = ["| experiment | claim | our measurement | verdict |", "|---|---|---|---|"]
-    lines += [f"| `{e}` ({w / 60:.0f} min) | {c['claim']} | {c['measured']} | **{c['verdict']}** |"
+    cell = lambda t: str(t).replace("|", "\u2223")  # a literal | would split the table cell
+    lines += [f"| `{e}` ({w / 60:.0f} min) | {cell(c['claim'])} | {cell(c['measured'])} | **{c['verdict']}** |"
               for e, w, c in rows]
     return "\n".join(lines)
 

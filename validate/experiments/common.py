@@ -85,7 +85,8 @@ class Experiment:
                  f"Model preset `{self.tier.preset}`, sequence length {self.tier.seq_len}, "
                  f"lr {self.tier.lr:g}, weight decay {self.tier.weight_decay:g}.", "",
                  "| paper's claim | our measurement | verdict |", "|---|---|---|"]
-        lines += [f"| {c['claim']} | {c['measured']} | **{c['verdict']}** |" for c in claims]
+        cell = lambda t: str(t).replace("|", "\u2223")  # a literal | would split the table cell
+        lines += [f"| {cell(c['claim'])} | {cell(c['measured'])} | **{c['verdict']}** |" for c in claims]
         for title, md in tables:
             lines += ["", f"## {title}", "", md]
         with atomic_write(self.dir / "summary.md") as fh:

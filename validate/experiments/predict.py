@@ -196,11 +196,11 @@ def run(tier, root, jobs=None, progress=True):
              verdict="holds" if good else ("inconclusive" if curve_err < 0.1 else "does not hold")),
         dict(claim="(ours) the NQM predicts data-to-target of held-out batches at least as well as the "
                    "three-phase law fitted per target to the same runs",
-             measured=f"median |error| NQM {fmt_err(err['data_nqm'])} vs three-phase {fmt_err(err['data_naive'])}",
+             measured=f"median abs. error: NQM {fmt_err(err['data_nqm'])} vs three-phase {fmt_err(err['data_naive'])}",
              verdict="inconclusive" if not math.isfinite(err["data_nqm"][0]) else
              ("holds" if better else "does not hold")),
         dict(claim="(ours) the NQM predicts Bopt per target (reference: the full sweep's three-phase fit)",
-             measured=f"median |error| NQM {fmt_err(err['bopt_nqm'])}, three-phase on the subset "
+             measured=f"median abs. error: NQM {fmt_err(err['bopt_nqm'])}, three-phase on the subset "
                       f"{fmt_err(err['bopt_naive'])}",
              verdict="inconclusive" if not math.isfinite(err["bopt_nqm"][0]) else
              ("holds" if err["bopt_nqm"][0] < math.log(1.5) else "does not hold")),
