@@ -74,13 +74,17 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
     Parameters
     ----------
     curves : list of dict
-        ``label``, ``D`` (data, ``unit``), ``loss``, optional ``batch`` (``unit`` per step).
+        ``label``, ``D`` (data, ``unit``), ``loss``, optional ``batch`` (``unit`` per step)
+        and ``style`` (a matplotlib line style).
     crossovers : list of dict
         ``tokens`` (or ``D``) and ``loss`` of each crossing of two curves.
     zoom : float or None
         Add a second panel over the last ``1/zoom`` of the data range (log), where
         the curves bunch together and cross; ``None`` for one panel.
     """
+    allD0 = np.concatenate([np.asarray(c["D"], float) for c in curves]) if curves else np.array([1.0])
+    if zoom and not _spans_decades(allD0, math.log10(zoom) + 0.5):
+        zoom = None  # the whole run already is the zoom
     fig = Figure(figsize=(12.5 if zoom else 7.5, 4.8), layout="constrained")
     axes = fig.subplots(1, 2) if zoom else [fig.add_subplot()]
     fig.suptitle(title)
@@ -95,7 +99,7 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
             color = None
             if c.get("batch") and len(logb) > 1:
                 color = cmap((math.log(c["batch"]) - min(logb)) / (max(logb) - min(logb) + 1e-12) * 0.9)
-            ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, label=c["label"])
+            ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, ls=c.get("style", "-"), label=c["label"])
         if crossovers:
             x = [c.get("tokens", c.get("D")) for c in crossovers]
             ax.scatter(x, [c["loss"] for c in crossovers], marker="x", color="crimson", s=30, zorder=5,

@@ -163,14 +163,10 @@ def _predict(d, s):
             continue  # every held-out run, a few calibration runs
         tag = "held out" if c["held_out"] else "calibration"
         curves.append(dict(label=f"B = {c['batch']:g} ({tag}) real", D=c["D"], loss=c["real"], batch=c["batch"]))
-        curves.append(dict(label=f"B = {c['batch']:g} NQM", D=c["D"], loss=c["nqm"], batch=c["batch"]))
+        curves.append(dict(label=f"B = {c['batch']:g} NQM", D=c["D"], loss=c["nqm"], batch=c["batch"], style="--"))
     if not curves:
         return []
-    fig = F.loss_curves(curves, "NQM prediction vs real runs", "tokens")
-    for ax in fig.axes:
-        for line, c in zip(ax.get_lines(), curves):
-            if c["label"].endswith("NQM"):
-                line.set_linestyle("--")
+    fig = F.loss_curves(curves, "NQM prediction vs real runs", "tokens", zoom=None)
     return [(fig, "curves", "Smoothed training loss of real runs (solid) and the calibrated NQM's prediction "
                             "(dashed), for the held-out and some calibration batch sizes.")]
 
@@ -308,7 +304,7 @@ def write_report(directory, sections=None, intro=""):
     if table:
         intro = (intro + "\n\n" if intro else "") + "### Verdicts of the experiments\n\n" + table
     (root / "figures").mkdir(exist_ok=True)
-    md = ["# dbs-theory report", "", intro] if intro else ["# dbs-theory report", ""]
+    md = ["# dbs-theory report", "", intro, ""] if intro else ["# dbs-theory report", ""]
     pngs = {}
     for i, sec in enumerate(sections):
         md += [f"## {sec.title}", ""]

@@ -72,10 +72,12 @@ def _from_files(files, name, val_every=20):
     return Corpus(to_tokens(train), to_tokens(val), 256, name, h.hexdigest(), len(files))
 
 
+@functools.lru_cache(maxsize=4)
 def load_corpus(path=None, vocab_size=None) -> Corpus:
     """The default stdlib corpus, a folder of text files, or a ``.bin`` of uint16 tokens.
 
     A ``.bin`` has no file boundaries, so its last 5% is held out for validation.
+    Cached per process (runs trained one after another in a process read it once).
     """
     if path is None:
         return _from_files(stdlib_files(), "python-stdlib")
