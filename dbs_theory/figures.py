@@ -61,6 +61,17 @@ def _legend(ax, **kw):
         ax.legend(fontsize=8, framealpha=0.85, **kw)
 
 
+def _finish(fig, ax, xlabel, ylabel, title):
+    """Labels, title, grid, legend and tick labels of a one-panel figure; returns the figure."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3, which="both")
+    _legend(ax)
+    _quiet_minor(ax)
+    return fig
+
+
 def save(fig: Figure, path) -> str:
     """Write ``fig`` as a PNG (Agg) at 120 dpi; returns the path."""
     fig.savefig(path, dpi=120)
@@ -211,13 +222,8 @@ def bmin_bopt(targets, bmin, bopt, bmin_ci=None, bopt_ci=None, unit="tokens", ti
     allv = np.concatenate([np.asarray(bmin, float), np.asarray(bopt, float)])
     if _spans_decades(allv, 0.5):
         ax.set_yscale("log")
-    ax.set_xlabel("target loss L* (nats; training proceeds to the right)")
-    ax.set_ylabel(f"batch size ({unit} per step)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    _legend(ax)
-    _quiet_minor(ax)
-    return fig
+    return _finish(fig, ax, "target loss L* (nats; training proceeds to the right)",
+                   f"batch size ({unit} per step)", title)
 
 
 def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
@@ -244,13 +250,7 @@ def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
                 label=f"fit Bopt = {curve['k']:.3g} D^{curve['alpha']:.2f}")
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xlabel(f"data consumed D ({unit})")
-    ax.set_ylabel(f"batch size ({unit} per step)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3, which="both")
-    _legend(ax)
-    _quiet_minor(ax)
-    return fig
+    return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
 
 
 def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5, marks=()):
