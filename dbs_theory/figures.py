@@ -218,6 +218,8 @@ def bmin_bopt(targets, bmin, bopt, bmin_ci=None, bopt_ci=None, unit="tokens", ti
                         label=f"{name} (bootstrap interval)")
         else:
             ax.plot(t[ok], v[ok], marker="o", color=color, label=name)
+    if _spans_decades(t, 1.5):
+        ax.set_xscale("log")
     ax.invert_xaxis()
     allv = np.concatenate([np.asarray(bmin, float), np.asarray(bopt, float)])
     if _spans_decades(allv, 0.5):
