@@ -30,8 +30,8 @@ __all__ = ["RunSpec", "run_dir", "train_runs", "is_done", "RunFailed"]
 _PLACE = ("out", "run")
 
 
-class RunFailed(RuntimeError):
-    """A training subprocess exited non-zero."""
+class RunFailed(ChildProcessError):
+    """A training run failed (an ``OSError``, so ``dbs`` reports it in one line with exit code 2)."""
 
 
 @dataclass(frozen=True)
@@ -70,9 +70,12 @@ def _train_one(root, spec, threads, timeout, inprocess=False):
         cmd.append("--resume")  # an interrupted run continues where its checkpoint left off
     t0 = time.perf_counter()
     if inprocess:  # one job at a time: skip the interpreter start (seconds per run at the tiny tier)
-        from ..train import train
+        from ..train import NonFiniteLoss, train
 
-        train(cfg, resume=(d / "ckpt.pt").exists(), progress=False)
+        try:
+            train(cfg, resume=(d / "ckpt.pt").exists(), progress=False)
+        except NonFiniteLoss as exc:
+            raise RunFailed(f"run {spec.label!r} failed: {exc}") from None
     else:
         env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
         with open(d / "stderr.txt", "w") as err:
