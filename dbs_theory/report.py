@@ -116,10 +116,11 @@ def _sweep(d, s):
     return figs
 
 
-def _val_curves(runs, styles=None):
+def _curves_of(runs, use):
+    """One curve per run, labelled by run name (no batch colouring: arms are compared, not batches)."""
     out = []
-    for i, r in enumerate(runs):
-        c = _run_curve(r, "val_loss")
+    for r in runs:
+        c = _run_curve(r, use)
         c.pop("batch")
         out.append(c)
     return out
@@ -127,7 +128,7 @@ def _val_curves(runs, styles=None):
 
 def _schedule(d, s):
     runs = _logs(d)
-    curves = _val_curves(runs)
+    curves = _curves_of(runs, "val_loss")
     for c in curves:
         c["style"] = "-" if c["label"].endswith("s0") else "--"
     figs = [(F.comparison(curves, "Dynamic vs fixed batch at equal tokens (validation loss)",
@@ -149,9 +150,7 @@ def _ablation(d, s):
         marks, use, ylabel = [(s["switch_tokens"], "batch doubles")], "loss", "training loss (nats, smoothed)"
     if s["experiment"] == "decay":
         marks = [(s["tier_config"]["budget"], "decay starts")]
-    curves = [_run_curve(r, use) for r in runs]
-    for c in curves:
-        c.pop("batch")
+    curves = _curves_of(runs, use)
     return [(F.comparison(curves, f"Ablation {s['experiment']}: the arms at equal tokens", ylabel=ylabel,
                           marks=marks), "compare", f"Ablation {s['experiment']}: each arm's loss curve.")]
 

@@ -27,7 +27,7 @@ from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
-from .config import TrainConfig, build_parser, config_from_args
+from .config import TrainConfig, build_parser, config_from_args, parse_seq_len_schedule
 from .data import batch_at, load_corpus
 from .gns import GNSEstimator
 from .model import Transformer, preset
@@ -202,6 +202,8 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 parent_log = Path(cfg.branch_from).with_name("log.csv")
                 rows = list(csv.DictReader(parent_log.open())) if parent_log.exists() else []
                 w.writerows({**r, "run": run} for r in rows if int(r["step"]) <= step)
+    starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
+    seq_segments = list(zip(starts[::-1], lengths[::-1]))  # parsed once, latest switch first
     first_group = cfg.micro_batch * cfg.seq_len * world
     first_batch = max(1, round(batch_for(0) / first_group)) * first_group
     if world > 1:
@@ -214,7 +216,7 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     t0 = time.perf_counter()
     with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
         while D < cfg.tokens:
-            seq_len = cfg.seq_len_at(D)
+            seq_len = next(L for s0, L in seq_segments if D >= s0)
             per_micro = cfg.micro_batch * seq_len
             group = per_micro * world  # tokens per micro-step across all ranks
             want = batch_for(D)

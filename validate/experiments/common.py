@@ -101,7 +101,7 @@ def final_val(run) -> float:
     return float(v[-1]) if v.size else math.nan
 
 
-def loss_near(run, tokens, window=0.05, use="loss"):
+def loss_near(run, tokens, window=0.05):
     """Mean training loss over the tokens ``[tokens (1 - window), tokens]`` (smoothing noise)."""
     sel = (run.tokens <= tokens) & (run.tokens >= tokens * (1 - window))
     return float(np.mean(run.loss[sel])) if sel.any() else math.nan

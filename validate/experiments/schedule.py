@@ -26,7 +26,7 @@ from dbs_theory.table import format_table
 from .common import Experiment, config_for, final_val, loss_near, verdict_gain
 from .runner import RunSpec, train_runs
 
-__all__ = ["plan", "arm", "run", "noise_of"]
+__all__ = ["plan", "arm", "run"]
 
 
 def _sweep_summary(tier, root, jobs, progress):
@@ -101,11 +101,6 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
         cfg = config_for(tier, tokens, batch=p["best_fixed" if kind == "best" else "mid_fixed"], **common)
     tag = "".join(f"-{k}{v}" for k, v in sorted(over.items()) if k not in ("branch_from",))
     return RunSpec(label or f"{kind}-s{seed}{tag}".replace("_", ""), cfg)
-
-
-def noise_of(summary) -> float:
-    """Seed-to-seed half-range of the final validation loss of one arm (the larger of the arms)."""
-    return float(summary.get("noise", math.nan))
 
 
 def run(tier, root, jobs=None, progress=True):
