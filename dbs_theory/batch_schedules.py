@@ -42,6 +42,8 @@ class BatchSchedule:
     def __post_init__(self):
         if self.unit not in UNITS:
             raise ValueError(f"unit={self.unit!r} must be one of {UNITS}")
+        if any(not math.isfinite(a) for a in self.starts):
+            raise ValueError(f"segment starts must be finite numbers; got {list(self.starts)}")
         if not self.starts or self.starts[0] != 0:
             raise ValueError("a batch schedule's first segment must start at D = 0")
         if len(self.starts) != len(self.sizes):
@@ -66,6 +68,14 @@ class BatchSchedule:
         k = int(np.searchsorted(np.asarray(self.starts), D, side="right"))
         return float(self.starts[k]) if k < len(self.starts) else math.inf
 
+    def in_tokens(self, seq_len) -> "BatchSchedule":
+        """This schedule with ``D`` and ``B`` in tokens (``seq_len`` tokens per sample/example)."""
+        if self.unit == "tokens":
+            return self
+        L = _positive("seq_len", seq_len)
+        return BatchSchedule(tuple(a * L for a in self.starts), tuple(b * L for b in self.sizes), "tokens",
+                             self.lr, self.kind, {**self.params, "converted_from": self.unit, "seq_len": L})
+
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:
         """DESIGN.md section 8: ``{"unit", "segments": [{"from", "batch_size"}], ...}``."""
@@ -81,8 +91,10 @@ class BatchSchedule:
             segs = d["segments"]
             starts = tuple(float(s["from"]) for s in segs)
             sizes = tuple(float(s["batch_size"]) for s in segs)
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"not a batch-schedule JSON ({exc.__class__.__name__}: {exc})") from None
+        if not isinstance(d, dict) or not segs:
+            raise ValueError("not a batch-schedule JSON (needs a non-empty 'segments' list)")
         return cls(starts, sizes, d.get("unit", "tokens"), d.get("lr"), d.get("kind", "step"),
                    d.get("params") or {})
 

@@ -8,8 +8,11 @@ group of ``pyproject.toml``. An entry point names a module with
 * ``run(args) -> int``: does the work (heavy imports belong inside it).
 
 So this module never imports ``sim`` or ``validate``. Errors a user can
-cause (``ValueError``, ``TypeError``, ``OSError``) become one line on stderr
-and exit code 2, with no traceback.
+cause -- the package raises them as ``ValueError`` (bad values, files,
+configs), ``OSError`` (files, folders, locks) or :class:`UserError` --
+become one line on stderr and exit code 2, with no traceback. Anything else
+is a bug: its traceback is printed with a line asking to report it (exit 1).
+Ctrl-C exits 130 with one line.
 """
 from __future__ import annotations
 
@@ -72,13 +75,21 @@ def main(argv=None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
-    except (UserError, ValueError, TypeError, OSError) as exc:
+    except (UserError, ValueError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"dbs {args.command}: error: {msg}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"dbs {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:
+        msg = str(exc).strip("'\"") or "interrupted"
+        print(f"dbs {args.command}: {msg}", file=sys.stderr)
         return 130
+    except Exception:  # a bug, not a user error: show where, and ask for a report
+        import traceback
+
+        traceback.print_exc()
+        print(f"dbs {args.command}: internal error (a bug in dbs-theory {__version__}); please report it "
+              "with the traceback and command line above", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

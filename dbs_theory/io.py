@@ -3,10 +3,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import tempfile
+import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "ensure_writable_dir", "check_writable", "json_default"]
+__all__ = ["atomic_write", "ensure_writable_dir", "check_writable", "json_default", "folder_lock", "FolderLocked"]
 
 
 def ensure_writable_dir(directory) -> Path:
@@ -64,3 +66,38 @@ def json_default(x):
     if isinstance(x, np.ndarray):
         return x.tolist()
     raise TypeError(f"cannot serialise {type(x).__name__}")
+
+
+class FolderLocked(OSError):
+    """Another process holds the folder's lock (an ``OSError``: one line, exit code 2)."""
+
+
+@contextlib.contextmanager
+def folder_lock(directory, name=".lock"):
+    """Hold an exclusive lock on ``directory`` (a ``.lock`` file in it) for the ``with`` block.
+
+    A second process that asks for it while it is held gets :class:`FolderLocked`
+    at once, naming the holder (pid, host, start time). The lock is an
+    ``fcntl.flock``: the operating system drops it when the holder dies, so a
+    killed run never leaves a stale lock behind.
+    """
+    import fcntl
+
+    path = Path(directory) / name
+    fh = open(path, "a+", encoding="utf-8")
+    try:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "another process"
+            raise FolderLocked(f"{str(directory)!r} is in use by {holder}; wait for it or use another "
+                               "folder") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
+                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.flush()
+        yield path
+    finally:
+        fh.close()  # closing the file releases the lock

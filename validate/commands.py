@@ -13,18 +13,21 @@ def add_arguments(p):
 
 
 def run(args):
+    """Exit 0 when trained (or already finished), 3 when the loss diverged; errors raise (exit 2)."""
+    import sys
+
     try:
         import torch  # noqa: F401  (only checks that it is installed)
     except ImportError:
         raise ValueError('dbs train needs PyTorch: pip install "dbs-theory[torch]"') from None
     from .config import config_from_args
-    from .train import NonFiniteLoss, train
+    from .train import NonFiniteLoss, summary_line, train
 
     try:
-        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet)
+        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet,
+                    overwrite=args.overwrite)
     except NonFiniteLoss as exc:
-        print(f"dbs train: stopped: {exc}")
+        print(f"dbs train: stopped: {exc}", file=sys.stderr)
         return 3
-    print(f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
-          f"log {res['log']} ({res['corpus']})")
+    print(summary_line(res))
     return 0

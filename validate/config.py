@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -60,6 +61,10 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name}={v!r} must be positive")
+        if self.batch_tokens > self.tokens and not self.batch_schedule:
+            raise ValueError(f"batch_tokens={self.batch_tokens:g} exceeds the whole run (tokens={self.tokens:g})")
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device)):
+            raise ValueError(f"device={self.device!r} must be auto, cpu, cuda, cuda:N or mps")
         if self.lr_schedule not in ("wsd", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r} must be wsd, cosine or constant")
         if self.dtype not in ("auto", "bf16", "fp32"):
@@ -111,6 +116,8 @@ def build_parser(parser=None):
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None)
     p.add_argument("--config", default=None, help="a JSON or TOML file of TrainConfig fields")
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start again in an --out folder that already holds a run (its log is replaced)")
     p.add_argument("--quiet", action="store_true")
     return p
 
@@ -132,8 +139,32 @@ def config_from_args(args) -> TrainConfig:
         unknown = set(values) - {f.name for f in fields(TrainConfig)}
         if unknown:
             raise ValueError(f"{args.config}: unknown config field(s) {', '.join(sorted(unknown))}")
+        values = {k: _typed(k, v, args.config) for k, v in values.items()}
     values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig)
                    if getattr(args, f.name, None) is not None})
     return TrainConfig(**values)
+
+
+def _typed(name, value, source):
+    """A config-file value converted to its field's type; ``ValueError`` naming the field otherwise."""
+    kind = str(next(f.type for f in fields(TrainConfig) if f.name == name))
+    if value is None and "None" in kind:
+        return None
+    want = kind.split(" ")[0]
+    try:
+        if want == "int":
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise ValueError
+            return int(value)
+        if want == "float":
+            if isinstance(value, bool):
+                raise ValueError
+            return float(value)
+        if not isinstance(value, str):
+            raise ValueError
+        return value
+    except (TypeError, ValueError, OverflowError):
+        noun = {"int": "a whole number", "float": "a number"}.get(want, "a string")
+        raise ValueError(f"{source}: field {name!r} must be {noun}; got {value!r}") from None
 
 

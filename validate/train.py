@@ -9,12 +9,15 @@ counter, and every DDP rank takes the same decisions without talking.
 from __future__ import annotations
 
 import csv
+import contextlib
 import datetime
+import hashlib
 import json
 import math
-import contextlib
 import random
+import signal
 import sys
+import threading
 import time
 import warnings
 from dataclasses import asdict
@@ -24,19 +27,29 @@ import numpy as np
 import torch
 
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch
-from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, folder_lock
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
+from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig, build_parser, config_from_args, parse_seq_len_schedule
 from .data import batch_at, load_corpus
 from .gns import GNSEstimator
 from .model import Transformer, preset
 
-__all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "build_parser", "config_from_args"]
+__all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunFolderInconsistent",
+           "build_parser", "config_from_args", "summary_line"]
 
 
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or inf; the last good checkpoint is kept."""
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) stopped the run at a step boundary after checkpointing it."""
+
+
+class RunFolderInconsistent(ValueError):
+    """The run folder's log lacks rows that its checkpoint covers (rows were lost)."""
 
 
 def lr_schedule(cfg: TrainConfig):
@@ -49,53 +62,77 @@ def lr_schedule(cfg: TrainConfig):
     return wsd(cfg.lr, W, max(total - W - T, 0.0), T, cfg.final_ratio)
 
 
-def batch_schedule(cfg: TrainConfig) -> BatchSchedule:
-    if cfg.batch_schedule:
-        try:
-            return BatchSchedule.from_json(Path(cfg.batch_schedule).read_text())
-        except ValueError as exc:
-            raise ValueError(f"{cfg.batch_schedule}: {exc}") from None
-    return constant_batch(cfg.batch_tokens)
+def batch_schedule(cfg: TrainConfig):
+    """``(schedule in tokens, sha256 of the schedule file or None)``.
+
+    A schedule in samples/examples (sequences) is converted to tokens with
+    ``cfg.seq_len``; with a sequence-length schedule that conversion is
+    ambiguous and refused. Every batch the run would use must fit in ``cfg.tokens``.
+    """
+    if not cfg.batch_schedule:
+        return constant_batch(cfg.batch_tokens), None
+    path = Path(cfg.batch_schedule)
+    try:
+        raw = path.read_bytes()
+        sched = BatchSchedule.from_json(raw.decode("utf-8"))
+    except OSError as exc:
+        raise OSError(f"cannot read batch schedule {str(path)!r}: {exc.strerror or exc}") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{cfg.batch_schedule}: {str(exc).splitlines()[0]}") from None
+    if sched.unit != "tokens":
+        if cfg.seq_len_schedule:
+            raise ValueError(f"{cfg.batch_schedule}: a schedule in {sched.unit} cannot be converted to tokens "
+                             "while seq_len_schedule changes the sequence length; write it in tokens")
+        sched = sched.in_tokens(cfg.seq_len)
+    used = [b for a, b in sched.segments if a < cfg.tokens]
+    if max(used) > cfg.tokens:
+        raise ValueError(f"{cfg.batch_schedule}: batch_size {max(used):g} tokens exceeds the whole run "
+                         f"(tokens={cfg.tokens:g})")
+    return sched, hashlib.sha256(raw).hexdigest()
 
 
 def _device(name):
+    """The torch device for ``name`` (checked by ``TrainConfig.validate``); refuses one that is absent."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r}: CUDA is not available here (use --device cpu or auto)")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device='mps': Apple MPS is not available here (use --device cpu or auto)")
     return name
 
 
-def _rng_state():
-    return dict(torch=torch.get_rng_state(), numpy=np.random.get_state(), python=random.getstate())
+def _payload(model, opt, step, D, cfg, schedule_sha):
+    return dict(model=model.state_dict(), opt=opt.state_dict(), step=int(step), tokens=float(D),
+                config=asdict(cfg), rng=rng_state(), schedule_sha256=schedule_sha)
 
 
-def _save(path, model, opt, step, D, cfg):
-    tmp = Path(str(path) + ".tmp")
-    torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, tokens=D,
-                    config=asdict(cfg), rng=_rng_state()), tmp)
-    tmp.replace(path)  # atomic: a checkpoint is whole or absent
+#: Config fields that may differ between a checkpoint and the run resuming it.
+_FREE = ("out", "run", "device", "stop_at_tokens")
 
 
-def _load(path, model, opt, cfg, check_config=True):
+def _load(path, model, opt, cfg, schedule_sha, check_config=True):
+    """Restore model, optimizer and RNG from ``path``; ``(step, tokens)``. ``CheckpointError`` if unusable."""
+    ck = load_checkpoint(path)
     try:
-        try:
-            ck = torch.load(path, map_location="cpu", weights_only=False)
-        except Exception as exc:  # torch raises many kinds (pickle, zip, runtime) for a bad file
-            raise RuntimeError(str(exc)) from None
-        mine = {k: v for k, v in asdict(cfg).items()
-                if k not in ("out", "run", "device", "stop_at_tokens")}
-        theirs = {k: v for k, v in ck["config"].items() if k in mine}
-        if check_config and theirs != mine:
+        if check_config:
+            mine = {k: v for k, v in asdict(cfg).items() if k not in _FREE}
+            theirs = {k: v for k, v in ck["config"].items() if k in mine}
             diff = sorted(k for k in mine if theirs.get(k) != mine[k])
-            raise ValueError(f"checkpoint {str(path)!r} was written with a different config ({', '.join(diff)})")
+            if ck.get("schedule_sha256") != schedule_sha:
+                diff.append("batch_schedule file contents")
+            if diff:
+                raise CheckpointError(f"checkpoint {str(path)!r} was written with a different config "
+                                      f"({', '.join(diff)})")
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
-    except (KeyError, RuntimeError, EOFError, OSError, TypeError) as exc:
-        raise ValueError(f"cannot resume from {str(path)!r}: corrupted or mismatched checkpoint "
-                         f"({exc.__class__.__name__})") from None
-    torch.set_rng_state(ck["rng"]["torch"])
-    np.random.set_state(ck["rng"]["numpy"])
-    random.setstate(ck["rng"]["python"])
-    return ck["step"], ck["tokens"]
+        set_rng_state(ck["rng"])
+        return int(ck["step"]), float(ck["tokens"])
+    except (KeyError, RuntimeError, TypeError, ValueError) as exc:
+        if isinstance(exc, CheckpointError):
+            raise
+        raise CheckpointError(f"cannot resume from {str(path)!r}: mismatched checkpoint "
+                              f"({exc.__class__.__name__})") from None
 
 
 def _grad_sq(model):
@@ -108,14 +145,95 @@ LOG_FIELDS = ["run", "batch_size", "step", "tokens", "loss", "lr", "val_loss", "
 
 
 def _truncate_log(path, step):
-    """Keep log rows up to ``step`` (a resume rewrites what came after the checkpoint)."""
-    if not path.exists():
-        return
-    rows = [r for r in csv.DictReader(path.open()) if int(r["step"]) <= step]
+    """Keep log rows up to ``step`` (a resume rewrites what came after the checkpoint).
+
+    Raises :class:`RunFolderInconsistent` when the log ends before ``step``:
+    rows the checkpoint covers are gone and resuming would leave a gap.
+    """
+    rows = list(csv.DictReader(path.open(encoding="utf-8"))) if path.exists() else []
+    last = max((int(float(r["step"])) for r in rows), default=0)
+    if last < step:
+        raise RunFolderInconsistent(f"{str(path)!r} ends at step {last} but the checkpoint is at step {step}: "
+                                    "log rows were lost; start the run again with --overwrite")
     with atomic_write(path) as fh:
         w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         w.writeheader()
-        w.writerows(rows)
+        w.writerows(r for r in rows if int(float(r["step"])) <= step)
+
+
+def _start_fresh(cfg, out, run, step, overwrite, corpus, model):
+    """Write config.json and a new log (with a branch parent's history); clear an overwritten run."""
+    if overwrite:
+        for name in ("ckpt.pt", "done.json"):
+            (out / name).unlink(missing_ok=True)
+    with atomic_write(out / "config.json") as fh:
+        json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
+                       n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len)),
+                  fh, indent=1)
+    with atomic_write(out / "log.csv") as fh:
+        w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
+        w.writeheader()
+        if cfg.branch_from:  # the parent's history up to the branch point, under this run's name
+            parent_log = Path(cfg.branch_from).with_name("log.csv")
+            rows = list(csv.DictReader(parent_log.open())) if parent_log.exists() else []
+            w.writerows({**r, "run": run} for r in rows if int(r["step"]) <= step)
+
+
+def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
+    """``(step, tokens)`` to start from: a resumed checkpoint, a branch parent, or zero.
+
+    A fresh start into a folder that already holds a run is refused unless
+    ``overwrite``: rerunning without ``--resume`` must not discard a log.
+    """
+    ck_path = out / "ckpt.pt"
+    if resume:
+        if not ck_path.exists():
+            raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
+        step, D = _load(ck_path, model, opt, cfg, schedule_sha)
+        if rank == 0 and D < cfg.tokens:
+            _truncate_log(out / "log.csv", step)
+        return step, D
+    held = [n for n in ("log.csv", "ckpt.pt", "done.json") if (out / n).exists()]
+    if held and not overwrite:
+        raise ValueError(f"{str(out)!r} already holds a run ({', '.join(held)}); pass --resume to continue "
+                         "it or --overwrite to start it again")
+    if cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
+        return _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
+    return 0, 0.0
+
+
+def _finished(out, step, D, corpus) -> dict:
+    """The summary of a run whose checkpoint is already at its full token count (a no-op resume)."""
+    rows = list(csv.DictReader((out / "log.csv").open(encoding="utf-8"))) if (out / "log.csv").exists() else []
+    done = [r for r in rows if int(float(r["step"])) == step]
+    if not done:
+        raise RunFolderInconsistent(f"{str(out / 'log.csv')!r} has no row for the final step {step}: log rows "
+                                    "were lost; start the run again with --overwrite")
+    return dict(steps=step, tokens=D, final_loss=float(done[-1]["loss"]), log=str(out / "log.csv"),
+                corpus=corpus.describe(), already_finished=True)
+
+
+@contextlib.contextmanager
+def _sigint_flag():
+    """A dict whose ``stop`` turns True on the first Ctrl-C; a second Ctrl-C interrupts at once.
+
+    Only the main thread can own a signal handler; elsewhere the flag never turns.
+    """
+    flag = dict(stop=False)
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag["stop"]:
+            raise KeyboardInterrupt("interrupted twice: stopped at once (the last checkpoint is kept)")
+        flag["stop"] = True
+
+    old = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, old)
 
 
 @torch.no_grad()
@@ -147,26 +265,54 @@ def _distributed(device):
     return dist.get_rank(), world
 
 
-def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
+def _model_and_opt(cfg, corpus, device):
+    model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.max_seq_len(), 8)))
+    model = model.to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
+                            weight_decay=cfg.weight_decay)
+    return model, opt
+
+
+def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dict:
     """Train, log one row per step to ``<out>/log.csv``, checkpoint to ``<out>/ckpt.pt``.
 
     Under ``torchrun`` each rank takes its share of every micro-step's tokens
     (rank ``r`` of ``W`` reads the ``r``-th micro-batch of each group of
     ``W``), so the global batch sees the same tokens as one process would;
-    only rank 0 writes the log and checkpoints. Returns a summary dict;
-    raises :class:`NonFiniteLoss` if the loss blows up.
+    only rank 0 writes the log and checkpoints, holding an exclusive lock on
+    ``<out>`` (a second process training into it fails at once). ``resume``
+    continues from ``<out>/ckpt.pt`` (a finished run is a no-op); a fresh
+    start into a folder that holds a run needs ``overwrite``. Returns a
+    summary dict; raises :class:`NonFiniteLoss` if the loss blows up and
+    :class:`Interrupted` after checkpointing on Ctrl-C.
     """
     cfg.validate()
     device = _device(cfg.device)
+    sched, schedule_sha = batch_schedule(cfg)
+    check_writable(cfg.out)
+    corpus = load_corpus(cfg.data, cfg.vocab_size)  # read (and refused if bad) before anything is written
     rank, world = _distributed(device)
-    out = ensure_writable_dir(check_writable(cfg.out))
-    torch.manual_seed(cfg.seed)
-    np.random.seed(cfg.seed)
-    random.seed(cfg.seed)
-    corpus = load_corpus(cfg.data, cfg.vocab_size)
-    model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.max_seq_len(), 8))).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                            weight_decay=cfg.weight_decay)
+    out = ensure_writable_dir(cfg.out)
+    with folder_lock(out) if rank == 0 else contextlib.nullcontext():
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        random.seed(cfg.seed)
+        model, opt = _model_and_opt(cfg, corpus, device)
+        step, D = _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank)
+        if resume and D >= cfg.tokens:
+            return _finished(out, step, D, corpus)
+        if world > 1:
+            torch.distributed.barrier()  # every rank has checked the folder before rank 0 writes
+        if not resume and rank == 0:
+            _start_fresh(cfg, out, cfg.run or out.name, step, overwrite, corpus, model)
+        if world > 1:
+            torch.distributed.barrier()  # rank 0 has created the log
+        with _sigint_flag() as flag:
+            return _loop(cfg, out, model, opt, corpus, sched, schedule_sha, step, D, device, rank, world,
+                         progress, flag)
+
+
+def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device, rank, world, progress, flag):
     net = torch.compile(model) if cfg.compile else model
     bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.startswith("cuda"))
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else \
@@ -175,41 +321,14 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(net)
-    lr_at, batch_for = lr_schedule(cfg), batch_schedule(cfg)
-    run = cfg.run or Path(cfg.out).name
+    lr_at, run = lr_schedule(cfg), cfg.run or out.name
     log_path, ck_path = out / "log.csv", out / "ckpt.pt"
-    step, D = 0, 0.0
-    if resume:
-        if not ck_path.exists():
-            raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
-        step, D = _load(ck_path, model, opt, cfg)
-        if rank == 0:
-            _truncate_log(log_path, step)
-    elif cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
-        parent = Path(cfg.branch_from)
-        if not parent.exists():
-            raise ValueError(f"--branch-from: no checkpoint at {str(parent)!r}")
-        step, D = _load(parent, model, opt, cfg, check_config=False)
-    if not resume and rank == 0:
-        with atomic_write(out / "config.json") as fh:
-            json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
-                           n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len)),
-                      fh, indent=1)
-        with atomic_write(log_path) as fh:
-            w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
-            w.writeheader()
-            if cfg.branch_from:  # the parent's history up to the branch point, under this run's name
-                parent_log = Path(cfg.branch_from).with_name("log.csv")
-                rows = list(csv.DictReader(parent_log.open())) if parent_log.exists() else []
-                w.writerows({**r, "run": run} for r in rows if int(r["step"]) <= step)
     starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
     seq_segments = list(zip(starts[::-1], lengths[::-1]))  # parsed once, latest switch first
     first_group = cfg.micro_batch * cfg.seq_len * world
     first_batch = max(1, round(batch_for(0) / first_group)) * first_group
-    if world > 1:
-        torch.distributed.barrier()  # rank 0 has created the log
-    warned = False
-    gns = GNSEstimator()
+    rescale = {"none": 0, "sqrt": 0.5, "linear": 1}[cfg.lr_rescale]
+    warned, gns = False, GNSEstimator()
     from tqdm.auto import tqdm
 
     bar = tqdm(total=int(cfg.tokens), initial=int(D), unit="tok", disable=not progress or rank, desc=run)
@@ -226,29 +345,16 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 warnings.warn(f"batch of {want:g} tokens is not a multiple of micro_batch x seq_len x "
                               f"world_size = {group}; using {actual}", stacklevel=2)
                 warned = True  # once: the log's batch_size column records every actual size
-            lr = lr_at(D) * (actual / first_batch) ** {"none": 0, "sqrt": 0.5, "linear": 1}[cfg.lr_rescale]
+            lr = lr_at(D) * (actual / first_batch) ** rescale
             for g in opt.param_groups:
                 g["lr"] = lr
-            total = 0.0
             measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
-            for a in range(accum):
-                x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch, seq_len,
-                                block=cfg.data_block)
-                # DDP all-reduces gradients on every backward; skip it until the last micro-step.
-                sync = world == 1 or a == accum - 1
-                with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
-                    _, loss = net(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
-                    (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
-                total += float(loss.detach()) / accum
-                if measure and a == 0:  # one micro-batch's gradient is accum x the accumulated one so far
-                    sq_small = _grad_sq(model) * accum**2
-            if world > 1:
-                t = torch.tensor([total], device=device)
-                torch.distributed.all_reduce(t)
-                total = float(t) / world
+            total, stop, sq_small = _accumulate(cfg, net, model, corpus, D, accum, group, per_micro, seq_len,
+                                                rank, world, device, autocast, measure, flag)
             if not math.isfinite(total):
-                raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); "
-                                    f"the last good checkpoint is {str(ck_path)!r}")
+                where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
+                    "no checkpoint was written yet (try a lower --lr)"
+                raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); {where}")
             if measure:
                 gns.update(sq_small, per_micro, _grad_sq(model), actual)
             if cfg.grad_clip > 0:
@@ -267,9 +373,13 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
                 logf.flush()
             bar.update(actual)
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{(D) / (time.perf_counter() - t0 + 1e-9):.0f}")
-            stopping = cfg.stop_at_tokens is not None and D >= cfg.stop_at_tokens
+            stopping = (cfg.stop_at_tokens is not None and D >= cfg.stop_at_tokens) or stop
             if (step % cfg.checkpoint_every == 0 or D >= cfg.tokens or stopping) and rank == 0:
-                _save(ck_path, model, opt, step, D, cfg)
+                save_checkpoint(ck_path, _payload(model, opt, step, D, cfg, schedule_sha))
+            if stop:
+                bar.close()
+                raise Interrupted(f"interrupted at step {step} ({D:.0f} of {cfg.tokens:.0f} tokens); "
+                                  f"checkpoint saved: rerun with --resume to continue")
             if stopping:
                 break
     bar.close()
@@ -279,19 +389,62 @@ def train(cfg: TrainConfig, resume=False, progress=True) -> dict:
     return dict(steps=step, tokens=D, final_loss=total, log=str(log_path), corpus=corpus.describe())
 
 
+def _accumulate(cfg, net, model, corpus, D, accum, group, per_micro, seq_len, rank, world, device, autocast,
+                measure, flag):
+    """Forward/backward over ``accum`` micro-batches; ``(mean loss, stop?, |g_small|^2 or None)``.
+
+    Under DDP the loss and the Ctrl-C flag are all-reduced together, so every
+    rank stops at the same step.
+    """
+    total, sq_small = 0.0, None
+    for a in range(accum):
+        x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch, seq_len,
+                        block=cfg.data_block)
+        # DDP all-reduces gradients on every backward; skip it until the last micro-step.
+        sync = world == 1 or a == accum - 1
+        with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
+            _, loss = net(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+            (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
+        total += float(loss.detach()) / accum
+        if measure and a == 0:  # one micro-batch's gradient is accum x the accumulated one so far
+            sq_small = _grad_sq(model) * accum**2
+    stop = flag["stop"]
+    if world > 1:
+        t = torch.tensor([total, float(stop)], device=device)
+        torch.distributed.all_reduce(t)
+        total, stop = float(t[0]) / world, bool(t[1] > 0)
+    return total, stop, sq_small
+
+
 def main(argv=None) -> int:
+    """``python -m validate.train``: exit 0 done, 2 bad input, 3 diverged, 4 inconsistent folder, 130 Ctrl-C."""
     args = build_parser().parse_args(argv)
     try:
-        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet)
+        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet,
+                    overwrite=args.overwrite)
     except NonFiniteLoss as exc:
         print(f"train: stopped: {exc}", file=sys.stderr)
         return 3
+    except RunFolderInconsistent as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 4
     except (ValueError, OSError) as exc:
         print(f"train: error: {exc}", file=sys.stderr)
         return 2
-    print(f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
-          f"log {res['log']} ({res['corpus']})")
+    except KeyboardInterrupt as exc:
+        print(f"train: {exc or 'interrupted'}", file=sys.stderr)
+        return 130
+    print(summary_line(res))
     return 0
+
+
+def summary_line(res) -> str:
+    """One line for people about a finished (or already finished) run."""
+    if res.get("already_finished"):
+        return (f"already finished: {res['steps']} steps, {res['tokens']:.0f} tokens, final loss "
+                f"{res['final_loss']:.4f}; nothing to do (log {res['log']})")
+    return (f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
+            f"log {res['log']} ({res['corpus']})")
 
 
 if __name__ == "__main__":

@@ -10,17 +10,21 @@ train in this process.
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
 import time
+import warnings
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from dbs_theory.io import atomic_write
+from dbs_theory.io import FolderLocked, atomic_write, folder_lock
 
 from ..config import TrainConfig
 
@@ -55,37 +59,146 @@ def run_dir(root, spec: RunSpec) -> Path:
     return same[0] if same else Path(root) / "runs" / f"{spec.label}-{key}"
 
 
+def _log_fingerprint(d: Path) -> dict:
+    """Rows, SHA-256 and final token count of ``d/log.csv`` (what ``done.json`` vouches for)."""
+    log = d / "log.csv"
+    if not log.exists():
+        return dict(log_rows=0, log_sha256=None, final_tokens=None)
+    data = log.read_bytes()
+    lines = data.decode("utf-8", errors="replace").strip().splitlines()
+    last = lines[-1].split(",") if len(lines) > 1 else None
+    head = lines[0].split(",") if lines else []
+    tokens = float(last[head.index("tokens")]) if last and "tokens" in head else None
+    return dict(log_rows=max(0, len(lines) - 1), log_sha256=hashlib.sha256(data).hexdigest(), final_tokens=tokens)
+
+
+def _done_state(d: Path):
+    """``"done"``, ``"stale"`` (done.json no longer matches the log) or ``"todo"``."""
+    try:
+        done = json.loads((d / "done.json").read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return "todo"
+    except (OSError, ValueError):
+        return "stale"
+    fp = _log_fingerprint(d)
+    return "done" if all(done.get(k) == v for k, v in fp.items()) else "stale"
+
+
 def is_done(root, spec: RunSpec) -> bool:
-    return (run_dir(root, spec) / "done.json").exists()
+    """True when the run finished and its log is exactly the one ``done.json`` recorded."""
+    return _done_state(run_dir(root, spec)) == "done"
 
 
-def _train_one(root, spec, threads, timeout, inprocess=False):
-    d = run_dir(root, spec)
-    cfg = TrainConfig(**{**asdict(spec.config), "out": str(d), "run": spec.label})
-    d.mkdir(parents=True, exist_ok=True)
-    with atomic_write(d / "request.json") as fh:
-        json.dump(asdict(cfg), fh, indent=1)
-    cmd = [sys.executable, "-m", "validate.train", "--config", str(d / "request.json"), "--quiet"]
-    if (d / "ckpt.pt").exists():
-        cmd.append("--resume")  # an interrupted run continues where its checkpoint left off
-    t0 = time.perf_counter()
-    if inprocess:  # one job at a time: skip the interpreter start (seconds per run at the tiny tier)
-        from ..train import NonFiniteLoss, train
+class _Children:
+    """Training subprocesses in flight, so Ctrl-C can stop them and cancel the queue."""
 
+    def __init__(self):
+        self.procs, self.lock, self.cancelled = set(), threading.Lock(), threading.Event()
+
+    def start(self, cmd, **kw):
+        with self.lock:
+            if self.cancelled.is_set():
+                raise KeyboardInterrupt("cancelled")
+            p = subprocess.Popen(cmd, **kw)
+            self.procs.add(p)
+        return p
+
+    def done(self, p):
+        with self.lock:
+            self.procs.discard(p)
+
+    def stop_all(self, grace=8.0):
+        """Ask every child to checkpoint and stop (SIGINT); kill what is left after ``grace`` s."""
+        self.cancelled.set()
+        with self.lock:
+            procs = list(self.procs)
+        for p in procs:
+            with contextlib.suppress(OSError):
+                p.send_signal(signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for p in procs:
+            try:
+                p.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                p.kill()
+
+
+def _subprocess(children, d, cfg_path, resume, overwrite, threads, timeout):
+    cmd = [sys.executable, "-m", "validate.train", "--config", str(cfg_path), "--quiet"]
+    cmd += ["--resume"] if resume else ["--overwrite"] if overwrite else []
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    with open(d / "stderr.txt", "w") as err:
+        # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order.
+        p = children.start(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
         try:
-            train(cfg, resume=(d / "ckpt.pt").exists(), progress=False)
-        except NonFiniteLoss as exc:
-            raise RunFailed(f"run {spec.label!r} failed: {exc}") from None
-    else:
-        env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
-        with open(d / "stderr.txt", "w") as err:
-            r = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, timeout=timeout)
-    if not inprocess and r.returncode != 0:
-        tail = (d / "stderr.txt").read_text().strip().splitlines()[-1:] or ["(no message)"]
-        raise RunFailed(f"run {spec.label!r} failed (exit {r.returncode}): {tail[0]}; see {d / 'stderr.txt'}")
-    with atomic_write(d / "done.json") as fh:
-        json.dump(dict(label=spec.label, seconds=time.perf_counter() - t0, config=asdict(cfg)), fh, indent=1)
+            return p.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+            return -9
+        finally:
+            children.done(p)
+
+
+def _train_one(root, spec, threads, timeout, inprocess=False, children=None):
+    d = run_dir(root, spec)
+    d.mkdir(parents=True, exist_ok=True)
+    with _claim(d):  # another `dbs validate` on the same folder waits here, then finds the run done
+        state = _done_state(d)
+        if state == "done":
+            return d
+        if state == "stale":
+            warnings.warn(f"{d}: log.csv no longer matches done.json (truncated or edited?); training the "
+                          "run again", stacklevel=2)
+            (d / "done.json").unlink()
+        cfg = TrainConfig(**{**asdict(spec.config), "out": str(d), "run": spec.label})
+        with atomic_write(d / "request.json") as fh:
+            json.dump(asdict(cfg), fh, indent=1)
+        t0 = time.perf_counter()
+        resume = state == "todo" and (d / "ckpt.pt").exists()
+        rc = _attempt(d, spec, cfg, resume, threads, timeout, inprocess, children)
+        if rc == 4:  # the log lost rows its checkpoint covers: start again from scratch
+            warnings.warn(f"{d}: log rows were lost; training the run again", stacklevel=2)
+            rc = _attempt(d, spec, cfg, False, threads, timeout, inprocess, children)
+        if rc != 0:
+            tail = (d / "stderr.txt").read_text().strip().splitlines()[-1:] or ["(no message)"]
+            raise RunFailed(f"run {spec.label!r} failed (exit {rc}): {tail[0]}; see {d / 'stderr.txt'}")
+        with atomic_write(d / "done.json") as fh:
+            json.dump(dict(label=spec.label, seconds=time.perf_counter() - t0, config=asdict(cfg),
+                           **_log_fingerprint(d)), fh, indent=1)
     return d
+
+
+def _attempt(d, spec, cfg, resume, threads, timeout, inprocess, children):
+    """Train once; the exit code (0 ok, 4 inconsistent folder); Ctrl-C propagates."""
+    if not inprocess:
+        rc = _subprocess(children, d, d / "request.json", resume, not resume, threads, timeout)
+        if rc in (130, -signal.SIGINT) or children.cancelled.is_set():
+            raise KeyboardInterrupt(f"interrupted; run {spec.label!r} was checkpointed")
+        return rc
+    from ..train import Interrupted, NonFiniteLoss, RunFolderInconsistent, train
+
+    try:  # one job at a time: skip the interpreter start (seconds per run at the tiny tier)
+        train(cfg, resume=resume, progress=False, overwrite=not resume)
+    except Interrupted:
+        raise KeyboardInterrupt(f"interrupted; run {spec.label!r} was checkpointed") from None
+    except NonFiniteLoss as exc:
+        raise RunFailed(f"run {spec.label!r} failed: {exc}") from None
+    except RunFolderInconsistent:
+        return 4
+    return 0
+
+
+@contextlib.contextmanager
+def _claim(d: Path):
+    """Exclusive use of run folder ``d`` among runners; waits (polling) while another process has it."""
+    while True:
+        try:
+            with folder_lock(d, name=".claim"):
+                yield
+                return
+        except FolderLocked:
+            time.sleep(2.0)
 
 
 def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) -> dict:
@@ -98,6 +211,9 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
     jobs : int              Runs trained at once.
     progress : bool         Show a bar over runs.
     timeout : float         Seconds allowed per run (None: no limit).
+
+    Ctrl-C cancels queued runs and stops the running ones at their next step
+    (each checkpoints first), then raises ``KeyboardInterrupt``; a rerun resumes.
     """
     labels = [s.label for s in specs]
     if len(set(labels)) != len(labels):
@@ -108,13 +224,32 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
     if todo:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=len(todo), desc=desc, unit="run", disable=not progress)
-        with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-            futures = [pool.submit(_train_one, root, s, threads, timeout, inprocess) for s in todo]
+        with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress) as bar:
             try:
-                for f in as_completed(futures):
-                    f.result()
-                    bar.update(1)
-            finally:
-                bar.close()
+                if inprocess:  # in the main thread, so Ctrl-C reaches the training loop's handler
+                    for s in todo:
+                        _train_one(root, s, threads, timeout, inprocess=True)
+                        bar.update(1)
+                else:
+                    _in_pool(root, todo, jobs, threads, timeout, bar)
+            except KeyboardInterrupt:
+                raise KeyboardInterrupt("interrupted: finished runs are kept and running ones were "
+                                        "checkpointed; rerun the same command to resume") from None
     return {s.label: run_dir(root, s) for s in specs}
+
+
+def _in_pool(root, todo, jobs, threads, timeout, bar):
+    children = _Children()
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = [pool.submit(_train_one, root, s, threads, timeout, False, children) for s in todo]
+    try:
+        for f in as_completed(futures):
+            f.result()
+            bar.update(1)
+    except BaseException:
+        for f in futures:
+            f.cancel()
+        children.stop_all()
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
