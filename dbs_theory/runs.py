@@ -54,12 +54,24 @@ class Run:
         return float(np.median(tail)) if tail.size else None
 
 
-def _read_rows(path: Path):
-    text = path.read_text(encoding="utf-8")
+def _read_text(path: Path) -> str:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")  # a BOM (as Excel writes) is not part of a column name
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not a UTF-8 text file (undecodable byte at offset {exc.start}; "
+                         "UTF-16 or binary?)") from None
+    if "\x00" in text:
+        raise ValueError(f"{path}: not a text log (it holds NUL bytes: binary or UTF-16?)")
     if not text.strip():
         raise ValueError(f"{path}: the file is empty")
+    return text
+
+
+def _read_rows(path: Path):
+    """``(columns, line_numbers)``: ``{name: list of cell values}`` and the line each row came from."""
+    text = _read_text(path)
     if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
-        rows = []
+        rows, lines = [], []
         for i, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
@@ -68,26 +80,95 @@ def _read_rows(path: Path):
                     raise ValueError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
                 if not isinstance(rows[-1], dict):
                     raise ValueError(f"{path}:{i}: each JSONL line must be an object")
-        return rows
-    reader = csv.DictReader(text.splitlines())
-    if reader.fieldnames is None or len(reader.fieldnames) < 2:
+                lines.append(i)
+        keys = dict.fromkeys(k for r in rows[:1] for k in r)
+        keys.update(dict.fromkeys(k for r in rows for k in r if k in OPTIONAL))
+        return {k: [r.get(k) for r in rows] for k in keys}, lines
+    reader = csv.reader(text.splitlines())
+    header = next(reader, None)
+    if header is None or len(header) < 2:
         raise ValueError(f"{path}: malformed CSV (no header with the columns {', '.join(REQUIRED)})")
-    rows = list(reader)
-    if any(None in r for r in rows):
-        raise ValueError(f"{path}: malformed CSV (a row has more fields than the header)")
-    return rows
+    fast = _read_csv_fast(text, header)
+    if fast is not None:
+        return fast
+    rows = [r for r in reader if r]
+    lines = _CsvLines(text, len(rows))
+    n = len(header)
+    for i, r in enumerate(rows):
+        if len(r) != n:
+            if len(r) > n:
+                raise ValueError(f"{path}:{lines[i]}: malformed CSV (the row has more fields than the header)")
+            r.extend([""] * (n - len(r)))
+    cols = list(zip(*rows)) if rows else [()] * n
+    return dict(zip(header, cols)), lines
 
 
-def _column(rows, key, path, numeric=True):
-    vals = [r.get(key) for r in rows]
+def _read_csv_fast(text, header):
+    """Columns of a well-formed CSV through numpy's C reader, or ``None`` (the caller falls back).
+
+    Only the columns the reader uses are parsed; any irregularity (an empty
+    cell, a non-number, a ragged row) returns ``None`` so the careful path can
+    name the line and column.
+    """
+    import io
+
+    want = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
+    if "run" not in want or len(set(header)) != len(header):
+        return None
+    numeric = [header.index(c) for c in want if c != "run"]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            vals = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=numeric, ndmin=2,
+                              quotechar='"', comments=None)
+            names = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=header.index("run"),
+                               dtype=str, ndmin=1, quotechar='"', comments=None)
+    except (ValueError, TypeError, IndexError):
+        return None
+    if text.count(",") != (names.size + 1) * (len(header) - 1):  # ragged rows (or quoted commas)
+        return None
+    cols = {c: vals[:, j] for j, c in enumerate(c for c in want if c != "run")}
+    cols["run"] = names.tolist()
+    return cols, _CsvLines(text, names.size)
+
+
+class _CsvLines:
+    """Line number of the i-th data row of a CSV text, found only when an error needs it."""
+
+    def __init__(self, text, n):
+        self.text, self.n = text, n
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, i):
+        reader = csv.reader(self.text.splitlines())
+        next(reader)
+        k = -1
+        for r in reader:
+            k += bool(r)
+            if k == i:
+                return reader.line_num
+        raise IndexError(i)
+
+
+def _column(values, key, path, lines, numeric=True):
+    if isinstance(values, np.ndarray):
+        return values
     if not numeric:
-        return [str(v) for v in vals]
-    out = np.empty(len(vals))
-    for i, v in enumerate(vals):
+        if all(type(v) is str for v in values):
+            return np.array(values, dtype=object)
+        return np.array(["" if v is None else str(v) for v in values], dtype=object)
+    try:  # the fast path: every cell a number
+        return np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        pass
+    out = np.empty(len(values))
+    for i, v in enumerate(values):
         try:
-            out[i] = float(v) if v not in (None, "") else np.nan
+            out[i] = np.nan if v in (None, "") else float(v)
         except (TypeError, ValueError):
-            raise ValueError(f"{path}: column {key!r} has a non-numeric value {v!r}") from None
+            raise ValueError(f"{path}:{lines[i]}: column {key!r} has a non-numeric value {v!r}") from None
     return out
 
 
@@ -102,51 +183,86 @@ def _files(path: Path):
     return [path]
 
 
+def _read_file(f: Path):
+    """One log file as columns: ``(names, {column: array}, {optional: array})``."""
+    got, lines = _read_rows(f)
+    missing = [c for c in REQUIRED if c not in got]
+    if not lines or missing:
+        raise ValueError(f"{f}: missing column(s) {', '.join(missing) or ', '.join(REQUIRED)}"
+                         + ("" if lines else " (no data rows)"))
+    names = _column(got["run"], "run", f, lines, numeric=False)
+    cols = {c: _column(got[c], c, f, lines) for c in REQUIRED[1:]}
+    extra = {c: _column(got[c], c, f, lines) for c in OPTIONAL if c in got}
+    return names, cols, extra
+
+
+def _check_sources(names, cols, source, files):
+    """Refuse a run name that two files share with different batch sizes or overlapping steps."""
+    order = np.lexsort((source, names))
+    n, src = names[order], source[order]
+    change = np.nonzero((n[1:] != n[:-1]) | (src[1:] != src[:-1]))[0] + 1
+    starts = np.r_[0, change]
+    ends = np.r_[change, n.size]
+    seen = {}
+    for a, b in zip(starts, ends):
+        name, f = n[a], int(src[a])
+        idx = order[a:b]
+        info = (f, set(np.unique(cols["batch_size"][idx]).tolist()), cols["step"][idx].min(),
+                cols["step"][idx].max())
+        if name in seen:
+            g, bs, lo, hi = seen[name]
+            if bs != info[1] or not (info[3] < lo or info[2] > hi):
+                raise ValueError(f"run {name!r} appears in both {files[g]} and {files[f]} with "
+                                 + ("different batch sizes" if bs != info[1] else "overlapping steps")
+                                 + "; rename one of them")
+        seen[name] = info
+
+
 def load_runs(*paths, max_bad_fraction=0.1):
     """Read runs from CSV/JSONL files or directories of them.
 
     Rows are grouped by ``run`` and sorted by ``step``. Repairs, each with a
     warning: unsorted rows are sorted; repeated steps (as after a resume)
     keep the last row; rows with NaN or infinite loss are dropped while they
-    are at most ``max_bad_fraction`` of a run.
+    are at most ``max_bad_fraction`` of a run. Grouping sorts once, so the
+    cost is O(rows log rows) whatever the number of runs.
 
     Raises
     ------
     FileNotFoundError
         A path does not exist.
     ValueError
-        Empty or malformed file, missing column, non-numeric value,
-        non-positive batch size, or a run whose loss is mostly NaN/inf.
+        Empty, binary or malformed file, missing column, non-numeric value
+        (named by file, line and column), non-positive batch size, a run
+        whose loss is mostly NaN/inf, or one run name in two files with
+        different batch sizes or overlapping steps.
 
     Returns
     -------
     list of Run
     """
-    rows, where = [], {}
-    for p in paths:
-        for f in _files(Path(p)):
-            got = _read_rows(f)
-            missing = [c for c in REQUIRED if got and c not in got[0]]
-            if not got or missing:
-                raise ValueError(f"{f}: missing column(s) {', '.join(missing) or ', '.join(REQUIRED)}")
-            for r in got:
-                where[id(r)] = f
-            rows.extend(got)
-    names = _column(rows, "run", "log", numeric=False)
-    cols = {c: _column(rows, c, "log") for c in REQUIRED[1:]}
-    extra = {c: _column(rows, c, "log") for c in OPTIONAL if any(c in r for r in rows)}
-    runs = []
-    for name in dict.fromkeys(names):
-        idx = np.array([i for i, n in enumerate(names) if n == name])
-        runs.append(_one_run(name, idx, cols, extra, max_bad_fraction))
-    return runs
+    files = [f for p in paths for f in _files(Path(p))]
+    parts = [_read_file(f) for f in files]
+    names = np.concatenate([p[0] for p in parts])
+    cols = {c: np.concatenate([p[1][c] for p in parts]) for c in REQUIRED[1:]}
+    keys = dict.fromkeys(k for p in parts for k in p[2])
+    extra = {k: np.concatenate([p[2].get(k, np.full(p[0].size, np.nan)) for p in parts]) for k in keys}
+    source = np.concatenate([np.full(p[0].size, i) for i, p in enumerate(parts)])
+    if len(files) > 1:
+        _check_sources(names, cols, source, files)
+    codes = {}  # run name -> group number, in order of first appearance
+    inverse = np.fromiter((codes.setdefault(n, len(codes)) for n in names), dtype=np.int64, count=names.size)
+    groups = np.argsort(inverse, kind="stable")
+    bounds = np.r_[0, np.cumsum(np.bincount(inverse, minlength=len(codes)))]
+    return [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction)
+            for name, g in codes.items()]
 
 
 def _one_run(name, idx, cols, extra, max_bad):
     step, tokens, loss, bs = (cols[c][idx] for c in ("step", "tokens", "loss", "batch_size"))
     if not np.all(np.isfinite(bs)) or np.any(bs <= 0):
         bad = bs[~(np.isfinite(bs) & (bs > 0))][0]
-        raise ValueError(f"run {name!r}: batch_size must be positive; got {bad!r}")
+        raise ValueError(f"run {name!r}: batch_size must be positive; got {float(bad):g}")
     if not (np.all(np.isfinite(step)) and np.all(np.isfinite(tokens))):
         raise ValueError(f"run {name!r}: step and tokens must be finite numbers")
     bad = ~np.isfinite(loss)
@@ -287,7 +403,7 @@ def es_points(runs, targets, smoothing="centered", window=0.02, use="loss"):
     """
     targets = np.atleast_1d(np.asarray(targets, float))
     if targets.size == 0 or not np.all(np.isfinite(targets)):
-        raise ValueError(f"targets must be finite numbers; got {targets!r}")
+        raise ValueError(f"targets must be finite numbers; got {', '.join(f'{t:g}' for t in targets) or 'none'}")
     cols = {k: [] for k in ("run", "batch_size", "target", "S", "E")}
     excluded = []
     for r in runs:
@@ -300,6 +416,10 @@ def es_points(runs, targets, smoothing="centered", window=0.02, use="loss"):
             hit = _first_crossing(steps, tokens, curve, t)
             if hit is None:
                 excluded.append((r.name, float(t), f"never reached (best {curve[-1]:.4g})"))
+                continue
+            if hit[0] <= steps[0]:
+                excluded.append((r.name, float(t), "reached at its first logged row (the target lies at or "
+                                                   "above the run's starting loss)"))
                 continue
             if hit[0] > steps[min(edge, steps.size) - 1]:
                 excluded.append((r.name, float(t), "reached only at the log's end, where smoothing is one-sided"))
@@ -314,33 +434,42 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=0.02, 
 
     The lowest target is the ``min_runs``-th best final (smoothed) loss,
     nudged up by 0.5%; the highest is the loss every run has reached by a
-    fifth of its log, so the early transient is left out.
+    fifth of its log, so the early transient is left out, and lies below
+    every run's starting (smoothed) loss, so no run hits a target at its
+    first row. Spacing is linear instead when a noisy log dips to or below 0.
     """
     if len(runs) < 1:
         raise ValueError("no runs given")
     min_runs = min_runs or max(3, math.ceil(0.6 * len(runs)))
     if len(runs) < min_runs:
         raise ValueError(f"need at least {min_runs} runs to choose targets; got {len(runs)}")
-    finals, earlies = [], []
+    finals, earlies, starts = [], [], []
     for r in runs:
         _, _, sig = _signal(r, use)
         c = smooth(sig, smoothing, window)
         finals.append(c[-1])
         earlies.append(c[max(1, c.size // 5) - 1])
-    lo = np.sort(finals)[min_runs - 1] * 1.005
-    hi = max(earlies)  # every run is at or below its own early loss, so below the largest
+        starts.append(c[0])
+    f = np.sort(finals)[min_runs - 1]
+    lo = f + 0.005 * abs(f)
+    start = min(starts)
+    hi = min(max(earlies), start - 1e-3 * abs(start))  # every run is at or below its own early loss
     if not lo < hi:
         raise ValueError("the runs do not descend far enough to place distinct targets "
                          f"(lowest reachable {lo:.4g}, highest common {hi:.4g})")
-    return np.geomspace(hi, lo, n)
+    return np.geomspace(hi, lo, n) if lo > 0 else np.linspace(hi, lo, n)
 
 
 def crossovers(runs, smoothing="centered", window=0.02, use="loss", grid=400):
     """Where loss-vs-data curves of runs with different batch sizes cross.
 
     For each pair (smaller batch, larger batch), the smoothed curves are
-    compared on a common log grid of data; a crossing is where the smaller
-    batch goes from ahead (lower loss) to behind.
+    compared on one log grid of data (``grid`` points across all runs)
+    inside the range both runs cover; a crossing is where the smaller batch
+    goes from ahead (lower loss) to behind, located by linear interpolation
+    of the gap in log data between grid points. Every curve is interpolated
+    onto the grid once, so the cost is O(runs x grid) plus a vectorised
+    O(pairs x grid) comparison.
 
     Returns
     -------
@@ -351,20 +480,29 @@ def crossovers(runs, smoothing="centered", window=0.02, use="loss", grid=400):
     for r in runs:
         _, tok, sig = _signal(r, use)
         ok = tok > 0
-        curves.append((r, tok[ok], smooth(sig, smoothing, window)[ok]))
+        if ok.sum() >= 2:
+            curves.append((r, tok[ok], smooth(sig, smoothing, window)[ok]))
+    if len(curves) < 2:
+        return []
+    first = np.array([c[1][0] for c in curves])
+    last = np.array([c[1][-1] for c in curves])
+    G = np.geomspace(first.min(), last.max(), grid)
+    V = np.array([np.interp(G, t, l) for _, t, l in curves])
+    inside = (G >= first[:, None]) & (G <= last[:, None])
+    B = np.array([c[0].batch_size for c in curves])
     out = []
-    for (ra, ta, la), (rb, tb, lb) in ((a, b) for a in curves for b in curves
-                                       if a[0].batch_size < b[0].batch_size):
-        lo, hi = max(ta[0], tb[0]), min(ta[-1], tb[-1])
-        if not lo < hi:
+    for a, (ra, ta, la) in enumerate(curves):
+        bs = np.nonzero(B > B[a])[0]
+        if bs.size == 0:
             continue
-        D = np.geomspace(lo, hi, grid)
-        gap = np.interp(D, ta, la) - np.interp(D, tb, lb)
-        k = np.nonzero((gap[:-1] < 0) & (gap[1:] >= 0))[0]
-        if k.size:
-            i = k[0]
-            f = -gap[i] / (gap[i + 1] - gap[i])
-            Dx = D[i] * (D[i + 1] / D[i]) ** f
+        gap = V[a] - V[bs]
+        ok = inside[a] & inside[bs]
+        up = (gap[:, :-1] < 0) & (gap[:, 1:] >= 0) & ok[:, :-1] & ok[:, 1:]
+        hit = up.any(axis=1)
+        for j, i in zip(np.nonzero(hit)[0], up[hit].argmax(axis=1)):
+            g0, g1 = gap[j, i], gap[j, i + 1]
+            Dx = G[i] * (G[i + 1] / G[i]) ** (-g0 / (g1 - g0))
+            rb = curves[bs[j]][0]
             out.append(dict(run_small=ra.name, run_large=rb.name, b_small=ra.batch_size,
                             b_large=rb.batch_size, tokens=float(Dx), loss=float(np.interp(Dx, ta, la))))
     return out
