@@ -12,6 +12,7 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+from .messages import num
 
 __all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale", "UNITS"]
 
@@ -158,7 +159,7 @@ class BatchSchedule:
         D = np.linspace(0, horizon, 4001)
         ours = self(D)
         best = None
-        for inc in sorted(d for d in _divisors(final - start) if (final - start) // d <= 4096):
+        for inc in _ramp_increments(final - start):
             n = (final - start) // inc
             for ramp in np.linspace(horizon * scale / 40, horizon * scale, 40):
                 meg = (start + inc * np.minimum(n, np.floor(D * scale / (ramp / n)))) / scale
@@ -185,13 +186,27 @@ def _divisors(n):
     return small + [n // d for d in small]
 
 
+def _ramp_increments(span, max_steps=4096, max_candidates=64):
+    """Megatron ramp increments to try: divisors ``d`` of ``span`` with at most ``max_steps`` ramp steps.
+
+    Only divisors ``>= span / max_steps`` qualify, i.e. cofactors ``span / d <= max_steps``,
+    so the search runs over ``k = 1..max_steps`` (not up to ``sqrt(span)``) and keeps
+    at most ``max_candidates`` of them spread over the range.
+    """
+    span = int(span)
+    incs = sorted({span // k for k in range(1, min(max_steps, span) + 1) if span % k == 0})
+    if len(incs) > max_candidates:
+        incs = [incs[i] for i in np.unique(np.linspace(0, len(incs) - 1, max_candidates).round().astype(int))]
+    return incs
+
+
 def _positive(name, value):
     try:
         v = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"{name}={value!r} must be a number") from None
+        raise ValueError(f"{name}={num(value)} must be a number") from None
     if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name}={value!r} must be positive and finite")
+        raise ValueError(f"{name}={num(value)} must be positive and finite")
     return v
 
 
@@ -259,9 +274,11 @@ def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_ba
     lo, hi = _positive("min_batch", min_batch), _positive("max_batch", max_batch)
     b = _positive("initial", initial)
     if not 0 < momentum <= 1:
-        raise ValueError(f"momentum={momentum!r} must lie in (0, 1]")
+        raise ValueError(f"momentum={num(momentum)} must lie in (0, 1]")
     if lo > hi:
-        raise ValueError(f"min_batch={min_batch!r} must not exceed max_batch={max_batch!r}")
+        raise ValueError(f"min_batch={num(min_batch)} must not exceed max_batch={num(max_batch)}")
+    if gran > hi:
+        raise ValueError(f"granularity={gran:g} exceeds max_batch={hi:g}: no multiple of it fits")
     horizon = _positive("horizon", horizon if horizon is not None else 100 * interval)
     if horizon / interval > 1e6:
         raise ValueError(f"horizon/interval = {horizon / interval:.3g} updates; keep it under 1e6")
@@ -270,6 +287,7 @@ def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_ba
 
     def used(state, prev):
         q = max(gran, round(min(max(state, lo), hi) / gran) * gran)
+        q = q if q <= hi else math.floor(hi / gran) * gran  # rounding up must not pass the maximum
         return max(q, prev) if monotone and prev is not None else q
 
     starts, sizes = [0.0], [used(b, None)]
@@ -277,7 +295,7 @@ def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_ba
         D = k * interval
         target = float(f(D))
         if not math.isfinite(target):
-            raise ValueError(f"f(D={D:g}) = {target!r} is not finite")
+            raise ValueError(f"f(D={D:g}) = {num(target)} is not finite")
         b = b + momentum * (target - b)
         q = used(b, sizes[-1])
         if q != sizes[-1]:

@@ -12,7 +12,10 @@ from .es_laws import LAWS
 from .fit import fit_es
 from .runs import choose_targets, crossovers, es_points
 
-__all__ = ["bopt_table", "BoptTable", "monotonicity"]
+__all__ = ["bopt_table", "BoptTable", "monotonicity", "R2_MIN"]
+
+#: A fit whose R^2 (in log E) is below this supports no Bmin/Bopt and no verdict drawn from it.
+R2_MIN = 0.9
 
 
 @dataclass(frozen=True)
@@ -140,6 +143,10 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     if targets is None:
         targets = choose_targets(runs, n_targets, smoothing=smoothing, window=window, use=use)
     targets = np.sort(np.atleast_1d(np.asarray(targets, float)))[::-1]
+    if targets.size and np.any(targets[1:] == targets[:-1]):
+        rep = sorted({float(t) for t in targets[1:][targets[1:] == targets[:-1]]})
+        raise ValueError(f"repeated target(s) {', '.join(f'{t:g}' for t in rep)}: give each target once "
+                         "(a repeat would count the same points twice)")
     pts = es_points(runs, targets, smoothing, window, use)
     reached = {float(t) for t in pts.target}
     if not reached:
@@ -175,6 +182,10 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         row["status"] = f"not fitted: {S.size} points < {LAWS[law] + 3} needed"
         return row, fits
     row["status"] = "ok"
+    if not main.r2_log >= R2_MIN:
+        row["status"] = (f"not supported: the {law} fit explains too little (R^2 log {main.r2_log:.2f} < "
+                         f"{R2_MIN}); noisy or too few points")
+        return row, fits
     law_ = main.law
     if not (S.min() <= law_.sopt <= S.max() and law_.emin >= 0.5 * E.min()):
         # The fitted minimum lies outside the observed steps (or far below every point): the data do

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
+from .messages import num
 
 __all__ = ["constant", "wsd", "cosine", "LRSchedule"]
 
@@ -55,13 +56,13 @@ class LRSchedule:
 
 def _nonneg(name, value):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}={value!r} must be a finite number >= 0")
+        raise ValueError(f"{name}={num(value)} must be a finite number >= 0")
     return float(value)
 
 
 def _positive(name, value):
     if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}={value!r} must be a finite number > 0")
+        raise ValueError(f"{name}={num(value)} must be a finite number > 0")
     return float(value)
 
 
@@ -110,7 +111,7 @@ def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: fl
     W, S, T = _nonneg("warmup", warmup), _nonneg("stable", stable), _nonneg("decay", decay)
     r = _nonneg("final_ratio", final_ratio)
     if r > 1:
-        raise ValueError(f"final_ratio={final_ratio!r} must lie in [0, 1]")
+        raise ValueError(f"final_ratio={num(final_ratio)} must lie in [0, 1]")
     if decay_shape not in _SHAPES:
         raise ValueError(f"decay_shape={decay_shape!r} must be one of {_SHAPES}")
 
@@ -133,9 +134,9 @@ def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 
     peak, total = _positive("peak", peak), _positive("total", total)
     W, r = _nonneg("warmup", warmup), _nonneg("final_ratio", final_ratio)
     if W >= total:
-        raise ValueError(f"warmup={warmup!r} must be < total={total!r}")
+        raise ValueError(f"warmup={num(warmup)} must be < total={num(total)}")
     if r > 1:
-        raise ValueError(f"final_ratio={final_ratio!r} must lie in [0, 1]")
+        raise ValueError(f"final_ratio={num(final_ratio)} must lie in [0, 1]")
 
     def fn(D):
         warm = peak * D / W if W > 0 else np.full(np.shape(D), peak)

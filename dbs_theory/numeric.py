@@ -19,6 +19,7 @@ import sympy as sp
 from scipy import optimize
 
 from . import derivations as dv
+from .messages import num
 
 __all__ = [
     "compiled", "loss_floor", "bmin", "moment", "mode_loss", "steps_to_target",
@@ -88,14 +89,14 @@ def _check_lr(eta, h):
     eh = np.asarray(eta, float) * np.asarray(h, float)
     if not np.all(np.isfinite(eh)) or np.any(eh <= 0) or np.any(eh >= 2):
         bad = float(eh.flat[np.argmax(~((eh > 0) & (eh < 2)))])
-        raise ValueError(f"eta*h must lie in (0, 2) for stability; got eta*h={bad:g} (eta={eta!r})")
+        raise ValueError(f"eta*h must lie in (0, 2) for stability; got eta*h={bad:g} (eta={num(eta)})")
     return eh
 
 
 def _check_positive(name, value):
     arr = np.asarray(value, float)
     if not np.all(np.isfinite(arr)) or np.any(arr <= 0):
-        raise ValueError(f"{name} must be positive and finite; got {name}={value!r}")
+        raise ValueError(f"{name} must be positive and finite; got {name}={num(value)}")
     return arr
 
 
@@ -105,7 +106,7 @@ def _spectral(h, c, eta):
     if h.shape != c.shape:
         raise ValueError(f"h and c must have the same shape; got {h.shape} and {c.shape}")
     if np.any(c < 0) or not np.all(np.isfinite(c)):
-        raise ValueError(f"noise variances c must be finite and >= 0; got min c={c.min()!r}")
+        raise ValueError(f"noise variances c must be finite and >= 0; got min c={num(c.min())}")
     _check_positive("h", h)
     _check_lr(eta, h)
     return float(np.sum(compiled("spectral_term")(h, c, eta)))
@@ -145,7 +146,7 @@ def bmin(h, c, eta, target, L_irr=0.0):
     Q = _spectral(h, c, eta)
     t = np.asarray(target, float)
     if not np.all(np.isfinite(t)) or np.any(t <= L_irr):
-        raise ValueError(f"target must exceed L_irr={L_irr!r} (the floor as B -> inf); got target={target!r}")
+        raise ValueError(f"target must exceed L_irr={num(L_irr)} (the floor as B -> inf); got target={num(target)}")
     return compiled("bmin_Q")(Q, eta, L_irr, t)
 
 
@@ -197,8 +198,8 @@ def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
     below = (target <= floor) & (L0 > target)
     if np.any(below) and unreachable == "raise":
         worst = float(np.max(np.where(below, floor, -np.inf)))
-        raise ValueError(f"target={target!r} is at or below the loss floor {worst:.6g} "
-                         f"at batch_size={batch_size!r}; use a larger batch or a higher target")
+        raise ValueError(f"target={num(target)} is at or below the loss floor {worst:.6g} "
+                         f"at batch_size={num(batch_size)}; use a larger batch or a higher target")
     ok = ~below & (L0 > target)
     Bs = np.where(ok, B, 1.0)
     a = compiled("a")(h, eta)
@@ -224,8 +225,8 @@ def _reduced(h, c, eta, target, m0, L_irr):
     _check_lr(eta, h)
     q = compiled("q")(h, L_irr, np.asarray(target, float))
     if np.any(q <= 0) or np.any(q >= m0):
-        raise ValueError(f"target={target!r} must lie strictly between L_irr={L_irr!r} "
-                         f"and the initial loss {L_irr + 0.5 * h * m0!r}")
+        raise ValueError(f"target={num(target)} must lie strictly between L_irr={num(L_irr)} "
+                         f"and the initial loss {num(L_irr + 0.5 * h * m0)}")
     return compiled("K")(h, c, eta), q, compiled("lam")(h, eta), m0
 
 

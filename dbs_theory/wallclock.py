@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from .messages import num
 
 __all__ = ["StepTimeModel", "fit_step_time", "time_optimal_batch"]
 
@@ -69,7 +70,7 @@ def time_optimal_batch(law, step_time, max_overhead=None, n=4000) -> dict:
     emin = float(np.min(E))
     if max_overhead is not None:
         if max_overhead < 0:
-            raise ValueError(f"max_overhead={max_overhead!r} must be >= 0")
+            raise ValueError(f"max_overhead={num(max_overhead)} must be >= 0")
         T = np.where(E <= (1 + max_overhead) * emin, T, np.inf)
     k = int(np.argmin(T))
     return dict(batch_size=float(B[k]), steps=float(S[k]), data=float(E[k]), seconds=float(T[k]),

@@ -1,6 +1,8 @@
 """``dbs simulate``: the default NQM sweep (frontier, Bmin/Bopt, crossovers)."""
 from __future__ import annotations
 
+import argparse
+
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "simulate the NQM: E(S) frontier, Bmin/Bopt per target, crossovers"
@@ -10,10 +12,15 @@ def _floats(text):
     """``a,b,c`` or ``lo:hi:n`` (log-spaced) into a list of floats."""
     import numpy as np
 
-    if ":" in text:
-        lo, hi, n = text.split(":")
-        return list(np.geomspace(float(lo), float(hi), int(n)))
-    return [float(x) for x in text.split(",") if x.strip()]
+    try:
+        if ":" in text:
+            lo, hi, n = text.split(":")
+            if not (float(lo) > 0 and float(hi) > 0 and int(n) >= 1):
+                raise ValueError
+            return list(np.geomspace(float(lo), float(hi), int(n)))
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'a,b,c' or 'lo:hi:n' (lo, hi > 0, n >= 1)") from None
 
 
 def add_arguments(p):
@@ -49,6 +56,9 @@ def default_targets(nqm, eta, n=8):
     from dbs_theory import numeric
 
     b1 = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, nqm.L_irr + 1.0, nqm.L_irr))
+    if not b1 > 0:
+        raise ValueError("the noise spectrum is all zero: no batch size limits the loss (Bmin = 0 for every "
+                         "target), so there are no default targets; give targets explicitly")
     # Bmin = b1 / (L* - L_irr), so L* = L_irr + b1 / Bmin.
     return list(nqm.L_irr + b1 / np.geomspace(1, 64, n))
 
@@ -71,8 +81,39 @@ def default_batches(nqm, eta, targets, per_target=10):
     return sorted(set(np.round(grid, 6)))
 
 
+#: Peak bytes per stored mode of a default sweep (measured: 1.5 GB at d = 1e6 without binning).
+BYTES_PER_MODE = 1600
+
+
+def _available_memory():
+    """Bytes of memory available now (Linux ``MemAvailable``), or ``None`` when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_memory(modes, available=None):
+    """Refuse, before allocating, a sweep whose per-mode arrays would not fit in memory."""
+    need = BYTES_PER_MODE * int(modes)
+    available = _available_memory() if available is None else available
+    if available is not None and need > 0.8 * available:
+        raise ValueError(f"an NQM with {int(modes):,} stored modes needs about {need / 2**30:.1f} GiB but "
+                         f"{available / 2**30:.1f} GiB is available; bin the spectrum (--nbins 200) or lower --d")
+
+
 def build_nqm(args):
     from .nqm import NQM
+
+    if args.d < 1:
+        raise ValueError(f"--d={args.d} must be a positive number of modes")
+    if args.nbins is not None and args.nbins < 1:
+        raise ValueError(f"--nbins={args.nbins} must be >= 1")
+    check_memory(min(args.d, args.nbins or args.d))
 
     if args.spectrum == "zhang2019":
         return NQM.zhang2019(args.d, args.nbins)
@@ -94,8 +135,14 @@ def run(args):
     nqm = build_nqm(args)
     fixed_eta = 0.5 if eta == "tuned" else eta
     nqm.check_lr(fixed_eta)
-    targets = args.targets or default_targets(nqm, fixed_eta)
+    if args.targets is not None and not args.targets:
+        raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
     L0 = nqm.initial_loss()
+    targets = args.targets if args.targets is not None else default_targets(nqm, fixed_eta)
+    if args.targets is None and not all(nqm.L_irr < t < L0 for t in targets):
+        raise ValueError(f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
+                         f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
+                         "--eta")
     for t in targets:
         if not nqm.L_irr < t < L0:
             raise ValueError(f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "

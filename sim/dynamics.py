@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dbs_theory.lr_schedules import LRSchedule
+from dbs_theory.messages import num
 
 from .nqm import NQM
 
@@ -150,9 +151,9 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
     if steps is None and data is None:
         raise ValueError("give steps= or data= to say when to stop")
     if steps is not None and steps < 0:
-        raise ValueError(f"steps={steps!r} must be >= 0")
+        raise ValueError(f"steps={num(steps)} must be >= 0")
     if record_every is not None and int(record_every) < 1:
-        raise ValueError(f"record_every={record_every!r} must be a positive integer")
+        raise ValueError(f"record_every={num(record_every)} must be a positive integer")
     _warn_lr_provenance(lr, batch_size)
     lr_s, b_s = as_schedule(lr, "lr"), as_schedule(batch_size, "batch_size")
     at = None if record_at is None else np.sort(np.asarray(record_at, float))

@@ -11,6 +11,7 @@ import numpy as np
 from scipy import optimize
 
 from dbs_theory import numeric
+from dbs_theory.messages import num
 
 from . import _kernels
 from .nqm import NQM
@@ -110,9 +111,9 @@ def steps_to_target(nqm: NQM, eta: float, batch_size, target):
     nqm.check_lr(eta)
     B, T = np.broadcast_arrays(np.asarray(batch_size, float), np.asarray(target, float))
     if np.any(~(B > 0)):
-        raise ValueError(f"batch_size must be positive; got {batch_size!r}")
+        raise ValueError(f"batch_size must be positive; got {num(batch_size)}")
     if not np.all(np.isfinite(T)):
-        raise ValueError(f"target must be finite; got {target!r}")
+        raise ValueError(f"target must be finite; got {num(target)}")
     out = np.empty(B.shape)
     uB, iB = np.unique(B, return_inverse=True)
     uT, iT = np.unique(T, return_inverse=True)
@@ -161,6 +162,10 @@ def bopt(nqm: NQM, eta: float, target: float):
     -------
     float
     """
+    L0 = nqm.initial_loss()
+    if not nqm.L_irr < target < L0:
+        raise ValueError(f"target={target:g} must lie between the loss floor L_irr={nqm.L_irr:g} and the "
+                         f"initial loss {L0:.6g}: every batch starts below a higher target")
     b0 = float(bmin(nqm, eta, target))
     data = lambda B: B * float(steps_to_target(nqm, eta, B, target))
     return _argmin_log(data, b0 * (1 + 1e-6), b0 * 1e5)[0]

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dbs_theory.messages import num
+
 __all__ = ["NQM", "DEFAULT_ETA"]
 
 #: The default learning rate: keeps ``eta * h_max < 1`` for ``h_max = 1``.
@@ -25,7 +27,7 @@ def _vector(name, value, d=None):
     if d is not None and arr.size != d:
         raise ValueError(f"{name} has {arr.size} entries but h has {d}: shape mismatch")
     if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; got {arr[~np.isfinite(arr)][0]!r}")
+        raise ValueError(f"{name} must be finite; got {num(arr[~np.isfinite(arr)][0])}")
     arr.setflags(write=False)
     return arr
 
@@ -62,14 +64,14 @@ class NQM:
     def __post_init__(self):
         h = _vector("h", self.h)
         if h.size == 0 or np.any(h <= 0):
-            raise ValueError(f"curvatures h must be positive; got min h={h.min() if h.size else 'empty'!r}")
+            raise ValueError(f"curvatures h must be positive; got min h={num(h.min()) if h.size else 'empty'}")
         d = h.size
         c = _vector("c", self.c, d)
         if np.any(c < 0):
-            raise ValueError(f"noise variances c must be >= 0; got min c={c.min()!r}")
+            raise ValueError(f"noise variances c must be >= 0; got min c={num(c.min())}")
         m0 = _vector("m0", self.m0, d)
         if np.any(m0 < 0):
-            raise ValueError(f"initial moments m0 must be >= 0; got min m0={m0.min()!r}")
+            raise ValueError(f"initial moments m0 must be >= 0; got min m0={num(m0.min())}")
         object.__setattr__(self, "h", h)
         object.__setattr__(self, "c", c)
         object.__setattr__(self, "m0", m0)
@@ -79,7 +81,7 @@ class NQM:
                 raise ValueError("mean0**2 must not exceed m0 (a second moment is >= the squared mean)")
             object.__setattr__(self, "mean0", mean0)
         if not np.isfinite(self.L_irr):
-            raise ValueError(f"L_irr must be finite; got {self.L_irr!r}")
+            raise ValueError(f"L_irr must be finite; got {num(self.L_irr)}")
         if self.counts is not None:
             counts = _vector("counts", self.counts, d)
             if np.any(counts < 1) or np.any(counts != np.round(counts)):
@@ -106,7 +108,7 @@ class NQM:
         eta = np.asarray(eta, float)
         hmax = float(self.h.max())
         if not np.all(np.isfinite(eta)) or np.any(eta <= 0) or np.any(eta * hmax >= 2):
-            raise ValueError(f"learning rate eta={eta!r} is unstable: need 0 < eta*h_max < 2 "
+            raise ValueError(f"learning rate eta={num(eta)} is unstable: need 0 < eta*h_max < 2 "
                              f"(h_max={hmax:g}, so eta < {2 / hmax:g})")
 
     def expanded(self) -> "NQM":
@@ -137,14 +139,15 @@ class NQM:
         show. ``nbins`` bins the modes log-uniformly in ``i`` (with counts).
         """
         if int(d) < 1:
-            raise ValueError(f"d must be a positive integer; got d={d!r}")
+            raise ValueError(f"d must be a positive integer; got d={num(d)}")
         if not alpha > 0:
-            raise ValueError(f"alpha must be > 0; got alpha={alpha!r}")
-        i = np.arange(1, int(d) + 1, dtype=float)
+            raise ValueError(f"alpha must be > 0; got alpha={num(alpha)}")
         counts = None
-        if nbins is not None:
+        if nbins is None:
+            i = np.arange(1, int(d) + 1, dtype=float)
+        else:  # bin first: no array of d entries is ever made
             if int(nbins) < 1:
-                raise ValueError(f"nbins must be a positive integer; got nbins={nbins!r}")
+                raise ValueError(f"nbins must be a positive integer; got nbins={num(nbins)}")
             edges = np.unique(np.round(np.geomspace(1, d + 1, int(nbins) + 1)).astype(int))
             counts = np.diff(edges).astype(float)
             i = np.sqrt(edges[:-1] * (edges[1:] - 1.0))  # geometric mean index of each bin

@@ -33,6 +33,20 @@ def files(tmp_path_factory):
     (d / "badfit" / "fit.json").write_text("{broken")
     (d / "badfit" / "es_points.csv").write_text("run,batch_size,target,S,E\n")
     (d / "sched_bad.json").write_text(json.dumps({"unit": "tokens", "segments": [{"from": 0, "batch_size": -4}]}))
+    (d / "utf16.csv").write_bytes(HEADER.encode("utf-16") + "r,2,0,0,1.0,0.1\n".encode("utf-16-le"))
+    (d / "binary.csv").write_bytes(bytes(range(256)) * 4)
+    (d / "cell.csv").write_text(HEADER + "r2,2,0,0,3.0,0.001\nr2,2,1,2,abc,0.001\n")
+    (d / "header_only.csv").write_text(HEADER)
+    (d / "twin_a.csv").write_text("".join([HEADER] + [f"x,2,{s},{2 * s},{3 - s / 100},0.001\n" for s in range(50)]))
+    (d / "twin_b.csv").write_text("".join([HEADER] + [f"x,4,{s},{4 * s},{3 - s / 100},0.001\n" for s in range(50)]))
+    (d / "fit_small.json").write_text(json.dumps({"rows": [{"emin": 1e3, "bopt": 10}, {"emin": 1e4, "bopt": 20},
+                                                           {"emin": 1e5, "bopt": 40}]}))
+    (d / "sched_huge.json").write_text(json.dumps({"unit": "tokens", "segments": [{"from": 0, "batch_size": 1e30}]}))
+    (d / "sched_nan.json").write_text('{"unit": "tokens", "segments": [{"from": 0, "batch_size": 256}, '
+                                      '{"from": NaN, "batch_size": 512}]}')
+    (d / "sched_empty.json").write_text(json.dumps({"unit": "tokens", "segments": []}))
+    (d / "sched_samples.json").write_text(json.dumps({"unit": "samples", "segments": [{"from": 0, "batch_size": 8}]}))
+    (d / "cfg_type.json").write_text(json.dumps({"tokens": "abc"}))
     return d
 
 
@@ -89,6 +103,60 @@ CASES = [
     ("validate-unwritable", ["validate", "sweep", "--tier", "tiny", "--out", "{d}/afile/x"], ["afile"], None),
     ("demo-zero-jobs", ["demo", "--jobs", "0", "--out", "{d}/o29"], ["jobs"], "o29"),
     ("demo-unwritable", ["demo", "--out", "{d}/afile/x"], ["afile"], None),
+    # -- added with the reliability work: each names the file, line, option or value at fault --
+    ("fit-utf16", ["fit", "{d}/utf16.csv", "--out", "{d}/o30"], ["utf16.csv", "utf-8"], "o30"),
+    ("fit-binary", ["fit", "{d}/binary.csv", "--out", "{d}/o31"], ["binary.csv"], "o31"),
+    ("fit-non-numeric-cell", ["fit", "{d}/cell.csv", "--out", "{d}/o32"], ["cell.csv:3", "'loss'", "abc"], "o32"),
+    ("fit-header-only", ["fit", "{d}/header_only.csv", "--out", "{d}/o33"], ["header_only.csv", "no data rows"],
+     "o33"),
+    ("fit-repeated-targets", ["fit", "{d}/good.csv", "--targets", "1.5,1.5,1.2", "--out", "{d}/o34"],
+     ["repeated target", "1.5"], "o34"),
+    ("fit-empty-targets", ["fit", "{d}/good.csv", "--targets", "", "--out", "{d}/o35"], ["targets", "empty"], "o35"),
+    ("fit-one-name-two-files", ["fit", "{d}/twin_a.csv", "{d}/twin_b.csv", "--out", "{d}/o36"],
+     ["'x'", "twin_a.csv", "twin_b.csv"], "o36"),
+    ("fit-negative-bootstrap", ["fit", "{d}/good.csv", "--bootstrap", "-1", "--out", "{d}/o37"], ["bootstrap"],
+     "o37"),
+    ("simulate-eta-near-two", ["simulate", "--eta", "1.999999", "--out", "{d}/o38"], ["eta=1.999999", "--targets"],
+     "o38"),
+    ("simulate-huge-d", ["simulate", "--d", "1000000000", "--out", "{d}/o39"], ["GiB", "--nbins"], "o39"),
+    ("simulate-zero-d", ["simulate", "--d", "0", "--out", "{d}/o40"], ["--d"], "o40"),
+    ("simulate-zero-nbins", ["simulate", "--nbins", "0", "--out", "{d}/o41"], ["nbins"], "o41"),
+    ("simulate-empty-targets", ["simulate", "--targets", "", "--out", "{d}/o42"], ["targets", "empty"], "o42"),
+    ("simulate-bad-grid", ["simulate", "--batch-sizes", "1:0:5", "--out", "{d}/o43"], ["1:0:5"], "o43"),
+    ("schedule-infinite-horizon", ["schedule", "--curve", "1,0.5", "--horizon", "inf", "--out", "{d}/o44"],
+     ["--horizon"], "o44"),
+    ("schedule-three-value-step", ["schedule", "--steps", "0:4e6:1", "--horizon", "1e6", "--out", "{d}/o45"],
+     ["--steps", "0:4e6:1"], "o45"),
+    ("schedule-zero-interval", ["schedule", "--curve", "1,0.5", "--horizon", "1e6", "--interval", "0",
+                                "--out", "{d}/o46"], ["--interval"], "o46"),
+    ("schedule-zero-initial", ["schedule", "--curve", "1,0.5", "--horizon", "1e6", "--initial", "0",
+                               "--out", "{d}/o47"], ["--initial"], "o47"),
+    ("schedule-granularity-above-max", ["schedule", "--curve", "1,0.5", "--horizon", "1e6", "--granularity", "5000",
+                                        "--max-batch", "100", "--out", "{d}/o48"], ["granularity", "max-batch"], "o48"),
+    ("schedule-zero-devices", ["schedule", "--curve", "1,0.5", "--horizon", "1e6", "--devices", "0",
+                               "--out", "{d}/o49"], ["--devices"], "o49"),
+    ("schedule-zero-momentum", ["schedule", "--curve", "1,0.5", "--horizon", "1e6", "--momentum", "0",
+                                "--out", "{d}/o50"], ["--momentum"], "o50"),
+    ("schedule-from-out-of-range", ["schedule", "--from", "{d}/fit_small.json", "--horizon", "1e9",
+                                    "--out", "{d}/o51"], ["--extrapolate"], "o51"),
+    ("train-batch-above-run", [*TRAIN, "--batch-tokens", "1e9", "--tokens", "20000", "--out", "{d}/o52"],
+     ["batch_tokens", "exceeds"], "o52"),
+    ("train-device-tpu", [*TRAIN, "--device", "tpu", "--out", "{d}/o53"], ["tpu"], "o53"),
+    ("train-schedule-huge-batch", [*TRAIN, "--batch-schedule", "{d}/sched_huge.json", "--out", "{d}/o54"],
+     ["sched_huge.json", "exceeds"], "o54"),
+    ("train-schedule-nan-start", [*TRAIN, "--batch-schedule", "{d}/sched_nan.json", "--out", "{d}/o55"],
+     ["sched_nan.json", "finite"], "o55"),
+    ("train-schedule-no-segments", [*TRAIN, "--batch-schedule", "{d}/sched_empty.json", "--out", "{d}/o56"],
+     ["sched_empty.json", "segments"], "o56"),
+    ("train-schedule-samples-seq-schedule", [*TRAIN, "--batch-schedule", "{d}/sched_samples.json",
+                                             "--seq-len-schedule", "1024:64", "--out", "{d}/o57"],
+     ["sched_samples.json", "samples"], "o57"),
+    ("train-config-wrong-type", [*TRAIN, "--config", "{d}/cfg_type.json", "--out", "{d}/o58"],
+     ["cfg_type.json", "'tokens'", "abc"], "o58"),
+    ("train-negative-seq-len", [*TRAIN, "--seq-len", "-5", "--out", "{d}/o59"], ["seq_len", "-5"], "o59"),
+    ("train-unknown-lr-schedule", [*TRAIN, "--lr-schedule", "nope", "--out", "{d}/o60"], ["lr_schedule"], "o60"),
+    ("validate-device-tpu", ["validate", "sweep", "--tier", "tiny", "--device", "tpu", "--out", "{d}/o61"],
+     ["tpu"], "o61"),
 ]
 
 
@@ -102,6 +170,8 @@ def test_bad_input(files, case):
     name, argv, words, out = case
     if argv[0] in ("train", "validate"):
         pytest.importorskip("torch")
+    if name == "simulate-huge-d" and not sys.platform.startswith("linux"):
+        pytest.skip("the memory check reads /proc/meminfo")
     r = dbs([a.replace("{d}", str(files)) for a in argv])
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
@@ -133,3 +203,37 @@ def test_resume_from_a_bad_checkpoint(tmp_path, kind):
     assert r.returncode == 2 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "checkpoint" in lines[0] and ("corrupted" in lines[0] or "different config" in lines[0])
     assert (out / "log.csv").read_text() == log_before  # nothing rewritten
+
+
+def test_cuda_requested_without_cuda_is_one_line(files, tmp_path):
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    for argv in ([*TRAIN, "--device", "cuda", "--out", str(tmp_path / "a")],
+                 ["validate", "sweep", "--tier", "tiny", "--device", "cuda", "--out", str(tmp_path / "b")]):
+        r = dbs(argv)
+        lines = r.stderr.strip().splitlines()
+        assert r.returncode == 2 and len(lines) == 1 and "CUDA is not available" in lines[0], r.stderr[-1500:]
+    assert not [p for p in tmp_path.rglob("*") if p.is_file()]
+
+
+def test_a_diverging_run_stops_with_one_line_naming_no_missing_checkpoint(tmp_path):
+    pytest.importorskip("torch")
+    r = dbs([*TRAIN, "--lr", "100", "--tokens", "20000", "--out", str(tmp_path / "lr")])
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 3 and len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-1500:]
+    assert "no checkpoint was written" in lines[0] and "ckpt.pt" not in lines[0]
+    assert r.stdout.strip() == ""
+
+
+def test_a_bug_is_a_traceback_with_a_report_line_not_a_user_error(monkeypatch, capsys):
+    from dbs_theory import cli
+    from dbs_theory.commands import derive
+
+    def broken(args):
+        raise TypeError("unsupported operand type(s)")  # a programming error, not the user's
+
+    monkeypatch.setattr(derive, "run", broken)
+    rc = cli.main(["derive", "mccandlish"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" in err and "TypeError" in err and "please report" in err

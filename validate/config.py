@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "parse_seq_len_schedule"]
+__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "parse_seq_len_schedule",
+           "check_device_name"]
 
 PRESET_NAMES = ("tiny", "cpu", "cpu-large", "gpu-124m", "gpu-350m")
 
@@ -63,8 +64,7 @@ class TrainConfig:
                 raise ValueError(f"{name}={v!r} must be positive")
         if self.batch_tokens > self.tokens and not self.batch_schedule:
             raise ValueError(f"batch_tokens={self.batch_tokens:g} exceeds the whole run (tokens={self.tokens:g})")
-        if not (self.device in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", self.device)):
-            raise ValueError(f"device={self.device!r} must be auto, cpu, cuda, cuda:N or mps")
+        check_device_name(self.device)
         if self.lr_schedule not in ("wsd", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r} must be wsd, cosine or constant")
         if self.dtype not in ("auto", "bf16", "fp32"):
@@ -84,6 +84,12 @@ class TrainConfig:
 
     def max_seq_len(self) -> int:
         return max(parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)[1])
+
+
+def check_device_name(name):
+    """Refuse a device name the trainer does not know (availability is checked where torch is loaded)."""
+    if not (name in ("auto", "cpu", "cuda", "mps") or re.fullmatch(r"cuda:\d+", str(name))):
+        raise ValueError(f"device={name!r} must be auto, cpu, cuda, cuda:N or mps")
 
 
 def parse_seq_len_schedule(text, seq_len):

@@ -37,7 +37,7 @@ from .gns import GNSEstimator
 from .model import Transformer, preset
 
 __all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunFolderInconsistent",
-           "build_parser", "config_from_args", "summary_line"]
+           "build_parser", "config_from_args", "summary_line", "resolve_device"]
 
 
 class NonFiniteLoss(RuntimeError):
@@ -91,7 +91,7 @@ def batch_schedule(cfg: TrainConfig):
     return sched, hashlib.sha256(raw).hexdigest()
 
 
-def _device(name):
+def resolve_device(name):
     """The torch device for ``name`` (checked by ``TrainConfig.validate``); refuses one that is absent."""
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
@@ -287,7 +287,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
     :class:`Interrupted` after checkpointing on Ctrl-C.
     """
     cfg.validate()
-    device = _device(cfg.device)
+    device = resolve_device(cfg.device)
     sched, schedule_sha = batch_schedule(cfg)
     check_writable(cfg.out)
     corpus = load_corpus(cfg.data, cfg.vocab_size)  # read (and refused if bad) before anything is written

@@ -8,9 +8,12 @@ HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crosso
 
 def _floats(text):
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        vals = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise ValueError(f"--targets must be comma-separated numbers; got {text!r}") from None
+    if not vals:
+        raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
+    return vals
 
 
 def add_arguments(p):
@@ -40,7 +43,7 @@ def run(args):
     runs = load_runs(*args.logs)
     if len(runs) < 2:
         raise ValueError(f"a single run ({runs[0].name!r}) cannot give E(S): need runs at >= 3 batch sizes")
-    targets = _floats(args.targets) if args.targets else None
+    targets = _floats(args.targets) if args.targets is not None else None
     table = bopt_table(runs, targets, law=args.law, bootstrap=args.bootstrap, seed=args.seed,
                        smoothing=args.smoothing, use=args.use)
     out = ensure_writable_dir(args.out)

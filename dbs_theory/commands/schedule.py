@@ -68,15 +68,17 @@ def run(args):
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
     from ..io import atomic_write, check_writable, ensure_writable_dir
 
-    if not args.horizon > 0:
-        raise ValueError(f"--horizon={args.horizon} must be positive")
+    _check_args(args)
     check_writable(args.out)
     laws = {}
     if args.steps:
         try:
             pairs = [tuple(float(x) for x in item.split(":")) for item in args.steps.split(",")]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError
         except ValueError:
-            raise ValueError(f"--steps must look like '0:2e6,125e9:4e6'; got {args.steps!r}") from None
+            raise ValueError(f"--steps must look like '0:2e6,125e9:4e6' (data:batch pairs); got {args.steps!r}") \
+                from None
         if not pairs or pairs[0][0] != 0:
             raise ValueError("--steps must start at D = 0")
         sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
@@ -94,8 +96,8 @@ def run(args):
             D, B, lr, laws = load_points(args.source)
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
             check_lr(curve.lr, args.lr, "Bopt curve")
-        interval = args.interval or args.horizon / 50
-        initial = args.initial or float(curve(interval))
+        interval = args.interval if args.interval is not None else args.horizon / 50
+        initial = args.initial if args.initial is not None else float(curve(interval))
         max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
         sched = dynamic_batch(curve, interval, args.momentum, initial, args.granularity, args.min_batch,
                               max_batch, horizon=args.horizon, unit=args.unit, lr=curve.lr)
@@ -122,6 +124,27 @@ def run(args):
         _time_optimal(args, laws)
     print(f"\nwrote {out}/schedule.json, exports.json")
     return 0
+
+
+def _check_args(args):
+    """Refuse values no schedule can honour, naming the option (nothing is replaced silently)."""
+    import math
+
+    for name in ("horizon", "interval", "initial", "granularity", "min_batch", "max_batch"):
+        v = getattr(args, name)
+        if v is not None and not (v > 0 and (math.isfinite(v) or name == "max_batch")):
+            raise ValueError(f"--{name.replace('_', '-')}={v:g} must be a positive finite number")
+    if not 0 < args.momentum <= 1:
+        raise ValueError(f"--momentum={args.momentum:g} must lie in (0, 1]")
+    if args.devices < 1:
+        raise ValueError(f"--devices={args.devices} must be >= 1")
+    if args.max_overhead is not None and not args.max_overhead >= 0:
+        raise ValueError(f"--max-overhead={args.max_overhead:g} must be >= 0")
+    if args.seq_len is not None and args.seq_len < 1:
+        raise ValueError(f"--seq-len={args.seq_len} must be >= 1")
+    if args.granularity > args.max_batch:
+        raise ValueError(f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
+                         "that is a multiple of the granularity fits under the maximum")
 
 
 def _megatron(sched, seq_len):

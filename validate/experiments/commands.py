@@ -28,10 +28,14 @@ def run(args):
     from dbs_theory.io import check_writable, ensure_writable_dir
 
     from . import EXPERIMENTS, get
+    from ..config import check_device_name
     from .tiers import get_tier
 
     tier = get_tier(args.tier)
     if args.device:
+        from ..train import resolve_device
+
+        resolve_device(check_device_name(args.device) or args.device)  # refused here, before any run folder exists
         tier = tier.with_(device=args.device)
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs={args.jobs} must be >= 1")
