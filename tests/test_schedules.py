@@ -244,3 +244,46 @@ def test_schedule_cli_bad_input(tmp_path, args, match):
     r = dbs("schedule", *args, "--out", tmp_path / "o")
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_rounding_to_the_granularity_never_passes_the_maximum():
+    from dbs_theory.batch_schedules import dynamic_batch
+
+    s = dynamic_batch(lambda D: 1e9, interval=10, momentum=1, initial=140, granularity=100, min_batch=1,
+                      max_batch=150, horizon=100)
+    assert max(s.sizes) == 100  # 150 rounds to 200 > 150: the largest multiple under the maximum instead
+    with pytest.raises(ValueError, match="granularity=5000 exceeds max_batch=100"):
+        dynamic_batch(lambda D: 50, 10, 1, 50, 5000, 1, 100, horizon=100)
+
+
+def test_a_schedule_start_must_be_finite():
+    from dbs_theory.batch_schedules import BatchSchedule
+
+    with pytest.raises(ValueError, match="finite"):
+        BatchSchedule.from_json('{"segments": [{"from": 0, "batch_size": 4}, {"from": NaN, "batch_size": 8}]}')
+
+
+def test_a_schedule_in_samples_converts_to_tokens():
+    from dbs_theory.batch_schedules import step_batch
+
+    s = step_batch([100], [8, 16], unit="samples").in_tokens(64)
+    assert s.unit == "tokens" and s.starts == (0.0, 6400.0) and s.sizes == (512.0, 1024.0)
+    assert s.params["converted_from"] == "samples"
+
+
+def test_the_megatron_ramp_search_is_bounded_and_exact_on_a_huge_span():
+    from dbs_theory.batch_schedules import _ramp_increments, step_batch
+
+    span = 10**18 - 1
+    incs = _ramp_increments(span)
+    assert incs and all(span % i == 0 and span // i <= 4096 for i in incs)
+    out = step_batch([1e9], [1, 1e18], unit="samples").to_megatron()
+    assert (out["global_batch_size"] - out["start"]) % out["increment"] == 0
+
+
+def test_num_formats_numpy_values_for_people():
+    import numpy as np
+
+    from dbs_theory.messages import num
+
+    assert num(np.array(0.0)) == "0" and num(np.float64(1.5)) == "1.5" and num("x") == "'x'"

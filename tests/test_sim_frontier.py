@@ -240,3 +240,11 @@ def test_search_for_counterexamples_records_them(p, frac):
     if b2 < b1 * (1 - 1e-4):
         E = lambda B, t: B * sim.steps_to_target(nqm, eta, B, t)
         assert E(b2, t2) <= E(b1, t2) and E(b1, t1) <= E(b2, t1)
+
+
+def test_bopt_refuses_a_target_above_the_initial_loss():
+    import sim
+
+    nqm = sim.NQM.zhang2019(200)
+    with pytest.raises(ValueError, match="initial loss"):
+        sim.bopt(nqm, 0.5, nqm.initial_loss() * 1.01)
