@@ -325,7 +325,9 @@ def smooth(loss, method="centered", window=0.02):
         if k > 1:
             pad = k // 2
             padded = np.pad(loss, pad, mode="edge")
-            loss = np.convolve(padded, np.ones(2 * pad + 1) / (2 * pad + 1), mode="valid")
+            csum = np.concatenate(([0.0], np.cumsum(padded)))  # a moving sum in O(n), not O(n k)
+            w = 2 * pad + 1
+            loss = (csum[w:] - csum[:-w]) / w
     elif method != "running_min":
         raise ValueError(f"smoothing={method!r} must be 'centered' or 'running_min'")
     return np.minimum.accumulate(loss)

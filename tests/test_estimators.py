@@ -1,0 +1,106 @@
+"""The envelope and floor estimators against the exact NQM, on the sweep a user would run.
+
+The exact answers come from the simulator, not from the estimators: the best
+fixed batch at a data budget is a direct minimisation of the expected loss
+over continuous B (``sim.schedule_eval.best_fixed_batch``), and Bmin is the
+closed-form asymptote (``dbs_theory.numeric.bmin``).
+"""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import sim
+from dbs_theory import numeric
+from dbs_theory.estimators import envelope_bopt, floor_bmin, tail_floor
+from dbs_theory.runs import Run
+from sim.schedule_eval import best_fixed_batch
+
+ETA = 0.5
+
+
+def plain_sweep(nqm, batches=2.0 ** np.arange(13), budget=2e6, points=1500):
+    """A plain 2x grid, every run truncated at the same data budget, logged at log-spaced data."""
+    runs = []
+    for B in batches:
+        tr = sim.expected_loss(nqm, ETA, B, data=budget, record_at=np.geomspace(B, budget, points))
+        runs.append(Run(f"b{B:g}", float(B), tr.step.astype(float), tr.D.astype(float), tr.loss))
+    return runs
+
+
+def check_envelope(nqm, runs, tol):
+    D = np.geomspace(1e3, 1e6, 13)
+    env = envelope_bopt(runs, D, bootstrap=0)
+    assert env.identified.mean() >= 0.7
+    errs = []
+    for j in np.nonzero(env.identified)[0]:
+        exact = best_fixed_batch(nqm, ETA, D[j])[0]
+        errs.append(abs(env.bopt[j] / exact - 1))
+    assert max(errs) <= tol, errs
+    return env
+
+
+def check_floor(nqm, runs, tol):
+    reached = min(r.loss.min() for r in runs)
+    targets = np.geomspace(0.3, 1.05 * reached, 5)
+    fb = floor_bmin(runs, targets, bootstrap=0)
+    assert fb.identified.all(), fb.reason
+    exact = [float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr)) for t in targets]
+    np.testing.assert_allclose(fb.bmin, exact, rtol=tol)
+
+
+@pytest.fixture(scope="module")
+def small():
+    nqm = sim.NQM.zhang2019(2000)
+    return nqm, plain_sweep(nqm)
+
+
+def test_envelope_bopt_on_a_plain_2x_grid(small):
+    env = check_envelope(*small, tol=0.10)  # measured: at most 8.1% on this grid (spline in log B)
+    assert np.all(np.diff(env.bopt[env.identified]) > 0)
+
+
+def test_floor_bmin_on_a_plain_2x_grid(small):
+    check_floor(*small, tol=0.15)  # measured: exact to 1e-14 (flattened runs sit at their floor)
+
+
+def test_a_still_descending_run_gives_no_floor(small):
+    nqm, runs = small
+    big = runs[-1]  # B = 4096: 488 steps, far from its floor
+    assert tail_floor(big) == (pytest.approx(big.loss[-1], rel=0.05), False)
+    assert tail_floor(runs[0])[1]
+
+
+def test_the_grid_edge_is_a_bound_not_a_number(small):
+    nqm, runs = small
+    env = envelope_bopt(runs[2:6], [2e3, 5e5], bootstrap=0)  # batches 4..32 only
+    assert not env.identified.any() and np.isnan(env.bopt).all()
+    assert env.hi[0] == 4.0 and "below the grid" in env.reason[0]  # Bopt(2e3) ~ 2.7 < 4
+    assert env.lo[1] == 32.0 and "above the grid" in env.reason[1]  # Bopt(5e5) ~ 70 > 32
+
+
+def test_floor_bmin_says_why_when_runs_have_not_flattened(small):
+    nqm, runs = small
+    fb = floor_bmin(runs[-3:], [0.1], bootstrap=0)
+    assert not fb.identified.any() and "flattened" in fb.reason[0]
+
+
+@pytest.mark.slow
+def test_acceptance_on_the_exact_zhang_nqm():
+    """Issue 13's setting: d = 1e4, eta = 0.5, batches 1..4096 (2x), every run cut at 2e6 examples."""
+    nqm = sim.NQM.zhang2019(10_000)
+    runs = plain_sweep(nqm)
+    check_envelope(nqm, runs, tol=0.10)
+    check_floor(nqm, runs, tol=0.15)
+
+
+@settings(max_examples=8, deadline=None)
+@given(alpha=st.floats(1.0, 2.0), noise=st.floats(0.5, 1.5))
+def test_on_random_power_law_spectra(alpha, noise):
+    nqm = sim.NQM.power_law(300, alpha, noise_exponent=noise)
+    runs = plain_sweep(nqm, batches=2.0 ** np.arange(10), budget=2e5, points=400)
+    env = envelope_bopt(runs, np.geomspace(2e2, 1e5, 12), bootstrap=0)
+    b = env.bopt[env.identified]
+    assert np.all(np.diff(b) >= -1e-9 * b[:-1])  # Bopt(D) non-decreasing where identified
+    fb = floor_bmin(runs, np.geomspace(0.5, 0.01, 6) * nqm.initial_loss(), bootstrap=0)
+    m = fb.bmin[fb.identified]
+    assert np.all(np.diff(m) > 0)  # Bmin grows as the target falls
