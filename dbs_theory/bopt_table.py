@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .es_laws import LAWS
+from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
 from .runs import choose_targets, crossovers, es_points
 
@@ -155,13 +156,100 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     for t in targets:
         row, fits[float(t)] = _target_row(pts, float(t), law, laws, bootstrap, seed)
         rows.append(row)
-    verdict = {k: monotonicity([r.get(k) for r in rows], [r.get(f"{k}_lo") for r in rows] if bootstrap else None,
-                               [r.get(f"{k}_hi") for r in rows] if bootstrap else None)
-               for k in ("bmin", "bopt")}
+    _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed)
+    verdict = _verdicts(rows, bootstrap)
     lrs = [r.lr for r in runs if r.lr is not None]
     lr = float(np.median(lrs)) if lrs else None
     return BoptTable(rows, verdict, law, lr, pts.excluded, crossovers(runs, smoothing, window, use),
                      fits, pts)
+
+
+def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed):
+    """Put the envelope Bopt and the floor Bmin beside the three-phase fit, with an agreement flag."""
+    ends = {}
+    for r in runs:  # the data every batch size reaches, so the envelope grid ends where 3 sizes still compete
+        ends[r.batch_size] = max(ends.get(r.batch_size, 0.0), float(r.tokens[-1]))
+    first = min(float(r.tokens[r.tokens > 0][0]) for r in runs)
+    last = sorted(ends.values())[-3] if len(ends) >= 3 else max(ends.values())
+    data = np.geomspace(first, max(last, first * 1.0001), 80)
+    data = np.unique(np.r_[data, [e for e in ends.values() if first < e < last]])  # each run's last word
+    env = envelope_bopt(runs, data, smoothing, window, bootstrap=bootstrap, seed=seed) \
+        if len({r.batch_size for r in runs}) >= 3 else None
+    fl = floor_bmin(runs, targets, smoothing, window, bootstrap=bootstrap, seed=seed)
+    for i, row in enumerate(rows):
+        _put(row, "bmin_floor", fl.bmin[i], fl.lo[i], fl.hi[i], fl.identified[i], fl.reason[i])
+        hit = np.nonzero(env.loss <= row["target"])[0] if env is not None else np.array([], int)
+        if env is None or not hit.size:
+            why = "fewer than 3 batch sizes" if env is None else \
+                "fewer than 3 batch sizes reach this target within their logs"
+            _put(row, "bopt_envelope", np.nan, np.nan, np.nan, False, why)
+        else:
+            j = hit[0]
+            row["data_envelope"] = float(env.data[j])
+            _put(row, "bopt_envelope", env.bopt[j], env.lo[j], env.hi[j], env.identified[j], env.reason[j])
+        _cross_check(row)
+
+
+def _cross_check(row, tolerance=1.25):
+    """Withdraw a three-phase Bmin/Bopt that disagrees with the law-free estimator by more than ``tolerance``x.
+
+    A law can fit the points closely (R^2 0.9999) and still put Bmin or Bopt in
+    the wrong place; where the envelope or the floors identify the quantity,
+    they overrule the fit, and the row says so.
+    """
+    for key, other, name in (("bopt", "bopt_envelope", "the envelope"), ("bmin", "bmin_floor", "the loss floors")):
+        if key in row and other in row:
+            row[f"agree_{key}"] = bool(abs(np.log(row[key] / row[other])) <= np.log(tolerance))
+            if not row[f"agree_{key}"]:
+                row[f"{key}_status"] = (f"not identified: the three-phase fit ({row[key]:.4g}) disagrees with "
+                                        f"{name} ({row[other]:.4g}) by more than {tolerance - 1:.0%}")
+                for k in (key, f"{key}_lo", f"{key}_hi"):
+                    row.pop(k, None)
+
+
+def _put(row, key, value, lo, hi, identified, reason):
+    if identified and np.isfinite(value):
+        row[key] = float(value)
+        if np.isfinite(lo) and np.isfinite(hi):
+            row[f"{key}_lo"], row[f"{key}_hi"] = float(lo), float(hi)
+        row[f"{key}_status"] = "ok"
+    else:
+        row[f"{key}_status"] = f"not identified: {reason}"
+
+
+def _verdicts(rows, bootstrap):
+    """"Grows as the target falls" for Bmin and Bopt from the most reliable identified estimator.
+
+    Bopt: the envelope (no law fitted) when it is identified at >= 2 targets,
+    else the three-phase fit. Bmin: the loss floors, else the three-phase fit.
+    Without bootstrap intervals a decrease gives "inconclusive", never "does not hold".
+    """
+    out = {}
+    for key, order in (("bopt", ("bopt_envelope", "bopt")), ("bmin", ("bmin_floor", "bmin"))):
+        src = next((k for k in order if sum(k in r for r in rows) >= 2), order[-1])
+        lo = [r.get(f"{src}_lo") for r in rows] if bootstrap else None
+        hi = [r.get(f"{src}_hi") for r in rows] if bootstrap else None
+        out[key] = monotonicity([r.get(src) for r in rows], lo, hi)
+        if not bootstrap and out[key] == "does not hold":
+            out[key] = "inconclusive"  # without intervals a decrease cannot be told from noise
+        out[f"{key}_source"] = {"bopt_envelope": "envelope", "bmin_floor": "loss floors"}.get(src, "three-phase fit")
+    return out
+
+
+def _linear_phase_check(law, S, B):
+    """Reason the three-phase ``Bmin`` (the linear phase's slope A1) is not identified, or ''.
+
+    ``A1`` is the asymptotic slope only if the data reach the linear phase:
+    at least 3 points beyond S2, and the smallest batch that reached the
+    target within 1.5x of A1 (a batch far above Bmin never shows the asymptote).
+    """
+    n_lin = int(np.sum(S > law.s2))
+    if n_lin < 3:
+        return f"{n_lin} point(s) in the linear phase (need 3)"
+    if B.min() > 1.5 * law.bmin:
+        return (f"the smallest batch that reached the target ({B.min():.4g}) is {B.min() / law.bmin:.1f}x the "
+                "fitted Bmin: the asymptote is extrapolated")
+    return ""
 
 
 def _target_row(pts, t, law, laws, bootstrap, seed):
@@ -198,6 +286,11 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
     for key, (lo, hi) in main.ci.items():
         if key in ("bmin", "bopt", "emin", "smin"):
             row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
+    why = _linear_phase_check(law_, S, B)
+    row["bmin_status"] = f"not identified: {why}" if why else "ok"
+    if why:  # never a number the data cannot pin down
+        for k in ("bmin", "bmin_lo", "bmin_hi"):
+            row.pop(k, None)
     if not (math.isfinite(row["bopt"]) and row["bopt"] > 0):
         row["status"] = "fit gave no positive Bopt"
     return row, fits

@@ -104,3 +104,35 @@ def test_on_random_power_law_spectra(alpha, noise):
     fb = floor_bmin(runs, np.geomspace(0.5, 0.01, 6) * nqm.initial_loss(), bootstrap=0)
     m = fb.bmin[fb.identified]
     assert np.all(np.diff(m) > 0)  # Bmin grows as the target falls
+
+
+def check_table(nqm, runs):
+    """bopt_table on the plain grid: every number it presents as identified is right."""
+    from dbs_theory.bopt_table import bopt_table
+
+    reached = min(r.loss.min() for r in runs)
+    table = bopt_table(runs, targets=np.geomspace(0.3, 1.1 * reached, 5), bootstrap=0)
+    for r in table.rows:
+        t = r["target"]
+        bmin = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr))
+        bopt = sim.bopt(nqm, ETA, t)
+        if "bmin" in r:
+            assert r["bmin"] == pytest.approx(bmin, rel=0.25), r
+        if "bopt" in r:
+            assert r["bopt"] == pytest.approx(bopt, rel=0.25), r
+        assert r["bopt_envelope"] == pytest.approx(bopt, rel=0.10)
+        assert r["bmin_floor"] == pytest.approx(bmin, rel=0.15)
+        for k in ("bmin", "bopt"):
+            assert k in r or "not" in r.get(f"{k}_status", r["status"])  # absent means: said why
+    assert table.verdict["bopt_source"] == "envelope" and table.verdict["bmin_source"] == "loss floors"
+    assert table.verdict["bopt"] == table.verdict["bmin"] == "holds"
+
+
+def test_the_table_presents_no_wrong_number_as_identified(small):
+    check_table(*small)
+
+
+@pytest.mark.slow
+def test_the_table_on_the_exact_zhang_nqm():
+    nqm = sim.NQM.zhang2019(10_000)
+    check_table(nqm, plain_sweep(nqm))

@@ -292,7 +292,7 @@ def test_a_fit_below_the_quality_bar_is_not_supported_and_draws_no_verdict():
     for r in fitted:
         if r["r2_log_three_phase"] < R2_MIN:
             assert r["status"].startswith("not supported") and "bopt" not in r and "bmin" not in r
-    assert table.verdict == {"bmin": "inconclusive", "bopt": "inconclusive"}
+    assert table.verdict["bmin"] == table.verdict["bopt"] == "inconclusive"
     clean = bopt_table(_law_runs(0.0, multiplicative=True))
     assert all(r["status"] == "ok" for r in clean.rows if "r2_log_three_phase" in r)
 
@@ -312,4 +312,5 @@ def test_the_quality_bar_at_its_boundary(monkeypatch, r2, ok):
     monkeypatch.setattr(bt, "fit_es", lambda *a, **k: dataclasses.replace(real(*a, **k), r2_log=r2))
     table = bt.bopt_table(_law_runs(0.0, False), targets=[2.06])  # a target all 9 runs reach
     (row,) = table.rows
-    assert (row["status"] == "ok") is ok and ("bopt" in row) is ok
+    assert (row["status"] == "ok") is ok
+    assert ok or ("bopt" not in row and "bmin" not in row and row["status"].startswith("not supported"))

@@ -1,7 +1,7 @@
 """``dbs fit LOG...``: E(S) fits, Bmin/Bopt per target and crossovers from loss logs."""
 from __future__ import annotations
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run", "print_table", "cell"]
 
 HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crossovers"
 
@@ -53,18 +53,27 @@ def run(args):
     return 0
 
 
+def cell(row, key):
+    """``value [lo, hi]``, ``value``, or ``n/i`` (not identified; the reason is printed below the table)."""
+    if key not in row:
+        return "n/i" if f"{key}_status" in row or key in ("bmin", "bopt") else "-"
+    if f"{key}_lo" in row:
+        return f"{row[key]:.4g} [{row[key + '_lo']:.3g}, {row[key + '_hi']:.3g}]"
+    return f"{row[key]:.4g}"
+
+
 def print_table(table, format_table):
     """Print a BoptTable for people."""
     lr = "not logged" if table.lr is None else f"{table.lr:g}"
     print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr} (Bmin/Bopt hold at this rate)")
-    cols = ["target", "n_batches", "smin", "sopt", "emin", "bmin", "bopt"]
-    heads = ["L*", "batches", "Smin", "Sopt", "Emin", "Bmin", "Bopt"]
+    cols = ["target", "n_batches", "smin", "sopt", "emin", "bmin", "bmin_floor", "bopt", "bopt_envelope"]
+    heads = ["L*", "batches", "Smin", "Sopt", "Emin", "Bmin (3-phase)", "Bmin (floors)", "Bopt (3-phase)",
+             "Bopt (envelope)"]
     rows = []
     for r in table.rows:
         row = dict(r)
-        for k in ("bmin", "bopt"):
-            if f"{k}_lo" in r:
-                row[k] = f"{r[k]:.4g} [{r[k + '_lo']:.3g}, {r[k + '_hi']:.3g}]"
+        for k in ("bmin", "bopt", "bmin_floor", "bopt_envelope"):
+            row[k] = cell(r, k)
         for law in ("three_phase", "three_phase_free", "hyperbolic"):
             if f"dof_{law}" in r:
                 row[law] = (f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})" if f"r2_log_{law}" in r
@@ -73,7 +82,12 @@ def print_table(table, format_table):
     laws = [k for k in ("three_phase", "three_phase_free", "hyperbolic") if any(k in r for r in rows)]
     print(format_table(rows, cols + laws + ["status"],
                        heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
-    print(f"\nBmin grows as the target falls: {table.verdict['bmin']}; Bopt: {table.verdict['bopt']}")
+    print(f"\nBmin grows as the target falls: {table.verdict['bmin']} (from the {table.verdict['bmin_source']}); "
+          f"Bopt: {table.verdict['bopt']} (from the {table.verdict['bopt_source']})")
+    why = sorted({r[k].removeprefix("not identified: ") for r in table.rows for k in r
+                  if k.endswith("_status") and r[k] != "ok"})
+    if why:
+        print("not identified (n/i) because: " + "; ".join(why[:4]) + ("; ..." if len(why) > 4 else ""))
     if table.excluded:
         print(f"excluded {len(table.excluded)} (run, target) pairs that never reached the target, e.g. "
               + "; ".join(f"{r} @ {t:.4g}" for r, t, _ in table.excluded[:3]))

@@ -107,4 +107,5 @@ def run(tier, root, jobs=None, progress=True, bootstrap=100):
 def _series(table, key):
     v = table.column(key)
     return (f"{key} from L*={table.rows[0]['target']:.4g} to {table.rows[-1]['target']:.4g}: "
-            + " -> ".join("nan" if not math.isfinite(x) else f"{x:.4g}" for x in v))
+            + " -> ".join("n/i" if not math.isfinite(x) else f"{x:.4g}" for x in v)
+            + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)"))
