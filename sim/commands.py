@@ -24,13 +24,19 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("what", nargs="?", choices=("sweep", "schedule"), default="sweep",
+    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify"), default="sweep",
                    help="sweep (default): the E(S) frontier; schedule: dynamic vs fixed vs optimal "
-                        "batch schedules at equal data, and the paper's ablations")
-    p.add_argument("--budgets", default="1e5,1e6", help="data budgets (examples) for 'schedule'")
+                        "batch schedules at equal data, and the paper's ablations; identify: which sweep "
+                        "designs identify Bmin/Bopt (each estimator scored against the exact NQM)")
+    p.add_argument("--budgets", default="1e5,1e6", help="data budgets (examples) for 'schedule'; identify uses the first (default 1e5,1e6)")
     p.add_argument("--spectrum", choices=("zhang2019", "power-law"), default="zhang2019",
                    help="NQM spectrum (default: zhang2019, h_i = c_i = 1/i)")
-    p.add_argument("--d", type=int, default=10_000, help="number of modes (default 10000)")
+    p.add_argument("--d", type=int, default=None, help="number of modes (default 10000; 1000 for identify, "
+                   "whose Monte Carlo runs cost d x steps)")
+    p.add_argument("--replicas", type=int, default=16, help="identify: Monte Carlo seeds per batch size "
+                   "(default 16: 16 one-seed sweeps and 4 four-seed sweeps)")
+    p.add_argument("--bootstrap", type=int, default=100, help="identify: bootstrap resamples per interval "
+                   "(default 100)")
     p.add_argument("--alpha", type=float, default=1.5, help="power-law exponent of h_i ~ i^-alpha")
     p.add_argument("--nbins", type=int, default=None, help="bin the spectrum into this many bins")
     p.add_argument("--eta", default="0.5", help="fixed learning rate, or 'tuned' (default 0.5)")
@@ -121,8 +127,12 @@ def build_nqm(args):
 
 
 def run(args):
+    if args.d is None:
+        args.d = 1000 if args.what == "identify" else 10_000
     if args.what == "schedule":
         return run_schedule(args)
+    if args.what == "identify":
+        return run_identify(args)
     import numpy as np
 
     from dbs_theory.io import atomic_write, ensure_writable_dir
@@ -291,3 +301,64 @@ def run_schedule(args):
                            ["ablation", "baseline", "variant", "gain (baseline - variant)"]))
     print(f"\nwrote {out}/schedule_eval.json")
     return 0
+
+
+def run_identify(args):
+    """``dbs simulate identify``: score the estimators on realistic sweep designs (see :mod:`sim.identify`)."""
+    import csv
+    import json
+
+    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+    from dbs_theory.table import format_table
+
+    from .identify import study
+
+    if args.eta == "tuned":
+        raise ValueError("'identify' needs a fixed learning rate (--eta NUMBER)")
+    eta = float(args.eta)
+    budget = _one_budget(args.budgets)
+    if args.replicas < 4 or args.bootstrap < 10:
+        raise ValueError(f"--replicas={args.replicas} must be >= 4 and --bootstrap={args.bootstrap} >= 10")
+    nqm = build_nqm(args)
+    nqm.check_lr(eta)
+    check_writable(args.out)
+    rows, targets = study(nqm, eta, budget, replicas=args.replicas, bootstrap=args.bootstrap, seed=args.seed,
+                          progress=not args.quiet)
+    out = ensure_writable_dir(args.out)
+    with atomic_write(out / "identify.csv") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    with atomic_write(out / "identify.json") as fh:
+        json.dump(dict(d=nqm.d, eta=eta, budget=budget, targets=list(map(float, targets)),
+                       replicas=args.replicas, bootstrap=args.bootstrap, rows=rows), fh, indent=1)
+    print(f"NQM zhang2019 d={nqm.d}, eta={eta}, every run to {budget:g} examples; targets "
+          + ", ".join(f"{t:.3g}" for t in targets))
+    print(format_table([_identify_cells(r) for r in rows],
+                       ["design", "noise", "quantity", "identified", "bias", "spread", "max_error", "coverage"],
+                       ["design", "noise", "estimator", "identified", "bias", "spread", "max |error|",
+                        "90% coverage"]))
+    print(f"\nwrote {out}/identify.csv, identify.json")
+    return 0
+
+
+def _one_budget(text):
+    try:
+        budget = float(str(text).split(",")[0])
+    except ValueError:
+        raise ValueError(f"--budgets must be a number of examples; got {text!r}") from None
+    if not budget > 0:
+        raise ValueError(f"--budgets={text!r} must be positive")
+    return budget
+
+
+def _identify_cells(r):
+    """A study row for people: fractions as %, missing numbers as 'not identified'."""
+    import math
+
+    pct = lambda x: "-" if math.isnan(x) else f"{x:+.1%}"
+    return dict(design=r["design"], noise=r["noise"], quantity=r["quantity"],
+                identified=f"{r['identified']:.0%} of {r['n']}",
+                bias=pct(r["bias"]) if r["identified"] else "not identified",
+                spread=pct(r["spread"]).lstrip("+"), max_error=pct(r["max_error"]).lstrip("+"),
+                coverage="-" if math.isnan(r["coverage"]) else f"{r['coverage']:.0%} of {r['n_intervals']}")
