@@ -31,6 +31,16 @@ class UserError(Exception):
     """An error the user caused and can fix; printed in one line, exit code 2."""
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Examples kept as written; every option's help ends with its default unless it states one."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+            return text
+        return f"{text} (default {action.default})"
+
+
 class _OneLineParser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (``dbs CMD: error: ...``) and exit code 2."""
 
@@ -48,12 +58,16 @@ def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
     parser = _OneLineParser(
         prog="dbs", description="Batch-size theory for WSD pretraining: derive, simulate, "
-        "fit, schedule and validate.")
+        "fit, schedule and validate.", formatter_class=_HelpFormatter,
+        epilog="examples:\n  dbs demo                  # the main job: NQM + a small transformer sweep, "
+        "a report\n  dbs fit logs/ --out results/fit\n  dbs COMMAND --help        # each command's options "
+        "and examples")
     parser.add_argument("--version", action="version", version=f"dbs-theory {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for ep in _commands():
         module = ep.load()
-        p = sub.add_parser(ep.name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(ep.name, help=module.HELP, description=module.HELP, formatter_class=_HelpFormatter,
+                           epilog=getattr(module, "EXAMPLES", None))
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

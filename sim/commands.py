@@ -6,6 +6,10 @@ import argparse
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "simulate the NQM: E(S) frontier, Bmin/Bopt per target, crossovers"
+EXAMPLES = """examples:
+  dbs simulate --write-log --out results/simulate
+  dbs simulate schedule --budgets 1e5,1e6
+  dbs simulate identify --out results/identify"""
 
 
 def _floats(text):

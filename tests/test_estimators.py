@@ -136,3 +136,17 @@ def test_the_table_presents_no_wrong_number_as_identified(small):
 def test_the_table_on_the_exact_zhang_nqm():
     nqm = sim.NQM.zhang2019(10_000)
     check_table(nqm, plain_sweep(nqm))
+
+
+@pytest.mark.slow
+def test_the_identifiability_study_scores_each_estimator():
+    from sim.identify import study
+
+    nqm = sim.NQM.zhang2019(300)
+    rows, targets = study(nqm, ETA, 2e4, designs={"2x": (2.0, 10, 1.0)}, replicas=4, bootstrap=10)
+    assert {r["noise"] for r in rows} == {"exact", "1 seed", "4 seeds"} and len(rows) == 12
+    exact = {r["quantity"]: r for r in rows if r["noise"] == "exact"}
+    env = exact["Bopt, envelope"]
+    assert env["identified"] > 0 and env["max_error"] <= 0.10  # same bound as on the large NQM
+    for r in rows:
+        assert 0 <= r["identified"] <= 1 and (r["identified"] == 0) == np.isnan(r["bias"])

@@ -4,6 +4,10 @@ from __future__ import annotations
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "train a small transformer (WSD in data units, batch schedules, exact resume); needs torch"
+EXAMPLES = """examples:
+  dbs train --preset tiny --tokens 200000
+  dbs train --preset cpu --tokens 5e6 --batch-schedule results/schedule/schedule.json --out results/dyn
+  dbs train --preset cpu --tokens 5e6 --out results/dyn --resume"""
 
 
 def add_arguments(p):

@@ -5,58 +5,100 @@ import argparse
 import json
 import math
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "parse_seq_len_schedule",
-           "check_device_name"]
+__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "PRESETS", "MAX_MICRO",
+           "parse_seq_len_schedule", "check_device_name", "split_batch"]
 
-PRESET_NAMES = ("tiny", "cpu", "cpu-large", "gpu-124m", "gpu-350m")
+#: preset -> what it is (validate.model.PRESETS holds the shapes; a test keeps the two in step)
+PRESETS = {"tiny": "2 layers x 64, ~0.1M parameters, tests", "cpu": "4 x 128, ~0.8M, the CPU tier",
+           "cpu-large": "6 x 384, ~10M", "gpu-124m": "12 x 768, 124M, GPT-2 small",
+           "gpu-350m": "24 x 1024, 350M"}
+PRESET_NAMES = tuple(PRESETS)
+#: the largest micro-batch (sequences per process) chosen automatically for each preset
+MAX_MICRO = {"tiny": 8, "cpu": 16, "cpu-large": 16, "gpu-124m": 32, "gpu-350m": 16}
+
+
+def split_batch(batch_tokens, seq_len, world=1, micro=None, max_micro=8):
+    """``(micro, accum, used_tokens)``: how a global batch of ``batch_tokens`` is run.
+
+    ``micro`` sequences per process per forward pass, ``accum`` passes per
+    step, so ``used_tokens = accum x micro x seq_len x world``. With ``micro``
+    not given, the largest micro-batch up to ``max_micro`` that divides the
+    batch (in sequences per process) is chosen, so the batch is exact whenever
+    it is a whole number of sequences per process; only otherwise is it
+    rounded (to the nearest whole number). A given ``micro`` rounds to its multiple.
+    """
+    per = seq_len * world
+    if micro:
+        accum = max(1, round(batch_tokens / (micro * per)))
+        return int(micro), int(accum), int(accum * micro * per)
+    n = max(1, round(batch_tokens / per))
+    m = max(d for d in range(1, min(int(max_micro), n) + 1) if n % d == 0)
+    return m, n // m, n * per
+
+
+def _opt(default, help):
+    """A config field whose ``help`` is its one-line documentation (the CLI help is made from it)."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run needs. Data amounts are tokens; batch sizes are tokens per step."""
+    """Everything a run needs. Data amounts are tokens; batch sizes are tokens per step.
 
-    preset: str = "tiny"
-    seq_len: int = 64                      # tokens per sequence (until the first seq_len_schedule switch)
-    seq_len_schedule: str | None = None    # 'D1:L1,D2:L2': switch to length L1 at D1 tokens, ... (ablation)
-    micro_batch: int = 8
-    batch_tokens: float = 2048
-    batch_schedule: str | None = None      # a dbs_theory schedule JSON file (overrides batch_tokens)
-    tokens: float = 200_000
-    lr: float = 3e-3
-    lr_schedule: str = "wsd"               # wsd | cosine | constant
-    warmup: float = 0.02                   # fractions of `tokens`
-    decay: float = 0.0
-    final_ratio: float = 0.1
-    lr_rescale: str = "none"               # none | sqrt | linear, relative to the first batch
-    beta1: float = 0.9
-    beta2: float = 0.95
-    weight_decay: float = 0.1
-    grad_clip: float = 1.0
-    eval_every: int = 50                   # steps between validation losses (and always at the end)
-    eval_every_tokens: float = 0.0         # also evaluate each time this many tokens pass (0 = off)
-    eval_tokens: int = 16384
-    checkpoint_every: int = 100
-    seed: int = 0
-    data: str | None = None
-    data_block: int = 0                    # shuffle the stream in blocks of this many tokens (0 = in order)
-    vocab_size: int | None = None
-    device: str = "auto"
-    dtype: str = "auto"                    # auto (bf16 autocast on CUDA, fp32 on CPU) | bf16 | fp32
-    compile: int = 0                       # 1: torch.compile the model
-    out: str = "results/train"
-    run: str | None = None
-    stop_at_tokens: float | None = None    # stop early (as a job time limit would); resume later
-    branch_from: str | None = None         # start from another run's ckpt.pt (e.g. a WSD decay branch)
-    gns_every: int = 0                     # measure B_simple every N steps (0 = off); needs accum > 1, one process
+    Each field's documentation lives in its ``help`` metadata: ``dbs train
+    --help`` is generated from it, so the help and the config file agree.
+    """
+
+    preset: str = _opt("tiny", "model size: " + "; ".join(f"{k} ({v})" for k, v in PRESETS.items()))
+    seq_len: int = _opt(64, "tokens per sequence (until the first seq_len_schedule switch)")
+    seq_len_schedule: str | None = _opt(None, "switch the sequence length during the run: 'D1:L1,D2:L2' "
+                                        "= length L1 from D1 tokens on, ... (an ablation)")
+    micro_batch: int | None = _opt(None, "sequences per forward pass on each process; default: the largest "
+                                   "(up to the preset's maximum) that makes every batch exact")
+    batch_tokens: float = _opt(2048, "global batch, tokens per optimizer step")
+    batch_schedule: str | None = _opt(None, "a batch-size schedule JSON file from dbs schedule (tokens, or "
+                                      "samples converted with --seq-len); overrides --batch-tokens")
+    tokens: float = _opt(200_000, "length of the run, tokens")
+    lr: float = _opt(3e-3, "peak learning rate")
+    lr_schedule: str = _opt("wsd", "learning-rate shape: wsd (warmup, stable, decay), cosine or constant")
+    warmup: float = _opt(0.02, "warmup length, fraction of --tokens")
+    decay: float = _opt(0.0, "WSD decay length, fraction of --tokens (0: no decay)")
+    final_ratio: float = _opt(0.1, "learning rate at the end of a decay, fraction of --lr")
+    lr_rescale: str = _opt("none", "on a batch change multiply the LR by (B/B0)^p: none (p=0), sqrt (1/2) "
+                           "or linear (1)")
+    beta1: float = _opt(0.9, "AdamW beta1")
+    beta2: float = _opt(0.95, "AdamW beta2")
+    weight_decay: float = _opt(0.1, "AdamW weight decay")
+    grad_clip: float = _opt(1.0, "clip the global gradient norm to this (0: off)")
+    eval_every: int = _opt(50, "steps between validation losses (and always at the end)")
+    eval_every_tokens: float = _opt(0.0, "also evaluate each time this many tokens pass (0: off)")
+    eval_tokens: int = _opt(16384, "tokens of the fixed held-out slice each evaluation reads")
+    checkpoint_every: int = _opt(100, "steps between checkpoints (and always at the end and on Ctrl-C)")
+    seed: int = _opt(0, "seed of the initialisation and every random draw")
+    data: str | None = _opt(None, "a folder of text files or a uint16 .bin of tokens (default: the Python "
+                            "standard library's sources, bytes)")
+    data_block: int = _opt(0, "read the stream in shuffled blocks of this many tokens (0: in order); a "
+                           "multiple of every sequence length")
+    vocab_size: int | None = _opt(None, "vocabulary size of a .bin --data (default 256: bytes)")
+    device: str = _opt("auto", "auto (CUDA if present), cpu, cuda, cuda:N or mps")
+    dtype: str = _opt("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32")
+    compile: int = _opt(0, "1: torch.compile the model")
+    out: str = _opt("results/train", "run folder: log.csv, ckpt.pt, config.json")
+    run: str | None = _opt(None, "run name in the log (default: the --out folder's name)")
+    stop_at_tokens: float | None = _opt(None, "stop early at this many tokens, as a job time limit would "
+                                        "(resume later with --resume)")
+    branch_from: str | None = _opt(None, "start from another run's ckpt.pt (e.g. a WSD decay branch)")
+    gns_every: int = _opt(0, "measure the noise scale B_simple every N steps (0: off; needs gradient "
+                          "accumulation and one process)")
 
     def validate(self):
         if self.preset not in PRESET_NAMES:
             raise ValueError(f"unknown preset {self.preset!r}; choose one of {', '.join(PRESET_NAMES)}")
         for name in ("seq_len", "micro_batch", "eval_every", "checkpoint_every"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
         for name in ("batch_tokens", "tokens", "lr"):
             v = getattr(self, name)
@@ -119,12 +161,17 @@ def build_parser(parser=None):
     p = parser or argparse.ArgumentParser(prog="python -m validate.train", description=__doc__)
     for f in fields(TrainConfig):
         kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None)
-    p.add_argument("--config", default=None, help="a JSON or TOML file of TrainConfig fields")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt")
+        default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
+            else f" (default {f.default})"
+        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
+                       help=f.metadata["help"] + default)
+    p.add_argument("--config", default=None, help="a JSON or TOML file of these fields (options given on "
+                   "the command line win)")
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt (a finished run: "
+                   "nothing to do)")
     p.add_argument("--overwrite", action="store_true",
                    help="start again in an --out folder that already holds a run (its log is replaced)")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
 

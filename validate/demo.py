@@ -18,6 +18,9 @@ import time
 __all__ = ["HELP", "add_arguments", "run", "verdict_table"]
 
 HELP = "the main job: formulas, NQM sweep + schedules, a short transformer sweep, report (about 5 min)"
+EXAMPLES = """examples:
+  dbs demo                  # results/demo/report.html
+  dbs demo --no-train       # the NQM parts only (no PyTorch needed)"""
 
 
 def _demo_tier():

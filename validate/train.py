@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import contextlib
 import datetime
+import functools
 import hashlib
 import json
 import math
@@ -31,7 +32,8 @@ from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, fol
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig, build_parser, config_from_args, parse_seq_len_schedule
+from .config import (MAX_MICRO, TrainConfig, build_parser, config_from_args, parse_seq_len_schedule,
+                     split_batch)
 from .data import batch_at, load_corpus
 from .gns import GNSEstimator
 from .model import Transformer, preset
@@ -161,15 +163,29 @@ def _truncate_log(path, step):
         w.writerows(r for r in rows if int(float(r["step"])) <= step)
 
 
-def _start_fresh(cfg, out, run, step, overwrite, corpus, model):
+def batch_rounding(cfg, sched, world=1) -> list:
+    """``[{"from", "requested", "used"}]`` for every batch the run asks for that it cannot run exactly."""
+    starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
+    points = sorted({a for a, _ in sched.segments if a < cfg.tokens} | {s for s in starts if s < cfg.tokens})
+    out = []
+    for D in points:
+        L = next(L for s, L in zip(starts[::-1], lengths[::-1]) if D >= s)
+        want = sched(D)
+        used = split_batch(want, L, world, cfg.micro_batch, MAX_MICRO[cfg.preset])[2]
+        if used != want:
+            out.append(dict(tokens_from=float(D), requested=float(want), used=int(used), seq_len=L))
+    return out
+
+
+def _start_fresh(cfg, out, run, step, overwrite, corpus, model, rounding):
     """Write config.json and a new log (with a branch parent's history); clear an overwritten run."""
     if overwrite:
         for name in ("ckpt.pt", "done.json"):
             (out / name).unlink(missing_ok=True)
     with atomic_write(out / "config.json") as fh:
         json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
-                       n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len)),
-                  fh, indent=1)
+                       n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len),
+                       batch_rounding=rounding), fh, indent=1)
     with atomic_write(out / "log.csv") as fh:
         w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         w.writeheader()
@@ -303,13 +319,15 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
             return _finished(out, step, D, corpus)
         if world > 1:
             torch.distributed.barrier()  # every rank has checked the folder before rank 0 writes
+        rounding = batch_rounding(cfg, sched, world)
         if not resume and rank == 0:
-            _start_fresh(cfg, out, cfg.run or out.name, step, overwrite, corpus, model)
+            _start_fresh(cfg, out, cfg.run or out.name, step, overwrite, corpus, model, rounding)
         if world > 1:
             torch.distributed.barrier()  # rank 0 has created the log
         with _sigint_flag() as flag:
-            return _loop(cfg, out, model, opt, corpus, sched, schedule_sha, step, D, device, rank, world,
-                         progress, flag)
+            res = _loop(cfg, out, model, opt, corpus, sched, schedule_sha, step, D, device, rank, world,
+                        progress, flag)
+        return {**res, "batch_rounding": rounding}
 
 
 def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device, rank, world, progress, flag):
@@ -325,8 +343,9 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
     log_path, ck_path = out / "log.csv", out / "ckpt.pt"
     starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
     seq_segments = list(zip(starts[::-1], lengths[::-1]))  # parsed once, latest switch first
-    first_group = cfg.micro_batch * cfg.seq_len * world
-    first_batch = max(1, round(batch_for(0) / first_group)) * first_group
+    split = functools.lru_cache(maxsize=None)(
+        lambda want, seq_len: split_batch(want, seq_len, world, cfg.micro_batch, MAX_MICRO[cfg.preset]))
+    first_batch = split(batch_for(0), cfg.seq_len)[2]
     rescale = {"none": 0, "sqrt": 0.5, "linear": 1}[cfg.lr_rescale]
     warned, gns = False, GNSEstimator()
     from tqdm.auto import tqdm
@@ -336,21 +355,21 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
     with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
         while D < cfg.tokens:
             seq_len = next(L for s0, L in seq_segments if D >= s0)
-            per_micro = cfg.micro_batch * seq_len
-            group = per_micro * world  # tokens per micro-step across all ranks
             want = batch_for(D)
-            accum = max(1, round(want / group))
-            actual = accum * group
+            micro, accum, actual = split(want, seq_len)
+            per_micro = micro * seq_len
+            group = per_micro * world  # tokens per micro-step across all ranks
             if actual != want and not warned and rank == 0:
-                warnings.warn(f"batch of {want:g} tokens is not a multiple of micro_batch x seq_len x "
-                              f"world_size = {group}; using {actual}", stacklevel=2)
+                warnings.warn(f"batch of {want:g} tokens is not a whole number of micro-batches "
+                              f"(seq_len x world_size = {seq_len * world} tokens each); using {actual} "
+                              "(recorded in config.json and the summary)", stacklevel=2)
                 warned = True  # once: the log's batch_size column records every actual size
             lr = lr_at(D) * (actual / first_batch) ** rescale
             for g in opt.param_groups:
                 g["lr"] = lr
             measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
-            total, stop, sq_small = _accumulate(cfg, net, model, corpus, D, accum, group, per_micro, seq_len,
-                                                rank, world, device, autocast, measure, flag)
+            total, stop, sq_small = _accumulate(cfg, net, model, corpus, D, micro, accum, group, per_micro,
+                                                seq_len, rank, world, device, autocast, measure, flag)
             if not math.isfinite(total):
                 where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
                     "no checkpoint was written yet (try a lower --lr)"
@@ -389,8 +408,8 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
     return dict(steps=step, tokens=D, final_loss=total, log=str(log_path), corpus=corpus.describe())
 
 
-def _accumulate(cfg, net, model, corpus, D, accum, group, per_micro, seq_len, rank, world, device, autocast,
-                measure, flag):
+def _accumulate(cfg, net, model, corpus, D, micro, accum, group, per_micro, seq_len, rank, world, device,
+                autocast, measure, flag):
     """Forward/backward over ``accum`` micro-batches; ``(mean loss, stop?, |g_small|^2 or None)``.
 
     Under DDP the loss and the Ctrl-C flag are all-reduced together, so every
@@ -398,7 +417,7 @@ def _accumulate(cfg, net, model, corpus, D, accum, group, per_micro, seq_len, ra
     """
     total, sq_small = 0.0, None
     for a in range(accum):
-        x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, cfg.micro_batch, seq_len,
+        x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, micro, seq_len,
                         block=cfg.data_block)
         # DDP all-reduces gradients on every backward; skip it until the last micro-step.
         sync = world == 1 or a == accum - 1
@@ -443,8 +462,10 @@ def summary_line(res) -> str:
     if res.get("already_finished"):
         return (f"already finished: {res['steps']} steps, {res['tokens']:.0f} tokens, final loss "
                 f"{res['final_loss']:.4f}; nothing to do (log {res['log']})")
+    note = "".join(f"; note: batch {r['requested']:g} tokens from {r['tokens_from']:g} ran as {r['used']} "
+                   f"(not a whole number of {r['seq_len']}-token sequences)" for r in res.get("batch_rounding", []))
     return (f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
-            f"log {res['log']} ({res['corpus']})")
+            f"log {res['log']} ({res['corpus']}){note}")
 
 
 if __name__ == "__main__":

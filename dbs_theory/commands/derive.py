@@ -6,6 +6,9 @@ import dataclasses
 __all__ = ["HELP", "add_arguments", "run", "render"]
 
 HELP = "print the symbolic derivations (McCandlish law, NQM stable phase, Bopt proof)"
+EXAMPLES = """examples:
+  dbs derive                  # every derivation, with its checks
+  dbs derive nqm_mode --latex"""
 
 
 def add_arguments(parser):

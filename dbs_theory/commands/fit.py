@@ -4,6 +4,10 @@ from __future__ import annotations
 __all__ = ["HELP", "add_arguments", "run", "print_table", "cell"]
 
 HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crossovers"
+EXAMPLES = """examples:
+  dbs simulate --write-log --out results/simulate
+  dbs fit results/simulate/runs.csv --out results/fit
+  dbs fit logs/ --targets 3.4,3.2,3.0 --law three_phase --bootstrap 200"""
 
 
 def _floats(text):
@@ -23,7 +27,9 @@ def add_arguments(p):
     p.add_argument("--law", default="three_phase", help="three_phase (default) or three_phase_free")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200; 0 = off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--smoothing", choices=("centered", "running_min"), default="centered")
+    p.add_argument("--smoothing", choices=("centered", "running_min"), default="centered",
+                   help="how a noisy loss is made monotone before reading when it reaches a target: centered "
+                   "(a moving average over 2%% of the logged points, then a running minimum) or running_min")
     p.add_argument("--use", choices=("loss", "val_loss"), default="loss", help="which loss column")
     p.add_argument("--out", default="results/fit", help="output directory (default results/fit)")
 

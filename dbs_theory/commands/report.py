@@ -4,6 +4,9 @@ from __future__ import annotations
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "turn a results folder (simulate, fit, validate, demo) into report.md + report.html with figures"
+EXAMPLES = """examples:
+  dbs report results/demo
+  dbs report results/validate/cpu"""
 
 
 def add_arguments(p):

@@ -6,6 +6,10 @@ import json
 __all__ = ["HELP", "add_arguments", "run", "load_points"]
 
 HELP = "build a dynamic batch-size schedule (JSON, Megatron, OLMo-core) from a fit or a curve"
+EXAMPLES = """examples:
+  dbs schedule --from results/fit/fit.json --horizon 6e6 --granularity 512 --out results/schedule
+  dbs schedule --curve 0.5,0.4 --horizon 1e9 --seq-len 2048 --unit tokens
+  dbs schedule --steps 0:2e6,125e9:4e6 --horizon 5e11"""
 
 
 def add_arguments(p):
@@ -19,16 +23,19 @@ def add_arguments(p):
     p.add_argument("--initial", type=float, default=None, help="initial batch (default Bopt(interval))")
     p.add_argument("--granularity", type=float, default=1.0,
                    help="batch multiple: micro-batch x seq-len x world size (default 1)")
-    p.add_argument("--min-batch", type=float, default=1.0)
-    p.add_argument("--max-batch", type=float, default=float("inf"))
-    p.add_argument("--unit", choices=("tokens", "samples", "examples"), default="tokens")
+    p.add_argument("--min-batch", type=float, default=1.0, help="smallest batch, in --unit (default 1)")
+    p.add_argument("--max-batch", type=float, default=float("inf"), help="largest batch, in --unit (default: "
+                   "no limit but the horizon)")
+    p.add_argument("--unit", choices=("tokens", "samples", "examples"), default="tokens",
+                   help="unit of data and batch sizes in the schedule (default tokens)")
     p.add_argument("--seq-len", type=int, default=None, help="sequence length, for the Megatron export")
     p.add_argument("--lr", type=float, default=None, help="learning rate the run will use (warns if "
                    "it differs from the one the fit was measured at)")
     p.add_argument("--extrapolate", action="store_true", help="allow Bopt(D) outside the fitted range")
     p.add_argument("--step-time", default=None, help="'a,b': step time a + b B / devices seconds, "
                    "to report the time-optimal batch per target (needs --from fit.json)")
-    p.add_argument("--devices", type=int, default=1)
+    p.add_argument("--devices", type=int, default=1, help="accelerators sharing each step, for --step-time "
+                   "(default 1)")
     p.add_argument("--max-overhead", type=float, default=None, help="data overhead allowed over Emin "
                    "for the time-optimal batch (e.g. 0.1)")
     p.add_argument("--out", default="results/schedule", help="output directory")

@@ -4,6 +4,10 @@ from __future__ import annotations
 __all__ = ["HELP", "add_arguments", "run"]
 
 HELP = "check the paper's claims on real transformer runs (sweep, schedule, ablations, predict)"
+EXAMPLES = """examples:
+  dbs validate sweep --tier tiny            # seconds: what the tests run
+  dbs validate all --tier cpu               # every experiment on 2 CPU cores
+  dbs report results/validate/cpu"""
 
 
 def add_arguments(p):
@@ -17,7 +21,7 @@ def add_arguments(p):
     p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the tier's)")
     p.add_argument("--resume", action="store_true",
                    help="accepted for clarity: finished runs are always reused, interrupted ones resumed")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
 def run(args):

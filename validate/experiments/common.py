@@ -13,7 +13,7 @@ import numpy as np
 from dbs_theory.io import atomic_write, json_default
 from dbs_theory.runs import load_runs
 
-from ..config import TrainConfig
+from ..config import TrainConfig, split_batch
 from .tiers import Tier
 
 __all__ = ["config_for", "micro_for", "Experiment", "final_val", "loss_near", "verdict_gain", "VERDICTS"]
@@ -23,8 +23,7 @@ VERDICTS = ("holds", "does not hold", "inconclusive")
 
 def micro_for(tier: Tier, batch_tokens: float) -> int:
     """The largest micro-batch (sequences) up to ``tier.max_micro`` that divides the batch."""
-    n = max(1, int(round(batch_tokens / tier.seq_len)))
-    return max(m for m in range(1, min(tier.max_micro, n) + 1) if n % m == 0)
+    return split_batch(batch_tokens, tier.seq_len, max_micro=tier.max_micro)[0]
 
 
 def config_for(tier: Tier, tokens: float, batch: float | None = None, schedule: str | None = None,
