@@ -34,7 +34,7 @@ class TestNQM:
 
     def test_immutable(self):
         n = NQM.zhang2019(10)
-        with pytest.raises(Exception):
+        with pytest.raises(ValueError, match="read-only"):
             n.h[0] = 3.0
 
     def test_unstable_lr(self):

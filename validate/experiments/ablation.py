@@ -5,7 +5,7 @@ import json
 import math
 from pathlib import Path
 
-from .common import Experiment
+from .common import Experiment, verdict_gain
 from .runner import train_runs
 from . import schedule as sched_exp
 
@@ -32,7 +32,6 @@ def noise_text(noise):
 
 
 def gain_verdict(gain, noise, expect_positive=True):
-    """Compare one gain with the seed-to-seed noise of a single arm (from the schedule experiment)."""
-    n = noise if math.isfinite(noise) else 0.0
-    s = 1 if expect_positive else -1
-    return "holds" if s * gain > n else ("does not hold" if s * gain < -n else "inconclusive")
+    """One gain against the seed-to-seed noise of a single arm (from the schedule experiment):
+    :func:`~validate.experiments.common.verdict_gain`, the one rule."""
+    return verdict_gain([gain], noise, expect_positive)

@@ -107,10 +107,16 @@ def loss_near(run, tokens, window=0.05):
 
 
 def verdict_gain(gains, spread=None, expect_positive=True):
-    """``holds`` when the mean gain has the expected sign beyond the seed spread, ``does not hold``
-    when it has the other sign beyond it, else ``inconclusive``."""
+    """The one gain verdict: ``holds`` when the mean gain has the expected sign beyond the seed spread,
+    ``does not hold`` when it has the other sign beyond it, else ``inconclusive``.
+
+    With no measured spread (``None`` or NaN) nothing can be told from noise:
+    ``inconclusive``, whatever the sign.
+    """
     g = float(np.mean(gains))
-    s = float(spread) if spread is not None and math.isfinite(spread) else 0.0
+    if spread is None or not math.isfinite(spread) or not math.isfinite(g):
+        return "inconclusive"
+    s = float(spread)
     sign = 1 if expect_positive else -1
     if sign * g > s:
         return "holds"

@@ -1,0 +1,98 @@
+"""Decision rules and intervals at their boundaries: the verdicts, the information criteria, the bootstrap
+percentiles, which curve a first hit is read from, and interval calibration over seeds."""
+import math
+
+import numpy as np
+import pytest
+
+from dbs_theory.bopt_table import monotonicity
+from dbs_theory.es_laws import ThreePhaseES
+from dbs_theory.fit import fit_es
+from dbs_theory.runs import Run, es_points
+
+
+# -- the experiments' gain verdict --------------------------------------------------------------
+@pytest.mark.parametrize("gains, spread, positive, want", [
+    ([0.02], 0.01, True, "holds"),              # beyond the spread in the claimed direction
+    ([0.01], 0.01, True, "inconclusive"),       # exactly at the spread: not beyond it
+    ([0.005], 0.01, True, "inconclusive"),      # positive but inside the seed spread
+    ([-0.005], 0.01, True, "inconclusive"),
+    ([-0.02], 0.01, True, "does not hold"),     # beyond the spread the other way
+    ([-0.02], 0.01, False, "holds"),            # a claimed decrease
+    ([0.02], 0.01, False, "does not hold"),
+    ([0.01, 0.03], 0.015, True, "holds"),       # the mean of paired gains, 0.02 > 0.015
+    ([0.5], None, True, "inconclusive"),        # no spread measured: noise cannot be ruled out
+    ([0.5], math.nan, True, "inconclusive"),    # a NaN spread is unknown too
+    ([math.nan], 0.01, True, "inconclusive"),   # a NaN gain decides nothing
+])
+def test_verdict_gain_boundaries(gains, spread, positive, want):
+    pytest.importorskip("torch")
+    from validate.experiments.ablation import gain_verdict
+    from validate.experiments.common import verdict_gain
+
+    assert verdict_gain(gains, spread, expect_positive=positive) == want
+    if len(gains) == 1:  # the ablations' form is the same rule
+        assert gain_verdict(gains[0], math.nan if spread is None else spread, positive) == want
+
+
+@pytest.mark.parametrize("values, lo, hi, want", [
+    ([1, 2, 3], None, None, "holds"),
+    ([1, 1, 1], None, None, "holds"),                     # non-decreasing includes flat
+    ([1, 3, 2], None, None, "does not hold"),
+    ([1, 3, 2], [0.5, 2.5, 1.5], [1.5, 3.5, 2.6], "inconclusive"),   # the dip lies within the intervals
+    ([1, 3, 2], [0.5, 2.5, 1.5], [1.5, 3.5, 2.4], "does not hold"),  # the dip's upper bound below 2.5
+    ([1, np.nan, 2], None, None, "holds"),                # a missing value is skipped, not a decrease
+    ([1], None, None, "inconclusive"),
+    ([np.nan, np.nan], None, None, "inconclusive"),
+])
+def test_monotonicity_boundaries(values, lo, hi, want):
+    assert monotonicity(values, lo, hi) == want
+
+
+# -- fits ------------------------------------------------------------------------------------------
+TRUE = ThreePhaseES.c1(10.0, 30.0, 80.0, 100.0, 5000.0, 0.5)
+S_GRID = np.geomspace(11, 3000, 40)
+
+
+def test_information_criteria_follow_their_formulas():
+    E = TRUE(S_GRID) * np.exp(0.02 * np.random.default_rng(3).standard_normal(S_GRID.size))
+    for law, k in (("three_phase", 6), ("hyperbolic", 2)):
+        f = fit_es(S_GRID, E, law)
+        rss = float(np.sum(f.residuals ** 2))
+        n = S_GRID.size
+        assert f.k == k and f.dof == n - k
+        assert f.aic == pytest.approx(n * math.log(rss / n) + 2 * k, rel=1e-12)
+        assert f.bic == pytest.approx(n * math.log(rss / n) + k * math.log(n), rel=1e-12)
+
+
+def test_the_interval_is_the_2_5_and_97_5_percentiles_of_the_draws():
+    E = TRUE(S_GRID) * np.exp(0.03 * np.random.default_rng(4).standard_normal(S_GRID.size))
+    f = fit_es(S_GRID, E, bootstrap=60, seed=0)
+    for key in ("bmin", "bopt"):
+        draws = np.asarray(f.boot[key])
+        draws = draws[np.isfinite(draws)]
+        lo, hi = f.ci[key]
+        assert lo == pytest.approx(np.percentile(draws, 2.5)) and hi == pytest.approx(np.percentile(draws, 97.5))
+        assert np.mean((draws >= lo) & (draws <= hi)) == pytest.approx(0.95, abs=0.04)
+
+
+@pytest.mark.slow
+def test_bootstrap_intervals_cover_the_truth_over_seeds():
+    """20 noisy realisations of the three-phase law: the 95% interval for Bopt covers the truth >= 80%."""
+    covered = []
+    for seed in range(20):
+        E = TRUE(S_GRID) * np.exp(0.03 * np.random.default_rng(100 + seed).standard_normal(S_GRID.size))
+        f = fit_es(S_GRID, E, bootstrap=100, seed=seed)
+        lo, hi = f.ci["bopt"]
+        covered.append(lo <= TRUE.bopt <= hi)
+    assert np.mean(covered) >= 0.8, np.mean(covered)
+
+
+# -- E(S) points -----------------------------------------------------------------------------------
+def test_a_first_hit_is_read_from_the_smoothed_curve_not_a_noise_dip():
+    step = np.arange(400.0)
+    loss = 3.0 - step / 200  # crosses 2.0 at step 200
+    loss[50] = 1.9          # one noisy row dips below the target far too early
+    run = Run("r", 4.0, step, step * 4, loss)
+    pts = es_points([run], [2.0], smoothing="centered", window=9)
+    assert pts.S[0] == pytest.approx(200, abs=10)  # the raw loss would say step 50
