@@ -228,8 +228,9 @@ def tail_floor(run, smoothing="centered", window=0.02, tail=0.2, flat=0.01):
 
     The run has reached its floor when its smoothed loss changed by at most
     ``flat`` (relative) over the last ``tail`` of its data range in log scale;
-    the floor is then the final smoothed loss (biased high by at most about
-    ``flat``). A run still descending gives no floor: extrapolating a
+    the floor is then the mean raw loss over that tail (not the smoothed
+    curve's end: its running minimum sits below the mean of a noisy log). A
+    run still descending gives no floor: extrapolating a
     descending curve to its asymptote is what made the E(S) fit's ``Bmin``
     unidentifiable.
     """
@@ -242,7 +243,7 @@ def tail_floor(run, smoothing="centered", window=0.02, tail=0.2, flat=0.01):
     k = int(np.searchsorted(lD, lD[-1] - tail * (lD[-1] - lD[0])))
     end = float(c[-1])
     change = (c[k] - end) / abs(end) if end else np.inf
-    return end, bool(c.size - k >= 4 and change <= flat)
+    return float(np.mean(run.loss[ok][k:])), bool(c.size - k >= 4 and change <= flat)
 
 
 def _fit_floor_law(B, F, gamma=None):

@@ -66,7 +66,7 @@ def test_floor_bmin_on_a_plain_2x_grid(small):
 def test_a_still_descending_run_gives_no_floor(small):
     nqm, runs = small
     big = runs[-1]  # B = 4096: 488 steps, far from its floor
-    assert tail_floor(big) == (pytest.approx(big.loss[-1], rel=0.05), False)
+    assert tail_floor(big)[1] is False
     assert tail_floor(runs[0])[1]
 
 
