@@ -60,7 +60,7 @@ def test_envelope_bopt_on_a_plain_2x_grid(small):
 
 
 def test_floor_bmin_on_a_plain_2x_grid(small):
-    check_floor(*small, tol=0.15)  # measured: exact to 1e-14 (flattened runs sit at their floor)
+    check_floor(*small, tol=0.15)  # measured: within 1.3e-4 (flattened runs sit at their floor)
 
 
 def test_a_still_descending_run_gives_no_floor(small):

@@ -13,6 +13,7 @@ torch = pytest.importorskip("torch")  # CI installs the torch extra; the core in
 from dbs_theory.batch_schedules import step_batch  # noqa: E402
 from dbs_theory.runs import load_runs  # noqa: E402
 from validate import train as T  # noqa: E402
+from validate.checkpoint import load_checkpoint  # noqa: E402
 from validate.data import load_corpus, stdlib_files  # noqa: E402
 from validate.model import Transformer, preset  # noqa: E402
 
@@ -53,8 +54,8 @@ def test_resume_is_bit_identical(tmp_path):
     T.train(cfg(tmp_path, "full"), progress=False)
     T.train(cfg(tmp_path, "cut", stop_at_tokens=5_000), progress=False)
     T.train(cfg(tmp_path, "cut"), resume=True, progress=False)
-    a = torch.load(tmp_path / "full" / "ckpt.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "cut" / "ckpt.pt", weights_only=False)["model"]
+    a = load_checkpoint(tmp_path / "full" / "ckpt.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "ckpt.pt")["model"]
     assert all(torch.equal(a[k], b[k]) for k in a)
     la = (tmp_path / "full" / "log.csv").read_text()
     lb = (tmp_path / "cut" / "log.csv").read_text()
@@ -160,8 +161,8 @@ def test_ddp_two_processes_match_one(tmp_path):
                           "--master_port=29531", "-m", "validate.train", *args, "--out", str(tmp_path / "two")],
                          capture_output=True, text=True, timeout=300, env={**os.environ, "DBS_DDP_TIMEOUT": "60"})
     assert two.returncode == 0, two.stderr[-2000:]
-    a = torch.load(tmp_path / "one" / "ckpt.pt", weights_only=False)["model"]
-    b = torch.load(tmp_path / "two" / "ckpt.pt", weights_only=False)["model"]
+    a = load_checkpoint(tmp_path / "one" / "ckpt.pt")["model"]
+    b = load_checkpoint(tmp_path / "two" / "ckpt.pt")["model"]
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
     (run,) = load_runs(tmp_path / "two" / "log.csv")
     assert np.all(run.extra["world_size"] == 2)

@@ -330,7 +330,8 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
         return {**res, "batch_rounding": rounding}
 
 
-def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device, rank, world, progress, flag):
+def _wrap(model, cfg, device, world):
+    """``(net, autocast)``: the model compiled and DDP-wrapped as configured, and its precision context."""
     net = torch.compile(model) if cfg.compile else model
     bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.startswith("cuda"))
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else \
@@ -339,6 +340,12 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
         from torch.nn.parallel import DistributedDataParallel
 
         net = DistributedDataParallel(net)
+    return net, autocast
+
+
+def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device, rank, world, progress, flag):
+    """The training loop from ``(step, D)`` to ``cfg.tokens``; returns the run's summary dict."""
+    net, autocast = _wrap(model, cfg, device, world)
     lr_at, run = lr_schedule(cfg), cfg.run or out.name
     log_path, ck_path = out / "log.csv", out / "ckpt.pt"
     starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
@@ -359,21 +366,15 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
             micro, accum, actual = split(want, seq_len)
             per_micro = micro * seq_len
             group = per_micro * world  # tokens per micro-step across all ranks
-            if actual != want and not warned and rank == 0:
-                warnings.warn(f"batch of {want:g} tokens is not a whole number of micro-batches "
-                              f"(seq_len x world_size = {seq_len * world} tokens each); using {actual} "
-                              "(recorded in config.json and the summary)", stacklevel=2)
-                warned = True  # once: the log's batch_size column records every actual size
+            if actual != want and not warned and rank == 0:  # once: the log records every size run
+                warned = _warn_rounding(want, actual, seq_len * world)
             lr = lr_at(D) * (actual / first_batch) ** rescale
             for g in opt.param_groups:
                 g["lr"] = lr
             measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
             total, stop, sq_small = _accumulate(cfg, net, model, corpus, D, micro, accum, group, per_micro,
                                                 seq_len, rank, world, device, autocast, measure, flag)
-            if not math.isfinite(total):
-                where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
-                    "no checkpoint was written yet (try a lower --lr)"
-                raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); {where}")
+            _check_finite(total, step, D, ck_path)
             if measure:
                 gns.update(sq_small, per_micro, _grad_sq(model), actual)
             if cfg.grad_clip > 0:
@@ -382,14 +383,9 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
             opt.zero_grad(set_to_none=True)
             step, D = step + 1, D + actual
             if rank == 0:
-                every_tokens = cfg.eval_every_tokens > 0 and \
-                    int(D // cfg.eval_every_tokens) > int((D - actual) // cfg.eval_every_tokens)
-                at_eval = step % cfg.eval_every == 0 or every_tokens or D >= cfg.tokens
-                val = evaluate(model, corpus, cfg, device) if at_eval else ""
-                csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(dict(
-                    run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss=val,
+                _log_row(logf, cfg, model, corpus, device, dict(
+                    run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss="",
                     seq_len=seq_len, world_size=world, b_simple=gns.value if measure else ""))
-                logf.flush()
             bar.update(actual)
             bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{(D) / (time.perf_counter() - t0 + 1e-9):.0f}")
             stopping = (cfg.stop_at_tokens is not None and D >= cfg.stop_at_tokens) or stop
@@ -406,6 +402,31 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return dict(steps=step, tokens=D, final_loss=total, log=str(log_path), corpus=corpus.describe())
+
+
+def _check_finite(total, step, D, ck_path):
+    if not math.isfinite(total):
+        where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
+            "no checkpoint was written yet (try a lower --lr)"
+        raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); {where}")
+
+
+def _warn_rounding(want, actual, per_sequence):
+    warnings.warn(f"batch of {want:g} tokens is not a whole number of micro-batches (seq_len x world_size = "
+                  f"{per_sequence} tokens each); using {actual} (recorded in config.json and the summary)",
+                  stacklevel=3)
+    return True
+
+
+def _log_row(logf, cfg, model, corpus, device, row):
+    """Append one step's row (with a validation loss when one is due) and flush it to disk."""
+    D, step, actual = row["tokens"], row["step"], row["batch_size"]
+    every_tokens = cfg.eval_every_tokens > 0 and \
+        int(D // cfg.eval_every_tokens) > int((D - actual) // cfg.eval_every_tokens)
+    if step % cfg.eval_every == 0 or every_tokens or D >= cfg.tokens:
+        row["val_loss"] = evaluate(model, corpus, cfg, device)
+    csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(row)
+    logf.flush()
 
 
 def _accumulate(cfg, net, model, corpus, D, micro, accum, group, per_micro, seq_len, rank, world, device,
