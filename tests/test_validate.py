@@ -132,7 +132,7 @@ def test_dbs_train_cli_and_bad_resume(tmp_path):
     r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
                         "8192", "--batch-tokens", "512", "--seq-len", "32", "--micro-batch", "4",
                         "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True, timeout=300)
-    assert r.returncode == 2 and "corrupted or mismatched checkpoint" in r.stderr
+    assert r.returncode == 2 and "refusing checkpoint" in r.stderr and "corrupted" in r.stderr
     assert "Traceback" not in r.stderr
 
 

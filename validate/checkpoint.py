@@ -23,6 +23,7 @@ import hashlib
 import os
 import random
 import warnings
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -112,6 +113,9 @@ def load_checkpoint(path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
+    if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
+        raise CheckpointError(f"refusing checkpoint {str(path)!r}: not a checkpoint file (truncated, corrupted "
+                              "or foreign)")
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse anyway
             warnings.simplefilter("ignore")
