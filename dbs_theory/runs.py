@@ -277,6 +277,10 @@ def _one_run(name, idx, cols, extra, max_bad):
     sel = np.nonzero(keep)[0][order]
     s = step[sel]
     last = np.r_[s[1:] != s[:-1], True]  # the last row of each repeated step wins
+    if (~last).sum() > 0.5 * last.sum() and np.unique(bs[sel]).size > 1:
+        raise ValueError(f"run {name!r}: most steps appear twice with different batch sizes "
+                         f"({', '.join(f'{b:g}' for b in np.unique(bs[sel]))}): two runs under one name? "
+                         "give each its own name")
     if not last.all():
         warnings.warn(f"run {name!r}: {int((~last).sum())} repeated steps (a resume?); kept the last "
                       "row of each", stacklevel=3)

@@ -314,3 +314,17 @@ def test_the_quality_bar_at_its_boundary(monkeypatch, r2, ok):
     (row,) = table.rows
     assert (row["status"] == "ok") is ok
     assert ok or ("bopt" not in row and "bmin" not in row and row["status"].startswith("not supported"))
+
+
+def test_two_runs_under_one_name_in_one_file_are_refused(tmp_path):
+    text = _sweep_text(batches=(2, 4), steps=40).replace("r4,", "r2,")
+    with pytest.raises(ValueError, match="two runs under one name"), pytest.warns(UserWarning, match="sorted"):
+        load_runs(write(tmp_path, text))
+
+
+def test_an_all_zero_noise_spectrum_has_no_default_targets():
+    from sim.commands import default_targets
+
+    nqm = sim.NQM(np.array([1.0, 0.5]), np.zeros(2), 1.0)
+    with pytest.raises(ValueError, match="noise spectrum is all zero"):
+        default_targets(nqm, 0.5)
