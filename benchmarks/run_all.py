@@ -28,6 +28,16 @@ def main(argv=None):
 
     r = bench_fit.main()
     rows.append(("three-phase fit + bootstrap: analytic vs numerical Jacobian", r["fit_speedup"], "speed-up"))
+    import bench_runs
+
+    r = bench_runs.main(["--runs", "300", "--rows-per-run", "1000"] if args.quick else [])
+    rows += [("load_runs + crossovers, 1e6 rows in 1000 runs (seconds; aim < 5)", r["total"], "seconds"),
+             ("run grouping: sort once vs a mask per run", r["grouping_speedup"], "speed-up")]
+    import bench_estimators
+
+    r = bench_estimators.main()
+    rows += [("envelope + floor + 200 bootstrap, 15 runs x 15,000 steps (aim < 2)", r["seconds"], "seconds"),
+             ("estimators: moving-sum vs convolution smoothing", r["speedup"], "speed-up")]
     try:
         import bench_train
     except ImportError:
