@@ -147,14 +147,6 @@ def _envelope(L, logB):
     return bopt, loss, code
 
 
-def _block_resample(resid, rng, block):
-    """A moving-block bootstrap of one run's residuals (same length)."""
-    n = resid.size
-    block = min(block, n)
-    starts = rng.integers(0, n - block + 1, size=n // block + 1)
-    return resid[(starts[:, None] + np.arange(block)).ravel()[:n]]
-
-
 def envelope_bopt(runs, data, smoothing="centered", window=0.02, bootstrap=200, seed=0, level=0.9):
     """``Bopt(D)`` at each ``D`` in ``data``: the batch with the lowest smoothed loss at ``D``.
 
@@ -205,22 +197,32 @@ def _loss_matrix(groups, curves, data, smoothing, window):
 
 
 def _bootstrap_envelope(groups, curves, data, logB, smoothing, window, n, seed):
+    """``(n, data)`` envelope Bopt of ``n`` block-bootstrap resamples, all resamples of a run at once."""
     rng = np.random.default_rng(seed)
-    resid = [[r.loss - c for r, c in zip(g, cs)] for g, cs in zip(groups, curves)]
     log_data = np.log(data)
-    logs = [[(r.tokens > 0, np.log(r.tokens[r.tokens > 0])) for r in g] for g in groups]
-    out = np.full((n, data.size), np.nan)
-    for b in range(n):
-        L = np.empty((len(groups), data.size))
-        for i, (cs, rs, ls) in enumerate(zip(curves, resid, logs)):
-            vals = []
-            for c, e, (ok, lt) in zip(cs, rs, ls):
-                block = max(2, int(window if window >= 1 else round(window * e.size)))
-                noisy = smooth(c + _block_resample(e, rng, block), smoothing, window)
-                vals.append(_at(log_data, lt, noisy[ok]))
-            L[i] = np.mean(vals, axis=0)
-        out[b] = _envelope(L, logB)[0]
-    return out
+    L = np.empty((n, len(groups), data.size))
+    for i, (g, cs) in enumerate(zip(groups, curves)):
+        vals = []
+        for r, c in zip(g, cs):
+            e = r.loss - c
+            block = min(e.size, max(2, int(window if window >= 1 else round(window * e.size))))
+            starts = rng.integers(0, e.size - block + 1, size=(n, e.size // block + 1))
+            idx = (starts[:, :, None] + np.arange(block)).reshape(n, -1)[:, :e.size]
+            ok = r.tokens > 0
+            noisy = smooth(c[None, :] + e[idx], smoothing, window)[:, ok]
+            vals.append(_at_rows(log_data, np.log(r.tokens[ok]), noisy))
+        L[:, i] = np.mean(vals, axis=0)
+    return np.array([_envelope(L[b], logB)[0] for b in range(n)])
+
+
+def _at_rows(log_data, log_tokens, curves):
+    """:func:`_at` for a stack of curves on the same data axis: weights computed once."""
+    j = np.clip(np.searchsorted(log_tokens, log_data), 1, log_tokens.size - 1)
+    x0, x1 = log_tokens[j - 1], log_tokens[j]
+    w = np.clip((log_data - x0) / np.where(x1 > x0, x1 - x0, 1.0), 0.0, 1.0)
+    out = curves[:, j - 1] * (1 - w) + curves[:, j] * w
+    inside = (log_data >= log_tokens[0]) & (log_data <= log_tokens[-1])
+    return np.where(inside, out, np.nan)
 
 
 def tail_floor(run, smoothing="centered", window=0.02, tail=0.2, flat=0.01):

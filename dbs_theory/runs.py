@@ -324,17 +324,18 @@ def smooth(loss, method="centered", window=0.02):
     a fraction of the run's points), then takes the running minimum.
     """
     loss = np.asarray(loss, float)
-    if method == "centered":
-        k = int(window if window >= 1 else max(1, round(window * loss.size)))
+    if method == "centered":  # along the last axis, so a stack of curves is smoothed at once
+        k = int(window if window >= 1 else max(1, round(window * loss.shape[-1])))
         if k > 1:
             pad = k // 2
-            padded = np.pad(loss, pad, mode="edge")
-            csum = np.concatenate(([0.0], np.cumsum(padded)))  # a moving sum in O(n), not O(n k)
+            padded = np.pad(loss, [(0, 0)] * (loss.ndim - 1) + [(pad, pad)], mode="edge")
+            zero = np.zeros(loss.shape[:-1] + (1,))
+            csum = np.concatenate((zero, np.cumsum(padded, axis=-1)), axis=-1)  # a moving sum, O(n) not O(n k)
             w = 2 * pad + 1
-            loss = (csum[w:] - csum[:-w]) / w
+            loss = (csum[..., w:] - csum[..., :-w]) / w
     elif method != "running_min":
         raise ValueError(f"smoothing={method!r} must be 'centered' or 'running_min'")
-    return np.minimum.accumulate(loss)
+    return np.minimum.accumulate(loss, axis=-1)
 
 
 @dataclass(frozen=True)
