@@ -91,11 +91,17 @@ class BoptCurve:
 
 
 def _points(D, Bopt):
-    """Accept arrays, a :class:`~dbs_theory.bopt_table.BoptTable` or a ``sim`` FrontierResult."""
+    """Accept arrays, an :class:`~dbs_theory.estimators.EnvelopeBopt`, a
+    :class:`~dbs_theory.bopt_table.BoptTable` (its envelope columns when they are
+    identified at >= 2 targets, else the three-phase fit's) or a ``sim`` FrontierResult."""
     lr = None
-    if Bopt is None and hasattr(D, "rows") and hasattr(D, "column"):  # BoptTable
+    if Bopt is None and hasattr(D, "identified") and hasattr(D, "data"):  # EnvelopeBopt
+        D, Bopt = np.asarray(D.data)[D.identified], np.asarray(D.bopt)[D.identified]
+    elif Bopt is None and hasattr(D, "rows") and hasattr(D, "column"):  # BoptTable
         lr = D.lr
-        D, Bopt = D.column("emin"), D.column("bopt")
+        env = np.isfinite(D.column("bopt_envelope")) & np.isfinite(D.column("data_envelope"))
+        D, Bopt = (D.column("data_envelope"), D.column("bopt_envelope")) if env.sum() >= 2 else \
+            (D.column("emin"), D.column("bopt"))
     elif Bopt is None and hasattr(D, "emin") and hasattr(D, "bopt"):  # sim.FrontierResult
         eta = (getattr(D, "meta", {}) or {}).get("eta")
         lr = eta if isinstance(eta, (int, float)) else None
@@ -112,9 +118,11 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
 
     Parameters
     ----------
-    D : array_like, BoptTable or FrontierResult
+    D : array_like, EnvelopeBopt, BoptTable or FrontierResult
         Data budgets ``Emin`` (tokens/examples) at which each ``Bopt`` is
-        optimal; or a whole result, whose ``emin``/``bopt`` are used.
+        optimal; or a whole result: the envelope's identified points, a
+        table's envelope columns (its three-phase ``emin``/``bopt`` when the
+        envelope is identified at fewer than 2 targets), a frontier's optima.
     Bopt : array_like, optional
         Optimal batches (tokens/examples); omit when ``D`` is a result.
     model_size : array_like, optional

@@ -150,3 +150,23 @@ def test_the_identifiability_study_scores_each_estimator():
     assert env["identified"] > 0 and env["max_error"] <= 0.10  # same bound as on the large NQM
     for r in rows:
         assert 0 <= r["identified"] <= 1 and (r["identified"] == 0) == np.isnan(r["bias"])
+
+
+def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
+    import json
+
+    from dbs_theory.bopt_curve import fit_bopt_curve
+    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.commands.schedule import load_points
+
+    nqm, runs = small
+    D = np.geomspace(1e3, 1e6, 13)
+    env = envelope_bopt(runs, D, bootstrap=0)
+    curve = fit_bopt_curve(env, form="monotone")
+    np.testing.assert_allclose(curve(D[env.identified]), env.bopt[env.identified], rtol=1e-9)
+    table = bopt_table(runs, targets=[0.3, 0.1, 0.05], bootstrap=0)
+    from_table = fit_bopt_curve(table)
+    np.testing.assert_allclose(from_table.D, [r["data_envelope"] for r in table.rows])
+    table.write(tmp_path)
+    Dj, Bj, _, _ = load_points(tmp_path / "fit.json")
+    assert Bj == [r["bopt_envelope"] for r in json.loads((tmp_path / "fit.json").read_text())["rows"]]

@@ -42,7 +42,11 @@ def add_arguments(p):
 
 
 def load_points(path):
-    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``."""
+    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``.
+
+    From a fit, the envelope's ``(data, Bopt)`` points are used when it identified
+    at least two targets, else the three-phase fit's ``(Emin, Bopt)``.
+    """
     from pathlib import Path
 
     text = Path(path).read_text(encoding="utf-8") if Path(path).exists() else None
@@ -63,6 +67,9 @@ def load_points(path):
         lr, laws = (eta if isinstance(eta, (int, float)) else None), {}
     else:
         raise ValueError(f"{path}: has neither 'rows' (dbs fit) nor 'targets' (dbs simulate)")
+    env = [r for r in rows if r.get("bopt_envelope") is not None and r.get("data_envelope") is not None]
+    if len(env) >= 2:  # the law-free envelope (dbs fit writes it) beats the three-phase fit's optimum
+        return [r["data_envelope"] for r in env], [r["bopt_envelope"] for r in env], lr, laws
     D = [r.get("emin") for r in rows]
     B = [r.get("bopt") for r in rows]
     return D, B, lr, laws
