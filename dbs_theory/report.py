@@ -92,13 +92,19 @@ def _es_section(d, title, unit):
         panels.append(dict(target=t, S=SE[:, 0], E=SE[:, 1], laws=laws, bmin=row.get("bmin"), bopt=row.get("bopt")))
     col = lambda k: [r.get(k, math.nan) if r.get(k) is not None else math.nan for r in fit["rows"]]
     ci = lambda k: (col(f"{k}_lo"), col(f"{k}_hi")) if any(f"{k}_lo" in r for r in fit["rows"]) else None
+    # the law-free estimators where they are identified at >= 2 targets, else the three-phase fit's
+    best = lambda k, alt: alt if sum(alt in r for r in fit["rows"]) >= 2 else k
+    kmin, kopt = best("bmin", "bmin_floor"), best("bopt", "bopt_envelope")
+    source = f"Bmin from {'the loss floors' if kmin != 'bmin' else 'the three-phase fit'}, Bopt from " \
+             f"{'the envelope' if kopt != 'bopt' else 'the three-phase fit'}"
     return [(F.es_panels([p for p in panels if len(p["S"])], unit, f"{title}: E(S) per target"), "es",
              "Data E vs steps S to reach each target: points from the runs, the fitted three-phase law "
              "(phases shaded: inverse red, quadratic yellow, linear green) and the hyperbola; Bmin and Bopt "
              "are the slopes of the lines through the origin."),
-            (F.bmin_bopt(col("target"), col("bmin"), col("bopt"), ci("bmin"), ci("bopt"), unit,
+            (F.bmin_bopt(col("target"), col(kmin), col(kopt), ci(kmin), ci(kopt), unit,
                          f"{title}: Bmin and Bopt vs target"), "bmin-bopt",
-             "Bmin (asymptote slope) and Bopt (data-optimal batch) per target loss, with bootstrap intervals.")]
+             f"Bmin (smallest batch that reaches the target) and Bopt (data-optimal batch) per target loss, "
+             f"with bootstrap intervals; {source}. Targets where a value is not identified are left out.")]
 
 
 def _sweep(d, s):
