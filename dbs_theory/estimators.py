@@ -26,6 +26,7 @@ Units: ``data`` and batch sizes in the logs' unit (tokens or examples).
 """
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -174,10 +175,8 @@ def envelope_bopt(runs, data, smoothing="centered", window=0.02, bootstrap=200, 
     if bootstrap:
         boots = _bootstrap_envelope(groups, curves, data, logB, smoothing, window, bootstrap, seed)
         q = (1 - level) / 2
-        with np.errstate(all="ignore"):
-            ok = code == 0
-            lo[ok] = np.nanquantile(boots[:, ok], q, axis=0)
-            hi[ok] = np.nanquantile(boots[:, ok], 1 - q, axis=0)
+        ok = code == 0
+        lo[ok], hi[ok] = _quantiles(boots[:, ok], q)
     have = np.isfinite(L)
     lo = np.where(code == 1, [batches[h].max() if h.any() else np.nan for h in have.T], lo)
     hi = np.where(code == -1, [batches[h].min() if h.any() else np.nan for h in have.T], hi)
@@ -312,12 +311,18 @@ def floor_bmin(runs, targets, smoothing="centered", window=0.02, bootstrap=200, 
                 boots.append(_invert(fit, targets))
         if boots:
             q = (1 - level) / 2
-            with np.errstate(all="ignore"):
-                lo, hi = np.nanquantile(boots, q, axis=0), np.nanquantile(boots, 1 - q, axis=0)
+            lo, hi = _quantiles(np.asarray(boots), q)
     ok = np.isfinite(bmin)
     reason = ["" if o else f"the target lies at or below the fitted floor L_inf = {law[0]:.4g}" for o in ok]
     return FloorBmin(targets, bmin, lo, hi, ok, reason,
                      dict(L_inf=law[0], K=law[1], gamma=law[2], floors=dict(zip(B.tolist(), F.tolist()))))
+
+
+def _quantiles(draws, q):
+    """``(q, 1 - q)`` quantiles of bootstrap draws per column; NaN where every draw failed (no warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN column is a valid "no interval"
+        return np.nanquantile(draws, q, axis=0), np.nanquantile(draws, 1 - q, axis=0)
 
 
 def _invert(law, targets):
