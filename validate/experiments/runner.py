@@ -161,7 +161,8 @@ def _train_one(root, spec, threads, timeout, inprocess=False, children=None):
             warnings.warn(f"{d}: log rows were lost; training the run again", stacklevel=2)
             rc = _attempt(d, spec, cfg, False, threads, timeout, inprocess, children)
         if rc != 0:
-            tail = (d / "stderr.txt").read_text().strip().splitlines()[-1:] or ["(no message)"]
+            err = d / "stderr.txt"
+            tail = (err.read_text().strip().splitlines()[-1:] if err.exists() else []) or ["(no message)"]
             raise RunFailed(f"run {spec.label!r} failed (exit {rc}): {tail[0]}; see {d / 'stderr.txt'}")
         with atomic_write(d / "done.json") as fh:
             json.dump(dict(label=spec.label, seconds=time.perf_counter() - t0, config=asdict(cfg),
