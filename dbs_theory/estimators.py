@@ -92,8 +92,7 @@ def loss_at(run, data, smoothing="centered", window=0.02, curve=None):
 
 
 def _at(log_data, log_tokens, curve):
-    out = np.interp(log_data, log_tokens, curve)
-    return np.where((log_data >= log_tokens[0]) & (log_data <= log_tokens[-1]), out, np.nan)
+    return _at_rows(log_data, log_tokens, np.asarray(curve, float)[None, :])[0]
 
 
 def _vertex(x, y):

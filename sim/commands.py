@@ -273,12 +273,7 @@ def run_schedule(args):
         args.nbins = 100  # every evaluation runs hundreds of trajectories: bin the spectrum
     nqm = build_nqm(args)
     nqm.check_lr(eta)
-    try:
-        budgets = [float(b) for b in args.budgets.split(",")]
-    except ValueError:
-        raise ValueError(f"--budgets must be comma-separated numbers; got {args.budgets!r}") from None
-    if any(not b > 0 for b in budgets):
-        raise ValueError(f"--budgets must be positive; got {args.budgets!r}")
+    budgets = _budgets(args.budgets)
     check_writable(args.out)
     results = []
     for budget in tqdm(budgets, desc="budgets", disable=args.quiet):
@@ -320,7 +315,7 @@ def run_identify(args):
     if args.eta == "tuned":
         raise ValueError("'identify' needs a fixed learning rate (--eta NUMBER)")
     eta = float(args.eta)
-    budget = _one_budget(args.budgets)
+    budget = _budgets(args.budgets)[0]
     if args.replicas < 4 or args.bootstrap < 10:
         raise ValueError(f"--replicas={args.replicas} must be >= 4 and --bootstrap={args.bootstrap} >= 10")
     nqm = build_nqm(args)
@@ -346,14 +341,15 @@ def run_identify(args):
     return 0
 
 
-def _one_budget(text):
+def _budgets(text):
+    """``--budgets`` as a list of positive data amounts (examples)."""
     try:
-        budget = float(str(text).split(",")[0])
+        budgets = [float(b) for b in str(text).split(",")]
     except ValueError:
-        raise ValueError(f"--budgets must be a number of examples; got {text!r}") from None
-    if not budget > 0:
-        raise ValueError(f"--budgets={text!r} must be positive")
-    return budget
+        raise ValueError(f"--budgets must be comma-separated numbers; got {text!r}") from None
+    if any(not (b > 0 and b < float("inf")) for b in budgets):
+        raise ValueError(f"--budgets must be positive and finite; got {text!r}")
+    return budgets
 
 
 def _identify_cells(r):

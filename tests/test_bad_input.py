@@ -170,8 +170,6 @@ def test_bad_input(files, case):
     name, argv, words, out = case
     if argv[0] in ("train", "validate"):
         pytest.importorskip("torch")
-    if name == "simulate-huge-d" and not sys.platform.startswith("linux"):
-        pytest.skip("the memory check reads /proc/meminfo")
     r = dbs([a.replace("{d}", str(files)) for a in argv])
     lines = r.stderr.strip().splitlines()
     assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
@@ -205,10 +203,9 @@ def test_resume_from_a_bad_checkpoint(tmp_path, kind):
     assert (out / "log.csv").read_text() == log_before  # nothing rewritten
 
 
-def test_cuda_requested_without_cuda_is_one_line(files, tmp_path):
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
+def test_cuda_requested_without_cuda_is_one_line(files, tmp_path, monkeypatch):
+    pytest.importorskip("torch")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU visible, on a GPU machine too
     for argv in ([*TRAIN, "--device", "cuda", "--out", str(tmp_path / "a")],
                  ["validate", "sweep", "--tier", "tiny", "--device", "cuda", "--out", str(tmp_path / "b")]):
         r = dbs(argv)
@@ -237,3 +234,22 @@ def test_a_bug_is_a_traceback_with_a_report_line_not_a_user_error(monkeypatch, c
     rc = cli.main(["derive", "mccandlish"])
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" in err and "TypeError" in err and "please report" in err
+
+
+@pytest.mark.parametrize("modes, available, refused", [(10**6, 2 * 1600 * 10**6, False),
+                                                     (10**6, 1600 * 10**6, True), (10**9, None, False)])
+def test_the_memory_check_at_its_boundary(modes, available, refused):
+    """Refused above 80% of the available memory; with no reading (not Linux) nothing is refused."""
+    from sim import commands
+
+    if available is None:
+        import unittest.mock as mock
+
+        with mock.patch.object(commands, "_available_memory", return_value=None):
+            commands.check_memory(modes)  # nothing to compare with: no refusal
+        return
+    if refused:
+        with pytest.raises(ValueError, match="GiB"):
+            commands.check_memory(modes, available=available)
+    else:
+        commands.check_memory(modes, available=available)

@@ -125,6 +125,16 @@ def verdict_table(nqm, tf) -> str:
     return "\n".join(lines)
 
 
+def _transformer_sweep(out, args):
+    """The demo tier's batch-size sweep; its claims for the verdict table."""
+    from .experiments import sweep
+
+    tier = _demo_tier()
+    print(f"\n== Transformer sweep (tier demo: preset {tier.preset}, {len(tier.batches)} batch sizes "
+          f"{min(tier.batches)}-{max(tier.batches)} tokens, lr {tier.lr:g}, constant after warmup)\n")
+    return _transformer_claims(sweep.run(tier, out / "transformer", jobs=args.jobs, progress=not args.quiet))
+
+
 def run(args):
     from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
     from dbs_theory.report import write_report
@@ -166,13 +176,7 @@ def run(args):
     tf = None
     if have_torch:
         stage("transformer sweep")
-        from .experiments import sweep
-
-        tier = _demo_tier()
-        print(f"\n== Transformer sweep (tier demo: preset {tier.preset}, {len(tier.batches)} batch sizes "
-              f"{min(tier.batches)}-{max(tier.batches)} tokens, lr {tier.lr:g}, constant after warmup)\n")
-        s = sweep.run(tier, out / "transformer", jobs=args.jobs, progress=not args.quiet)
-        tf = _transformer_claims(s)
+        tf = _transformer_sweep(out, args)
         bar.update(1)
     nqm = _nqm_claims(out / "nqm-sweep", out / "nqm-schedule")
     table = verdict_table(nqm, tf)

@@ -75,15 +75,13 @@ def load_points(path):
     return D, B, lr, laws
 
 
-def run(args):
+def _build(args):
+    """``(schedule, Bopt curve or None, fitted laws)`` from --steps, --curve or --from."""
     import math
 
     from ..batch_schedules import dynamic_batch, step_batch
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
-    from ..io import atomic_write, check_writable, ensure_writable_dir
 
-    _check_args(args)
-    check_writable(args.out)
     laws = {}
     if args.steps:
         try:
@@ -115,6 +113,17 @@ def run(args):
         max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
         sched = dynamic_batch(curve, interval, args.momentum, initial, args.granularity, args.min_batch,
                               max_batch, horizon=args.horizon, unit=args.unit, lr=curve.lr)
+    return sched, curve, laws
+
+
+def run(args):
+    import math
+
+    from ..io import atomic_write, check_writable, ensure_writable_dir
+
+    _check_args(args)
+    check_writable(args.out)
+    sched, curve, laws = _build(args)
     out = ensure_writable_dir(args.out)
     meg = _megatron(sched, args.seq_len)
     olmo = sched.to_olmo_core()

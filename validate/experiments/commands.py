@@ -39,7 +39,8 @@ def run(args):
     if args.device:
         from ..train import resolve_device
 
-        resolve_device(check_device_name(args.device) or args.device)  # refused here, before any run folder exists
+        check_device_name(args.device)  # refused here, before any run folder exists
+        resolve_device(args.device)
         tier = tier.with_(device=args.device)
     if args.jobs is not None and args.jobs < 1:
         raise ValueError(f"--jobs={args.jobs} must be >= 1")
