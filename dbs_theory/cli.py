@@ -17,6 +17,7 @@ Ctrl-C exits 130 with one line.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from importlib import metadata
 
@@ -89,6 +90,9 @@ def main(argv=None) -> int:
         return 0
     try:
         return int(args._run(args) or 0)
+    except BrokenPipeError:  # `dbs ... | head`: the reader left; files are written, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except (UserError, ValueError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"dbs {args.command}: error: {msg}", file=sys.stderr)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
+__all__ = ["moving_average", "Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
            "crossovers", "REQUIRED", "OPTIONAL"]
 
 REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
@@ -315,27 +315,55 @@ def _row(r, i, keys):
     return base
 
 
+def _fit_end(raw, out, pad):
+    """Within ``pad`` points of the end, replace the cut-off mean by a straight line fitted to the
+    last ``2 pad + 1`` points, in place. (The start keeps the cut-off mean: it is the initial
+    transient, which no straight line follows.)"""
+    w = 2 * pad + 1
+    x = np.arange(w) - pad
+    y = raw[..., -w:]
+    slope = (y * x).sum(axis=-1, keepdims=True) / (x * x).sum()
+    out[..., -pad:] = y.mean(axis=-1, keepdims=True) + slope * x[-pad:]
+
+
 def smooth(loss, method="centered", window=0.02):
     """A monotone (non-increasing) version of a noisy loss curve.
 
     ``method="running_min"`` takes the running minimum of the raw loss
     (fast, biased early by noise dips); ``"centered"`` (default) first
-    averages over a centred window of ``window`` logged points (an int, or
-    a fraction of the run's points), then takes the running minimum.
+    averages over a centred window (:func:`moving_average`), then takes the
+    running minimum.
     """
     loss = np.asarray(loss, float)
-    if method == "centered":  # along the last axis, so a stack of curves is smoothed at once
-        k = int(window if window >= 1 else max(1, round(window * loss.shape[-1])))
-        if k > 1:
-            pad = k // 2
-            padded = np.pad(loss, [(0, 0)] * (loss.ndim - 1) + [(pad, pad)], mode="edge")
-            zero = np.zeros(loss.shape[:-1] + (1,))
-            csum = np.concatenate((zero, np.cumsum(padded, axis=-1)), axis=-1)  # a moving sum, O(n) not O(n k)
-            w = 2 * pad + 1
-            loss = (csum[..., w:] - csum[..., :-w]) / w
+    if method == "centered":
+        loss = moving_average(loss, window)
     elif method != "running_min":
         raise ValueError(f"smoothing={method!r} must be 'centered' or 'running_min'")
     return np.minimum.accumulate(loss, axis=-1)
+
+
+def moving_average(loss, window=0.02):
+    """The mean over a centred window of ``window`` logged points (an int, or a fraction of the
+    run's points), along the last axis (a stack of curves at once, in O(n) by a moving sum).
+
+    Within half a window of the end, where the window is cut off, a
+    straight line fitted to the last window replaces the mean (a cut-off
+    mean of a descending curve sits above the curve at its end, and the
+    end is where a run meets its data budget).
+    """
+    loss = np.asarray(loss, float)
+    k = int(window if window >= 1 else max(1, round(window * loss.shape[-1])))
+    if k <= 1:
+        return loss
+    pad = k // 2
+    padded = np.pad(loss, [(0, 0)] * (loss.ndim - 1) + [(pad, pad)], mode="edge")
+    zero = np.zeros(loss.shape[:-1] + (1,))
+    csum = np.concatenate((zero, np.cumsum(padded, axis=-1)), axis=-1)
+    w = 2 * pad + 1
+    out = (csum[..., w:] - csum[..., :-w]) / w
+    if loss.shape[-1] >= w:
+        _fit_end(loss, out, pad)
+    return out
 
 
 @dataclass(frozen=True)

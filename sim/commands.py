@@ -9,7 +9,8 @@ HELP = "simulate the NQM: E(S) frontier, Bmin/Bopt per target, crossovers"
 EXAMPLES = """examples:
   dbs simulate --write-log --out results/simulate
   dbs simulate schedule --budgets 1e5,1e6
-  dbs simulate identify --out results/identify"""
+  dbs simulate identify --out results/identify
+  dbs simulate plan --out results/plan"""
 
 
 def _floats(text):
@@ -28,10 +29,11 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify"), default="sweep",
+    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan"), default="sweep",
                    help="sweep (default): the E(S) frontier; schedule: dynamic vs fixed vs optimal "
                         "batch schedules at equal data, and the paper's ablations; identify: which sweep "
-                        "designs identify Bmin/Bopt (each estimator scored against the exact NQM)")
+                        "designs identify Bmin/Bopt (each estimator scored against the exact NQM); plan: runs "
+                        "and data the sweep planner (dbs plan) needs to pin Bopt, vs plain grids")
     p.add_argument("--budgets", default="1e5,1e6", help="data budgets (examples) for 'schedule'; identify uses the first (default 1e5,1e6)")
     p.add_argument("--spectrum", choices=("zhang2019", "power-law"), default="zhang2019",
                    help="NQM spectrum (default: zhang2019, h_i = c_i = 1/i)")
@@ -56,6 +58,8 @@ def add_arguments(p):
     p.add_argument("--log-kind", choices=("exact", "mc"), default="exact",
                    help="log the exact expected loss, or one Monte Carlo run per batch (costs d x steps)")
     p.add_argument("--seed", type=int, default=0, help="seed for --log-kind mc")
+    p.add_argument("--tol", type=float, default=0.10, help="plan: relative half-width of the 90%% interval "
+                   "that counts as pinned (default 0.10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -132,11 +136,13 @@ def build_nqm(args):
 
 def run(args):
     if args.d is None:
-        args.d = 1000 if args.what == "identify" else 10_000
+        args.d = 1000 if args.what in ("identify", "plan") else 10_000
     if args.what == "schedule":
         return run_schedule(args)
     if args.what == "identify":
         return run_identify(args)
+    if args.what == "plan":
+        return run_plan(args)
     import numpy as np
 
     from dbs_theory.io import atomic_write, ensure_writable_dir
@@ -338,6 +344,39 @@ def run_identify(args):
                        ["design", "noise", "estimator", "identified", "bias", "spread", "max |error|",
                         "90% coverage"]))
     print(f"\nwrote {out}/identify.csv, identify.json")
+    return 0
+
+
+def run_plan(args):
+    """``dbs simulate plan``: runs and data to pin Bopt, planner vs plain grids (see :mod:`sim.plan_eval`)."""
+    import csv
+
+    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+    from dbs_theory.table import format_table
+
+    from .plan_eval import compare
+
+    if args.eta == "tuned":
+        raise ValueError("'plan' needs a fixed learning rate (--eta NUMBER)")
+    if not 0 < args.tol < 1:
+        raise ValueError(f"--tol={args.tol:g} must lie in (0, 1)")
+    eta, budget = float(args.eta), _budgets(args.budgets)[0]
+    build_nqm(args).check_lr(eta)
+    check_writable(args.out)
+    rows = compare(d=args.d, eta=eta, budget=budget, tol=args.tol, noise=args.log_kind, seed=args.seed,
+                   progress=not args.quiet)
+    out = ensure_writable_dir(args.out)
+    with atomic_write(out / "plan_eval.csv") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    print(f"NQM d={args.d}, eta={eta}, budget {budget:g} examples, {args.log_kind} runs, pinned = 90% interval "
+          f"within +/-{100 * args.tol:.0f}%")
+    cells = [dict(r, result=(f"{r['bopt']:.4g} [{r['lo']:.4g}, {r['hi']:.4g}], error {100 * r['error']:+.1f}%"
+                             if r["done"] else "not pinned")) for r in rows]
+    print(format_table(cells, ["spectrum", "method", "runs", "data", "exact", "result"],
+                       ["spectrum", "method", "runs", "data", "exact Bopt", "Bopt [90%], error"]))
+    print(f"\nwrote {out}/plan_eval.csv")
     return 0
 
 

@@ -26,7 +26,7 @@ from dbs_theory.batch_schedules import BatchSchedule, constant_batch, dynamic_ba
 from dbs_theory.bopt_curve import fit_bopt_curve
 from dbs_theory.lr_schedules import cosine, wsd
 
-from .dynamics import expected_loss
+from .dynamics import as_schedule, expected_loss
 from .frontier import _argmin_log, bopt, steps_to_target
 from .nqm import NQM
 
@@ -35,8 +35,15 @@ __all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece
 
 
 def loss_at_budget(nqm: NQM, lr, batch, budget: float) -> float:
-    """Expected loss after exactly ``budget`` examples under the given schedules."""
-    tr = expected_loss(nqm, lr, batch, data=budget)
+    """Expected loss after exactly ``budget`` examples under the given schedules.
+
+    Linear in data between the last step before the budget and the step that
+    reaches it (both recorded: interpolating from step 0 instead biased the
+    loss by up to ``L0 B / budget``, a sawtooth in ``B`` that moved the best
+    fixed batch by 15%).
+    """
+    b_end = float(as_schedule(batch, "batch_size")(budget))
+    tr = expected_loss(nqm, lr, batch, data=budget, record_at=[max(budget - b_end, 0.0)])
     if tr.D.size == 1 or tr.D[-1] == budget:
         return float(tr.loss[-1])
     f = (budget - tr.D[-2]) / (tr.D[-1] - tr.D[-2])

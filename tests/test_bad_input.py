@@ -47,6 +47,8 @@ def files(tmp_path_factory):
     (d / "sched_empty.json").write_text(json.dumps({"unit": "tokens", "segments": []}))
     (d / "sched_samples.json").write_text(json.dumps({"unit": "samples", "segments": [{"from": 0, "batch_size": 8}]}))
     (d / "cfg_type.json").write_text(json.dumps({"tokens": "abc"}))
+    rows = [HEADER] + [f"r{b},{b},{s},{s * b},{3 - s / 100},0.001\n" for b in (2, 4) for s in range(50)]
+    (d / "two_batches.csv").write_text("".join(rows))
     return d
 
 
@@ -157,6 +159,14 @@ CASES = [
     ("train-unknown-lr-schedule", [*TRAIN, "--lr-schedule", "nope", "--out", "{d}/o60"], ["lr_schedule"], "o60"),
     ("validate-device-tpu", ["validate", "sweep", "--tier", "tiny", "--device", "tpu", "--out", "{d}/o61"],
      ["tpu"], "o61"),
+    ("plan-negative-budget", ["plan", "{d}/good.csv", "--budget", "-1", "--out", "{d}/o62"], ["--budget"], "o62"),
+    ("plan-zero-n", ["plan", "{d}/good.csv", "--budget", "1e4", "--n", "0", "--out", "{d}/o63"], ["--n"], "o63"),
+    ("plan-tol-above-one", ["plan", "{d}/good.csv", "--budget", "1e4", "--tol", "2", "--out", "{d}/o64"],
+     ["--tol"], "o64"),
+    ("plan-missing-log", ["plan", "{d}/missing.csv", "--budget", "1e4", "--out", "{d}/o65"], ["missing.csv"], "o65"),
+    ("plan-two-batches", ["plan", "{d}/two_batches.csv", "--budget", "1e4", "--out", "{d}/o66"],
+     ["3 batch"], "o66"),
+    ("simulate-plan-tol", ["simulate", "plan", "--tol", "0", "--out", "{d}/o67"], ["--tol"], "o67"),
 ]
 
 

@@ -106,3 +106,22 @@ def test_simulate_bad_input(tmp_path, args, match):
     r = dbs("simulate", "--d", "200", "--quiet", "--out", tmp_path / "o", *args)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "o").exists() or not any((tmp_path / "o").iterdir())
+
+
+def test_plan_on_a_simulated_sweep_writes_json_without_nan(tmp_path):
+    """`dbs plan` on an exact sweep: a number with an interval, the runs to add, and plan.json with
+    null (not NaN) wherever a value is missing."""
+    import json
+
+    sim_out = tmp_path / "sim"
+    assert dbs("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(sim_out)).returncode == 0
+    ok = dbs("plan", str(sim_out / "runs.csv"), "--budget", "2e4", "--bootstrap", "30", "--out",
+             str(tmp_path / "p1"))
+    assert ok.returncode == 0, ok.stderr
+    assert "Bopt at 2e+04: " in ok.stdout and "[90%: " in ok.stdout and "nan" not in ok.stdout.lower()
+    far = dbs("plan", str(sim_out / "runs.csv"), "--budget", "1e9", "--bootstrap", "30", "--out",
+              str(tmp_path / "p2"))
+    assert far.returncode == 0, far.stderr
+    assert "not identified: " in far.stdout and "nan" not in far.stdout.lower()
+    text = (tmp_path / "p2" / "plan.json").read_text()
+    assert "NaN" not in text and json.loads(text)["bopt"] is None

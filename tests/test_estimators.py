@@ -170,3 +170,122 @@ def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
     table.write(tmp_path)
     Dj, Bj, _, _ = load_points(tmp_path / "fit.json")
     assert Bj == [r["bopt_envelope"] for r in json.loads((tmp_path / "fit.json").read_text())["rows"]]
+
+
+# --- intervals: how they are built, and whether they cover the truth -----------------------------
+
+def test_the_moving_average_follows_a_straight_line_to_the_end():
+    """A cut-off window at the end of a log would sit above a descending line (the budget is there)."""
+    from dbs_theory.runs import moving_average
+
+    line = 5.0 - 0.01 * np.arange(200)
+    np.testing.assert_allclose(moving_average(line, 0.05)[20:], line[20:], atol=1e-12)
+
+
+def test_a_run_one_step_short_of_the_budget_still_competes_there():
+    """A sweep cut at a budget ends at floor(budget / B) steps: B = 3 stops at 99999 of 1e5."""
+    from dbs_theory.estimators import loss_at
+
+    steps = np.arange(33334.0)
+    run = Run("b3", 3.0, steps, 3 * steps, 1 + 1 / (1 + steps))
+    assert np.isfinite(loss_at(run, [1e5])[0])
+    assert np.isnan(loss_at(run, [1e5 + 3.5])[0])  # more than one step short: it did not reach
+
+
+def test_a_coarse_grid_brackets_bopt_instead_of_guessing(small):
+    nqm, runs = small
+    coarse = runs[::3]  # batches 1, 8, 64, 512, 4096: 8x apart
+    env = envelope_bopt(coarse, [2e5], bootstrap=0)
+    assert not env.identified[0] and "apart" in env.reason[0]
+    exact = best_fixed_batch(nqm, ETA, 2e5)[0]
+    assert env.lo[0] < exact < env.hi[0] and env.hi[0] / env.lo[0] == pytest.approx(64)
+
+
+def test_nearly_equal_batches_are_pooled_not_fitted_through(small):
+    """Two runs 2% apart once made the cubic swing and the interval blow up to +/-80%."""
+    nqm, runs = small
+    twins = [Run(r.name + "b", r.batch_size * 1.02, r.step, r.tokens * 1.02, r.loss) for r in runs[3:9]]
+    D = 2e5
+    env = envelope_bopt(runs + twins, [D], bootstrap=50)
+    exact = best_fixed_batch(nqm, ETA, D)[0]
+    assert env.identified[0] and abs(env.bopt[0] / exact - 1) < 0.10
+    assert env.hi[0] / env.lo[0] < 1.5
+
+
+def test_local_blocks_stay_near_their_place():
+    from dbs_theory.estimators import _local_blocks
+
+    idx = _local_blocks(np.random.default_rng(0), 50, 400, 8, reach=5)
+    place = np.arange(400) // 8 * 8
+    assert idx.shape == (50, 400) and np.abs(idx - place).max() <= 5 * 8 + 7
+
+
+def _ar1_sweep(base, seed, rel=0.03, rho=0.9):
+    """The exact curves times (1 + rel * AR(1) noise): correlated noise, as in a real loss log."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for r in base:
+        z = np.empty(r.loss.size)
+        z[0] = rng.standard_normal()
+        for i in range(1, z.size):
+            z[i] = rho * z[i - 1] + np.sqrt(1 - rho**2) * rng.standard_normal()
+        out.append(Run(r.name, r.batch_size, r.step, r.tokens, r.loss * (1 + rel * z)))
+    return out
+
+
+def test_90pct_intervals_cover_the_truth_under_correlated_noise():
+    """20 noisy sweeps (AR(1), 3% of the loss): envelope and floor intervals cover >= 80%.
+
+    Measured: envelope 97% of 100, floors 87% of 60 (before the slow-noise and
+    interpolation terms: 73%; before the AR(1) standard error: 71%)."""
+    nqm = sim.NQM.zhang2019(300)
+    base = plain_sweep(nqm, batches=2.0 ** np.arange(12), budget=2e4, points=300)
+    D = np.geomspace(1e3, 1.5e4, 5)
+    truth = np.array([best_fixed_batch(nqm, ETA, x)[0] for x in D])
+    targets = np.geomspace(0.5, 1.1 * min(r.loss.min() for r in base), 4)
+    bmin = np.array([float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr)) for t in targets])
+    env_hits, floor_hits = [], []
+    for s in range(20):
+        runs = _ar1_sweep(base, s)
+        e = envelope_bopt(runs, D, bootstrap=100, seed=s)
+        env_hits += list(((e.lo <= truth) & (truth <= e.hi))[e.identified])
+        f = floor_bmin(runs, targets, bootstrap=100, seed=s)
+        floor_hits += list(((f.lo <= bmin) & (bmin <= f.hi))[f.identified])
+    assert len(env_hits) >= 80 and np.mean(env_hits) >= 0.8, (len(env_hits), np.mean(env_hits))
+    assert len(floor_hits) >= 30 and np.mean(floor_hits) >= 0.8, (len(floor_hits), np.mean(floor_hits))
+
+
+@pytest.mark.slow
+def test_90pct_intervals_cover_the_truth_with_monte_carlo_sgd():
+    """Issue 13: Monte Carlo SGD on the Zhang NQM (d = 1000, eta = 0.5, 2x grid 1..2048, runs to 1e5),
+    16 one-seed sweeps and 4 four-seed sweeps. Measured: envelope 91% / 92%, floors 96% / 100%."""
+    from sim.identify import design_batches, mc_runs
+
+    nqm = sim.NQM.zhang2019(1000)
+    batches = design_batches(2.0, 12, 1.0)
+    ones = mc_runs(nqm, ETA, batches, 1e5, 16, 1, seed=1)
+    fours = [sum(ones[4 * i:4 * i + 4], []) for i in range(4)]  # four seeds per batch, as separate runs
+    D = np.geomspace(3e2, 5e4, 8)
+    truth = np.array([best_fixed_batch(nqm, ETA, x)[0] for x in D])
+    targets = np.geomspace(1.0, 0.03, 5)
+    bmin = np.array([float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr)) for t in targets])
+    for sweeps in (ones, fours):
+        env_hits, floor_hits = [], []
+        for s, runs in enumerate(sweeps):
+            e = envelope_bopt(runs, D, bootstrap=100, seed=s)
+            env_hits += list(((e.lo <= truth) & (truth <= e.hi))[e.identified])
+            f = floor_bmin(runs, targets, bootstrap=100, seed=s)
+            floor_hits += list(((f.lo <= bmin) & (bmin <= f.hi))[f.identified])
+        assert np.mean(env_hits) >= 0.8 and np.mean(floor_hits) >= 0.8, (np.mean(env_hits), np.mean(floor_hits))
+
+
+def test_a_flat_noisy_tail_is_a_floor_and_a_descending_one_is_not():
+    from dbs_theory.estimators import _tail
+
+    rng = np.random.default_rng(0)
+    steps = np.arange(1.0, 2001.0)
+    flat = Run("f", 1.0, steps, steps, 0.5 + 0.5 / steps + 0.02 * rng.standard_normal(steps.size))
+    falling = Run("d", 1.0, steps, steps, 2.0 - 0.2 * np.log(steps) + 0.02 * rng.standard_normal(steps.size))
+    floor, ok, se = _tail(flat, "centered", 0.02)
+    assert ok and abs(floor - 0.5) < 3 * se and 0 < se < 0.01
+    assert not _tail(falling, "centered", 0.02)[1]

@@ -248,3 +248,15 @@ def test_bopt_refuses_a_target_above_the_initial_loss():
     nqm = sim.NQM.zhang2019(200)
     with pytest.raises(ValueError, match="initial loss"):
         sim.bopt(nqm, 0.5, nqm.initial_loss() * 1.01)
+
+
+def test_the_loss_at_a_budget_lies_between_the_steps_that_straddle_it():
+    """B = 35 meets 1e4 examples between step 285 (9975) and 286 (10010). Interpolating from step 0
+    instead put the loss above both, a sawtooth in B that moved the best fixed batch by 15%."""
+    from sim.schedule_eval import loss_at_budget
+
+    nqm = sim.NQM.zhang2019(300)
+    tr = sim.expected_loss(nqm, 0.5, 35.0, steps=286, record_every=1)
+    before, after = tr.loss[-2], tr.loss[-1]
+    expected = before + (1e4 - 9975.0) / 35.0 * (after - before)
+    assert loss_at_budget(nqm, 0.5, 35.0, 1e4) == pytest.approx(expected, rel=1e-12)
