@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-__all__ = ["BoptCurve", "fit_bopt_curve", "LearningRateMismatch", "check_lr"]
+__all__ = ["BoptCurve", "fit_bopt_curve", "LearningRateMismatch", "check_lr", "bopt_band"]
 
 
 class LearningRateMismatch(UserWarning):
@@ -164,3 +164,29 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
 def _r2(y, yhat):
     ss = np.sum((y - y.mean()) ** 2)
     return float(1 - np.sum((y - yhat) ** 2) / ss) if ss > 0 else 1.0
+
+
+def bopt_band(D, B, lo, hi, at):
+    """``(lo, hi)``: the interval of ``Bopt`` at data ``at``, from measured points and their intervals.
+
+    Inside the measured range ``[min D, max D]`` the band interpolates the
+    points' interval ends linearly in log-log. Past it the band opens
+    instead of trusting a law: ``Bopt`` does not fall as ``D`` grows, so the
+    lower edge stays at the last measured lower bound, while the upper edge
+    grows with the steepest log-log slope seen between neighbouring points
+    (and mirrored below the range). Units: ``D``, ``at`` and batches in the
+    logs' unit (tokens or examples).
+    """
+    D, B, lo, hi = (np.asarray(v, float) for v in (D, B, lo, hi))
+    ok = np.isfinite(D) & np.isfinite(lo) & np.isfinite(hi) & (D > 0) & (lo > 0) & (hi > 0)
+    if ok.sum() < 2:
+        raise ValueError(f"need >= 2 points with an interval to draw a band; got {int(ok.sum())}")
+    order = np.argsort(D[ok])
+    lD, llo, lhi, lB = (np.log(v[ok][order]) for v in (D, lo, hi, B))
+    slope = max(0.0, float(np.max(np.diff(lB) / np.diff(lD)))) if np.all(np.diff(lD) > 0) else 0.0
+    x = np.log(np.asarray(at, float))
+    out_lo, out_hi = np.interp(x, lD, llo), np.interp(x, lD, lhi)
+    above, below = x > lD[-1], x < lD[0]
+    out_hi = np.where(above, lhi[-1] + slope * (x - lD[-1]), out_hi)
+    out_lo = np.where(below, llo[0] - slope * (lD[0] - x), out_lo)
+    return np.exp(out_lo), np.exp(out_hi)

@@ -233,6 +233,7 @@ def _verdicts(rows, bootstrap):
         if not bootstrap and out[key] == "does not hold":
             out[key] = "inconclusive"  # without intervals a decrease cannot be told from noise
         out[f"{key}_source"] = {"bopt_envelope": "envelope", "bmin_floor": "loss floors"}.get(src, "three-phase fit")
+        out[f"{key}_column"] = src
     return out
 
 

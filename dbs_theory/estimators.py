@@ -121,12 +121,27 @@ def _cubic_min(x, y, k):
     lower = k - 2 if y[k - 1] < y[k + 1] else k + 2
     if not 0 <= lower < x.size:
         return _vertex(x[k - 1:k + 2], y[k - 1:k + 2])
-    idx = sorted((k - 1, k, k + 1, lower))
-    coef = np.polyfit(x[idx] - x[k], y[idx], 3)
-    g = np.linspace(x[k - 1], x[k + 1], 257)
-    v = np.polyval(coef, g - x[k])
-    i = int(np.argmin(v))
-    return g[i], float(v[i])
+    return _cubic_argmin(x, y, sorted((k - 1, k, k + 1, lower)), x[k - 1], x[k + 1])
+
+
+def _cubic_argmin(x, y, idx, a, b):
+    """``(x, value)`` at the minimum over ``[a, b]`` of the cubic through the points ``idx``: the
+    interpolating cubic solved exactly, its minimum at a root of the derivative or an end."""
+    x0 = x[idx[1]]
+    t = x[idx] - x0
+    c0, c1, c2, c3 = np.linalg.solve(np.vander(t, 4, increasing=True), y[idx])
+    cand = [a - x0, b - x0]
+    if c3 != 0:
+        disc = c2 * c2 - 3 * c3 * c1
+        if disc >= 0:
+            r = np.sqrt(disc)
+            cand += [(-c2 + r) / (3 * c3), (-c2 - r) / (3 * c3)]
+    elif c2 != 0:
+        cand.append(-c1 / (2 * c2))
+    cand = [u for u in cand if a - x0 <= u <= b - x0]
+    vals = [c0 + u * (c1 + u * (c2 + u * c3)) for u in cand]
+    i = int(np.argmin(vals))
+    return cand[i] + x0, float(vals[i])
 
 
 #: the widest ratio between the best batch and a neighbour at which Bopt counts as located
@@ -175,7 +190,7 @@ def _envelope(L, logB):
             continue
         k = int(np.argmin(y))
         loss[j] = y[k]
-        if k == 0 or k == have.size - 1:
+        if k == 0 or k == x.size - 1:
             code[j] = -1 if k == 0 else 1
             continue
         if max(x[k] - x[k - 1], x[k + 1] - x[k]) > np.log(MAX_GAP) + 1e-9:
@@ -328,10 +343,7 @@ def _interpolation_spread(L, logB, bopt):
         alts = [_vertex(x[k - 1:k + 2], y[k - 1:k + 2])[0]]
         other = k + 2 if y[k - 1] < y[k + 1] else k - 2
         if 0 <= other < x.size:
-            idx = sorted((k - 1, k, k + 1, other))
-            coef = np.polyfit(x[idx] - x[k], y[idx], 3)
-            g = np.linspace(x[k - 1], x[k + 1], 257)
-            alts.append(g[int(np.argmin(np.polyval(coef, g - x[k])))])
+            alts.append(_cubic_argmin(x, y, sorted((k - 1, k, k + 1, other)), x[k - 1], x[k + 1])[0])
         for drop in (k - 2, k - 1, k + 1, k + 2):
             if 0 <= drop < x.size and x.size > 3:
                 keep = np.arange(x.size) != drop

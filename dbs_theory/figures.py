@@ -17,7 +17,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from .es_laws import HyperbolicES, ThreePhaseES
 
-__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "comparison", "law_from_params",
+__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "law_from_params",
            "save"]
 
 _PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
@@ -250,6 +250,28 @@ def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
         g = np.geomspace(lo, hi, 200)
         ax.plot(g, curve["k"] * g ** curve["alpha"], color="C0", ls="--",
                 label=f"fit Bopt = {curve['k']:.3g} D^{curve['alpha']:.2f}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
+
+
+def bopt_band(D, B, band, schedule=None, unit="tokens", title="Measured Bopt(D), its 90% band, and the schedule"):
+    """The envelope's ``(D, Bopt)`` points, the band from :func:`dbs_theory.bopt_curve.bopt_band`
+    (shaded darker where measured, lighter where extrapolated), and the schedule as a step line."""
+    fig = Figure(figsize=(6.5, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    g, lo, hi = (np.asarray(band[k], float) for k in ("D", "lo", "hi"))
+    inside = g <= band["measured_to"] * (1 + 1e-9)
+    ax.fill_between(g, lo, hi, where=inside, color="C0", alpha=0.3, lw=0, label="90% band (measured)")
+    if (~inside).any():
+        ax.fill_between(g, lo, hi, where=g >= band["measured_to"], color="C0", alpha=0.12, lw=0,
+                        label="band past the measured range")
+        ax.axvline(band["measured_to"], color="0.4", ls=":", lw=1)
+    ax.scatter(D, B, color="k", zorder=5, s=14, label="envelope Bopt")
+    if schedule is not None:
+        starts, sizes = list(schedule[0]), list(schedule[1])
+        xs = [max(s, g[0]) for s in starts] + [g[-1]]
+        ax.step(xs, sizes + sizes[-1:], where="post", color="C1", lw=2, label="schedule")
     ax.set_xscale("log")
     ax.set_yscale("log")
     return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)

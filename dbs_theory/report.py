@@ -251,7 +251,24 @@ def _sections_in(d: Path):
         out.append((f"simulate ({d})", "", _simulate(d)))
     if (d / "schedule_eval.json").exists():
         out.append((f"simulate schedule ({d})", "", _simulate_schedule(d)))
+    if (d / "schedule.json").exists() and (d / "exports.json").exists():
+        out.append(_schedule_band(d))
     return out
+
+
+def _schedule_band(d):
+    """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule."""
+    ex, sc = _json(d / "exports.json"), _json(d / "schedule.json")
+    band, curve = ex.get("band"), ex.get("curve") or {}
+    segs = sc.get("segments") or []
+    steps = ([s["from"] for s in segs], [s["batch_size"] for s in segs])
+    if not band:
+        return (f"schedule ({d})", "No measured interval in the source (the band needs dbs fit's envelope).", [])
+    text = (f"Measured up to D = {band['measured_to']:.4g} {sc.get('unit', 'tokens')}"
+            + (f"; past it the schedule is extrapolated and the band opens to [{band['lo'][-1]:.4g}, "
+               f"{band['hi'][-1]:.4g}] at the horizon." if band.get("beyond") else "."))
+    fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band, steps, sc.get("unit", "tokens"))
+    return (f"schedule ({d})", text, [(fig, "bopt-band", "Envelope Bopt(D), its 90% band and the schedule.")])
 
 
 def _demote(md):

@@ -7,14 +7,15 @@ __all__ = ["format_table", "fmt"]
 
 
 def fmt(value, digits=4):
-    """A compact string for a number: ``inf``, ``nan``, integers as integers, else ``%.{digits}g``."""
+    """A compact string for a number: ``inf``, integers as integers, else ``%.{digits}g``; a missing value
+    (``None`` or NaN) is ``-`` (a table never shows ``nan`` to a user)."""
     if isinstance(value, str):
         return value
     if value is None:
         return "-"
     v = float(value)
     if math.isnan(v):
-        return "nan"
+        return "-"
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
     if v == int(v) and abs(v) < 1e7:

@@ -50,3 +50,11 @@ def test_user_errors_become_one_line(monkeypatch, capsys):
     assert cli.main(["derive"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "dbs derive: error: batch_size=-3 must be positive"
+
+
+def test_a_table_cell_never_reads_nan():
+    from dbs_theory.table import fmt, format_table
+
+    assert fmt(float("nan")) == fmt(None) == "-"
+    text = format_table([dict(a=float("nan"), b=1.5)], ["a", "b"])
+    assert "nan" not in text.lower() and "1.5" in text

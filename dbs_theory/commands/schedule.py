@@ -41,11 +41,13 @@ def add_arguments(p):
     p.add_argument("--out", default="results/schedule", help="output directory")
 
 
-def load_points(path):
+def load_points(path, band=False):
     """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``.
 
     From a fit, the envelope's ``(data, Bopt)`` points are used when it identified
-    at least two targets, else the three-phase fit's ``(Emin, Bopt)``.
+    at least two targets, else the three-phase fit's ``(Emin, Bopt)``. With
+    ``band=True`` two more lists follow: the envelope points' interval ends
+    (``None`` when the source has none).
     """
     from pathlib import Path
 
@@ -69,10 +71,13 @@ def load_points(path):
         raise ValueError(f"{path}: has neither 'rows' (dbs fit) nor 'targets' (dbs simulate)")
     env = [r for r in rows if r.get("bopt_envelope") is not None and r.get("data_envelope") is not None]
     if len(env) >= 2:  # the law-free envelope (dbs fit writes it) beats the three-phase fit's optimum
-        return [r["data_envelope"] for r in env], [r["bopt_envelope"] for r in env], lr, laws
+        out = [r["data_envelope"] for r in env], [r["bopt_envelope"] for r in env], lr, laws
+        ends = [r.get("bopt_envelope_lo") for r in env], [r.get("bopt_envelope_hi") for r in env]
+        have = all(v is not None for v in ends[0] + ends[1])
+        return out + ((ends if have else (None, None)) if band else ())
     D = [r.get("emin") for r in rows]
     B = [r.get("bopt") for r in rows]
-    return D, B, lr, laws
+    return (D, B, lr, laws) + ((None, None) if band else ())
 
 
 def _build(args):
@@ -105,9 +110,11 @@ def _build(args):
             curve = BoptCurve("power", dict(k=k, alpha=alpha), np.array([args.horizon / 100, args.horizon]),
                               np.array([1.0, 1.0]), None, math.nan, args.lr, True)
         else:
-            D, B, lr, laws = load_points(args.source)
+            D, B, lr, laws, lo, hi = load_points(args.source, band=True)
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
             check_lr(curve.lr, args.lr, "Bopt curve")
+            if lo is not None:
+                laws = dict(laws, _band=(D, B, lo, hi))
         interval = args.interval if args.interval is not None else args.horizon / 50
         initial = args.initial if args.initial is not None else float(curve(interval))
         max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
@@ -129,8 +136,9 @@ def run(args):
     olmo = sched.to_olmo_core()
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
+    band = _band(curve, laws.pop("_band", None), args.horizon)
     with atomic_write(out / "exports.json") as fh:
-        json.dump(dict(megatron=meg, olmo_core=olmo, curve=None if curve is None else curve.to_dict()),
+        json.dump(dict(megatron=meg, olmo_core=olmo, curve=None if curve is None else curve.to_dict(), band=band),
                   fh, indent=1)
     print(f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
           + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}"))
@@ -143,10 +151,39 @@ def run(args):
     print(f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
           f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
           f"(integer-factor rounding error {olmo['error']:.1%}; note it rescales the LR by sqrt(ratio))")
+    if band and band["beyond"]:
+        _print_band(band)
     if args.step_time:
         _time_optimal(args, laws)
     print(f"\nwrote {out}/schedule.json, exports.json")
     return 0
+
+
+def _band(curve, points, horizon):
+    """The measured Bopt interval from the first point to the horizon (see
+    :func:`dbs_theory.bopt_curve.bopt_band`), or ``None`` without measured intervals."""
+    if curve is None or points is None:
+        return None
+    import numpy as np
+
+    from ..bopt_curve import bopt_band
+
+    D, B, lo, hi = points
+    at = np.geomspace(min(D), max(horizon, max(D)), 40)
+    blo, bhi = bopt_band(D, B, lo, hi, at)
+    return dict(D=at.tolist(), lo=blo.tolist(), hi=bhi.tolist(), measured_to=float(max(D)),
+                beyond=bool(horizon > max(D) * (1 + 1e-9)))
+
+
+def _print_band(band):
+    import numpy as np
+
+    edge = band["measured_to"]
+    D = np.asarray(band["D"])
+    print(f"\nPast the measured range (D > {edge:.4g}) the schedule extrapolates; the 90% band of Bopt opens "
+          "(lower edge held, upper edge at the steepest measured slope):")
+    for j in np.unique(np.linspace(np.searchsorted(D, edge), D.size - 1, 4).astype(int)):
+        print(f"  D = {D[j]:.4g}: Bopt in [{band['lo'][j]:.4g}, {band['hi'][j]:.4g}]")
 
 
 def _check_args(args):

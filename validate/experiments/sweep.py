@@ -55,12 +55,12 @@ def run(tier, root, jobs=None, progress=True, bootstrap=100):
     table = bopt_table(list(runs.values()), law="three_phase", bootstrap=bootstrap, seed=0, n_targets=6)
     table.write(exp.dir)
     lo, hi = min(tier.batches), max(tier.batches)
-    bopt = table.column("bopt")
+    bopt = table.column(table.verdict["bopt_column"])  # the envelope where it is identified
     b_simple = measured_b_simple(runs.values())
     fitted = bopt[np.isfinite(bopt)]
     bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and lo < b_simple < hi
     bracket_txt = (f"grid {lo:g}-{hi:g} tokens; fitted Bopt {fitted.min():.4g}-{fitted.max():.4g}; "
-                   f"B_simple {b_simple:.4g}" if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt fitted")
+                   f"B_simple {b_simple:.4g}" if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt identified")
     r3, rh = table.column("r2_log_three_phase"), table.column("r2_log_hyperbolic")
     both = np.isfinite(r3) & np.isfinite(rh)
     if not both.any():
@@ -87,25 +87,27 @@ def run(tier, root, jobs=None, progress=True, bootstrap=100):
              measured=bracket_txt, verdict="holds" if bracket else "does not hold"),
     ]
     curve = None
-    ok = np.isfinite(table.column("emin")) & np.isfinite(bopt)
-    if ok.sum() >= 2:
+    if np.isfinite(bopt).sum() >= 2:
         curve = fit_bopt_curve(table)
         with atomic_write(exp.dir / "bopt_curve.json") as fh:
             import json
             json.dump(curve.to_dict(), fh, indent=1)
-    cols = ["target", "n_batches", "smin", "emin", "bmin", "bmin_lo", "bmin_hi", "bopt", "bopt_lo", "bopt_hi",
-            "r2_log_three_phase", "dof_three_phase", "r2_log_hyperbolic", "dof_hyperbolic", "status"]
+    cols = ["target", "n_batches", "smin", "emin", "bmin_floor", "bmin_floor_lo", "bmin_floor_hi", "bopt_envelope",
+            "bopt_envelope_lo", "bopt_envelope_hi", "bmin", "bopt", "r2_log_three_phase", "r2_log_hyperbolic", "status"]
     md_table = "```\n" + format_table(table.rows, cols) + "\n```"
     cross_md = "```\n" + format_table(table.crossovers[:12], ["b_small", "b_large", "tokens", "loss"]) + "\n```"
     data = dict(batches=list(tier.batches), b_simple=b_simple, bracket=bracket, n_crossovers=n_cross,
                 bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
                 final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
-    return exp.write(claims, data, [("Bmin / Bopt per target (three-phase law, bootstrap intervals)", md_table),
+    return exp.write(claims, data, [("Bmin (loss floors) / Bopt (envelope) per target with 90% intervals, and the "
+                                     "three-phase fit's where identified", md_table),
                                     ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
 
 
 def _series(table, key):
-    v = table.column(key)
-    return (f"{key} from L*={table.rows[0]['target']:.4g} to {table.rows[-1]['target']:.4g}: "
-            + " -> ".join("n/i" if not math.isfinite(x) else f"{x:.4g}" for x in v)
+    """The estimator the verdict used (envelope / floors where identified), with its source named."""
+    col = table.verdict[f"{key}_column"]
+    v = table.column(col)
+    return (f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
+            f"{table.rows[-1]['target']:.4g}: " + " -> ".join("n/i" if not math.isfinite(x) else f"{x:.4g}" for x in v)
             + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)"))
