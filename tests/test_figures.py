@@ -87,3 +87,24 @@ def test_markdown_to_html_tables_code_and_escaping():
 def test_write_report_refuses_a_folder_without_results(tmp_path):
     with pytest.raises(ValueError, match="no results"):
         write_report(tmp_path)
+
+
+def test_the_report_shows_the_band_of_an_extrapolated_schedule(tmp_path):
+    """dbs fit -> dbs schedule --extrapolate -> dbs report: a band figure, and the text says where the
+    measured range ends."""
+    import subprocess
+    import sys
+
+    def dbs(*a):
+        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", *a], capture_output=True, text=True, timeout=600)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    dbs("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(tmp_path / "sim"))
+    dbs("fit", str(tmp_path / "sim" / "runs.csv"), "--bootstrap", "30", "--out", str(tmp_path / "fit"))
+    out = dbs("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", "1e7", "--extrapolate",
+              "--out", str(tmp_path / "sched"))
+    assert "Past the measured range" in out and "Bopt in [" in out
+    dbs("report", str(tmp_path / "sched"))
+    md = (tmp_path / "sched" / "report.md").read_text()
+    assert "bopt-band" in md and "the band opens" in md

@@ -21,7 +21,7 @@ from dbs_theory.table import format_table
 from .common import Experiment, config_for, micro_for
 from .runner import RunSpec, train_runs
 
-__all__ = ["specs", "run", "measured_b_simple"]
+__all__ = ["specs", "run", "summarize", "measured_b_simple"]
 
 
 def specs(tier):
@@ -48,19 +48,57 @@ def measured_b_simple(runs):
 
 
 def run(tier, root, jobs=None, progress=True, bootstrap=100):
+    """Train the sweep (cached runs are reused) and write its summary."""
     exp = Experiment(root, "sweep", tier)
     sp = specs(tier)
     dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="sweep")
-    runs = exp.collect(sp, dirs)
+    return summarize(exp, exp.collect(sp, dirs), bootstrap)
+
+
+def summarize(exp, runs, bootstrap=100):
+    """The sweep's claims, table and summary from its runs (``{label: Run}``), written to ``exp.dir``.
+
+    Separate from training so that it can be checked on logs with a known
+    outcome (tests build them on the NQM).
+    """
+    tier = exp.tier
     table = bopt_table(list(runs.values()), law="three_phase", bootstrap=bootstrap, seed=0, n_targets=6)
     table.write(exp.dir)
     lo, hi = min(tier.batches), max(tier.batches)
     bopt = table.column(table.verdict["bopt_column"])  # the envelope where it is identified
     b_simple = measured_b_simple(runs.values())
     fitted = bopt[np.isfinite(bopt)]
-    bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and lo < b_simple < hi
-    bracket_txt = (f"grid {lo:g}-{hi:g} tokens; fitted Bopt {fitted.min():.4g}-{fitted.max():.4g}; "
-                   f"B_simple {b_simple:.4g}" if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt identified")
+    bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and _inside(b_simple, lo, hi)
+    bracket_txt = (f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; "
+                   + (f"B_simple {b_simple:.4g}" if math.isfinite(b_simple) else "B_simple not measured")
+                   if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt identified")
+    claims = [_fit_claim(table, bracket), *_growth_claims(table, runs, bracket),
+              dict(claim="(check) the grid brackets Bopt and the measured noise scale B_simple",
+                   measured=bracket_txt, verdict="holds" if bracket else "does not hold")]
+    curve = None
+    if np.isfinite(bopt).sum() >= 2:
+        curve = fit_bopt_curve(table)
+        with atomic_write(exp.dir / "bopt_curve.json") as fh:
+            import json
+            json.dump(curve.to_dict(), fh, indent=1)
+    cols = ["target", "n_batches", "smin", "emin", "bmin_floor", "bmin_floor_lo", "bmin_floor_hi", "bopt_envelope",
+            "bopt_envelope_lo", "bopt_envelope_hi", "bmin", "bopt", "r2_log_three_phase", "r2_log_hyperbolic", "status"]
+    md_table = "```\n" + format_table(table.rows, cols) + "\n```"
+    cross_md = "```\n" + format_table(table.crossovers[:12], ["b_small", "b_large", "tokens", "loss"]) + "\n```"
+    data = dict(batches=list(tier.batches), b_simple=b_simple, bracket=bracket, n_crossovers=len(table.crossovers),
+                bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
+                final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
+    return exp.write(claims, data, [("Bmin (loss floors) / Bopt (envelope) per target with 90% intervals, and the "
+                                     "three-phase fit's where identified", md_table),
+                                    ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
+
+
+def _inside(b_simple, lo, hi):
+    """B_simple inside the grid; a log without the measurement (NaN) does not veto the bracket."""
+    return not math.isfinite(b_simple) or lo < b_simple < hi
+
+
+def _fit_claim(table, bracket):
     r3, rh = table.column("r2_log_three_phase"), table.column("r2_log_hyperbolic")
     both = np.isfinite(r3) & np.isfinite(rh)
     if not both.any():
@@ -72,36 +110,19 @@ def run(tier, root, jobs=None, progress=True, bootstrap=100):
                  f"least as good on {wins}/{both.sum()} targets")
         v_fit = "holds" if med3 >= 0.95 and wins * 2 > both.sum() else (
             "does not hold" if wins * 2 < both.sum() else "inconclusive")
+    return dict(claim="E(S) at a fixed LR follows the three-phase law (R^2 about 0.99), not McCandlish's hyperbola",
+                measured=m_fit, verdict=v_fit if bracket else "inconclusive")
+
+
+def _growth_claims(table, runs, bracket):
     n_cross = len(table.crossovers)
-    claims = [
-        dict(claim="E(S) at a fixed LR follows the three-phase law (R^2 about 0.99), not McCandlish's hyperbola",
-             measured=m_fit, verdict=v_fit if bracket else "inconclusive"),
-        dict(claim="Loss-vs-data curves of different batch sizes cross (the classical law forbids it)",
-             measured=f"{n_cross} crossing pairs among {len(runs)} runs",
-             verdict="holds" if n_cross else "inconclusive"),
-        dict(claim="Bmin grows as the target loss falls", measured=_series(table, "bmin"),
-             verdict=table.verdict["bmin"] if bracket else "inconclusive"),
-        dict(claim="Bopt grows as the target loss falls", measured=_series(table, "bopt"),
-             verdict=table.verdict["bopt"] if bracket else "inconclusive"),
-        dict(claim="(check) the grid brackets Bopt and the measured noise scale B_simple",
-             measured=bracket_txt, verdict="holds" if bracket else "does not hold"),
-    ]
-    curve = None
-    if np.isfinite(bopt).sum() >= 2:
-        curve = fit_bopt_curve(table)
-        with atomic_write(exp.dir / "bopt_curve.json") as fh:
-            import json
-            json.dump(curve.to_dict(), fh, indent=1)
-    cols = ["target", "n_batches", "smin", "emin", "bmin_floor", "bmin_floor_lo", "bmin_floor_hi", "bopt_envelope",
-            "bopt_envelope_lo", "bopt_envelope_hi", "bmin", "bopt", "r2_log_three_phase", "r2_log_hyperbolic", "status"]
-    md_table = "```\n" + format_table(table.rows, cols) + "\n```"
-    cross_md = "```\n" + format_table(table.crossovers[:12], ["b_small", "b_large", "tokens", "loss"]) + "\n```"
-    data = dict(batches=list(tier.batches), b_simple=b_simple, bracket=bracket, n_crossovers=n_cross,
-                bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
-                final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
-    return exp.write(claims, data, [("Bmin (loss floors) / Bopt (envelope) per target with 90% intervals, and the "
-                                     "three-phase fit's where identified", md_table),
-                                    ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
+    return [dict(claim="Loss-vs-data curves of different batch sizes cross (the classical law forbids it)",
+                 measured=f"{n_cross} crossing pairs among {len(runs)} runs",
+                 verdict="holds" if n_cross else "inconclusive"),
+            dict(claim="Bmin grows as the target loss falls", measured=_series(table, "bmin"),
+                 verdict=table.verdict["bmin"] if bracket else "inconclusive"),
+            dict(claim="Bopt grows as the target loss falls", measured=_series(table, "bopt"),
+                 verdict=table.verdict["bopt"] if bracket else "inconclusive")]
 
 
 def _series(table, key):
