@@ -79,7 +79,7 @@ class BatchSchedule:
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:
-        """DESIGN.md section 8: ``{"unit", "segments": [{"from", "batch_size"}], ...}``."""
+        """The schedule format of docs/conventions.md: ``{"unit", "segments": [{"from", "batch_size"}], ...}``."""
         return json.dumps(dict(unit=self.unit, lr=self.lr, kind=self.kind, params=self.params,
                                segments=[{"from": a, "batch_size": b} for a, b in self.segments]),
                           indent=1)

@@ -9,9 +9,9 @@ group of ``pyproject.toml``. An entry point names a module with
 
 So this module never imports ``sim`` or ``validate``. Errors a user can
 cause -- the package raises them as ``ValueError`` (bad values, files,
-configs), ``OSError`` (files, folders, locks) or :class:`UserError` --
-become one line on stderr and exit code 2, with no traceback. Anything else
-is a bug: its traceback is printed with a line asking to report it (exit 1).
+configs) or ``OSError`` (files, folders, locks) -- become one line on
+stderr and exit code 2, with no traceback. Anything else is a bug: its
+traceback is printed with a line asking to report it (exit 1).
 Ctrl-C exits 130 with one line.
 """
 from __future__ import annotations
@@ -26,10 +26,6 @@ from . import __version__
 __all__ = ["main", "build_parser", "GROUP"]
 
 GROUP = "dbs.commands"
-
-
-class UserError(Exception):
-    """An error the user caused and can fix; printed in one line, exit code 2."""
 
 
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
@@ -93,7 +89,7 @@ def main(argv=None) -> int:
     except BrokenPipeError:  # `dbs ... | head`: the reader left; files are written, nothing to report
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
-    except (UserError, ValueError, OSError) as exc:
+    except (ValueError, OSError) as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"dbs {args.command}: error: {msg}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ from . import derivations as dv
 from .messages import num
 
 __all__ = [
-    "compiled", "loss_floor", "bmin", "moment", "mode_loss", "steps_to_target",
+    "compiled", "loss_floor", "bmin", "moment", "mode_loss", "stationary_moment", "log_contraction", "steps_to_target",
     "data_to_target", "smin", "bopt", "three_phase", "b_noise", "b_simple",
     "hyperbolic_data", "check_equivalence",
 ]
@@ -157,6 +157,28 @@ def moment(t, h, c, eta, batch_size, m0=1.0):
     return compiled("m_t")(np.asarray(t, float), a, c, eta, _check_positive("batch_size", batch_size), m0)
 
 
+def stationary_moment(h, c, eta, batch_size):
+    """Fixed point ``m_inf = eta c / (B h (2 - eta h))`` of the second-moment recursion, per mode.
+
+    Plain numpy (no sympy compile: the simulator calls it on its hot path);
+    ``tests/test_numeric.py`` checks it against the derivation
+    (``dbs derive nqm_mode``). Broadcasts over its arguments; ``B = inf`` or
+    ``eta = 0`` gives 0 (no gradient noise). Batch size in examples.
+    """
+    h, c = np.asarray(h, float), np.asarray(c, float)
+    B = np.asarray(batch_size, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = eta * c / (B * h * (2.0 - eta * h))
+    return np.where(np.isinf(B) | (eta == 0), 0.0, out)
+
+
+def log_contraction(h, eta):
+    """``log a = 2 log|1 - eta h|`` per mode (``-inf`` where ``eta h = 1``: the mode settles in one step)."""
+    r = np.abs(1.0 - eta * np.asarray(h, float))
+    with np.errstate(divide="ignore"):
+        return np.where(r > 0, 2.0 * np.log(r), -np.inf)
+
+
 def mode_loss(t, h, c, eta, batch_size, m0=1.0, L_irr=0.0):
     """Expected loss of one mode after ``t`` steps (closed form)."""
     _check_lr(eta, h)
@@ -180,7 +202,7 @@ def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
     target : float
         Target loss ``L*``.
     discrete : bool
-        True (default): DESIGN.md's first hitting time, the first integer
+        True (default): the first hitting time of docs/conventions.md, the first integer
         step ``n`` with ``L(n) <= L*``, then linear interpolation on
         ``[n-1, n]``. False: the continuous-``t`` closed form.
     unreachable : {"raise", "inf"}

@@ -1,6 +1,6 @@
 """Loss logs in, E(S) points out: reading runs and finding when they hit targets.
 
-The interchange format (DESIGN.md section 8) is CSV or JSONL with one row
+The interchange format (docs/conventions.md, "Loss log format") is CSV or JSONL with one row
 per logged step and columns ``run, batch_size, step, tokens, loss`` plus
 optional ``lr, val_loss, seq_len, world_size``. ``tokens`` is data
 consumed so far (tokens or examples); ``batch_size`` is in the same unit.

@@ -91,7 +91,7 @@ def _loss_and_slope(tau, w, minf, delta, loga, L_irr):
 
 @njit(cache=True)
 def hit_time(w, minf, delta, loga, L_irr, target, tau0=0.0):
-    """First hitting time (DESIGN.md section 4) when every ``delta = m0 - m_inf >= 0``.
+    """First hitting time (docs/conventions.md) when every ``delta = m0 - m_inf >= 0``.
 
     Newton on the continuous loss, which is convex and decreasing: started
     at or left of the root (``tau0``, e.g. the root for a higher target),

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from dbs_theory import numeric
 from dbs_theory.lr_schedules import LRSchedule
 from dbs_theory.messages import num
 
@@ -172,10 +173,8 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
         _check_step(nqm, eta, B, D)
         n = min((span - D) / B, max_steps - t)
         n = int(max(1, math.ceil(n - 1e-12)))
-        minf = eta * c / (B * h * (2.0 - eta * h)) if eta > 0 else np.zeros_like(h)
-        r = np.abs(1.0 - eta * h)
-        with np.errstate(divide="ignore"):
-            loga = np.where(r > 0, 2.0 * np.log(r), -np.inf)
+        minf = numeric.stationary_moment(h, c, eta, B)
+        loga = numeric.log_contraction(h, eta)
         js = np.array(_record_offsets(t, n, D, B, record_every, at), dtype=float)
         decay = np.exp(js[:, None] * loga)  # (records, d); exp(-inf) = 0 where eta h = 1
         losses = nqm.L_irr + (minf + decay * (m - minf)) @ w

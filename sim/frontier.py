@@ -22,11 +22,8 @@ __all__ = ["steps_to_target", "bmin", "bopt", "tuned_steps", "loss_at_steps"]
 def _mode_arrays(nqm: NQM, eta: float, B: float):
     """Per-mode weights, floors, transients and log-contractions at (eta, B)."""
     w = 0.5 * nqm.weights * nqm.h
-    minf = eta * nqm.c / (B * nqm.h * (2.0 - eta * nqm.h)) if np.isfinite(B) else np.zeros_like(nqm.h)
-    r = np.abs(1.0 - eta * nqm.h)
-    with np.errstate(divide="ignore"):
-        loga = np.where(r > 0, 2.0 * np.log(r), -np.inf)
-    return w, minf, nqm.m0 - minf, loga
+    minf = numeric.stationary_moment(nqm.h, nqm.c, eta, B)
+    return w, minf, nqm.m0 - minf, numeric.log_contraction(nqm.h, eta)
 
 
 def loss_at_steps(nqm: NQM, eta: float, batch_size: float, steps) -> np.ndarray:
@@ -82,7 +79,7 @@ def _first_hit_mixed(nqm, eta, B, target):
 def steps_to_target(nqm: NQM, eta: float, batch_size, target):
     """First hitting time ``S`` (steps) of ``target`` at fixed ``eta`` and batch.
 
-    DESIGN.md section 4: the first integer step ``n`` with ``L(n) <= target``,
+    docs/conventions.md, "First hitting time": the first integer step ``n`` with ``L(n) <= target``,
     then linear interpolation on ``[n-1, n]``; ``inf`` if never reached,
     ``0`` if the initial loss already meets it. The integer is found by a
     bracketing search on the closed form, never by stepping.
@@ -118,7 +115,7 @@ def steps_to_target(nqm: NQM, eta: float, batch_size, target):
     uB, iB = np.unique(B, return_inverse=True)
     uT, iT = np.unique(T, return_inverse=True)
     iB, iT = iB.reshape(B.shape), iT.reshape(B.shape)
-    minf = eta * nqm.c[None, :] / (uB[:, None] * nqm.h * (2 - eta * nqm.h))
+    minf = numeric.stationary_moment(nqm.h, nqm.c[None, :], eta, uB[:, None])
     monotone = np.all(nqm.m0 >= minf, axis=1)
     # One parallel kernel call over the grid of distinct (batch, target) values.
     grid = np.empty((uB.size, uT.size))

@@ -22,7 +22,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch, dynamic_batch
+from dbs_theory.batch_schedules import BatchSchedule, constant_batch, dynamic_batch, lr_rescale
 from dbs_theory.bopt_curve import fit_bopt_curve
 from dbs_theory.lr_schedules import cosine, wsd
 
@@ -143,7 +143,8 @@ def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, f
     B_fix = fixed_batch or best_fixed_batch(nqm, eta, budget)[0]
     rows = []
     # 1. constant LR vs sqrt-rescaled at each increase
-    scaled = [(a, eta * math.sqrt(b / dyn.sizes[0])) for a, b in dyn.segments]
+    sqrt = lr_rescale("sqrt", dyn.sizes[0])
+    scaled = [(a, sqrt(eta, b)) for a, b in dyn.segments]
     hmax = float(nqm.h.max())
     if max(v for _, v in scaled) * hmax < 2:
         L_sqrt = loss_at_budget(nqm, scaled, dyn, budget)

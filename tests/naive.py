@@ -15,7 +15,7 @@ def iterate_moments(h, c, eta, B, m0, steps):
 
 
 def first_hit(losses, target):
-    """DESIGN.md's first hitting time from a loss sequence indexed by step."""
+    """The first hitting time of docs/conventions.md from a loss sequence indexed by step."""
     idx = np.nonzero(losses <= target)[0]
     if idx.size == 0:
         return np.inf

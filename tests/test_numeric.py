@@ -161,3 +161,15 @@ def test_properties_one_mode(p):
     lower = 0.7 * Ls
     assert nm.bmin(h, c, eta, lower) > b_min
     assert nm.bopt(h, c, eta, lower, m0) > b_opt
+
+
+def test_the_stationary_moment_is_the_derived_fixed_point():
+    """The simulator's plain-numpy m_inf against the sympy derivation's fixed point of the recursion."""
+    mode = dv.nqm_mode()
+    expr = sp.lambdify([mode.symbols[n] for n in ("h", "c", "eta", "B")], mode.m_inf)
+    h, c, B = np.array([0.1, 1.0, 1.9]), np.array([0.5, 2.0, 0.1]), np.array([[1.0], [64.0]])
+    got = nm.stationary_moment(h, c, 0.5, B)
+    assert got.shape == (2, 3)
+    np.testing.assert_allclose(got, [[expr(hi, ci, 0.5, b) for hi, ci in zip(h, c)] for b in B[:, 0]],
+                               rtol=1e-13)
+    assert np.all(nm.stationary_moment(h, c, 0.5, np.inf) == 0)

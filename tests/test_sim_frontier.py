@@ -196,7 +196,7 @@ def test_bopt_monotone_power_law(alpha, noise_exponent):
 
 
 def test_design_counterexample_bopt_not_monotone():
-    """DESIGN.md section 4: a gapped three-mode spectrum whose Bopt falls as L* falls."""
+    """docs/conventions.md: a gapped three-mode spectrum whose Bopt falls as L* falls."""
     nqm = NQM([0.096, 0.0055, 0.2], [2.1, 0.0018, 2.0], [0.31, 1.33, 0.89])
     bo = [sim.bopt(nqm, 0.72, t) for t in (0.0038, 0.003, 0.0024)]
     assert bo[0] == pytest.approx(704, rel=0.02)

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.batch_schedules import BatchSchedule, constant_batch, lr_rescale
 from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, folder_lock
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
@@ -353,7 +353,7 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
     split = functools.lru_cache(maxsize=None)(
         lambda want, seq_len: split_batch(want, seq_len, world, cfg.micro_batch, MAX_MICRO[cfg.preset]))
     first_batch = split(batch_for(0), cfg.seq_len)[2]
-    rescale = {"none": 0, "sqrt": 0.5, "linear": 1}[cfg.lr_rescale]
+    rescale = lr_rescale(cfg.lr_rescale, first_batch)
     warned, gns = False, GNSEstimator()
     from tqdm.auto import tqdm
 
@@ -368,7 +368,7 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
             group = per_micro * world  # tokens per micro-step across all ranks
             if actual != want and not warned and rank == 0:  # once: the log records every size run
                 warned = _warn_rounding(want, actual, seq_len * world)
-            lr = lr_at(D) * (actual / first_batch) ** rescale
+            lr = rescale(lr_at(D), actual)
             for g in opt.param_groups:
                 g["lr"] = lr
             measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0

@@ -26,7 +26,7 @@ held in :class:`BoptCondition` and checked in the tests:
    and ``Bopt = K / (m0 v*)`` rises: ``dBopt/dL* < 0``.
 
 This is a theorem for ONE mode only. With several modes ``Bopt`` need not be
-monotone in ``L*`` (DESIGN.md section 4 has a verified three-mode
+monotone in ``L*`` (docs/conventions.md keeps a verified three-mode
 counterexample).
 """
 from __future__ import annotations
