@@ -186,8 +186,22 @@ def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed):
         else:
             j = hit[0]
             row["data_envelope"] = float(env.data[j])
-            _put(row, "bopt_envelope", env.bopt[j], env.lo[j], env.hi[j], env.identified[j], env.reason[j])
+            lo, hi = _target_interval(env, j, row["target"])
+            _put(row, "bopt_envelope", env.bopt[j], lo, hi, env.identified[j], env.reason[j])
         _cross_check(row)
+
+
+def _target_interval(env, j, target):
+    """The envelope's Bopt interval at a target loss: the union of its intervals over the data at which
+    the envelope may meet the target (between where its loss interval's lower and upper ends do)."""
+    if env.loss_lo is None or not np.isfinite(env.lo[j]):
+        return env.lo[j], env.hi[j]
+    early = np.nonzero(env.loss_lo <= target)[0]
+    late = np.nonzero(env.loss_hi <= target)[0]
+    a = early[0] if early.size else j
+    b = late[0] if late.size else env.data.size - 1
+    span = [k for k in range(min(a, j), max(b, j) + 1) if env.identified[k] and np.isfinite(env.lo[k])]
+    return min(env.lo[k] for k in span), max(env.hi[k] for k in span)
 
 
 def _cross_check(row, tolerance=1.25):

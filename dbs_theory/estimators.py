@@ -50,6 +50,9 @@ class EnvelopeBopt:
     loss : the envelope loss ``min_B L_B(D)`` (the target at which ``bopt`` is Bopt).
     identified : bool.
     reason : '' where identified, else why not.
+    loss_lo, loss_hi : interval of the envelope loss (NaN without bootstrap); reading
+        ``Bopt`` at a target loss needs it, since a noisy envelope meets the target
+        at an uncertain ``D``.
     """
 
     data: np.ndarray
@@ -59,6 +62,8 @@ class EnvelopeBopt:
     loss: np.ndarray
     identified: np.ndarray
     reason: list
+    loss_lo: np.ndarray = None
+    loss_hi: np.ndarray = None
 
 
 @dataclass(frozen=True)
@@ -225,11 +230,13 @@ def envelope_bopt(runs, data, smoothing="centered", window=0.02, bootstrap=200, 
     logB = np.log(batches)
     bopt, loss, code = _envelope(L, logB)
     lo, hi = np.full(data.size, np.nan), np.full(data.size, np.nan)
+    loss_lo, loss_hi = lo.copy(), hi.copy()
     if bootstrap:
-        boots = _bootstrap_envelope(groups, curves, data, logB, smoothing, window, bootstrap, seed)
+        boots, boot_loss = _bootstrap_envelope(groups, curves, data, logB, smoothing, window, bootstrap, seed)
         q = (1 - level) / 2
         ok = code == 0
         lo[ok], hi[ok] = _quantiles(boots[:, ok], q)
+        loss_lo, loss_hi = _quantiles(boot_loss, q)
         spread = np.exp(_interpolation_spread(L, logB, bopt))
         lo, hi = np.minimum(lo, bopt) / spread, np.maximum(hi, bopt) * spread
     have = np.isfinite(L)
@@ -244,7 +251,7 @@ def envelope_bopt(runs, data, smoothing="centered", window=0.02, bootstrap=200, 
                2: "fewer than 3 batch sizes reached this data",
                3: f"the batches around the minimum are more than {MAX_GAP:g}x apart: Bopt lies between the "
                   "best batch's neighbours"}
-    return EnvelopeBopt(data, bopt, lo, hi, loss, code == 0, [reasons[int(c)] for c in code])
+    return EnvelopeBopt(data, bopt, lo, hi, loss, code == 0, [reasons[int(c)] for c in code], loss_lo, loss_hi)
 
 
 def _loss_matrix(groups, curves, data, smoothing, window):
@@ -257,7 +264,7 @@ def _loss_matrix(groups, curves, data, smoothing, window):
 
 
 def _bootstrap_envelope(groups, curves, data, logB, smoothing, window, n, seed):
-    """``(n, data)`` envelope Bopt of ``n`` bootstrap resamples of the loss matrix.
+    """``(n, data)`` envelope Bopt and envelope loss of ``n`` bootstrap resamples of the loss matrix.
 
     Two sources of error are resampled together. Within a run: a
     moving-block bootstrap of its residuals around its smoothed curve (all
@@ -285,7 +292,8 @@ def _bootstrap_envelope(groups, curves, data, logB, smoothing, window, n, seed):
         L[:, i] = np.mean(vals, axis=0)
         slow = [_slow_noise(np.log(r.tokens[r.tokens > 0]), c[r.tokens > 0], log_data) for r, c in zip(g, cs)]
         L[:, i] += rng.standard_normal((n, data.size)) * np.sqrt(np.sum(np.square(slow), axis=0)) / len(g)
-    return np.array([_envelope(L[b], logB)[0] for b in range(n)])
+    draws = [_envelope(L[b], logB)[:2] for b in range(n)]
+    return np.array([d[0] for d in draws]), np.array([d[1] for d in draws])
 
 
 def _resmooth(curves, smoothing, window):
