@@ -269,21 +269,8 @@ def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_ba
     -------
     BatchSchedule
     """
-    interval = _positive("interval", interval)
-    gran = _positive("granularity", granularity)
-    lo, hi = _positive("min_batch", min_batch), _positive("max_batch", max_batch)
-    b = _positive("initial", initial)
-    if not 0 < momentum <= 1:
-        raise ValueError(f"momentum={num(momentum)} must lie in (0, 1]")
-    if lo > hi:
-        raise ValueError(f"min_batch={num(min_batch)} must not exceed max_batch={num(max_batch)}")
-    if gran > hi:
-        raise ValueError(f"granularity={gran:g} exceeds max_batch={hi:g}: no multiple of it fits")
-    horizon = _positive("horizon", horizon if horizon is not None else 100 * interval)
-    if horizon / interval > 1e6:
-        raise ValueError(f"horizon/interval = {horizon / interval:.3g} updates; keep it under 1e6")
-    if not callable(f):
-        raise TypeError(f"f must be a callable of data D; got {type(f).__name__}")
+    interval, gran, lo, hi, b, horizon = _dynamic_args(f, interval, momentum, initial, granularity, min_batch,
+                                                       max_batch, horizon)
 
     def used(state, prev):
         q = max(gran, round(min(max(state, lo), hi) / gran) * gran)
@@ -304,6 +291,26 @@ def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_ba
     params = dict(interval=interval, momentum=momentum, initial=float(initial), granularity=gran,
                   min_batch=lo, max_batch=hi, monotone=bool(monotone), horizon=horizon)
     return BatchSchedule(tuple(starts), tuple(sizes), unit, lr, "dynamic", params)
+
+
+def _dynamic_args(f, interval, momentum, initial, granularity, min_batch, max_batch, horizon):
+    """:func:`dynamic_batch`'s arguments checked (one line naming the bad value); the numbers back."""
+    interval = _positive("interval", interval)
+    gran = _positive("granularity", granularity)
+    lo, hi = _positive("min_batch", min_batch), _positive("max_batch", max_batch)
+    b = _positive("initial", initial)
+    if not 0 < momentum <= 1:
+        raise ValueError(f"momentum={num(momentum)} must lie in (0, 1]")
+    if lo > hi:
+        raise ValueError(f"min_batch={num(min_batch)} must not exceed max_batch={num(max_batch)}")
+    if gran > hi:
+        raise ValueError(f"granularity={gran:g} exceeds max_batch={hi:g}: no multiple of it fits")
+    horizon = _positive("horizon", horizon if horizon is not None else 100 * interval)
+    if horizon / interval > 1e6:
+        raise ValueError(f"horizon/interval = {horizon / interval:.3g} updates; keep it under 1e6")
+    if not callable(f):
+        raise TypeError(f"f must be a callable of data D; got {type(f).__name__}")
+    return interval, gran, lo, hi, b, horizon
 
 
 def lr_rescale(policy="none", reference_batch=None):

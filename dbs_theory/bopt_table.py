@@ -194,8 +194,8 @@ def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed):
 def _target_interval(env, j, target):
     """The envelope's Bopt interval at a target loss: the union of its intervals over the data at which
     the envelope may meet the target (between where its loss interval's lower and upper ends do)."""
-    if env.loss_lo is None or not np.isfinite(env.lo[j]):
-        return env.lo[j], env.hi[j]
+    if env.loss_lo is None or not env.identified[j] or not np.isfinite(env.lo[j]):
+        return env.lo[j], env.hi[j]  # no interval, or a one-sided bound at the grid edge
     early = np.nonzero(env.loss_lo <= target)[0]
     late = np.nonzero(env.loss_hi <= target)[0]
     a = early[0] if early.size else j
@@ -236,16 +236,16 @@ def _verdicts(rows, bootstrap):
 
     Bopt: the envelope (no law fitted) when it is identified at >= 2 targets,
     else the three-phase fit. Bmin: the loss floors, else the three-phase fit.
-    Without bootstrap intervals a decrease gives "inconclusive", never "does not hold".
+    Without bootstrap intervals the verdict is "inconclusive": measured values without
+    intervals cannot tell a trend from noise (exact values use :func:`monotonicity` directly).
     """
     out = {}
     for key, order in (("bopt", ("bopt_envelope", "bopt")), ("bmin", ("bmin_floor", "bmin"))):
         src = next((k for k in order if sum(k in r for r in rows) >= 2), order[-1])
         lo = [r.get(f"{src}_lo") for r in rows] if bootstrap else None
         hi = [r.get(f"{src}_hi") for r in rows] if bootstrap else None
-        out[key] = monotonicity([r.get(src) for r in rows], lo, hi)
-        if not bootstrap and out[key] == "does not hold":
-            out[key] = "inconclusive"  # without intervals a decrease cannot be told from noise
+        out[key] = monotonicity([r.get(src) for r in rows], lo, hi) if bootstrap else "inconclusive"
+        # without intervals neither a rise nor a fall of measured values can be told from noise
         out[f"{key}_source"] = {"bopt_envelope": "envelope", "bmin_floor": "loss floors"}.get(src, "three-phase fit")
         out[f"{key}_column"] = src
     return out

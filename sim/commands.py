@@ -143,6 +143,11 @@ def run(args):
         return run_identify(args)
     if args.what == "plan":
         return run_plan(args)
+    return run_sweep(args)
+
+
+def run_sweep(args):
+    """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :mod:`sim.sweep`)."""
     import numpy as np
 
     from dbs_theory.io import atomic_write, ensure_writable_dir

@@ -149,12 +149,7 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
     Trajectory
         Step 0 and the final step are always recorded.
     """
-    if steps is None and data is None:
-        raise ValueError("give steps= or data= to say when to stop")
-    if steps is not None and steps < 0:
-        raise ValueError(f"steps={num(steps)} must be >= 0")
-    if record_every is not None and int(record_every) < 1:
-        raise ValueError(f"record_every={num(record_every)} must be a positive integer")
+    _check_stop(steps, data, record_every)
     _warn_lr_provenance(lr, batch_size)
     lr_s, b_s = as_schedule(lr, "lr"), as_schedule(batch_size, "batch_size")
     at = None if record_at is None else np.sort(np.asarray(record_at, float))
@@ -186,6 +181,16 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
     keep = _keep_mask(rec, record_every, at)
     arr = [np.array([r[k] for r, kp in zip(rec, keep) if kp]) for k in range(5)]
     return Trajectory(arr[0].astype(np.int64), arr[1], arr[2], arr[3], arr[4])
+
+
+def _check_stop(steps, data, record_every):
+    """Refuse a run with no end, a negative step count, or a non-positive record interval."""
+    if steps is None and data is None:
+        raise ValueError("give steps= or data= to say when to stop")
+    if steps is not None and steps < 0:
+        raise ValueError(f"steps={num(steps)} must be >= 0")
+    if record_every is not None and int(record_every) < 1:
+        raise ValueError(f"record_every={num(record_every)} must be a positive integer")
 
 
 def _check_step(nqm, eta, B, D):

@@ -116,6 +116,22 @@ def phase_labels(fr: FrontierResult) -> np.ndarray:
     return lab
 
 
+def _tuned_frontier(nqm, Bs, Ts, meta, bar):
+    """:func:`es_frontier` with the learning rate re-optimised for every (batch, target)."""
+    nB, nT = Bs.size, Ts.size
+    S, etas = np.empty((nB, nT)), np.empty((nB, nT))
+    for b in range(nB):
+        for k in range(nT):
+            S[b, k], etas[b, k] = tuned_steps(nqm, Bs[b], Ts[k])
+            bar.update()
+    smin = np.array([tuned_steps(nqm, math.inf, t)[0] for t in Ts])
+    E = Bs[:, None] * S
+    emin = np.where(np.isfinite(E).any(0), np.nanmin(np.where(np.isfinite(E), E, np.nan), 0), np.nan)
+    bar.close()
+    nan = np.full(nT, np.nan)
+    return FrontierResult(Bs, Ts, S, E, etas, smin, nan, nan.copy(), nan.copy(), emin, True, dict(meta, eta="tuned"))
+
+
 def es_frontier(nqm: NQM, eta, batch_sizes, targets, progress=False) -> FrontierResult:
     """Steps and data to every target at every batch size, with per-target optima.
 
@@ -145,23 +161,12 @@ def es_frontier(nqm: NQM, eta, batch_sizes, targets, progress=False) -> Frontier
     if Ts.ndim != 1 or Ts.size == 0 or not np.all(np.isfinite(Ts)):
         raise ValueError(f"targets must be finite numbers; got {targets!r}")
     nB, nT = Bs.size, Ts.size
-    nan = np.full(nT, np.nan)
     meta = dict(d=nqm.d, stored_modes=int(nqm.h.size), L_irr=nqm.L_irr, initial_loss=nqm.initial_loss())
     bar = tqdm(total=nB * nT if eta == "tuned" else nT, disable=not progress, desc="frontier")
     if isinstance(eta, str):
         if eta != "tuned":
             raise ValueError(f"eta={eta!r} must be a number or 'tuned'")
-        S, etas = np.empty((nB, nT)), np.empty((nB, nT))
-        for b in range(nB):
-            for k in range(nT):
-                S[b, k], etas[b, k] = tuned_steps(nqm, Bs[b], Ts[k])
-                bar.update()
-        smin = np.array([tuned_steps(nqm, math.inf, t)[0] for t in Ts])
-        E = Bs[:, None] * S
-        emin = np.where(np.isfinite(E).any(0), np.nanmin(np.where(np.isfinite(E), E, np.nan), 0), np.nan)
-        bar.close()
-        return FrontierResult(Bs, Ts, S, E, etas, smin, nan, nan.copy(), nan.copy(), emin, True,
-                              dict(meta, eta="tuned"))
+        return _tuned_frontier(nqm, Bs, Ts, meta, bar)
     nqm.check_lr(eta)
     S = steps_to_target(nqm, eta, Bs[:, None], Ts[None, :])
     smin = steps_to_target(nqm, eta, np.inf, Ts)

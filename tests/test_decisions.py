@@ -96,3 +96,17 @@ def test_a_first_hit_is_read_from_the_smoothed_curve_not_a_noise_dip():
     run = Run("r", 4.0, step, step * 4, loss)
     pts = es_points([run], [2.0], smoothing="centered", window=9)
     assert pts.S[0] == pytest.approx(200, abs=10)  # the raw loss would say step 50
+
+
+def test_a_table_without_intervals_draws_no_verdict_even_when_values_rise():
+    """Measured values without intervals cannot tell a trend from noise; with them the same exact
+    NQM sweep gives "holds" (tests/test_estimators.py::test_the_table_presents_no_wrong_number_as_identified)."""
+    import sim
+    from dbs_theory.bopt_table import bopt_table
+    from sim.identify import exact_runs
+
+    runs = exact_runs(sim.NQM.zhang2019(300), 0.5, 2.0 ** np.arange(10), 2e4, points=300)
+    table = bopt_table(runs, targets=[0.5, 0.2, 0.1], bootstrap=0)
+    values = [r["bopt_envelope"] for r in table.rows if "bopt_envelope" in r]
+    assert len(values) >= 2 and np.all(np.diff(values) > 0)
+    assert table.verdict["bopt"] == table.verdict["bmin"] == "inconclusive"

@@ -55,12 +55,12 @@ def small():
 
 
 def test_envelope_bopt_on_a_plain_2x_grid(small):
-    env = check_envelope(*small, tol=0.10)  # measured: at most 8.1% on this grid (spline in log B)
+    env = check_envelope(*small, tol=0.10)  # measured: at most 7.7% on this grid (cubic in log B)
     assert np.all(np.diff(env.bopt[env.identified]) > 0)
 
 
 def test_floor_bmin_on_a_plain_2x_grid(small):
-    check_floor(*small, tol=0.15)  # measured: within 1.3e-4 (flattened runs sit at their floor)
+    check_floor(*small, tol=0.15)  # measured: within 6.2e-4 (flattened runs sit at their floor)
 
 
 def test_a_still_descending_run_gives_no_floor(small):
@@ -111,7 +111,7 @@ def check_table(nqm, runs):
     from dbs_theory.bopt_table import bopt_table
 
     reached = min(r.loss.min() for r in runs)
-    table = bopt_table(runs, targets=np.geomspace(0.3, 1.1 * reached, 5), bootstrap=0)
+    table = bopt_table(runs, targets=np.geomspace(0.3, 1.1 * reached, 5), bootstrap=30)
     for r in table.rows:
         t = r["target"]
         bmin = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr))

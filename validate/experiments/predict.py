@@ -114,6 +114,7 @@ def _median_abs_log(pred, real):
 
 
 def run(tier, root, jobs=None, progress=True):
+    """Calibrate on part of the sweep (trained first if missing), predict the rest, write the summary."""
     sweep_dir = Path(root) / "sweep"
     if not (sweep_dir / "summary.json").exists():
         from . import sweep
@@ -128,20 +129,45 @@ def run(tier, root, jobs=None, progress=True):
     start = 2 * tier.warmup
     nqm, eta, info = calibrate(cal, L_init, start)
     info["k_lr_to_nqm"] = eta / tier.lr
-    # 1. held-out curves
+    curve_rows, detail = _held_out_curves(nqm, eta, cal, test, start)
+    bt_rows, err = _target_errors(nqm, eta, cal, test, json.loads((sweep_dir / "fit.json").read_text()))
+    adv = _advantage(nqm, eta, Path(root) / "schedule" / "summary.json", tier.budget)
+    claims = _claims(curve_rows, info, test, err, adv)
+    md = ("Calibrated NQM: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()) + "\n\n```\n"
+          + format_table(curve_rows, ["batch", "rms_log_error", "end_rel_error"]) + "\n```\n\n```\n"
+          + format_table(bt_rows, ["target", "bmin_sweep", "bmin_nqm", "bmin_naive", "bopt_sweep", "bopt_nqm",
+                                   "bopt_naive"]) + "\n```")
+    data = dict(nqm=info, held_out=[r.batch_size for r in test], calibration=[r.batch_size for r in cal],
+                curves=curve_rows, curve_detail=detail, targets=bt_rows, errors={k: list(v) for k, v in err.items()},
+                advantage=adv)
+    return exp.write(claims, data, [("Held-out predictions", md)])
+
+
+def _held_out_curves(nqm, eta, cal, test, start):
+    """Predicted vs real loss curves per batch; RMS log errors of the held-out ones."""
     curve_rows, detail = [], []
     for group, held in ((test, True), (cal, False)):
         for B, D, L in _curves(group, start):
             pred = loss_at_steps(nqm, eta, B, D / B)
             detail.append(dict(batch=float(B), held_out=held, D=D.tolist(), real=L.tolist(), nqm=pred.tolist()))
             if held:
-                err = np.log(pred / L)
-                curve_rows.append(dict(batch=B, rms_log_error=float(np.sqrt(np.mean(err**2))),
+                e = np.log(pred / L)
+                curve_rows.append(dict(batch=B, rms_log_error=float(np.sqrt(np.mean(e**2))),
                                        end_rel_error=float(pred[-1] / L[-1] - 1)))
-    # 2. targets: the full sweep's fit is the reference
-    full = json.loads((sweep_dir / "fit.json").read_text())
-    ref = [r for r in full["rows"] if r.get("status") == "ok"]
-    targets = np.array([r["target"] for r in ref]) if ref else np.array([])
+    return curve_rows, detail
+
+
+def _reference(row, key):
+    """The full sweep's value: the law-free estimator (envelope Bopt, floor Bmin) where identified."""
+    other = {"bopt": "bopt_envelope", "bmin": "bmin_floor"}[key]
+    return row.get(other, row.get(key, math.nan))
+
+
+def _target_errors(nqm, eta, cal, test, full):
+    """Per target: Bmin/Bopt of the full sweep, the NQM and the three-phase law on the calibration runs;
+    median absolute log errors of those and of the held-out runs' data to target."""
+    ref = [r for r in full["rows"] if math.isfinite(_reference(r, "bopt")) or math.isfinite(_reference(r, "bmin"))]
+    targets = np.array([r["target"] for r in ref])
     naive = None
     if targets.size:
         try:
@@ -149,70 +175,66 @@ def run(tier, root, jobs=None, progress=True):
         except ValueError:
             naive = None
     pts = es_points(test, targets) if targets.size else None
-    bt_rows, e_nqm, e_naive, e_real = [], [], [], []
-    for i, r in enumerate(ref):
+    rows, e_nqm, e_naive, e_real = [], [], [], []
+    for r in ref:
         t = r["target"]
-        row = dict(target=t, bmin_sweep=r["bmin"], bopt_sweep=r["bopt"])
         reach = t > nqm.L_irr
-        row["bmin_nqm"] = float(nqm_bmin(nqm, eta, t)) if reach else math.nan
-        row["bopt_nqm"] = float(nqm_bopt(nqm, eta, t)) if reach else math.nan
         law = naive.fits.get(float(t), {}).get("three_phase") if naive else None
-        row["bmin_naive"] = law.law.bmin if law else math.nan
-        row["bopt_naive"] = law.law.bopt if law else math.nan
-        bt_rows.append(row)
+        rows.append(dict(target=t, bmin_sweep=_reference(r, "bmin"), bopt_sweep=_reference(r, "bopt"),
+                         bmin_nqm=float(nqm_bmin(nqm, eta, t)) if reach else math.nan,
+                         bopt_nqm=float(nqm_bopt(nqm, eta, t)) if reach else math.nan,
+                         bmin_naive=law.law.bmin if law else math.nan, bopt_naive=law.law.bopt if law else math.nan))
         S, E, Bs = pts.for_target(float(t))
         for B, E_real in zip(Bs, E):
             e_real.append(E_real)
             e_nqm.append(B * float(steps_to_target(nqm, eta, B, t)) if reach else math.nan)
             e_naive.append(data_from_law(law.law, B) if law else math.nan)
-    err = {}
-    for key in ("bmin", "bopt"):
-        for src in ("nqm", "naive"):
-            err[f"{key}_{src}"] = _median_abs_log([r[f"{key}_{src}"] for r in bt_rows],
-                                                  [r[f"{key}_sweep"] for r in bt_rows])
+    err = {f"{key}_{src}": _median_abs_log([r[f"{key}_{src}"] for r in rows], [r[f"{key}_sweep"] for r in rows])
+           for key in ("bmin", "bopt") for src in ("nqm", "naive")}
     err["data_nqm"] = _median_abs_log(e_nqm, e_real)
     err["data_naive"] = _median_abs_log(e_naive, e_real)
-    # 3. the dynamic schedule's advantage at the budget, predicted vs measured
+    return rows, err
+
+
+def _advantage(nqm, eta, sched_path, budget):
+    """The dynamic schedule's gain at the budget: NQM-predicted and measured (NaN without the experiment)."""
     adv = dict(predicted=math.nan, measured=math.nan)
-    sched_path = Path(root) / "schedule" / "summary.json"
     if sched_path.exists():
         s = json.loads(sched_path.read_text())
         p = s["plan"]
         pairs = list(zip(p["starts"], p["sizes"]))
-        adv["predicted"] = (loss_at_budget(nqm, eta, p["best_fixed"], tier.budget)
-                            - loss_at_budget(nqm, eta, pairs, tier.budget))
+        adv["predicted"] = loss_at_budget(nqm, eta, p["best_fixed"], budget) - loss_at_budget(nqm, eta, pairs, budget)
         adv["measured"] = float(s["rows"][0]["gain"])
         adv["noise"] = float(s.get("noise", math.nan))
-    fmt_err = lambda e: "n/a" if not math.isfinite(e[0]) else f"{100 * (math.exp(e[0]) - 1):.0f}% (n={e[1]})"
+    return adv
+
+
+def _claims(curve_rows, info, test, err, adv):
+    fmt_err = lambda e: "not identified" if not math.isfinite(e[0]) else f"{100 * (math.exp(e[0]) - 1):.0f}% (n={e[1]})"
     curve_err = float(np.median([c["rms_log_error"] for c in curve_rows])) if curve_rows else math.nan
     good = math.isfinite(curve_err) and curve_err < 0.05
     better = (math.isfinite(err["data_nqm"][0]) and
               (not math.isfinite(err["data_naive"][0]) or err["data_nqm"][0] <= err["data_naive"][0]))
-    claims = [
+    have_adv = math.isfinite(adv["predicted"]) and math.isfinite(adv["measured"])
+    adv_txt = (f"predicted gain {adv['predicted']:+.4f} (NQM loss units), measured {adv['measured']:+.4f}" if have_adv
+               else "not identified: the schedule experiment has not run (dbs validate schedule)")
+    return [
         dict(claim="(ours) a 4-parameter power-law NQM calibrated on some batch sizes predicts the held-out "
                    "batches' loss curves",
-             measured=f"median RMS log error {curve_err:.3f} on {len(test)} held-out runs "
-                      f"(calibration fit {info['rms_log_error']:.3f})",
-             verdict="holds" if good else ("inconclusive" if curve_err < 0.1 else "does not hold")),
+             measured=(f"median RMS log error {curve_err:.3f} on {len(test)} held-out runs (calibration fit "
+                       f"{info['rms_log_error']:.3f})" if curve_rows else "not identified: no held-out curve"),
+             verdict="holds" if good else ("inconclusive" if not curve_err >= 0.1 else "does not hold")),
         dict(claim="(ours) the NQM predicts data-to-target of held-out batches at least as well as the "
                    "three-phase law fitted per target to the same runs",
              measured=f"median abs. error: NQM {fmt_err(err['data_nqm'])} vs three-phase {fmt_err(err['data_naive'])}",
              verdict="inconclusive" if not math.isfinite(err["data_nqm"][0]) else
              ("holds" if better else "does not hold")),
-        dict(claim="(ours) the NQM predicts Bopt per target (reference: the full sweep's three-phase fit)",
+        dict(claim="(ours) the NQM predicts Bopt per target (reference: the full sweep's envelope)",
              measured=f"median abs. error: NQM {fmt_err(err['bopt_nqm'])}, three-phase on the subset "
                       f"{fmt_err(err['bopt_naive'])}",
              verdict="inconclusive" if not math.isfinite(err["bopt_nqm"][0]) else
              ("holds" if err["bopt_nqm"][0] < math.log(1.5) else "does not hold")),
-        dict(claim="(ours) the NQM predicts the sign of the dynamic schedule's advantage",
-             measured=f"predicted gain {adv['predicted']:+.4f} (NQM loss units), measured {adv['measured']:+.4f}",
-             verdict="inconclusive" if not (math.isfinite(adv["predicted"]) and math.isfinite(adv["measured"]))
-             or abs(adv["measured"]) <= adv.get("noise", 0.0) else ("holds" if np.sign(adv["predicted"]) == np.sign(adv["measured"]) else "does not hold")),
+        dict(claim="(ours) the NQM predicts the sign of the dynamic schedule's advantage", measured=adv_txt,
+             verdict="inconclusive" if not have_adv or abs(adv["measured"]) <= adv.get("noise", 0.0)
+             else ("holds" if np.sign(adv["predicted"]) == np.sign(adv["measured"]) else "does not hold")),
     ]
-    md = ("Calibrated NQM: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()) + "\n\n```\n"
-          + format_table(curve_rows, ["batch", "rms_log_error", "end_rel_error"]) + "\n```\n\n```\n"
-          + format_table(bt_rows, ["target", "bmin_sweep", "bmin_nqm", "bmin_naive", "bopt_sweep", "bopt_nqm",
-                                   "bopt_naive"]) + "\n```")
-    data = dict(nqm=info, held_out=[r.batch_size for r in test], calibration=[r.batch_size for r in cal],
-                curves=curve_rows, curve_detail=detail, targets=bt_rows, errors={k: list(v) for k, v in err.items()}, advantage=adv)
-    return exp.write(claims, data, [("Held-out predictions", md)])
