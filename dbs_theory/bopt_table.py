@@ -235,13 +235,14 @@ def _verdicts(rows, bootstrap):
     """"Grows as the target falls" for Bmin and Bopt from the most reliable identified estimator.
 
     Bopt: the envelope (no law fitted) when it is identified at >= 2 targets,
-    else the three-phase fit. Bmin: the loss floors, else the three-phase fit.
+    else the three-phase fit when it is, else the envelope (which says why
+    not). Bmin: the loss floors, then the three-phase fit, likewise.
     Without bootstrap intervals the verdict is "inconclusive": measured values without
     intervals cannot tell a trend from noise (exact values use :func:`monotonicity` directly).
     """
     out = {}
     for key, order in (("bopt", ("bopt_envelope", "bopt")), ("bmin", ("bmin_floor", "bmin"))):
-        src = next((k for k in order if sum(k in r for r in rows) >= 2), order[-1])
+        src = next((k for k in order if sum(k in r for r in rows) >= 2), order[0])  # else report the law-free one
         lo = [r.get(f"{src}_lo") for r in rows] if bootstrap else None
         hi = [r.get(f"{src}_hi") for r in rows] if bootstrap else None
         out[key] = monotonicity([r.get(src) for r in rows], lo, hi) if bootstrap else "inconclusive"

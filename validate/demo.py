@@ -26,9 +26,10 @@ EXAMPLES = """examples:
 def _demo_tier():
     from .experiments.tiers import TIERS
 
-    # 10 batch sizes, 128..3072 tokens; runs stop at 0.5M tokens or 2000 steps.
+    # 10 batch sizes, 128..3072 tokens; every run to the same 256K tokens (2000 steps of the smallest), so the
+    # envelope compares all batches at every data amount up to the budget.
     return TIERS["cpu"].with_(name="demo", batches=tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48)),
-                              sweep_tokens=500_000, sweep_steps=2_000, warmup=25_000, eval_every_tokens=100_000,
+                              sweep_tokens=256_000, sweep_steps=2_000, warmup=25_000, eval_every_tokens=64_000,
                               eval_tokens=16_384, gns_every=10)
 
 

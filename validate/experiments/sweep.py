@@ -129,6 +129,9 @@ def _series(table, key):
     """The estimator the verdict used (envelope / floors where identified), with its source named."""
     col = table.verdict[f"{key}_column"]
     v = table.column(col)
+    if not np.isfinite(v).any():
+        why = next((r[f"{col}_status"] for r in table.rows if f"{col}_status" in r), "not identified")
+        return f"{key} ({table.verdict[f'{key}_source']}) at no target: {why}"
     return (f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
             f"{table.rows[-1]['target']:.4g}: " + " -> ".join("n/i" if not math.isfinite(x) else f"{x:.4g}" for x in v)
             + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)"))
