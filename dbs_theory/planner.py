@@ -103,7 +103,8 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
         return Plan(budget, b, lo, hi, ok, reason, prec, True, [])
     ratio = float(np.exp(np.median(np.diff(np.log(reach))))) if reach.size > 1 else 2.0
     if not ok and "apart" in reason:
-        cands = [math.sqrt(lo * b) for b in reach if lo < b < hi] + [math.sqrt(b * hi) for b in reach if lo < b < hi]
+        best = [x for x in reach if lo < x < hi]  # the best batch, between its far-away neighbours
+        cands = [math.sqrt(lo * x) for x in best] + [math.sqrt(x * hi) for x in best]
         props = _new_runs(cands, runs, budget, n, granularity, "the grid around the minimum is too coarse")
     elif not ok:
         edge = reach[0] if "below" in reason else reach[-1]
