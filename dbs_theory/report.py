@@ -396,9 +396,13 @@ def markdown_to_html(md, images=None) -> str:
             elif line.strip():
                 out.append(f"<p>{inline(line)}</p>")
     flush()
+    # Wide tables scroll inside their own box instead of running past the page's edge; a phone
+    # gets the device width (viewport) and tighter cells.
     style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;"
-             "vertical-align:top}th{background:#f3f3f3}pre{background:#f7f7f7;padding:8px;overflow-x:auto}"
-             "img{max-width:100%;border:1px solid #eee;margin:0.5em 0}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>dbs-theory report</title>"
+             "table{border-collapse:collapse;margin:1em 0;display:block;max-width:100%;overflow-x:auto}"
+             "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}"
+             "pre{background:#f7f7f7;padding:8px;overflow-x:auto}img{max-width:100%;border:1px solid #eee;"
+             "margin:0.5em 0}@media (max-width:600px){body{margin:1em auto}td,th{padding:2px 4px;font-size:90%}}")
+    return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>dbs-theory report</title>"
             f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")

@@ -108,3 +108,17 @@ def test_the_report_shows_the_band_of_an_extrapolated_schedule(tmp_path):
     dbs("report", str(tmp_path / "sched"))
     md = (tmp_path / "sched" / "report.md").read_text()
     assert "bopt-band" in md and "the band opens" in md
+
+
+def test_wide_report_tables_scroll_in_their_own_box():
+    """Issue 16: a wide per-target table overflowed the page; tables now scroll horizontally, and a
+    phone gets the device width."""
+    from dbs_theory.report import markdown_to_html
+
+    md = "| " + " | ".join(f"column {i}" for i in range(30)) + " |\n|" + "---|" * 30 + "\n| " + " | ".join(
+        "1.234e+05" for _ in range(30)) + " |\n"
+    page = markdown_to_html(md, {})
+    style = page[page.index("<style>"):page.index("</style>")]
+    table_rule = style[style.index("table{"):].split("}")[0]
+    assert "overflow-x:auto" in table_rule and "display:block" in table_rule
+    assert "name='viewport'" in page and "<table>" in page
