@@ -159,7 +159,7 @@ def run_sweep(args):
     eta = args.eta if args.eta == "tuned" else float(args.eta)
     nqm = build_nqm(args)
     fixed_eta = 0.5 if eta == "tuned" else eta
-    nqm.check_lr(fixed_eta)
+    nqm.check_stable(fixed_eta)
     if args.targets is not None and not args.targets:
         raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
     L0 = nqm.initial_loss()
@@ -283,7 +283,7 @@ def run_schedule(args):
     if args.nbins is None:
         args.nbins = 100  # every evaluation runs hundreds of trajectories: bin the spectrum
     nqm = build_nqm(args)
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     budgets = _budgets(args.budgets)
     check_writable(args.out)
     results = []
@@ -336,7 +336,7 @@ def run_identify(args):
     if args.replicas < 4 or args.bootstrap < 10:
         raise ValueError(f"--replicas={args.replicas} must be >= 4 and --bootstrap={args.bootstrap} >= 10")
     nqm = build_nqm(args)
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     check_writable(args.out)
     rows, targets = study(nqm, eta, budget, replicas=args.replicas, bootstrap=args.bootstrap, seed=args.seed,
                           progress=not args.quiet)
@@ -372,7 +372,7 @@ def run_plan(args):
     if not 0 < args.tol < 1:
         raise ValueError(f"--tol={args.tol:g} must lie in (0, 1)")
     eta, budget = float(args.eta), _budgets(args.budgets)[0]
-    build_nqm(args).check_lr(eta)
+    build_nqm(args).check_stable(eta)
     check_writable(args.out)
     rows = compare(d=args.d, eta=eta, budget=budget, tol=args.tol, noise=args.log_kind, seed=args.seed,
                    progress=not args.quiet)

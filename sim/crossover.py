@@ -62,7 +62,7 @@ def crossover(nqm: NQM, eta: float, b_small: float, b_large: float, max_data: fl
     -------
     Crossover or None
     """
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     if not (0 < b_small < b_large):
         raise ValueError(f"need 0 < b_small < b_large; got b_small={b_small!r}, b_large={b_large!r}")
     gap = lambda D: float(loss_at_steps(nqm, eta, b_small, D / b_small)

@@ -197,7 +197,7 @@ def _check_step(nqm, eta, B, D):
     if not B > 0:
         raise ValueError(f"batch size must be positive; got {B!r} at D={D:g}")
     if eta != 0.0:  # a zero rate (the first warmup step) is allowed
-        nqm.check_lr(eta)
+        nqm.check_stable(eta)
 
 
 def _varying_chunk(nqm, lr_s, b_s, t, D, m, max_steps, budget, every, at, rec, chunk=200_000):

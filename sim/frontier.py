@@ -105,7 +105,7 @@ def steps_to_target(nqm: NQM, eta: float, batch_size, target):
     float or ndarray
         Steps, broadcast shape of ``batch_size`` and ``target``.
     """
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     B, T = np.broadcast_arrays(np.asarray(batch_size, float), np.asarray(target, float))
     if np.any(~(B > 0)):
         raise ValueError(f"batch_size must be positive; got {num(batch_size)}")
@@ -133,7 +133,7 @@ def bmin(nqm: NQM, eta: float, target):
     Delegates to :func:`dbs_theory.numeric.bmin` with the counts folded into
     ``c`` (the floor is linear in ``c``). Valid for this ``eta`` only.
     """
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     return numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, target, nqm.L_irr)
 
 

@@ -102,7 +102,7 @@ def monte_carlo(nqm: NQM, lr, batch, steps: int, replicas: int = 8, seed: int = 
     full = nqm.expanded()
     lrs, bs, D = per_step_schedule(lr, batch, int(steps))
     for eta in np.unique(lrs[lrs != 0]):
-        full.check_lr(eta)
+        full.check_stable(eta)
     record = np.zeros(steps + 1, bool)
     record[::record_every] = True
     record[-1] = True

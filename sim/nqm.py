@@ -103,7 +103,7 @@ class NQM:
         """``L(0) = L_irr + 1/2 sum_i counts_i h_i m0_i``."""
         return float(self.L_irr + 0.5 * np.sum(self.weights * self.h * self.m0))
 
-    def check_lr(self, eta) -> None:
+    def check_stable(self, eta) -> None:
         """Raise ``ValueError`` unless ``0 < eta * h_i < 2`` for every mode."""
         eta = np.asarray(eta, float)
         hmax = float(self.h.max())

@@ -113,7 +113,7 @@ def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
         ``rows`` (name, loss, schedule summary), ``gap_closed`` (fraction of the
         fixed-to-K-piece loss gap the dynamic schedule closes), ``curve``.
     """
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     curve = nqm_bopt_curve(nqm, eta, budget)
     B_a, L_a = best_fixed_batch(nqm, eta, budget)
     dyn = _paper_schedule(curve, budget)

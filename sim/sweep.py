@@ -167,7 +167,7 @@ def es_frontier(nqm: NQM, eta, batch_sizes, targets, progress=False) -> Frontier
         if eta != "tuned":
             raise ValueError(f"eta={eta!r} must be a number or 'tuned'")
         return _tuned_frontier(nqm, Bs, Ts, meta, bar)
-    nqm.check_lr(eta)
+    nqm.check_stable(eta)
     S = steps_to_target(nqm, eta, Bs[:, None], Ts[None, :])
     smin = steps_to_target(nqm, eta, np.inf, Ts)
     b_min, b_opt, s_opt = (np.full(nT, np.nan) for _ in range(3))

@@ -39,7 +39,7 @@ class TestNQM:
 
     def test_unstable_lr(self):
         with pytest.raises(ValueError, match="unstable"):
-            NQM.zhang2019(10).check_lr(2.5)
+            NQM.zhang2019(10).check_stable(2.5)
 
 
 def step_loop(nqm, lr, batch, steps):
