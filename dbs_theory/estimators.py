@@ -9,9 +9,11 @@ fit and say when the data cannot pin a value down.
     target with the least data is the batch with the lowest loss at that
     much data), ``Bopt`` at the target ``L*(D) = min_B L_B(D)`` is the batch
     that minimises the loss at data ``D``. It is read off the runs directly:
-    the best grid batch and its two neighbours, a parabola in ``log B``. When
-    the best batch is the smallest or largest that reached ``D``, ``Bopt``
-    lies beyond the grid: not identified, and the grid edge is the bound.
+    a cubic in ``log B`` through the best grid batch, its neighbours and the
+    next batch on the lower side. When the best batch is the smallest or
+    largest that reached ``D``, ``Bopt`` lies beyond the grid: not
+    identified, and the grid edge is the bound; when a neighbour is more than
+    2x away, ``Bopt`` is bracketed by the neighbours, not located.
 
 ``floor_bmin``
     A constant-LR run approaches a loss floor; on the noisy quadratic model
@@ -209,12 +211,13 @@ def _envelope(L, logB):
 def envelope_bopt(runs, data, smoothing="centered", window=0.02, bootstrap=200, seed=0, level=0.9):
     """``Bopt(D)`` at each ``D`` in ``data``: the batch with the lowest smoothed loss at ``D``.
 
-    Only runs whose log reaches ``D`` compete at ``D``. The minimum is
-    located continuously in ``log B`` by a parabola through the best grid
-    batch and its neighbours. Intervals: a moving-block bootstrap of each
-    run's residuals around its smoothed curve (blocks of the smoothing
-    window), the estimate recomputed on every resample; ``level`` is the
-    two-sided coverage. Runs at the same batch size (seeds) are averaged first.
+    Only runs whose log reaches ``D`` (within one step) compete at ``D``; runs
+    at the same batch size (seeds) are averaged first, and batches within
+    ``POOL`` of each other pooled. The minimum is located continuously in
+    ``log B`` (:func:`_envelope`). Intervals (``level`` two-sided): the
+    bootstrap of :func:`_bootstrap_envelope` (each run's residuals, locally
+    resampled, plus the smoothed curve's slow wander), widened by the grid's
+    interpolation spread (:func:`_interpolation_spread`).
 
     Returns
     -------
@@ -266,16 +269,16 @@ def _loss_matrix(groups, curves, data, smoothing, window):
 def _bootstrap_envelope(groups, curves, data, logB, smoothing, window, n, seed):
     """``(n, data)`` envelope Bopt and envelope loss of ``n`` bootstrap resamples of the loss matrix.
 
-    Two sources of error are resampled together. Within a run: a
-    moving-block bootstrap of its residuals around its smoothed curve (all
-    resamples of a run at once). Across runs: the smoothed curve itself is
-    noisy at scales longer than the smoothing window, which residuals cannot
-    show; independent runs at neighbouring batch sizes can. At each ``D`` a
-    cubic in ``log B`` through the best batch and up to three neighbours on
-    each side gives a residual scatter ``sigma(D)`` (it also holds the
-    interpolation error of the grid), added as independent normal noise per
-    batch. Measured on the NQM: 90% intervals cover the exact ``Bopt`` in
-    about 90% of cases (``sim.identify``), against 60-80% for residuals alone.
+    Two sources of error are resampled together, per run. Its residuals
+    around its smoothed curve, by a local block bootstrap (:func:`_local_blocks`:
+    blocks of the smoothing window, each drawn near its own place), the
+    resample re-smoothed without the running minimum (:func:`_resmooth`). And
+    the smoothed curve's own wander at scales longer than the window, which
+    residuals cannot show (:func:`_slow_noise`), added as normal noise. The
+    grid's interpolation error is added afterwards (:func:`_interpolation_spread`).
+    Measured: 90% intervals cover the exact ``Bopt`` in 91-97% of cases on
+    NQM sweeps with Monte Carlo or AR(1) noise (``tests/test_estimators.py``),
+    against 60-80% for globally resampled residuals alone.
     """
     rng = np.random.default_rng(seed)
     log_data = np.log(data)
