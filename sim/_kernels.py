@@ -152,7 +152,7 @@ def frontier_kernel(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
         minf = np.empty(d)
         delta = np.empty(d)
         for i in range(d):
-            minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))
+            minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))  # numeric.stationary_moment, inlined for numba
             delta[i] = m0[i] - minf[i]
         tau = 0.0
         order = np.argsort(-targets)  # highest target first: each root warm-starts the next
