@@ -33,7 +33,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action):
         text = action.help or ""
-        if "default" in text or action.default in (None, False, argparse.SUPPRESS) or not action.option_strings:
+        missing = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if "default" in text or missing or not action.option_strings:  # `is`: a default of 0 is not False
             return text
         return f"{text} (default {action.default})"
 

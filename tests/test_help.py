@@ -102,3 +102,14 @@ def test_dbs_train_runs_the_batch_asked_for(tmp_path, batch, used):
     rounding = json.loads((out / "config.json").read_text())["batch_rounding"]
     assert (rounding == []) is (batch == used)
     assert (batch == used) is ("ran as" not in r.stdout)
+
+
+def test_a_default_of_zero_is_shown_in_help():
+    """`0 in (None, False)` is True in Python, which once hid every default of 0 (e.g. --seed)."""
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "plan", "--help"], capture_output=True,
+                         text=True, timeout=120).stdout
+    line = next(x for x in out.splitlines() if x.strip().startswith("--seed SEED"))
+    assert "(default 0)" in line
