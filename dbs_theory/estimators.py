@@ -35,7 +35,7 @@ import numpy as np
 
 from .runs import moving_average, smooth
 
-__all__ = ["MAX_GAP", "EnvelopeBopt", "FloorBmin", "envelope_bopt", "floor_bmin", "loss_at", "tail_floor"]
+__all__ = ["MAX_GAP", "EnvelopeBopt", "FloorBmin", "envelope_bopt", "floor_bmin", "loss_at", "reaches", "tail_floor"]
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,11 @@ def loss_at(run, data, smoothing="centered", window=0.02, curve=None):
     c = smooth(run.loss, smoothing, window) if curve is None else curve
     D = np.asarray(data, float)
     return _at_rows(np.log(D), np.log(tok[ok]), np.asarray(c, float)[None, ok], _slack(run))[0]
+
+
+def reaches(run, data):
+    """Whether ``run``'s log reaches ``data`` (within one step, as :func:`loss_at` counts it)."""
+    return float(data) <= float(run.tokens[-1]) + run.batch_size
 
 
 def _slack(run):

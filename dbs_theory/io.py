@@ -8,7 +8,17 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "ensure_writable_dir", "check_writable", "json_default", "folder_lock", "FolderLocked"]
+__all__ = ["atomic_write", "write_csv", "ensure_writable_dir", "check_writable", "json_default", "folder_lock", "FolderLocked"]
+
+
+def write_csv(path, rows):
+    """Write ``rows`` (dicts with the same keys, the first row's order) as CSV, atomically."""
+    import csv
+
+    with atomic_write(path) as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
 
 
 def ensure_writable_dir(directory) -> Path:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .estimators import envelope_bopt
+from .estimators import envelope_bopt, reaches
 
 __all__ = ["Proposal", "Plan", "plan_sweep", "precision"]
 
@@ -90,7 +90,7 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
         raise ValueError(f"budget={budget!r} must be a positive amount of data")
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")
-    reach = np.array(sorted({r.batch_size for r in runs if _reaches(r, budget)}))
+    reach = np.array(sorted({r.batch_size for r in runs if reaches(r, budget)}))
     env = _envelope_at(runs, budget, bootstrap, seed) if reach.size >= 3 else None
     if env is None:
         why = f"only {reach.size} batch size(s) reach the budget (need 3)"
@@ -130,7 +130,7 @@ def _new_runs(cands, runs, budget, n, granularity, why):
     """Proposals for the candidate batches, first ``n``: a batch near one that already reaches the
     budget (within ``NEAR``) or near one already chosen is skipped; near a run that stops short, that
     run is extended; otherwise a new run, rounded to ``granularity``."""
-    out, taken = [], [r.batch_size for r in runs if _reaches(r, budget)]
+    out, taken = [], [r.batch_size for r in runs if reaches(r, budget)]
     for c in cands:
         if not math.isfinite(c) or c <= 0:
             continue
@@ -149,14 +149,9 @@ def _new_runs(cands, runs, budget, n, granularity, why):
     return out
 
 
-def _reaches(run, budget):
-    """Whether a run's log reaches ``budget`` (within one step, as the estimators count it)."""
-    return float(run.tokens[-1]) + run.batch_size > budget
-
-
 def _extend(runs, budget, n):
     """Runs that stop short of the budget, those nearest the current best batch first."""
-    short = [r for r in runs if not _reaches(r, budget)]
+    short = [r for r in runs if not reaches(r, budget)]
     if not short:
         return []
     last = max(float(r.tokens[-1]) for r in short)

@@ -150,7 +150,7 @@ def run_sweep(args):
     """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :mod:`sim.sweep`)."""
     import numpy as np
 
-    from dbs_theory.io import atomic_write, ensure_writable_dir
+    from dbs_theory.io import ensure_writable_dir, write_csv
     from dbs_theory.table import format_table
 
     from .crossover import crossover
@@ -189,12 +189,7 @@ def run_sweep(args):
 
         write_runs(runs, out / "runs.csv")
     if cross:
-        import csv
-
-        with atomic_write(out / "crossovers.csv") as fh:
-            w = csv.DictWriter(fh, fieldnames=list(cross[0]))
-            w.writeheader()
-            w.writerows(cross)
+        write_csv(out / "crossovers.csv", cross)
     _print_summary(fr, cross, format_table)
     if eta != "tuned":
         _print_phase_profile(nqm, eta, fr, format_table)
@@ -321,10 +316,9 @@ def run_schedule(args):
 
 def run_identify(args):
     """``dbs simulate identify``: score the estimators on realistic sweep designs (see :mod:`sim.identify`)."""
-    import csv
     import json
 
-    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, write_csv
     from dbs_theory.table import format_table
 
     from .identify import study
@@ -341,10 +335,7 @@ def run_identify(args):
     rows, targets = study(nqm, eta, budget, replicas=args.replicas, bootstrap=args.bootstrap, seed=args.seed,
                           progress=not args.quiet)
     out = ensure_writable_dir(args.out)
-    with atomic_write(out / "identify.csv") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "identify.csv", rows)
     with atomic_write(out / "identify.json") as fh:
         json.dump(dict(d=nqm.d, eta=eta, budget=budget, targets=list(map(float, targets)),
                        replicas=args.replicas, bootstrap=args.bootstrap, rows=rows), fh, indent=1)
@@ -360,9 +351,7 @@ def run_identify(args):
 
 def run_plan(args):
     """``dbs simulate plan``: runs and data to pin Bopt, planner vs plain grids (see :mod:`sim.plan_eval`)."""
-    import csv
-
-    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+    from dbs_theory.io import check_writable, ensure_writable_dir, write_csv
     from dbs_theory.table import format_table
 
     from .plan_eval import compare
@@ -377,10 +366,7 @@ def run_plan(args):
     rows = compare(d=args.d, eta=eta, budget=budget, tol=args.tol, noise=args.log_kind, seed=args.seed,
                    progress=not args.quiet)
     out = ensure_writable_dir(args.out)
-    with atomic_write(out / "plan_eval.csv") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+    write_csv(out / "plan_eval.csv", rows)
     print(f"NQM d={args.d}, eta={eta}, budget {budget:g} examples, {args.log_kind} runs, pinned = 90% interval "
           f"within +/-{100 * args.tol:.0f}%")
     cells = [dict(r, result=(f"{r['bopt']:.4g} [{r['lo']:.4g}, {r['hi']:.4g}], error {100 * r['error']:+.1f}%"

@@ -25,7 +25,7 @@ from dbs_theory.planner import plan_sweep
 
 from dbs_theory.runs import Run
 
-from .identify import exact_runs
+from .identify import design_batches, exact_runs
 from .montecarlo import monte_carlo
 from .schedule_eval import best_fixed_batch
 
@@ -37,8 +37,8 @@ SPECTRA = {"zhang2019": ("zhang2019", {}), "power law, alpha 1.5": ("power_law",
 
 
 def _log_grid(lo, hi, ratio):
-    k = int(np.floor(np.log(hi / lo) / np.log(ratio) + 1e-9))
-    return lo * ratio ** np.arange(k + 1)
+    """The batches ``lo, lo r, lo r^2, ...`` up to ``hi``."""
+    return design_batches(ratio, int(np.floor(np.log(hi / lo) / np.log(ratio) + 1e-9)) + 1, lo)
 
 
 class _Maker:
