@@ -1,9 +1,10 @@
 """Fast numeric versions of the derived formulas, vectorised over numpy arrays.
 
 Every formula here is a ``sympy.lambdify(..., cse=True)`` export of a field
-of :mod:`dbs_theory.derivations`; none is typed in twice. Each compiled
-function keeps its source expression in ``.expr`` so the tests can check it
-against the derivation. Compilation is lazy and cached.
+of :mod:`dbs_theory.derivations`; none is typed in twice. The exports are
+generated once into :mod:`dbs_theory._formulas` (``python -m
+dbs_theory.derivations.export``), so evaluating a formula never runs sympy;
+the tests check the generated code against the derivations.
 
 Units: batch sizes ``B`` in examples, steps ``S`` in optimizer steps, data
 ``E = B S`` in examples. ``h`` is curvature, ``c`` per-example gradient-noise
@@ -12,13 +13,10 @@ learning rate.
 """
 from __future__ import annotations
 
-from functools import cache
-
 import numpy as np
-import sympy as sp
 from scipy import optimize
 
-from . import derivations as dv
+from . import _formulas
 from .messages import num
 
 __all__ = [
@@ -28,61 +26,10 @@ __all__ = [
 ]
 
 
-def _entry(source, field, *args):
-    """A registry entry: (derivation function, field getter, argument names)."""
-    return source, field, args
-
-
-_Q = sp.Symbol("Q")
-
-#: name -> (derivation, field of its result, argument symbol names). Entries
-#: are resolved lazily, so bmin() never pays for the three-phase limits.
-_REGISTRY = {
-    "spectral_term": _entry(dv.multimode, lambda m: m.spectral_sum.function, "h[i]", "c[i]", "eta"),
-    "floor_Q": _entry(dv.multimode, lambda m: m.floor.subs(m.spectral_sum, _Q), "Q", "eta", "B", "L_irr"),
-    "bmin_Q": _entry(dv.multimode, lambda m: m.B_min.subs(m.spectral_sum, _Q), "Q", "eta", "L_irr", "L_star"),
-    # The contraction factor a = (1 - eta h)^2 stays an argument: as a
-    # number it is >= 0, so a**t is real where (eta h - 1)**(2t) is not.
-    "a": _entry(dv.nqm_mode, lambda o: o.a, "h", "eta"),
-    "m_t": _entry(dv.nqm_mode, lambda o: o.m_t, "t", "a", "c", "eta", "B", "m0"),
-    "loss_t": _entry(dv.nqm_mode, lambda o: o.loss_t, "t", "a", "h", "c", "eta", "B", "m0", "L_irr"),
-    "floor": _entry(dv.nqm_mode, lambda o: o.floor, "h", "c", "eta", "B", "L_irr"),
-    "S": _entry(dv.nqm_mode, lambda o: o.S, "a", "h", "c", "eta", "B", "m0", "L_irr", "L_star"),
-    "K": _entry(dv.three_phase_coefficients, lambda t: t.definitions["K"], "h", "c", "eta"),
-    "q": _entry(dv.three_phase_coefficients, lambda t: t.definitions["q"], "h", "L_irr", "L_star"),
-    "lam": _entry(dv.three_phase_coefficients, lambda t: t.definitions["lam"], "h", "eta"),
-    **{k: _entry(dv.three_phase_coefficients, (lambda k: lambda t: getattr(t, k))(k), "K", "q", "lam", "m0")
-       for k in ("S_min", "B_m1", "B_0", "A1", "A0")},
-    "C": _entry(dv.three_phase_coefficients, lambda t: t.C, "K", "q", "lam", "m0", "B"),
-    "S_red": _entry(dv.three_phase_coefficients, lambda t: t.S, "K", "q", "lam", "m0", "B"),
-    "G": _entry(dv.bopt_condition, lambda b: b.G, "v", "r"),
-    "bopt_v": _entry(dv.bopt_condition, lambda b: b.bopt, "K", "m0", "v"),
-    "B_noise": _entry(dv.mccandlish, lambda m: m.B_noise, "G2", "GHG", "trHS"),
-    "B_simple": _entry(dv.mccandlish, lambda m: m.B_simple, "trS", "G2"),
-    "E_of_S": _entry(dv.mccandlish, lambda m: m.E_of_S, "S", "Smin", "Emin"),
-}
-
-
-def _symbol(result, name):
-    if name == "Q":
-        return _Q
-    if name.endswith("[i]"):  # an indexed multimode symbol
-        sy = result.symbols
-        return sy[name[0]][sy["i"]]
-    if name in result.symbols:
-        return result.symbols[name]
-    return dv.nqm_mode().symbols[name]
-
-
-@cache
 def compiled(name: str):
-    """The lambdified export ``name``; its sympy source is ``compiled(name).expr``."""
-    source, field, names = _REGISTRY[name]
-    result = source()
-    expr, args = field(result), tuple(_symbol(result, n) for n in names)
-    fn = sp.lambdify(args, expr, modules="numpy", cse=True)
-    fn.expr, fn.args = expr, args
-    return fn
+    """The numpy function of export ``name`` (generated from the derivation: see
+    :mod:`dbs_theory.derivations.export`, whose ``field(name)`` is its sympy source)."""
+    return getattr(_formulas, name)
 
 
 def _check_lr(eta, h):
