@@ -68,9 +68,13 @@ def check_writable(directory) -> Path:
 
 
 def json_default(x):
-    """``json.dump(default=...)`` for numpy scalars and arrays."""
+    """``json.dump(default=...)`` for numpy scalars and arrays and dataclasses (as dicts)."""
+    import dataclasses
+
     import numpy as np
 
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return dataclasses.asdict(x)
     if isinstance(x, (np.floating, np.integer, np.bool_)):
         return x.item()
     if isinstance(x, np.ndarray):

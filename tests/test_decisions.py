@@ -11,30 +11,7 @@ from dbs_theory.fit import fit_es
 from dbs_theory.runs import Run, es_points
 
 
-# -- the experiments' gain verdict --------------------------------------------------------------
-@pytest.mark.parametrize("gains, spread, positive, want", [
-    ([0.02], 0.01, True, "holds"),              # beyond the spread in the claimed direction
-    ([0.01], 0.01, True, "inconclusive"),       # exactly at the spread: not beyond it
-    ([0.005], 0.01, True, "inconclusive"),      # positive but inside the seed spread
-    ([-0.005], 0.01, True, "inconclusive"),
-    ([-0.02], 0.01, True, "does not hold"),     # beyond the spread the other way
-    ([-0.02], 0.01, False, "holds"),            # a claimed decrease
-    ([0.02], 0.01, False, "does not hold"),
-    ([0.01, 0.03], 0.015, True, "holds"),       # the mean of paired gains, 0.02 > 0.015
-    ([0.5], None, True, "inconclusive"),        # no spread measured: noise cannot be ruled out
-    ([0.5], math.nan, True, "inconclusive"),    # a NaN spread is unknown too
-    ([math.nan], 0.01, True, "inconclusive"),   # a NaN gain decides nothing
-])
-def test_verdict_gain_boundaries(gains, spread, positive, want):
-    pytest.importorskip("torch")
-    from validate.experiments.ablation import gain_verdict
-    from validate.experiments.common import verdict_gain
-
-    assert verdict_gain(gains, spread, expect_positive=positive) == want
-    if len(gains) == 1:  # the ablations' form is the same rule
-        assert gain_verdict(gains[0], math.nan if spread is None else spread, positive) == want
-
-
+# (the experiments' gain verdict is tested in test_verdicts.py, with the one rule it uses)
 @pytest.mark.parametrize("values, lo, hi, want", [
     ([1, 2, 3], None, None, "holds"),
     ([1, 1, 1], None, None, "holds"),                     # non-decreasing includes flat

@@ -3,14 +3,16 @@
 Each module has ``run(tier, root, jobs=None, progress=True)`` that trains
 what it needs (cached under ``<root>/runs/``), writes ``<root>/<name>/``
 with configs, logs, ``summary.json`` and ``summary.md``, and returns the
-summary dict. ``schedule`` and the ablations read the ``sweep`` result, so
-they run it first if it is missing.
+summary dict. :data:`REQUIRES` declares what each reads; :func:`ensure`
+runs a missing prerequisite first (``schedule`` needs ``sweep``, the
+ablations the ``schedule`` experiment's saved plan).
 """
 from __future__ import annotations
 
 import importlib
+from pathlib import Path
 
-__all__ = ["EXPERIMENTS", "get"]
+__all__ = ["EXPERIMENTS", "REQUIRES", "get", "ensure"]
 
 #: name -> module (relative to this package), in the order ``all`` runs them.
 EXPERIMENTS = {
@@ -30,3 +32,18 @@ def get(name):
     if name not in EXPERIMENTS:
         raise ValueError(f"unknown experiment {name!r}; choose one of {', '.join(EXPERIMENTS)} or all")
     return importlib.import_module(f"{__name__}.{EXPERIMENTS[name]}")
+
+
+#: name -> experiments whose results it reads.
+REQUIRES = {"schedule": ("sweep",), "predict": ("sweep",),
+            **{name: ("schedule",) for name in ("lr-scaling", "seq-len", "weight-decay", "decay", "cosine")}}
+
+
+def ensure(name, tier, root, jobs=None, progress=True) -> Path:
+    """Run experiment ``name`` (and, first, what it requires) unless its summary exists; its folder."""
+    for dep in REQUIRES.get(name, ()):
+        ensure(dep, tier, root, jobs, progress)
+    folder = Path(root) / name
+    if not (folder / "summary.json").exists():
+        get(name).run(tier, root, jobs, progress)
+    return folder

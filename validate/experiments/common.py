@@ -12,13 +12,16 @@ import numpy as np
 
 from dbs_theory.io import atomic_write, json_default
 from dbs_theory.runs import load_runs
+from dbs_theory.verdicts import Claim, paired_interval, verdict
 
 from ..config import TrainConfig, split_batch
 from .tiers import Tier
 
-__all__ = ["config_for", "micro_for", "Experiment", "final_val", "loss_near", "verdict_gain", "VERDICTS"]
+__all__ = ["config_for", "micro_for", "Experiment", "final_val", "loss_near", "spread_of", "gain_claim", "EFFECT"]
 
-VERDICTS = ("holds", "does not hold", "inconclusive")
+#: The smallest effect the paper reports, nats of validation loss (its gains are 0.01-0.04): an interval
+#: wholly below it rules a claimed gain out.
+EFFECT = 0.01
 
 
 def micro_for(tier: Tier, batch_tokens: float) -> int:
@@ -67,12 +70,10 @@ class Experiment:
     def write(self, claims, data, tables=()):
         """Write ``summary.json`` and ``summary.md``.
 
-        ``claims``: dicts with ``claim`` (the paper's), ``measured`` (ours) and
-        ``verdict`` (one of :data:`VERDICTS`); ``tables``: ``(title, markdown)``.
+        ``claims``: :class:`~dbs_theory.verdicts.Claim` rows (or dicts with
+        ``claim``, ``measured``, ``verdict``); ``tables``: ``(title, markdown)``.
         """
-        for c in claims:
-            if c["verdict"] not in VERDICTS:
-                raise ValueError(f"verdict {c['verdict']!r} is not one of {VERDICTS}")
+        claims = [c.as_dict() if isinstance(c, Claim) else Claim(**c).as_dict() for c in claims]
         wall = time.perf_counter() - self.t0
         summary = dict(experiment=self.name, tier=self.tier.name, wall_seconds=wall, claims=claims,
                        tier_config=asdict(self.tier), **data)
@@ -106,23 +107,19 @@ def loss_near(run, tokens, window=0.05):
     return float(np.mean(run.loss[sel])) if sel.any() else math.nan
 
 
-def verdict_gain(gains, spread=None, expect_positive=True):
-    """The one gain verdict: ``holds`` when the mean gain has the expected sign beyond the seed spread,
-    ``does not hold`` when it has the other sign beyond it, else ``inconclusive``.
+def spread_of(row) -> dict:
+    """``{"sd", "dof"}``: the spread of one paired difference, measured over a comparison's seeds."""
+    n = int(row.get("seeds", 0))
+    return dict(sd=float(row.get("gain_sd", math.nan)), dof=max(n - 1, 0))
 
-    With no measured spread (``None`` or NaN) nothing can be told from noise:
-    ``inconclusive``, whatever the sign.
+
+def gain_claim(claim, what, diffs, spread=None, expect_positive=True, effect=EFFECT) -> Claim:
+    """A claim about paired differences ``diffs`` (one per seed), judged by :func:`dbs_theory.verdicts.verdict`.
+
+    With one seed the interval borrows ``spread`` (:func:`spread_of` the schedule
+    experiment's seeds); ``what`` says what the differences are.
     """
-    g = float(np.mean(gains))
-    if spread is None or not math.isfinite(spread) or not math.isfinite(g):
-        return "inconclusive"
-    s = float(spread)
-    sign = 1 if expect_positive else -1
-    if sign * g > s:
-        return "holds"
-    if sign * g < -s:
-        return "does not hold"
-    return "inconclusive"
-
-
-
+    sp = spread or {}
+    dof = sp.get("dof") or None  # 0 degrees of freedom: no usable spread
+    iv = paired_interval(diffs, sd=sp.get("sd") if dof else None, dof=dof)
+    return Claim(claim, f"{what}: {iv.text()}", verdict(iv, expect_positive, effect), iv)

@@ -6,8 +6,8 @@ tokens, so the comparison is the paper's: the same stable phase, then a decay.
 """
 from __future__ import annotations
 
-from .ablation import gain_verdict, noise_text, setup, train
-from .common import final_val
+from .ablation import setup, train
+from .common import final_val, gain_claim
 from .runner import run_dir
 from .schedule import arm
 
@@ -15,7 +15,7 @@ __all__ = ["run"]
 
 
 def run(tier, root, jobs=None, progress=True):
-    exp, p, noise = setup("decay", tier, root, jobs, progress)
+    exp, p, spread = setup("decay", tier, root, jobs, progress)
     stable = {k: arm(tier, p, k) for k in ("dynamic", "best")}
     runs0, dirs0 = train(exp, list(stable.values()), jobs, progress)  # cached from the schedule experiment
     total = tier.budget + tier.decay_tokens
@@ -26,8 +26,6 @@ def run(tier, root, jobs=None, progress=True):
     before = {k: final_val(runs0[s.label]) for k, s in stable.items()}
     after = {k: final_val(runs[s.label]) for k, s in branches.items()}
     g0, g1 = before["best"] - before["dynamic"], after["best"] - after["dynamic"]
-    claim = dict(claim="The dynamic schedule's gain persists through a WSD decay to 10% of the LR",
-                 measured=f"gain (fixed - dynamic val loss) {g0:+.4f} before the decay, {g1:+.4f} after "
-                          f"({noise_text(noise)})",
-                 verdict=gain_verdict(g1, noise))
-    return exp.write([claim], dict(before=before, after=after, gain_before=g0, gain_after=g1, noise=noise))
+    claim = gain_claim("The dynamic schedule's gain persists through a WSD decay to 10% of the LR",
+                       f"gain (fixed - dynamic val loss) {g0:+.4f} before the decay; after it", [g1], spread)
+    return exp.write([claim], dict(before=before, after=after, gain_before=g0, gain_after=g1, spread=spread))

@@ -27,10 +27,12 @@ from scipy import optimize
 from dbs_theory.bopt_table import bopt_table
 from dbs_theory.runs import es_points, load_runs, smooth
 from dbs_theory.table import format_table
+from dbs_theory.verdicts import Interval, verdict
 from sim import NQM, bmin as nqm_bmin, bopt as nqm_bopt, loss_at_steps, steps_to_target
 from sim.schedule_eval import loss_at_budget
 
 from .common import Experiment
+from .schedule import PLAN, Plan
 
 __all__ = ["run", "calibrate", "held_out_indices", "data_from_law"]
 
@@ -115,11 +117,9 @@ def _median_abs_log(pred, real):
 
 def run(tier, root, jobs=None, progress=True):
     """Calibrate on part of the sweep (trained first if missing), predict the rest, write the summary."""
-    sweep_dir = Path(root) / "sweep"
-    if not (sweep_dir / "summary.json").exists():
-        from . import sweep
+    from . import ensure
 
-        sweep.run(tier, root, jobs, progress)
+    sweep_dir = ensure("sweep", tier, root, jobs, progress)
     exp = Experiment(root, "predict", tier)
     runs = sorted((load_runs(f)[0] for f in (sweep_dir / "logs").glob("*.csv")), key=lambda r: r.batch_size)
     hold = set(held_out_indices(len(runs)))
@@ -198,14 +198,15 @@ def _target_errors(nqm, eta, cal, test, full):
 
 def _advantage(nqm, eta, sched_path, budget):
     """The dynamic schedule's gain at the budget: NQM-predicted and measured (NaN without the experiment)."""
-    adv = dict(predicted=math.nan, measured=math.nan)
+    adv = dict(predicted=math.nan, measured=Interval(math.nan, math.nan, math.nan, 0))
     if sched_path.exists():
         s = json.loads(sched_path.read_text())
-        p = s["plan"]
-        pairs = list(zip(p["starts"], p["sizes"]))
-        adv["predicted"] = loss_at_budget(nqm, eta, p["best_fixed"], budget) - loss_at_budget(nqm, eta, pairs, budget)
-        adv["measured"] = float(s["rows"][0]["gain"])
-        adv["noise"] = float(s.get("noise", math.nan))
+        p = Plan.load(sched_path.with_name(PLAN))
+        pairs = list(zip(p.starts, p.sizes))
+        adv["predicted"] = loss_at_budget(nqm, eta, p.best_fixed, budget) - loss_at_budget(nqm, eta, pairs, budget)
+        r = s["rows"][0]
+        adv["measured"] = Interval(float(r["gain"]), float(r.get("lo", math.nan)), float(r.get("hi", math.nan)),
+                                   int(r.get("seeds", 1)))
     return adv
 
 
@@ -215,8 +216,8 @@ def _claims(curve_rows, info, test, err, adv):
     good = math.isfinite(curve_err) and curve_err < 0.05
     better = (math.isfinite(err["data_nqm"][0]) and
               (not math.isfinite(err["data_naive"][0]) or err["data_nqm"][0] <= err["data_naive"][0]))
-    have_adv = math.isfinite(adv["predicted"]) and math.isfinite(adv["measured"])
-    adv_txt = (f"predicted gain {adv['predicted']:+.4f} (NQM loss units), measured {adv['measured']:+.4f}" if have_adv
+    have_adv = math.isfinite(adv["predicted"]) and math.isfinite(adv["measured"].mean)
+    adv_txt = (f"predicted gain {adv['predicted']:+.4f} (NQM loss units), measured {adv['measured'].text()}" if have_adv
                else "not identified: the schedule experiment has not run (dbs validate schedule)")
     return [
         dict(claim="(ours) a 4-parameter power-law NQM calibrated on some batch sizes predicts the held-out "
@@ -235,6 +236,5 @@ def _claims(curve_rows, info, test, err, adv):
              verdict="inconclusive" if not math.isfinite(err["bopt_nqm"][0]) else
              ("holds" if err["bopt_nqm"][0] < math.log(1.5) else "does not hold")),
         dict(claim="(ours) the NQM predicts the sign of the dynamic schedule's advantage", measured=adv_txt,
-             verdict="inconclusive" if not have_adv or abs(adv["measured"]) <= adv.get("noise", 0.0)
-             else ("holds" if np.sign(adv["predicted"]) == np.sign(adv["measured"]) else "does not hold")),
+             verdict=verdict(adv["measured"], expect_positive=adv["predicted"] > 0) if have_adv else "inconclusive"),
     ]

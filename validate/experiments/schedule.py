@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +23,55 @@ from dbs_theory.batch_schedules import dynamic_batch
 from dbs_theory.bopt_curve import fit_bopt_curve
 from dbs_theory.io import atomic_write
 from dbs_theory.table import format_table
+from dbs_theory.verdicts import Claim, paired_interval, verdict
 
-from .common import Experiment, config_for, final_val, loss_near, verdict_gain
+from .common import EFFECT, Experiment, config_for, final_val, loss_near, spread_of
 from .runner import RunSpec, train_runs
 
-__all__ = ["plan", "arm", "run"]
+__all__ = ["Plan", "PLAN", "plan", "arm", "run"]
+
+
+#: The plan's file in the schedule experiment's folder, read by the ablations.
+PLAN = "plan.json"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The schedule experiment's arms, saved once (``<root>/schedule/plan.json``) and read by every ablation.
+
+    Batch sizes and data amounts are tokens.
+    """
+
+    schedule: str        # path of the dynamic schedule's JSON (content-addressed under <root>/schedules/)
+    sizes: list          # the dynamic schedule's batch sizes
+    starts: list         # data at which each size starts
+    best_fixed: float    # the sweep's best fixed batch at the budget
+    mid_fixed: float     # the geometric mean of the schedule's first and last size
+    source: str          # where the schedule's Bopt(D) came from
+    notes: list = field(default_factory=list)
+    sweep_loss_at_budget: dict = field(default_factory=dict)  # str(batch) -> training loss at the budget
+
+    def fixed(self, kind: str) -> float:
+        """The fixed batch of arm ``kind`` (``best`` or ``mid``)."""
+        return self.best_fixed if kind == "best" else self.mid_fixed
+
+    def save(self, path) -> None:
+        with atomic_write(path) as fh:
+            json.dump(asdict(self), fh, indent=1)
+
+    @classmethod
+    def load(cls, path) -> "Plan":
+        try:
+            return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError) as exc:
+            raise ValueError(f"cannot read the schedule plan {str(path)!r} ({exc.__class__.__name__}); "
+                             "rerun dbs validate schedule") from None
 
 
 def _sweep_summary(tier, root, jobs, progress):
-    path = Path(root) / "sweep" / "summary.json"
-    if not path.exists():
-        from . import sweep
+    from . import ensure
 
-        sweep.run(tier, root, jobs, progress)
-    return json.loads(path.read_text())
+    return json.loads((ensure("sweep", tier, root, jobs, progress) / "summary.json").read_text())
 
 
 def _save_schedule(root, sched) -> str:
@@ -49,7 +85,7 @@ def _save_schedule(root, sched) -> str:
     return str(path)
 
 
-def plan(tier, root, jobs=None, progress=True) -> dict:
+def plan(tier, root, jobs=None, progress=True) -> Plan:
     """The dynamic schedule and both fixed baselines, from the sweep (run first if missing)."""
     s = _sweep_summary(tier, root, jobs, progress)
     gran = tier.dyn_micro * tier.seq_len
@@ -82,9 +118,9 @@ def plan(tier, root, jobs=None, progress=True) -> dict:
     dyn = dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(np.clip(curve(interval), lo, hi)),
                         granularity=gran, min_batch=lo, max_batch=hi, horizon=tier.budget, lr=tier.lr)
     mid = rnd(math.sqrt(dyn.sizes[0] * dyn.sizes[-1]))
-    return dict(schedule=_save_schedule(root, dyn), sizes=list(dyn.sizes), starts=list(dyn.starts),
-                best_fixed=rnd(best), mid_fixed=mid, source=source, notes=notes,
-                sweep_loss_at_budget={str(k): v for k, v in sorted(at_budget.items())})
+    return Plan(schedule=_save_schedule(root, dyn), sizes=[float(b) for b in dyn.sizes],
+                starts=[float(d) for d in dyn.starts], best_fixed=rnd(best), mid_fixed=mid, source=source,
+                notes=notes, sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())})
 
 
 def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
@@ -96,9 +132,9 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
     tokens = tokens or tier.budget
     common = dict(micro=tier.dyn_micro, seed=seed, **over)
     if kind == "dynamic":
-        cfg = config_for(tier, tokens, schedule=p["schedule"], **common)
+        cfg = config_for(tier, tokens, schedule=p.schedule, **common)
     else:
-        cfg = config_for(tier, tokens, batch=p["best_fixed" if kind == "best" else "mid_fixed"], **common)
+        cfg = config_for(tier, tokens, batch=p.fixed(kind), **common)
     tag = "".join(f"-{k}{v}" for k, v in sorted(over.items()) if k not in ("branch_from",))
     return RunSpec(label or f"{kind}-s{seed}{tag}".replace("_", ""), cfg)
 
@@ -106,29 +142,29 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
 def run(tier, root, jobs=None, progress=True):
     p = plan(tier, root, jobs, progress)
     exp = Experiment(root, "schedule", tier)
+    exp.dir.mkdir(parents=True, exist_ok=True)
+    p.save(exp.dir / PLAN)
     specs = [arm(tier, p, k, seed) for seed in tier.seeds for k in ("dynamic", "best", "mid")]
     dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule")
     runs = exp.collect(specs, dirs)
     val = {k: [final_val(runs[f"{k}-s{s}"]) for s in tier.seeds] for k in ("dynamic", "best", "mid")}
-    half_range = lambda v: (max(v) - min(v)) / 2 if len(v) > 1 else math.nan
-    noise = max(half_range(v) for v in val.values())
     rows, claims = [], []
     for k in ("best", "mid"):
-        gains = [f - d for f, d in zip(val[k], val["dynamic"])]
-        g_spread = half_range(gains)
-        rows.append(dict(baseline=f"{k} fixed ({p['best_fixed' if k == 'best' else 'mid_fixed']:g})",
+        gains = [f - d for f, d in zip(val[k], val["dynamic"])]  # paired: each seed's arms share data and init
+        iv = paired_interval(gains)
+        rows.append(dict(baseline=f"{k} fixed ({p.fixed(k):g})",
                          baseline_val=float(np.mean(val[k])), dynamic_val=float(np.mean(val["dynamic"])),
-                         gain=float(np.mean(gains)), spread=g_spread))
-        claims.append(dict(
-            claim=f"The dynamic schedule reaches a lower loss than the {'best' if k == 'best' else 'mid-range'} "
-                  f"fixed batch at equal tokens (paper: about 0.04 lower vs fixed 4M)",
-            measured=f"val loss {np.mean(val[k]):.4f} fixed vs {np.mean(val['dynamic']):.4f} dynamic: gain "
-                     f"{np.mean(gains):+.4f} +/- {g_spread:.4f} (half-range over {len(tier.seeds)} seeds)",
-            verdict=verdict_gain(gains, g_spread)))
-    sched_txt = " -> ".join(f"{b:g}" for b in p["sizes"])
-    md = ("```\n" + format_table(rows, ["baseline", "baseline_val", "dynamic_val", "gain", "spread"]) +
-          f"\n```\n\nDynamic schedule ({p['source']}): {sched_txt} tokens per step, changes at "
-          + ", ".join(f"{d:.3g}" for d in p["starts"][1:]) + " tokens."
-          + "".join(f"\n\nNote: {n}." for n in p["notes"]))
-    data = dict(plan=p, val_loss=val, noise=noise, rows=rows)
+                         gain=iv.mean, lo=iv.lo, hi=iv.hi, seeds=iv.n,
+                         gain_sd=float(np.std(gains, ddof=1)) if len(gains) > 1 else math.nan))
+        claims.append(Claim(
+            f"The dynamic schedule reaches a lower loss than the {'best' if k == 'best' else 'mid-range'} "
+            f"fixed batch at equal tokens (paper: about 0.04 lower vs fixed 4M)",
+            f"val loss {np.mean(val[k]):.4f} fixed vs {np.mean(val['dynamic']):.4f} dynamic: paired gain "
+            f"{iv.text()}", verdict(iv, effect=EFFECT), iv))
+    sched_txt = " -> ".join(f"{b:g}" for b in p.sizes)
+    md = ("```\n" + format_table(rows, ["baseline", "baseline_val", "dynamic_val", "gain", "lo", "hi", "seeds"]) +
+          f"\n```\n\nDynamic schedule ({p.source}): {sched_txt} tokens per step, changes at "
+          + ", ".join(f"{d:.3g}" for d in p.starts[1:]) + " tokens."
+          + "".join(f"\n\nNote: {n}." for n in p.notes))
+    data = dict(plan=p, val_loss=val, rows=rows, spread=spread_of(rows[0]))
     return exp.write(claims, data, [("Validation loss at the budget (mean over seeds)", md)])

@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 
 from dbs_theory.batch_schedules import step_batch
+from dbs_theory.verdicts import Claim, interval_from_se, negate, verdict
 
-from .ablation import gain_verdict, noise_text, setup, train
-from .common import config_for, final_val
+from .ablation import setup, train
+from .common import config_for, final_val, gain_claim
 from .runner import RunSpec
 from .schedule import _save_schedule
 
@@ -32,9 +33,9 @@ def loss_jump(run, at, window):
 
 
 def run(tier, root, jobs=None, progress=True):
-    exp, p, noise = setup("seq-len", tier, root, jobs, progress)
+    exp, p, spread = setup("seq-len", tier, root, jobs, progress)
     gran = tier.dyn_micro * tier.seq_len
-    B0 = float(max(gran, round(p["sizes"][0] / gran) * gran))
+    B0 = float(max(gran, round(p.sizes[0] / gran) * gran))
     at = tier.budget / 2
     sched = _save_schedule(root, step_batch([at], [B0, 2 * B0], unit="tokens", lr=tier.lr))
     micro = RunSpec("grow-by-micro", config_for(tier, tier.budget, schedule=sched, micro=tier.dyn_micro))
@@ -45,16 +46,18 @@ def run(tier, root, jobs=None, progress=True):
     (jm, sm), (js, ss) = loss_jump(runs[micro.label], at, w), loss_jump(runs[seq.label], at, w)
     diff, se = js - jm, math.sqrt(sm**2 + ss**2)
     vm, vs = final_val(runs[micro.label]), final_val(runs[seq.label])
-    verdict = "holds" if diff > 2 * se else ("does not hold" if diff < -2 * se else "inconclusive")
+    jump = interval_from_se(diff, se, n=1)
+    seq_lower = gain_claim("", f"final val loss (seq {tier.seq_len}) micro {vm:.4f} vs seq {vs:.4f}; advantage of seq",
+                           [vm - vs], spread)
     claims = [
-        dict(claim="Growing the batch via a longer sequence causes a loss jump; via micro-batches it does not",
-             measured=f"training-loss jump at {at:.3g} tokens: {js:+.4f} +/- {ss:.4f} (seq {tier.seq_len}->"
-                      f"{2 * tier.seq_len}) vs {jm:+.4f} +/- {sm:.4f} (micro-batches); difference {diff:+.4f}",
-             verdict=verdict),
-        dict(claim="(consequence) the micro-batch route ends at least as low",
-             measured=f"final val loss (seq {tier.seq_len}) micro {vm:.4f} vs seq {vs:.4f} ({noise_text(noise)})",
-             verdict="does not hold" if gain_verdict(vm - vs, noise) == "holds" else "holds"),
+        Claim("Growing the batch via a longer sequence causes a loss jump; via micro-batches it does not",
+              f"training-loss jump at {at:.3g} tokens: {js:+.4f} +/- {ss:.4f} (seq {tier.seq_len}->"
+              f"{2 * tier.seq_len}) vs {jm:+.4f} +/- {sm:.4f} (micro-batches); difference {jump.text()}",
+              verdict(jump), jump),
+        # "at least as low" is the negation of "the sequence route ends lower by the smallest reported effect"
+        Claim("(consequence) the micro-batch route ends at least as low", seq_lower.measured,
+              negate(seq_lower.verdict), seq_lower.interval),
     ]
     data = dict(batch=[B0, 2 * B0], switch_tokens=at, jump_micro=[jm, sm], jump_seq=[js, ss],
-                val_micro=vm, val_seq=vs, noise=noise)
+                val_micro=vm, val_seq=vs, spread=spread)
     return exp.write(claims, data)
