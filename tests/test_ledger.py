@@ -12,7 +12,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from validate import train as train_mod  # noqa: E402
+from validate import loop as loop_mod, train as train_mod  # noqa: E402
 from validate.config import TrainConfig  # noqa: E402
 from validate.data import batch_at  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_a_whole_run_reads_every_position_once(tmp_path, monkeypatch):
                                                                {"from": 1500, "batch_size": 512},
                                                                {"from": 3500, "batch_size": 320}]}))
     read = []
-    real = train_mod.batch_at
+    real = loop_mod.batch_at
 
     def recording(tokens, position, n_seq, seq_len, block=0):
         x, y = real(tokens, position, n_seq, seq_len, block)
@@ -57,7 +57,7 @@ def test_a_whole_run_reads_every_position_once(tmp_path, monkeypatch):
             read.append(x.ravel().copy())  # the values fed to the model, which are their positions
         return x, y
 
-    monkeypatch.setattr(train_mod, "batch_at", recording)
+    monkeypatch.setattr(loop_mod, "batch_at", recording)
     cfg = TrainConfig(preset="tiny", seq_len=32, tokens=5000, batch_schedule=str(sched), data=str(data),
                       vocab_size=N, data_block=64, eval_every=1000, out=str(tmp_path / "r"))
     with pytest.warns(UserWarning, match="200 tokens"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import contextlib
 import datetime
-import functools
 import hashlib
 import json
 import math
@@ -19,31 +18,25 @@ import random
 import signal
 import sys
 import threading
-import time
-import warnings
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch, lr_rescale
+from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, folder_lock
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
-from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .config import (MAX_MICRO, TrainConfig, build_parser, config_from_args, parse_seq_len_schedule,
                      split_batch)
-from .data import batch_at, load_corpus
-from .gns import GNSEstimator
+from .data import load_corpus
+from .loop import LOG_FIELDS, Checkpointer, Logger, NoiseScale, NonFiniteLoss, Progress, Trainer
 from .model import Transformer, preset
 
-__all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunFolderInconsistent",
+__all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunFolderInconsistent", "LOG_FIELDS",
            "build_parser", "config_from_args", "summary_line", "resolve_device"]
-
-
-class NonFiniteLoss(RuntimeError):
-    """The loss became NaN or inf; the last good checkpoint is kept."""
 
 
 class Interrupted(KeyboardInterrupt):
@@ -135,15 +128,6 @@ def _load(path, model, opt, cfg, schedule_sha, check_config=True):
             raise
         raise CheckpointError(f"cannot resume from {str(path)!r}: mismatched checkpoint "
                               f"({exc.__class__.__name__})") from None
-
-
-def _grad_sq(model):
-    """Squared norm of the current gradient (all parameters)."""
-    return float(sum(float(p.grad.detach().pow(2).sum()) for p in model.parameters() if p.grad is not None))
-
-
-LOG_FIELDS = ["run", "batch_size", "step", "tokens", "loss", "lr", "val_loss", "seq_len", "world_size",
-              "b_simple"]
 
 
 def _truncate_log(path, step):
@@ -252,17 +236,6 @@ def _sigint_flag():
         signal.signal(signal.SIGINT, old)
 
 
-@torch.no_grad()
-def evaluate(model, corpus, cfg, device):
-    model.eval()
-    n = max(1, cfg.eval_tokens // cfg.seq_len)
-    # A fixed held-out slice at the first sequence length, comparable across runs and switches.
-    x, y = batch_at(corpus.val, 0, n, cfg.seq_len)
-    _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
-    model.train()
-    return float(loss)
-
-
 def _distributed(device):
     """``(rank, world)``; joins the process group when launched by torchrun."""
     import os
@@ -330,130 +303,37 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
         return {**res, "batch_rounding": rounding}
 
 
-def _wrap(model, cfg, device, world):
-    """``(net, autocast)``: the model compiled and DDP-wrapped as configured, and its precision context."""
-    net = torch.compile(model) if cfg.compile else model
-    bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.startswith("cuda"))
-    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else \
-        contextlib.nullcontext
-    if world > 1:
-        from torch.nn.parallel import DistributedDataParallel
-
-        net = DistributedDataParallel(net)
-    return net, autocast
-
-
 def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device, rank, world, progress, flag):
-    """The training loop from ``(step, D)`` to ``cfg.tokens``; returns the run's summary dict."""
-    net, autocast = _wrap(model, cfg, device, world)
-    lr_at, run = lr_schedule(cfg), cfg.run or out.name
-    log_path, ck_path = out / "log.csv", out / "ckpt.pt"
-    starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
-    seq_segments = list(zip(starts[::-1], lengths[::-1]))  # parsed once, latest switch first
-    split = functools.lru_cache(maxsize=None)(
-        lambda want, seq_len: split_batch(want, seq_len, world, cfg.micro_batch, MAX_MICRO[cfg.preset]))
-    first_batch = split(batch_for(0), cfg.seq_len)[2]
-    rescale = lr_rescale(cfg.lr_rescale, first_batch)
-    warned, gns = False, GNSEstimator()
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=int(cfg.tokens), initial=int(D), unit="tok", disable=not progress or rank, desc=run)
-    t0 = time.perf_counter()
+    """Train from ``(step, D)`` to ``cfg.tokens`` with the logging, checkpoint and progress hooks; the summary."""
+    run, log_path, ck_path = cfg.run or out.name, out / "log.csv", out / "ckpt.pt"
+    t = Trainer(cfg, model, opt, corpus, batch_for, lr_schedule(cfg), device, rank, world, start=(step, D))
+    noise = NoiseScale()
+    bar = Progress(cfg.tokens, D, run, progress and rank == 0)
+    t.hooks = [noise, bar]
+    s = None
     with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
-        while D < cfg.tokens:
-            seq_len = next(L for s0, L in seq_segments if D >= s0)
-            want = batch_for(D)
-            micro, accum, actual = split(want, seq_len)
-            per_micro = micro * seq_len
-            group = per_micro * world  # tokens per micro-step across all ranks
-            if actual != want and not warned and rank == 0:  # once: the log records every size run
-                warned = _warn_rounding(want, actual, seq_len * world)
-            lr = rescale(lr_at(D), actual)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            measure = cfg.gns_every > 0 and accum > 1 and world == 1 and (step + 1) % cfg.gns_every == 0
-            total, stop, sq_small = _accumulate(cfg, net, model, corpus, D, micro, accum, group, per_micro,
-                                                seq_len, rank, world, device, autocast, measure, flag)
-            _check_finite(total, step, D, ck_path)
-            if measure:
-                gns.update(sq_small, per_micro, _grad_sq(model), actual)
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step, D = step + 1, D + actual
-            if rank == 0:
-                _log_row(logf, cfg, model, corpus, device, dict(
-                    run=run, batch_size=actual, step=step, tokens=int(D), loss=total, lr=lr, val_loss="",
-                    seq_len=seq_len, world_size=world, b_simple=gns.value if measure else ""))
-            bar.update(actual)
-            bar.set_postfix(loss=f"{total:.3f}", tok_s=f"{(D) / (time.perf_counter() - t0 + 1e-9):.0f}")
-            stopping = (cfg.stop_at_tokens is not None and D >= cfg.stop_at_tokens) or stop
-            if (step % cfg.checkpoint_every == 0 or D >= cfg.tokens or stopping) and rank == 0:
-                save_checkpoint(ck_path, _payload(model, opt, step, D, cfg, schedule_sha))
-            if stop:
+        if rank == 0:
+            payload = lambda tr: _payload(tr.model, tr.opt, tr.n_steps, tr.tokens, cfg, schedule_sha)
+            t.hooks += [Logger(logf, run, noise), Checkpointer(ck_path, payload)]
+        while t.tokens < cfg.tokens:
+            try:
+                s = t.step(flag)
+            except NonFiniteLoss as exc:
+                where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
+                    "no checkpoint was written yet (try a lower --lr)"
+                raise NonFiniteLoss(f"{exc}; {where}") from None
+            if s.stop:
                 bar.close()
-                raise Interrupted(f"interrupted at step {step} ({D:.0f} of {cfg.tokens:.0f} tokens); "
+                raise Interrupted(f"interrupted at step {t.n_steps} ({t.tokens:.0f} of {cfg.tokens:.0f} tokens); "
                                   f"checkpoint saved: rerun with --resume to continue")
-            if stopping:
+            if cfg.stop_at_tokens is not None and t.tokens >= cfg.stop_at_tokens:
                 break
     bar.close()
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return dict(steps=step, tokens=D, final_loss=total, log=str(log_path), corpus=corpus.describe())
-
-
-def _check_finite(total, step, D, ck_path):
-    if not math.isfinite(total):
-        where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
-            "no checkpoint was written yet (try a lower --lr)"
-        raise NonFiniteLoss(f"loss became {total} at step {step + 1} ({D:.0f} tokens); {where}")
-
-
-def _warn_rounding(want, actual, per_sequence):
-    warnings.warn(f"batch of {want:g} tokens is not a whole number of micro-batches (seq_len x world_size = "
-                  f"{per_sequence} tokens each); using {actual} (recorded in config.json and the summary)",
-                  stacklevel=3)
-    return True
-
-
-def _log_row(logf, cfg, model, corpus, device, row):
-    """Append one step's row (with a validation loss when one is due) and flush it to disk."""
-    D, step, actual = row["tokens"], row["step"], row["batch_size"]
-    every_tokens = cfg.eval_every_tokens > 0 and \
-        int(D // cfg.eval_every_tokens) > int((D - actual) // cfg.eval_every_tokens)
-    if step % cfg.eval_every == 0 or every_tokens or D >= cfg.tokens:
-        row["val_loss"] = evaluate(model, corpus, cfg, device)
-    csv.DictWriter(logf, fieldnames=LOG_FIELDS).writerow(row)
-    logf.flush()
-
-
-def _accumulate(cfg, net, model, corpus, D, micro, accum, group, per_micro, seq_len, rank, world, device,
-                autocast, measure, flag):
-    """Forward/backward over ``accum`` micro-batches; ``(mean loss, stop?, |g_small|^2 or None)``.
-
-    Under DDP the loss and the Ctrl-C flag are all-reduced together, so every
-    rank stops at the same step.
-    """
-    total, sq_small = 0.0, None
-    for a in range(accum):
-        x, y = batch_at(corpus.train, int(D) + a * group + rank * per_micro, micro, seq_len,
-                        block=cfg.data_block)
-        # DDP all-reduces gradients on every backward; skip it until the last micro-step.
-        sync = world == 1 or a == accum - 1
-        with (contextlib.nullcontext() if sync else net.no_sync()), autocast():
-            _, loss = net(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
-            (loss / accum).backward()  # gradient accumulation: the mean over micro-batches
-        total += float(loss.detach()) / accum
-        if measure and a == 0:  # one micro-batch's gradient is accum x the accumulated one so far
-            sq_small = _grad_sq(model) * accum**2
-    stop = flag["stop"]
-    if world > 1:
-        t = torch.tensor([total, float(stop)], device=device)
-        torch.distributed.all_reduce(t)
-        total, stop = float(t[0]) / world, bool(t[1] > 0)
-    return total, stop, sq_small
+    return dict(steps=t.n_steps, tokens=t.tokens, final_loss=s.loss if s else math.nan, log=str(log_path),
+                corpus=corpus.describe())
 
 
 def main(argv=None) -> int:
