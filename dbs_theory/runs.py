@@ -2,7 +2,8 @@
 
 The interchange format (docs/conventions.md, "Loss log format") is CSV or JSONL with one row
 per logged step and columns ``run, batch_size, step, tokens, loss`` plus
-optional ``lr, val_loss, seq_len, world_size``. ``tokens`` is data
+optional ``lr, val_loss, seq_len, world_size, b_simple, gns_g2, gns_trace, wall_time``
+(Unix seconds). ``tokens`` is data
 consumed so far (tokens or examples); ``batch_size`` is in the same unit.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ __all__ = ["moving_average", "Run", "load_runs", "write_runs", "smooth", "es_poi
            "crossovers", "REQUIRED", "OPTIONAL"]
 
 REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
-OPTIONAL = ("lr", "val_loss", "seq_len", "world_size", "b_simple")
+OPTIONAL = ("lr", "val_loss", "seq_len", "world_size", "b_simple", "gns_g2", "gns_trace", "wall_time")
 
 
 @dataclass(frozen=True)
