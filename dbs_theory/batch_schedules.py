@@ -12,62 +12,40 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
+
 from .messages import num
+from .piecewise import UNITS, Piecewise
 
 __all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale", "UNITS"]
 
-UNITS = ("tokens", "samples", "examples")
-
 
 @dataclass(frozen=True)
-class BatchSchedule:
-    """A piecewise-constant batch size in data units.
+class BatchSchedule(Piecewise):
+    """A piecewise-constant batch size in data units (a :class:`~dbs_theory.piecewise.Piecewise`).
 
     Attributes
     ----------
     starts : tuple of float     Data ``D`` at which each segment begins (``starts[0] == 0``).
-    sizes : tuple of float      Batch size of each segment.
-    unit : str                  ``tokens``, ``samples`` or ``examples`` (both ``D`` and ``B``).
+    values : tuple of float     Batch size of each segment (also ``sizes``).
+    unit : str                  ``tokens``, ``samples`` or ``examples`` (both ``D`` and the batch).
     lr : float or None          Learning rate the schedule was derived at.
     kind : str                  ``constant``, ``step`` or ``dynamic``.
     params : dict               The factory arguments, for the record.
     """
 
-    starts: tuple
-    sizes: tuple
-    unit: str = "tokens"
     lr: float | None = None
     kind: str = "step"
     params: dict = field(default_factory=dict)
 
     def __post_init__(self):
-        if self.unit not in UNITS:
-            raise ValueError(f"unit={self.unit!r} must be one of {UNITS}")
-        if any(not math.isfinite(a) for a in self.starts):
-            raise ValueError(f"segment starts must be finite numbers; got {list(self.starts)}")
-        if not self.starts or self.starts[0] != 0:
-            raise ValueError("a batch schedule's first segment must start at D = 0")
-        if len(self.starts) != len(self.sizes):
-            raise ValueError("starts and sizes must have the same length")
-        if any(b <= a for a, b in zip(self.starts, self.starts[1:])):
-            raise ValueError(f"segment starts must increase strictly; got {list(self.starts)}")
-        if any(not (math.isfinite(s) and s > 0) for s in self.sizes):
-            raise ValueError(f"batch sizes must be positive and finite; got {list(self.sizes)}")
-
-    def __call__(self, D):
-        """Batch size in effect at data ``D`` (scalar or array)."""
-        idx = np.searchsorted(np.asarray(self.starts), np.asarray(D, float), side="right") - 1
-        out = np.asarray(self.sizes)[np.maximum(idx, 0)]
-        return float(out) if np.ndim(out) == 0 else out
+        super().__post_init__()
+        if any(callable(s) or not (math.isfinite(s) and s > 0) for s in self.values):
+            raise ValueError(f"batch sizes must be positive and finite; got {list(self.values)}")
 
     @property
-    def segments(self):
-        """``[(from_D, batch_size), ...]``; consumed by ``sim`` as a piecewise schedule."""
-        return list(zip(self.starts, self.sizes))
-
-    def next_change(self, D):
-        k = int(np.searchsorted(np.asarray(self.starts), D, side="right"))
-        return float(self.starts[k]) if k < len(self.starts) else math.inf
+    def sizes(self) -> tuple:
+        """The batch size of each segment (``values``)."""
+        return self.values
 
     def in_tokens(self, seq_len) -> "BatchSchedule":
         """This schedule with ``D`` and ``B`` in tokens (``seq_len`` tokens per sample/example)."""
@@ -75,7 +53,8 @@ class BatchSchedule:
             return self
         L = _positive("seq_len", seq_len)
         return BatchSchedule(tuple(a * L for a in self.starts), tuple(b * L for b in self.sizes), "tokens",
-                             self.lr, self.kind, {**self.params, "converted_from": self.unit, "seq_len": L})
+                             lr=self.lr, kind=self.kind,
+                             params={**self.params, "converted_from": self.unit, "seq_len": L})
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:
@@ -96,8 +75,8 @@ class BatchSchedule:
             raise ValueError(f"not a batch-schedule JSON ({exc.__class__.__name__}: {exc})") from None
         if not isinstance(d, dict) or not segs:
             raise ValueError("not a batch-schedule JSON (needs a non-empty 'segments' list)")
-        return cls(starts, sizes, d.get("unit", "tokens"), d.get("lr"), d.get("kind", "step"),
-                   d.get("params") or {})
+        return cls(starts, sizes, d.get("unit", "tokens"), lr=d.get("lr"), kind=d.get("kind", "step"),
+                   params=d.get("params") or {})
 
     def step_list(self) -> str:
         """A plain list for humans: one line per segment."""
@@ -216,7 +195,7 @@ def constant_batch(B, unit="tokens", lr=None) -> BatchSchedule:
     >>> constant_batch(4e6)(1e12)
     4000000.0
     """
-    return BatchSchedule((0.0,), (_positive("B", B),), unit, lr, "constant", dict(B=float(B)))
+    return BatchSchedule((0.0,), (_positive("B", B),), unit, lr=lr, kind="constant", params=dict(B=float(B)))
 
 
 def step_batch(boundaries, sizes, unit="tokens", lr=None) -> BatchSchedule:
@@ -230,11 +209,11 @@ def step_batch(boundaries, sizes, unit="tokens", lr=None) -> BatchSchedule:
     sizes = [_positive("batch size", s) for s in sizes]
     if len(sizes) != len(bounds) + 1:
         raise ValueError(f"need len(sizes) == len(boundaries) + 1; got {len(sizes)} and {len(bounds)}")
-    return BatchSchedule(tuple([0.0] + bounds), tuple(sizes), unit, lr, "step",
-                         dict(boundaries=bounds, sizes=sizes))
+    return BatchSchedule(tuple([0.0] + bounds), tuple(sizes), unit, lr=lr, kind="step",
+                         params=dict(boundaries=bounds, sizes=sizes))
 
 
-def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_batch, monotone=True,
+def dynamic_batch(f, *, interval, momentum, initial, granularity, min_batch, max_batch, monotone=True,
                   horizon=None, unit="tokens", lr=None) -> BatchSchedule:
     """The paper's dynamic batch-size schedule.
 
@@ -290,7 +269,7 @@ def dynamic_batch(f, interval, momentum, initial, granularity, min_batch, max_ba
             sizes.append(q)
     params = dict(interval=interval, momentum=momentum, initial=float(initial), granularity=gran,
                   min_batch=lo, max_batch=hi, monotone=bool(monotone), horizon=horizon)
-    return BatchSchedule(tuple(starts), tuple(sizes), unit, lr, "dynamic", params)
+    return BatchSchedule(tuple(starts), tuple(sizes), unit, lr=lr, kind="dynamic", params=params)
 
 
 def _dynamic_args(f, interval, momentum, initial, granularity, min_batch, max_batch, horizon):

@@ -3,55 +3,22 @@
 Every schedule is indexed by data ``D`` (tokens or examples), not by steps,
 so changing the batch size never stretches warmup or decay, and resuming
 needs only the data counter. A factory validates its arguments once and
-returns a callable ``lr(D)``.
-
-Each returned schedule also has ``next_change(D)``: the smallest data count
-``D' > D`` at which its value may differ from ``lr(D)``, or ``D`` itself
-inside a continuously varying region. Simulators use it to jump over
-constant stretches in closed form.
+returns a :class:`~dbs_theory.piecewise.Piecewise` built by ``join``ing its
+phases (warmup, stable, decay, final), so ``next_change(D)`` lets simulators
+jump the constant stretches in closed form.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
-from .messages import num
 
-__all__ = ["constant", "wsd", "cosine", "LRSchedule"]
+from .messages import num
+from .piecewise import Piecewise, join
+
+__all__ = ["constant", "wsd", "cosine", "linear_warmup"]
 
 _SHAPES = ("linear", "cosine", "sqrt")
-
-
-@dataclass(frozen=True)
-class LRSchedule:
-    """A learning rate as a function of data consumed.
-
-    Attributes
-    ----------
-    fn : callable
-        ``fn(D) -> lr``, vectorised over numpy arrays of ``D``.
-    breaks : tuple of (float, float, bool)
-        ``(start, end, constant)`` pieces covering ``[0, inf)``.
-    name : str
-        Human-readable description.
-    """
-
-    fn: Callable[[float], float]
-    breaks: tuple
-    name: str
-
-    def __call__(self, D):
-        out = self.fn(np.asarray(D, float))
-        return float(out) if np.ndim(out) == 0 else out
-
-    def next_change(self, D: float) -> float:
-        """Smallest ``D' > D`` where the value may change; ``D`` inside a varying piece."""
-        for start, end, const in self.breaks:
-            if start <= D < end:
-                return end if const else D
-        return math.inf
 
 
 def _nonneg(name, value):
@@ -66,14 +33,19 @@ def _positive(name, value):
     return float(value)
 
 
-def constant(value: float) -> LRSchedule:
+def constant(value: float) -> Piecewise:
     """``lr(D) = value`` for every ``D``.
 
     >>> constant(3e-4)(1e9)
     0.0003
     """
-    v = _positive("value", value)
-    return LRSchedule(lambda D: np.full(np.shape(D), v), ((0.0, math.inf, True),), f"constant({v:g})")
+    return Piecewise.constant(_positive("value", value))
+
+
+def linear_warmup(peak: float, length: float) -> Piecewise:
+    """The linear warmup from 0 to ``peak`` over ``length`` data, then ``peak`` (the one warmup line)."""
+    return Piecewise((0.0,), (lambda x: peak * np.minimum(x / length, 1.0),)) if length > 0 else \
+        Piecewise.constant(peak)
 
 
 def _decay(shape, frac):
@@ -87,7 +59,7 @@ def _decay(shape, frac):
 
 
 def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: float = 0.1,
-        decay_shape: str = "linear") -> LRSchedule:
+        decay_shape: str = "linear") -> Piecewise:
     """Warmup-Stable-Decay, in data units.
 
     .. math::
@@ -115,16 +87,12 @@ def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: fl
     if decay_shape not in _SHAPES:
         raise ValueError(f"decay_shape={decay_shape!r} must be one of {_SHAPES}")
 
-    def fn(D):
-        warm = peak * D / W if W > 0 else np.full(np.shape(D), peak)
-        decayed = peak * (1 - (1 - r) * _decay(decay_shape, (D - W - S) / T)) if T > 0 else peak * r
-        return np.where(D < W, warm, np.where(D < W + S, peak, np.where(D < W + S + T, decayed, peak * r)))
-
-    breaks = ((0.0, W, False), (W, W + S, True), (W + S, W + S + T, False), (W + S + T, math.inf, True))
-    return LRSchedule(fn, breaks, f"wsd(peak={peak:g}, W={W:g}, S={S:g}, T={T:g}, r={r:g}, {decay_shape})")
+    decayed = lambda x: peak * (1 - (1 - r) * _decay(decay_shape, x / T))
+    return join([linear_warmup(peak, W), peak, Piecewise((0.0,), (decayed,)), peak * r], [W, W + S, W + S + T],
+                label=f"wsd(peak={peak:g}, W={W:g}, S={S:g}, T={T:g}, r={r:g}, {decay_shape})")
 
 
-def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 0.0) -> LRSchedule:
+def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 0.0) -> Piecewise:
     """Linear warmup over ``warmup`` data, then cosine decay to ``final_ratio*peak`` at ``total``.
 
     >>> f = cosine(1.0, total=100, warmup=0, final_ratio=0.0)
@@ -138,10 +106,6 @@ def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 
     if r > 1:
         raise ValueError(f"final_ratio={num(final_ratio)} must lie in [0, 1]")
 
-    def fn(D):
-        warm = peak * D / W if W > 0 else np.full(np.shape(D), peak)
-        cos = peak * (1 - (1 - r) * _decay("cosine", (D - W) / (total - W)))
-        return np.where(D < W, warm, np.where(D < total, cos, peak * r))
-
-    breaks = ((0.0, W, False), (W, total, False), (total, math.inf, True))
-    return LRSchedule(fn, breaks, f"cosine(peak={peak:g}, total={total:g}, W={W:g}, r={r:g})")
+    cos = lambda x: peak * (1 - (1 - r) * _decay("cosine", x / (total - W)))
+    return join([linear_warmup(peak, W), Piecewise((0.0,), (cos,)), peak * r], [W, total],
+                label=f"cosine(peak={peak:g}, total={total:g}, W={W:g}, r={r:g})")

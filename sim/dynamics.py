@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from dbs_theory import numeric
-from dbs_theory.lr_schedules import LRSchedule
+from dbs_theory.piecewise import Piecewise
 from dbs_theory.messages import num
 
 from .nqm import NQM
@@ -30,45 +30,21 @@ from .nqm import NQM
 __all__ = ["expected_loss", "Trajectory", "as_schedule"]
 
 
-class _Piecewise:
-    def __init__(self, pairs):
-        pairs = sorted((float(a), float(v)) for a, v in pairs)
-        if not pairs or pairs[0][0] > 0:
-            raise ValueError("a piecewise schedule must start at D = 0")
-        self.starts = np.array([p[0] for p in pairs])
-        self.values = np.array([p[1] for p in pairs])
-
-    def __call__(self, D):
-        return float(self.values[np.searchsorted(self.starts, D, side="right") - 1])
-
-    def next_change(self, D):
-        k = np.searchsorted(self.starts, D, side="right")
-        return float(self.starts[k]) if k < self.starts.size else math.inf
-
-
-class _Constant:
-    def __init__(self, value):
-        self.value = float(value)
-
-    def __call__(self, D):
-        return self.value
-
-    def next_change(self, D):
-        return math.inf
-
-
 def as_schedule(spec, name="schedule"):
-    """Normalise a schedule spec into a callable with ``next_change`` (see module doc)."""
+    """Normalise a schedule spec into a :class:`~dbs_theory.piecewise.Piecewise` or a callable (see module doc)."""
+    if isinstance(spec, Piecewise):
+        return spec
     if isinstance(spec, (int, float, np.floating, np.integer)):
-        return _Constant(spec)
+        return Piecewise.constant(float(spec), "examples")
     segs = getattr(spec, "segments", None)
-    if segs is not None:
-        return _Piecewise(segs() if callable(segs) else segs)
-    if callable(spec):
+    if segs is None and callable(spec):
         return spec
     try:
-        return _Piecewise(list(spec))
+        pairs = sorted((float(a), float(v)) for a, v in (segs() if callable(segs) else segs or list(spec)))
+        return Piecewise(tuple(a for a, _ in pairs), tuple(v for _, v in pairs), "examples")
     except (TypeError, ValueError) as exc:
+        if isinstance(exc, ValueError) and "start at D = 0" in str(exc):
+            raise ValueError(f"a piecewise {name} must start at D = 0") from None
         raise TypeError(f"{name} must be a number, (from_D, value) pairs or a callable of D; "
                         f"got {type(spec).__name__}") from exc
 
@@ -211,7 +187,7 @@ def _varying_chunk(nqm, lr_s, b_s, t, D, m, max_steps, budget, every, at, rec, c
         n = int(min(limit, math.ceil((min(b_next, budget) - D) / B0 - 1e-12)))
         n = max(n, 1)
         Dstart = D + B0 * np.arange(n)
-        lrs = np.asarray(lr_s(Dstart), float) if isinstance(lr_s, LRSchedule) else \
+        lrs = np.asarray(lr_s(Dstart), float) if isinstance(lr_s, Piecewise) else \
             np.array([float(lr_s(x)) for x in Dstart])
         bs = np.full(n, B0)
         _check_step(nqm, float(lrs.max()), B0, D)

@@ -48,22 +48,26 @@ class TestBatchSchedules:
         assert [s(0), s(124e9), s(125e9), s(500e9)] == [2e6, 2e6, 4e6, 6e6]
 
     def test_momentum_one_jumps_to_f(self):
-        d = dynamic_batch(curve_f, 1000, 1.0, 5.0, 1.0, 1.0, 1e9, horizon=20_000)
+        d = dynamic_batch(curve_f, interval=1000, momentum=1.0, initial=5.0,
+                          granularity=1.0, min_batch=1.0, max_batch=1e9, horizon=20_000)
         for D in (1000, 7000, 20_000):
             assert d(D) == round(curve_f(D))
 
     def test_momentum_formula(self):
-        d = dynamic_batch(lambda D: 100.0, 10, 0.5, 20.0, 1.0, 1.0, 1e9, horizon=40)
+        d = dynamic_batch(lambda D: 100.0, interval=10, momentum=0.5, initial=20.0,
+                          granularity=1.0, min_batch=1.0, max_batch=1e9, horizon=40)
         # b = 20 -> 60 -> 80 -> 90 -> 95
         assert [d(x) for x in (0, 10, 20, 30, 40)] == [20, 60, 80, 90, 95]
 
     def test_unrounded_state_does_not_stall(self):
         # each step moves the state by less than half a granule; rounding it would stall at 64
-        d = dynamic_batch(lambda D: 1e4, 1, 0.001, 64, 64, 64, 1e9, horizon=3000)
+        d = dynamic_batch(lambda D: 1e4, interval=1, momentum=0.001, initial=64,
+                          granularity=64, min_batch=64, max_batch=1e9, horizon=3000)
         assert d(3000) > 64 * 10
 
     def test_json_round_trip_and_sim_accepts_it(self):
-        d = dynamic_batch(curve_f, 1000, 0.3, 5.0, 2.0, 2.0, 500, horizon=50_000, unit="examples", lr=0.5)
+        d = dynamic_batch(curve_f, interval=1000, momentum=0.3, initial=5.0,
+                          granularity=2.0, min_batch=2.0, max_batch=500, horizon=50_000, unit="examples", lr=0.5)
         back = BatchSchedule.from_json(d.to_json())
         assert back == d
         tr = sim.expected_loss(sim.NQM.zhang2019(50), 0.5, back, data=20_000)
@@ -75,7 +79,8 @@ class TestBatchSchedules:
     def test_properties(self, momentum, initial, gran, lo, span, monotone, alpha):
         hi = lo + span
         f = lambda D: 0.5 * D**alpha * (1 + 0.3 * math.sin(D / 3000.0))  # not monotone on purpose
-        d = dynamic_batch(f, 1000.0, momentum, initial, gran, lo, hi, monotone, horizon=100_000)
+        d = dynamic_batch(f, interval=1000.0, momentum=momentum, initial=initial,
+                          granularity=gran, min_batch=lo, max_batch=hi, monotone=monotone, horizon=100_000)
         sizes = np.array(d.sizes)
         assert np.all(sizes % gran == 0) and np.all(sizes >= gran)
         # clamped to [lo, hi], then rounded to the nearest multiple of gran (at least gran)
@@ -88,11 +93,16 @@ class TestBatchSchedules:
         assert BatchSchedule.from_json(d.to_json()) == d
 
     @pytest.mark.parametrize("call, name", [
-        (lambda: dynamic_batch(curve_f, 0, 0.5, 1, 1, 1, 10), "interval"),
-        (lambda: dynamic_batch(curve_f, 10, 0.0, 1, 1, 1, 10), "momentum"),
-        (lambda: dynamic_batch(curve_f, 10, 1.5, 1, 1, 1, 10), "momentum"),
-        (lambda: dynamic_batch(curve_f, 10, 0.5, 1, 1, 20, 10), "min_batch"),
-        (lambda: dynamic_batch(curve_f, 10, 0.5, -1, 1, 1, 10), "initial"),
+        (lambda: dynamic_batch(curve_f, interval=0, momentum=0.5, initial=1,
+                               granularity=1, min_batch=1, max_batch=10), "interval"),
+        (lambda: dynamic_batch(curve_f, interval=10, momentum=0.0, initial=1,
+                               granularity=1, min_batch=1, max_batch=10), "momentum"),
+        (lambda: dynamic_batch(curve_f, interval=10, momentum=1.5, initial=1,
+                               granularity=1, min_batch=1, max_batch=10), "momentum"),
+        (lambda: dynamic_batch(curve_f, interval=10, momentum=0.5, initial=1,
+                               granularity=1, min_batch=20, max_batch=10), "min_batch"),
+        (lambda: dynamic_batch(curve_f, interval=10, momentum=0.5, initial=-1,
+                               granularity=1, min_batch=1, max_batch=10), "initial"),
         (lambda: step_batch([10], [1, 2, 3]), "len"),
         (lambda: constant_batch(0), "B"),
         (lambda: BatchSchedule.from_json("{}"), "batch-schedule JSON"),
@@ -254,7 +264,8 @@ def test_rounding_to_the_granularity_never_passes_the_maximum():
                       max_batch=150, horizon=100)
     assert max(s.sizes) == 100  # 150 rounds to 200 > 150: the largest multiple under the maximum instead
     with pytest.raises(ValueError, match="granularity=5000 exceeds max_batch=100"):
-        dynamic_batch(lambda D: 50, 10, 1, 50, 5000, 1, 100, horizon=100)
+        dynamic_batch(lambda D: 50, interval=10, momentum=1, initial=50,
+                      granularity=5000, min_batch=1, max_batch=100, horizon=100)
 
 
 def test_a_schedule_start_must_be_finite():

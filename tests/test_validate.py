@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import warnings
+
 import numpy as np
 from logs import comparable
 import pytest
@@ -210,3 +212,17 @@ def test_torch_compile_matches_eager(tmp_path):
     (a,), (b,) = load_runs(tmp_path / "eager" / "log.csv"), load_runs(tmp_path / "comp" / "log.csv")
     assert comp["steps"] == eager["steps"] == 8
     np.testing.assert_allclose(b.loss, a.loss, rtol=2e-3)
+
+
+def test_a_batch_schedule_derived_at_another_learning_rate_warns(tmp_path):
+    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.bopt_curve import LearningRateMismatch
+
+    path = tmp_path / "s.json"
+    path.write_text(step_batch([2_000], [128, 256], unit="tokens", lr=1e-2).to_json())
+    with pytest.warns(LearningRateMismatch, match="1e-02|0.01"):
+        T.batch_schedule(cfg(tmp_path, "a", batch_schedule=str(path), lr=3e-3))
+    path.write_text(step_batch([2_000], [128, 256], unit="tokens", lr=3e-3).to_json())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LearningRateMismatch)
+        T.batch_schedule(cfg(tmp_path, "b", batch_schedule=str(path), lr=3e-3))  # the same rate: silent

@@ -8,8 +8,10 @@ import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
+from dbs_theory.piecewise import Piecewise
+
 __all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "PRESETS", "MAX_MICRO",
-           "parse_seq_len_schedule", "check_device_name", "split_batch"]
+           "seq_lengths", "check_device_name", "split_batch"]
 
 #: preset -> what it is (validate.model.PRESETS holds the shapes; a test keeps the two in step)
 PRESETS = {"tiny": "2 layers x 64, ~0.1M parameters, tests", "cpu": "4 x 128, ~0.8M, the CPU tier",
@@ -113,7 +115,7 @@ class TrainConfig:
             raise ValueError(f"dtype={self.dtype!r} must be auto, bf16 or fp32")
         if self.lr_rescale not in ("none", "sqrt", "linear"):
             raise ValueError(f"lr_rescale={self.lr_rescale!r} must be none, sqrt or linear")
-        _, lengths = parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)
+        lengths = seq_lengths(self.seq_len_schedule, self.seq_len).values
         if self.data_block < 0 or (self.data_block and any(self.data_block % L for L in lengths)):
             raise ValueError(f"data_block={self.data_block!r} must be 0 or a multiple of every sequence "
                              f"length ({', '.join(map(str, lengths))})")
@@ -121,11 +123,10 @@ class TrainConfig:
 
     def seq_len_at(self, D) -> int:
         """Sequence length (tokens) in use after ``D`` tokens."""
-        starts, lengths = parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)
-        return next(L for s, L in zip(starts[::-1], lengths[::-1]) if D >= s)
+        return seq_lengths(self.seq_len_schedule, self.seq_len)(D)
 
     def max_seq_len(self) -> int:
-        return max(parse_seq_len_schedule(self.seq_len_schedule, self.seq_len)[1])
+        return max(seq_lengths(self.seq_len_schedule, self.seq_len).values)
 
 
 def check_device_name(name):
@@ -134,27 +135,16 @@ def check_device_name(name):
         raise ValueError(f"device={name!r} must be auto, cpu, cuda, cuda:N or mps")
 
 
-def parse_seq_len_schedule(text, seq_len):
-    """``(starts, lengths)`` in tokens from ``'D1:L1,D2:L2'`` (``seq_len`` holds from 0 to ``D1``).
+def seq_lengths(text, seq_len) -> Piecewise:
+    """The sequence length (tokens) as a function of tokens consumed: ``seq_len`` from 0, then ``'D1:L1,D2:L2'``.
 
-    >>> parse_seq_len_schedule("2e6:128", 64)
-    ([0.0, 2000000.0], [64, 128])
+    >>> seq_lengths("2e6:128", 64).segments
+    [(0.0, 64), (2000000.0, 128)]
     """
-    starts, lengths = [0.0], [int(seq_len)]
-    if not text:
-        return starts, lengths
-    for item in str(text).split(","):
-        try:
-            d, length = item.split(":")
-            d, length = float(d), int(length)
-        except ValueError:
-            raise ValueError(f"seq_len_schedule must look like '2e6:128,4e6:256'; got {text!r}") from None
-        if not (math.isfinite(d) and d > starts[-1]) or length < 1:
-            raise ValueError(f"seq_len_schedule {text!r}: switch points must increase from > 0 "
-                             f"and lengths be >= 1 (bad item {item!r})")
-        starts.append(d)
-        lengths.append(length)
-    return starts, lengths
+    sched = Piecewise.parse(text, first=int(seq_len), what="seq_len_schedule", cast=int)
+    if min(sched.values) < 1:
+        raise ValueError(f"seq_len_schedule {text!r}: lengths must be >= 1")
+    return sched
 
 
 def build_parser(parser=None):

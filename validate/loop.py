@@ -26,7 +26,7 @@ import torch
 from dbs_theory.batch_schedules import lr_rescale
 
 from .checkpoint import save_checkpoint
-from .config import MAX_MICRO, parse_seq_len_schedule, split_batch
+from .config import MAX_MICRO, seq_lengths, split_batch
 from .data import batch_at
 from .gns import GNSEstimator, two_batch_estimates
 
@@ -87,8 +87,7 @@ class Trainer:
         self.batch_for, self.lr_at, self.device, self.rank, self.world = batch_for, lr_at, device, rank, world
         self.n_steps, self.tokens = int(start[0]), float(start[1])
         self.net, self.autocast = _wrap(model, cfg, device, world)
-        starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
-        self._seq = list(zip(starts[::-1], lengths[::-1]))  # latest switch first
+        self.seq_len_at = seq_lengths(cfg.seq_len_schedule, cfg.seq_len)
         self._split = functools.lru_cache(maxsize=None)(
             lambda want, L: split_batch(want, L, world, cfg.micro_batch, MAX_MICRO[cfg.preset]))
         self._rescale = lr_rescale(cfg.lr_rescale, self._split(batch_for(0), cfg.seq_len)[2])
@@ -97,7 +96,7 @@ class Trainer:
 
     def plan(self) -> Step:
         """The next step's sizes and learning rate, from the tokens consumed so far."""
-        L = next(L for s0, L in self._seq if self.tokens >= s0)
+        L = self.seq_len_at(self.tokens)
         want = self.batch_for(self.tokens)
         micro, accum, actual = self._split(want, L)
         if actual != want and not self._warned and self.rank == 0:  # once: the log records every size run

@@ -25,12 +25,12 @@ import numpy as np
 import torch
 
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.bopt_curve import check_lr
 from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, folder_lock
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, set_rng_state
-from .config import (MAX_MICRO, TrainConfig, build_parser, config_from_args, parse_seq_len_schedule,
-                     split_batch)
+from .config import MAX_MICRO, TrainConfig, build_parser, config_from_args, seq_lengths, split_batch
 from .data import load_corpus
 from .loop import LOG_FIELDS, Checkpointer, Logger, NoiseScale, NonFiniteLoss, Progress, Trainer
 from .model import Transformer, preset
@@ -74,6 +74,7 @@ def batch_schedule(cfg: TrainConfig):
         raise OSError(f"cannot read batch schedule {str(path)!r}: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{cfg.batch_schedule}: {str(exc).splitlines()[0]}") from None
+    check_lr(sched.lr, cfg.lr, f"batch schedule {cfg.batch_schedule}")  # Bmin and Bopt move with the rate
     if sched.unit != "tokens":
         if cfg.seq_len_schedule:
             raise ValueError(f"{cfg.batch_schedule}: a schedule in {sched.unit} cannot be converted to tokens "
@@ -149,12 +150,11 @@ def _truncate_log(path, step):
 
 def batch_rounding(cfg, sched, world=1) -> list:
     """``[{"from", "requested", "used"}]`` for every batch the run asks for that it cannot run exactly."""
-    starts, lengths = parse_seq_len_schedule(cfg.seq_len_schedule, cfg.seq_len)
-    points = sorted({a for a, _ in sched.segments if a < cfg.tokens} | {s for s in starts if s < cfg.tokens})
+    lengths = seq_lengths(cfg.seq_len_schedule, cfg.seq_len)
+    points = sorted({a for a in (*sched.starts, *lengths.starts) if a < cfg.tokens})
     out = []
     for D in points:
-        L = next(L for s, L in zip(starts[::-1], lengths[::-1]) if D >= s)
-        want = sched(D)
+        L, want = lengths(D), sched(D)
         used = split_batch(want, L, world, cfg.micro_batch, MAX_MICRO[cfg.preset])[2]
         if used != want:
             out.append(dict(tokens_from=float(D), requested=float(want), used=int(used), seq_len=L))

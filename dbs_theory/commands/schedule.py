@@ -85,19 +85,12 @@ def _build(args):
     import math
 
     from ..batch_schedules import dynamic_batch, step_batch
+    from ..piecewise import Piecewise
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
 
     laws = {}
     if args.steps:
-        try:
-            pairs = [tuple(float(x) for x in item.split(":")) for item in args.steps.split(",")]
-            if any(len(p) != 2 for p in pairs):
-                raise ValueError
-        except ValueError:
-            raise ValueError(f"--steps must look like '0:2e6,125e9:4e6' (data:batch pairs); got {args.steps!r}") \
-                from None
-        if not pairs or pairs[0][0] != 0:
-            raise ValueError("--steps must start at D = 0")
+        pairs = Piecewise.parse(args.steps, what="--steps", unit=args.unit).segments
         sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
         curve = None
     else:
@@ -118,8 +111,9 @@ def _build(args):
         interval = args.interval if args.interval is not None else args.horizon / 50
         initial = args.initial if args.initial is not None else float(curve(interval))
         max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
-        sched = dynamic_batch(curve, interval, args.momentum, initial, args.granularity, args.min_batch,
-                              max_batch, horizon=args.horizon, unit=args.unit, lr=curve.lr)
+        sched = dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
+                              granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
+                              horizon=args.horizon, unit=args.unit, lr=curve.lr)
     return sched, curve, laws
 
 
