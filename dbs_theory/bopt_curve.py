@@ -89,6 +89,14 @@ class BoptCurve:
         return dict(form=self.form, params=self.params, D=self.D.tolist(), B=self.B.tolist(),
                     N=None if self.N is None else self.N.tolist(), r2_log=self.r2_log, lr=self.lr)
 
+    @classmethod
+    def from_dict(cls, d: dict, extrapolate: bool = False) -> "BoptCurve":
+        """Inverse of :meth:`to_dict` (``bopt_curve.json``); a record without ``form`` is a power law."""
+        N = d.get("N")
+        return cls(d.get("form", "power"), dict(d["params"]), np.asarray(d["D"], float), np.asarray(d["B"], float),
+                   None if N is None else np.asarray(N, float), float(d.get("r2_log", math.nan)), d.get("lr"),
+                   extrapolate)
+
 
 def _points(D, Bopt):
     """Accept arrays, an :class:`~dbs_theory.estimators.EnvelopeBopt`, a

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HyperbolicES", "ThreePhaseES", "LAWS"]
+__all__ = ["HyperbolicES", "ThreePhaseES", "LAWS", "law_from_params"]
 
 
 def _finite(name, value, positive=False):
@@ -166,3 +166,14 @@ class ThreePhaseES:
 
 #: law name -> number of free parameters
 LAWS = {"three_phase": 6, "three_phase_free": 10, "hyperbolic": 2}
+
+
+def law_from_params(name: str, params: dict):
+    """The law ``name`` (a key of :data:`LAWS`) from its saved parameters (``fit.json``'s ``laws``)."""
+    if name == "hyperbolic":
+        return HyperbolicES(**params)
+    if name == "three_phase":
+        return ThreePhaseES.c1(**params)
+    if name == "three_phase_free":
+        return ThreePhaseES.free(**params)
+    raise ValueError(f"unknown law {name!r}; choose one of {', '.join(LAWS)}")

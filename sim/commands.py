@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "arguments", "run"]
 
 HELP = "simulate the NQM: E(S) frontier, Bmin/Bopt per target, crossovers"
 EXAMPLES = """examples:
@@ -61,6 +61,21 @@ def add_arguments(p):
     p.add_argument("--tol", type=float, default=0.10, help="plan: relative half-width of the 90%% interval "
                    "that counts as pinned (default 0.10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def arguments(**overrides) -> argparse.Namespace:
+    """The options of ``dbs simulate`` at their defaults, with ``overrides`` (Python names, e.g.
+    ``write_log=True``): how a program calls :func:`run` without writing a command line. An unknown
+    name is refused."""
+    p = argparse.ArgumentParser()
+    add_arguments(p)
+    args = p.parse_args([])
+    unknown = sorted(set(overrides) - set(vars(args)))
+    if unknown:
+        raise TypeError(f"dbs simulate has no option {', '.join(unknown)}")
+    for k, v in overrides.items():
+        setattr(args, k, v)
+    return args
 
 
 def default_targets(nqm, eta, n=8):

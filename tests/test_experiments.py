@@ -100,7 +100,7 @@ def test_unknown_experiment_and_tier_are_one_line_errors(tmp_path):
 @pytest.mark.slow
 def test_report_of_the_experiments(tiny_results):
     """dbs report on a validate folder: a section per experiment, every figure passes the checks."""
-    from dbs_theory.report import build_report
+    from dbs_report.report import build_report
     from figcheck import check_figure
 
     root, _ = tiny_results

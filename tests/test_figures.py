@@ -5,8 +5,10 @@ import sys
 import numpy as np
 import pytest
 
-from dbs_theory import figures as F
-from dbs_theory.report import build_report, markdown_to_html, write_report
+from dbs_report import figures as F
+from dbs_theory.bopt_curve import BoptCurve
+from dbs_theory.es_laws import law_from_params
+from dbs_report.report import build_report, markdown_to_html, write_report
 
 from figcheck import check_figure, decades
 
@@ -42,13 +44,15 @@ def test_each_figure_function_passes_the_checks():
     D = np.geomspace(1e3, 1e7, 100)
     curves = [dict(label=f"B={b}", D=D, loss=1 + 3 / (1 + D / (1e3 * b)) + 0.1 / b, batch=b) for b in (1, 4, 16)]
     check_figure(F.loss_curves(curves, "loss", crossovers=[dict(tokens=1e5, loss=2.0)]), "loss_curves")
-    law = F.law_from_params("three_phase", dict(smin=100, s1=150, sopt=300, s2=600, emin=3e4, c=0.5))
+    law = law_from_params("three_phase", dict(smin=100, s1=150, sopt=300, s2=600, emin=3e4, c=0.5))
     S = np.geomspace(120, 1e4, 30)
     check_figure(F.es_panels([dict(target=2.0, S=S, E=law(S), laws={"three_phase": law}, bmin=law.bmin,
                                    bopt=law.bopt)]), "es_panels")
     check_figure(F.bmin_bopt([3, 2.5, 2], [10, 40, 200], [20, 90, 500], ([8, 30, 150], [12, 50, 260]),
                              ([15, 70, 400], [25, 110, 600])), "bmin_bopt")
-    check_figure(F.bopt_schedule([1e5, 1e6, 1e7], [100, 300, 900], dict(k=1.0, alpha=0.48),
+    curve = BoptCurve("power", dict(k=1.0, alpha=0.48), np.array([1e5, 1e7]), np.array([100.0, 900.0]), None,
+                      1.0, None, extrapolate=True)
+    check_figure(F.bopt_schedule([1e5, 1e6, 1e7], [100, 300, 900], curve,
                                  ([0, 1e6, 3e6], [128, 256, 512]), 1e7), "bopt_schedule")
     check_figure(F.comparison([dict(label="a", D=D, loss=1 + 1 / np.sqrt(D)), dict(label="b", D=D, loss=1 + 2 / D)],
                               "cmp", marks=[(1e5, "switch")]), "comparison")
@@ -113,7 +117,7 @@ def test_the_report_shows_the_band_of_an_extrapolated_schedule(tmp_path):
 def test_wide_report_tables_scroll_in_their_own_box():
     """Issue 16: a wide per-target table overflowed the page; tables now scroll horizontally, and a
     phone gets the device width."""
-    from dbs_theory.report import markdown_to_html
+    from dbs_report.report import markdown_to_html
 
     md = "| " + " | ".join(f"column {i}" for i in range(30)) + " |\n|" + "---|" * 30 + "\n| " + " | ".join(
         "1.234e+05" for _ in range(30)) + " |\n"

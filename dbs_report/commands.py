@@ -14,8 +14,9 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..io import check_writable
-    from ..report import build_report, write_report
+    from dbs_theory.io import check_writable
+
+    from .report import build_report, write_report
 
     sections = build_report(args.directory)
     check_writable(args.directory)

@@ -1,40 +1,53 @@
-"""``report.md`` and a self-contained ``report.html`` from any results folder.
+"""How each kind of result presents itself in a report: the files that mark it, and its sections.
 
-A results folder is whatever ``dbs simulate``, ``dbs simulate schedule``,
-``dbs fit``, ``dbs validate ...`` or ``dbs demo`` wrote. The folder is
-searched (three levels deep) for the files each of those writes; every
-recognised result becomes a section with its figures (PNG, under
-``figures/``) and, for experiments, its verdict table. The HTML embeds the
-images as base64, so it opens anywhere.
+A :class:`Presenter` names the files that identify a result in a folder and
+turns that folder into report sections (title, markdown, figures). Each one
+reads its result through the producer's own reader (``load_runs``,
+``Plan.load``, ``BoptCurve.from_dict``, ``law_from_params``);
+:func:`dbs_report.report.build_report` just asks every presenter about every
+folder. Adding a result kind means adding a presenter here, nothing else.
 """
 from __future__ import annotations
 
-import base64
 import csv
-import html
 import json
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
+from dbs_theory.bopt_curve import BoptCurve
+from dbs_theory.es_laws import law_from_params
+from dbs_theory.runs import crossovers, load_runs
+from validate.experiments import EXPERIMENTS
+from validate.experiments.schedule import PLAN, Plan
+
 from . import figures as F
-from .io import atomic_write
+from .nqm import frontier_points, three_phase_fits
 
-__all__ = ["Section", "build_report", "write_report", "markdown_to_html", "findings_table"]
-
-_SKIP = {"runs", "logs", "configs", "figures", "schedules"}
+__all__ = ["Presenter", "PRESENTERS", "experiment_rank"]
 
 
-@dataclass
-class Section:
-    """A report section: a title, markdown text, and ``(figure, file name, caption)`` entries."""
+@dataclass(frozen=True)
+class Presenter:
+    """A result kind: ``marks`` (file names that must all be in the folder) and ``sections(folder)``,
+    a list of ``(title, markdown, [(figure, file name, caption)])``."""
 
-    title: str
-    text: str = ""
-    figures: list = field(default_factory=list)
+    name: str
+    marks: tuple
+    sections: Callable
+
+    def finds(self, d: Path) -> bool:
+        return all((d / m).exists() for m in self.marks)
+
+
+def experiment_rank(name: str) -> int:
+    """Where experiment ``name`` comes in a report: the order ``dbs validate all`` runs them."""
+    order = list(EXPERIMENTS)
+    return order.index(name) if name in order else len(order)
 
 
 def _json(path):
@@ -71,8 +84,6 @@ def _run_curve(run, use="loss", label=None):
 
 
 def _logs(d):
-    from .runs import load_runs
-
     return [load_runs(f)[0] for f in sorted((Path(d) / "logs").glob("*.csv"))]
 
 
@@ -87,7 +98,7 @@ def _es_section(d, title, unit):
     for row in fit["rows"]:
         t = float(row["target"])
         SE = np.array(pts.get(t, []), float).reshape(-1, 2)
-        laws = {name: F.law_from_params(name, p) for name, p in fit.get("laws", {}).get(str(t), {}).items()
+        laws = {name: law_from_params(name, p) for name, p in fit.get("laws", {}).get(str(t), {}).items()
                 if name in ("three_phase", "hyperbolic")}
         panels.append(dict(target=t, S=SE[:, 0], E=SE[:, 1], laws=laws, bmin=row.get("bmin"), bopt=row.get("bopt")))
     col = lambda k: [r.get(k, math.nan) if r.get(k) is not None else math.nan for r in fit["rows"]]
@@ -116,8 +127,8 @@ def _sweep(d, s):
                      "batch overtakes a smaller one.")]
     figs += _es_section(d, "sweep", "tokens")
     if (d / "bopt_curve.json").exists():
-        c = _json(d / "bopt_curve.json")
-        figs.append((F.bopt_schedule(c["D"], c["B"], c["params"]), "bopt-curve",
+        c = BoptCurve.from_dict(_json(d / "bopt_curve.json"), extrapolate=True)
+        figs.append((F.bopt_schedule(c.D, c.B, c), "bopt-curve",
                      "Bopt per target at the data Emin where it is optimal, and the power law fitted through them."))
     return figs
 
@@ -141,10 +152,9 @@ def _schedule(d, s):
                           ylabel="validation loss (nats)"), "compare",
              "Held-out loss of the dynamic schedule and the fixed baselines; solid seed 0, dashed seed 1.")]
     sweep = d.parent / "sweep" / "bopt_curve.json"
-    if sweep.exists():
-        c, p = _json(sweep), s["plan"]
-        figs.append((F.bopt_schedule(c["D"], c["B"], c["params"], (p["starts"], p["sizes"]),
-                                     s["tier_config"]["budget"]), "schedule",
+    if sweep.exists() and (d / PLAN).exists():
+        c, p = BoptCurve.from_dict(_json(sweep), extrapolate=True), Plan.load(d / PLAN)
+        figs.append((F.bopt_schedule(c.D, c.B, c, (p.starts, p.sizes), s["tier_config"]["budget"]), "schedule",
                      "The schedule used: the fitted Bopt(D) and the batch the dynamic schedule picks."))
     return figs
 
@@ -179,21 +189,13 @@ def _predict(d, s):
 def _simulate(d):
     meta = _json(d / "frontier.json")
     t = meta["targets"]
-    pts = {}
-    for p in meta["points"]:
-        if p["S"] is not None and math.isfinite(p["S"]):
-            pts.setdefault(p["target"], []).append((p["S"], p["E"]))
+    pts = frontier_points(meta)
     panels = [dict(target=r["target"], S=[a for a, _ in pts.get(r["target"], [])],
                    E=[b for _, b in pts.get(r["target"], [])], bmin=r["bmin"], bopt=r["bopt"]) for r in t]
     panels = [p for p in panels if p["S"]][::max(1, len(panels) // 6)][:6]
+    fits = three_phase_fits(meta, [p["target"] for p in panels])
     for p in panels:  # the paper's law fitted to the exact frontier, to show how well it describes it
-        p["laws"] = {}
-        try:
-            from .fit import fit_es
-
-            p["laws"]["three_phase"] = fit_es(p["S"], p["E"], "three_phase").law
-        except (ValueError, RuntimeError):
-            pass
+        p["laws"] = {"three_phase": fits[p["target"]].law} if p["target"] in fits else {}
     figs = [(F.es_panels(panels, "examples", "NQM: exact E(S) per target, with the three-phase law fitted"), "es",
              "Exact NQM frontier: data E vs steps S per target, the fitted three-phase law (phases shaded); "
              "Bmin and Bopt (exact) as lines through the origin."),
@@ -201,8 +203,6 @@ def _simulate(d):
                          title="NQM: Bmin and Bopt vs target"), "bmin-bopt",
              "Exact Bmin and Bopt of the NQM per target loss.")]
     if (d / "runs.csv").exists():
-        from .runs import crossovers, load_runs
-
         runs = load_runs(d / "runs.csv")
         keep = runs[:: max(1, len(runs) // 10)]
         figs.insert(0, (F.loss_curves([dict(label=f"B = {r.batch_size:.3g}", D=r.tokens, loss=r.loss,
@@ -224,36 +224,13 @@ def _simulate_schedule(d):
                                       unit="examples", ylabel="expected loss (NQM units)"), f"compare-{b:.3g}",
                          "Expected loss of the best fixed batch, the paper's dynamic schedule and the best "
                          "8-piece schedule found."))
-        c, dyn = r["curve"], r["dynamic"]
+        c, dyn = BoptCurve.from_dict(r["curve"], extrapolate=True), r["dynamic"]
         segs = dyn["segments"]
-        figs.append((F.bopt_schedule(c["D"], c["B"], c["params"], ([s["from"] for s in segs],
+        figs.append((F.bopt_schedule(c.D, c.B, c, ([s["from"] for s in segs],
                                                                    [s["batch_size"] for s in segs]), b,
                                      "examples", f"NQM: Bopt(D) and the dynamic schedule (budget {b:.3g})"),
                      f"schedule-{b:.3g}", "The NQM's exact Bopt(D) points, the fitted curve and the schedule."))
     return figs
-
-
-def _fit(d):
-    return _es_section(d, "fit", "tokens")
-
-
-def _sections_in(d: Path):
-    out = []
-    if (d / "summary.json").exists():
-        s = _json(d / "summary.json")
-        name = s.get("experiment")
-        handler = {"sweep": _sweep, "schedule": _schedule, "predict": _predict}.get(name, _ablation)
-        text = (d / "summary.md").read_text() if (d / "summary.md").exists() else ""
-        out.append((f"validate {name} ({d})", _demote(text), handler(d, s)))
-    elif (d / "fit.json").exists() and (d / "es_points.csv").exists():
-        out.append((f"fit ({d})", "", _fit(d)))
-    if (d / "frontier.json").exists():
-        out.append((f"simulate ({d})", "", _simulate(d)))
-    if (d / "schedule_eval.json").exists():
-        out.append((f"simulate schedule ({d})", "", _simulate_schedule(d)))
-    if (d / "schedule.json").exists() and (d / "exports.json").exists():
-        out.append(_schedule_band(d))
-    return out
 
 
 def _schedule_band(d):
@@ -276,133 +253,26 @@ def _demote(md):
     return re.sub(r"^(#+) ", lambda m: "#" * min(6, len(m.group(1)) + 2) + " ", md, flags=re.M)
 
 
-def build_report(directory):
-    """Sections for every result found in ``directory`` (three levels deep). Raises if none."""
-    root = Path(directory)
-    if not root.is_dir():
-        raise FileNotFoundError(f"no such results folder: {str(root)!r}")
-    dirs = [root] + sorted(p for p in root.rglob("*") if p.is_dir() and not (_SKIP & set(p.relative_to(root).parts))
-                           and len(p.relative_to(root).parts) <= 3)
-    order = ["sweep", "schedule", "lr-scaling", "seq-len", "weight-decay", "decay", "cosine", "predict"]
-    rank = lambda p: (len(p.relative_to(root).parts) > 0, str(p.parent), order.index(p.name) if p.name in order
-                      else len(order), p.name)
-    dirs = sorted(dirs, key=rank)
-    sections = []
-    for d in dirs:
-        for title, text, figs in _sections_in(d):
-            title = title.replace(f"({root}/", "(").replace(f"({root})", "(.)")
-            sections.append(Section(title, text, figs))
-    if not sections:
-        raise ValueError(f"{root}: no results found (expected outputs of dbs simulate, fit, validate or demo)")
-    return sections
+def _experiment(d):
+    s = _json(d / "summary.json")
+    name = s.get("experiment")
+    handler = {"sweep": _sweep, "schedule": _schedule, "predict": _predict}.get(name, _ablation)
+    text = (d / "summary.md").read_text() if (d / "summary.md").exists() else ""
+    return [(f"validate {name} ({d})", _demote(text), handler(d, s))]
 
 
-def findings_table(directory) -> str:
-    """Markdown table of every experiment's claims and verdicts under ``directory`` ('' if none)."""
-    root = Path(directory)
-    rows = []
-    for f in sorted(root.rglob("summary.json")):
-        if _SKIP & set(f.relative_to(root).parts):
-            continue
-        s = _json(f)
-        for c in s.get("claims", []):
-            rows.append((s.get("experiment", f.parent.name), s.get("wall_seconds", math.nan), c))
-    if not rows:
-        return ""
-    order = ["sweep", "schedule", "lr-scaling", "seq-len", "weight-decay", "decay", "cosine", "predict"]
-    rows.sort(key=lambda r: order.index(r[0]) if r[0] in order else len(order))
-    lines = ["| experiment | claim | our measurement | verdict |", "|---|---|---|---|"]
-    cell = lambda t: str(t).replace("|", "\u2223")  # a literal | would split the table cell
-    lines += [f"| `{e}` ({w / 60:.0f} min) | {cell(c['claim'])} | {cell(c['measured'])} | **{c['verdict']}** |"
-              for e, w, c in rows]
-    return "\n".join(lines)
+def _fit_folder(d):
+    if (d / "summary.json").exists():
+        return []  # an experiment's own fit: presented with the experiment
+    return [(f"fit ({d})", "", _es_section(d, "fit", "tokens"))]
 
 
-def write_report(directory, sections=None, intro=""):
-    """Render figures to ``figures/`` and write ``report.md`` and ``report.html``; returns their paths."""
-    root = Path(directory)
-    sections = sections if sections is not None else build_report(root)
-    table = findings_table(root)
-    if table:
-        intro = (intro + "\n\n" if intro else "") + "### Verdicts of the experiments\n\n" + table
-    (root / "figures").mkdir(exist_ok=True)
-    md = ["# dbs-theory report", "", intro, ""] if intro else ["# dbs-theory report", ""]
-    pngs = {}
-    for i, sec in enumerate(sections):
-        md += [f"## {sec.title}", ""]
-        if sec.text:
-            md += [sec.text, ""]
-        for fig, name, caption in sec.figures:
-            fname = f"figures/{i:02d}-{_slug(sec.title)}-{name}.png"
-            F.save(fig, root / fname)
-            pngs[fname] = root / fname
-            md += [f"![{caption}]({fname})", "", f"*{caption}*", ""]
-    text = "\n".join(md) + "\n"
-    with atomic_write(root / "report.md") as fh:
-        fh.write(text)
-    with atomic_write(root / "report.html") as fh:
-        fh.write(markdown_to_html(text, {k: v.read_bytes() for k, v in pngs.items()}))
-    return root / "report.md", root / "report.html"
-
-
-def _slug(s):
-    return re.sub(r"[^a-z0-9]+", "-", s.lower()).strip("-")[:40]
-
-
-def markdown_to_html(md, images=None) -> str:
-    """A small markdown subset to standalone HTML: headings, tables, code blocks, images (embedded)."""
-    images = images or {}
-    out, table, code = [], [], None
-
-    def inline(t):
-        t = html.escape(t)
-        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-        t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
-        return re.sub(r"(?<!\*)\*([^*]+)\*(?!\*)", r"<i>\1</i>", t)
-
-    def flush():
-        if table:
-            rows = [r for r in table if not re.match(r"^\|[-| :]+\|$", r)]
-            cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
-            out.append("<table>" + "".join(
-                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{inline(c)}</{'th' if i == 0 else 'td'}>"
-                                 for c in row) + "</tr>" for i, row in enumerate(cells)) + "</table>")
-            table.clear()
-
-    for line in md.splitlines():
-        if code is not None:
-            if line.startswith("```"):
-                out.append("<pre>" + html.escape("\n".join(code)) + "</pre>")
-                code = None
-            else:
-                code.append(line)
-            continue
-        if line.startswith("```"):
-            flush()
-            code = []
-        elif line.startswith("|"):
-            table.append(line)
-        else:
-            flush()
-            m = re.match(r"^(#{1,6}) (.*)", line)
-            img = re.match(r"^!\[(.*)\]\((.*)\)$", line)
-            if m:
-                n = len(m.group(1))
-                out.append(f"<h{n}>{inline(m.group(2))}</h{n}>")
-            elif img:
-                data = images.get(img.group(2))
-                src = f"data:image/png;base64,{base64.b64encode(data).decode()}" if data else img.group(2)
-                out.append(f'<img alt="{html.escape(img.group(1))}" src="{src}">')
-            elif line.strip():
-                out.append(f"<p>{inline(line)}</p>")
-    flush()
-    # Wide tables scroll inside their own box instead of running past the page's edge; a phone
-    # gets the device width (viewport) and tighter cells.
-    style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0;display:block;max-width:100%;overflow-x:auto}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}"
-             "pre{background:#f7f7f7;padding:8px;overflow-x:auto}img{max-width:100%;border:1px solid #eee;"
-             "margin:0.5em 0}@media (max-width:600px){body{margin:1em auto}td,th{padding:2px 4px;font-size:90%}}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>dbs-theory report</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+#: Every result kind a report knows, in the order their sections appear within a folder.
+PRESENTERS = [
+    Presenter("validate experiment", ("summary.json",), _experiment),
+    Presenter("dbs fit", ("fit.json", "es_points.csv"), _fit_folder),
+    Presenter("dbs simulate", ("frontier.json",), lambda d: [(f"simulate ({d})", "", _simulate(d))]),
+    Presenter("dbs simulate schedule", ("schedule_eval.json",),
+              lambda d: [(f"simulate schedule ({d})", "", _simulate_schedule(d))]),
+    Presenter("dbs schedule", ("schedule.json", "exports.json"), lambda d: [_schedule_band(d)]),
+]

@@ -15,10 +15,7 @@ from matplotlib.figure import Figure
 import matplotlib
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from .es_laws import HyperbolicES, ThreePhaseES
-
-__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "law_from_params",
-           "save"]
+__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "save"]
 
 _PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
 
@@ -139,17 +136,6 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
     return fig
 
 
-def law_from_params(name, params):
-    """A law object from ``fit.json`` parameters (``three_phase`` C1 form or ``hyperbolic``)."""
-    if name == "hyperbolic":
-        return HyperbolicES(**params)
-    if name == "three_phase":
-        return ThreePhaseES.c1(**params)
-    if name == "three_phase_free":
-        return ThreePhaseES.free(**params)
-    raise ValueError(f"unknown law {name!r}")
-
-
 def es_panels(panels, unit="tokens", title="E(S): data vs steps to reach each target"):
     """One panel per target: the (S, E) points, fitted laws, phases shaded, Bmin and Bopt lines.
 
@@ -232,7 +218,8 @@ def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
                   title="Bopt(D) and the dynamic schedule built from it"):
     """Per-target optima ``(Emin, Bopt)``, the fitted curve, and the schedule as a step line.
 
-    ``curve``: ``{"k", "alpha"}`` of ``Bopt = k D^alpha``; ``schedule``: ``(starts, sizes)``.
+    ``curve``: a :class:`~dbs_theory.bopt_curve.BoptCurve` (drawn over the whole axis, so it must allow
+    extrapolation); ``schedule``: ``(starts, sizes)``.
     """
     fig = Figure(figsize=(6.5, 4.4), layout="constrained")
     ax = fig.add_subplot()
@@ -246,10 +233,11 @@ def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
         lo = min(lo, starts[1] / 2) if len(starts) > 1 else lo
         xs = [max(s, lo) for s in starts] + [hi]
         ax.step(xs, sizes + sizes[-1:], where="post", color="C1", lw=2, label="dynamic schedule")
-    if curve:
+    if curve is not None:
         g = np.geomspace(lo, hi, 200)
-        ax.plot(g, curve["k"] * g ** curve["alpha"], color="C0", ls="--",
-                label=f"fit Bopt = {curve['k']:.3g} D^{curve['alpha']:.2f}")
+        p = curve.params
+        label = f"fit Bopt = {p['k']:.3g} D^{p['alpha']:.2f}" if curve.form == "power" else "fitted Bopt(D)"
+        ax.plot(g, curve(g), color="C0", ls="--", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)

@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import time
@@ -24,7 +23,7 @@ EXAMPLES = """examples:
 
 
 def _demo_tier():
-    from .experiments.tiers import TIERS
+    from validate.experiments.tiers import TIERS
 
     # 10 batch sizes, 128..3072 tokens; every run to the same 256K tokens (2000 steps of the smallest), so the
     # envelope compares all batches at every data amount up to the budget.
@@ -38,12 +37,6 @@ def add_arguments(p):
     p.add_argument("--no-train", action="store_true", help="skip the transformer sweep (NQM only)")
     p.add_argument("--jobs", type=int, default=2, help="transformer runs trained at once (default 2)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-
-
-def _sub_args(module, argv):
-    p = argparse.ArgumentParser()
-    module.add_arguments(p)
-    return p.parse_args(argv)
 
 
 def _formulas():
@@ -69,19 +62,12 @@ def _nqm_claims(sim_dir, sched_dir):
     import numpy as np
 
     from dbs_theory.bopt_table import monotonicity
-    from dbs_theory.fit import fit_es
+
+    from .nqm import three_phase_fits
 
     fr = json.loads((sim_dir / "frontier.json").read_text())
     t = fr["targets"]
-    r2 = []
-    for row in t:
-        pts = [(p["S"], p["E"]) for p in fr["points"] if p["target"] == row["target"] and p["S"] is not None
-               and math.isfinite(p["S"])]
-        if len(pts) >= 9:
-            try:
-                r2.append(fit_es([a for a, _ in pts], [b for _, b in pts], "three_phase").r2_log)
-            except (ValueError, RuntimeError):
-                pass
+    r2 = [f.r2_log for f in three_phase_fits(fr, min_points=9).values()]
     cross = 0
     if (sim_dir / "crossovers.csv").exists():
         import csv
@@ -129,7 +115,7 @@ def verdict_table(nqm, tf) -> str:
 
 def _transformer_sweep(out, args):
     """The demo tier's batch-size sweep; its claims for the verdict table."""
-    from .experiments import sweep
+    from validate.experiments import sweep
 
     tier = _demo_tier()
     print(f"\n== Transformer sweep (tier demo: preset {tier.preset}, {len(tier.batches)} batch sizes "
@@ -139,8 +125,9 @@ def _transformer_sweep(out, args):
 
 def run(args):
     from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
-    from dbs_theory.report import write_report
     from sim import commands as simc
+
+    from .report import write_report
     from tqdm.auto import tqdm
 
     if args.jobs < 1:
@@ -169,11 +156,11 @@ def run(args):
     bar.update(1)
     stage("NQM sweep")
     print("\n== NQM sweep (exact expected loss, zhang2019 spectrum, eta = 0.5)\n")
-    simc.run(_sub_args(simc, ["--out", str(out / "nqm-sweep"), "--write-log", "--quiet"]))
+    simc.run(simc.arguments(out=str(out / "nqm-sweep"), write_log=True, quiet=True))
     bar.update(1)
     stage("NQM schedules")
     print("\n== NQM: dynamic vs fixed vs optimised batch schedules at equal data\n")
-    simc.run(_sub_args(simc, ["schedule", "--out", str(out / "nqm-schedule"), "--quiet"]))
+    simc.run(simc.arguments(what="schedule", out=str(out / "nqm-schedule"), quiet=True))
     bar.update(1)
     tf = None
     if have_torch:
