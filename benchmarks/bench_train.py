@@ -39,7 +39,7 @@ def plain_loop(cfg: TrainConfig, corpus) -> float:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
                             weight_decay=cfg.weight_decay)
     per_micro = cfg.micro_batch * cfg.seq_len
-    accum = int(cfg.batch_tokens // per_micro)
+    accum = int(cfg.batch_size // per_micro)
     D, t0, D0 = 0, None, 0
     while D < cfg.tokens:
         if t0 is None and D >= SKIP * cfg.tokens:
@@ -76,7 +76,7 @@ def main(argv=None):
     print("machine:", describe(), f"; torch {torch.__version__}, {torch.get_num_threads()} threads")
     corpus = load_corpus()
     with tempfile.TemporaryDirectory() as tmp:
-        base = dict(preset=args.preset, seq_len=64, micro_batch=16, batch_tokens=4096, tokens=args.tokens,
+        base = dict(preset=args.preset, seq_len=64, micro_batch=16, batch_size=4096, tokens=args.tokens,
                     checkpoint_every=10**9, lr_schedule="constant")
         off = TrainConfig(**base, eval_every=10**9, out=tmp + "/off")
         on = TrainConfig(**{**base, "lr_schedule": "wsd"}, eval_every=25, out=tmp + "/on")

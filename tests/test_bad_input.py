@@ -53,7 +53,7 @@ def files(tmp_path_factory):
 
 
 TRAIN = ["train", "--preset", "tiny", "--tokens", "2048", "--seq-len", "32", "--micro-batch", "4",
-         "--batch-tokens", "256", "--quiet"]
+         "--batch-size", "256", "--quiet"]
 
 # (id, argv, words the one-line message must contain, folder that must stay free of files)
 CASES = [
@@ -87,8 +87,8 @@ CASES = [
     ("report-no-results", ["report", "{d}/noresults"], ["no results"], "noresults"),
     ("report-malformed", ["report", "{d}/badfit"], ["fit.json"], None),
     ("train-unknown-preset", ["train", "--preset", "huge", "--out", "{d}/o17"], ["huge"], "o17"),
-    ("train-zero-batch", [*TRAIN, "--batch-tokens", "0", "--out", "{d}/o18"], ["batch_tokens"], "o18"),
-    ("train-negative-batch", [*TRAIN, "--batch-tokens", "-256", "--out", "{d}/o19"], ["batch_tokens"], "o19"),
+    ("train-zero-batch", [*TRAIN, "--batch-size", "0", "--out", "{d}/o18"], ["batch_size"], "o18"),
+    ("train-negative-batch", [*TRAIN, "--batch-size", "-256", "--out", "{d}/o19"], ["batch_size"], "o19"),
     ("train-config-missing", [*TRAIN, "--config", "{d}/missing.json", "--out", "{d}/o20"], ["missing.json"], "o20"),
     ("train-config-empty", [*TRAIN, "--config", "{d}/empty.json", "--out", "{d}/o21"], ["empty.json"], "o21"),
     ("train-config-malformed", [*TRAIN, "--config", "{d}/bad.json", "--out", "{d}/o22"], ["bad.json"], "o22"),
@@ -141,8 +141,8 @@ CASES = [
                                 "--out", "{d}/o50"], ["--momentum"], "o50"),
     ("schedule-from-out-of-range", ["schedule", "--from", "{d}/fit_small.json", "--horizon", "1e9",
                                     "--out", "{d}/o51"], ["--extrapolate"], "o51"),
-    ("train-batch-above-run", [*TRAIN, "--batch-tokens", "1e9", "--tokens", "20000", "--out", "{d}/o52"],
-     ["batch_tokens", "exceeds"], "o52"),
+    ("train-batch-above-run", [*TRAIN, "--batch-size", "1e9", "--tokens", "20000", "--out", "{d}/o52"],
+     ["batch_size", "exceeds"], "o52"),
     ("train-device-tpu", [*TRAIN, "--device", "tpu", "--out", "{d}/o53"], ["tpu"], "o53"),
     ("train-schedule-huge-batch", [*TRAIN, "--batch-schedule", "{d}/sched_huge.json", "--out", "{d}/o54"],
      ["sched_huge.json", "exceeds"], "o54"),

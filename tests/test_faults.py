@@ -23,7 +23,7 @@ from validate.checkpoint import FORMAT, load_checkpoint  # noqa: E402
 from logs import comparable  # noqa: E402
 
 TRAIN = ["train", "--preset", "tiny", "--tokens", "4096", "--seq-len", "32", "--micro-batch", "4",
-         "--batch-tokens", "256", "--checkpoint-every", "4", "--quiet"]
+         "--batch-size", "256", "--checkpoint-every", "4", "--quiet"]
 
 
 def dbs(args, **kw):

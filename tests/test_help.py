@@ -91,7 +91,7 @@ def test_dbs_train_runs_the_batch_asked_for(tmp_path, batch, used):
     import sys
 
     out = tmp_path / "r"
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--batch-tokens",
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--batch-size",
                         str(batch), "--tokens", "4096", "--out", str(out), "--quiet"],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr

@@ -23,7 +23,7 @@ from validate.model import Transformer, preset  # noqa: E402
 
 
 def cfg(tmp_path, name, **kw):
-    base = dict(preset="tiny", seq_len=32, micro_batch=4, batch_tokens=256, tokens=12_800, lr=3e-3,
+    base = dict(preset="tiny", seq_len=32, micro_batch=4, batch_size=256, tokens=12_800, lr=3e-3,
                 eval_every=20, checkpoint_every=10, out=str(tmp_path / name))
     base.update(kw)
     return T.TrainConfig(**base)
@@ -127,12 +127,12 @@ def test_non_finite_loss_stops_cleanly(tmp_path):
 def test_dbs_train_cli_and_bad_resume(tmp_path):
     out = tmp_path / "cli"
     r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
-                        "4096", "--batch-tokens", "512", "--seq-len", "32", "--micro-batch", "4",
+                        "4096", "--batch-size", "512", "--seq-len", "32", "--micro-batch", "4",
                         "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     (out / "ckpt.pt").write_bytes(b"not a checkpoint")
     r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
-                        "8192", "--batch-tokens", "512", "--seq-len", "32", "--micro-batch", "4",
+                        "8192", "--batch-size", "512", "--seq-len", "32", "--micro-batch", "4",
                         "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True, timeout=300)
     assert r.returncode == 2 and "refusing checkpoint" in r.stderr and "corrupted" in r.stderr
     assert "Traceback" not in r.stderr

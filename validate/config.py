@@ -22,8 +22,8 @@ PRESET_NAMES = tuple(PRESETS)
 MAX_MICRO = {"tiny": 8, "cpu": 16, "cpu-large": 16, "gpu-124m": 32, "gpu-350m": 16}
 
 
-def split_batch(batch_tokens, seq_len, world=1, micro=None, max_micro=8):
-    """``(micro, accum, used_tokens)``: how a global batch of ``batch_tokens`` is run.
+def split_batch(batch_size, seq_len, world=1, micro=None, max_micro=8):
+    """``(micro, accum, used_tokens)``: how a global batch of ``batch_size`` is run.
 
     ``micro`` sequences per process per forward pass, ``accum`` passes per
     step, so ``used_tokens = accum x micro x seq_len x world``. With ``micro``
@@ -34,9 +34,9 @@ def split_batch(batch_tokens, seq_len, world=1, micro=None, max_micro=8):
     """
     per = seq_len * world
     if micro:
-        accum = max(1, round(batch_tokens / (micro * per)))
+        accum = max(1, round(batch_size / (micro * per)))
         return int(micro), int(accum), int(accum * micro * per)
-    n = max(1, round(batch_tokens / per))
+    n = max(1, round(batch_size / per))
     m = max(d for d in range(1, min(int(max_micro), n) + 1) if n % d == 0)
     return m, n // m, n * per
 
@@ -60,9 +60,9 @@ class TrainConfig:
                                         "= length L1 from D1 tokens on, ... (an ablation)")
     micro_batch: int | None = _opt(None, "sequences per forward pass on each process; default: the largest "
                                    "(up to the preset's maximum) that makes every batch exact")
-    batch_tokens: float = _opt(2048, "global batch, tokens per optimizer step")
+    batch_size: float = _opt(2048, "global batch, tokens per optimizer step")
     batch_schedule: str | None = _opt(None, "a batch-size schedule JSON file from dbs schedule (tokens, or "
-                                      "samples converted with --seq-len); overrides --batch-tokens")
+                                      "samples converted with --seq-len); overrides --batch-size")
     tokens: float = _opt(200_000, "length of the run, tokens")
     lr: float = _opt(3e-3, "peak learning rate")
     lr_schedule: str = _opt("wsd", "learning-rate shape: wsd (warmup, stable, decay), cosine or constant")
@@ -102,12 +102,12 @@ class TrainConfig:
         for name in ("seq_len", "micro_batch", "eval_every", "checkpoint_every"):
             if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        for name in ("batch_tokens", "tokens", "lr"):
+        for name in ("batch_size", "tokens", "lr"):
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name}={v!r} must be positive")
-        if self.batch_tokens > self.tokens and not self.batch_schedule:
-            raise ValueError(f"batch_tokens={self.batch_tokens:g} exceeds the whole run (tokens={self.tokens:g})")
+        if self.batch_size > self.tokens and not self.batch_schedule:
+            raise ValueError(f"batch_size={self.batch_size:g} exceeds the whole run (tokens={self.tokens:g})")
         check_device_name(self.device)
         if self.lr_schedule not in ("wsd", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r} must be wsd, cosine or constant")

@@ -65,7 +65,7 @@ def batch_schedule(cfg: TrainConfig):
     ambiguous and refused. Every batch the run would use must fit in ``cfg.tokens``.
     """
     if not cfg.batch_schedule:
-        return constant_batch(cfg.batch_tokens), None
+        return constant_batch(cfg.batch_size), None
     path = Path(cfg.batch_schedule)
     try:
         raw = path.read_bytes()

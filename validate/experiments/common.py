@@ -24,9 +24,9 @@ __all__ = ["config_for", "micro_for", "Experiment", "final_val", "loss_near", "s
 EFFECT = 0.01
 
 
-def micro_for(tier: Tier, batch_tokens: float) -> int:
+def micro_for(tier: Tier, batch_size: float) -> int:
     """The largest micro-batch (sequences) up to ``tier.max_micro`` that divides the batch."""
-    return split_batch(batch_tokens, tier.seq_len, max_micro=tier.max_micro)[0]
+    return split_batch(batch_size, tier.seq_len, max_micro=tier.max_micro)[0]
 
 
 def config_for(tier: Tier, tokens: float, batch: float | None = None, schedule: str | None = None,
@@ -37,7 +37,7 @@ def config_for(tier: Tier, tokens: float, batch: float | None = None, schedule: 
     has the same learning rate at the same data.
     """
     micro = micro or micro_for(tier, batch or tier.seq_len)
-    base = dict(preset=tier.preset, seq_len=tier.seq_len, micro_batch=micro, batch_tokens=batch or 1.0,
+    base = dict(preset=tier.preset, seq_len=tier.seq_len, micro_batch=micro, batch_size=batch or 1.0,
                 batch_schedule=schedule, tokens=float(tokens), lr=tier.lr, lr_schedule="wsd",
                 warmup=min(tier.warmup / tokens, 0.5), decay=0.0, weight_decay=tier.weight_decay,
                 eval_every=10**9, eval_every_tokens=tier.eval_every_tokens, eval_tokens=tier.eval_tokens,
