@@ -92,15 +92,20 @@ def _es_section(d, title, unit):
     fit = _json(d / "fit.json")
     pts = {}
     with open(d / "es_points.csv") as fh:
-        for r in csv.DictReader(fh):
-            pts.setdefault(float(r["target"]), []).append((float(r["S"]), float(r["E"])))
+        reader = csv.DictReader(fh)
+        if "target_index" not in (reader.fieldnames or []):
+            raise ValueError(f"{d / 'es_points.csv'}: no target_index column (an older dbs fit wrote it); rerun dbs fit")
+        for r in reader:
+            pts.setdefault(int(r["target_index"]), []).append((float(r["S"]), float(r["E"])))
+    laws = fit.get("laws") or [{}] * len(fit["rows"])
+    if not isinstance(laws, list) or len(laws) != len(fit["rows"]):
+        raise ValueError(f"{d / 'fit.json'}: 'laws' must list one entry per row (an older dbs fit wrote it); rerun dbs fit")
     panels = []
-    for row in fit["rows"]:
-        t = float(row["target"])
-        SE = np.array(pts.get(t, []), float).reshape(-1, 2)
-        laws = {name: law_from_params(name, p) for name, p in fit.get("laws", {}).get(str(t), {}).items()
-                if name in ("three_phase", "hyperbolic")}
-        panels.append(dict(target=t, S=SE[:, 0], E=SE[:, 1], laws=laws, bmin=row.get("bmin"), bopt=row.get("bopt")))
+    for i, (row, fitted) in enumerate(zip(fit["rows"], laws)):
+        SE = np.array(pts.get(i, []), float).reshape(-1, 2)
+        shown = {name: law_from_params(name, p) for name, p in fitted.items() if name in ("three_phase", "hyperbolic")}
+        panels.append(dict(target=float(row["target"]), S=SE[:, 0], E=SE[:, 1], laws=shown, bmin=row.get("bmin"),
+                           bopt=row.get("bopt")))
     col = lambda k: [r.get(k, math.nan) if r.get(k) is not None else math.nan for r in fit["rows"]]
     ci = lambda k: (col(f"{k}_lo"), col(f"{k}_hi")) if any(f"{k}_lo" in r for r in fit["rows"]) else None
     # the law-free estimators where they are identified at >= 2 targets, else the three-phase fit's

@@ -37,7 +37,7 @@ class BoptTable:
     lr : float or None              The learning rate the runs used (``Bmin`` scales with it).
     excluded : list                 ``(run, target, reason)`` for runs that missed a target.
     crossovers : list of dict       Crossings of loss-vs-data curves.
-    fits : dict                     ``target -> {law: FitResult}``.
+    fits : list                     ``{law: FitResult}`` per row (row ``i`` is target ``i``: :meth:`index`).
     points : ESPoints               The (S, E) points behind the fits.
     """
 
@@ -47,15 +47,23 @@ class BoptTable:
     lr: float | None
     excluded: list
     crossovers: list
-    fits: dict = field(repr=False, default_factory=dict)
+    fits: list = field(repr=False, default_factory=list)
     points: object = field(repr=False, default=None)
 
     def column(self, key):
         """One column of ``rows`` as a float array (NaN where missing)."""
         return np.array([np.nan if r.get(key) is None else r[key] for r in self.rows], float)
 
+    def index(self, target: float) -> int:
+        """The row of ``target`` (targets are positions, not keys); ``ValueError`` if it is not one."""
+        for i, r in enumerate(self.rows):
+            if r["target"] == target:
+                return i
+        raise ValueError(f"target {target:g} is not one of this table's targets")
+
     def to_dict(self) -> dict:
-        laws = {str(t): {name: f.law.params() for name, f in fits.items()} for t, fits in self.fits.items()}
+        """``fit.json``: ``laws[i]`` holds the fitted laws' parameters of ``rows[i]``."""
+        laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
         return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
                     excluded=[list(e) for e in self.excluded], crossovers=self.crossovers)
 
@@ -71,10 +79,11 @@ class BoptTable:
         with atomic_write(f"{directory}/fit.json") as fh:
             json.dump(self.to_dict(), fh, indent=1, default=json_default)
         p = self.points
+        row_of = {float(r["target"]): i for i, r in enumerate(self.rows)}
         with atomic_write(f"{directory}/es_points.csv") as fh:
             w = csv.writer(fh)
-            w.writerow(["run", "batch_size", "target", "S", "E"])
-            w.writerows(zip(p.run, p.batch_size, p.target, p.S, p.E))
+            w.writerow(["run", "batch_size", "target_index", "target", "S", "E"])
+            w.writerows(zip(p.run, p.batch_size, (row_of[float(t)] for t in p.target), p.target, p.S, p.E))
 
 
 _ORDER = ["target", "status", "n_points", "n_batches", "smin", "sopt", "emin", "bmin", "bmin_lo",
@@ -152,10 +161,11 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     reached = {float(t) for t in pts.target}
     if not reached:
         raise ValueError(f"no run reaches any of the targets {', '.join(f'{t:.4g}' for t in targets)}")
-    rows, fits = [], {}
+    rows, fits = [], []
     for t in targets:
-        row, fits[float(t)] = _target_row(pts, float(t), law, laws, bootstrap, seed)
+        row, fit = _target_row(pts, float(t), law, laws, bootstrap, seed)
         rows.append(row)
+        fits.append(fit)
     _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed)
     verdict = _verdicts(rows, bootstrap)
     lrs = [r.lr for r in runs if r.lr is not None]

@@ -263,3 +263,14 @@ def test_the_memory_check_at_its_boundary(modes, available, refused):
             commands.check_memory(modes, available=available)
     else:
         commands.check_memory(modes, available=available)
+
+
+def test_a_fit_folder_from_an_older_dbs_fit_is_one_line(tmp_path):
+    """fit.json keyed its laws by str(target) and es_points.csv had no target_index before targets became
+    row positions: the report refuses such a folder in one line instead of mismatching targets."""
+    d = tmp_path / "oldfit"
+    d.mkdir()
+    (d / "fit.json").write_text(json.dumps({"rows": [{"target": 2.5}], "laws": {"2.5": {}}}))
+    (d / "es_points.csv").write_text("run,batch_size,target,S,E\nr,2,2.5,10,20\n")
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "report", str(d)], capture_output=True, text=True)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "rerun dbs fit" in r.stderr

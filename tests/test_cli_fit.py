@@ -1,4 +1,6 @@
 """dbs simulate and dbs fit end to end, and their bad-input behaviour."""
+import csv
+import json
 import subprocess
 import sys
 
@@ -43,6 +45,13 @@ def test_fit_hand_made_csv(tmp_path):
     assert r.returncode == 0, r.stderr
     assert "learning rate 0.001" in r.stdout
     assert (tmp_path / "out" / "bopt_table.csv").read_text().count("\n") == 3
+    # targets are row positions: every E(S) point names the row of its target, and laws[i] belongs to rows[i]
+    fit = json.loads((tmp_path / "out" / "fit.json").read_text())
+    assert [r["target"] for r in fit["rows"]] == [1.6, 1.4] and len(fit["laws"]) == 2
+    with open(tmp_path / "out" / "es_points.csv") as fh:
+        pts = list(csv.DictReader(fh))
+    assert pts and {int(p["target_index"]) for p in pts} <= {0, 1}
+    assert all(fit["rows"][int(p["target_index"])]["target"] == float(p["target"]) for p in pts)
 
 
 @pytest.mark.parametrize("case, match", [
@@ -111,8 +120,6 @@ def test_simulate_bad_input(tmp_path, args, match):
 def test_plan_on_a_simulated_sweep_writes_json_without_nan(tmp_path):
     """`dbs plan` on an exact sweep: a number with an interval, the runs to add, and plan.json with
     null (not NaN) wherever a value is missing."""
-    import json
-
     sim_out = tmp_path / "sim"
     assert dbs("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(sim_out)).returncode == 0
     ok = dbs("plan", str(sim_out / "runs.csv"), "--budget", "2e4", "--bootstrap", "30", "--out",

@@ -42,7 +42,8 @@ def add_arguments(p):
 
 
 def load_points(path, band=False):
-    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``.
+    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``; ``laws`` are
+    ``(target, {law: params})`` pairs (none from a simulation).
 
     From a fit, the envelope's ``(data, Bopt)`` points are used when it identified
     at least two targets, else the three-phase fit's ``(Emin, Bopt)``. With
@@ -62,11 +63,14 @@ def load_points(path, band=False):
         raise ValueError(f"{path}: expected a JSON object from dbs fit or dbs simulate")
     if "rows" in data:  # dbs fit
         rows = data["rows"]
-        lr, laws = data.get("lr"), data.get("laws", {})
+        laws = data.get("laws") or []
+        if not isinstance(laws, list) or len(laws) != len(rows):
+            raise ValueError(f"{path}: 'laws' must list one entry per row (written by dbs fit; rerun it)")
+        lr, laws = data.get("lr"), [(r["target"], per_law) for r, per_law in zip(rows, laws)]
     elif "targets" in data:  # dbs simulate
         rows = data["targets"]
         eta = (data.get("meta") or {}).get("eta")
-        lr, laws = (eta if isinstance(eta, (int, float)) else None), {}
+        lr, laws = (eta if isinstance(eta, (int, float)) else None), []
     else:
         raise ValueError(f"{path}: has neither 'rows' (dbs fit) nor 'targets' (dbs simulate)")
     env = [r for r in rows if r.get("bopt_envelope") is not None and r.get("data_envelope") is not None]
@@ -81,14 +85,14 @@ def load_points(path, band=False):
 
 
 def _build(args):
-    """``(schedule, Bopt curve or None, fitted laws)`` from --steps, --curve or --from."""
+    """``(schedule, Bopt curve or None, fitted laws, band points or None)`` from --steps, --curve or --from."""
     import math
 
     from ..batch_schedules import dynamic_batch, step_batch
     from ..piecewise import Piecewise
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
 
-    laws = {}
+    laws, band = [], None
     if args.steps:
         pairs = Piecewise.parse(args.steps, what="--steps", unit=args.unit).segments
         sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
@@ -107,14 +111,14 @@ def _build(args):
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
             check_lr(curve.lr, args.lr, "Bopt curve")
             if lo is not None:
-                laws = dict(laws, _band=(D, B, lo, hi))
+                band = (D, B, lo, hi)
         interval = args.interval if args.interval is not None else args.horizon / 50
         initial = args.initial if args.initial is not None else float(curve(interval))
         max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
         sched = dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
                               granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
                               horizon=args.horizon, unit=args.unit, lr=curve.lr)
-    return sched, curve, laws
+    return sched, curve, laws, band
 
 
 def run(args):
@@ -124,13 +128,13 @@ def run(args):
 
     _check_args(args)
     check_writable(args.out)
-    sched, curve, laws = _build(args)
+    sched, curve, laws, band_points = _build(args)
     out = ensure_writable_dir(args.out)
     meg = _megatron(sched, args.seq_len)
     olmo = sched.to_olmo_core()
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
-    band = _band(curve, laws.pop("_band", None), args.horizon)
+    band = _band(curve, band_points, args.horizon)
     with atomic_write(out / "exports.json") as fh:
         json.dump(dict(megatron=meg, olmo_core=olmo, curve=None if curve is None else curve.to_dict(), band=band),
                   fh, indent=1)
@@ -219,7 +223,7 @@ def _time_optimal(args, laws):
         raise ValueError("--step-time needs fitted laws: use --from with a dbs fit fit.json")
     model = StepTimeModel(a, b, args.devices)
     print(f"\nTime-optimal batch per target (step time {a:g} + {b:g} B / {args.devices} s):")
-    for target, per_law in laws.items():
+    for target, per_law in laws:
         p = per_law.get("three_phase")
         if not p:
             continue

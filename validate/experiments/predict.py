@@ -179,7 +179,7 @@ def _target_errors(nqm, eta, cal, test, full):
     for r in ref:
         t = r["target"]
         reach = t > nqm.L_irr
-        law = naive.fits.get(float(t), {}).get("three_phase") if naive else None
+        law = naive.fits[naive.index(t)].get("three_phase") if naive else None
         rows.append(dict(target=t, bmin_sweep=_reference(r, "bmin"), bopt_sweep=_reference(r, "bopt"),
                          bmin_nqm=float(nqm_bmin(nqm, eta, t)) if reach else math.nan,
                          bopt_nqm=float(nqm_bopt(nqm, eta, t)) if reach else math.nan,
