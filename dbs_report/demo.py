@@ -62,6 +62,7 @@ def _nqm_claims(sim_dir, sched_dir):
     import numpy as np
 
     from dbs_theory.bopt_table import monotonicity
+    from dbs_theory.verdicts import fit_verdict
 
     from .nqm import three_phase_fits
 
@@ -78,7 +79,7 @@ def _nqm_claims(sim_dir, sched_dir):
     med = float(np.median(r2)) if r2 else math.nan
     return {
         "fit": ((f"median R^2 {med:.4f} over {len(r2)} targets" if r2 else "not identified: no target had 9 "
-                 "points to fit"), "holds" if med > 0.99 else "inconclusive"),
+                 "points to fit"), fit_verdict(r2)),
         "cross": (f"{cross} crossings (B = Bopt/2 vs 2 Bopt)", "holds" if cross else "does not hold"),
         "bmin": ("exact: " + " -> ".join(f"{r['bmin']:.3g}" for r in t[:: max(1, len(t) // 4)]),
                  monotonicity([r["bmin"] for r in t])),

@@ -23,10 +23,12 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["VERDICTS", "LEVEL", "Interval", "paired_interval", "interval_from_se", "verdict", "negate", "all_of",
-           "Claim", "seeds_needed", "power"]
+           "Claim", "seeds_needed", "power", "FIT_R2", "fit_verdict", "error_verdict"]
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 LEVEL = 0.95
+#: Median R^2 (log data) above which a law "describes" the E(S) points (the paper reports about 0.99).
+FIT_R2 = 0.95
 
 
 @dataclass(frozen=True)
@@ -169,3 +171,37 @@ def seeds_needed(sd: float, effect: float, level: float = LEVEL, want: float = 0
         mid = (lo + hi) // 2
         lo, hi = (mid + 1, hi) if power(mid, sd, effect, level) < want else (lo, mid)
     return hi
+
+
+def fit_verdict(r2_three_phase, r2_hyperbolic=None, min_r2: float = FIT_R2) -> str:
+    """"E(S) follows the three-phase law (not the hyperbola)" from per-target R^2 (log data).
+
+    With the hyperbola's R^2 at the same targets: ``holds`` when the three-phase
+    median reaches ``min_r2`` and it is at least as good at more than half the
+    targets, ``does not hold`` when it is worse at more than half, else
+    ``inconclusive``. Without it: ``holds`` when the median reaches ``min_r2``.
+    Targets with a missing value are skipped; none left: ``inconclusive``.
+    """
+    r3 = np.asarray(r2_three_phase, float)
+    rh = np.full_like(r3, np.nan) if r2_hyperbolic is None else np.asarray(r2_hyperbolic, float)
+    use = np.isfinite(r3) & (np.isfinite(rh) if r2_hyperbolic is not None else True)
+    if not use.any():
+        return "inconclusive"
+    good = float(np.median(r3[use])) >= min_r2
+    if r2_hyperbolic is None:
+        return "holds" if good else "inconclusive"
+    wins, n = int(np.sum(r3[use] >= rh[use])), int(use.sum())
+    if good and 2 * wins > n:
+        return "holds"
+    return "does not hold" if 2 * wins < n else "inconclusive"
+
+
+def error_verdict(error: float, good: float, bad: float) -> str:
+    """A prediction error against its tolerances: ``holds`` below ``good``, ``does not hold`` at or above
+    ``bad`` (``>= good``), ``inconclusive`` between them or when the error is not finite."""
+    if not math.isfinite(error):
+        return "inconclusive"
+    if error < good:
+        return "holds"
+    return "does not hold" if error >= bad else "inconclusive"
+

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dbs_theory.verdicts import (Claim, Interval, all_of, interval_from_se, negate, paired_interval, power,
+from dbs_theory.verdicts import (Claim, Interval, all_of, error_verdict, fit_verdict, interval_from_se, negate, paired_interval, power,
                                  seeds_needed, verdict)
 
 T975_1 = 12.706204736174698  # Student t, 97.5% quantile, 1 degree of freedom (printed tables: 12.706)
@@ -109,3 +109,26 @@ def test_interval_covers_at_its_level_over_paired_seeds():
     rng = np.random.default_rng(5)
     cover = [(iv.lo <= 0.02 <= iv.hi) for iv in (paired_interval(rng.normal(0.02, 0.03, 4)) for _ in range(2000))]
     assert 0.935 <= np.mean(cover) <= 0.965
+
+
+@pytest.mark.parametrize("r3, rh, want", [
+    ([0.96, 0.95, 0.97], [0.90, 0.90, 0.99], "holds"),         # median 0.96 >= 0.95, better at 2 of 3
+    ([0.96, 0.9499, 0.94], [0.90, 0.90, 0.90], "inconclusive"),  # better everywhere but median 0.9499 < 0.95
+    ([0.99, 0.99], [0.98, 0.995], "inconclusive"),             # better at exactly half: no majority either way
+    ([0.99, 0.99, 0.99], [0.995, 0.995, 0.98], "does not hold"),  # worse at 2 of 3
+    ([np.nan, 0.99], [0.5, np.nan], "inconclusive"),           # no target with both values
+])
+def test_fit_verdict_boundaries(r3, rh, want):
+    assert fit_verdict(r3, rh) == want
+
+
+def test_fit_verdict_without_a_rival_needs_only_the_median():
+    assert fit_verdict([0.95, 0.95]) == "holds" and fit_verdict([0.9499, 0.95, 0.94]) == "inconclusive"
+    assert fit_verdict([]) == "inconclusive"
+
+
+@pytest.mark.parametrize("err, want", [(0.0499, "holds"), (0.05, "inconclusive"), (0.0999, "inconclusive"),
+                                       (0.1, "does not hold"), (math.nan, "inconclusive")])
+def test_error_verdict_boundaries(err, want):
+    assert error_verdict(err, 0.05, 0.10) == want
+    assert error_verdict(0.4, 0.4, 0.4) == "does not hold"  # one tolerance: at it is a miss

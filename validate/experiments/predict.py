@@ -27,7 +27,7 @@ from scipy import optimize
 from dbs_theory.bopt_table import bopt_table
 from dbs_theory.runs import es_points, load_runs, smooth
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import Interval, verdict
+from dbs_theory.verdicts import Interval, error_verdict, verdict
 from sim import NQM, bmin as nqm_bmin, bopt as nqm_bopt, loss_at_steps, steps_to_target
 from sim.schedule_eval import loss_at_budget
 
@@ -37,6 +37,10 @@ from .schedule import PLAN, Plan
 __all__ = ["run", "calibrate", "held_out_indices", "data_from_law"]
 
 _D_MODES, _BINS = 10_000, 80
+#: Held-out loss curves: a median RMS log error below CURVE_GOOD is a prediction, at or above CURVE_BAD a miss.
+CURVE_GOOD, CURVE_BAD = 0.05, 0.10
+#: Bopt per target: a median absolute log error below log(1.5) (within a factor 1.5) is a prediction.
+BOPT_TOLERANCE = math.log(1.5)
 
 
 def held_out_indices(n):
@@ -213,7 +217,6 @@ def _advantage(nqm, eta, sched_path, budget):
 def _claims(curve_rows, info, test, err, adv):
     fmt_err = lambda e: "not identified" if not math.isfinite(e[0]) else f"{100 * (math.exp(e[0]) - 1):.0f}% (n={e[1]})"
     curve_err = float(np.median([c["rms_log_error"] for c in curve_rows])) if curve_rows else math.nan
-    good = math.isfinite(curve_err) and curve_err < 0.05
     better = (math.isfinite(err["data_nqm"][0]) and
               (not math.isfinite(err["data_naive"][0]) or err["data_nqm"][0] <= err["data_naive"][0]))
     have_adv = math.isfinite(adv["predicted"]) and math.isfinite(adv["measured"].mean)
@@ -224,7 +227,7 @@ def _claims(curve_rows, info, test, err, adv):
                    "batches' loss curves",
              measured=(f"median RMS log error {curve_err:.3f} on {len(test)} held-out runs (calibration fit "
                        f"{info['rms_log_error']:.3f})" if curve_rows else "not identified: no held-out curve"),
-             verdict="holds" if good else ("inconclusive" if not curve_err >= 0.1 else "does not hold")),
+             verdict=error_verdict(curve_err, CURVE_GOOD, CURVE_BAD)),
         dict(claim="(ours) the NQM predicts data-to-target of held-out batches at least as well as the "
                    "three-phase law fitted per target to the same runs",
              measured=f"median abs. error: NQM {fmt_err(err['data_nqm'])} vs three-phase {fmt_err(err['data_naive'])}",
@@ -233,8 +236,7 @@ def _claims(curve_rows, info, test, err, adv):
         dict(claim="(ours) the NQM predicts Bopt per target (reference: the full sweep's envelope)",
              measured=f"median abs. error: NQM {fmt_err(err['bopt_nqm'])}, three-phase on the subset "
                       f"{fmt_err(err['bopt_naive'])}",
-             verdict="inconclusive" if not math.isfinite(err["bopt_nqm"][0]) else
-             ("holds" if err["bopt_nqm"][0] < math.log(1.5) else "does not hold")),
+             verdict=error_verdict(err["bopt_nqm"][0], BOPT_TOLERANCE, BOPT_TOLERANCE)),
         dict(claim="(ours) the NQM predicts the sign of the dynamic schedule's advantage", measured=adv_txt,
              verdict=verdict(adv["measured"], expect_positive=adv["predicted"] > 0) if have_adv else "inconclusive"),
     ]

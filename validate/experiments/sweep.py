@@ -17,6 +17,7 @@ from dbs_theory.bopt_curve import fit_bopt_curve
 from dbs_theory.bopt_table import bopt_table
 from dbs_theory.io import atomic_write
 from dbs_theory.table import format_table
+from dbs_theory.verdicts import fit_verdict
 
 from .common import Experiment, config_for, micro_for
 from .runner import RunSpec, train_runs
@@ -108,8 +109,7 @@ def _fit_claim(table, bracket):
         wins = int(np.sum(r3[both] >= rh[both]))
         m_fit = (f"median R^2 (log E) three-phase {med3:.3f} vs hyperbolic {medh:.3f}; three-phase at "
                  f"least as good on {wins}/{both.sum()} targets")
-        v_fit = "holds" if med3 >= 0.95 and wins * 2 > both.sum() else (
-            "does not hold" if wins * 2 < both.sum() else "inconclusive")
+        v_fit = fit_verdict(r3[both], rh[both])
     return dict(claim="E(S) at a fixed LR follows the three-phase law (R^2 about 0.99), not McCandlish's hyperbola",
                 measured=m_fit, verdict=v_fit if bracket else "inconclusive")
 
