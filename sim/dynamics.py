@@ -50,7 +50,11 @@ def as_schedule(spec, name="schedule"):
 
 
 def _warn_lr_provenance(lr, batch):
-    """Warn when a batch schedule derived at one learning rate is run at another constant one."""
+    """Warn when a batch schedule derived at one learning rate is run at another constant one; refuse a
+    batch schedule in tokens (the NQM counts examples: convert it first)."""
+    if getattr(batch, "unit", "examples") == "tokens" and getattr(batch, "kind", None) is not None:
+        raise ValueError("this batch schedule is in tokens but the NQM counts examples: build it with "
+                         "unit='examples' (or convert it: BatchSchedule.in_tokens goes the other way)")
     measured = getattr(batch, "lr", None)
     if measured is not None and isinstance(lr, (int, float, np.floating)):
         from dbs_theory.bopt_curve import check_lr

@@ -77,3 +77,13 @@ def test_a_batch_schedule_is_a_piecewise_with_positive_sizes():
     assert s.in_tokens(16).segments == [(0.0, 64.0), (160.0, 128.0)]
     with pytest.raises(ValueError, match="positive"):
         BatchSchedule((0.0,), (0.0,))
+
+
+def test_the_nqm_refuses_a_batch_schedule_in_tokens():
+    import sim
+
+    nqm = sim.NQM.zhang2019(50)
+    with pytest.raises(ValueError, match="counts examples"):
+        sim.expected_loss(nqm, 0.5, step_batch([100.0], [4.0, 8.0], unit="tokens"), data=1000)
+    tr = sim.expected_loss(nqm, 0.5, step_batch([100.0], [4.0, 8.0], unit="examples"), data=1000)
+    assert tr.batch_size[-1] == 8.0
