@@ -226,3 +226,16 @@ def test_a_batch_schedule_derived_at_another_learning_rate_warns(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error", LearningRateMismatch)
         T.batch_schedule(cfg(tmp_path, "b", batch_schedule=str(path), lr=3e-3))  # the same rate: silent
+
+
+def test_the_old_batch_tokens_spelling_still_works_with_a_deprecation_warning(tmp_path):
+    from validate.config import build_parser, config_from_args
+
+    with pytest.warns(DeprecationWarning, match="batch_size"):
+        c = config_from_args(build_parser().parse_args(["--batch-tokens", "512"]))
+    assert c.batch_size == 512
+    path = tmp_path / "old.json"
+    path.write_text('{"batch_tokens": 1024, "tokens": 40000}')
+    with pytest.warns(DeprecationWarning, match="batch_size"):
+        c = config_from_args(build_parser().parse_args(["--config", str(path)]))
+    assert c.batch_size == 1024 and c.tokens == 40000

@@ -5,6 +5,7 @@ import argparse
 import json
 import math
 import re
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -155,6 +156,9 @@ def build_parser(parser=None):
             else f" (default {f.default})"
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
                        help=f.metadata["help"] + default)
+    for old, new in DEPRECATED.items():
+        p.add_argument("--" + old.replace("_", "-"), dest=old, type=float, default=None,
+                       help=f"deprecated spelling of --{new.replace('_', '-')} (default: none)")
     p.add_argument("--config", default=None, help="a JSON or TOML file of these fields (options given on "
                    "the command line win)")
     p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt (a finished run: "
@@ -179,13 +183,32 @@ def config_from_args(args) -> TrainConfig:
             raise ValueError(f"{args.config}: malformed config ({str(exc).splitlines()[0]})") from None
         if not isinstance(values, dict):
             raise ValueError(f"{args.config}: a config must be a JSON/TOML object of TrainConfig fields")
+        values = _renamed(values, args.config)
         unknown = set(values) - {f.name for f in fields(TrainConfig)}
         if unknown:
             raise ValueError(f"{args.config}: unknown config field(s) {', '.join(sorted(unknown))}")
         values = {k: _typed(k, v, args.config) for k, v in values.items()}
+    values.update(_renamed({k: getattr(args, k) for k in DEPRECATED if getattr(args, k, None) is not None},
+                           "the command line"))
     values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig)
                    if getattr(args, f.name, None) is not None})
     return TrainConfig(**values)
+
+
+#: Old field name -> new one; the old spelling still works, with a DeprecationWarning.
+DEPRECATED = {"batch_tokens": "batch_size"}
+
+
+def _renamed(values: dict, source) -> dict:
+    """``values`` with deprecated field names replaced by their new ones (warning once per name)."""
+    out = dict(values)
+    for old, new in DEPRECATED.items():
+        if old in out:
+            warnings.warn(f"{source}: {old!r} is now called {new!r}; the old name will be removed",
+                          DeprecationWarning, stacklevel=3)
+            out.setdefault(new, out.pop(old))
+            out.pop(old, None)
+    return out
 
 
 def _typed(name, value, source):
