@@ -86,6 +86,9 @@ class TrainConfig:
     data_block: int = _opt(0, "read the stream in shuffled blocks of this many tokens (0: in order); a "
                            "multiple of every sequence length")
     vocab_size: int | None = _opt(None, "vocabulary size of a .bin --data (default 256: bytes)")
+    data_glob: str | None = _opt(None, "with a --data folder: read only the files matching this glob, relative to it "
+                                 "(e.g. '**/*.txt'); binary files, links to files already read and duplicates "
+                                 "are skipped either way")
     device: str = _opt("auto", "auto (CUDA if present), cpu, cuda, cuda:N or mps")
     dtype: str = _opt("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32")
     compile: int = _opt(0, "1: torch.compile the model")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Corpus", "load_corpus", "stdlib_files", "batch_at", "physical"]
+__all__ = ["Corpus", "load_corpus", "text_files", "stdlib_files", "batch_at", "physical"]
 
 _SKIP_DIRS = {"test", "tests", "idle_test", "site-packages", "dist-packages", "__pycache__"}
 
@@ -45,7 +45,11 @@ def stdlib_files(root=None):
 
 @dataclass(frozen=True)
 class Corpus:
-    """Train and validation token streams (uint16) plus provenance."""
+    """Train and validation token streams (uint16) plus provenance.
+
+    ``read`` lists the files used (resolved paths, in order); ``skipped`` the
+    ``(path, reason)`` of every file a text folder held but was not used.
+    """
 
     train: np.ndarray
     val: np.ndarray
@@ -53,6 +57,8 @@ class Corpus:
     name: str
     sha256: str
     n_files: int
+    read: tuple = ()
+    skipped: tuple = ()
 
     def describe(self) -> str:
         return (f"{self.name}: {self.train.size:,} train + {self.val.size:,} val tokens, "
@@ -72,10 +78,60 @@ def _from_files(files, name, val_every=20):
     return Corpus(to_tokens(train), to_tokens(val), 256, name, h.hexdigest(), len(files))
 
 
+def text_files(folder, pattern=None):
+    """``(read, skipped)``: the text files of ``folder`` the way users' folders really are.
+
+    Every regular file under ``folder`` (or those matching the glob ``pattern``,
+    relative to it), in sorted order, with symlinks resolved so each real file
+    is read once; a file whose content was already read (same SHA-256) is a
+    duplicate; one with a NUL byte or that is not UTF-8 is binary; an
+    unreadable one is named with its error. ``read``: resolved paths;
+    ``skipped``: ``(path, reason)``.
+    """
+    root = Path(folder)
+    found = sorted(root.glob(pattern) if pattern else root.rglob("*"))
+    read, skipped, seen_paths, seen_hashes = [], [], {}, {}
+    for f in found:
+        if not f.is_file():
+            continue
+        real = f.resolve()
+        if real in seen_paths:  # a symlink (or a second path) to a file already met
+            skipped.append((str(f), f"the same file as {seen_paths[real]} (linked)"))
+            continue
+        seen_paths[real] = str(f)
+        try:
+            data = real.read_bytes()
+        except OSError as exc:
+            skipped.append((str(f), f"unreadable ({exc.strerror or exc})"))
+            continue
+        reason = _not_text(data)
+        digest = hashlib.sha256(data).hexdigest()
+        if reason is None and digest in seen_hashes:
+            reason = f"duplicate of {seen_hashes[digest]}"
+        if reason:
+            skipped.append((str(f), reason))
+            continue
+        seen_hashes[digest] = str(f)
+        read.append(real)
+    return read, skipped
+
+
+def _not_text(data: bytes):
+    """Why ``data`` is not text (NUL bytes, not UTF-8), or ``None``."""
+    if b"\0" in data:
+        return "binary (NUL bytes)"
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return "binary (not UTF-8)"
+    return None
+
+
 @functools.lru_cache(maxsize=4)
-def load_corpus(path=None, vocab_size=None) -> Corpus:
+def load_corpus(path=None, vocab_size=None, pattern=None) -> Corpus:
     """The default stdlib corpus, a folder of text files, or a ``.bin`` of uint16 tokens.
 
+    A folder is read with :func:`text_files` (``pattern``: an optional glob).
     A ``.bin`` has no file boundaries, so its last 5% is held out for validation.
     Cached per process (runs trained one after another in a process read it once).
     """
@@ -85,8 +141,13 @@ def load_corpus(path=None, vocab_size=None) -> Corpus:
     if not p.exists():
         raise FileNotFoundError(f"no such data path: {str(p)!r}")
     if p.is_dir():
-        files = sorted(f for f in p.rglob("*") if f.is_file())
-        return _from_files(files, str(p))
+        files, skipped = text_files(p, pattern)
+        if not files:
+            raise ValueError(f"{p}: no text files{f' matching {pattern!r}' if pattern else ''} "
+                             f"({len(skipped)} skipped: {skipped[0][1] if skipped else 'empty folder'})")
+        c = _from_files(files, str(p))
+        return Corpus(c.train, c.val, c.vocab_size, c.name, c.sha256, c.n_files,
+                      tuple(str(f) for f in files), tuple(skipped))
     if p.suffix != ".bin":
         raise ValueError(f"--data must be a folder of text files or a .bin of uint16 tokens; got {str(p)!r}")
     if not vocab_size:

@@ -168,6 +168,7 @@ def _start_fresh(cfg, out, run, step, overwrite, corpus, model, rounding):
             (out / name).unlink(missing_ok=True)
     with atomic_write(out / "config.json") as fh:
         json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
+                       files_read=list(corpus.read), files_skipped=[list(s) for s in corpus.skipped],
                        n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len),
                        batch_rounding=rounding), fh, indent=1)
     with atomic_write(out / "log.csv") as fh:
@@ -279,7 +280,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
     device = resolve_device(cfg.device)
     sched, schedule_sha = batch_schedule(cfg)
     check_writable(cfg.out)
-    corpus = load_corpus(cfg.data, cfg.vocab_size)  # read (and refused if bad) before anything is written
+    corpus = load_corpus(cfg.data, cfg.vocab_size, cfg.data_glob)  # read (or refused) before anything is written
     rank, world = _distributed(device)
     out = ensure_writable_dir(cfg.out)
     with folder_lock(out) if rank == 0 else contextlib.nullcontext():

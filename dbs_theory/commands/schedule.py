@@ -63,8 +63,8 @@ def load_points(path, band=False):
         raise ValueError(f"{path}: expected a JSON object from dbs fit or dbs simulate")
     if "rows" in data:  # dbs fit
         rows = data["rows"]
-        laws = data.get("laws") or []
-        if not isinstance(laws, list) or len(laws) != len(rows):
+        laws = data.get("laws") or []  # a hand-made file may have none
+        if not isinstance(laws, list) or (laws and len(laws) != len(rows)):
             raise ValueError(f"{path}: 'laws' must list one entry per row (written by dbs fit; rerun it)")
         lr, laws = data.get("lr"), [(r["target"], per_law) for r, per_law in zip(rows, laws)]
     elif "targets" in data:  # dbs simulate

@@ -16,6 +16,14 @@ def add_arguments(p):
 
     p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)} or all")
     p.add_argument("--tier", default="cpu", help=f"{', '.join(TIERS)} (default cpu)")
+    p.add_argument("--tier-config", default=None, help="a TOML file defining the tier (Tier fields: preset, "
+                   "seq_len, lr, warmup, batches, budgets, seeds, eval sizes...; base = 'cpu' inherits the rest); "
+                   "replaces --tier (default: none)")
+    p.add_argument("--data", default=None, help="training text: a folder of text files or a uint16 .bin "
+                   "(default: the tier's, else the Python standard library's sources)")
+    p.add_argument("--vocab-size", type=int, default=None, help="vocabulary size of a .bin --data (default: none)")
+    p.add_argument("--data-glob", default=None, help="with a --data folder: only files matching this glob, e.g. "
+                   "'**/*.txt' (default: every text file; binary, linked-again and duplicate files are skipped)")
     p.add_argument("--out", default=None, help="results root (default results/validate/<tier>)")
     p.add_argument("--jobs", type=int, default=None, help="runs trained at once (default: the tier's)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the tier's)")
@@ -33,9 +41,8 @@ def run(args):
 
     from . import EXPERIMENTS, get
     from ..config import check_device_name
-    from .tiers import get_tier
 
-    tier = get_tier(args.tier)
+    tier = _tier(args)
     if args.device:
         from ..train import resolve_device
 
@@ -55,3 +62,20 @@ def run(args):
         for c in s["claims"]:
             print(f"  [{c['verdict']}] {c['claim']}\n      {c['measured']}")
     return 0
+
+
+def _tier(args):
+    """The tier from --tier or --tier-config, with --data/--vocab-size/--data-glob applied (checked here,
+    before any run folder exists)."""
+    from ..data import load_corpus
+    from .tiers import get_tier, load_tier
+
+    tier = load_tier(args.tier_config) if args.tier_config else get_tier(args.tier)
+    over = {k: getattr(args, k) for k in ("data", "vocab_size", "data_glob") if getattr(args, k) is not None}
+    tier = tier.with_(**over) if over else tier
+    if tier.data_glob and not tier.data:
+        raise ValueError("--data-glob needs --data (a folder of text files)")
+    if tier.data:
+        load_corpus(tier.data, tier.vocab_size, tier.data_glob)  # a bad path or an empty folder: one line now
+    return tier
+

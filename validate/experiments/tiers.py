@@ -7,9 +7,10 @@ data order, so they differ only in what an experiment varies.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
+from pathlib import Path
 
-__all__ = ["Tier", "TIERS", "get_tier"]
+__all__ = ["Tier", "TIERS", "get_tier", "load_tier"]
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class Tier:
     gns_every : int           Steps between B_simple measurements in sweep runs that accumulate.
     jobs : int                Runs trained at once (each on ``cpus // jobs`` threads).
     device : str              ``auto``, ``cpu`` or ``cuda``.
+    data : str or None        Training text: a folder of text files or a uint16 ``.bin`` (None: the stdlib corpus).
+    vocab_size : int or None  Vocabulary of a ``.bin``.
+    data_glob : str or None   Glob of the files to read in a ``data`` folder.
     """
 
     name: str
@@ -58,6 +62,9 @@ class Tier:
     gns_every: int = 10
     jobs: int = 2
     device: str = "auto"
+    data: str | None = None
+    vocab_size: int | None = None
+    data_glob: str | None = None
     extra: dict = field(default_factory=dict)
 
     def with_(self, **kw) -> "Tier":
@@ -83,3 +90,45 @@ def get_tier(name: str) -> Tier:
     if name not in TIERS:
         raise ValueError(f"unknown tier {name!r}; choose one of {', '.join(TIERS)}")
     return TIERS[name]
+
+
+def load_tier(path) -> Tier:
+    """A tier from a TOML file: every :class:`Tier` field by name (``batches`` and ``seeds`` as lists);
+    ``base = "cpu"`` (or another tier) fills the fields the file leaves out. One line names a bad field."""
+    import tomllib
+
+    try:
+        spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OSError(f"cannot read tier config {str(path)!r}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: malformed TOML ({str(exc).splitlines()[0]})") from None
+    base = spec.pop("base", None)
+    known = {f.name: f for f in fields(Tier)}
+    unknown = sorted(set(spec) - set(known))
+    if unknown:
+        raise ValueError(f"{path}: unknown tier field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
+    values.setdefault("name", Path(path).stem)
+    if base is not None:
+        return _checked(get_tier(base).with_(**values), path)
+    missing = [f.name for f in fields(Tier)
+               if f.name not in values and f.default is MISSING and f.default_factory is MISSING]
+    if missing:
+        raise ValueError(f"{path}: missing tier field(s) {', '.join(missing)} (or set base = 'cpu' to inherit)")
+    return _checked(Tier(**values), path)
+
+
+def _checked(tier: Tier, path) -> Tier:
+    """Refuse values no run could use, naming the field."""
+    nums = dict(seq_len=tier.seq_len, lr=tier.lr, sweep_tokens=tier.sweep_tokens, budget=tier.budget,
+                sweep_steps=tier.sweep_steps, max_micro=tier.max_micro, dyn_micro=tier.dyn_micro, jobs=tier.jobs)
+    for k, v in nums.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+            raise ValueError(f"{path}: tier field {k} must be a positive number; got {v!r}")
+    if not tier.batches or any(not isinstance(b, (int, float)) or b <= 0 for b in tier.batches):
+        raise ValueError(f"{path}: tier field batches must list positive batch sizes (tokens); got {tier.batches!r}")
+    if not tier.seeds:
+        raise ValueError(f"{path}: tier field seeds must list at least one seed")
+    return tier
+
