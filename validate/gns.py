@@ -14,9 +14,12 @@ Batch sizes are in tokens (or examples), so ``B_simple`` is too.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
-__all__ = ["GNSEstimator", "two_batch_estimates"]
+import numpy as np
+
+__all__ = ["GNSEstimator", "two_batch_estimates", "BSimple", "aggregate_b_simple"]
 
 
 def two_batch_estimates(sq_small: float, b_small: float, sq_big: float, b_big: float):
@@ -48,3 +51,60 @@ class GNSEstimator:
         if self.g2 is None or self.g2 <= 0:
             return float("nan")
         return self.tr / self.g2
+
+
+@dataclass(frozen=True)
+class BSimple:
+    """``B_simple`` aggregated over many measured steps, with its ``level`` interval, or why it is unresolved.
+
+    ``value``, ``lo``, ``hi`` are NaN when unresolved; ``reason`` says why
+    (empty when resolved). ``n`` counts the measured steps used.
+    """
+
+    value: float
+    lo: float
+    hi: float
+    n: int
+    reason: str = ""
+    level: float = 0.9
+
+    @property
+    def resolved(self) -> bool:
+        return not self.reason
+
+    def text(self, unit="tokens") -> str:
+        if not self.resolved:
+            return f"B_simple not resolved: {self.reason}"
+        return f"B_simple {self.value:.4g} [{self.lo:.4g}, {self.hi:.4g}] {unit} ({self.level:.0%}, {self.n} steps)"
+
+
+def aggregate_b_simple(g2, trace, level=0.9, n_boot=400, seed=0, min_steps=8) -> BSimple:
+    """``mean(tr Sigma) / mean(|G|^2)`` over measured steps: the ratio of separately averaged unbiased
+    estimates (not an average of noisy per-step ratios), with a percentile bootstrap over steps.
+
+    ``g2``, ``trace``: the per-step two-batch estimates (:func:`two_batch_estimates`;
+    NaN rows are dropped). Unresolved when fewer than ``min_steps`` steps, when
+    the mean ``|G|^2`` is not positive (the gradient signal is lost in noise), or
+    when the interval's lower end of ``|G|^2`` is not positive (the ratio's upper
+    end is unbounded).
+    """
+    g2, tr = np.asarray(g2, float), np.asarray(trace, float)
+    ok = np.isfinite(g2) & np.isfinite(tr)
+    g2, tr, n = g2[ok], tr[ok], int(ok.sum())
+    nan = math.nan
+    if n < min_steps:
+        return BSimple(nan, nan, nan, n, f"only {n} measured steps (need {min_steps})", level)
+    if g2.mean() <= 0:
+        return BSimple(nan, nan, nan, n, f"the mean |G|^2 estimate is {g2.mean():.3g} <= 0 over {n} steps "
+                                         "(gradient signal below the noise)", level)
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, n, size=(n_boot, n))
+    mg, mt = g2[idx].mean(axis=1), tr[idx].mean(axis=1)
+    a = (1 - level) / 2
+    if np.quantile(mg, a) <= 0:
+        return BSimple(nan, nan, nan, n, f"the {level:.0%} interval of mean |G|^2 reaches 0 over {n} steps "
+                                         "(B_simple unbounded above)", level)
+    ratio = mt / mg
+    return BSimple(float(tr.mean() / g2.mean()), float(np.quantile(ratio, a)), float(np.quantile(ratio, 1 - a)), n,
+                   "", level)
+

@@ -19,6 +19,8 @@ from dbs_theory.io import atomic_write
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import fit_verdict
 
+from ..gns import BSimple, aggregate_b_simple
+
 from .common import Experiment, config_for, micro_for
 from .runner import RunSpec, train_runs
 
@@ -36,16 +38,20 @@ def specs(tier):
     return out
 
 
-def measured_b_simple(runs):
-    """Median ``B_simple`` (tokens) over the second half of every run that measured it, or NaN."""
-    vals = []
+def measured_b_simple(runs) -> BSimple:
+    """``B_simple`` (tokens) over the second half of every run that measured it: the ratio of the mean raw
+    |G|^2 and tr(Sigma) estimates (``gns_g2``, ``gns_trace`` log columns), with a 90% interval."""
+    g2, tr = [], []
     for r in runs:
-        b = r.extra.get("b_simple")
-        if b is None:
+        a, b = r.extra.get("gns_g2"), r.extra.get("gns_trace")
+        if a is None or b is None:
             continue
-        late = b[r.tokens >= r.tokens[-1] / 2]
-        vals.extend(late[np.isfinite(late)])
-    return float(np.median(vals)) if vals else math.nan
+        late = r.tokens >= r.tokens[-1] / 2
+        g2.append(a[late])
+        tr.append(b[late])
+    if not g2:
+        return BSimple(math.nan, math.nan, math.nan, 0, "the logs have no gns_g2/gns_trace columns (not measured)")
+    return aggregate_b_simple(np.concatenate(g2), np.concatenate(tr))
 
 
 def run(tier, root, jobs=None, progress=True, bootstrap=100):
@@ -70,9 +76,8 @@ def summarize(exp, runs, bootstrap=100):
     b_simple = measured_b_simple(runs.values())
     fitted = bopt[np.isfinite(bopt)]
     bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and _inside(b_simple, lo, hi)
-    bracket_txt = (f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; "
-                   + (f"B_simple {b_simple:.4g}" if math.isfinite(b_simple) else "B_simple not measured")
-                   if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt identified")
+    bracket_txt = (f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; {b_simple.text()}"
+                   if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt identified; {b_simple.text()}")
     claims = [_fit_claim(table, bracket), *_growth_claims(table, runs, bracket),
               dict(claim="(check) the grid brackets Bopt and the measured noise scale B_simple",
                    measured=bracket_txt, verdict="holds" if bracket else "does not hold")]
@@ -94,9 +99,9 @@ def summarize(exp, runs, bootstrap=100):
                                     ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
 
 
-def _inside(b_simple, lo, hi):
-    """B_simple inside the grid; a log without the measurement (NaN) does not veto the bracket."""
-    return not math.isfinite(b_simple) or lo < b_simple < hi
+def _inside(b_simple: BSimple, lo, hi):
+    """B_simple's interval overlaps the grid; an unresolved estimate does not veto the bracket."""
+    return not b_simple.resolved or (b_simple.hi > lo and b_simple.lo < hi)
 
 
 def _fit_claim(table, bracket):
