@@ -40,6 +40,7 @@ def test_the_mean_of_per_step_ratios_is_the_biased_estimate_it_replaces():
     est = aggregate_b_simple(g2, tr)
     assert (per_step < 0).mean() > 0.2 and np.mean(per_step) < 0  # what averaging ratios reported (e.g. -121)
     assert abs(np.median(per_step) / 500 - 1) > 0.5 and est.lo <= 500 <= est.hi
+    assert est.value == pytest.approx(500, rel=0.15)
 
 
 def test_an_unresolved_noise_scale_says_why():
