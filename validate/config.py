@@ -79,6 +79,8 @@ class TrainConfig:
     eval_every: int = _opt(50, "steps between validation losses (and always at the end)")
     eval_every_tokens: float = _opt(0.0, "also evaluate each time this many tokens pass (0: off)")
     eval_tokens: int = _opt(16384, "tokens of the fixed held-out slice each evaluation reads")
+    final_eval_tokens: int = _opt(0, "tokens of the held-out slice the run's last evaluation reads (0: "
+                                     "--eval-tokens); final comparisons want a larger slice than the curve")
     checkpoint_every: int = _opt(100, "steps between checkpoints (and always at the end and on Ctrl-C)")
     seed: int = _opt(0, "seed of the initialisation and every random draw")
     data: str | None = _opt(None, "a folder of text files or a uint16 .bin of tokens (default: the Python "

@@ -69,14 +69,19 @@ def grad_sq(model) -> float:
 
 
 @torch.no_grad()
-def evaluate(model, corpus, cfg, device) -> float:
-    """Loss on the fixed held-out slice (``cfg.eval_tokens`` at the first sequence length)."""
+def evaluate(model, corpus, cfg, device, tokens=None, chunk=512) -> float:
+    """Mean loss on the fixed held-out slice: its first ``tokens`` (default ``cfg.eval_tokens``) at the first
+    sequence length, read ``chunk`` sequences at a time (so a large final slice fits in memory)."""
     model.eval()
-    n = max(1, cfg.eval_tokens // cfg.seq_len)
-    x, y = batch_at(corpus.val, 0, n, cfg.seq_len)
-    _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+    n = max(1, int(tokens or cfg.eval_tokens) // cfg.seq_len)
+    total = 0.0
+    for start in range(0, n, chunk):
+        m = min(chunk, n - start)
+        x, y = batch_at(corpus.val, start * cfg.seq_len, m, cfg.seq_len)
+        _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
+        total += float(loss) * m
     model.train()
-    return float(loss)
+    return total / n
 
 
 class Trainer:
@@ -202,10 +207,16 @@ class Logger:
             int(tokens // cfg.eval_every_tokens) > int((tokens - batch) // cfg.eval_every_tokens)
         return step % cfg.eval_every == 0 or crossed or tokens >= cfg.tokens
 
+    @staticmethod
+    def _val(t: Trainer) -> float:
+        """The held-out loss now: on ``final_eval_tokens`` at the end of the run, else ``eval_tokens``."""
+        final = t.tokens >= t.cfg.tokens and t.cfg.final_eval_tokens > 0
+        return evaluate(t.model, t.corpus, t.cfg, t.device, t.cfg.final_eval_tokens if final else None)
+
     def after_step(self, t: Trainer, s: Step) -> None:
         due = self.eval_due(t.cfg, t.n_steps, t.tokens, s.batch_size)
         row = dict(run=self.run, batch_size=s.batch_size, step=t.n_steps, tokens=int(t.tokens), loss=s.loss,
-                   lr=s.lr, val_loss=evaluate(t.model, t.corpus, t.cfg, t.device) if due else "",
+                   lr=s.lr, val_loss=self._val(t) if due else "",
                    seq_len=s.seq_len, world_size=t.world, wall_time=f"{time.time():.3f}",
                    **(self.noise.columns() if self.noise else dict(b_simple="", gns_g2="", gns_trace="")))
         self.writer.writerow(row)

@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "decay": "decay",
     "cosine": "cosine",
     "predict": "predict",
+    "power": "power",
 }
 
 

@@ -33,6 +33,8 @@ class Tier:
     dyn_micro : int           Micro-batch of the schedule comparisons, sequences: the batch granularity.
     eval_every_tokens : float Validation every this many tokens.
     eval_tokens : int         Size of the fixed held-out validation slice, tokens.
+    final_eval_tokens : int   Size of the slice each run's final evaluation reads (final comparisons), tokens.
+    power_seeds : int         Paired seeds of the power experiment.
     interval_frac : float     Re-evaluation interval of the dynamic schedule, fraction of ``budget``.
     gns_every : int           Steps between B_simple measurements in sweep runs that accumulate.
     jobs : int                Runs trained at once (each on ``cpus // jobs`` threads).
@@ -58,6 +60,8 @@ class Tier:
     dyn_micro: int = 4
     eval_every_tokens: float = 250_000
     eval_tokens: int = 32_768
+    final_eval_tokens: int = 262_144
+    power_seeds: int = 6
     interval_frac: float = 0.05
     gns_every: int = 10
     jobs: int = 2
@@ -76,13 +80,13 @@ _GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 3
 
 TIERS = {
     "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 24_000, 120, 24_000, 6_000,
-                 seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048, interval_frac=0.1,
-                 gns_every=5, jobs=1),
+                 seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048,
+                 final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
     "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
                 seeds=(0, 1), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768),
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
                 2_000_000_000, 400_000_000, seeds=(0, 1), max_micro=32, dyn_micro=8, eval_every_tokens=20_000_000,
-                eval_tokens=1_048_576, jobs=1),
+                eval_tokens=1_048_576, final_eval_tokens=4_194_304, jobs=1),
 }
 
 
