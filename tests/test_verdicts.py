@@ -132,3 +132,19 @@ def test_fit_verdict_without_a_rival_needs_only_the_median():
 def test_error_verdict_boundaries(err, want):
     assert error_verdict(err, 0.05, 0.10) == want
     assert error_verdict(0.4, 0.4, 0.4) == "does not hold"  # one tolerance: at it is a miss
+
+
+def test_the_power_table_from_paired_seeds():
+    pytest.importorskip("torch")
+    from validate.experiments.power import spread_table
+
+    a = np.array([3.00, 3.03, 2.97, 3.01])
+    b = a + np.array([0.010, 0.013, 0.008, 0.011])  # the seed noise cancels in the difference
+    spread, rows = spread_table(a, b)
+    assert spread["sd_paired"] == pytest.approx(np.std(b - a, ddof=1))
+    assert spread["sd_single"] == pytest.approx(math.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2))
+    assert spread["sd_paired_hi"] > spread["sd_paired"]  # a 95% upper bound from 3 degrees of freedom
+    for r in rows:
+        assert r["paired"] <= r["unpaired"] and r["paired"] <= r["paired_conservative"]
+        assert r["paired"] == seeds_needed(spread["sd_paired"], r["effect"])
+    assert [r["unpaired"] for r in rows] == sorted([r["unpaired"] for r in rows], reverse=True)

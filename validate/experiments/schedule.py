@@ -1,7 +1,8 @@
 """``dbs validate schedule``: the paper's dynamic batch schedule vs fixed batches at equal tokens.
 
-The schedule is built from the sweep's ``Bopt(D)`` (a power law through the
-per-target ``(Emin, Bopt)`` points) with :func:`dbs_theory.batch_schedules.dynamic_batch`:
+The schedule is built from the sweep's envelope ``Bopt(D)`` (the best batch at
+each data amount up to the budget, measured: the sweep covers the budget) with
+:func:`dbs_theory.batch_schedules.dynamic_batch`:
 re-evaluated every ``interval_frac`` of the budget, momentum 1 (the fitted
 curve is already smooth), never decreasing, clamped to the sweep's grid.
 Baselines: the sweep's best fixed batch at the budget, and a mid-range
@@ -21,7 +22,9 @@ import numpy as np
 
 from dbs_theory.batch_schedules import dynamic_batch
 from dbs_theory.bopt_curve import fit_bopt_curve
+from dbs_theory.estimators import envelope_bopt
 from dbs_theory.io import atomic_write
+from dbs_theory.runs import load_runs
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import Claim, paired_interval, verdict
 
@@ -91,14 +94,9 @@ def plan(tier, root, jobs=None, progress=True) -> Plan:
     gran = tier.dyn_micro * tier.seq_len
     lo, hi = min(tier.batches), max(tier.batches)
     rnd = lambda b: float(max(gran, round(b / gran) * gran))
+    runs = [load_runs(f)[0] for f in sorted((Path(root) / "sweep" / "logs").glob("*.csv"))]
     # best fixed batch: the sweep run with the lowest (window-averaged) training loss at the budget
-    from dbs_theory.runs import load_runs
-
-    at_budget = {}
-    for f in sorted((Path(root) / "sweep" / "logs").glob("*.csv")):
-        (r,) = load_runs(f)
-        if r.tokens[-1] >= tier.budget * 0.999:
-            at_budget[r.batch_size] = loss_near(r, tier.budget)
+    at_budget = {r.batch_size: loss_near(r, tier.budget) for r in runs if r.tokens[-1] >= tier.budget * 0.999}
     if not at_budget:
         raise ValueError(f"no sweep run reached the budget {tier.budget:g} tokens")
     best = min(at_budget, key=at_budget.get)
@@ -106,13 +104,9 @@ def plan(tier, root, jobs=None, progress=True) -> Plan:
     if best == min(at_budget) and best > lo:
         notes.append(f"the best fixed batch {best:g} is the smallest sweep run that reached the budget; "
                      "smaller batches stopped early (step cap), so a smaller best cannot be ruled out")
-    if s.get("bopt_curve"):
-        c = s["bopt_curve"]
-        curve = fit_bopt_curve(np.array(c["D"]), np.array(c["B"]), extrapolate=True)
-        source = f"sweep Bopt(D) = {curve.params['k']:.4g} D^{curve.params['alpha']:.3f}"
-    else:  # no usable fit (e.g. the tiny tier): fall back to the measured best fixed batch
+    curve, source = _bopt_of_data(tier, runs, s, best)
+    if curve is None:
         curve = lambda D: best
-        source = "no Bopt(D) fit from the sweep; constant at the best fixed batch"
         notes.append(source)
     interval = tier.budget * tier.interval_frac
     dyn = dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(np.clip(curve(interval), lo, hi)),
@@ -121,6 +115,24 @@ def plan(tier, root, jobs=None, progress=True) -> Plan:
     return Plan(schedule=_save_schedule(root, dyn), sizes=[float(b) for b in dyn.sizes],
                 starts=[float(d) for d in dyn.starts], best_fixed=rnd(best), mid_fixed=mid, source=source,
                 notes=notes, sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())})
+
+
+def _bopt_of_data(tier, runs, summary, best):
+    """``(curve or None, source)``: the sweep's envelope Bopt(D) measured up to the budget (monotone, no
+    extrapolation needed: the sweep covers the budget); else the power law through its per-target optima."""
+    start = min(max(tier.budget / 100, 2 * tier.warmup), tier.budget / 2)  # past the warmup transient
+    env = envelope_bopt(runs, np.geomspace(start, tier.budget, 16), bootstrap=0)
+    if int(np.sum(env.identified)) >= 2:
+        curve = fit_bopt_curve(env, form="monotone", extrapolate=True, lr=tier.lr)
+        D = np.asarray(env.data)[env.identified]
+        return curve, (f"the sweep's envelope Bopt(D), measured at {len(D)} data amounts from {D.min():.3g} to "
+                       f"{D.max():.3g} tokens (monotone)")
+    if summary.get("bopt_curve"):
+        c = summary["bopt_curve"]
+        curve = fit_bopt_curve(np.array(c["D"]), np.array(c["B"]), extrapolate=True)
+        return curve, (f"power law through the sweep's per-target optima, Bopt(D) = {curve.params['k']:.4g} "
+                       f"D^{curve.params['alpha']:.3f} (the envelope identified < 2 data amounts)")
+    return None, f"no Bopt(D) from the sweep; constant at the best fixed batch {best:g}"
 
 
 def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
