@@ -93,7 +93,8 @@ def _nqm_claims(sim_dir, sched_dir):
 def _transformer_claims(summary):
     c = {k: summary["claims"][i] for i, k in enumerate(("fit", "cross", "bmin", "bopt"))}
     out = {k: (v["measured"], v["verdict"]) for k, v in c.items()}
-    out["dynamic"] = ("not in the demo: dbs validate schedule --tier cpu", "inconclusive")
+    out["dynamic"] = ("not identified: the demo trains no schedule (dbs validate schedule --tier cpu does)",
+                      "inconclusive")
     return out
 
 

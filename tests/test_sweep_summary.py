@@ -42,7 +42,9 @@ def test_on_the_nqm_the_curves_cross_and_bopt_and_bmin_grow(tmp_path):
     rows = summary["table"]["rows"]
     for key, col in (("Bopt", "bopt_envelope"), ("Bmin", "bmin_floor")):  # the numbers are that estimator's
         shown = claims[f"{key} grows as the target loss falls"]["measured"].split(": ", 1)[1]
-        assert shown.split(" (")[0] == " -> ".join(f"{r[col]:.4g}" if col in r else "n/i" for r in rows)
+        want = " -> ".join(f"{r[col]:.4g} [{r[col + '_lo']:.3g}, {r[col + '_hi']:.3g}]" if col in r else "n/i"
+                           for r in rows)  # every number with its interval
+        assert shown.split(" (n/i")[0] == want
     text = (tmp_path / "sweep" / "summary.md").read_text()
     assert "nan" not in text.lower()
 

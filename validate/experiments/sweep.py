@@ -137,6 +137,9 @@ def _series(table, key):
     if not np.isfinite(v).any():
         why = next((r[f"{col}_status"] for r in table.rows if f"{col}_status" in r), "not identified")
         return f"{key} ({table.verdict[f'{key}_source']}) at no target: {why}"
+    lo, hi = table.column(f"{col}_lo"), table.column(f"{col}_hi")
+    cell = lambda x, a, b: "n/i" if not math.isfinite(x) else (
+        f"{x:.4g} [{a:.3g}, {b:.3g}]" if math.isfinite(a) and math.isfinite(b) else f"{x:.4g} (no interval)")
     return (f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
-            f"{table.rows[-1]['target']:.4g}: " + " -> ".join("n/i" if not math.isfinite(x) else f"{x:.4g}" for x in v)
+            f"{table.rows[-1]['target']:.4g}, 90% intervals: " + " -> ".join(map(cell, v, lo, hi))
             + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)"))
