@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from . import readers
+
 __all__ = ["moving_average", "Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
            "crossovers", "REQUIRED", "OPTIONAL"]
 
@@ -219,8 +221,9 @@ def _check_sources(names, cols, source, files):
         seen[name] = info
 
 
-def load_runs(*paths, max_bad_fraction=0.1):
-    """Read runs from CSV/JSONL files or directories of them.
+def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None):
+    """Read runs from CSV/JSONL files or directories of them, Hugging Face ``Trainer`` output folders or
+    W&B CSV exports (:mod:`dbs_theory.readers`; ``batch_sizes`` ``{run: B}`` and ``loss_tag`` for those).
 
     Rows are grouped by ``run`` and sorted by ``step``. Repairs, each with a
     warning: unsorted rows are sorted; repeated steps (as after a resume)
@@ -242,8 +245,18 @@ def load_runs(*paths, max_bad_fraction=0.1):
     -------
     list of Run
     """
-    files = [f for p in paths for f in _files(Path(p))]
-    parts = [_read_file(f) for f in files]
+    files, parts = [], []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
+        kind = readers.detect(p)
+        if kind == "native":
+            got = [(f, _read_file(f)) for f in _files(p)]
+        else:
+            read = readers.read_hf(p, batch_sizes) if kind == "hf" else readers.read_wandb(p, batch_sizes, loss_tag)
+            got = [(p, part) for part in read]
+        files += [f for f, _ in got]
+        parts += [part for _, part in got]
     names = np.concatenate([p[0] for p in parts])
     cols = {c: np.concatenate([p[1][c] for p in parts]) for c in REQUIRED[1:]}
     keys = dict.fromkeys(k for p in parts for k in p[2])

@@ -1,6 +1,8 @@
 """``dbs fit LOG...``: E(S) fits, Bmin/Bopt per target and crossovers from loss logs."""
 from __future__ import annotations
 
+from ..readers import add_foreign_log_arguments, foreign_log_options
+
 __all__ = ["HELP", "add_arguments", "run", "print_table", "cell"]
 
 HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crossovers"
@@ -21,7 +23,9 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them")
+    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them, "
+                   "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export")
+    add_foreign_log_arguments(p)
     p.add_argument("--targets", type=str, default=None, help="comma-separated target losses "
                    "(default: 6 chosen from the runs)")
     p.add_argument("--law", default="three_phase", help="three_phase (default) or three_phase_free")
@@ -46,7 +50,7 @@ def run(args):
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
     check_writable(args.out)
-    runs = load_runs(*args.logs)
+    runs = load_runs(*args.logs, **foreign_log_options(args))
     if len(runs) < 2:
         raise ValueError(f"a single run ({runs[0].name!r}) cannot give E(S): need runs at >= 3 batch sizes")
     targets = _floats(args.targets) if args.targets is not None else None

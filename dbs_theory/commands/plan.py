@@ -1,6 +1,8 @@
 """``dbs plan LOG... --budget D``: the next runs that pin ``Bopt`` at a data budget."""
 from __future__ import annotations
 
+from ..readers import add_foreign_log_arguments, foreign_log_options
+
 import json
 import math
 
@@ -13,7 +15,9 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p):
-    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them")
+    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them, "
+                   "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export")
+    add_foreign_log_arguments(p)
     p.add_argument("--budget", type=float, required=True, help="data the real run will consume (the logs' "
                    "unit: tokens or examples)")
     p.add_argument("--n", type=int, default=3, help="most runs to propose (default 3)")
@@ -49,7 +53,7 @@ def run(args):
 
     _check(args)
     check_writable(args.out)
-    runs = load_runs(*args.logs)
+    runs = load_runs(*args.logs, **foreign_log_options(args))
     if len({r.batch_size for r in runs}) < 3:
         raise ValueError(f"need runs at >= 3 batch sizes to plan from; got {len({r.batch_size for r in runs})}")
     plan = plan_sweep(runs, args.budget, n=args.n, tol=args.tol, bootstrap=args.bootstrap, seed=args.seed,
