@@ -13,6 +13,12 @@ like its own CSV. :func:`detect` picks the reader from the path.
   read from the token count (its increase per step: HF counts tokens over all
   processes) or given by ``batch_sizes``; ``training_args.bin`` is a pickle and
   is never opened.
+- **TensorBoard** event files (a run folder or a tree of them; each folder
+  holding ``events.out.tfevents.*`` is one run, named by its path): the loss
+  scalar ``loss_tag`` (default the first of ``train/loss``, ``loss``,
+  ``train_loss``), the batch size from the scalar ``batch_tag`` or
+  ``batch_sizes``, tokens from a token-count scalar (:data:`TOKEN_TAGS`) when
+  one was logged. Needs the ``tensorboard`` package (the ``tensorboard`` extra).
 - **W&B** "export CSV" of a panel: a ``Step`` column and one ``<run> - <metric>``
   column per run (``__MIN``/``__MAX`` companions ignored); the metric is
   ``loss_tag`` (default the first of ``train/loss``, ``loss``, ``train_loss``);
@@ -30,10 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["detect", "read_hf", "read_wandb", "parse_batch_sizes", "LOSS_TAGS", "add_foreign_log_arguments",
-           "foreign_log_options"]
+__all__ = ["detect", "read_hf", "read_wandb", "read_tensorboard", "parse_batch_sizes", "LOSS_TAGS", "TOKEN_TAGS",
+           "add_foreign_log_arguments", "foreign_log_options"]
 
 LOSS_TAGS = ("train/loss", "loss", "train_loss")
+TOKEN_TAGS = ("train/tokens", "tokens", "train/num_input_tokens_seen", "num_input_tokens_seen")
 
 
 def parse_batch_sizes(text) -> dict:
@@ -55,17 +62,21 @@ def add_foreign_log_arguments(p):
     p.add_argument("--batch-size", dest="batch_sizes", default=None, metavar="RUN=B,...",
                    help="global batch size of each run in a W&B export or a Hugging Face folder without token "
                         "counts, e.g. 'a=256,b=512' (default: none)")
-    p.add_argument("--loss-tag", default=None, help="the loss metric of a W&B export (default: the first of "
-                   f"{', '.join(LOSS_TAGS)} present)")
+    p.add_argument("--loss-tag", default=None, help="the loss metric of a W&B export or TensorBoard logs "
+                   f"(default: the first of {', '.join(LOSS_TAGS)} present)")
+    p.add_argument("--batch-tag", default=None, help="TensorBoard scalar holding each run's batch size, e.g. "
+                   "train/batch_size (default: none; then --batch-size)")
 
 
 def foreign_log_options(args) -> dict:
     """``load_runs`` keywords from :func:`add_foreign_log_arguments`'s options."""
-    return dict(batch_sizes=parse_batch_sizes(args.batch_sizes), loss_tag=args.loss_tag)
+    return dict(batch_sizes=parse_batch_sizes(args.batch_sizes), loss_tag=args.loss_tag, batch_tag=args.batch_tag)
 
 
 def detect(path: Path) -> str:
-    """``hf``, ``wandb`` or ``native`` for what ``path`` holds."""
+    """``tensorboard``, ``hf``, ``wandb`` or ``native`` for what ``path`` holds."""
+    if path.is_dir() and any(path.glob("**/events.out.tfevents.*")):
+        return "tensorboard"
     if path.is_dir():
         return "hf" if (path / "trainer_state.json").exists() or any(path.glob("**/trainer_state.json")) \
             else "native"
@@ -159,3 +170,57 @@ def read_wandb(path, batch_sizes=None, loss_tag=None) -> list:
         step = np.array([s for s, _ in got])
         parts.append(_part(name, batch_sizes[name], step, step * batch_sizes[name], [v for _, v in got]))
     return parts
+
+
+def _event_accumulator():
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        raise ValueError('reading TensorBoard event files needs the tensorboard package: '
+                         'pip install "dbs-theory[tensorboard]"') from None
+    return EventAccumulator
+
+
+def read_tensorboard(folder, batch_sizes=None, loss_tag=None, batch_tag=None) -> list:
+    """Runs of a TensorBoard log tree (module docstring) as load_runs parts."""
+    folder, batch_sizes = Path(folder), batch_sizes or {}
+    EventAccumulator = _event_accumulator()
+    parts = []
+    for d in sorted({f.parent for f in folder.glob("**/events.out.tfevents.*")}):
+        name = folder.name if d == folder else str(d.relative_to(folder))
+        acc = EventAccumulator(str(d), size_guidance={"scalars": 0})
+        acc.Reload()
+        tags = set(acc.Tags().get("scalars", []))
+        tag = loss_tag or next((t for t in LOSS_TAGS if t in tags), None)
+        if tag is None or tag not in tags:
+            raise ValueError(f"{d}: no loss scalar{f' {loss_tag!r}' if loss_tag else ''} in run {name!r}; "
+                             f"scalars present: {', '.join(sorted(tags)) or 'none'} (choose one with --loss-tag)")
+        ev = acc.Scalars(tag)
+        step = np.array([e.step for e in ev], float)
+        batch = _tb_batch(acc, tags, name, d, batch_tag, batch_sizes)
+        tok = next((t for t in TOKEN_TAGS if t in tags), None)
+        tokens = step * batch
+        if tok is not None:
+            seen = {e.step: e.value for e in acc.Scalars(tok)}
+            if all(s in seen for s in step):
+                tokens = np.array([seen[s] for s in step], float)
+        parts.append(_part(name, batch, step, tokens, [e.value for e in ev]))
+    return parts
+
+
+def _tb_batch(acc, tags, name, d, batch_tag, batch_sizes) -> float:
+    """The run's batch size: the ``batch_tag`` scalar (one value over the run) or the mapping."""
+    if name in batch_sizes:
+        return batch_sizes[name]
+    if batch_tag is None:
+        raise ValueError(f"{d}: no batch size for run {name!r}; pass --batch-tag (a scalar) or "
+                         f"--batch-size {name}=<global batch>")
+    if batch_tag not in tags:
+        raise ValueError(f"{d}: run {name!r} has no scalar {batch_tag!r} (--batch-tag); "
+                         f"scalars present: {', '.join(sorted(tags))}")
+    values = {e.value for e in acc.Scalars(batch_tag)}
+    if len(values) != 1 or not min(values) > 0:
+        raise ValueError(f"{d}: run {name!r} logs {len(values)} different batch sizes under {batch_tag!r}; "
+                         "a run of the sweep has one (split it, or give --batch-size)")
+    return float(values.pop())
+

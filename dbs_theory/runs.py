@@ -221,9 +221,10 @@ def _check_sources(names, cols, source, files):
         seen[name] = info
 
 
-def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None):
+def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, batch_tag=None):
     """Read runs from CSV/JSONL files or directories of them, Hugging Face ``Trainer`` output folders or
-    W&B CSV exports (:mod:`dbs_theory.readers`; ``batch_sizes`` ``{run: B}`` and ``loss_tag`` for those).
+    W&B CSV exports, TensorBoard event folders (:mod:`dbs_theory.readers`; ``batch_sizes`` ``{run: B}``,
+    ``loss_tag`` and ``batch_tag`` for those).
 
     Rows are grouped by ``run`` and sorted by ``step``. Repairs, each with a
     warning: unsorted rows are sorted; repeated steps (as after a resume)
@@ -253,7 +254,9 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None):
         if kind == "native":
             got = [(f, _read_file(f)) for f in _files(p)]
         else:
-            read = readers.read_hf(p, batch_sizes) if kind == "hf" else readers.read_wandb(p, batch_sizes, loss_tag)
+            read = {"hf": lambda: readers.read_hf(p, batch_sizes),
+                    "wandb": lambda: readers.read_wandb(p, batch_sizes, loss_tag),
+                    "tensorboard": lambda: readers.read_tensorboard(p, batch_sizes, loss_tag, batch_tag)}[kind]()
             got = [(p, part) for part in read]
         files += [f for f, _ in got]
         parts += [part for _, part in got]

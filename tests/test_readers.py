@@ -130,3 +130,63 @@ def test_a_bad_batch_size_mapping_is_one_line(text, match):
     with pytest.raises(ValueError, match=match):
         parse_batch_sizes(text)
     assert parse_batch_sizes("a=256, b=5e2") == {"a": 256.0, "b": 500.0}
+
+
+def write_tensorboard(runs, root, batch_tag=True, tokens=False):
+    """One folder of event files per run, written by torch's SummaryWriter (the real writer)."""
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    for r in runs:
+        w = tb.SummaryWriter(log_dir=str(root / r.name))
+        for s, D, L in zip(r.step, r.tokens, r.loss):
+            w.add_scalar("train/loss", float(L), int(s))
+            if batch_tag:
+                w.add_scalar("train/batch_size", r.batch_size, int(s))
+            if tokens:
+                w.add_scalar("train/tokens", float(D), int(s))
+        w.close()
+    return root
+
+
+def test_tensorboard_event_files_read_as_the_same_runs(runs, tmp_path):
+    root = write_tensorboard(runs, tmp_path / "tb_logs")
+    assert detect(root) == "tensorboard"
+    got = load_runs(root, batch_tag="train/batch_size")
+    # the writer stores float32 scalars: the same runs to float32 precision
+    a, b = sorted(got, key=lambda r: r.batch_size), sorted(runs, key=lambda r: r.batch_size)
+    assert [r.batch_size for r in a] == [r.batch_size for r in b]
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(x.step, y.step)
+        np.testing.assert_allclose(x.tokens, y.tokens, rtol=1e-7)
+        np.testing.assert_allclose(x.loss, y.loss, rtol=1e-6)
+    with pytest.raises(ValueError, match="no batch size for run.*--batch-tag"):
+        load_runs(root)
+    with pytest.raises(ValueError, match="no loss scalar 'val/loss'.*train/batch_size, train/loss"):
+        load_runs(root, batch_tag="train/batch_size", loss_tag="val/loss")
+    bare = write_tensorboard(runs[:2], tmp_path / "bare", batch_tag=False, tokens=True)
+    mapped = load_runs(bare, batch_sizes={r.name: r.batch_size for r in runs})
+    np.testing.assert_allclose(sorted(mapped, key=lambda r: r.batch_size)[0].tokens, runs[0].tokens, rtol=1e-7)
+
+
+def test_dbs_fit_on_tensorboard_logs_matches_the_csv(tmp_path):
+    """12 runs written by the real writer; event files hold float32, so the table matches the CSV of the
+    float32-rounded data."""
+    runs = exact_runs(sim.NQM.zhang2019(200), 0.5, 2.0 ** np.arange(1, 13), 2e5, points=40)
+    root = write_tensorboard(runs, tmp_path / "tb_logs")
+    f32 = [type(r)(r.name, r.batch_size, r.step, r.tokens.astype(np.float32).astype(float),
+                   r.loss.astype(np.float32).astype(float)) for r in runs]
+    write_runs(f32, tmp_path / "runs.csv")
+    tables = []
+    for src, extra in ((tmp_path / "runs.csv", []), (root, ["--batch-tag", "train/batch_size"])):
+        out = tmp_path / f"fit-{src.stem}"
+        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(src), *extra, "--bootstrap", "0",
+                            "--out", str(out)], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        with open(out / "bopt_table.csv") as fh:
+            tables.append(list(csv.DictReader(fh)))
+    assert len(tables[0]) == len(tables[1])
+    for a, b in zip(*tables):
+        for k in a:
+            try:
+                assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-9, nan_ok=True), k
+            except ValueError:
+                assert a[k] == b[k], k
