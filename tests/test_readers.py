@@ -190,3 +190,17 @@ def test_dbs_fit_on_tensorboard_logs_matches_the_csv(tmp_path):
                 assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-9, nan_ok=True), k
             except ValueError:
                 assert a[k] == b[k], k
+
+
+def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
+    path = write_wandb(runs, tmp_path / "wandb.csv")
+    empty = tmp_path / "hf_empty" / "run1"
+    empty.mkdir(parents=True)
+    (empty / "trainer_state.json").write_text(json.dumps({"log_history": [{"eval_loss": 1.0, "step": 5}]}))
+    for args, match in ((["fit", str(path)], "no batch size for run"),
+                        (["fit", str(path), "--batch-size", "b4=4", "--loss-tag", "x"], "metrics present"),
+                        (["fit", str(tmp_path / "hf_empty")], "no training loss entries")):
+        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", *args, "--out", str(tmp_path / "o")],
+                           capture_output=True, text=True)
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and match in r.stderr, r.stderr
+    assert not (tmp_path / "o").exists()  # nothing half-written
