@@ -83,7 +83,7 @@ TIERS = {
                  seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048,
                  final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
     "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
-                seeds=(0, 1), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768),
+                seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768),  # 5: see power
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
                 2_000_000_000, 400_000_000, seeds=(0, 1), max_micro=32, dyn_micro=8, eval_every_tokens=20_000_000,
                 eval_tokens=1_048_576, final_eval_tokens=4_194_304, jobs=1),
