@@ -203,7 +203,7 @@ def _target_errors(nqm, eta, cal, test, full):
 def _advantage(nqm, eta, sched_path, budget):
     """The dynamic schedule's gain at the budget: NQM-predicted and measured (NaN without the experiment)."""
     adv = dict(predicted=math.nan, measured=Interval(math.nan, math.nan, math.nan, 0))
-    if sched_path.exists():
+    if sched_path.exists() and sched_path.with_name(PLAN).exists():  # results from before plan.json: no advantage
         s = json.loads(sched_path.read_text())
         p = Plan.load(sched_path.with_name(PLAN))
         pairs = list(zip(p.starts, p.sizes))
