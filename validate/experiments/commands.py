@@ -7,6 +7,7 @@ HELP = "check the paper's claims on real transformer runs (sweep, schedule, abla
 EXAMPLES = """examples:
   dbs validate sweep --tier tiny            # seconds: what the tests run
   dbs validate all --tier cpu               # every experiment on 2 CPU cores
+  dbs validate sweep --tier gpu --launcher submitit --partition gpu --gpus-per-run 1 --time-limit 600
   dbs report results/validate/cpu"""
 
 
@@ -30,6 +31,18 @@ def add_arguments(p):
     p.add_argument("--resume", action="store_true",
                    help="accepted for clarity: finished runs are always reused, interrupted ones resumed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    g = p.add_argument_group("cluster (with --launcher submitit)")
+    g.add_argument("--launcher", default="local", choices=("local", "submitit"),
+                   help="where runs train: local processes, or one submitit job per run (Slurm when sbatch "
+                        "exists, else submitit's local executor) (default local)")
+    g.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
+    g.add_argument("--account", default=None, help="Slurm account (default: none)")
+    g.add_argument("--gpus-per-run", type=int, default=0, help="GPUs per run (default 0)")
+    g.add_argument("--cpus-per-run", type=int, default=2, help="CPU cores per run (default 2)")
+    g.add_argument("--time-limit", type=int, default=240, help="minutes per job; a job that reaches it is "
+                   "requeued and resumes from its checkpoint (default 240)")
+    g.add_argument("--sbatch", default=None, help="extra sbatch flags, e.g. '--qos=high --constraint=a100' "
+                   "(default: none)")
 
 
 def run(args):
@@ -39,7 +52,7 @@ def run(args):
         raise ValueError('dbs validate needs PyTorch: pip install "dbs-theory[torch]"') from None
     from dbs_theory.io import check_writable, ensure_writable_dir
 
-    from . import EXPERIMENTS, get
+    from . import EXPERIMENTS, get, launch
     from ..config import check_device_name
 
     tier = _tier(args)
@@ -56,12 +69,27 @@ def run(args):
     root = args.out or f"results/validate/{tier.name}"
     check_writable(root)
     ensure_writable_dir(root)
-    for name, mod in zip(names, mods):
-        s = mod.run(tier, root, jobs=args.jobs, progress=not args.quiet)
-        print(f"\n== {name} (tier {tier.name}, {s['wall_seconds'] / 60:.1f} min): {root}/{name}/summary.md")
-        for c in s["claims"]:
-            print(f"  [{c['verdict']}] {c['claim']}\n      {c['measured']}")
+    with launch.use(_launcher(args)):
+        for name, mod in zip(names, mods):
+            _run_one(name, mod, tier, root, args)
     return 0
+
+
+def _launcher(args):
+    from .launch import Launcher, parse_sbatch
+
+    for k in ("gpus_per_run", "cpus_per_run", "time_limit"):
+        if getattr(args, k) < (1 if k != "gpus_per_run" else 0):
+            raise ValueError(f"--{k.replace('_', '-')}={getattr(args, k)} is out of range")
+    return Launcher(args.launcher, partition=args.partition, account=args.account, gpus=args.gpus_per_run,
+                    cpus=args.cpus_per_run, time_min=args.time_limit, sbatch=parse_sbatch(args.sbatch))
+
+
+def _run_one(name, mod, tier, root, args):
+    s = mod.run(tier, root, jobs=args.jobs, progress=not args.quiet)
+    print(f"\n== {name} (tier {tier.name}, {s['wall_seconds'] / 60:.1f} min): {root}/{name}/summary.md")
+    for c in s["claims"]:
+        print(f"  [{c['verdict']}] {c['claim']}\n      {c['measured']}")
 
 
 def _tier(args):

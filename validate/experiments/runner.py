@@ -6,7 +6,8 @@ experiments that need the same run share it, and a finished run (one with
 ``done.json``) is never trained again. An interrupted run resumes from its
 checkpoint. Runs train in subprocesses (``python -m validate.train``),
 ``jobs`` at a time, each on ``cpus // jobs`` threads; with one job they
-train in this process.
+train in this process; under ``--launcher submitit`` each is a submitit job
+(:mod:`validate.experiments.launch`).
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from pathlib import Path
 from dbs_theory.io import FolderLocked, atomic_write, folder_lock
 
 from ..config import TrainConfig
+from . import launch
 
 __all__ = ["RunSpec", "run_dir", "train_runs", "is_done", "RunFailed"]
 
@@ -227,7 +229,9 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
 
         with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress) as bar:
             try:
-                if inprocess:  # in the main thread, so Ctrl-C reaches the training loop's handler
+                if launch.ACTIVE.name == "submitit":  # one cluster (or local-executor) job per run
+                    launch.submitit_runs(root, todo, bar, launch.ACTIVE)
+                elif inprocess:  # in the main thread, so Ctrl-C reaches the training loop's handler
                     for s in todo:
                         _train_one(root, s, threads, timeout, inprocess=True)
                         bar.update(1)
