@@ -5,7 +5,9 @@ common-subexpression elimination; see ``REGISTRY`` in that module for which.
 """
 from numpy import log  # noqa: F401
 
-__all__ = ['spectral_term', 'floor_Q', 'bmin_Q', 'a', 'm_t', 'loss_t', 'floor', 'S', 'K', 'q', 'lam', 'S_min', 'B_m1', 'B_0', 'A1', 'A0', 'C', 'S_red', 'G', 'bopt_v', 'B_noise', 'B_simple', 'E_of_S']
+__all__ = ['spectral_term', 'floor_Q', 'bmin_Q', 'a', 'm_t', 'loss_t', 'floor', 'S',
+           'K', 'q', 'lam', 'S_min', 'B_m1', 'B_0', 'A1', 'A0',
+           'C', 'S_red', 'G', 'bopt_v', 'B_noise', 'B_simple', 'E_of_S']
 
 
 def spectral_term(h, c, eta):

@@ -106,7 +106,7 @@ def _hf_states(folder: Path) -> dict:
     for f in sorted(folder.glob("**/trainer_state.json")):
         parent = f.parent
         run_dir = parent.parent if parent.name.startswith("checkpoint-") else parent
-        name = run_dir.name if run_dir != folder.parent else folder.name
+        name = run_dir.name
         step = int(parent.name.split("-")[-1]) if parent.name.startswith("checkpoint-") and \
             parent.name.split("-")[-1].isdigit() else math.inf  # a run folder's own state is its final one
         if name not in runs or step >= runs[name][0]:

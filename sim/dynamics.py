@@ -27,7 +27,7 @@ from dbs_theory.messages import num
 
 from .nqm import NQM
 
-__all__ = ["expected_loss", "Trajectory", "as_schedule"]
+__all__ = ["expected_loss", "Trajectory", "as_schedule", "check_batch_schedule"]
 
 
 def as_schedule(spec, name="schedule"):
@@ -49,9 +49,9 @@ def as_schedule(spec, name="schedule"):
                         f"got {type(spec).__name__}") from exc
 
 
-def _warn_lr_provenance(lr, batch):
-    """Warn when a batch schedule derived at one learning rate is run at another constant one; refuse a
-    batch schedule in tokens (the NQM counts examples: convert it first)."""
+def check_batch_schedule(lr, batch):
+    """Refuse a batch schedule in tokens (the NQM counts examples); warn when one derived at one learning
+    rate is run at another constant one."""
     if getattr(batch, "unit", "examples") == "tokens" and getattr(batch, "kind", None) is not None:
         raise ValueError("this batch schedule is in tokens but the NQM counts examples: build it with "
                          "unit='examples' (or convert it: BatchSchedule.in_tokens goes the other way)")
@@ -130,7 +130,7 @@ def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=
         Step 0 and the final step are always recorded.
     """
     _check_stop(steps, data, record_every)
-    _warn_lr_provenance(lr, batch_size)
+    check_batch_schedule(lr, batch_size)
     lr_s, b_s = as_schedule(lr, "lr"), as_schedule(batch_size, "batch_size")
     at = None if record_at is None else np.sort(np.asarray(record_at, float))
     h, c, w = nqm.h, nqm.c, 0.5 * nqm.weights * nqm.h

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
-from .dynamics import _warn_lr_provenance, as_schedule
+from .dynamics import as_schedule, check_batch_schedule
 from .nqm import NQM
 
 __all__ = ["monte_carlo", "MonteCarloResult", "per_step_schedule", "replica_seeds", "reference_sgd"]
@@ -98,7 +98,7 @@ def monte_carlo(nqm: NQM, lr, batch, steps: int, replicas: int = 8, seed: int = 
     if int(steps) < 1 or int(replicas) < 1 or int(record_every) < 1:
         raise ValueError(f"steps={steps!r}, replicas={replicas!r} and record_every={record_every!r} "
                          "must be positive integers")
-    _warn_lr_provenance(lr, batch)
+    check_batch_schedule(lr, batch)
     full = nqm.expanded()
     lrs, bs, D = per_step_schedule(lr, batch, int(steps))
     for eta in np.unique(lrs[lrs != 0]):

@@ -81,6 +81,26 @@ def same(a, b):
         np.testing.assert_allclose(x.loss, y.loss, rtol=1e-12)
 
 
+def fit_table(src, out, *extra):
+    """``dbs fit SRC`` (no bootstrap) and its bopt_table.csv rows."""
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(src), *extra, "--bootstrap", "0",
+                        "--out", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    with open(out / "bopt_table.csv") as fh:
+        return list(csv.DictReader(fh))
+
+
+def assert_same_table(got, want):
+    """The same table: the same columns and strings, floats to the last bits of summation order."""
+    assert len(got) == len(want) and all(a.keys() == b.keys() for a, b in zip(got, want))
+    for a, b in zip(got, want):
+        for k in a:
+            try:
+                assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-9, nan_ok=True), k
+            except ValueError:
+                assert a[k] == b[k], k
+
+
 def test_hugging_face_folders_read_as_the_same_runs(runs, tmp_path):
     root = write_hf(runs, tmp_path / "hf_out")
     assert detect(root) == "hf"
@@ -106,23 +126,9 @@ def test_dbs_fit_gives_the_same_table_from_each_format(runs, tmp_path):
     write_hf(runs, tmp_path / "hf_out")
     write_wandb(runs, tmp_path / "wandb.csv")
     mapping = ",".join(f"{r.name}={r.batch_size:g}" for r in runs)
-    tables = []
-    for src, extra in ((tmp_path / "runs.csv", []), (tmp_path / "hf_out", []),
-                       (tmp_path / "wandb.csv", ["--batch-size", mapping])):
-        out = tmp_path / f"fit-{src.stem}"
-        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(src), *extra, "--bootstrap", "0",
-                            "--out", str(out)], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        with open(out / "bopt_table.csv") as fh:
-            tables.append(list(csv.DictReader(fh)))
-    for t in tables[1:]:  # the same table; floats to the last bits of summation order
-        assert len(t) == len(tables[0]) and all(a.keys() == b.keys() for a, b in zip(t, tables[0]))
-        for a, b in zip(t, tables[0]):
-            for k in a:
-                try:
-                    assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-9, nan_ok=True), k
-                except ValueError:
-                    assert a[k] == b[k], k
+    want = fit_table(tmp_path / "runs.csv", tmp_path / "fit-csv")
+    assert_same_table(fit_table(tmp_path / "hf_out", tmp_path / "fit-hf"), want)
+    assert_same_table(fit_table(tmp_path / "wandb.csv", tmp_path / "fit-wandb", "--batch-size", mapping), want)
 
 
 @pytest.mark.parametrize("text, match", [("a=256,b", "run=256"), ("a=-1", "positive"), ("=5", "run name")])
@@ -175,21 +181,8 @@ def test_dbs_fit_on_tensorboard_logs_matches_the_csv(tmp_path):
     f32 = [type(r)(r.name, r.batch_size, r.step, r.tokens.astype(np.float32).astype(float),
                    r.loss.astype(np.float32).astype(float)) for r in runs]
     write_runs(f32, tmp_path / "runs.csv")
-    tables = []
-    for src, extra in ((tmp_path / "runs.csv", []), (root, ["--batch-tag", "train/batch_size"])):
-        out = tmp_path / f"fit-{src.stem}"
-        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(src), *extra, "--bootstrap", "0",
-                            "--out", str(out)], capture_output=True, text=True)
-        assert r.returncode == 0, r.stderr
-        with open(out / "bopt_table.csv") as fh:
-            tables.append(list(csv.DictReader(fh)))
-    assert len(tables[0]) == len(tables[1])
-    for a, b in zip(*tables):
-        for k in a:
-            try:
-                assert float(a[k]) == pytest.approx(float(b[k]), rel=1e-9, nan_ok=True), k
-            except ValueError:
-                assert a[k] == b[k], k
+    assert_same_table(fit_table(root, tmp_path / "fit-tb", "--batch-tag", "train/batch_size"),
+                      fit_table(tmp_path / "runs.csv", tmp_path / "fit-csv"))
 
 
 def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):

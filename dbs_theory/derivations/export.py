@@ -123,7 +123,9 @@ def write(path=TARGET) -> Path:
               "", "Each function is one field of :mod:`dbs_theory.derivations`, lambdified with",
               "common-subexpression elimination; see ``REGISTRY`` in that module for which.", '"""',
               f"from numpy import {', '.join(sorted(used))}  # noqa: F401" if used else "",
-              "", f"__all__ = {list(REGISTRY)!r}", ""]
+              "", "__all__ = [" + ",\n           ".join(
+                  ", ".join(repr(n) for n in list(REGISTRY)[i:i + 8]) for i in range(0, len(REGISTRY), 8)) + "]",
+              ""]
     text = "\n".join(header) + "\n\n" + "\n\n".join(p.rstrip() + "\n" for p in parts)
     Path(path).write_text(text, encoding="utf-8")
     return Path(path)
