@@ -97,22 +97,24 @@ def _column_order(k):
 def monotonicity(values, lo=None, hi=None):
     """Verdict on "non-decreasing as the target falls" for values ordered from the highest target.
 
-    ``holds``: every step is non-decreasing. ``does not hold``: some
+    ``holds``: every step is non-decreasing and, with intervals, the rise is
+    resolved: the last value's interval lies wholly above the first's (a rise
+    inside the noise is no evidence of growth). ``does not hold``: some
     decrease is larger than the intervals allow (the lower target's upper
     bound lies below the higher target's lower bound; without intervals,
-    any decrease). ``inconclusive``: decreases all within the intervals, or
-    fewer than two values.
+    any decrease). ``inconclusive``: otherwise, or fewer than two values.
+    Without intervals (exact values) a non-decreasing sequence holds.
     """
     v = np.asarray(values, float)
     ok = np.isfinite(v)
     if ok.sum() < 2:
         return "inconclusive"
     v = v[ok]
-    if np.all(np.diff(v) >= 0):
-        return "holds"
     if lo is None or hi is None:
-        return "does not hold"
+        return "holds" if np.all(np.diff(v) >= 0) else "does not hold"
     lo, hi = np.asarray(lo, float)[ok], np.asarray(hi, float)[ok]
+    if np.all(np.diff(v) >= 0):
+        return "holds" if lo[-1] > hi[0] else "inconclusive"
     for i in range(v.size - 1):
         if v[i + 1] < v[i] and hi[i + 1] < lo[i]:
             return "does not hold"

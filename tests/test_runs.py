@@ -125,6 +125,10 @@ class TestTable:
         assert monotonicity([1, 3, 2]) == "does not hold"
         assert monotonicity([1, 3, 2.9], [0.9, 2, 2.5], [1.1, 4, 3.1]) == "inconclusive"
         assert monotonicity([5]) == "inconclusive"
+        # with intervals a rise holds only when the last interval lies wholly above the first
+        assert monotonicity([1, 2, 3], [0.9, 1.5, 2.01], [1.1, 2.5, 3.5]) == "holds"
+        assert monotonicity([1, 2, 3], [0.9, 1.5, 1.1], [1.1, 2.5, 3.5]) == "inconclusive"  # touches: 1.1
+        assert monotonicity([1, 2, 3], [0.9, 1.5, 1.0], [1.2, 2.5, 3.5]) == "inconclusive"
 
     def test_needs_three_batch_sizes_and_reachable_targets(self):
         with pytest.raises(ValueError, match="3 distinct batch sizes"):
