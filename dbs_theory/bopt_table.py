@@ -122,7 +122,7 @@ def monotonicity(values, lo=None, hi=None):
 
 
 def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoothing="centered",
-               window=0.02, use="loss", n_targets=6, laws=("three_phase", "hyperbolic")) -> BoptTable:
+               window=0.02, use="loss", n_targets=6, laws=("three_phase", "hyperbolic"), level=0.9) -> BoptTable:
     """Fit E(S) per target and tabulate ``Bmin``/``Bopt`` with intervals.
 
     Parameters
@@ -139,6 +139,9 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     smoothing, window, use : see :func:`dbs_theory.runs.es_points`.
     laws : tuple
         Laws whose R^2 and degrees of freedom are reported.
+    level : float
+        Two-sided level of the envelope's and the floors' intervals (the
+        three-phase fit's are 95%).
 
     Returns
     -------
@@ -168,7 +171,7 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
         row, fit = _target_row(pts, float(t), law, laws, bootstrap, seed)
         rows.append(row)
         fits.append(fit)
-    _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed)
+    _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level)
     verdict = _verdicts(rows, bootstrap)
     lrs = [r.lr for r in runs if r.lr is not None]
     lr = float(np.median(lrs)) if lrs else None
@@ -176,7 +179,7 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
                      fits, pts)
 
 
-def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed):
+def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level=0.9):
     """Put the envelope Bopt and the floor Bmin beside the three-phase fit, with an agreement flag."""
     ends = {}
     for r in runs:  # the data every batch size reaches, so the envelope grid ends where 3 sizes still compete
@@ -185,9 +188,9 @@ def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed):
     last = sorted(ends.values())[-3] if len(ends) >= 3 else max(ends.values())
     data = np.geomspace(first, max(last, first * 1.0001), 80)
     data = np.unique(np.r_[data, [e for e in ends.values() if first < e < last]])  # each run's last word
-    env = envelope_bopt(runs, data, smoothing, window, bootstrap=bootstrap, seed=seed) \
+    env = envelope_bopt(runs, data, smoothing, window, bootstrap=bootstrap, seed=seed, level=level) \
         if len({r.batch_size for r in runs}) >= 3 else None
-    fl = floor_bmin(runs, targets, smoothing, window, bootstrap=bootstrap, seed=seed)
+    fl = floor_bmin(runs, targets, smoothing, window, bootstrap=bootstrap, seed=seed, level=level)
     for i, row in enumerate(rows):
         _put(row, "bmin_floor", fl.bmin[i], fl.lo[i], fl.hi[i], fl.identified[i], fl.reason[i])
         hit = np.nonzero(env.loss <= row["target"])[0] if env is not None else np.array([], int)

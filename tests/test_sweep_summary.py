@@ -62,3 +62,14 @@ def test_when_the_largest_batch_always_wins_nothing_is_claimed(tmp_path):
     assert claims["Bopt grows as the target loss falls"]["verdict"] == "inconclusive"
     assert "does not hold" == claims["(check) the grid brackets Bopt and the measured noise scale B_simple"][
         "verdict"]
+
+
+def test_crossings_of_noisy_curves_of_one_seed_decide_nothing(tmp_path):
+    """The same NQM sweep with 1% noise on each logged loss: its crossings are counted but not a verdict."""
+    batches = 2.0 ** np.arange(11)
+    rng = np.random.default_rng(0)
+    runs = [dataclasses.replace(r, loss=r.loss * (1 + 0.01 * rng.standard_normal(r.loss.size)))
+            for r in exact_runs(sim.NQM.zhang2019(300), 0.5, batches, 3e4, points=300)]
+    claims, summary = _claims(tmp_path, runs, batches)
+    c = claims["Loss-vs-data curves of different batch sizes cross"]
+    assert summary["n_crossovers"] > 0 and c["verdict"] == "inconclusive" and "paired seeds" in c["measured"]
