@@ -191,6 +191,31 @@ def _predict(d, s):
                             "(dashed), for the held-out and some calibration batch sizes.")]
 
 
+def _growth(d, s):
+    """Per seed, the validation-loss lead of b3 over b2 along the data (positive: the larger batch ahead)."""
+    b1, b2, b3 = s["batches"]
+    D1, D2 = s["data"]
+    runs = {r.name: r for r in _logs(d)}
+    curves = []
+    for seed in s["seeds"]:
+        a, b = runs.get(f"b{b2:g}-d{D2:g}-s{seed}"), runs.get(f"b{b3:g}-d{D2:g}-s{seed}")
+        if a is None or b is None:
+            continue
+        va, vb = (r.extra["val_loss"][np.isfinite(r.extra["val_loss"])] for r in (a, b))
+        n = min(va.size, vb.size)
+        D = a.tokens[np.isfinite(a.extra["val_loss"])][:n]
+        curves.append(dict(label=f"seed {seed}", D=D, loss=va[:n] - vb[:n]))
+    if not curves:
+        return []
+    grid = np.linspace(curves[0]["D"][0], D2, 50)
+    curves.append(dict(label="tie", D=grid, loss=np.zeros_like(grid), style=":"))
+    fig = F.comparison(curves, f"Loss of b2 = {b2:g} minus b3 = {b3:g} tokens per step (validation)",
+                       ylabel="L(b2) - L(b3) (nats)", marks=[(D1, "D1")])
+    return [(fig, "lead", "Per seed, how far the larger batch b3 is ahead of b2 (positive) or behind (negative) "
+                          "along the data: a crossing is where a curve passes zero. The last point of each run "
+                          "is on the large final slice.")]
+
+
 def _simulate(d):
     meta = _json(d / "frontier.json")
     t = meta["targets"]
@@ -261,7 +286,7 @@ def _demote(md):
 def _experiment(d):
     s = _json(d / "summary.json")
     name = s.get("experiment")
-    handler = {"sweep": _sweep, "schedule": _schedule, "predict": _predict}.get(name, _ablation)
+    handler = {"sweep": _sweep, "schedule": _schedule, "predict": _predict, "growth": _growth}.get(name, _ablation)
     text = (d / "summary.md").read_text() if (d / "summary.md").exists() else ""
     return [(f"validate {name} ({d})", _demote(text), handler(d, s))]
 
