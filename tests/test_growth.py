@@ -71,3 +71,17 @@ def test_differences_within_the_noise_are_inconclusive():
     assert cross.verdict == "inconclusive" and grows.verdict == "inconclusive"
     assert cross.interval.lo < 0 < cross.interval.hi
     assert "[" in cross.measured and "5 seeds" in cross.measured
+
+
+def test_the_sweeps_leads_choose_b2_and_missing_runs_are_skipped():
+    """gaps() is the smaller lead the sweep shows for a candidate; the largest wins, NaN candidates drop out."""
+    seen = []
+
+    def gaps(b1, b2, b3):
+        seen.append((b1, b2, b3))
+        return {768: 0.02, 1536: 0.03, 3072: 0.01}.get(b2, math.nan)
+
+    assert choose_batches(CPU_GRID, 400, 3000, gaps) == (384, 1536, 3072)
+    assert (384, 1024, 3072) in seen  # every candidate was scored with its own b1 and b3
+    nothing = lambda *b: math.nan
+    assert choose_batches(CPU_GRID, 400, 3000, nothing) == choose_batches(CPU_GRID, 400, 3000)

@@ -16,10 +16,10 @@ run is trained to ``D1`` and, for ``b2`` and ``b3``, also to ``D2``.
   (quasi-convex), the first puts ``Bopt(D1)`` below ``b2`` and the second
   ``Bopt(D2)`` above it: ``Bopt(D1) < b2 < Bopt(D2)``.
 
-The choice: ``b2`` is the grid batch nearest the geometric mean of the
-sweep's envelope ``Bopt`` at ``D1`` and ``D2``; ``b1`` the batch nearest
-``Bopt(D1)`` at most ``b2 / 2``, ``b3`` the batch nearest ``Bopt(D2)`` at
-least ``2 b2``. Data amounts and batch sizes are tokens; losses nats.
+The choice (:func:`choose_batches`): ``b1`` is the batch nearest the sweep's
+envelope ``Bopt(D1)`` at most ``b2 / 2``, ``b3`` the one nearest ``Bopt(D2)``
+at least ``2 b2``, and ``b2`` the batch whose smaller lead on the sweep is
+largest. Data amounts and batch sizes are tokens; losses nats.
 """
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ from dbs_theory.runs import load_runs
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import Claim, all_of, paired_interval, verdict
 
-from .common import Experiment, config_for, final_val, micro_for
+from .common import Experiment, config_for, final_val, loss_near, micro_for
 from .runner import RunSpec, train_runs
 
 __all__ = ["data_points", "choose_batches", "specs", "claims", "run"]
@@ -46,14 +46,19 @@ def data_points(tier) -> tuple:
     return float(max(2 * tier.warmup, tier.budget / 12)), float(tier.budget)
 
 
-def choose_batches(grid, bopt_early: float, bopt_late: float) -> tuple:
+def choose_batches(grid, bopt_early: float, bopt_late: float, gaps=None) -> tuple:
     """``(b1, b2, b3)`` from the tier's ``grid`` (tokens) and the sweep's ``Bopt`` at ``D1`` and ``D2``.
 
-    ``b2``: nearest (in log) to ``sqrt(bopt_early * bopt_late)`` among the
-    batches with one at most ``b2 / 2`` and one at least ``2 b2``; ``b1``:
-    nearest ``bopt_early`` among those at most ``b2 / 2``; ``b3``: nearest
-    ``bopt_late`` among those at least ``2 b2``. Raises ``ValueError`` when
-    the grid spans less than 4x.
+    For each candidate ``b2`` (a batch with one at most ``b2 / 2`` and one at
+    least ``2 b2``), ``b1`` is the batch nearest ``bopt_early`` (in log) among
+    those at most ``b2 / 2`` and ``b3`` the batch nearest ``bopt_late`` among
+    those at least ``2 b2``. ``gaps(b1, b2, b3)``, if given, is the smaller of
+    the two leads the claims test as the sweep measured them (``L(b2, D1) -
+    L(b1, D1)`` and ``L(b2, D2) - L(b3, D2)``, NaN where its runs do not
+    reach): the candidate with the largest is chosen, so the fresh seeds test
+    the design the sweep makes most decisive. Otherwise (or when no gap is
+    finite) ``b2`` is the candidate nearest ``sqrt(bopt_early * bopt_late)``.
+    Raises ``ValueError`` when the grid spans less than 4x.
     """
     grid = sorted(float(b) for b in grid)
     if not (math.isfinite(bopt_early) and math.isfinite(bopt_late) and bopt_early > 0 and bopt_late > 0):
@@ -62,10 +67,11 @@ def choose_batches(grid, bopt_early: float, bopt_late: float) -> tuple:
     if not middle:
         raise ValueError(f"the batch grid {grid[0]:g}..{grid[-1]:g} spans less than 4x: no b1 <= b2/2, b3 >= 2 b2")
     near = lambda xs, x: min(xs, key=lambda b: (abs(math.log(b / x)), b))
-    b2 = near(middle, math.sqrt(bopt_early * bopt_late))
-    b1 = near([b for b in grid if b <= b2 / 2], bopt_early)
-    b3 = near([b for b in grid if b >= 2 * b2], bopt_late)
-    return b1, b2, b3
+    triple = lambda b2: (near([b for b in grid if b <= b2 / 2], bopt_early), b2,
+                         near([b for b in grid if b >= 2 * b2], bopt_late))
+    scored = [(g, b2) for b2 in middle if gaps is not None and math.isfinite(g := gaps(*triple(b2)))]
+    b2 = max(scored)[1] if scored else near(middle, math.sqrt(bopt_early * bopt_late))
+    return triple(b2)
 
 
 def _label(B, D, seed):
@@ -103,23 +109,27 @@ def claims(early, late) -> list:
     return [cross, grows]
 
 
-def _sweep_bopt(tier, root, jobs, progress):
-    """The sweep's envelope ``Bopt`` at ``D1`` and ``D2`` (its grid edge where it lies outside)."""
+def _sweep_design(tier, root, jobs, progress):
+    """``(batches, bopt, reasons)`` from the sweep (seed 0): its envelope ``Bopt`` at ``D1`` and ``D2`` (the grid
+    edge where it lies outside) and the batches :func:`choose_batches` picks with the sweep's own leads."""
     from . import ensure
 
     folder = ensure("sweep", tier, root, jobs, progress)
     runs = [load_runs(f)[0] for f in sorted((Path(folder) / "logs").glob("*.csv"))]
-    env = envelope_bopt(runs, np.array(data_points(tier)), bootstrap=0)
-    out = []
+    D = data_points(tier)
+    env = envelope_bopt(runs, np.array(D), bootstrap=0)
+    bopt = []
     for j in range(2):
         b = env.bopt[j] if env.identified[j] else (env.hi[j] if np.isfinite(env.hi[j]) else env.lo[j])
-        out.append(float(b) if np.isfinite(b) else float(np.sqrt(min(tier.batches) * max(tier.batches))))
-    return out, [r or "located" for r in env.reason]
+        bopt.append(float(b) if np.isfinite(b) else float(np.sqrt(min(tier.batches) * max(tier.batches))))
+    by_batch = {float(r.batch_size): r for r in runs}
+    L = lambda B, d: loss_near(by_batch[B], d) if B in by_batch and by_batch[B].tokens[-1] >= 0.999 * d else math.nan
+    gaps = lambda b1, b2, b3: min(L(b2, D[0]) - L(b1, D[0]), L(b2, D[1]) - L(b3, D[1]))
+    return choose_batches(tier.batches, *bopt, gaps=gaps), bopt, [r or "located" for r in env.reason]
 
 
 def run(tier, root, jobs=None, progress=True):
-    (be, bl), why = _sweep_bopt(tier, root, jobs, progress)
-    batches = choose_batches(tier.batches, be, bl)
+    batches, (be, bl), why = _sweep_design(tier, root, jobs, progress)
     seeds = [s + 1 for s in tier.seeds]  # fresh: the sweep that chose the batches ran seed 0
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
@@ -133,7 +143,8 @@ def run(tier, root, jobs=None, progress=True):
                                                   (2, b2, D2, late[0]), (3, b3, D2, late[1]))]
     md = ("```\n" + format_table(rows, ["arm", "batch", "data", "val_mean", "val_sd", "seeds"]) + "\n```\n\n"
           f"Batches chosen from the sweep's envelope Bopt at D1 = {D1:g} ({be:.4g} tokens; {why[0]}) and "
-          f"D2 = {D2:g} ({bl:.4g}; {why[1]}): b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g}. Seeds {seeds} "
+          f"D2 = {D2:g} ({bl:.4g}; {why[1]}) and the sweep's leads (the b2 whose smaller lead on the sweep is "
+          f"largest): b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g}. Seeds {seeds} "
           "(fresh: the sweep ran seed 0). Final validation loss on the large held-out slice.")
     data = dict(batches=list(batches), data=[D1, D2], seeds=seeds, sweep_bopt=[be, bl],
                 val_loss=dict(early=early, late=late))
