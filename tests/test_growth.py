@@ -34,7 +34,7 @@ def test_the_early_point_lies_past_the_warmup():
     for name in ("tiny", "cpu", "gpu"):
         t = get_tier(name)
         D1, D2 = data_points(t)
-        assert D1 >= 2 * t.warmup and D1 >= t.budget / 12 and D2 == t.budget and D1 < D2
+        assert D1 >= 2 * t.warmup and D1 >= t.budget / 24 and D2 == t.budget and D1 < D2
 
 
 def _arms(e1, e2, e3, l2, l3, jitter=(-0.001, 0.0, 0.001, 0.0005, -0.0005)):

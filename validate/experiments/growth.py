@@ -41,9 +41,9 @@ __all__ = ["data_points", "choose_batches", "specs", "claims", "run"]
 
 
 def data_points(tier) -> tuple:
-    """``(D1, D2)``, tokens: an early amount past twice the warmup (at least 1/12 of the budget), and the
+    """``(D1, D2)``, tokens: an early amount past twice the warmup (at least 1/24 of the budget), and the
     budget."""
-    return float(max(2 * tier.warmup, tier.budget / 12)), float(tier.budget)
+    return float(max(2 * tier.warmup, tier.budget / 24)), float(tier.budget)
 
 
 def choose_batches(grid, bopt_early: float, bopt_late: float, gaps=None) -> tuple:
