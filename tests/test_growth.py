@@ -85,3 +85,20 @@ def test_the_sweeps_leads_choose_b2_and_missing_runs_are_skipped():
     assert (384, 1024, 3072) in seen  # every candidate was scored with its own b1 and b3
     nothing = lambda *b: math.nan
     assert choose_batches(CPU_GRID, 400, 3000, nothing) == choose_batches(CPU_GRID, 400, 3000)
+
+
+def test_a_sweep_run_that_stops_short_cannot_be_chosen():
+    """A capped small-batch run has no loss at D2: its candidate scores NaN (a plain min() would drop the NaN)."""
+    from dbs_theory.runs import Run
+    from validate.experiments.growth import sweep_gaps
+
+    def run(B, end, level):
+        D = np.arange(B, end + 1, B, dtype=float)
+        return Run(f"b{B}", float(B), D / B, D, level + 1e4 / D)
+
+    runs = [run(128, 4e5, 1.0), run(256, 3e5, 1.1), run(512, 1e6, 1.2), run(1024, 1e6, 1.0)]
+    gaps = sweep_gaps(runs, 2e5, 1e6)
+    assert math.isnan(gaps(128, 256, 1024))  # b2 = 256 stops at 3e5 < D2
+    assert math.isnan(gaps(64, 512, 1024))   # no run at 64
+    want = min((1.2 + 1e4 / 2e5) - (1.0 + 1e4 / 2e5), 0.2)  # early lead 0.2 by the levels; late lead 0.2
+    assert gaps(128, 512, 1024) == pytest.approx(want, abs=2e-3)  # the 5% window shifts 1e4/D slightly

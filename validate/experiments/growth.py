@@ -37,7 +37,7 @@ from dbs_theory.verdicts import Claim, all_of, paired_interval, verdict
 from .common import Experiment, config_for, final_val, loss_near, micro_for
 from .runner import RunSpec, train_runs
 
-__all__ = ["data_points", "choose_batches", "specs", "claims", "run"]
+__all__ = ["data_points", "choose_batches", "sweep_gaps", "specs", "claims", "run"]
 
 
 def data_points(tier) -> tuple:
@@ -122,10 +122,20 @@ def _sweep_design(tier, root, jobs, progress):
     for j in range(2):
         b = env.bopt[j] if env.identified[j] else (env.hi[j] if np.isfinite(env.hi[j]) else env.lo[j])
         bopt.append(float(b) if np.isfinite(b) else float(np.sqrt(min(tier.batches) * max(tier.batches))))
+    return choose_batches(tier.batches, *bopt, gaps=sweep_gaps(runs, *D)), bopt, [r or "located" for r in env.reason]
+
+
+def sweep_gaps(runs, D1, D2):
+    """``gaps(b1, b2, b3)`` for :func:`choose_batches` from one run per batch: the smaller of ``L(b2, D1) -
+    L(b1, D1)`` and ``L(b2, D2) - L(b3, D2)`` (training loss averaged over the last 5% before each amount),
+    NaN when a run is missing or stops short of the data it is compared at."""
     by_batch = {float(r.batch_size): r for r in runs}
-    L = lambda B, d: loss_near(by_batch[B], d) if B in by_batch and by_batch[B].tokens[-1] >= 0.999 * d else math.nan
-    gaps = lambda b1, b2, b3: min(L(b2, D[0]) - L(b1, D[0]), L(b2, D[1]) - L(b3, D[1]))
-    return choose_batches(tier.batches, *bopt, gaps=gaps), bopt, [r or "located" for r in env.reason]
+
+    def L(B, d):
+        r = by_batch.get(float(B))
+        return loss_near(r, d) if r is not None and r.tokens[-1] >= 0.999 * d else math.nan
+
+    return lambda b1, b2, b3: float(np.min([L(b2, D1) - L(b1, D1), L(b2, D2) - L(b3, D2)]))  # NaN if either is
 
 
 def run(tier, root, jobs=None, progress=True):
