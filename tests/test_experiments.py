@@ -118,3 +118,20 @@ def test_report_of_the_experiments(tiny_results):
     assert "Verdicts of the experiments" in md
     assert md.count("| `") >= sum(len(json.loads((root / n / "summary.json").read_text())["claims"])
                                   for n in EXPERIMENTS)
+
+
+@pytest.mark.slow
+def test_an_ablation_under_several_seeds_uses_its_own_spread(tmp_path):
+    """ablation_seeds = [0, 1]: the cosine ablation trains both arms per seed and its interval counts 2 seeds."""
+    (tmp_path / "two.toml").write_text('base = "tiny"\nablation_seeds = [0, 1]\n')
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", "cosine", "--tier-config",
+                        str(tmp_path / "two.toml"), "--out", str(tmp_path / "res"), "--quiet"],
+                       capture_output=True, text=True, timeout=1500)
+    assert r.returncode == 0, r.stderr[-3000:]
+    s = json.loads((tmp_path / "res" / "cosine" / "summary.json").read_text())
+    (claim,) = s["claims"]
+    assert claim["interval"]["n"] == 2 and "2 seeds" in claim["measured"]
+    assert len(s["val_dynamic"]) == len(s["val_fixed"]) == 2
+    gains = [f - d for f, d in zip(s["val_fixed"], s["val_dynamic"])]
+    assert claim["interval"]["mean"] == pytest.approx(sum(gains) / 2, rel=1e-12)
+    assert len(list((tmp_path / "res" / "cosine" / "logs").glob("*.csv"))) == 4

@@ -1,8 +1,10 @@
 """Shared machinery of the ablations: each compares a variant with its matched baseline at equal tokens.
 
-An ablation runs one seed per arm; its interval borrows the spread of one
-paired difference measured over the schedule experiment's seeds
-(:func:`~validate.experiments.common.spread_of`), with that many degrees of freedom.
+An ablation runs its arms under the tier's ``ablation_seeds``, paired by
+seed. With one seed its interval borrows the spread of one paired difference
+measured over the schedule experiment's seeds
+(:func:`~validate.experiments.common.spread_of`), with that many degrees of
+freedom; with more it uses its own.
 """
 from __future__ import annotations
 

@@ -6,6 +6,8 @@ tokens, so the comparison is the paper's: the same stable phase, then a decay.
 """
 from __future__ import annotations
 
+import numpy as np
+
 from .ablation import setup, train
 from .common import final_val, gain_claim
 from .runner import run_dir
@@ -16,16 +18,19 @@ __all__ = ["run"]
 
 def run(tier, root, jobs=None, progress=True):
     exp, p, spread = setup("decay", tier, root, jobs, progress)
-    stable = {k: arm(tier, p, k) for k in ("dynamic", "best")}
-    runs0, dirs0 = train(exp, list(stable.values()), jobs, progress)  # cached from the schedule experiment
+    seeds, arms = tier.ablation_seeds, ("dynamic", "best")
+    stable = {(k, s): arm(tier, p, k, s) for s in seeds for k in arms}
+    runs0, _ = train(exp, list(stable.values()), jobs, progress)  # cached from the schedule experiment
     total = tier.budget + tier.decay_tokens
-    branches = {k: arm(tier, p, k, tokens=total, label=f"{k}-s0-decay", decay=tier.decay_tokens / total, final_ratio=0.1,
-                       warmup=min(tier.warmup / total, 0.5), branch_from=str(run_dir(root, s) / "ckpt.pt"))
-                for k, s in stable.items()}
+    branches = {(k, s): arm(tier, p, k, s, tokens=total, label=f"{k}-s{s}-decay", decay=tier.decay_tokens / total,
+                            final_ratio=0.1, warmup=min(tier.warmup / total, 0.5),
+                            branch_from=str(run_dir(root, a) / "ckpt.pt"))
+                for (k, s), a in stable.items()}
     runs, _ = train(exp, list(branches.values()), jobs, progress)
-    before = {k: final_val(runs0[s.label]) for k, s in stable.items()}
-    after = {k: final_val(runs[s.label]) for k, s in branches.items()}
-    g0, g1 = before["best"] - before["dynamic"], after["best"] - after["dynamic"]
+    before = {k: [final_val(runs0[stable[k, s].label]) for s in seeds] for k in arms}
+    after = {k: [final_val(runs[branches[k, s].label]) for s in seeds] for k in arms}
+    g0, g1 = (np.subtract(v["best"], v["dynamic"]) for v in (before, after))
     claim = gain_claim("The dynamic schedule's gain persists through a WSD decay to 10% of the LR",
-                       f"gain (fixed - dynamic val loss) {g0:+.4f} before the decay; after it", [g1], spread)
-    return exp.write([claim], dict(before=before, after=after, gain_before=g0, gain_after=g1, spread=spread))
+                       f"gain (fixed - dynamic val loss) {np.mean(g0):+.4f} before the decay; after it", g1, spread)
+    return exp.write([claim], dict(before=before, after=after, gain_before=g0.tolist(), gain_after=g1.tolist(),
+                                   spread=spread))

@@ -29,6 +29,7 @@ class Tier:
     budget : float            Token budget of the schedule experiment and the ablations.
     decay_tokens : float      Extra tokens of the WSD decay branch (``decay`` ablation).
     seeds : tuple             Seeds of the schedule experiment (>= 2 for real tiers).
+    ablation_seeds : tuple    Seeds of each ablation's arms (one seed borrows the schedule experiment's spread).
     max_micro : int           Largest micro-batch, sequences (larger batches accumulate).
     dyn_micro : int           Micro-batch of the schedule comparisons, sequences: the batch granularity.
     eval_every_tokens : float Validation every this many tokens.
@@ -56,6 +57,7 @@ class Tier:
     budget: float
     decay_tokens: float
     seeds: tuple = (0, 1)
+    ablation_seeds: tuple = (0,)
     max_micro: int = 16
     dyn_micro: int = 4
     eval_every_tokens: float = 250_000
