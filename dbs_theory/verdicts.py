@@ -45,13 +45,14 @@ class Interval:
     def identified(self) -> bool:
         return math.isfinite(self.lo) and math.isfinite(self.hi)
 
-    def text(self, digits: int = 4) -> str:
-        """``+0.0123 [+0.0010, +0.0236] (95%, 3 seeds)``, or why there is no interval."""
-        seeds = f"{self.n} seed{'s' * (self.n != 1)}"
+    def text(self, digits: int = 4, unit: str = "seed") -> str:
+        """``+0.0123 [+0.0010, +0.0236] (95%, 3 seeds)``, or why there is no interval; ``unit`` names what
+        ``n`` counts (seeds, targets, held-out runs)."""
+        seeds = f"{self.n} {unit}{'s' * (self.n != 1)}"
         if not math.isfinite(self.mean):
             return f"not identified: no finite difference ({seeds})"
         if not self.identified:
-            return f"{self.mean:+.{digits}f} (no interval: one seed and no measured spread)"
+            return f"{self.mean:+.{digits}f} (no interval: one {unit} and no measured spread)"
         return (f"{self.mean:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}] "
                 f"({self.level:.0%}, {seeds})")
 
@@ -196,9 +197,18 @@ def fit_verdict(r2_three_phase, r2_hyperbolic=None, min_r2: float = FIT_R2) -> s
     return "does not hold" if 2 * wins < n else "inconclusive"
 
 
-def error_verdict(error: float, good: float, bad: float) -> str:
+def error_verdict(error, good: float, bad: float) -> str:
     """A prediction error against its tolerances: ``holds`` below ``good``, ``does not hold`` at or above
-    ``bad`` (``>= good``), ``inconclusive`` between them or when the error is not finite."""
+    ``bad`` (``>= good``), ``inconclusive`` between them or when the error is not finite.
+
+    ``error`` is a number or an :class:`Interval` of the mean error; an interval
+    holds only when its upper end is below ``good`` and fails only when its lower
+    end reaches ``bad`` (no bounds: inconclusive).
+    """
+    if isinstance(error, Interval):
+        if not error.identified:
+            return "inconclusive"
+        return "holds" if error.hi < good else ("does not hold" if error.lo >= bad else "inconclusive")
     if not math.isfinite(error):
         return "inconclusive"
     if error < good:

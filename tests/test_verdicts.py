@@ -134,6 +134,14 @@ def test_error_verdict_boundaries(err, want):
     assert error_verdict(0.4, 0.4, 0.4) == "does not hold"  # one tolerance: at it is a miss
 
 
+@pytest.mark.parametrize("lo, hi, want", [(0.01, 0.0499, "holds"), (0.01, 0.05, "inconclusive"),
+                                          (0.0999, 0.2, "inconclusive"), (0.1, 0.2, "does not hold"),
+                                          (math.nan, math.nan, "inconclusive")])
+def test_an_error_interval_must_lie_wholly_on_one_side(lo, hi, want):
+    """The mean error's interval: below the good tolerance holds, at or above the bad one fails."""
+    assert error_verdict(Interval((lo + hi) / 2, lo, hi, 5), 0.05, 0.10) == want
+
+
 def test_the_power_table_from_paired_seeds():
     pytest.importorskip("torch")
     from validate.experiments.power import spread_table
@@ -148,3 +156,17 @@ def test_the_power_table_from_paired_seeds():
         assert r["paired"] <= r["unpaired"] and r["paired"] <= r["paired_conservative"]
         assert r["paired"] == seeds_needed(spread["sd_paired"], r["effect"])
     assert [r["unpaired"] for r in rows] == sorted([r["unpaired"] for r in rows], reverse=True)
+
+
+def test_the_prediction_error_gain_is_positive_for_the_better_predictor():
+    pytest.importorskip("torch")
+    from validate.experiments.predict import error_gain
+
+    real = np.array([100.0, 200.0, 400.0, 800.0])
+    good = real * np.array([1.01, 0.99, 1.02, 0.98])
+    bad = real * np.array([1.5, 0.6, 1.4, 0.7])
+    iv = error_gain(bad, good, real)  # the second predictor is the better one
+    assert iv.n == 4 and iv.lo > 0 and verdict(iv) == "holds"
+    assert iv.mean == pytest.approx(np.mean(np.abs(np.log(bad / real)) - np.abs(np.log(good / real))))
+    assert verdict(error_gain(good, bad, real)) == "does not hold"
+    assert error_gain([np.nan, 1, 2, 3], good, real).n == 3  # a missing prediction drops its case

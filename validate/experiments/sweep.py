@@ -115,7 +115,7 @@ def _fit_claim(table, bracket):
         iv = paired_interval(r3[both] - rh[both])
         m_fit = (f"median R^2 (log E) three-phase {med3:.3f} vs hyperbolic {medh:.3f}; three-phase at "
                  f"least as good on {wins}/{both.sum()} targets; R^2 gain per target "
-                 f"{iv.text(3).replace('seeds', 'targets').replace('seed', 'target')}, one seed")
+                 f"{iv.text(3, unit='target')}, one seed")
         v_fit = fit_verdict(r3[both], rh[both])
     return dict(claim="E(S) at a fixed LR follows the three-phase law (R^2 about 0.99), not McCandlish's hyperbola",
                 measured=m_fit, verdict=v_fit if bracket else "inconclusive")
