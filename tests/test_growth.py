@@ -4,30 +4,30 @@ import math
 import numpy as np
 import pytest
 
-from validate.experiments.growth import choose_batches, claims, data_points
+from validate.experiments.growth import claims, data_points, nearest_batch
 from validate.experiments.tiers import get_tier
 
 CPU_GRID = get_tier("cpu").batches  # 128 .. 16384 tokens
 
 
-@pytest.mark.parametrize("early, late, want", [
-    (400, 3000, (384, 1024, 3072)),     # sqrt(400 * 3000) = 1095 -> 1024; 384 nearest 400 below 512
-    (1000, 1000, (512, 1024, 2048)),    # no growth in the sweep: b1 and b3 sit 2x either side
-    (50, 3000, (128, 384, 3072)),       # sqrt = 387 -> 384; 50 lies below the grid -> its smallest batch
-    (3000, 3000, (1536, 3072, 6144)),
-    (20000, 40000, (4096, 8192, 16384)),  # sqrt = 28284, but b3 needs room above b2: b2 = 8192
+@pytest.mark.parametrize("early, b2, gran, want", [
+    (196, 768, 256, 256),     # 192 is nearer 196 but not whole micro-batches of 256 tokens
+    (196, 768, 64, 192),
+    (50, 768, 64, 128),       # Bopt(D1) below the grid: its smallest batch
+    (1000, 768, 64, 384),     # Bopt(D1) above b2/2: the largest batch at most b2/2
+    (300, 1024, 256, 256),    # |log(256/300)| < |log(512/300)|
 ])
-def test_batches_chosen_by_hand(early, late, want):
-    b1, b2, b3 = choose_batches(CPU_GRID, early, late)
-    assert (b1, b2, b3) == want
-    assert b1 <= b2 / 2 and b3 >= 2 * b2
+def test_b1_and_b3_chosen_by_hand(early, b2, gran, want):
+    assert nearest_batch(CPU_GRID, early, gran, hi=b2 / 2) == want
 
 
-def test_a_grid_narrower_than_4x_or_a_bad_bopt_is_refused():
-    with pytest.raises(ValueError, match="less than 4x"):
-        choose_batches((128, 192, 256, 384), 200, 300)
+def test_no_room_below_b2_or_a_bad_bopt_is_refused():
+    with pytest.raises(ValueError, match="multiple of 256"):
+        nearest_batch(CPU_GRID, 100, 256, hi=384 / 2)  # 128 and 192 are not multiples of 256
     with pytest.raises(ValueError, match="positive"):
-        choose_batches(CPU_GRID, math.nan, 300)
+        nearest_batch(CPU_GRID, math.nan, 64, hi=768 / 2)
+    assert nearest_batch(CPU_GRID, 3000, 256, lo=2 * 2048) == 4096  # b3 at least 2 b2
+    assert nearest_batch(CPU_GRID, 20000, 256, lo=2 * 2048) == 16384
 
 
 def test_the_early_point_lies_past_the_warmup():
@@ -71,34 +71,3 @@ def test_differences_within_the_noise_are_inconclusive():
     assert cross.verdict == "inconclusive" and grows.verdict == "inconclusive"
     assert cross.interval.lo < 0 < cross.interval.hi
     assert "[" in cross.measured and "5 seeds" in cross.measured
-
-
-def test_the_sweeps_leads_choose_b2_and_missing_runs_are_skipped():
-    """gaps() is the smaller lead the sweep shows for a candidate; the largest wins, NaN candidates drop out."""
-    seen = []
-
-    def gaps(b1, b2, b3):
-        seen.append((b1, b2, b3))
-        return {768: 0.02, 1536: 0.03, 3072: 0.01}.get(b2, math.nan)
-
-    assert choose_batches(CPU_GRID, 400, 3000, gaps) == (384, 1536, 3072)
-    assert (384, 1024, 3072) in seen  # every candidate was scored with its own b1 and b3
-    nothing = lambda *b: math.nan
-    assert choose_batches(CPU_GRID, 400, 3000, nothing) == choose_batches(CPU_GRID, 400, 3000)
-
-
-def test_a_sweep_run_that_stops_short_cannot_be_chosen():
-    """A capped small-batch run has no loss at D2: its candidate scores NaN (a plain min() would drop the NaN)."""
-    from dbs_theory.runs import Run
-    from validate.experiments.growth import sweep_gaps
-
-    def run(B, end, level):
-        D = np.arange(B, end + 1, B, dtype=float)
-        return Run(f"b{B}", float(B), D / B, D, level + 1e4 / D)
-
-    runs = [run(128, 4e5, 1.0), run(256, 3e5, 1.1), run(512, 1e6, 1.2), run(1024, 1e6, 1.0)]
-    gaps = sweep_gaps(runs, 2e5, 1e6)
-    assert math.isnan(gaps(128, 256, 1024))  # b2 = 256 stops at 3e5 < D2
-    assert math.isnan(gaps(64, 512, 1024))   # no run at 64
-    want = min((1.2 + 1e4 / 2e5) - (1.0 + 1e4 / 2e5), 0.2)  # early lead 0.2 by the levels; late lead 0.2
-    assert gaps(128, 512, 1024) == pytest.approx(want, abs=2e-3)  # the 5% window shifts 1e4/D slightly

@@ -4,7 +4,7 @@ Each module has ``run(tier, root, jobs=None, progress=True)`` that trains
 what it needs (cached under ``<root>/runs/``), writes ``<root>/<name>/``
 with configs, logs, ``summary.json`` and ``summary.md``, and returns the
 summary dict. :data:`REQUIRES` declares what each reads; :func:`ensure`
-runs a missing prerequisite first (``schedule`` and ``growth`` need ``sweep``, the
+runs a missing prerequisite first (``schedule`` needs ``sweep``, ``growth`` the ``schedule``, the
 ablations the ``schedule`` experiment's saved plan).
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ __all__ = ["EXPERIMENTS", "REQUIRES", "get", "ensure"]
 #: name -> module (relative to this package), in the order ``all`` runs them.
 EXPERIMENTS = {
     "sweep": "sweep",
-    "growth": "growth",
     "schedule": "schedule",
+    "growth": "growth",
     "lr-scaling": "lr_scaling",
     "seq-len": "seq_len",
     "weight-decay": "weight_decay",
@@ -37,7 +37,7 @@ def get(name):
 
 
 #: name -> experiments whose results it reads.
-REQUIRES = {"schedule": ("sweep",), "predict": ("sweep",), "growth": ("sweep",),
+REQUIRES = {"schedule": ("sweep",), "predict": ("sweep",), "growth": ("schedule",),
             **{name: ("schedule",) for name in ("lr-scaling", "seq-len", "weight-decay", "decay", "cosine")}}
 
 

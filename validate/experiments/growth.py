@@ -1,13 +1,14 @@
 """``dbs validate growth``: do loss curves cross, and does ``Bopt`` grow with data? Paired over fresh seeds.
 
 The sweep shows both on one seed, where a crossing of two noisy curves or a
-rise of a noisy ``Bopt`` can be chance. Here three fixed batch sizes
-``b1 < b2 < b3`` are chosen from the sweep (seed 0) and compared on fresh
-seeds (the tier's seeds plus one), each arm sharing its seed's
-initialisation and data order, at an early data amount ``D1`` (past the
-warmup) and at the budget ``D2``; every comparison reads the final
-validation loss on the large held-out slice (``final_eval_tokens``), so a
-run is trained to ``D1`` and, for ``b2`` and ``b3``, also to ``D2``.
+rise of a noisy ``Bopt`` can be chance. The schedule experiment already
+trains two fixed batches to the budget ``D2`` under paired seeds: its
+mid-range batch ``b2`` and its best fixed batch ``b3`` (both chosen from the
+sweep's seed 0). This experiment adds, for the same seeds, short runs to an
+early data amount ``D1`` (past the warmup) of ``b2``, ``b3`` and a smaller
+batch ``b1``, and compares final validation losses on the large held-out
+slice (``final_eval_tokens``), each pair sharing its seed's initialisation
+and data order. Seed 0 is left out: the sweep that chose the batches ran it.
 
 - **Curves cross**: ``b2`` is ahead of ``b3`` at ``D1`` and behind it at
   ``D2`` (both paired intervals exclude zero the claimed way).
@@ -16,14 +17,15 @@ run is trained to ``D1`` and, for ``b2`` and ``b3``, also to ``D2``.
   (quasi-convex), the first puts ``Bopt(D1)`` below ``b2`` and the second
   ``Bopt(D2)`` above it: ``Bopt(D1) < b2 < Bopt(D2)``.
 
-The choice (:func:`choose_batches`): ``b1`` is the batch nearest the sweep's
-envelope ``Bopt(D1)`` at most ``b2 / 2``, ``b3`` the one nearest ``Bopt(D2)``
-at least ``2 b2``, and ``b2`` the batch whose smaller lead on the sweep is
-largest. Data amounts and batch sizes are tokens; losses nats.
+``b1`` (:func:`nearest_batch`) is the batch of the grid nearest the sweep's
+envelope ``Bopt(D1)`` among those at most ``b2 / 2`` that are whole
+micro-batches (when the schedule's two fixed batches are less than 2x apart,
+``b3`` is chosen likewise near ``Bopt(D2)``, at least ``2 b2``). The long runs are the schedule experiment's (cached), so the
+experiment costs three short runs per seed. Data amounts and batch sizes are
+tokens; losses nats.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -34,10 +36,10 @@ from dbs_theory.runs import load_runs
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import Claim, all_of, paired_interval, verdict
 
-from .common import Experiment, config_for, final_val, loss_near, micro_for
+from .common import Experiment, config_for, final_val
 from .runner import RunSpec, train_runs
 
-__all__ = ["data_points", "choose_batches", "sweep_gaps", "specs", "claims", "run"]
+__all__ = ["data_points", "nearest_batch", "specs", "claims", "run"]
 
 
 def data_points(tier) -> tuple:
@@ -46,32 +48,16 @@ def data_points(tier) -> tuple:
     return float(max(2 * tier.warmup, tier.budget / 24)), float(tier.budget)
 
 
-def choose_batches(grid, bopt_early: float, bopt_late: float, gaps=None) -> tuple:
-    """``(b1, b2, b3)`` from the tier's ``grid`` (tokens) and the sweep's ``Bopt`` at ``D1`` and ``D2``.
-
-    For each candidate ``b2`` (a batch with one at most ``b2 / 2`` and one at
-    least ``2 b2``), ``b1`` is the batch nearest ``bopt_early`` (in log) among
-    those at most ``b2 / 2`` and ``b3`` the batch nearest ``bopt_late`` among
-    those at least ``2 b2``. ``gaps(b1, b2, b3)``, if given, is the smaller of
-    the two leads the claims test as the sweep measured them (``L(b2, D1) -
-    L(b1, D1)`` and ``L(b2, D2) - L(b3, D2)``, NaN where its runs do not
-    reach): the candidate with the largest is chosen, so the fresh seeds test
-    the design the sweep makes most decisive. Otherwise (or when no gap is
-    finite) ``b2`` is the candidate nearest ``sqrt(bopt_early * bopt_late)``.
-    Raises ``ValueError`` when the grid spans less than 4x.
-    """
-    grid = sorted(float(b) for b in grid)
-    if not (math.isfinite(bopt_early) and math.isfinite(bopt_late) and bopt_early > 0 and bopt_late > 0):
-        raise ValueError(f"the sweep's Bopt at D1 and D2 must be positive; got {bopt_early!r}, {bopt_late!r}")
-    middle = [b for b in grid if grid[0] <= b / 2 and b * 2 <= grid[-1]]
-    if not middle:
-        raise ValueError(f"the batch grid {grid[0]:g}..{grid[-1]:g} spans less than 4x: no b1 <= b2/2, b3 >= 2 b2")
-    near = lambda xs, x: min(xs, key=lambda b: (abs(math.log(b / x)), b))
-    triple = lambda b2: (near([b for b in grid if b <= b2 / 2], bopt_early), b2,
-                         near([b for b in grid if b >= 2 * b2], bopt_late))
-    scored = [(g, b2) for b2 in middle if gaps is not None and math.isfinite(g := gaps(*triple(b2)))]
-    b2 = max(scored)[1] if scored else near(middle, math.sqrt(bopt_early * bopt_late))
-    return triple(b2)
+def nearest_batch(grid, target: float, granularity: float, lo: float = 0.0, hi: float = math.inf) -> float:
+    """The batch of ``grid`` nearest ``target`` (in log) among the multiples of ``granularity`` in ``[lo, hi]``
+    (tokens). Raises ``ValueError`` when there is none or ``target`` is not positive."""
+    if not (math.isfinite(target) and target > 0):
+        raise ValueError(f"the sweep's Bopt must be positive; got {target!r}")
+    cand = [float(b) for b in grid if lo <= b <= hi and b % granularity == 0]
+    if not cand:
+        raise ValueError(f"no batch of the grid lies in [{lo:g}, {hi:g}] tokens and is a multiple of "
+                         f"{granularity:g}")
+    return min(cand, key=lambda b: (abs(math.log(b / target)), b))
 
 
 def _label(B, D, seed):
@@ -79,13 +65,12 @@ def _label(B, D, seed):
 
 
 def specs(tier, batches, seeds) -> list:
-    """The runs: each seed trains ``b1``, ``b2``, ``b3`` to ``D1`` and ``b2``, ``b3`` to ``D2``."""
+    """The runs: each seed trains ``b1``, ``b2``, ``b3`` to ``D1`` and ``b2``, ``b3`` to ``D2`` (the last two are
+    the schedule experiment's fixed arms: same config, so cached)."""
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
-    out = []
-    for seed in seeds:
-        for B, D in ((b1, D1), (b2, D1), (b3, D1), (b2, D2), (b3, D2)):
-            out.append(RunSpec(_label(B, D, seed), config_for(tier, D, batch=B, micro=micro_for(tier, B), seed=seed)))
-    return out
+    cfg = lambda B, D, seed: config_for(tier, D, batch=B, micro=tier.dyn_micro, seed=seed)
+    return [RunSpec(_label(B, D, seed), cfg(B, D, seed))
+            for seed in seeds for B, D in ((b1, D1), (b2, D1), (b3, D1), (b2, D2), (b3, D2))]
 
 
 def claims(early, late) -> list:
@@ -109,38 +94,35 @@ def claims(early, late) -> list:
     return [cross, grows]
 
 
-def _sweep_design(tier, root, jobs, progress):
-    """``(batches, bopt, reasons)`` from the sweep (seed 0): its envelope ``Bopt`` at ``D1`` and ``D2`` (the grid
-    edge where it lies outside) and the batches :func:`choose_batches` picks with the sweep's own leads."""
+def _design(tier, root, jobs, progress):
+    """``(batches, bopt, note)``: ``b2``, ``b3`` the schedule experiment's fixed batches (``b3`` the grid batch
+    nearest the sweep's envelope ``Bopt(D2)`` at least ``2 b2`` when they are closer than 2x), ``b1`` the one
+    nearest its ``Bopt(D1)`` at most ``b2 / 2``."""
     from . import ensure
+    from .schedule import PLAN, Plan
 
-    folder = ensure("sweep", tier, root, jobs, progress)
-    runs = [load_runs(f)[0] for f in sorted((Path(folder) / "logs").glob("*.csv"))]
-    D = data_points(tier)
-    env = envelope_bopt(runs, np.array(D), bootstrap=0)
-    bopt = []
-    for j in range(2):
-        b = env.bopt[j] if env.identified[j] else (env.hi[j] if np.isfinite(env.hi[j]) else env.lo[j])
-        bopt.append(float(b) if np.isfinite(b) else float(np.sqrt(min(tier.batches) * max(tier.batches))))
-    return choose_batches(tier.batches, *bopt, gaps=sweep_gaps(runs, *D)), bopt, [r or "located" for r in env.reason]
-
-
-def sweep_gaps(runs, D1, D2):
-    """``gaps(b1, b2, b3)`` for :func:`choose_batches` from one run per batch: the smaller of ``L(b2, D1) -
-    L(b1, D1)`` and ``L(b2, D2) - L(b3, D2)`` (training loss averaged over the last 5% before each amount),
-    NaN when a run is missing or stops short of the data it is compared at."""
-    by_batch = {float(r.batch_size): r for r in runs}
-
-    def L(B, d):
-        r = by_batch.get(float(B))
-        return loss_near(r, d) if r is not None and r.tokens[-1] >= 0.999 * d else math.nan
-
-    return lambda b1, b2, b3: float(np.min([L(b2, D1) - L(b1, D1), L(b2, D2) - L(b3, D2)]))  # NaN if either is
+    p = Plan.load(ensure("schedule", tier, root, jobs, progress) / PLAN)
+    runs = [load_runs(f)[0] for f in sorted((Path(root) / "sweep" / "logs").glob("*.csv"))]
+    env = envelope_bopt(runs, np.array(data_points(tier)), bootstrap=0)
+    fallback = math.sqrt(min(tier.batches) * max(tier.batches))
+    bopt = [float(b) if np.isfinite(b := (env.bopt[j] if env.identified[j] else
+                                         (env.hi[j] if np.isfinite(env.hi[j]) else env.lo[j]))) else fallback
+            for j in range(2)]
+    gran = tier.dyn_micro * tier.seq_len
+    b2, b3 = sorted((p.mid_fixed, p.best_fixed))
+    note = "b2 and b3 are the schedule experiment's mid-range and best fixed batches (their runs to D2 are its)"
+    if b3 < 2 * b2:
+        b2 = p.mid_fixed
+        b3 = nearest_batch(tier.batches, bopt[1], gran, lo=2 * b2)
+        note = (f"the schedule's fixed batches are less than 2x apart: b2 is its mid-range batch and b3 the "
+                f"batch nearest the sweep's envelope Bopt at D2 ({bopt[1]:.4g} tokens) at least 2 b2")
+    b1 = nearest_batch(tier.batches, bopt[0], gran, hi=b2 / 2)
+    return (b1, b2, b3), bopt, f"{note}; b1 is nearest the sweep's envelope Bopt at D1 ({bopt[0]:.4g} tokens)"
 
 
 def run(tier, root, jobs=None, progress=True):
-    batches, (be, bl), why = _sweep_design(tier, root, jobs, progress)
-    seeds = [s + 1 for s in tier.seeds]  # fresh: the sweep that chose the batches ran seed 0
+    batches, bopt, note = _design(tier, root, jobs, progress)
+    seeds = [s for s in tier.seeds if s != 0]  # fresh: the sweep that chose the batches ran seed 0
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
     dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth")
@@ -148,14 +130,13 @@ def run(tier, root, jobs=None, progress=True):
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
     val = lambda B, D: [final_val(runs[_label(B, D, s)]) for s in seeds]
     early, late = [val(b, D1) for b in batches], [val(b, D2) for b in (b2, b3)]
-    rows = [dict(arm=f"b{i}", batch=B, data=D, val_mean=float(np.mean(v)), val_sd=float(np.std(v, ddof=1)),
+    rows = [dict(arm=f"b{i}", batch=B, data=D, val_mean=float(np.mean(v)), val_sd=float(np.std(v, ddof=1)) if len(v) > 1 else None,
                  seeds=len(v)) for i, B, D, v in ((1, b1, D1, early[0]), (2, b2, D1, early[1]), (3, b3, D1, early[2]),
                                                   (2, b2, D2, late[0]), (3, b3, D2, late[1]))]
     md = ("```\n" + format_table(rows, ["arm", "batch", "data", "val_mean", "val_sd", "seeds"]) + "\n```\n\n"
-          f"Batches chosen from the sweep's envelope Bopt at D1 = {D1:g} ({be:.4g} tokens; {why[0]}) and "
-          f"D2 = {D2:g} ({bl:.4g}; {why[1]}) and the sweep's leads (the b2 whose smaller lead on the sweep is "
-          f"largest): b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g}. Seeds {seeds} "
-          "(fresh: the sweep ran seed 0). Final validation loss on the large held-out slice.")
-    data = dict(batches=list(batches), data=[D1, D2], seeds=seeds, sweep_bopt=[be, bl],
+          f"b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g} tokens: {note}. Seeds {seeds} (the sweep that chose the "
+          "batches ran seed 0). "
+          "Final validation loss on the large held-out slice.")
+    data = dict(batches=list(batches), data=[D1, D2], seeds=seeds, sweep_bopt=bopt,
                 val_loss=dict(early=early, late=late))
     return exp.write(claims(early, late), data, [("Final validation loss per arm (mean and sd over seeds)", md)])
