@@ -130,9 +130,10 @@ def run(tier, root, jobs=None, progress=True):
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
     val = lambda B, D: [final_val(runs[_label(B, D, s)]) for s in seeds]
     early, late = [val(b, D1) for b in batches], [val(b, D2) for b in (b2, b3)]
-    rows = [dict(arm=f"b{i}", batch=B, data=D, val_mean=float(np.mean(v)), val_sd=float(np.std(v, ddof=1)) if len(v) > 1 else None,
-                 seeds=len(v)) for i, B, D, v in ((1, b1, D1, early[0]), (2, b2, D1, early[1]), (3, b3, D1, early[2]),
-                                                  (2, b2, D2, late[0]), (3, b3, D2, late[1]))]
+    sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else None
+    rows = [dict(arm=f"b{i}", batch=B, data=D, val_mean=float(np.mean(v)), val_sd=sd(v), seeds=len(v))
+            for i, B, D, v in ((1, b1, D1, early[0]), (2, b2, D1, early[1]), (3, b3, D1, early[2]),
+                               (2, b2, D2, late[0]), (3, b3, D2, late[1]))]
     md = ("```\n" + format_table(rows, ["arm", "batch", "data", "val_mean", "val_sd", "seeds"]) + "\n```\n\n"
           f"b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g} tokens: {note}. Seeds {seeds} (the sweep that chose the "
           "batches ran seed 0). "
