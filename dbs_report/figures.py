@@ -265,11 +265,12 @@ def bopt_band(D, B, band, schedule=None, unit="tokens", title="Measured Bopt(D),
     return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
 
 
-def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5, marks=()):
+def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5, marks=(), ylog=True):
     """Two panels: whole loss curves, and the last part zoomed (where schedules differ by little).
 
     ``curves``: ``label``, ``D``, ``loss`` (and optional ``style``); ``marks``:
     ``(D, text)`` vertical lines (e.g. a batch switch or the start of a decay).
+    ``ylog``: a log loss axis where the values span a decade (False for signed values, e.g. differences).
     """
     fig = Figure(figsize=(11, 4.4), layout="constrained")
     fig.suptitle(title)
@@ -291,7 +292,7 @@ def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5
             allD = np.concatenate([np.asarray(c["D"], float) for c in curves])
             if _spans_decades(allD[allD > 0]):
                 ax.set_xscale("log")
-            if _spans_decades(np.concatenate([np.asarray(c["loss"], float) for c in curves]), 1.0):
+            if ylog and _spans_decades(np.concatenate([np.asarray(c["loss"], float) for c in curves]), 1.0):
                 ax.set_yscale("log")
             ax.set_title("whole run", fontsize=10)
         else:

@@ -195,8 +195,8 @@ def _growth(d, s):
     """Per seed, the validation-loss lead of b3 over b2 along the data (positive: the larger batch ahead)."""
     b1, b2, b3 = s["batches"]
     D1, D2 = s["data"]
-    runs = {r.name: r for r in _logs(d)}
-    curves = []
+    runs = {f.stem: load_runs(f)[0] for f in (Path(d) / "logs").glob("*.csv")}  # by label: a cached run keeps
+    curves = []                                                                  # the name it was trained under
     for seed in s["seeds"]:
         a, b = runs.get(f"b{b2:g}-d{D2:g}-s{seed}"), runs.get(f"b{b3:g}-d{D2:g}-s{seed}")
         if a is None or b is None:
@@ -210,7 +210,7 @@ def _growth(d, s):
     grid = np.linspace(curves[0]["D"][0], D2, 50)
     curves.append(dict(label="tie", D=grid, loss=np.zeros_like(grid), style=":"))
     fig = F.comparison(curves, f"Loss of b2 = {b2:g} minus b3 = {b3:g} tokens per step (validation)",
-                       ylabel="L(b2) - L(b3) (nats)", marks=[(D1, "D1")])
+                       ylabel="L(b2) - L(b3) (nats)", marks=[(D1, "D1")], ylog=False)
     return [(fig, "lead", "Per seed, how far the larger batch b3 is ahead of b2 (positive) or behind (negative) "
                           "along the data: a crossing is where a curve passes zero. The last point of each run "
                           "is on the large final slice.")]
