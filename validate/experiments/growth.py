@@ -20,7 +20,8 @@ and data order. Seed 0 is left out: the sweep that chose the batches ran it.
 ``b1`` (:func:`nearest_batch`) is the batch of the grid nearest the sweep's
 envelope ``Bopt(D1)`` among those at most ``b2 / 2`` that are whole
 micro-batches (when the schedule's two fixed batches are less than 2x apart,
-``b3`` is chosen likewise near ``Bopt(D2)``, at least ``2 b2``). The long runs are the schedule experiment's (cached), so the
+``b3`` is chosen likewise near ``Bopt(D2)``, at least ``2 b2``). The long
+runs are the schedule experiment's (cached), so the
 experiment costs three short runs per seed. Data amounts and batch sizes are
 tokens; losses nats.
 """

@@ -155,7 +155,8 @@ def run(tier, root, jobs=None, progress=True):
           + format_table(bt_rows, ["target", "bmin_sweep", "bmin_nqm", "bmin_naive", "bopt_sweep", "bopt_nqm",
                                    "bopt_naive"]) + "\n```")
     data = dict(nqm=info, held_out=[r.batch_size for r in test], calibration=[r.batch_size for r in cal],
-                curves=curve_rows, curve_detail=detail, targets=bt_rows, errors={k: v if isinstance(v, Interval) else list(v) for k, v in err.items()},
+                curves=curve_rows, curve_detail=detail, targets=bt_rows,
+                errors={k: v if isinstance(v, Interval) else list(v) for k, v in err.items()},
                 advantage=adv)
     return exp.write(claims, data, [("Held-out predictions", md)])
 

@@ -95,7 +95,8 @@ def summarize(exp, runs, bootstrap=100):
     data = dict(batches=list(tier.batches), b_simple=b_simple, bracket=bracket, n_crossovers=len(table.crossovers),
                 bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
                 final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
-    return exp.write(claims, data, [(f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, and the "
+    return exp.write(claims, data, [(f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, "
+                                     "and the "
                                      "three-phase fit's where identified", md_table),
                                     ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
 
@@ -148,5 +149,6 @@ def _series(table, key):
     cell = lambda x, a, b: "n/i" if not math.isfinite(x) else (
         f"{x:.4g} [{a:.3g}, {b:.3g}]" if math.isfinite(a) and math.isfinite(b) else f"{x:.4g} (no interval)")
     return (f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
-            f"{table.rows[-1]['target']:.4g}, {LEVEL:.0%} intervals (one seed, bootstrap): " + " -> ".join(map(cell, v, lo, hi))
+            f"{table.rows[-1]['target']:.4g}, {LEVEL:.0%} intervals (one seed, bootstrap): "
+            + " -> ".join(map(cell, v, lo, hi))
             + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)"))
