@@ -105,10 +105,9 @@ def _design(tier, root, jobs, progress):
     p = Plan.load(ensure("schedule", tier, root, jobs, progress) / PLAN)
     runs = [load_runs(f)[0] for f in sorted((Path(root) / "sweep" / "logs").glob("*.csv"))]
     env = envelope_bopt(runs, np.array(data_points(tier)), bootstrap=0)
-    fallback = math.sqrt(min(tier.batches) * max(tier.batches))
-    bopt = [float(b) if np.isfinite(b := (env.bopt[j] if env.identified[j] else
-                                         (env.hi[j] if np.isfinite(env.hi[j]) else env.lo[j]))) else fallback
-            for j in range(2)]
+    # located: the estimate; at a grid edge: that edge (its one finite bound); nothing: the grid's middle
+    located = np.where(env.identified, env.bopt, np.where(np.isfinite(env.hi), env.hi, env.lo))
+    bopt = [float(b) if np.isfinite(b) else math.sqrt(min(tier.batches) * max(tier.batches)) for b in located]
     gran = tier.dyn_micro * tier.seq_len
     b2, b3 = sorted((p.mid_fixed, p.best_fixed))
     note = "b2 and b3 are the schedule experiment's mid-range and best fixed batches (their runs to D2 are its)"

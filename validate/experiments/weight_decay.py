@@ -22,7 +22,8 @@ def run(tier, root, jobs=None, progress=True):
         for s in seeds:
             specs.update({(wd, k, s): arm(tier, p, k, s, **over) for k in ("dynamic", "best")})
     runs, _ = train(exp, list(specs.values()), jobs, progress)
-    vals = {(wd, k): [final_val(runs[specs[wd, k, s].label]) for s in seeds] for wd, k, _ in specs}
+    vals = {(wd, k): [final_val(runs[specs[wd, k, s].label]) for s in seeds] for wd in (0.01, 0.1)
+            for k in ("dynamic", "best")}
     gains = {wd: np.subtract(vals[wd, "best"], vals[wd, "dynamic"]) for wd in (0.01, 0.1)}  # fixed - dynamic
     clear = gain_claim("", "gain at wd 0.1", gains[0.1], spread)
     # the difference of two single-seed paired gains has sqrt(2) times the spread of one
