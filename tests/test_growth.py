@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from validate.experiments.growth import claims, data_points, nearest_batch
-from validate.experiments.tiers import get_tier
+from validate.experiments.growth import choose_batches, claims, data_points, fresh_seeds, nearest_batch
+from validate.experiments.tiers import get_tier, load_tier
 
 CPU_GRID = get_tier("cpu").batches  # 128 .. 16384 tokens
 
@@ -28,6 +28,30 @@ def test_no_room_below_b2_or_a_bad_bopt_is_refused():
         nearest_batch(CPU_GRID, math.nan, 64, hi=768 / 2)
     assert nearest_batch(CPU_GRID, 3000, 256, lo=2 * 2048) == 4096  # b3 at least 2 b2
     assert nearest_batch(CPU_GRID, 20000, 256, lo=2 * 2048) == 16384
+
+
+@pytest.mark.parametrize("bopt, best, grid, gran, want", [
+    ((196, 2213), 4096, CPU_GRID, 256, (256, 1024, 4096)),  # b2 = sqrt(256 * 4096) exactly
+    ((120, 2213), 4096, CPU_GRID, 64, (128, 768, 4096)),    # sqrt(128 * 4096) = 724: 768 is nearest
+    ((900, 2213), 4096, CPU_GRID, 256, (1024, 2048, 4096)), # b1 capped at b3 / 4, b2 at b3 / 2
+    ((200, 600), 256, (128, 256, 512, 1024), 64, (128, 256, 512)),  # best fixed 256 < 4 * 128: b3 near 600
+    ((200, 600), 1024, (128, 256, 512, 1024), 256, (256, 512, 1024)),  # 128 is not whole micro-batches
+])
+def test_three_batches_chosen_by_hand(bopt, best, grid, gran, want):
+    assert choose_batches(grid, bopt, best, gran) == want
+
+
+def test_a_grid_without_room_for_three_batches_2x_apart_is_refused():
+    with pytest.raises(ValueError, match="no batch of the grid"):
+        choose_batches((128, 256), (150, 250), 256, 64)
+    with pytest.raises(ValueError, match="multiple of 512"):
+        choose_batches((128, 256), (150, 250), 256, 512)
+
+
+def test_fresh_seeds_leave_out_the_sweeps_seed(tmp_path):
+    assert fresh_seeds(get_tier("tiny")) == [1]              # no growth_seeds: the tier's seeds without 0
+    (tmp_path / "g.toml").write_text('base = "tiny"\ngrowth_seeds = [0, 2, 3]\n')
+    assert fresh_seeds(load_tier(tmp_path / "g.toml")) == [2, 3]
 
 
 def test_the_early_point_lies_past_the_warmup():

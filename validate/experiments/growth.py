@@ -1,14 +1,12 @@
 """``dbs validate growth``: do loss curves cross, and does ``Bopt`` grow with data? Paired over fresh seeds.
 
 The sweep shows both on one seed, where a crossing of two noisy curves or a
-rise of a noisy ``Bopt`` can be chance. The schedule experiment already
-trains two fixed batches to the budget ``D2`` under paired seeds: its
-mid-range batch ``b2`` and its best fixed batch ``b3`` (both chosen from the
-sweep's seed 0). This experiment adds, for the same seeds, short runs to an
-early data amount ``D1`` (past the warmup) of ``b2``, ``b3`` and a smaller
-batch ``b1``, and compares final validation losses on the large held-out
-slice (``final_eval_tokens``), each pair sharing its seed's initialisation
-and data order. Seed 0 is left out: the sweep that chose the batches ran it.
+rise of a noisy ``Bopt`` can be chance. This experiment trains three batches
+``b1 < b2 < b3`` under fresh paired seeds to an early data amount ``D1``
+(past the warmup) and ``b2``, ``b3`` on to the budget ``D2``, and compares
+final validation losses on the large held-out slice (``final_eval_tokens``),
+each pair sharing its seed's initialisation and data order. Seed 0 is left
+out: the sweep that chose the batches ran it.
 
 - **Curves cross**: ``b2`` is ahead of ``b3`` at ``D1`` and behind it at
   ``D2`` (both paired intervals exclude zero the claimed way).
@@ -17,13 +15,18 @@ and data order. Seed 0 is left out: the sweep that chose the batches ran it.
   (quasi-convex), the first puts ``Bopt(D1)`` below ``b2`` and the second
   ``Bopt(D2)`` above it: ``Bopt(D1) < b2 < Bopt(D2)``.
 
-``b1`` (:func:`nearest_batch`) is the batch of the grid nearest the sweep's
-envelope ``Bopt(D1)`` among those at most ``b2 / 2`` that are whole
-micro-batches (when the schedule's two fixed batches are less than 2x apart,
-``b3`` is chosen likewise near ``Bopt(D2)``, at least ``2 b2``). The long
-runs are the schedule experiment's (cached), so the
-experiment costs three short runs per seed. Data amounts and batch sizes are
-tokens; losses nats.
+The batches (:func:`choose_batches`): ``b3`` is the schedule experiment's
+best fixed batch (its runs to ``D2`` are cached), ``b1`` the grid batch
+nearest the sweep's envelope ``Bopt(D1)`` at most ``b3 / 4``, and ``b2`` the
+grid batch nearest their geometric mean, at least ``2 b1`` and at most
+``b3 / 2``: both comparisons then span the same factor in batch size. (A
+``b2`` near ``Bopt(D1)`` cannot show ``b1`` ahead of it: the loss at fixed
+data is flat around its minimum; the CPU tier's first design, ``b2`` = the
+schedule's mid-range batch 768 against ``b1`` = 256, did exactly that.)
+Every batch is whole micro-batches. When the best fixed batch leaves no room
+below it, ``b3`` is the grid batch nearest the sweep's ``Bopt(D2)`` at least
+4 times the smallest one. Data amounts and batch sizes are tokens; losses
+nats.
 """
 from __future__ import annotations
 
@@ -40,13 +43,19 @@ from dbs_theory.verdicts import Claim, all_of, paired_interval, verdict
 from .common import Experiment, config_for, final_val
 from .runner import RunSpec, train_runs
 
-__all__ = ["data_points", "nearest_batch", "specs", "claims", "run"]
+__all__ = ["data_points", "fresh_seeds", "nearest_batch", "choose_batches", "specs", "claims", "run"]
 
 
 def data_points(tier) -> tuple:
     """``(D1, D2)``, tokens: an early amount past twice the warmup (at least 1/24 of the budget), and the
     budget."""
     return float(max(2 * tier.warmup, tier.budget / 24)), float(tier.budget)
+
+
+def fresh_seeds(tier) -> list:
+    """The experiment's seeds: the tier's ``growth_seeds`` (or, when empty, its ``seeds``) without seed 0, which
+    the sweep that chose the batches ran."""
+    return [s for s in (tier.growth_seeds or tier.seeds) if s != 0]
 
 
 def nearest_batch(grid, target: float, granularity: float, lo: float = 0.0, hi: float = math.inf) -> float:
@@ -67,7 +76,7 @@ def _label(B, D, seed):
 
 def specs(tier, batches, seeds) -> list:
     """The runs: each seed trains ``b1``, ``b2``, ``b3`` to ``D1`` and ``b2``, ``b3`` to ``D2`` (the last two are
-    the schedule experiment's fixed arms: same config, so cached)."""
+    the config of the schedule experiment's fixed arms, so its run of ``b3`` is cached)."""
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
     cfg = lambda B, D, seed: config_for(tier, D, batch=B, micro=tier.dyn_micro, seed=seed)
     return [RunSpec(_label(B, D, seed), cfg(B, D, seed))
@@ -95,10 +104,23 @@ def claims(early, late) -> list:
     return [cross, grows]
 
 
+def choose_batches(grid, bopt, best_fixed, granularity) -> tuple:
+    """``(b1, b2, b3)``, tokens, from the grid, the sweep's ``bopt = (Bopt(D1), Bopt(D2))`` and the schedule's
+    best fixed batch (see the module doc). Raises ``ValueError`` when the grid has no room for three batches
+    2x apart."""
+    usable = [float(b) for b in grid if b % granularity == 0]
+    if not usable:
+        raise ValueError(f"no batch of the grid is a multiple of {granularity:g} tokens")
+    b3 = float(best_fixed)
+    if b3 < 4 * min(usable) or b3 % granularity:
+        b3 = nearest_batch(grid, bopt[1], granularity, lo=4 * min(usable))
+    b1 = nearest_batch(grid, bopt[0], granularity, hi=b3 / 4)
+    b2 = nearest_batch(grid, math.sqrt(b1 * b3), granularity, lo=2 * b1, hi=b3 / 2)
+    return b1, b2, b3
+
+
 def _design(tier, root, jobs, progress):
-    """``(batches, bopt, note)``: ``b2``, ``b3`` the schedule experiment's fixed batches (``b3`` the grid batch
-    nearest the sweep's envelope ``Bopt(D2)`` at least ``2 b2`` when they are closer than 2x), ``b1`` the one
-    nearest its ``Bopt(D1)`` at most ``b2 / 2``."""
+    """``(batches, bopt, note)`` from the schedule experiment's plan and the sweep's envelope ``Bopt``."""
     from . import ensure
     from .schedule import PLAN, Plan
 
@@ -108,21 +130,18 @@ def _design(tier, root, jobs, progress):
     # located: the estimate; at a grid edge: that edge (its one finite bound); nothing: the grid's middle
     located = np.where(env.identified, env.bopt, np.where(np.isfinite(env.hi), env.hi, env.lo))
     bopt = [float(b) if np.isfinite(b) else math.sqrt(min(tier.batches) * max(tier.batches)) for b in located]
-    gran = tier.dyn_micro * tier.seq_len
-    b2, b3 = sorted((p.mid_fixed, p.best_fixed))
-    note = "b2 and b3 are the schedule experiment's mid-range and best fixed batches (their runs to D2 are its)"
-    if b3 < 2 * b2:
-        b2 = p.mid_fixed
-        b3 = nearest_batch(tier.batches, bopt[1], gran, lo=2 * b2)
-        note = (f"the schedule's fixed batches are less than 2x apart: b2 is its mid-range batch and b3 the "
-                f"batch nearest the sweep's envelope Bopt at D2 ({bopt[1]:.4g} tokens) at least 2 b2")
-    b1 = nearest_batch(tier.batches, bopt[0], gran, hi=b2 / 2)
-    return (b1, b2, b3), bopt, f"{note}; b1 is nearest the sweep's envelope Bopt at D1 ({bopt[0]:.4g} tokens)"
+    b1, b2, b3 = choose_batches(tier.batches, bopt, p.best_fixed, tier.dyn_micro * tier.seq_len)
+    why3 = ("the schedule experiment's best fixed batch (its runs to D2 are its)" if b3 == p.best_fixed else
+            f"nearest the sweep's envelope Bopt at D2 ({bopt[1]:.4g} tokens), as the schedule's best fixed "
+            f"batch ({p.best_fixed:g}) leaves no room below it")
+    note = (f"b3 is {why3}; b1 is nearest the sweep's envelope Bopt at D1 ({bopt[0]:.4g} tokens) at most b3/4; "
+            f"b2 is nearest their geometric mean ({math.sqrt(b1 * b3):.4g} tokens)")
+    return (b1, b2, b3), bopt, note
 
 
 def run(tier, root, jobs=None, progress=True):
     batches, bopt, note = _design(tier, root, jobs, progress)
-    seeds = [s for s in tier.seeds if s != 0]  # fresh: the sweep that chose the batches ran seed 0
+    seeds = fresh_seeds(tier)
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
     dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth")

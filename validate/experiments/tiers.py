@@ -30,6 +30,7 @@ class Tier:
     decay_tokens : float      Extra tokens of the WSD decay branch (``decay`` ablation).
     seeds : tuple             Seeds of the schedule experiment (>= 2 for real tiers).
     ablation_seeds : tuple    Seeds of each ablation's arms (one seed borrows the schedule experiment's spread).
+    growth_seeds : tuple      Fresh seeds of the growth experiment (empty: ``seeds``); seed 0 is always left out.
     max_micro : int           Largest micro-batch, sequences (larger batches accumulate).
     dyn_micro : int           Micro-batch of the schedule comparisons, sequences: the batch granularity.
     eval_every_tokens : float Validation every this many tokens.
@@ -58,6 +59,7 @@ class Tier:
     decay_tokens: float
     seeds: tuple = (0, 1)
     ablation_seeds: tuple = (0,)
+    growth_seeds: tuple = ()
     max_micro: int = 16
     dyn_micro: int = 4
     eval_every_tokens: float = 250_000
@@ -85,7 +87,8 @@ TIERS = {
                  seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048,
                  final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
     "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
-                seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768),  # 5: see power
+                seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768,  # 5: see power
+                growth_seeds=tuple(range(1, 11))),  # 10: see growth's power note in README
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
                 2_000_000_000, 400_000_000, seeds=(0, 1), max_micro=32, dyn_micro=8, eval_every_tokens=20_000_000,
                 eval_tokens=1_048_576, final_eval_tokens=4_194_304, jobs=1),
