@@ -2,7 +2,7 @@
 
 The sweep shows both on one seed, where a crossing of two noisy curves or a
 rise of a noisy ``Bopt`` can be chance. This experiment trains three batches
-``b1 < b2 < b3`` under fresh paired seeds to an early data amount ``D1``
+``b1 < b2 < b3`` under fresh paired seeds (:func:`fresh_seeds`) to an early amount ``D1``
 (past the warmup) and ``b2``, ``b3`` on to the budget ``D2``, and compares
 final validation losses on the large held-out slice (``final_eval_tokens``),
 each pair sharing its seed's initialisation and data order. Seed 0 is left
@@ -131,7 +131,8 @@ def _design(tier, root, jobs, progress):
     located = np.where(env.identified, env.bopt, np.where(np.isfinite(env.hi), env.hi, env.lo))
     bopt = [float(b) if np.isfinite(b) else math.sqrt(min(tier.batches) * max(tier.batches)) for b in located]
     b1, b2, b3 = choose_batches(tier.batches, bopt, p.best_fixed, tier.dyn_micro * tier.seq_len)
-    why3 = ("the schedule experiment's best fixed batch (its runs to D2 are its)" if b3 == p.best_fixed else
+    why3 = ("the schedule experiment's best fixed batch (its runs to D2 for the schedule's seeds are reused)"
+            if b3 == p.best_fixed else
             f"nearest the sweep's envelope Bopt at D2 ({bopt[1]:.4g} tokens), as the schedule's best fixed "
             f"batch ({p.best_fixed:g}) leaves no room below it")
     note = (f"b3 is {why3}; b1 is nearest the sweep's envelope Bopt at D1 ({bopt[0]:.4g} tokens) at most b3/4; "
