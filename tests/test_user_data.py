@@ -42,6 +42,13 @@ def test_a_messy_folder_is_read_once_per_real_text_file(tmp_path):
     assert [os.path.basename(p) for p in only_md] == ["deep.md"]
 
 
+def test_a_broken_symlink_is_named_not_dropped(tmp_path):
+    root = messy_folder(tmp_path / "data")
+    os.symlink(root / "gone.txt", root / "dangling.txt")  # its target does not exist
+    read, skipped = text_files(root)
+    assert len(read) == 25 and dict((os.path.basename(p), r) for p, r in skipped)["dangling.txt"] == "broken symlink"
+
+
 def test_the_corpus_records_what_it_read_and_skipped(tmp_path):
     c = load_corpus(str(messy_folder(tmp_path / "data")))
     assert c.n_files == 25 == len(c.read) and len(c.skipped) == 4

@@ -85,7 +85,7 @@ def text_files(folder, pattern=None):
     relative to it), in sorted order, with symlinks resolved so each real file
     is read once; a file whose content was already read (same SHA-256) is a
     duplicate; one with a NUL byte or that is not UTF-8 is binary; an
-    unreadable one is named with its error. ``read``: resolved paths;
+    unreadable one is named with its error, and so is a broken symlink. ``read``: resolved paths;
     ``skipped``: ``(path, reason)``.
     """
     root = Path(folder)
@@ -93,6 +93,8 @@ def text_files(folder, pattern=None):
     read, skipped, seen_paths, seen_hashes = [], [], {}, {}
     for f in found:
         if not f.is_file():
+            if f.is_symlink():  # a link to nothing (is_file follows links)
+                skipped.append((str(f), "broken symlink"))
             continue
         real = f.resolve()
         if real in seen_paths:  # a symlink (or a second path) to a file already met
