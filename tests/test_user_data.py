@@ -92,3 +92,13 @@ def test_dbs_validate_sweep_on_a_user_folder_with_a_tier_defined_only_in_a_file(
     run_cfg = json.loads(cfgs[0].read_text())
     assert run_cfg["config"]["data"] == str(data) and len(run_cfg["files_read"]) == 31
     assert {os.path.basename(p) for p, _ in run_cfg["files_skipped"]} >= {"blob.bin", "latin1.txt"}
+
+
+@pytest.mark.parametrize("block, ok", [(0, True), (64, True), (128, True), (96, False), (-64, False)])
+def test_a_tiers_eval_block_is_whole_sequences(tmp_path, block, ok):
+    (tmp_path / "t.toml").write_text(f'base = "cpu"\neval_block = {block}\n')  # cpu: seq_len 64
+    if ok:
+        assert load_tier(tmp_path / "t.toml").eval_block == block
+    else:
+        with pytest.raises(ValueError, match="eval_block"):
+            load_tier(tmp_path / "t.toml")

@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 from logs import comparable
@@ -239,3 +240,73 @@ def test_the_old_batch_tokens_spelling_still_works_with_a_deprecation_warning(tm
     with pytest.warns(DeprecationWarning, match="batch_size"):
         c = config_from_args(build_parser().parse_args(["--config", str(path)]))
     assert c.batch_size == 1024 and c.tokens == 40000
+
+
+class _MeanOfInputs(torch.nn.Module):
+    """Stands in for a model in slice tests: its 'loss' is the mean input token id, so it shows what was read."""
+
+    def forward(self, x, y):
+        return None, x.double().mean()
+
+
+def test_a_spread_held_out_slice_reads_blocks_from_all_of_the_validation_set():
+    from validate.data import Corpus
+
+    half = 4096
+    val = np.concatenate([np.zeros(half), np.full(half, 100)]).astype(np.uint16)  # two halves told apart
+    corpus = Corpus(np.zeros(10_000, np.uint16), val, 256, "halves", "-", 2)
+    first = T.TrainConfig(seq_len=32, eval_block=0)
+    spread = T.TrainConfig(seq_len=32, eval_block=64)
+    assert L.evaluate(_MeanOfInputs(), corpus, first, "cpu", tokens=half // 2) == 0.0  # the first tokens only
+    m = L.evaluate(_MeanOfInputs(), corpus, spread, "cpu", tokens=half // 2)
+    assert 30 < m < 70  # blocks from both halves (64 blocks of 128: a fair share of each)
+    tiny = Corpus(corpus.train, val[:100], 256, "short", "-", 2)  # shorter than two blocks: read in order
+    assert L.evaluate(_MeanOfInputs(), tiny, spread, "cpu", tokens=64) == 0.0
+
+
+@pytest.mark.parametrize("block, ok", [(0, True), (32, True), (96, True), (33, False), (16, False), (-32, False)])
+def test_eval_block_must_be_whole_sequences(block, ok):
+    c = T.TrainConfig(seq_len=32, eval_block=block)
+    if ok:
+        assert c.validate() is c
+    else:
+        with pytest.raises(ValueError, match="eval_block"):
+            c.validate()
+
+
+def test_a_checkpoint_older_than_a_config_field_still_resumes(tmp_path):
+    """A checkpoint written before eval_block existed (its config lacks the key) resumes a run that leaves
+    the field at its default, bit-identically; one that sets it is refused."""
+    from validate.checkpoint import save_checkpoint
+
+    T.train(cfg(tmp_path, "full"), progress=False)
+    T.train(cfg(tmp_path, "cut", stop_at_tokens=5_000), progress=False)
+    ck = load_checkpoint(tmp_path / "cut" / "ckpt.pt")
+    del ck["config"]["eval_block"]
+    save_checkpoint(tmp_path / "cut" / "ckpt.pt", ck)
+    T.train(cfg(tmp_path, "cut"), resume=True, progress=False)
+    a = load_checkpoint(tmp_path / "full" / "ckpt.pt")["model"]
+    b = load_checkpoint(tmp_path / "cut" / "ckpt.pt")["model"]
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    T.train(cfg(tmp_path, "cut2", stop_at_tokens=5_000), progress=False)
+    ck = load_checkpoint(tmp_path / "cut2" / "ckpt.pt")
+    del ck["config"]["eval_block"]
+    save_checkpoint(tmp_path / "cut2" / "ckpt.pt", ck)
+    with pytest.raises(Exception, match="eval_block"):
+        T.train(cfg(tmp_path, "cut2", eval_block=32), resume=True, progress=False)
+
+
+def test_a_config_field_added_later_keeps_a_cached_runs_folder():
+    """The run cache's key leaves eval_block out at its old value 0 (so runs cached before it existed keep
+    their folders) and hashes it when set."""
+    import hashlib
+    import json
+    from dataclasses import asdict
+
+    from validate.experiments.runner import RunSpec, run_dir
+
+    c = cfg(Path("/nonexistent"), "x")
+    before = {k: v for k, v in asdict(c).items() if k not in ("out", "run", "eval_block")}  # as keyed before
+    key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
+    assert run_dir("/nonexistent", RunSpec("x", c)).name == f"x-{key}"
+    assert run_dir("/nonexistent", RunSpec("x", cfg(Path("/n"), "x", eval_block=32))).name != f"x-{key}"

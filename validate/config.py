@@ -81,6 +81,8 @@ class TrainConfig:
     eval_tokens: int = _opt(16384, "tokens of the fixed held-out slice each evaluation reads")
     final_eval_tokens: int = _opt(0, "tokens of the held-out slice the run's last evaluation reads (0: "
                                      "--eval-tokens); final comparisons want a larger slice than the curve")
+    eval_block: int = _opt(0, "read the held-out slice in blocks of this many tokens spread over the whole "
+                              "validation set (0: its first tokens, in order); a multiple of --seq-len")
     checkpoint_every: int = _opt(100, "steps between checkpoints (and always at the end and on Ctrl-C)")
     seed: int = _opt(0, "seed of the initialisation and every random draw")
     data: str | None = _opt(None, "a folder of text files or a uint16 .bin of tokens (default: the Python "
@@ -125,6 +127,8 @@ class TrainConfig:
         if self.data_block < 0 or (self.data_block and any(self.data_block % L for L in lengths)):
             raise ValueError(f"data_block={self.data_block!r} must be 0 or a multiple of every sequence "
                              f"length ({', '.join(map(str, lengths))})")
+        if self.eval_block < 0 or self.eval_block % self.seq_len:
+            raise ValueError(f"eval_block={self.eval_block!r} must be 0 or a multiple of seq_len={self.seq_len}")
         return self
 
     def seq_len_at(self, D) -> int:

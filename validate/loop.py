@@ -70,14 +70,17 @@ def grad_sq(model) -> float:
 
 @torch.no_grad()
 def evaluate(model, corpus, cfg, device, tokens=None, chunk=512) -> float:
-    """Mean loss on the fixed held-out slice: its first ``tokens`` (default ``cfg.eval_tokens``) at the first
-    sequence length, read ``chunk`` sequences at a time (so a large final slice fits in memory)."""
+    """Mean loss on the fixed held-out slice of ``tokens`` (default ``cfg.eval_tokens``) at the first sequence
+    length, read ``chunk`` sequences at a time (so a large final slice fits in memory). The slice is the
+    validation set's first tokens, or with ``cfg.eval_block`` that many blocks in a fixed order spread over
+    all of it (a validation set shorter than two blocks is read in order)."""
     model.eval()
     n = max(1, int(tokens or cfg.eval_tokens) // cfg.seq_len)
+    block = cfg.eval_block if corpus.val.size >= 2 * cfg.eval_block else 0
     total = 0.0
     for start in range(0, n, chunk):
         m = min(chunk, n - start)
-        x, y = batch_at(corpus.val, start * cfg.seq_len, m, cfg.seq_len)
+        x, y = batch_at(corpus.val, start * cfg.seq_len, m, cfg.seq_len, block)
         _, loss = model(torch.from_numpy(x).to(device), torch.from_numpy(y).to(device))
         total += float(loss) * m
     model.train()

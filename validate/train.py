@@ -18,7 +18,7 @@ import random
 import signal
 import sys
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 import numpy as np
@@ -114,7 +114,8 @@ def _load(path, model, opt, cfg, schedule_sha, check_config=True):
         if check_config:
             mine = {k: v for k, v in asdict(cfg).items() if k not in _FREE}
             theirs = {k: v for k, v in ck["config"].items() if k in mine}
-            diff = sorted(k for k in mine if theirs.get(k) != mine[k])
+            default = {f.name: f.default for f in fields(cfg)}  # a field newer than the checkpoint: its default
+            diff = sorted(k for k in mine if theirs.get(k, default[k]) != mine[k])
             if ck.get("schedule_sha256") != schedule_sha:
                 diff.append("batch_schedule file contents")
             if diff:

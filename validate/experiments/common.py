@@ -41,7 +41,7 @@ def config_for(tier: Tier, tokens: float, batch: float | None = None, schedule: 
                 batch_schedule=schedule, tokens=float(tokens), lr=tier.lr, lr_schedule="wsd",
                 warmup=min(tier.warmup / tokens, 0.5), decay=0.0, weight_decay=tier.weight_decay,
                 eval_every=10**9, eval_every_tokens=tier.eval_every_tokens, eval_tokens=tier.eval_tokens,
-                final_eval_tokens=tier.final_eval_tokens,
+                final_eval_tokens=tier.final_eval_tokens, eval_block=tier.eval_block,
                 checkpoint_every=10**9, seed=seed, device=tier.device, data=tier.data, vocab_size=tier.vocab_size,
                 data_glob=tier.data_glob,
                 data_block=2 * tier.seq_len)  # shuffled blocks; 2x so the seq-len ablation can double

@@ -34,6 +34,9 @@ __all__ = ["RunSpec", "run_dir", "train_runs", "is_done", "RunFailed"]
 
 #: Config fields that say where a run goes, not what it computes.
 _PLACE = ("out", "run")
+#: Config fields added after runs were cached, with the value they had before: hashed only when set otherwise,
+#: so a cached run keeps its folder.
+LATER = {"eval_block": 0}
 
 
 class RunFailed(ChildProcessError):
@@ -49,7 +52,7 @@ class RunSpec:
 
 
 def _key(cfg: TrainConfig) -> str:
-    d = {k: v for k, v in asdict(cfg).items() if k not in _PLACE}
+    d = {k: v for k, v in asdict(cfg).items() if k not in _PLACE and not (k in LATER and v == LATER[k])}
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 

@@ -36,6 +36,8 @@ class Tier:
     eval_every_tokens : float Validation every this many tokens.
     eval_tokens : int         Size of the fixed held-out validation slice, tokens.
     final_eval_tokens : int   Size of the slice each run's final evaluation reads (final comparisons), tokens.
+    eval_block : int          Read the held-out slices in blocks of this many tokens spread over the whole
+                              validation set (0: its first tokens in order); a multiple of ``seq_len``.
     power_seeds : int         Paired seeds of the power experiment.
     interval_frac : float     Re-evaluation interval of the dynamic schedule, fraction of ``budget``.
     gns_every : int           Steps between B_simple measurements in sweep runs that accumulate.
@@ -65,6 +67,7 @@ class Tier:
     eval_every_tokens: float = 250_000
     eval_tokens: int = 32_768
     final_eval_tokens: int = 262_144
+    eval_block: int = 0
     power_seeds: int = 6
     interval_frac: float = 0.05
     gns_every: int = 10
@@ -91,7 +94,8 @@ TIERS = {
                 growth_seeds=tuple(range(1, 11))),  # 10: see growth's power note in README
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
                 2_000_000_000, 400_000_000, seeds=(0, 1, 2), growth_seeds=(1, 2, 3), max_micro=32, dyn_micro=8,
-                eval_every_tokens=20_000_000, eval_tokens=1_048_576, final_eval_tokens=4_194_304, jobs=1),
+                eval_every_tokens=20_000_000, eval_tokens=1_048_576, final_eval_tokens=4_194_304, eval_block=1024,
+                jobs=1),
     # gpu: 3 seeds resolve the paper's 0.04 nats with 90% power if a paired difference varies as at the cpu tier
 }
 
@@ -140,5 +144,8 @@ def _checked(tier: Tier, path) -> Tier:
         raise ValueError(f"{path}: tier field batches must list positive batch sizes (tokens); got {tier.batches!r}")
     if not tier.seeds:
         raise ValueError(f"{path}: tier field seeds must list at least one seed")
+    if not isinstance(tier.eval_block, int) or tier.eval_block < 0 or tier.eval_block % tier.seq_len:
+        raise ValueError(f"{path}: tier field eval_block must be 0 or a multiple of seq_len ({tier.seq_len}); "
+                         f"got {tier.eval_block!r}")
     return tier
 
