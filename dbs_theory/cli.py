@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import threading
 from importlib import metadata
 
 from . import __version__
@@ -75,8 +76,17 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
     print(f"dbs: warning: {message}", file=sys.stderr)
 
 
+def _terminated(signum, frame):
+    raise KeyboardInterrupt("terminated (SIGTERM)")
+
+
 def main(argv=None) -> int:
-    """Entry point of ``dbs``; returns the process exit code."""
+    """Entry point of ``dbs``; returns the process exit code.
+
+    SIGTERM (``kill``, a batch scheduler's time limit) is handled as Ctrl-C while a command runs: its cleanup
+    runs (``dbs validate`` stops and checkpoints its training runs; ``dbs train`` checkpoints at the next step).
+    """
+    import signal
     import warnings
 
     warnings.showwarning = _one_line_warnings
@@ -85,6 +95,17 @@ def main(argv=None) -> int:
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
+    main_thread = threading.current_thread() is threading.main_thread()
+    old = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    try:
+        return _run(args)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _run(args) -> int:
+    """Run the chosen command; a user error is one line and exit 2, an interrupt one line and exit 130."""
     try:
         return int(args._run(args) or 0)
     except BrokenPipeError:  # `dbs ... | head`: the reader left; files are written, nothing to report

@@ -147,6 +147,44 @@ def test_a_second_trainer_on_the_same_folder_fails_naming_the_holder(tmp_path):
     assert (out / "ckpt.pt").exists()  # Ctrl-C checkpointed the first trainer at a step boundary
 
 
+def _rows(path):
+    return path.read_text().count("\n") - 1 if path.exists() else 0
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_checkpoints_dbs_train_and_resume_matches_an_unbroken_run(tmp_path, sig):
+    """Ctrl-C, or the SIGTERM a scheduler sends at a time limit: a checkpoint at a step boundary, one line,
+    exit 130; --resume then ends exactly where the uninterrupted run did."""
+    long = [*TRAIN, "--tokens", "40960"]  # 160 steps: the signal lands well before the end
+    assert dbs([*long, "--out", tmp_path / "ref"]).returncode == 0
+    out = tmp_path / "cut"
+    p = subprocess.Popen([sys.executable, "-m", "dbs_theory.cli", *long, "--out", str(out)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _rows(out / "log.csv") < 3 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    p.send_signal(sig)
+    _, err = p.communicate(timeout=60)
+    lines = err.strip().splitlines()
+    assert p.returncode == 130 and len(lines) == 1 and "--resume" in lines[0], err
+    assert load_checkpoint(out / "ckpt.pt")["tokens"] < 40960
+    assert dbs([*long, "--out", out, "--resume"]).returncode == 0
+    assert comparable(out / "log.csv", "X") == comparable(tmp_path / "ref" / "log.csv", "X")
+
+
+def _processes_naming(text):
+    """Pids of live processes whose command line contains ``text``."""
+    pids = []
+    for cmd in glob.glob("/proc/[0-9]*/cmdline"):
+        try:
+            with open(cmd, "rb") as f:
+                if text.encode() in f.read():
+                    pids.append(cmd.split("/")[2])
+        except OSError:  # the process ended while we looked
+            pass
+    return pids
+
+
 def test_a_log_that_lost_rows_behind_its_checkpoint_is_refused(tmp_path, trained):
     out = copy_run(trained, tmp_path)
     lines = (out / "log.csv").read_text().splitlines(keepends=True)
@@ -213,8 +251,8 @@ def _summary_claims(root):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("jobs", [1, 2])
-def test_ctrl_c_stops_validate_and_a_rerun_gives_identical_summaries(tmp_path, jobs):
+@pytest.mark.parametrize("jobs, sig", [(1, signal.SIGINT), (2, signal.SIGINT), (2, signal.SIGTERM)])
+def test_ctrl_c_stops_validate_and_a_rerun_gives_identical_summaries(tmp_path, jobs, sig):
     ref, root = tmp_path / "ref", tmp_path / "cut"
     assert dbs(["validate", "sweep", "--tier", "tiny", "--quiet", "--out", ref, "--jobs", 1]).returncode == 0
     cmd = [sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--quiet",
@@ -227,11 +265,12 @@ def test_ctrl_c_stops_validate_and_a_rerun_gives_identical_summaries(tmp_path, j
             break
         time.sleep(0.05)
     t0 = time.monotonic()
-    p.send_signal(signal.SIGINT)
+    p.send_signal(sig)
     _, err = p.communicate(timeout=30)
     assert time.monotonic() - t0 < 10
     lines = err.strip().splitlines()
     assert p.returncode == 130 and len(lines) == 1 and "rerun" in lines[0], err
+    assert not _processes_naming(str(root)), "training processes outlived dbs validate"
     assert not glob.glob(str(root / "runs" / "*" / "done.json")) or jobs > 1
     r = dbs(["validate", "sweep", "--tier", "tiny", "--quiet", "--out", root, "--jobs", jobs])
     assert r.returncode == 0, r.stderr

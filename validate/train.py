@@ -40,7 +40,7 @@ __all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunF
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C (SIGINT) stopped the run at a step boundary after checkpointing it."""
+    """Ctrl-C (SIGINT) or SIGTERM stopped the run at a step boundary after checkpointing it."""
 
 
 class RunFolderInconsistent(ValueError):
@@ -215,9 +215,14 @@ def _finished(out, step, D, corpus) -> dict:
                 corpus=corpus.describe(), already_finished=True)
 
 
+#: Signals that stop a run at the next step boundary after a checkpoint: Ctrl-C, and the SIGTERM a batch
+#: scheduler (Slurm at a time limit or preemption), ``kill`` or a container runtime sends before SIGKILL.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
 @contextlib.contextmanager
-def _sigint_flag():
-    """A dict whose ``stop`` turns True on the first Ctrl-C; a second Ctrl-C interrupts at once.
+def _stop_flag():
+    """A dict whose ``stop`` turns True on the first Ctrl-C or SIGTERM; a second one interrupts at once.
 
     Only the main thread can own a signal handler; elsewhere the flag never turns.
     """
@@ -231,11 +236,12 @@ def _sigint_flag():
             raise KeyboardInterrupt("interrupted twice: stopped at once (the last checkpoint is kept)")
         flag["stop"] = True
 
-    old = signal.signal(signal.SIGINT, handler)
+    old = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, old)
+        for sig, h in old.items():
+            signal.signal(sig, h)
 
 
 def _distributed(device):
@@ -275,7 +281,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
     continues from ``<out>/ckpt.pt`` (a finished run is a no-op); a fresh
     start into a folder that holds a run needs ``overwrite``. Returns a
     summary dict; raises :class:`NonFiniteLoss` if the loss blows up and
-    :class:`Interrupted` after checkpointing on Ctrl-C.
+    :class:`Interrupted` after checkpointing on Ctrl-C or SIGTERM.
     """
     cfg.validate()
     device = resolve_device(cfg.device)
@@ -299,7 +305,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
             _start_fresh(cfg, out, cfg.run or out.name, step, overwrite, corpus, model, rounding)
         if world > 1:
             torch.distributed.barrier()  # rank 0 has created the log
-        with _sigint_flag() as flag:
+        with _stop_flag() as flag:
             res = _loop(cfg, out, model, opt, corpus, sched, schedule_sha, step, D, device, rank, world,
                         progress, flag)
         return {**res, "batch_rounding": rounding}
@@ -339,7 +345,8 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
 
 
 def main(argv=None) -> int:
-    """``python -m validate.train``: exit 0 done, 2 bad input, 3 diverged, 4 inconsistent folder, 130 Ctrl-C."""
+    """``python -m validate.train``: exit 0 done, 2 bad input, 3 diverged, 4 inconsistent folder, 130 Ctrl-C or
+    SIGTERM."""
     args = build_parser().parse_args(argv)
     try:
         res = train(config_from_args(args), resume=args.resume, progress=not args.quiet,
