@@ -54,6 +54,14 @@ def test_fresh_seeds_leave_out_the_sweeps_seed(tmp_path):
     assert fresh_seeds(load_tier(tmp_path / "g.toml")) == [2, 3]
 
 
+def test_a_tier_with_only_the_sweeps_seed_is_refused_before_any_training(tmp_path):
+    from validate.experiments.growth import run
+
+    with pytest.raises(ValueError, match="seed other than 0"):
+        run(get_tier("tiny").with_(seeds=(0,)), tmp_path, progress=False)
+    assert not any(tmp_path.iterdir())  # nothing trained, nothing written
+
+
 def test_the_early_point_lies_past_the_warmup():
     for name in ("tiny", "cpu", "gpu"):
         t = get_tier(name)

@@ -141,8 +141,11 @@ def _design(tier, root, jobs, progress):
 
 
 def run(tier, root, jobs=None, progress=True):
-    batches, bopt, note = _design(tier, root, jobs, progress)
     seeds = fresh_seeds(tier)
+    if not seeds:
+        raise ValueError(f"tier {tier.name!r}: the growth experiment needs a seed other than 0 in growth_seeds "
+                         "or seeds (the sweep that chooses its batches ran seed 0)")
+    batches, bopt, note = _design(tier, root, jobs, progress)
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
     dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth")
