@@ -195,8 +195,9 @@ def _growth(d, s):
     """Per seed, the validation-loss lead of b3 over b2 along the data (positive: the larger batch ahead)."""
     b1, b2, b3 = s["batches"]
     D1, D2 = s["data"]
-    runs = {f.stem: load_runs(f)[0] for f in (Path(d) / "logs").glob("*.csv")}  # by label: a cached run keeps
-    curves = []                                                                  # the name it was trained under
+    # by log file name (the run's label here): a cached run keeps the name it was first trained under
+    runs = {f.stem: load_runs(f)[0] for f in (Path(d) / "logs").glob("*.csv")}
+    curves = []
     for seed in s["seeds"]:
         a, b = runs.get(f"b{b2:g}-d{D2:g}-s{seed}"), runs.get(f"b{b3:g}-d{D2:g}-s{seed}")
         if a is None or b is None:

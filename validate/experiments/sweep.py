@@ -96,8 +96,7 @@ def summarize(exp, runs, bootstrap=100):
                 bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
                 final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
     return exp.write(claims, data, [(f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, "
-                                     "and the "
-                                     "three-phase fit's where identified", md_table),
+                                     "and the three-phase fit's where identified", md_table),
                                     ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
 
 

@@ -16,15 +16,14 @@ __all__ = ["run"]
 
 def run(tier, root, jobs=None, progress=True):
     exp, p, spread = setup("weight-decay", tier, root, jobs, progress)
-    seeds, specs = tier.ablation_seeds, {}
-    for wd in (0.01, 0.1):
+    seeds, specs, wds, kinds = tier.ablation_seeds, {}, (0.01, 0.1), ("dynamic", "best")
+    for wd in wds:
         over = {} if wd == tier.weight_decay else dict(weight_decay=wd)
         for s in seeds:
-            specs.update({(wd, k, s): arm(tier, p, k, s, **over) for k in ("dynamic", "best")})
+            specs.update({(wd, k, s): arm(tier, p, k, s, **over) for k in kinds})
     runs, _ = train(exp, list(specs.values()), jobs, progress)
-    vals = {(wd, k): [final_val(runs[specs[wd, k, s].label]) for s in seeds] for wd in (0.01, 0.1)
-            for k in ("dynamic", "best")}
-    gains = {wd: np.subtract(vals[wd, "best"], vals[wd, "dynamic"]) for wd in (0.01, 0.1)}  # fixed - dynamic
+    vals = {(wd, k): [final_val(runs[specs[wd, k, s].label]) for s in seeds] for wd in wds for k in kinds}
+    gains = {wd: np.subtract(vals[wd, "best"], vals[wd, "dynamic"]) for wd in wds}  # fixed - dynamic
     clear = gain_claim("", "gain at wd 0.1", gains[0.1], spread)
     # the difference of two single-seed paired gains has sqrt(2) times the spread of one
     wider = dict(spread, sd=math.sqrt(2) * spread["sd"]) if spread.get("sd") is not None else spread
