@@ -10,13 +10,16 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from fractions import Fraction
+from numbers import Integral
 
 import numpy as np
 
 from .messages import num
 from .piecewise import UNITS, Piecewise
 
-__all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale", "UNITS"]
+__all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale",
+           "parse_megatron_step_schedule", "UNITS"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,58 @@ class BatchSchedule(Piecewise):
         return dict(args=f"--rampup-batch-size {start} {inc} {samples} --global-batch-size {final}",
                     start=start, increment=inc, samples=samples, global_batch_size=final, error=err)
 
+    def to_megatron_step_schedule(self, seq_len=None, micro_batch_size=None, data_parallel_size=None) -> str:
+        """Megatron-LM's ``--step-batch-size-schedule`` value, e.g. ``"0:768 250B:1536 500B:3072"``.
+
+        Space-separated ``THRESHOLD:BATCH_SIZE`` pairs, the first at 0. Batch
+        sizes are global batches in samples (sequences): a schedule in tokens
+        is divided by ``seq_len`` and must come out whole; ``samples`` and
+        ``examples`` are taken as sequences already. Thresholds are tokens
+        when ``seq_len`` is given (use the same ``--seq-length`` in Megatron,
+        which floors them to samples), else samples (only for a Megatron run
+        without ``--seq-length``: with it Megatron reads them as tokens).
+        Megatron's data counter moves in whole samples, so a threshold is
+        rounded up to the next whole sample: the batch used at every
+        reachable sample count is unchanged (a segment shorter than one
+        sample is never used and is left out). Exact multiples of 1000**k
+        take a K/M/B/T suffix (``250000000000 -> 250B``).
+
+        With ``micro_batch_size`` and/or ``data_parallel_size`` (the other
+        defaults to 1) every batch size must divide by their product (Megatron
+        itself checks only the current batch, at run time). Raises
+        ``ValueError`` (one line) when the schedule cannot be written exactly.
+        """
+        L = None if seq_len is None else _whole("seq_len", seq_len)
+        pairs = self._megatron_sample_pairs(L)
+        if micro_batch_size is not None or data_parallel_size is not None:
+            mbs = _whole("micro_batch_size", 1 if micro_batch_size is None else micro_batch_size)
+            dp = _whole("data_parallel_size", 1 if data_parallel_size is None else data_parallel_size)
+            for _, b in pairs:
+                if b % (mbs * dp):
+                    raise ValueError(f"batch size {b} samples is not divisible by micro_batch_size {mbs} x "
+                                     f"data_parallel_size {dp} = {mbs * dp}")
+        return " ".join(f"{_megatron_text(t * (L or 1), 'threshold')}:{_megatron_text(b, 'batch size')}"
+                        for t, b in pairs)
+
+    def _megatron_sample_pairs(self, L):
+        """``[(threshold, batch)]`` in whole samples for Megatron (thresholds rounded up, see above)."""
+        if self.unit == "tokens" and L is None:
+            raise ValueError("the schedule is in tokens: pass seq_len (tokens per sample) to write Megatron's "
+                             "batch sizes in samples")
+        per = L if self.unit == "tokens" else 1
+        pairs = []
+        for a, b in self.segments:
+            n = Fraction(b) / per
+            if n.denominator != 1:
+                raise ValueError(f"batch size {b:.17g} {self.unit} is {float(n):.17g} samples"
+                                 + (f" at seq_len={L}" if per > 1 else "")
+                                 + ": Megatron's global batch must be a whole number of samples")
+            t = math.ceil(Fraction(a) / per)
+            if pairs and pairs[-1][0] == t:
+                pairs.pop()  # the earlier segment ends before one more whole sample: never used
+            pairs.append((t, int(n)))
+        return pairs
+
     def _horizon(self):
         last = self.starts[-1]
         return float(self.params.get("horizon", last * 1.25 if last > 0 else 1.0))
@@ -177,6 +232,77 @@ def _ramp_increments(span, max_steps=4096, max_candidates=64):
     if len(incs) > max_candidates:
         incs = [incs[i] for i in np.unique(np.linspace(0, len(incs) - 1, max_candidates).round().astype(int))]
     return incs
+
+
+_SUFFIXES = (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3))
+
+
+def _megatron_number(text) -> int:
+    """A count as Megatron-LM's ``_parse_numeric_value`` reads it: ``int(float(x) * multiplier)``,
+    with an optional case-insensitive suffix K/M/B/T (1e3/1e6/1e9/1e12)."""
+    s, mult = str(text).strip().upper(), 1
+    for suffix, m in _SUFFIXES:
+        if s.endswith(suffix):
+            s, mult = s[:-1], m
+            break
+    try:
+        return int(float(s) * mult)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{str(text).strip()!r} is not a number with an optional K/M/B/T suffix") from None
+
+
+def _megatron_text(n: int, what: str) -> str:
+    """``n`` with the largest K/M/B/T suffix that divides it exactly, else plain; refused when Megatron's
+    float-based parser would not read it back as ``n`` (beyond about 2**53)."""
+    text = next((f"{n // m}{suffix}" for suffix, m in _SUFFIXES if n and n % m == 0), str(n))
+    if _megatron_number(text) != n:
+        raise ValueError(f"{what} {n} is too large for Megatron's float-based parser to read exactly")
+    return text
+
+
+def parse_megatron_step_schedule(text, seq_len=None) -> BatchSchedule:
+    """Read a ``--step-batch-size-schedule`` value the way Megatron-LM does.
+
+    ``THRESHOLD:BATCH_SIZE`` pairs separated by spaces or commas, numbers with
+    optional K/M/B/T suffixes, sorted by threshold. With ``seq_len``
+    thresholds are tokens floored to whole samples (``tokens // seq_len``)
+    and the result is in tokens (starts at the floored sample counts times
+    ``seq_len``, batch sizes in samples times ``seq_len``); without it
+    thresholds and the result are in samples. Where Megatron asserts (first
+    threshold not 0, thresholds not strictly increasing after flooring, a
+    batch size not positive) this raises ``ValueError`` in one line.
+    """
+    L = None if seq_len is None else _whole("seq_len", seq_len)
+    entries = str(text).strip().replace(",", " ").split()
+    if not entries:
+        raise ValueError("empty step batch-size schedule: give THRESHOLD:BATCH_SIZE pairs such as '0:768 250B:1536'")
+    pairs = []
+    for entry in entries:
+        if ":" not in entry:
+            raise ValueError(f"schedule entry {entry!r} is not THRESHOLD:BATCH_SIZE")
+        t, b = (_megatron_number(x) for x in entry.split(":", 1))
+        pairs.append((t // L if L else t, b))
+    pairs.sort(key=lambda p: p[0])
+    if pairs[0][0] != 0:
+        raise ValueError(f"the first threshold must be 0 samples; got {pairs[0][0]}")
+    for (t0, _), (t1, _) in zip(pairs, pairs[1:]):
+        if t1 <= t0:
+            raise ValueError(f"thresholds must increase strictly in samples; got {t0} then {t1}")
+    if any(b <= 0 for _, b in pairs):
+        raise ValueError(f"batch sizes must be positive; got {[b for _, b in pairs]}")
+    per = L or 1
+    return BatchSchedule(tuple(float(t * per) for t, _ in pairs), tuple(float(b * per) for _, b in pairs),
+                         "tokens" if L else "samples", kind="step",
+                         params=dict(megatron_step_schedule=str(text).strip(), seq_len=L))
+
+
+def _whole(name, value) -> int:
+    """``value`` as a positive int (an integer-valued float is accepted); one-line error otherwise."""
+    ok = isinstance(value, Integral) and not isinstance(value, bool)
+    ok = ok or (isinstance(value, float) and value.is_integer())
+    if not ok or value < 1:
+        raise ValueError(f"{name}={num(value)} must be a positive whole number")
+    return int(value)
 
 
 def _positive(name, value):

@@ -11,7 +11,7 @@ from hypothesis import given, settings, strategies as st
 
 import sim
 from dbs_theory.batch_schedules import (BatchSchedule, constant_batch, dynamic_batch, lr_rescale,
-                                        step_batch)
+                                        parse_megatron_step_schedule, step_batch)
 from dbs_theory.bopt_curve import LearningRateMismatch, check_lr, fit_bopt_curve
 from dbs_theory.es_laws import ThreePhaseES
 from dbs_theory.lr_schedules import constant, cosine, wsd
@@ -244,6 +244,25 @@ def test_schedule_cli_from_steps_and_from_frontier(tmp_path):
     assert exports["curve"]["lr"] == 0.5
 
 
+def test_schedule_cli_writes_the_megatron_step_schedule(tmp_path):
+    # 2097152 tokens = 512 samples of 4096; 125e9 tokens is 30517578.125 samples: rounded up to 30517579
+    r = dbs("schedule", "--steps", "0:2097152,125e9:4194304", "--horizon", "5e11", "--seq-len", "4096",
+            "--out", tmp_path / "a")
+    assert r.returncode == 0, r.stderr
+    exports = json.loads((tmp_path / "a" / "exports.json").read_text())
+    assert exports["megatron"] == "0:512 125000003584:1024"
+    assert exports["megatron_args"] == '--step-batch-size-schedule "0:512 125000003584:1024" --seq-length 4096'
+    assert exports["megatron_rampup"]["args"].startswith("--rampup-batch-size 512 512 ")
+    assert exports["megatron_args"] in r.stdout and "--rampup-batch-size" in r.stdout
+    r = dbs("schedule", "--steps", "0:2e6,125e9:4e6", "--horizon", "5e11", "--seq-len", "4096",
+            "--out", tmp_path / "b")  # 2e6 tokens = 488.28125 samples: no exact step schedule
+    exports = json.loads((tmp_path / "b" / "exports.json").read_text())
+    assert r.returncode == 0 and exports["megatron"] is None and "488.28125 samples" in exports["megatron_note"]
+    r = dbs("schedule", "--steps", "0:64,1e6:128", "--unit", "samples", "--horizon", "5e6", "--out", tmp_path / "c")
+    exports = json.loads((tmp_path / "c" / "exports.json").read_text())
+    assert exports["megatron"] == "0:64 1M:128" and "without --seq-length" in exports["megatron_note"]
+
+
 @pytest.mark.parametrize("args, match", [
     (["--steps", "5:2e6", "--horizon", "1e9"], "start at D = 0"),
     (["--steps", "0:abc", "--horizon", "1e9"], "--steps"),
@@ -337,3 +356,108 @@ def test_schedules_from_a_measured_sweep_inside_and_past_it():
     rows = measured_schedules(nqm, 0.5, 1e5, [1e5, 3e5])
     env = {r["inside"]: r for r in rows if r["schedule"] == "envelope (measured)"}
     assert env[True]["gain"] > 0 and env[False]["gain"] < 0
+
+
+class TestMegatronStepSchedule:
+    """``--step-batch-size-schedule`` as Megatron-LM's StepBatchsizeNumMicroBatchesCalculator reads it."""
+
+    @pytest.mark.parametrize("n, text", [(0, "0"), (1000, "1K"), (1500, "1500"), (2_000_000, "2M"),
+                                         (250_000_000_000, "250B"), (1_000_000_001, "1000000001"),
+                                         (10**12, "1T"), (10**15, "1000T"), (7 * 10**9 + 5000, "7000005K")])
+    def test_suffix_only_for_exact_multiples(self, n, text):
+        sched = step_batch([n], [8, 16], unit="samples") if n else constant_batch(16, unit="samples")
+        assert sched.to_megatron_step_schedule().split()[-1] == f"{text}:16"
+
+    def test_thresholds_count_tokens_with_seq_len_else_samples(self):
+        s = step_batch([1e6], [8, 16], unit="samples")
+        assert s.to_megatron_step_schedule() == "0:8 1M:16"
+        assert s.to_megatron_step_schedule(seq_len=2048) == "0:8 2048M:16"  # 1e6 samples x 2048 tokens
+        t = step_batch([250e9, 500e9], [768 * 4096, 1536 * 4096, 3072 * 4096])  # tokens
+        assert t.to_megatron_step_schedule(4096) == "0:768 250000003072:1536 500000002048:3072"
+        with pytest.raises(ValueError, match="in tokens: pass seq_len"):
+            t.to_megatron_step_schedule()
+        with pytest.raises(ValueError, match="seq_len=0 must be a positive whole number"):
+            s.to_megatron_step_schedule(seq_len=0)
+
+    def test_threshold_rounds_up_to_the_next_whole_sample_and_keeps_every_reachable_batch(self):
+        t = step_batch([250e9], [768 * 4096, 1536 * 4096])
+        back = parse_megatron_step_schedule(t.to_megatron_step_schedule(4096), seq_len=4096)
+        for n in (0, 61035156, 61035157, 10**9):  # 250e9 / 4096 = 61035156.25 samples
+            assert back(n * 4096) == t(n * 4096)
+        short = step_batch([100, 200], [4096, 8192, 16384])  # both changes fall inside the first sample
+        assert short.to_megatron_step_schedule(4096) == "0:1 4096:4"
+
+    def test_megatron_reads_its_own_example(self):
+        tok = parse_megatron_step_schedule("0:768 250B:1536 500B:3072 750B:6144", seq_len=4096)
+        assert tok.unit == "tokens" and tok.starts[1] == 61035156 * 4096  # floored to whole samples
+        assert tok.sizes == (768 * 4096, 1536 * 4096, 3072 * 4096, 6144 * 4096)
+        smp = parse_megatron_step_schedule(" 500b:3072,0:768  1.5K:1536 ")  # commas, lower case, unsorted
+        assert smp.unit == "samples" and smp.segments == [(0, 768), (1500, 1536), (500e9, 3072)]
+
+    @pytest.mark.parametrize("text, seq_len, match", [
+        ("", None, "empty"), ("0:8 100", None, "'100' is not THRESHOLD:BATCH_SIZE"),
+        ("0:8 1Q:16", None, "'1Q' is not a number"), ("5:8", None, "first threshold must be 0"),
+        ("0:8 100:16", 4096, "increase strictly"), ("0:8 10:0", None, "positive"),
+    ])
+    def test_parser_refuses_what_megatron_rejects(self, text, seq_len, match):
+        with pytest.raises(ValueError, match=match):
+            parse_megatron_step_schedule(text, seq_len)
+
+    def test_divisibility_by_micro_batch_times_data_parallel_at_its_boundary(self):
+        ok = step_batch([100], [64, 96], unit="samples")
+        assert ok.to_megatron_step_schedule(micro_batch_size=4, data_parallel_size=8) == "0:64 100:96"
+        for off in (95, 97):
+            with pytest.raises(ValueError, match=f"batch size {off} samples is not divisible by "
+                                                 r"micro_batch_size 4 x data_parallel_size 8 = 32"):
+                step_batch([100], [64, off], unit="samples").to_megatron_step_schedule(
+                    micro_batch_size=4, data_parallel_size=8)
+        with pytest.raises(ValueError, match="batch size 96 samples .* = 64"):
+            ok.to_megatron_step_schedule(micro_batch_size=4, data_parallel_size=16)
+        tok = step_batch([4096], [64 * 4096, 96 * 4096])  # tokens: divisibility counts samples
+        assert tok.to_megatron_step_schedule(4096, 32, 1) == "0:64 4096:96"
+
+    def test_refuses_batches_that_are_not_whole_samples(self):
+        with pytest.raises(ValueError, match="batch size 2000000 tokens is 488.28125 samples at seq_len=4096"):
+            step_batch([125e9], [2e6, 4e6]).to_megatron_step_schedule(4096)
+        with pytest.raises(ValueError, match="batch size 3.5 samples is 3.5 samples"):
+            step_batch([10], [2, 3.5], unit="samples").to_megatron_step_schedule()
+        with pytest.raises(ValueError, match="threshold 1152921504606846978 is too large"):  # 2**60 + 2
+            step_batch([2.0**60], [3, 6]).to_megatron_step_schedule(3)  # Megatron's float() would misread it
+
+    @pytest.mark.parametrize("sched, seq_len", [
+        (step_batch([4096 * 61035157, 4096 * 122070313], [768 * 4096, 1536 * 4096, 3072 * 4096]), 4096),
+        (step_batch([4096 * 10**6, 4096 * 2 * 10**9], [4096 * 256, 4096 * 1024, 4096 * 1000]), 4096),
+        (step_batch([1e3, 2.5e11, 2.5e11 + 1], [8, 16, 32, 64], unit="samples"), None),
+        (step_batch([1e6], [8, 16], unit="samples"), 2048),
+        (constant_batch(512, unit="examples"), None),
+    ])
+    def test_round_trip(self, sched, seq_len):
+        back = parse_megatron_step_schedule(sched.to_megatron_step_schedule(seq_len), seq_len)
+        want = sched.in_tokens(seq_len) if seq_len else sched
+        assert back.segments == want.segments and back.unit == ("tokens" if seq_len else "samples")
+
+    @settings(max_examples=150, deadline=None)
+    @given(gaps=st.lists(st.integers(1, 10**12), min_size=0, max_size=6),
+           sizes=st.lists(st.integers(1, 10**6), min_size=7, max_size=7),
+           seq_len=st.sampled_from([None, 1, 128, 4096]), in_tokens=st.booleans())
+    def test_round_trip_property(self, gaps, sizes, seq_len, in_tokens):
+        starts = np.cumsum([0] + gaps).tolist()  # whole samples, strictly increasing
+        sched = BatchSchedule(tuple(float(a) for a in starts), tuple(float(b) for b in sizes[:len(starts)]),
+                              "samples")
+        if in_tokens and seq_len:
+            sched = sched.in_tokens(seq_len)
+        text = sched.to_megatron_step_schedule(seq_len)
+        back = parse_megatron_step_schedule(text, seq_len)
+        assert back.segments == (sched.in_tokens(seq_len) if seq_len else sched).segments, text
+
+    @settings(max_examples=100, deadline=None)
+    @given(starts=st.lists(st.floats(1, 1e7), min_size=1, max_size=5, unique=True),
+           sizes=st.lists(st.integers(1, 1000), min_size=6, max_size=6), seq_len=st.sampled_from([1, 7, 4096]))
+    def test_megatron_uses_our_batch_at_every_reachable_sample_count(self, starts, sizes, seq_len):
+        starts = sorted(starts)  # tokens, anywhere (not multiples of seq_len)
+        sched = BatchSchedule(tuple([0.0] + starts), tuple(float(b * seq_len) for b in sizes[:len(starts) + 1]),
+                              "tokens")
+        back = parse_megatron_step_schedule(sched.to_megatron_step_schedule(seq_len), seq_len)
+        for a in starts:
+            for n in {math.floor(a / seq_len) + k for k in (-1, 0, 1, 2)} - {-1}:
+                assert back(n * seq_len) == sched(n * seq_len)

@@ -28,7 +28,8 @@ def add_arguments(p):
                    "no limit but the horizon)")
     p.add_argument("--unit", choices=("tokens", "samples", "examples"), default="tokens",
                    help="unit of data and batch sizes in the schedule (default tokens)")
-    p.add_argument("--seq-len", type=int, default=None, help="sequence length, for the Megatron export")
+    p.add_argument("--seq-len", type=int, default=None, help="sequence length (tokens per sample), for the "
+                   "Megatron exports: with it --step-batch-size-schedule thresholds count tokens")
     p.add_argument("--lr", type=float, default=None, help="learning rate the run will use (warns if "
                    "it differs from the one the fit was measured at)")
     p.add_argument("--extrapolate", action="store_true", help="allow Bopt(D) outside the fitted range")
@@ -130,21 +131,23 @@ def run(args):
     check_writable(args.out)
     sched, curve, laws, band_points = _build(args)
     out = ensure_writable_dir(args.out)
-    meg = _megatron(sched, args.seq_len)
+    meg, step = _megatron(sched, args.seq_len), _megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core()
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
     band = _band(curve, band_points, args.horizon)
     with atomic_write(out / "exports.json") as fh:
-        json.dump(dict(megatron=meg, olmo_core=olmo, curve=None if curve is None else curve.to_dict(), band=band),
-                  fh, indent=1)
+        json.dump(dict(**step, megatron_rampup=meg, olmo_core=olmo,
+                       curve=None if curve is None else curve.to_dict(), band=band), fh, indent=1)
     print(f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
           + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}"))
     if curve is not None and curve.form == "power":
         print(f"Bopt(D) = {curve.params['k']:.4g} * D^{curve.params['alpha']:.4f}"
               + ("" if math.isnan(curve.r2_log) else f"  (R2 log {curve.r2_log:.3f})"))
     print(sched.step_list())
-    print(f"\nMegatron-LM: {meg.get('args', meg.get('note'))}"
+    print("\nMegatron-LM: " + (f"{step['megatron_args']}  ({step['megatron_note']})" if step["megatron"]
+                               else step["megatron_note"]))
+    print(f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
           + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else ""))
     print(f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
           f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
@@ -209,6 +212,25 @@ def _megatron(sched, seq_len):
     if sched.unit == "tokens" and not seq_len:
         return dict(note="pass --seq-len to export to Megatron-LM (it counts samples)")
     return sched.to_megatron(seq_len)
+
+
+def _megatron_step(sched, seq_len):
+    """``exports.json``'s ``megatron`` (the ``--step-batch-size-schedule`` value, or ``None``),
+    ``megatron_args`` (the flags to pass) and ``megatron_note`` (why not, or how thresholds count)."""
+    if sched.unit == "tokens" and not seq_len:
+        return dict(megatron=None, megatron_args=None,
+                    megatron_note="pass --seq-len to export --step-batch-size-schedule (Megatron counts samples)")
+    try:
+        value = sched.to_megatron_step_schedule(seq_len)
+    except ValueError as exc:
+        return dict(megatron=None, megatron_args=None, megatron_note=f"no --step-batch-size-schedule: {exc}")
+    flags = f'--step-batch-size-schedule "{value}"'
+    if seq_len:
+        note = f"thresholds in tokens: pass the same --seq-length {seq_len}"
+        flags += f" --seq-length {seq_len}"
+    else:
+        note = "thresholds in samples: only for a run without --seq-length, which makes them count tokens"
+    return dict(megatron=value, megatron_args=flags, megatron_note=note)
 
 
 def _time_optimal(args, laws):
