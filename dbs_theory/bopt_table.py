@@ -11,7 +11,7 @@ import numpy as np
 from .es_laws import LAWS
 from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
-from .runs import choose_targets, crossovers, es_points
+from .curves import WINDOW, choose_targets, crossovers, es_points
 
 __all__ = ["bopt_table", "BoptTable", "monotonicity", "R2_MIN"]
 
@@ -122,7 +122,7 @@ def monotonicity(values, lo=None, hi=None):
 
 
 def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoothing="centered",
-               window=0.02, use="loss", n_targets=6, laws=("three_phase", "hyperbolic"), level=0.9) -> BoptTable:
+               window=WINDOW, use="loss", n_targets=6, laws=("three_phase", "hyperbolic"), level=0.9) -> BoptTable:
     """Fit E(S) per target and tabulate ``Bmin``/``Bopt`` with intervals.
 
     Parameters
@@ -136,7 +136,7 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
         ``three_phase_free``; the hyperbola defines neither).
     bootstrap, seed : int
         Bootstrap resamples for intervals, and their seed.
-    smoothing, window, use : see :func:`dbs_theory.runs.es_points`.
+    smoothing, window, use : see :func:`dbs_theory.curves.es_points`.
     laws : tuple
         Laws whose R^2 and degrees of freedom are reported.
     level : float

@@ -1,4 +1,4 @@
-"""Loss logs in, E(S) points out: reading runs and finding when they hit targets.
+"""Loss logs in: reading runs (curve analysis lives in :mod:`dbs_theory.curves`).
 
 The interchange format (docs/conventions.md, "Loss log format") is CSV or JSONL with one row
 per logged step and columns ``run, batch_size, step, tokens, loss`` plus
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,8 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from . import readers
+from .curves import ESPoints, choose_targets, crossovers, es_points, smooth  # re-exported: older import paths
 
-__all__ = ["moving_average", "Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
+__all__ = ["Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
            "crossovers", "REQUIRED", "OPTIONAL"]
 
 REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
@@ -330,231 +330,3 @@ def _row(r, i, keys):
                 loss=float(r.loss[i]))
     base.update({k: float(r.extra[k][i]) for k in keys if k in r.extra})
     return base
-
-
-def _fit_end(raw, out, pad):
-    """Within ``pad`` points of the end, replace the cut-off mean by a straight line fitted to the
-    last ``2 pad + 1`` points, in place. (The start keeps the cut-off mean: it is the initial
-    transient, which no straight line follows.)"""
-    w = 2 * pad + 1
-    x = np.arange(w) - pad
-    y = raw[..., -w:]
-    slope = (y * x).sum(axis=-1, keepdims=True) / (x * x).sum()
-    out[..., -pad:] = y.mean(axis=-1, keepdims=True) + slope * x[-pad:]
-
-
-def smooth(loss, method="centered", window=0.02):
-    """A monotone (non-increasing) version of a noisy loss curve.
-
-    ``method="running_min"`` takes the running minimum of the raw loss
-    (fast, biased early by noise dips); ``"centered"`` (default) first
-    averages over a centred window (:func:`moving_average`), then takes the
-    running minimum.
-    """
-    loss = np.asarray(loss, float)
-    if method == "centered":
-        loss = moving_average(loss, window)
-    elif method != "running_min":
-        raise ValueError(f"smoothing={method!r} must be 'centered' or 'running_min'")
-    return np.minimum.accumulate(loss, axis=-1)
-
-
-def moving_average(loss, window=0.02):
-    """The mean over a centred window of ``window`` logged points (an int, or a fraction of the
-    run's points), along the last axis (a stack of curves at once, in O(n) by a moving sum).
-
-    Within half a window of the end, where the window is cut off, a
-    straight line fitted to the last window replaces the mean (a cut-off
-    mean of a descending curve sits above the curve at its end, and the
-    end is where a run meets its data budget).
-    """
-    loss = np.asarray(loss, float)
-    k = int(window if window >= 1 else max(1, round(window * loss.shape[-1])))
-    if k <= 1:
-        return loss
-    pad = k // 2
-    padded = np.pad(loss, [(0, 0)] * (loss.ndim - 1) + [(pad, pad)], mode="edge")
-    zero = np.zeros(loss.shape[:-1] + (1,))
-    csum = np.concatenate((zero, np.cumsum(padded, axis=-1)), axis=-1)
-    w = 2 * pad + 1
-    out = (csum[..., w:] - csum[..., :-w]) / w
-    if loss.shape[-1] >= w:
-        _fit_end(loss, out, pad)
-    return out
-
-
-@dataclass(frozen=True)
-class ESPoints:
-    """Steps and data to reach each target, one point per (run, target) reached.
-
-    Attributes
-    ----------
-    run, batch_size, target, S, E : ndarray
-        One entry per point; ``S`` in steps, ``E`` and ``batch_size`` in tokens/examples.
-    excluded : list of (run, target, reason)
-        Runs that never reached a target.
-    """
-
-    run: np.ndarray
-    batch_size: np.ndarray
-    target: np.ndarray
-    S: np.ndarray
-    E: np.ndarray
-    excluded: list
-
-    def for_target(self, target):
-        """``(S, E, batch_size)`` arrays of the points at one target."""
-        m = self.target == target
-        return self.S[m], self.E[m], self.batch_size[m]
-
-
-def _signal(run, use):
-    if use == "loss":
-        return run.step, run.tokens, run.loss
-    v = run.extra.get(use)
-    if v is None:
-        raise ValueError(f"run {run.name!r} has no {use!r} column")
-    ok = np.isfinite(v)
-    return run.step[ok], run.tokens[ok], v[ok]
-
-
-def _first_crossing(x_steps, x_tokens, curve, target):
-    """Step and data where a non-increasing ``curve`` first reaches ``target`` (linear in between)."""
-    hit = np.nonzero(curve <= target)[0]
-    if hit.size == 0:
-        return None
-    k = hit[0]
-    if k == 0:
-        return float(x_steps[0]), float(x_tokens[0])
-    f = (curve[k - 1] - target) / (curve[k - 1] - curve[k])
-    return (float(x_steps[k - 1] + f * (x_steps[k] - x_steps[k - 1])),
-            float(x_tokens[k - 1] + f * (x_tokens[k] - x_tokens[k - 1])))
-
-
-def es_points(runs, targets, smoothing="centered", window=0.02, use="loss"):
-    """Steps ``S`` and data ``E`` at which each run first reaches each target.
-
-    The loss is made monotone with :func:`smooth`, then interpolated
-    linearly between logged steps (monotone interpolation); ``E`` is read
-    from the logged ``tokens`` column at that point, so runs whose batch
-    varies are handled too. Runs that never reach a target are excluded and
-    listed in ``excluded``.
-
-    Parameters
-    ----------
-    runs : list of Run
-    targets : array_like
-        Target losses.
-    smoothing, window : see :func:`smooth`
-    use : {"loss", "val_loss"}
-        Which logged column to read.
-
-    Returns
-    -------
-    ESPoints
-    """
-    targets = np.atleast_1d(np.asarray(targets, float))
-    if targets.size == 0 or not np.all(np.isfinite(targets)):
-        raise ValueError(f"targets must be finite numbers; got {', '.join(f'{t:g}' for t in targets) or 'none'}")
-    cols = {k: [] for k in ("run", "batch_size", "target", "S", "E")}
-    excluded = []
-    for r in runs:
-        steps, tokens, sig = _signal(r, use)
-        curve = smooth(sig, smoothing, window)
-        # The centred average is one-sided in its last half-window: a first hit there is noise-biased.
-        edge = steps.size - (int(window if window >= 1 else round(window * steps.size)) // 2 if
-                             smoothing == "centered" else 0)
-        for t in targets:
-            hit = _first_crossing(steps, tokens, curve, t)
-            if hit is None:
-                excluded.append((r.name, float(t), f"never reached (best {curve[-1]:.4g})"))
-                continue
-            if hit[0] <= steps[0]:
-                excluded.append((r.name, float(t), "reached at its first logged row (the target lies at or "
-                                                   "above the run's starting loss)"))
-                continue
-            if hit[0] > steps[min(edge, steps.size) - 1]:
-                excluded.append((r.name, float(t), "reached only at the log's end, where smoothing is one-sided"))
-                continue
-            for k, v in zip(cols, (r.name, r.batch_size, float(t), *hit)):
-                cols[k].append(v)
-    return ESPoints(*(np.array(cols[k]) for k in cols), excluded)
-
-
-def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=0.02, use="loss"):
-    """``n`` log-spaced targets that at least ``min_runs`` runs reach.
-
-    The lowest target is the ``min_runs``-th best final (smoothed) loss,
-    nudged up by 0.5%; the highest is the loss every run has reached by a
-    fifth of its log, so the early transient is left out, and lies below
-    every run's starting (smoothed) loss, so no run hits a target at its
-    first row. Spacing is linear instead when a noisy log dips to or below 0.
-    """
-    if len(runs) < 1:
-        raise ValueError("no runs given")
-    min_runs = min_runs or max(3, math.ceil(0.6 * len(runs)))
-    if len(runs) < min_runs:
-        raise ValueError(f"need at least {min_runs} runs to choose targets; got {len(runs)}")
-    finals, earlies, starts = [], [], []
-    for r in runs:
-        _, _, sig = _signal(r, use)
-        c = smooth(sig, smoothing, window)
-        finals.append(c[-1])
-        earlies.append(c[max(1, c.size // 5) - 1])
-        starts.append(c[0])
-    f = np.sort(finals)[min_runs - 1]
-    lo = f + 0.005 * abs(f)
-    start = min(starts)
-    hi = min(max(earlies), start - 1e-3 * abs(start))  # every run is at or below its own early loss
-    if not lo < hi:
-        raise ValueError("the runs do not descend far enough to place distinct targets "
-                         f"(lowest reachable {lo:.4g}, highest common {hi:.4g})")
-    return np.geomspace(hi, lo, n) if lo > 0 else np.linspace(hi, lo, n)
-
-
-def crossovers(runs, smoothing="centered", window=0.02, use="loss", grid=400):
-    """Where loss-vs-data curves of runs with different batch sizes cross.
-
-    For each pair (smaller batch, larger batch), the smoothed curves are
-    compared on one log grid of data (``grid`` points across all runs)
-    inside the range both runs cover; a crossing is where the smaller batch
-    goes from ahead (lower loss) to behind, located by linear interpolation
-    of the gap in log data between grid points. Every curve is interpolated
-    onto the grid once, so the cost is O(runs x grid) plus a vectorised
-    O(pairs x grid) comparison.
-
-    Returns
-    -------
-    list of dict
-        ``run_small``, ``run_large``, ``b_small``, ``b_large``, ``tokens``, ``loss``.
-    """
-    curves = []
-    for r in runs:
-        _, tok, sig = _signal(r, use)
-        ok = tok > 0
-        if ok.sum() >= 2:
-            curves.append((r, tok[ok], smooth(sig, smoothing, window)[ok]))
-    if len(curves) < 2:
-        return []
-    first = np.array([c[1][0] for c in curves])
-    last = np.array([c[1][-1] for c in curves])
-    G = np.geomspace(first.min(), last.max(), grid)
-    V = np.array([np.interp(G, t, l) for _, t, l in curves])
-    inside = (G >= first[:, None]) & (G <= last[:, None])
-    B = np.array([c[0].batch_size for c in curves])
-    out = []
-    for a, (ra, ta, la) in enumerate(curves):
-        bs = np.nonzero(B > B[a])[0]
-        if bs.size == 0:
-            continue
-        gap = V[a] - V[bs]
-        ok = inside[a] & inside[bs]
-        up = (gap[:, :-1] < 0) & (gap[:, 1:] >= 0) & ok[:, :-1] & ok[:, 1:]
-        hit = up.any(axis=1)
-        for j, i in zip(np.nonzero(hit)[0], up[hit].argmax(axis=1)):
-            g0, g1 = gap[j, i], gap[j, i + 1]
-            Dx = G[i] * (G[i + 1] / G[i]) ** (-g0 / (g1 - g0))
-            rb = curves[bs[j]][0]
-            out.append(dict(run_small=ra.name, run_large=rb.name, b_small=ra.batch_size,
-                            b_large=rb.batch_size, tokens=float(Dx), loss=float(np.interp(Dx, ta, la))))
-    return out

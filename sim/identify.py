@@ -21,10 +21,9 @@ from dbs_theory import numeric
 from dbs_theory.bopt_table import bopt_table
 from dbs_theory.runs import Run
 
-from .dynamics import expected_loss
 from .frontier import bopt as exact_bopt
-from .montecarlo import monte_carlo
 from .nqm import NQM
+from .trainer_logs import exact_log, mc_log
 
 __all__ = ["DESIGNS", "design_batches", "exact_runs", "mc_runs", "score", "study", "QUANTITIES"]
 
@@ -42,27 +41,25 @@ def design_batches(ratio, n, lo):
     return lo * float(ratio) ** np.arange(int(n))
 
 
-def exact_runs(nqm: NQM, eta, batches, budget, points=400):
-    """One exact expected-loss log per batch, each to ``budget`` examples (log-spaced records)."""
-    out = []
-    for B in batches:
-        tr = expected_loss(nqm, eta, B, data=budget, record_at=np.geomspace(B, budget, points))
-        out.append(Run(f"b{B:.4g}", float(B), tr.step.astype(float), tr.D.astype(float), tr.loss))
-    return out
+def exact_runs(nqm: NQM, eta, batches, budget, points=400, spacing="linear"):
+    """One exact expected-loss log per batch, each to ``budget`` examples, logged as a trainer logs
+    (``spacing="linear"``: every ``steps // points`` steps; ``"log"``: ``points`` log-spaced steps)."""
+    return [exact_log(nqm, eta, B, data=budget, spacing=spacing, points=points, name=f"b{B:.4g}")
+            for B in batches]
 
 
-def mc_runs(nqm: NQM, eta, batches, budget, replicas, seeds_per_run, seed=0, points=400):
-    """``replicas // seeds_per_run`` noisy sweeps: each run the mean of ``seeds_per_run`` SGD replicas."""
+def mc_runs(nqm: NQM, eta, batches, budget, replicas, seeds_per_run, seed=0, points=400, spacing="linear"):
+    """``replicas // seeds_per_run`` noisy sweeps: each run the mean of ``seeds_per_run`` SGD replicas,
+    logged as :func:`exact_runs` logs."""
     reps = replicas // seeds_per_run
     sweeps = [[] for _ in range(reps)]
     for i, B in enumerate(batches):
         steps = max(1, int(math.ceil(budget / B)))
-        every = max(1, steps // points)
-        mc = monte_carlo(nqm, eta, B, steps=steps, replicas=reps * seeds_per_run, seed=seed + 7919 * i,
-                         record_every=every)
-        loss = mc.loss.reshape(reps, seeds_per_run, -1).mean(axis=1)
+        st, D, loss = mc_log(nqm, eta, B, steps, replicas=reps * seeds_per_run, seed=seed + 7919 * i,
+                             spacing=spacing, points=points)
+        loss = loss.reshape(reps, seeds_per_run, -1).mean(axis=1)
         for r in range(reps):
-            sweeps[r].append(Run(f"b{B:.4g}", float(B), mc.step.astype(float), mc.D.astype(float), loss[r]))
+            sweeps[r].append(Run(f"b{B:.4g}", float(B), st, D, loss[r]))
     return sweeps
 
 

@@ -71,7 +71,7 @@ def test_a_first_hit_is_read_from_the_smoothed_curve_not_a_noise_dip():
     loss = 3.0 - step / 200  # crosses 2.0 at step 200
     loss[50] = 1.9          # one noisy row dips below the target far too early
     run = Run("r", 4.0, step, step * 4, loss)
-    pts = es_points([run], [2.0], smoothing="centered", window=9)
+    pts = es_points([run], [2.0], smoothing="centered", window=0.05)
     assert pts.S[0] == pytest.approx(200, abs=10)  # the raw loss would say step 50
 
 

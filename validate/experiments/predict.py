@@ -67,7 +67,7 @@ def _curves(runs, start):
     """Per run: (batch, tokens grid, smoothed loss there) on 30 log-spaced points after ``start``."""
     out = []
     for r in runs:
-        c = smooth(r.loss, "centered", 0.02)
+        c = smooth(r.tokens, r.loss)
         lo = max(start, r.tokens[0])
         D = np.geomspace(lo, r.tokens[-1], 30)
         out.append((r.batch_size, D, np.interp(D, r.tokens, c)))
