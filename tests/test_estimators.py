@@ -287,3 +287,24 @@ def test_a_flat_noisy_tail_is_a_floor_and_a_descending_one_is_not():
     floor, ok, se = _tail(flat, "centered", 0.02)
     assert ok and abs(floor - 0.5) < 3 * se and 0 < se < 0.01
     assert not _tail(falling, "centered", 0.02)[1]
+
+
+@pytest.mark.parametrize("gamma", [0.6, 1.5])
+def test_floor_bmin_where_the_floor_law_exponent_is_not_one(gamma):
+    """Real runs may give floors L_inf + K / B^gamma with gamma != 1 (on the NQM gamma is exactly 1).
+
+    Runs at 8 batches settle at floors 1 + 2 / B^gamma; Bmin(L*) solves 1 + 2 / B^gamma = L*, i.e.
+    B = (2 / (L* - 1))^(1 / gamma), which the floors must give back (and gamma itself).
+    """
+    batches = 2.0 ** np.arange(1, 9)
+    runs = []
+    for B in batches:
+        D = np.geomspace(B, 1e4 * B, 600)
+        floor = 1 + 2 / B**gamma
+        runs.append(Run(f"b{B:g}", float(B), D / B, D, floor + 3.0 * np.exp(-D / (20 * B))))
+    lows = [1 + 2 / batches[k] ** gamma for k in (6, 4, 2)]
+    targets = np.array([0.5 * (a + b) for a, b in zip(lows, [1 + 2 / batches[k] ** gamma for k in (5, 3, 1)])])
+    fb = floor_bmin(runs, targets, bootstrap=0)
+    assert fb.identified.all(), fb.reason
+    assert fb.law["gamma"] == pytest.approx(gamma, abs=0.011)
+    np.testing.assert_allclose(fb.bmin, (2 / (targets - 1)) ** (1 / gamma), rtol=0.02)
