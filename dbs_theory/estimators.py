@@ -241,14 +241,16 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
     if batches.size < 3:
         raise ValueError(f"need runs at >= 3 batch sizes to locate a minimum; got {batches.size}")
     groups = [[r for r in runs if r.batch_size == b] for b in batches]
-    curves = [[smooth(r.tokens, r.loss, smoothing, window) for r in g] for g in groups]
+    lines = [[local_line(r.tokens, r.loss, window)[0] if smoothing == "centered" else r.loss for r in g]
+             for g in groups]
+    curves = [[np.minimum.accumulate(c) for c in cs] for cs in lines]
     L = _loss_matrix(groups, curves, data)
     logB = np.log(batches)
     bopt, loss, code = _envelope(L, logB)
     lo, hi = np.full(data.size, np.nan), np.full(data.size, np.nan)
     loss_lo, loss_hi = lo.copy(), hi.copy()
     if bootstrap:
-        boots, boot_loss = _bootstrap_envelope(groups, curves, L, data, logB, window, bootstrap, seed)
+        boots, boot_loss = _bootstrap_envelope(groups, lines, L, data, logB, window, bootstrap, seed)
         q = (1 - level) / 2
         ok = code == 0
         lo[ok], hi[ok] = _quantiles(boots[:, ok], q)
@@ -274,12 +276,14 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
 
 def _few_rows(groups, L, data, window):
     """Per ``D``: whether the best batch's smoothed loss there rests on fewer than ``MIN_ROWS`` rows."""
+    best = np.where(np.isfinite(L).any(axis=0), np.argmin(np.where(np.isfinite(L), L, np.inf), axis=0), -1)
     few = np.zeros(data.size, bool)
-    best = np.where(np.isfinite(L).any(axis=0), np.nanargmin(np.where(np.isfinite(L), L, np.inf), axis=0), -1)
-    for j, i in enumerate(best):
-        if i >= 0:
-            few[j] = any(np.diff(window_rows(r.tokens, [data[j]], window), axis=0)[0, 0] < MIN_ROWS
-                         for r in groups[i])
+    for i in np.unique(best[best >= 0]):
+        sparse = np.zeros(data.size, bool)
+        for r in groups[i]:
+            lo, hi = window_rows(r.tokens, data, window)
+            sparse |= hi - lo < MIN_ROWS
+        few[best == i] = sparse[best == i]
     return few
 
 
@@ -292,7 +296,7 @@ def _loss_matrix(groups, curves, data):
     return L
 
 
-def _bootstrap_envelope(groups, curves, L, data, logB, window, n, seed):
+def _bootstrap_envelope(groups, lines, L, data, logB, window, n, seed):
     """``(n, data)`` envelope Bopt and envelope loss of ``n`` parametric resamples of the loss matrix.
 
     Each batch's mean smoothed loss at each ``D`` is redrawn from a normal
@@ -307,19 +311,19 @@ def _bootstrap_envelope(groups, curves, L, data, logB, window, n, seed):
     rng = np.random.default_rng(seed)
     log_data = np.log(data)
     sd = np.zeros(L.shape)
-    for i, (g, cs) in enumerate(zip(groups, curves)):
+    for i, (g, cs) in enumerate(zip(groups, lines)):
         var = np.zeros(data.size)
         for r, c in zip(g, cs):
             pos = r.tokens > 0
-            slow = _slow_noise(np.log(r.tokens[pos]), c[pos], log_data)
-            var += line_se(r.tokens, r.loss, data, window) ** 2 + slow ** 2
+            slow = _slow_noise(np.log(r.tokens[pos]), np.minimum.accumulate(c)[pos], log_data)
+            var += line_se(r.tokens, r.loss, data, window, fitted=c) ** 2 + slow ** 2
         sd[i] = np.sqrt(var) / len(g)
     draws = L[None] + sd[None] * rng.standard_normal((n, *L.shape))
     out = [_envelope(d, logB)[:2] for d in draws]
     return np.array([o[0] for o in out]), np.array([o[1] for o in out])
 
 
-def line_se(tokens, loss, data, window=WINDOW, blocks=5):
+def line_se(tokens, loss, data, window=WINDOW, blocks=5, fitted=None):
     """Standard error of the smoothed loss (:func:`dbs_theory.curves.local_line`) read at each ``D``.
 
     From the residuals of the rows around their smoothed values inside the
@@ -332,9 +336,10 @@ def line_se(tokens, loss, data, window=WINDOW, blocks=5):
     Where the window holds fewer than ``MIN_ROWS`` rows the raw rows stand,
     and the error is one row's: the scatter of the ``2 MIN_ROWS`` nearest rows
     around a straight line in ``log D`` (curvature counts as noise there).
+    ``fitted``: the rows' smoothed values, if already computed.
     """
     tokens, loss = np.asarray(tokens, float), np.asarray(loss, float)
-    e = loss - local_line(tokens, loss, window)[0]
+    e = loss - (local_line(tokens, loss, window)[0] if fitted is None else fitted)
     lo, hi = window_rows(tokens, data, window)
     s = _Sums.of(tokens, loss)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -382,6 +387,8 @@ def _slow_noise(log_tokens, curve, log_data, span=0.1):
     curve over ``+/- span`` of the run's log-data range; the RMS of what it
     leaves is that noise (near 0 for an exact, smooth curve).
     """
+    thin = max(1, log_tokens.size // 4000)  # the curve is smooth at this scale: a few thousand rows suffice
+    log_tokens, curve = log_tokens[::-1][::thin][::-1], curve[::-1][::thin][::-1]
     w = span * (log_tokens[-1] - log_tokens[0])
     out = np.zeros(log_data.size)
     for j, x0 in enumerate(log_data):
