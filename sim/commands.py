@@ -57,6 +57,10 @@ def add_arguments(p):
                         "(for dbs fit)")
     p.add_argument("--log-kind", choices=("exact", "mc"), default="exact",
                    help="log the exact expected loss, or one Monte Carlo run per batch (costs d x steps)")
+    p.add_argument("--log-every", type=int, default=None,
+                   help="--write-log: a row every K steps, as trainers log (default: a run's steps // 400)")
+    p.add_argument("--log-spacing", choices=("linear", "log"), default="linear",
+                   help="--write-log: rows every --log-every steps (linear, default) or at 400 log-spaced steps")
     p.add_argument("--seed", type=int, default=0, help="seed for --log-kind mc")
     p.add_argument("--tol", type=float, default=0.10, help="plan: relative half-width of the 90%% interval "
                    "that counts as pinned (default 0.10)")
@@ -150,6 +154,9 @@ def build_nqm(args):
 
 
 def run(args):
+    if args.log_every is not None and (args.log_every < 1 or args.log_spacing != "linear"):
+        raise ValueError(f"--log-every={args.log_every} must be a positive number of steps, with "
+                         "--log-spacing linear")
     if args.d is None:
         args.d = 1000 if args.what in ("identify", "plan") else 10_000
     if args.what == "schedule":
@@ -247,7 +254,8 @@ def _print_phase_profile(nqm, eta, fr, format_table):
 
 
 def _loss_logs(nqm, eta, fr, args):
-    """One run per batch size, long enough to reach the lowest target it can (x1.3)."""
+    """One run per batch size, long enough to reach the lowest target it can (x1.3), logged as a trainer
+    logs (``--log-every``, ``--log-spacing``)."""
     import math
 
     import numpy as np
@@ -255,8 +263,7 @@ def _loss_logs(nqm, eta, fr, args):
 
     from dbs_theory.runs import Run
 
-    from .dynamics import expected_loss
-    from .montecarlo import monte_carlo
+    from .trainer_logs import exact_log, mc_log
 
     finite = np.where(np.isfinite(fr.S), fr.S, np.nan)
     longest = np.nanmax(finite) if np.any(np.isfinite(finite)) else 1000.0
@@ -264,15 +271,12 @@ def _loss_logs(nqm, eta, fr, args):
     for b, B in enumerate(tqdm(fr.batch_sizes, desc="loss logs", disable=args.quiet)):
         S_b = np.nanmax(finite[b]) if np.any(np.isfinite(finite[b])) else longest
         steps = int(math.ceil(1.3 * S_b)) + 2
-        every = max(1, steps // 400)
+        how = dict(every=args.log_every, spacing=args.log_spacing)
         if args.log_kind == "exact":
-            tr = expected_loss(nqm, eta, float(B), steps=steps, record_every=every)
-            step, D, loss = tr.step, tr.D, tr.loss
-        else:
-            mc = monte_carlo(nqm, eta, float(B), steps, replicas=1, seed=args.seed + b, record_every=every)
-            step, D, loss = mc.step, mc.D, mc.loss[0]
-        runs.append(Run(f"B{B:.6g}", float(B), step.astype(float), D, loss,
-                        {"lr": np.full(step.size, float(eta))}))
+            runs.append(exact_log(nqm, eta, float(B), steps=steps, name=f"B{B:.6g}", **how))
+            continue
+        step, D, loss = mc_log(nqm, eta, float(B), steps, replicas=1, seed=args.seed + b, **how)
+        runs.append(Run(f"B{B:.6g}", float(B), step, D, loss[0], {"lr": np.full(step.size, float(eta))}))
     return runs
 
 

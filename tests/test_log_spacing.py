@@ -162,3 +162,33 @@ def test_the_window_is_read_in_data_so_a_long_and_a_short_run_smooth_alike():
     late = D[at] > 2e4
     assert np.max(np.abs(long_run[at][late] - curve[at][late])) < 0.002
     assert np.max(np.abs(short_run[late] - curve[at][late])) < 0.006
+
+
+@pytest.mark.parametrize("spacing, every", [("linear", 7), ("log", None)])
+def test_dbs_simulate_writes_logs_the_way_trainers_do(tmp_path, spacing, every, capsys):
+    """``--log-every K`` writes a row every K steps (plus the last); ``--log-spacing log`` log-spaced rows."""
+    from dbs_theory.runs import load_runs
+    from sim.commands import arguments, run
+
+    args = arguments(d=50, write_log=True, log_every=every, log_spacing=spacing, out=str(tmp_path), quiet=True,
+                     batch_sizes=[2.0, 8.0, 32.0], targets=[1.0, 0.5])
+    assert run(args) == 0
+    for r in load_runs(tmp_path / "runs.csv"):
+        gaps = np.diff(r.step)
+        if spacing == "linear":
+            assert np.all(gaps[:-1] == every) and 1 <= gaps[-1] <= every
+        else:
+            assert r.step.size <= 402 and (r.step[-1] < 4000 or gaps[-2] > 10 * gaps[1]), r.step[-1]
+        np.testing.assert_allclose(r.tokens, r.step * r.batch_size)
+
+
+def test_logged_steps_linear_and_log():
+    from sim.trainer_logs import logged_steps
+
+    lin = logged_steps(1000, every=300)
+    np.testing.assert_array_equal(lin, [0, 300, 600, 900, 1000])  # the last step is always logged
+    log = logged_steps(100_000, spacing="log", points=400)
+    assert log[0] == 0 and log[-1] == 100_000 and log.size <= 401
+    assert np.diff(log)[-1] > 100 * np.diff(log)[1]
+    with pytest.raises(ValueError, match="spacing"):
+        logged_steps(10, spacing="cubic")

@@ -33,7 +33,11 @@ def add_arguments(p):
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--smoothing", choices=("centered", "running_min"), default="centered",
                    help="how a noisy loss is made monotone before reading when it reaches a target: centered "
-                   "(a moving average over 2%% of the logged points, then a running minimum) or running_min")
+                   "(smoothed in data over --window, then a running minimum) or running_min (raw rows)")
+    p.add_argument("--window", type=float, default=0.1,
+                   help="smoothing window in data, the same however the log is spaced: the loss at data D is "
+                   "a straight line in log D fitted to the rows with data in [D/(1+w), D(1+w)] (default "
+                   "0.1: 10%% either side); where fewer than 5 rows lie inside, the raw row is used")
     p.add_argument("--use", choices=("loss", "val_loss"), default="loss", help="which loss column")
     p.add_argument("--out", default="results/fit", help="output directory (default results/fit)")
 
@@ -54,8 +58,10 @@ def run(args):
     if len(runs) < 2:
         raise ValueError(f"a single run ({runs[0].name!r}) cannot give E(S): need runs at >= 3 batch sizes")
     targets = _floats(args.targets) if args.targets is not None else None
+    if not 0 < args.window <= 1:
+        raise ValueError(f"--window={args.window:g} must be a fraction of the data in (0, 1]")
     table = bopt_table(runs, targets, law=args.law, bootstrap=args.bootstrap, seed=args.seed,
-                       smoothing=args.smoothing, use=args.use)
+                       smoothing=args.smoothing, window=args.window, use=args.use)
     out = ensure_writable_dir(args.out)
     table.write(out)
     print_table(table, format_table)
