@@ -11,7 +11,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
-__all__ = ["hit_time", "frontier_kernel", "mc_kernel", "mc_kernel_noise", "splitmix_normals"]
+__all__ = ["hit_time", "frontier_kernel", "frontier_kernel_serial", "loss_coefficients", "mc_kernel",
+           "mc_kernel_noise", "splitmix_normals"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -90,6 +91,39 @@ def _loss_and_slope(tau, w, minf, delta, loga, L_irr):
 
 
 @njit(cache=True)
+def _newton_root(w, minf, delta, loga, L_irr, target, warm):
+    """Newton on the continuous loss from the left of the root: a guess at it (steps).
+
+    ``warm`` (4,): ``warm[0]`` a start left of the root; ``warm[1:]`` a point
+    ``(tau, L, dL/dtau)`` evaluated for a higher target, used as the first
+    iterate when its loss is still above this target (NaN: none). On return
+    ``warm[1:]`` is the last point evaluated, left of this root, for the next
+    target. Stops once a step is below ``1e-9 (1 + tau)`` or, in the quadratic
+    regime, once the next step (``s_k^3 / s_{k-1}^2``) would be; the exact
+    integer bracket that follows depends on the guess only for its cost.
+    """
+    tau = warm[0]
+    prev = np.inf
+    use_warm = warm[2] > target
+    for _ in range(500):
+        if use_warm:
+            tau, f, df = warm[1], warm[2], warm[3]
+            use_warm = False
+        else:
+            f, df = _loss_and_slope(tau, w, minf, delta, loga, L_irr)
+            warm[1], warm[2], warm[3] = tau, f, df
+        f -= target
+        if f <= 0.0 or df >= 0.0:
+            break
+        step = -f / df
+        tau += step
+        if step <= 1e-9 * (1.0 + tau) or step <= 1e-2 and step**3 <= 1e-9 * prev * prev:
+            break
+        prev = step
+    return tau
+
+
+@njit(cache=True)
 def hit_time(w, minf, delta, loga, L_irr, target, tau0=0.0):
     """First hitting time (docs/conventions.md) when every ``delta = m0 - m_inf >= 0``.
 
@@ -98,7 +132,17 @@ def hit_time(w, minf, delta, loga, L_irr, target, tau0=0.0):
     its iterates rise monotonically to it. Then an exact integer bracket:
     the first integer ``n`` with ``L(n) <= target``, interpolated on ``[n-1, n]``.
     """
-    L0 = _loss(0.0, w, minf, delta, loga, L_irr, False)
+    warm = np.full(4, np.nan)
+    warm[0] = tau0
+    return _hit_time(w, minf, delta, loga, L_irr, target, _loss(0.0, w, minf, delta, loga, L_irr, False), warm)
+
+
+@njit(cache=True)
+def _hit_time(w, minf, delta, loga, L_irr, target, L0, warm):
+    """:func:`hit_time` given the initial loss ``L0`` and a Newton start ``warm`` (see :func:`_newton_root`).
+
+    Each loss is evaluated once: the bracket's ends are ``L(n-1)`` and ``L(n)``.
+    """
     if L0 <= target:
         return 0.0
     floor = L_irr
@@ -107,39 +151,38 @@ def hit_time(w, minf, delta, loga, L_irr, target, tau0=0.0):
     # Within rounding of the floor counts as at the floor: reaching it takes forever.
     if target <= floor + 1e-13 * (abs(floor) + abs(L0)):
         return np.inf
-    tau = tau0
-    for _ in range(500):
-        f, df = _loss_and_slope(tau, w, minf, delta, loga, L_irr)
-        f -= target
-        if f <= 0.0 or df >= 0.0:
-            break
-        step = -f / df
-        tau += step
-        if step <= 1e-9 * (1.0 + tau):
-            break
+    tau = _newton_root(w, minf, delta, loga, L_irr, target, warm)
     # Newton's guess, then an exact bracket [lo, hi] with L(lo) > target >= L(hi)
-    # on integers (lo = 0 is the start), narrowed by bisection.
+    # on integers (lo = 0 is the start): one step right, then doubling; narrowed by bisection.
     hi = max(1.0, math.ceil(tau - 1e-7))
     lo = hi - 1.0
-    while _loss(hi, w, minf, delta, loga, L_irr, True) > target:
-        lo, hi = hi, 2.0 * hi
-    if lo >= 1.0 and _loss(lo, w, minf, delta, loga, L_irr, True) <= target:
-        lo = 0.0
+    Lhi = _loss(hi, w, minf, delta, loga, L_irr, True)
+    Llo = np.nan  # L(lo) once known, for lo >= 1 (tau > 0: the a = 0 modes sit at their floor)
+    grow = 1.0
+    while Lhi > target:
+        lo, hi, Llo = hi, hi + grow, Lhi
+        grow = hi
+        Lhi = _loss(hi, w, minf, delta, loga, L_irr, True)
+    if lo >= 1.0 and np.isnan(Llo):
+        Llo = _loss(lo, w, minf, delta, loga, L_irr, True)
+        if Llo <= target:
+            lo, Llo = 0.0, np.nan
     while hi - lo > 1.0:
         mid = math.floor(0.5 * (lo + hi))
-        if _loss(mid, w, minf, delta, loga, L_irr, True) <= target:
-            hi = mid
+        Lmid = _loss(mid, w, minf, delta, loga, L_irr, True)
+        if Lmid <= target:
+            hi, Lhi = mid, Lmid
         else:
-            lo = mid
+            lo, Llo = mid, Lmid
     n = hi
-    prev = _loss(n - 1.0, w, minf, delta, loga, L_irr, False)
-    nxt = _loss(n, w, minf, delta, loga, L_irr, True)
-    return (n - 1.0) + (prev - target) / (prev - nxt)
+    prev = L0 if n == 1.0 else (Llo if lo == n - 1.0 and not np.isnan(Llo) else
+                                _loss(n - 1.0, w, minf, delta, loga, L_irr, False))
+    return (n - 1.0) + (prev - target) / (prev - Lhi)
 
 
-@njit(cache=True, parallel=True)
-def frontier_kernel(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
-    """``out[b, k]``: steps to ``targets[k]`` at ``batch_sizes[b]`` (monotone case)."""
+@njit(cache=True)
+def _frontier_setup(h, weights, eta):
+    """Per-mode log-contractions ``2 log|1 - eta h|`` and loss weights ``counts h / 2``."""
     d = h.size
     loga = np.empty(d)
     w = np.empty(d)
@@ -147,19 +190,66 @@ def frontier_kernel(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
         r = abs(1.0 - eta * h[i])
         loga[i] = 2.0 * math.log(r) if r > 0.0 else -np.inf
         w[i] = 0.5 * weights[i] * h[i]
+    return loga, w
+
+
+@njit(cache=True)
+def _frontier_row(h, c, m0, eta, B, loga, w, targets, L_irr, out_row):
+    """``out_row[k]``: steps to ``targets[k]`` at batch ``B`` (examples), monotone case."""
+    d = h.size
+    minf = np.empty(d)
+    delta = np.empty(d)
+    for i in range(d):
+        minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))  # numeric.stationary_moment, inlined for numba
+        delta[i] = m0[i] - minf[i]
+    L0 = _loss(0.0, w, minf, delta, loga, L_irr, False)
+    warm = np.full(4, np.nan)
+    warm[0] = 0.0
+    order = np.argsort(-targets)  # highest target first: each root warm-starts the next
+    for k in order:
+        out_row[k] = _hit_time(w, minf, delta, loga, L_irr, targets[k], L0, warm)
+        if np.isfinite(out_row[k]):
+            warm[0] = max(0.0, out_row[k] - 1.0)
+
+
+@njit(cache=True, parallel=True)
+def frontier_kernel(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
+    """``out[b, k]``: steps to ``targets[k]`` at ``batch_sizes[b]`` (monotone case), parallel over batches."""
+    loga, w = _frontier_setup(h, weights, eta)
     for b in prange(batch_sizes.size):
-        B = batch_sizes[b]
-        minf = np.empty(d)
-        delta = np.empty(d)
-        for i in range(d):
-            minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))  # numeric.stationary_moment, inlined for numba
-            delta[i] = m0[i] - minf[i]
-        tau = 0.0
-        order = np.argsort(-targets)  # highest target first: each root warm-starts the next
-        for k in order:
-            out[b, k] = hit_time(w, minf, delta, loga, L_irr, targets[k], tau)
-            if np.isfinite(out[b, k]):
-                tau = max(0.0, out[b, k] - 1.0)
+        _frontier_row(h, c, m0, eta, batch_sizes[b], loga, w, targets, L_irr, out[b])
+
+
+@njit(cache=True)
+def frontier_kernel_serial(h, c, m0, weights, eta, batch_sizes, targets, L_irr, out):
+    """:func:`frontier_kernel` on one thread: for a single batch, where a parallel launch costs
+    more than it saves (and, on a busy machine, waits for a second core)."""
+    loga, w = _frontier_setup(h, weights, eta)
+    for b in range(batch_sizes.size):
+        _frontier_row(h, c, m0, eta, batch_sizes[b], loga, w, targets, L_irr, out[b])
+
+
+@njit(cache=True)
+def loss_coefficients(wm, wq, loga, steps, out):
+    """Expected loss after ``steps[j]`` steps at any batch ``B``: ``L_irr + out[0, j] + out[1, j] / B``.
+
+    The loss at a fixed step is affine in ``1/B``. Per mode, with ``w = counts h / 2``:
+    ``wm = w m0``, ``wq = w eta c / (h (2 - eta h))`` (``B m_inf``, examples) and
+    ``loga = 2 log|1 - eta h|`` (``-inf`` where ``eta h = 1``). ``steps`` are whole
+    steps ``n >= 0``; ``out[0] = sum wm a^n`` (the noise-free part) and
+    ``out[1] = sum wq (1 - a^n)`` (the noise part times ``B``). Serial: a search
+    asks for one step at a time, where a parallel launch would cost more than the pass.
+    """
+    for j in range(steps.size):
+        n = steps[j]
+        g = 0.0
+        b = 0.0
+        for i in range(loga.size):
+            an = 1.0 if n == 0.0 else math.exp(n * loga[i])
+            g += wm[i] * an
+            b += wq[i] * (1.0 - an)
+        out[0, j] = g
+        out[1, j] = b
 
 
 @njit(cache=True, inline="always")

@@ -1,7 +1,7 @@
 """Slow, obviously correct references (stumpy's tests/naive.py idea)."""
 import numpy as np
 
-__all__ = ["iterate_moments", "first_hit", "brute_bmin"]
+__all__ = ["iterate_moments", "first_hit", "brute_bmin", "affine_loss_coefficients"]
 
 
 def iterate_moments(h, c, eta, B, m0, steps):
@@ -47,3 +47,15 @@ def brute_bmin(h, c, eta, target, m0=1.0, steps=10_000_000, lo=1e-6, hi=1e9, ite
         mid = np.sqrt(lo * hi)
         lo, hi = (mid, hi) if loss(mid) > target else (lo, mid)
     return hi
+
+
+def affine_loss_coefficients(h, c, eta, m0, steps):
+    """``(G, beta)`` with loss excess ``G_n + beta_n / B`` after step ``n``, from two plain iterations.
+
+    The moments are affine in ``1/B``: ``G`` is the noise-free run (``B = inf``),
+    ``beta`` the run at ``B = 1`` minus it. ``steps`` are whole steps, any order.
+    """
+    n = np.asarray(steps, int)
+    free = iterate_moments(h, c, eta, np.inf, m0, int(n.max()))
+    unit = iterate_moments(h, c, eta, 1.0, m0, int(n.max()))
+    return free[n], unit[n] - free[n]

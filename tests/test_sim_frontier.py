@@ -5,7 +5,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import sim
 from dbs_theory import numeric
-from naive import brute_bmin, first_hit, iterate_moments
+from naive import affine_loss_coefficients, brute_bmin, first_hit, iterate_moments
 from sim import NQM
 
 
@@ -260,3 +260,106 @@ def test_the_loss_at_a_budget_lies_between_the_steps_that_straddle_it():
     before, after = tr.loss[-2], tr.loss[-1]
     expected = before + (1e4 - 9975.0) / 35.0 * (after - before)
     assert loss_at_budget(nqm, 0.5, 35.0, 1e4) == pytest.approx(expected, rel=1e-12)
+
+
+# -- closed-form Bopt and the kernels behind it --------------------------------------------
+
+_KERNEL_NQMS = [(NQM.zhang2019(200), 0.5), (NQM.zhang2019(1000, nbins=30), 0.5),
+                (NQM.power_law(150, 1.7, L_irr=0.3), 1.2), (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5)]
+
+
+@pytest.mark.parametrize("nqm, eta", _KERNEL_NQMS)
+def test_loss_coefficients_kernel_matches_numpy(nqm, eta):
+    """The loss at step n is L_irr + G_n + beta_n / B; the last NQM has a mode with eta*h = 1."""
+    from sim.frontier import _loss_coefficients
+
+    full = nqm.expanded()
+    steps = [0, 1, 2, 7, 50, 300, 2000]
+    G, beta = _loss_coefficients(nqm, eta)(steps)
+    want_G, want_beta = affine_loss_coefficients(full.h, full.c, eta, full.m0, steps)
+    np.testing.assert_allclose(G, want_G, rtol=1e-11, atol=1e-14 * want_G[0])
+    np.testing.assert_allclose(beta, want_beta, rtol=1e-11, atol=1e-14 * want_beta[-1])
+    for B in [3.0, 40.0]:
+        losses = iterate_moments(full.h, full.c, eta, B, full.m0, max(steps))[steps]
+        np.testing.assert_allclose(nqm.L_irr + G + beta / B, nqm.L_irr + losses, rtol=1e-11)
+
+
+@pytest.mark.parametrize("nqm, eta", _KERNEL_NQMS)
+def test_frontier_kernels_match_brute_force(nqm, eta):
+    """Parallel and one-batch kernels agree exactly, and with the step-by-step first hit."""
+    from sim import _kernels
+
+    L0 = nqm.initial_loss()
+    Bs, Ts = np.array([4.0, 32.0, 500.0]), nqm.L_irr + (L0 - nqm.L_irr) * np.array([0.6, 0.2, 0.08])
+    par, ser = np.empty((3, 3)), np.empty((3, 3))
+    args = (nqm.h, nqm.c, nqm.m0, nqm.weights, eta, Bs, Ts, nqm.L_irr)
+    _kernels.frontier_kernel(*args, par)
+    _kernels.frontier_kernel_serial(*args, ser)
+    assert np.array_equal(par, ser)
+    for b, B in enumerate(Bs):
+        for k, t in enumerate(Ts):
+            want = brute_S(nqm, eta, B, t)
+            assert par[b, k] == pytest.approx(want, rel=1e-9) or (np.isinf(par[b, k]) and np.isinf(want))
+
+
+def test_hit_time_from_a_start_past_the_root():
+    """Newton started right of the root stops at once; the integer bracket still finds the first hit."""
+    from sim import _kernels
+
+    nqm, eta, B, t = NQM.zhang2019(200), 0.5, 32.0, 0.3
+    loga, w = _kernels._frontier_setup(nqm.h, nqm.weights, eta)
+    minf = numeric.stationary_moment(nqm.h, nqm.c, eta, B)
+    want = brute_S(nqm, eta, B, t)
+    for tau0 in [0.0, want - 3.0, want + 0.5, 10 * want]:
+        got = _kernels.hit_time(w, minf, nqm.m0 - minf, loga, nqm.L_irr, t, tau0)
+        assert got == pytest.approx(want, rel=1e-12)
+
+
+def _bopt_both(nqm, eta, target):
+    from sim.frontier import _bopt_breakpoints, _bopt_scan
+
+    b0 = float(sim.bmin(nqm, eta, target))
+    lo, hi = b0 * (1 + 1e-6), b0 * 1e5
+    return _bopt_breakpoints(nqm, eta, target, lo, hi), _bopt_scan(nqm, eta, target, lo, hi)
+
+
+@pytest.mark.parametrize("nqm, eta, fracs", [
+    (NQM.zhang2019(2000), 0.5, [0.3, 0.1, 0.03]),
+    (NQM.zhang2019(1000, nbins=30), 0.5, [0.5, 0.1, 0.01]),
+    (NQM.power_law(300, 2.0, 1.5), 0.5, [0.3, 0.05]),
+    (NQM.power_law(150, 1.7, L_irr=0.3), 1.2, [0.5, 0.1, 0.02]),
+    (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5, [0.5, 0.1]),  # a mode with eta*h = 1
+    (NQM([0.096, 0.0055, 0.2], [2.1, 0.0018, 2.0], [0.31, 1.33, 0.89]), 0.72, [0.035, 0.022]),
+])
+def test_bopt_closed_form_matches_the_scan(nqm, eta, fracs):
+    """The breakpoint minimum agrees with the one-batch-per-call scan (which it replaced) to
+    1e-6 and never needs more data: the scan stops at Brent's tolerance, the closed form is exact."""
+    L0 = nqm.initial_loss()
+    for f in fracs:
+        t = nqm.L_irr + f * (L0 - nqm.L_irr)
+        new, old = _bopt_both(nqm, eta, t)
+        assert new is not None and new == pytest.approx(old, rel=1e-6)
+        E_new, E_old = (B * float(sim.steps_to_target(nqm, eta, B, t)) for B in (new, old))
+        assert E_new <= E_old * (1 + 1e-12)
+        assert sim.bopt(nqm, eta, t) == new
+
+
+def test_bopt_falls_back_to_the_scan_when_a_mode_starts_below_its_floor():
+    nqm = NQM([1.0, 0.01], [0.01, 5.0], [1.0, 0.0])  # mode 2 starts at 0 and rises
+    t = 0.3 * nqm.initial_loss()
+    new, old = _bopt_both(nqm, 0.5, t)
+    assert new is None and sim.bopt(nqm, 0.5, t) == old
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_nqm(), st.floats(0.005, 0.6))
+def test_bopt_closed_form_matches_the_scan_random(p, frac):
+    """Random spectra: never more data than the scan; the batch agrees to the scan's own
+    precision (its Brent search ends where E is flat to rounding, within ~5e-7 in 600 cases)."""
+    nqm, eta = p
+    t = frac * nqm.initial_loss()
+    new, old = _bopt_both(nqm, eta, t)
+    assume(new is not None)
+    E_new, E_old = (B * float(sim.steps_to_target(nqm, eta, B, t)) for B in (new, old))
+    assert E_new <= E_old * (1 + 1e-12)
+    assert new == pytest.approx(old, rel=1e-5)
