@@ -15,7 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
-__all__ = ["BoptCurve", "fit_bopt_curve", "LearningRateMismatch", "check_lr", "bopt_band"]
+__all__ = ["BoptCurve", "fit_bopt_curve", "envelope_curve", "LearningRateMismatch", "check_lr", "bopt_band",
+           "isotonic"]
 
 
 class LearningRateMismatch(UserWarning):
@@ -46,6 +47,8 @@ class BoptCurve:
     lr : float or None           Learning rate the points were measured at.
     extrapolate : bool           Whether evaluation outside the fitted range is allowed.
     margin : float               How far outside ``[D.min(), D.max()]`` counts as inside (factor).
+    weights : ndarray or None    ``monotone`` form: the points' weights in the isotonic fit (1 / variance
+                                 of log Bopt); equal when ``None``.
     """
 
     form: str
@@ -57,11 +60,14 @@ class BoptCurve:
     lr: float | None
     extrapolate: bool = False
     margin: float = 2.0
+    weights: np.ndarray | None = None
 
     def __call__(self, D, N=None):
         """``Bopt`` (tokens/examples) at data ``D``; raises outside the fitted range unless allowed."""
         D = np.asarray(D, float)
         lo, hi = self.D.min() / self.margin, self.D.max() * self.margin
+        if self.form == "monotone":
+            lo = 0.0  # held at its first value below the range: Bopt does not fall as D grows
         if not self.extrapolate and (np.any(D < lo) or np.any(D > hi)):
             bad = float(D[(D < lo) | (D > hi)].flat[0])
             raise ValueError(f"D={bad:g} lies far outside the fitted range [{self.D.min():g}, "
@@ -77,25 +83,52 @@ class BoptCurve:
         return np.exp(self._pchip()(logd))
 
     def _pchip(self):
-        order = np.argsort(self.D)
-        return PchipInterpolator(np.log(self.D[order]), np.log(np.maximum.accumulate(self.B[order])))
+        order = np.argsort(self.D, kind="stable")
+        w = None if self.weights is None else self.weights[order]
+        x, y = np.log(self.D[order]), isotonic(np.log(self.B[order]), w)
+        keep = np.r_[True, np.diff(x) > 0]  # repeated D: the isotonic fit already pooled them
+        if keep.sum() < 2:
+            return lambda v: np.full(np.shape(v), y[-1])
+        return PchipInterpolator(x[keep], y[keep])
 
     def with_extrapolation(self, allowed=True) -> "BoptCurve":
         """A copy that allows (or forbids) evaluation outside the fitted range."""
         return BoptCurve(self.form, self.params, self.D, self.B, self.N, self.r2_log, self.lr,
-                         allowed, self.margin)
+                         allowed, self.margin, self.weights)
 
     def to_dict(self) -> dict:
         return dict(form=self.form, params=self.params, D=self.D.tolist(), B=self.B.tolist(),
-                    N=None if self.N is None else self.N.tolist(), r2_log=self.r2_log, lr=self.lr)
+                    N=None if self.N is None else self.N.tolist(), r2_log=self.r2_log, lr=self.lr,
+                    weights=None if self.weights is None else self.weights.tolist())
 
     @classmethod
     def from_dict(cls, d: dict, extrapolate: bool = False) -> "BoptCurve":
         """Inverse of :meth:`to_dict` (``bopt_curve.json``); a record without ``form`` is a power law."""
-        N = d.get("N")
+        N, w = d.get("N"), d.get("weights")
         return cls(d.get("form", "power"), dict(d["params"]), np.asarray(d["D"], float), np.asarray(d["B"], float),
                    None if N is None else np.asarray(N, float), float(d.get("r2_log", math.nan)), d.get("lr"),
-                   extrapolate)
+                   extrapolate, 2.0, None if w is None else np.asarray(w, float))
+
+
+def isotonic(y, w=None):
+    """The non-decreasing sequence closest to ``y`` in weighted least squares (pool adjacent violators).
+
+    O(n): each point is pushed once and pooled at most once. ``w`` (positive)
+    defaults to equal weights.
+    """
+    y = np.asarray(y, float)
+    w = np.ones_like(y) if w is None else np.asarray(w, float)
+    vals, wts, counts = [], [], []
+    for v, u in zip(y, w):
+        vals.append(v)
+        wts.append(u)
+        counts.append(1)
+        while len(vals) > 1 and vals[-2] > vals[-1]:
+            u2, c2, v2 = wts.pop(), counts.pop(), vals.pop()
+            vals[-1] = (vals[-1] * wts[-1] + v2 * u2) / (wts[-1] + u2)
+            wts[-1] += u2
+            counts[-1] += c2
+    return np.repeat(vals, counts)
 
 
 def _points(D, Bopt):
@@ -118,10 +151,11 @@ def _points(D, Bopt):
     if D.shape != B.shape:
         raise ValueError(f"D and Bopt must have the same length; got {D.size} and {B.size}")
     ok = np.isfinite(D) & np.isfinite(B) & (D > 0) & (B > 0)
-    return D[ok], B[ok], lr
+    return D[ok], B[ok], lr, ok
 
 
-def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=False, lr=None) -> BoptCurve:
+def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=False, lr=None,
+                   weights=None) -> BoptCurve:
     """Fit ``Bopt(D)`` (or ``Bopt(N, D)``) through per-target optima.
 
     Parameters
@@ -137,7 +171,11 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
         Model size ``N`` per point; adds the factor ``N^beta``.
     form : {"power", "monotone"}
         ``k N^beta D^alpha`` by least squares in log space, or a monotone
-        (PCHIP) interpolation of the running maximum of ``Bopt`` in log-log.
+        (PCHIP) interpolation in log-log of the weighted isotonic fit of
+        ``log Bopt`` (:func:`isotonic`: one noisy point is pooled with its
+        neighbours instead of lifting the rest of the curve).
+    weights : array_like, optional
+        ``monotone`` form: per-point weights (1 / variance of ``log Bopt``).
     extrapolate : bool
         Allow evaluation more than a factor 2 outside the fitted ``D`` range.
     lr : float, optional
@@ -147,7 +185,7 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
     -------
     BoptCurve
     """
-    D, B, found_lr = _points(D, Bopt)
+    D, B, found_lr, kept = _points(D, Bopt)
     lr = lr if lr is not None else found_lr
     if D.size < 2:
         raise ValueError(f"need at least 2 finite (D, Bopt) points to fit a curve; got {D.size}")
@@ -156,8 +194,9 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
     N = None if model_size is None else np.broadcast_to(np.asarray(model_size, float), D.shape).copy()
     y = np.log(B)
     if form == "monotone":
-        curve = BoptCurve("monotone", {}, D, B, N, 1.0, lr, extrapolate)
-        return BoptCurve("monotone", {}, D, B, N, _r2(y, np.log(curve(D))), lr, extrapolate)
+        w = None if weights is None else np.asarray(weights, float).ravel()[kept]
+        curve = BoptCurve("monotone", {}, D, B, N, 1.0, lr, True, 2.0, w)
+        return BoptCurve("monotone", {}, D, B, N, _r2(y, np.log(curve(D))), lr, extrapolate, 2.0, w)
     cols = [np.ones_like(D), np.log(D)]
     if N is not None and np.unique(N).size > 1:
         cols.append(np.log(N))
@@ -167,6 +206,43 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
     if len(coef) > 2:
         params["beta"] = float(coef[2])
     return BoptCurve("power", params, D, B, N, _r2(y, X @ coef), lr, extrapolate)
+
+
+def envelope_curve(env, upto=None, level=0.9, lr=None) -> BoptCurve:
+    """The noise-robust ``Bopt(D)`` a schedule follows: the envelope's readings, made monotone.
+
+    ``env`` is an :class:`~dbs_theory.estimators.EnvelopeBopt` or its
+    :meth:`~dbs_theory.estimators.EnvelopeBopt.to_dict` (``fit.json``'s
+    ``envelope``). Every reading at ``D <= upto`` enters: an identified
+    ``Bopt``; where the optimum lies past the grid, the grid edge (the largest
+    batch when it lies above, the smallest when below); where it is bracketed
+    by neighbours more than 2x apart, their geometric mean. They enter a
+    weighted isotonic fit of ``log Bopt`` against ``log D`` (weights: the
+    inverse variance of ``log Bopt`` from the ``level`` intervals, floored at 1%
+    so no point outweighs the rest without limit; a one-sided bound gets the
+    median weight; equal weights without intervals), joined by a monotone PCHIP
+    in log-log and held at its ends (:class:`BoptCurve`, ``form="monotone"``).
+    Seeds are already pooled by the envelope (it averages runs of one batch).
+    """
+    get = (lambda k: env.get(k)) if isinstance(env, dict) else (lambda k: getattr(env, k, None))
+    col = lambda k: np.full(len(get("data")), np.nan) if get(k) is None else \
+        np.array([np.nan if v is None else v for v in get(k)], float)
+    D, B, lo, hi = col("data"), col("bopt"), col("lo"), col("hi")
+    ident = np.asarray(get("identified"), bool) & np.isfinite(B)
+    value = np.where(ident, B, np.where(np.isfinite(lo) & np.isfinite(hi), np.sqrt(lo * hi),
+                                        np.where(np.isfinite(lo), lo, hi)))
+    ok = np.isfinite(value) & (D <= (np.inf if upto is None else upto))
+    if ident[ok].sum() < 2:
+        raise ValueError(f"the envelope identifies Bopt at {int(ident[ok].sum())} data amount(s)"
+                         + ("" if upto is None else f" up to {upto:g}") + "; need >= 2 to follow it")
+    from statistics import NormalDist
+
+    z = NormalDist().inv_cdf(0.5 + level / 2)
+    with np.errstate(all="ignore"):
+        sd = np.maximum(np.log(hi / lo) / (2 * z), 0.01)
+    w = np.where(np.isfinite(sd), 1 / sd**2, np.nan)[ok]
+    w = np.where(np.isfinite(w), w, np.nanmedian(w) if np.isfinite(w).any() else 1.0)
+    return fit_bopt_curve(D[ok], value[ok], form="monotone", lr=lr, weights=w)
 
 
 def _r2(y, yhat):

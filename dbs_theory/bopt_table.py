@@ -39,6 +39,8 @@ class BoptTable:
     crossovers : list of dict       Crossings of loss-vs-data curves.
     fits : list                     ``{law: FitResult}`` per row (row ``i`` is target ``i``: :meth:`index`).
     points : ESPoints               The (S, E) points behind the fits.
+    envelope : EnvelopeBopt or None Bopt(D) read off the runs over the whole data range they cover
+                                    (80 log-spaced amounts), not only at the targets.
     """
 
     rows: list
@@ -49,6 +51,7 @@ class BoptTable:
     crossovers: list
     fits: list = field(repr=False, default_factory=list)
     points: object = field(repr=False, default=None)
+    envelope: object = field(repr=False, default=None)
 
     def column(self, key):
         """One column of ``rows`` as a float array (NaN where missing)."""
@@ -65,7 +68,8 @@ class BoptTable:
         """``fit.json``: ``laws[i]`` holds the fitted laws' parameters of ``rows[i]``."""
         laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
         return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
-                    excluded=[list(e) for e in self.excluded], crossovers=self.crossovers)
+                    excluded=[list(e) for e in self.excluded], crossovers=self.crossovers,
+                    envelope=None if self.envelope is None else self.envelope.to_dict())
 
     def write(self, directory):
         """Write ``bopt_table.csv``, ``fit.json`` and ``es_points.csv`` atomically."""
@@ -171,16 +175,17 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
         row, fit = _target_row(pts, float(t), law, laws, bootstrap, seed)
         rows.append(row)
         fits.append(fit)
-    _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level)
+    env = _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level)
     verdict = _verdicts(rows, bootstrap)
     lrs = [r.lr for r in runs if r.lr is not None]
     lr = float(np.median(lrs)) if lrs else None
     return BoptTable(rows, verdict, law, lr, pts.excluded, crossovers(runs, smoothing, window, use),
-                     fits, pts)
+                     fits, pts, env)
 
 
 def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level=0.9):
-    """Put the envelope Bopt and the floor Bmin beside the three-phase fit, with an agreement flag."""
+    """Put the envelope Bopt and the floor Bmin beside the three-phase fit, with an agreement flag; return the
+    envelope over the data grid (``None`` with fewer than 3 batch sizes)."""
     ends = {}
     for r in runs:  # the data every batch size reaches, so the envelope grid ends where 3 sizes still compete
         ends[r.batch_size] = max(ends.get(r.batch_size, 0.0), float(r.tokens[-1]))
@@ -204,6 +209,7 @@ def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, lev
             lo, hi = _target_interval(env, j, row["target"])
             _put(row, "bopt_envelope", env.bopt[j], lo, hi, env.identified[j], env.reason[j])
         _cross_check(row)
+    return env
 
 
 def _target_interval(env, j, target):
@@ -228,7 +234,7 @@ def _cross_check(row, tolerance=1.25):
     """
     for key, other, name in (("bopt", "bopt_envelope", "the envelope"), ("bmin", "bmin_floor", "the loss floors")):
         if key in row and other in row:
-            row[f"agree_{key}"] = bool(abs(np.log(row[key] / row[other])) <= np.log(tolerance))
+            row[f"agree_{key}"] = not _above(abs(np.log(row[key] / row[other])), np.log(tolerance))
             if not row[f"agree_{key}"]:
                 row[f"{key}_status"] = (f"not identified: the three-phase fit ({row[key]:.4g}) disagrees with "
                                         f"{name} ({row[other]:.4g}) by more than {tolerance - 1:.0%}")
@@ -267,6 +273,22 @@ def _verdicts(rows, bootstrap):
     return out
 
 
+#: Relative margin (dimensionless) of a status boundary: a fitted value this close to it counts as on it, so a
+#: value that sits on a boundary does not take its status from its last bits (a refit on another machine or
+#: BLAS agrees to ~1e-10), while any difference the data can show (far above 1e-6) still decides.
+_RTOL = 1e-6
+
+
+def _at_least(value, bound):
+    """``value >= bound``, a ``value`` within :data:`_RTOL` (relative) below ``bound`` counting as on it."""
+    return value >= bound - _RTOL * abs(bound)
+
+
+def _above(value, bound):
+    """``value > bound``, a ``value`` within :data:`_RTOL` (relative) above ``bound`` counting as on it."""
+    return value > bound + _RTOL * abs(bound)
+
+
 def _linear_phase_check(law, S, B):
     """Reason the three-phase ``Bmin`` (the linear phase's slope A1) is not identified, or ''.
 
@@ -274,10 +296,10 @@ def _linear_phase_check(law, S, B):
     at least 3 points beyond S2, and the smallest batch that reached the
     target within 1.5x of A1 (a batch far above Bmin never shows the asymptote).
     """
-    n_lin = int(np.sum(S > law.s2))
+    n_lin = int(np.sum(_above(S, law.s2)))
     if n_lin < 3:
         return f"{n_lin} point(s) in the linear phase (need 3)"
-    if B.min() > 1.5 * law.bmin:
+    if _above(B.min(), 1.5 * law.bmin):
         return (f"the smallest batch that reached the target ({B.min():.4g}) is {B.min() / law.bmin:.1f}x the "
                 "fitted Bmin: the asymptote is extrapolated")
     return ""
@@ -301,12 +323,12 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         row["status"] = f"not fitted: {S.size} points < {LAWS[law] + 3} needed"
         return row, fits
     row["status"] = "ok"
-    if not main.r2_log >= R2_MIN:
+    if not _at_least(main.r2_log, R2_MIN):
         row["status"] = (f"not supported: the {law} fit explains too little (R^2 log {main.r2_log:.2f} < "
                          f"{R2_MIN}); noisy or too few points")
         return row, fits
     law_ = main.law
-    if not (S.min() <= law_.sopt <= S.max() and law_.emin >= 0.5 * E.min()):
+    if not (_at_least(law_.sopt, S.min()) and _at_least(S.max(), law_.sopt) and _at_least(law_.emin, 0.5 * E.min())):
         # The fitted minimum lies outside the observed steps (or far below every point): the data do
         # not bracket the optimum, so Bopt = Emin/Sopt is an extrapolation of a degenerate fit.
         row["status"] = (f"optimum not bracketed by the data (Sopt {law_.sopt:.4g} outside "

@@ -58,6 +58,8 @@ class EnvelopeBopt:
         at an uncertain ``D``.
     few_rows : the best batch's smoothed loss at ``D`` rests on raw rows (fewer
         than :data:`dbs_theory.curves.MIN_ROWS` in the smoothing window).
+    batches, by_batch : the batch sizes of the sweep and each one's mean smoothed
+        loss at each ``D`` (batches x data; NaN where its runs do not reach ``D``).
     """
 
     data: np.ndarray
@@ -70,6 +72,18 @@ class EnvelopeBopt:
     loss_lo: np.ndarray = None
     loss_hi: np.ndarray = None
     few_rows: np.ndarray = None
+    batches: np.ndarray = None
+    by_batch: np.ndarray = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready columns (NaN as ``None``): what ``fit.json`` stores as its ``envelope``."""
+        clean = lambda a: None if a is None else [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
+        out = {k: clean(getattr(self, k)) for k in ("data", "bopt", "lo", "hi", "loss", "loss_lo", "loss_hi",
+                                                    "batches")}
+        out["identified"] = [bool(v) for v in self.identified]
+        out["reason"] = list(self.reason)
+        out["by_batch"] = None if self.by_batch is None else [clean(row) for row in self.by_batch]
+        return out
 
 
 @dataclass(frozen=True)
@@ -271,7 +285,7 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
                   "best batch's neighbours"}
     few = _few_rows(groups, L, data, window)
     return EnvelopeBopt(data, bopt, lo, hi, loss, code == 0, [reasons[int(c)] for c in code], loss_lo, loss_hi,
-                        few)
+                        few, batches, L)
 
 
 def _few_rows(groups, L, data, window):

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-__all__ = ["HELP", "add_arguments", "run", "load_points"]
+__all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope"]
 
 HELP = "build a dynamic batch-size schedule (JSON, Megatron, OLMo-core) from a fit or a curve"
 EXAMPLES = """examples:
@@ -108,6 +108,9 @@ def _build(args):
             curve = BoptCurve("power", dict(k=k, alpha=alpha), np.array([args.horizon / 100, args.horizon]),
                               np.array([1.0, 1.0]), None, math.nan, args.lr, True)
         else:
+            env = load_envelope(args.source)
+            if env is not None:
+                return _from_envelope(args, env)
             D, B, lr, laws, lo, hi = load_points(args.source, band=True)
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
             check_lr(curve.lr, args.lr, "Bopt curve")
@@ -119,7 +122,43 @@ def _build(args):
         sched = dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
                               granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
                               horizon=args.horizon, unit=args.unit, lr=curve.lr)
-    return sched, curve, laws, band
+    return sched, curve, laws, band, None
+
+
+def load_envelope(path):
+    """``(envelope, lr, laws)`` from a ``dbs fit`` ``fit.json`` whose envelope identifies ``Bopt`` at >= 2 data
+    amounts, else ``None`` (an older fit.json, a frontier.json, or too few points: the per-target path)."""
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None  # load_points names what is wrong with the file
+    env = data.get("envelope") if isinstance(data, dict) else None
+    if not isinstance(env, dict) or sum(bool(v) for v in env.get("identified") or []) < 2:
+        return None
+    laws = data.get("laws") or []
+    return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
+
+
+def _from_envelope(args, found):
+    """:func:`_build` from the sweep's envelope (:func:`dbs_theory.sweep_schedule.schedule_from_envelope`)."""
+    import math
+
+    from ..bopt_curve import check_lr
+    from ..sweep_schedule import schedule_from_envelope
+
+    env, lr, laws = found
+    check_lr(lr, args.lr, "Bopt curve")
+    got = schedule_from_envelope(env, args.horizon, interval=args.interval, momentum=args.momentum,
+                                 granularity=args.granularity, min_batch=args.min_batch,
+                                 max_batch=args.max_batch if math.isfinite(args.max_batch) else math.inf,
+                                 unit=args.unit, lr=lr, extrapolate=args.extrapolate)
+    lo = [v for v, ok in zip(env["lo"], env["identified"]) if ok]
+    hi = [v for v, ok in zip(env["hi"], env["identified"]) if ok]
+    pts = [(d, b) for d, b, ok in zip(env["data"], env["bopt"], env["identified"]) if ok]
+    band = ([d for d, _ in pts], [b for _, b in pts], lo, hi) if None not in lo + hi else None
+    return got.schedule, got.curve, laws, band, got
 
 
 def run(args):
@@ -129,7 +168,7 @@ def run(args):
 
     _check_args(args)
     check_writable(args.out)
-    sched, curve, laws, band_points = _build(args)
+    sched, curve, laws, band_points, chosen = _build(args)
     out = ensure_writable_dir(args.out)
     meg, step = _megatron(sched, args.seq_len), _megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core()
@@ -138,7 +177,10 @@ def run(args):
     band = _band(curve, band_points, args.horizon)
     with atomic_write(out / "exports.json") as fh:
         json.dump(dict(**step, megatron_rampup=meg, olmo_core=olmo,
-                       curve=None if curve is None else curve.to_dict(), band=band), fh, indent=1)
+                       curve=None if curve is None else curve.to_dict(), band=band,
+                       **({} if chosen is None else _choice_record(chosen))), fh, indent=1)
+    if chosen is not None:
+        _print_choice(chosen, args.horizon)
     print(f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
           + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}"))
     if curve is not None and curve.form == "power":
@@ -158,6 +200,26 @@ def run(args):
         _time_optimal(args, laws)
     print(f"\nwrote {out}/schedule.json, exports.json")
     return 0
+
+
+def _choice_record(c):
+    """``exports.json``'s record of which schedule was chosen and why."""
+    return dict(recommendation=c.recommendation, reason=c.reason, best_fixed=c.best_fixed,
+                best_fixed_at=c.best_fixed_at, measured_to=c.measured_to,
+                dynamic=[{"from": a, "batch_size": b} for a, b in c.dynamic.segments])
+
+
+def _print_choice(c, horizon):
+    if c.recommendation == "fixed":
+        print(f"warning: {c.reason}. schedule.json holds that fixed batch; the dynamic schedule it replaces "
+              f"({c.dynamic.sizes[0]:.4g} -> {c.dynamic.sizes[-1]:.4g}) is in exports.json")
+    else:
+        print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
+    if horizon > c.measured_to * (1 + 1e-9):
+        print(f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
+              f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
+              "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
+              "measured")
 
 
 def _band(curve, points, horizon):

@@ -1,0 +1,157 @@
+"""From a measured sweep to a batch schedule, judged against the sweep's own best fixed batch.
+
+The main path of the package: ``dbs fit`` reads ``Bopt(D)`` off the runs'
+envelope over every data amount they cover (``fit.json``'s ``envelope``), and
+``dbs schedule --from fit.json`` follows it with the paper's rule
+(:func:`~dbs_theory.batch_schedules.dynamic_batch`) on the noise-robust curve
+of :func:`~dbs_theory.bopt_curve.envelope_curve`. What a user would do without
+the package is take the sweep's best batch at the budget; so the schedule is
+handed out only when the sweep resolves that ``Bopt`` grows over the run (the
+``level`` interval at the budget lies wholly above the one at the first
+re-evaluation): a dynamic schedule's gain comes from starting below the final
+batch, and where the growth is inside the noise it is not expected to beat the
+best fixed batch, which is recommended instead.
+
+Past the sweep's data (``extrapolate=True``) the curve is held at the larger
+of its last value and the best fixed batch at the last measured data: ``Bopt``
+does not fall as ``D`` grows, and how far it keeps growing is not measured.
+
+Units: data and batch sizes in the logs' unit (tokens or examples).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .batch_schedules import BatchSchedule, constant_batch, dynamic_batch
+from .bopt_curve import BoptCurve, envelope_curve
+
+__all__ = ["SweepSchedule", "schedule_from_envelope", "best_fixed_batch", "growth_resolved", "measured_range"]
+
+
+@dataclass(frozen=True)
+class SweepSchedule:
+    """The schedule to use, and why.
+
+    Attributes
+    ----------
+    schedule : BatchSchedule     What to run: the dynamic schedule, or the best fixed batch.
+    dynamic : BatchSchedule      The paper's rule on the measured curve (also when not recommended).
+    curve : BoptCurve            The noise-robust ``Bopt(D)`` it follows.
+    recommendation : str         ``dynamic`` or ``fixed``.
+    reason : str                 One sentence: why.
+    best_fixed : float           The sweep's best batch at ``best_fixed_at`` (a batch it ran).
+    best_fixed_at : float        Data where that was read: the horizon, or the sweep's last data.
+    measured_to : float          The largest data amount the envelope covers.
+    """
+
+    schedule: BatchSchedule
+    dynamic: BatchSchedule
+    curve: BoptCurve
+    recommendation: str
+    reason: str
+    best_fixed: float
+    best_fixed_at: float
+    measured_to: float
+
+
+def _get(env, key):
+    v = env.get(key) if isinstance(env, dict) else getattr(env, key, None)
+    return None if v is None else np.array([np.nan if x is None else x for x in np.ravel(v)], float)
+
+
+def measured_range(env, share=0.75):
+    """The largest data amount that at least ``share`` of the sweep's batch sizes reach (a sweep cut at a
+    budget ends a step past it for some batches: the few that overshoot do not extend the range)."""
+    D = _get(env, "data")
+    by = env["by_batch"] if isinstance(env, dict) else env.by_batch
+    if by is None:
+        return float(D[-1])
+    reach = np.isfinite(np.array([[np.nan if v is None else v for v in row] for row in by], float)).sum(axis=0)
+    ok = np.nonzero(reach >= share * reach.max())[0]
+    return float(D[ok[-1]])
+
+
+def best_fixed_batch(env, at):
+    """The sweep's batch with the lowest smoothed loss at data ``at`` (``at`` clipped to the envelope's
+    range), among the batches whose runs reach it; ``(batch, loss)``."""
+    D, batches = _get(env, "data"), _get(env, "batches")
+    by = env["by_batch"] if isinstance(env, dict) else env.by_batch
+    L = np.array([[np.nan if v is None else v for v in row] for row in by], float)
+    x = math.log(min(max(at, D[0]), D[-1]))
+    j = int(np.clip(np.searchsorted(np.log(D), x), 1, D.size - 1))
+    f = (x - math.log(D[j - 1])) / (math.log(D[j]) - math.log(D[j - 1]))
+    col = L[:, j - 1] * (1 - f) + L[:, j] * f
+    if not np.isfinite(col).any():
+        raise ValueError(f"no batch of the sweep reaches D={at:g}")
+    k = int(np.nanargmin(col))
+    return float(batches[k]), float(col[k])
+
+
+def growth_resolved(env, D0, D1):
+    """Whether the sweep resolves ``Bopt(D1) > Bopt(D0)``: ``(bool, sentence)``.
+
+    With intervals, the one at the last identified ``D <= D1`` lies wholly
+    above the one at the first identified ``D >= D0``; without (exact
+    curves), the value rises.
+    """
+    D, B, lo, hi = (_get(env, k) for k in ("data", "bopt", "lo", "hi"))
+    ident = np.asarray(env["identified"] if isinstance(env, dict) else env.identified, bool) & np.isfinite(B)
+    early = np.nonzero(ident & (D >= D0 * (1 - 1e-9)))[0]
+    late = np.nonzero(ident & (D <= D1 * (1 + 1e-9)))[0]
+    if not early.size or not late.size or late[-1] <= early[0]:
+        return False, f"the envelope does not identify Bopt at two data amounts between {D0:.4g} and {D1:.4g}"
+    a, b = early[0], late[-1]
+    have = lo is not None and hi is not None and np.isfinite([lo[a], hi[a], lo[b], hi[b]]).all()
+    if have:
+        ok = hi[a] < lo[b]
+        text = (f"Bopt {B[a]:.4g} [{lo[a]:.4g}, {hi[a]:.4g}] at D={D[a]:.4g} vs {B[b]:.4g} [{lo[b]:.4g}, "
+                f"{hi[b]:.4g}] at D={D[b]:.4g}")
+    else:
+        ok = B[b] > B[a]
+        text = f"Bopt {B[a]:.4g} at D={D[a]:.4g} vs {B[b]:.4g} at D={D[b]:.4g} (no intervals)"
+    return bool(ok), text
+
+
+def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granularity=1.0, min_batch=1.0,
+                           max_batch=math.inf, unit="tokens", lr=None, extrapolate=False, level=0.9):
+    """The paper's rule on the sweep's measured ``Bopt(D)``, or its best fixed batch when that is safer.
+
+    Parameters
+    ----------
+    env : EnvelopeBopt or dict          The sweep's envelope (``fit.json``'s ``envelope``).
+    horizon : float                     Total data of the run.
+    interval, momentum, granularity, min_batch, max_batch, unit, lr
+        As :func:`~dbs_theory.batch_schedules.dynamic_batch` (``interval`` defaults to horizon / 50).
+    extrapolate : bool                  Allow a horizon past the sweep's data (the curve is held there).
+
+    Returns
+    -------
+    SweepSchedule
+    """
+    measured_to = measured_range(env)
+    if horizon > measured_to * (1 + 1e-9) and not extrapolate:
+        raise ValueError(f"--horizon {horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
+                         "run the sweep longer, or allow it with --extrapolate (Bopt is then held at its last "
+                         "measured value)")
+    interval = horizon / 50 if interval is None else interval
+    curve = envelope_curve(env, level=level, lr=lr)
+    at = min(horizon, measured_to)
+    best, _ = best_fixed_batch(env, at)
+    held = max(float(curve(measured_to)), best)
+    follow = lambda x: float(curve(x)) if x <= measured_to else held
+    dyn = dynamic_batch(follow, interval=interval, momentum=momentum, initial=follow(interval),
+                        granularity=granularity, min_batch=min_batch, max_batch=min(max_batch, horizon),
+                        horizon=horizon, unit=unit, lr=lr)
+    ok, why = growth_resolved(env, interval, at)
+    fixed = constant_batch(max(granularity, round(best / granularity) * granularity), unit, lr)
+    if ok:
+        reason = f"the sweep resolves that Bopt grows over the run: {why}"
+    else:
+        reason = (f"the sweep does not resolve that Bopt grows over the run ({why}): a dynamic schedule is not "
+                  f"expected to beat the best fixed batch {best:.4g}; run that, or add seeds where the envelope "
+                  "is uncertain (dbs plan)")
+    return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at,
+                         measured_to)

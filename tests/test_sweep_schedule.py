@@ -1,0 +1,90 @@
+"""The main path, dbs fit then dbs schedule, on a sweep with the truth known (issue 26).
+
+The exact answers come from the simulator: the loss at the budget of any batch
+schedule (``sim.schedule_eval.loss_at_budget``); the user's alternative is the
+sweep's own best grid batch at the budget.
+"""
+import json
+
+import numpy as np
+import pytest
+
+import sim
+from dbs_theory.batch_schedules import BatchSchedule
+from dbs_theory.bopt_table import bopt_table
+from dbs_theory.cli import main
+from dbs_theory.sweep_schedule import growth_resolved, schedule_from_envelope
+from sim.schedule_eval import loss_at_budget
+from sim.trainer_logs import exact_log
+
+ETA, BUDGET = 0.5, 2e4
+BATCHES = 2.0 ** np.arange(10)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """An exact 2x sweep, every run to the budget, a row every S/1000 steps; dbs fit's table written."""
+    nqm = sim.NQM.zhang2019(300)
+    runs = [exact_log(nqm, ETA, B, data=BUDGET, every=max(1, int(BUDGET / B) // 1000)) for B in BATCHES]
+    table = bopt_table(runs, bootstrap=0)
+    out = tmp_path_factory.mktemp("fit")
+    table.write(out)
+    return nqm, runs, table, out / "fit.json"
+
+
+def test_fit_json_holds_bopt_over_the_data_the_sweep_covers_not_only_at_targets(sweep):
+    nqm, runs, table, path = sweep
+    env = json.loads(path.read_text())["envelope"]
+    ident = [d for d, ok in zip(env["data"], env["identified"]) if ok]
+    assert max(ident) >= 0.9 * BUDGET  # the three-phase targets stop far short of the budget
+    assert max(r.get("data_envelope") or 0 for r in table.rows) < 0.5 * BUDGET
+    assert len(env["by_batch"]) == BATCHES.size
+
+
+def test_dbs_schedule_within_the_swept_range_needs_no_extrapolate_and_beats_the_best_fixed_batch(
+        sweep, tmp_path, capsys):
+    nqm, runs, _, path = sweep
+    assert main(["schedule", "--from", str(path), "--horizon", f"{BUDGET:g}", "--unit", "examples",
+                 "--out", str(tmp_path)]) == 0
+    sched = BatchSchedule.from_json((tmp_path / "schedule.json").read_text())
+    grid_best = min(loss_at_budget(nqm, ETA, B, BUDGET) for B in BATCHES)
+    assert sched.kind != "constant" and sched.sizes[-1] > 4 * sched.sizes[0]
+    assert loss_at_budget(nqm, ETA, sched, BUDGET) < grid_best
+    assert "resolves that Bopt grows" in capsys.readouterr().out
+
+
+def test_past_the_swept_range_extrapolate_is_asked_for_and_holds_the_curve(sweep, tmp_path, capsys):
+    _, _, _, path = sweep
+    argv = ["schedule", "--from", str(path), "--horizon", f"{3 * BUDGET:g}", "--unit", "examples",
+            "--out", str(tmp_path)]
+    assert main(argv) == 2
+    assert "past the sweep's data" in capsys.readouterr().err and not (tmp_path / "schedule.json").exists()
+    assert main(argv + ["--extrapolate"]) == 0
+    assert "held at" in capsys.readouterr().out
+    ex = json.loads((tmp_path / "exports.json").read_text())
+    sched = BatchSchedule.from_json((tmp_path / "schedule.json").read_text())
+    assert sched(3 * BUDGET) >= ex["best_fixed"]  # never below the best fixed batch at the last measured data
+
+
+def _env(lo0, hi0, lo1, hi1, b0=4.0, b1=32.0):
+    """A two-point envelope: Bopt b0 [lo0, hi0] at D = 100, b1 [lo1, hi1] at D = 1e4; batches 2..64."""
+    batches = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
+    by = [[3.0, 1.0 + 0.01 * abs(np.log(b / 32))] for b in batches]
+    return dict(data=[100.0, 1e4], bopt=[b0, b1], lo=[lo0, lo1], hi=[hi0, hi1], identified=[True, True],
+                batches=batches, by_batch=by, reason=["", ""])
+
+
+def test_growth_counts_as_resolved_only_when_the_intervals_separate():
+    assert growth_resolved(_env(3, 5, 5.01, 40), 100, 1e4)[0]
+    assert not growth_resolved(_env(3, 5, 5.0, 40), 100, 1e4)[0]      # touching: not resolved
+    assert not growth_resolved(_env(3, 20, 10, 40), 100, 1e4)[0]       # overlapping
+    assert growth_resolved(_env(np.nan, np.nan, np.nan, np.nan), 100, 1e4)[0]  # exact values: a rise is real
+    assert not growth_resolved(_env(np.nan, np.nan, np.nan, np.nan, 32.0, 32.0), 100, 1e4)[0]
+
+
+def test_an_unresolved_growth_hands_out_the_best_fixed_batch_not_a_dynamic_schedule():
+    got = schedule_from_envelope(_env(3, 20, 10, 40), 1e4, unit="examples", interval=100)
+    assert got.recommendation == "fixed" and got.schedule.kind == "constant"
+    assert got.schedule(5e3) == got.best_fixed == 32.0 and "not expected to beat" in got.reason
+    got = schedule_from_envelope(_env(3, 5, 6, 40), 1e4, unit="examples", interval=100)
+    assert got.recommendation == "dynamic" and got.schedule.sizes[0] < got.schedule.sizes[-1]
