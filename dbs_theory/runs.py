@@ -32,11 +32,13 @@ class Run:
 
     Attributes
     ----------
-    name : str
-    batch_size : float          Batch size (tokens or examples); the most common value if it varies.
+    name : str                  The run's identity: its name in a log, or its path (module readers).
+    batch_size : float          Global batch (tokens or examples); where the logged batch changes
+                                (``dynamic``), the batch of the run's last fixed stretch.
     step, tokens, loss : ndarray
         Optimizer steps, data consumed, training loss.
-    extra : dict                Optional columns (``lr``, ``val_loss``, ...) as arrays.
+    extra : dict                Optional columns (``lr``, ``val_loss``, ...) as arrays; ``batch_size``, the
+                                batch of each row, when the batch changes within the run.
     """
 
     name: str
@@ -45,6 +47,12 @@ class Run:
     tokens: np.ndarray
     loss: np.ndarray
     extra: dict = field(default_factory=dict)
+
+    @property
+    def dynamic(self) -> bool:
+        """True when the logged batch changes within the run (per row in ``extra["batch_size"]``)."""
+        b = self.extra.get("batch_size")
+        return b is not None and np.unique(b).size > 1
 
     @property
     def lr(self):
@@ -70,10 +78,13 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _read_rows(path: Path):
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def _read_rows(path: Path, as_json: bool):
     """``(columns, line_numbers)``: ``{name: list of cell values}`` and the line each row came from."""
     text = _read_text(path)
-    if path.suffix.lower() in (".jsonl", ".json", ".ndjson"):
+    if as_json:
         rows, lines = [], []
         for i, line in enumerate(text.splitlines(), 1):
             if line.strip():
@@ -155,9 +166,14 @@ class _CsvLines:
         raise IndexError(i)
 
 
-def _column(values, key, path, lines, numeric=True):
+def _column(values, key, path, lines, numeric=True, typed=False):
+    """One column as an array; ``typed`` (JSON): a number must be a JSON number, not a bool or a string."""
     if isinstance(values, np.ndarray):
         return values
+    if typed and numeric:
+        for i, v in enumerate(values):
+            if not (v is None or v == "" or (isinstance(v, (int, float)) and not isinstance(v, bool))):
+                raise ValueError(f"{path}:{lines[i]}: column {key!r} has a non-numeric value {v!r}")
     if not numeric:
         if all(type(v) is str for v in values):
             return np.array(values, dtype=object)
@@ -175,28 +191,31 @@ def _column(values, key, path, lines, numeric=True):
     return out
 
 
-def _files(path: Path):
+def _files(path: Path, log_format=None):
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
     if path.is_dir():
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in (".csv", ".jsonl", ".ndjson"))
+        suffixes = {"csv": (".csv",), "jsonl": (".jsonl", ".ndjson")}.get(log_format, (".csv", ".jsonl", ".ndjson"))
+        files = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
         if not files:
-            raise ValueError(f"{path}: the directory holds no .csv or .jsonl logs")
+            raise ValueError(f"{path}: the directory holds no {' or '.join(suffixes)} logs")
         return files
     return [path]
 
 
-def _read_file(f: Path):
-    """One log file as columns: ``(names, {column: array}, {optional: array})``."""
-    got, lines = _read_rows(f)
+def _read_file(f: Path, log_format=None):
+    """One log file as ``(names, {column: array}, {optional: array}, where)``; ``where(i)`` is row i's
+    ``file:line``. ``log_format`` (csv, jsonl) overrides the file's suffix."""
+    as_json = log_format == "jsonl" or (log_format is None and f.suffix.lower() in JSON_SUFFIXES)
+    got, lines = _read_rows(f, as_json)
     missing = [c for c in REQUIRED if c not in got]
     if not lines or missing:
         raise ValueError(f"{f}: missing column(s) {', '.join(missing) or ', '.join(REQUIRED)}"
                          + ("" if lines else " (no data rows)"))
     names = _column(got["run"], "run", f, lines, numeric=False)
-    cols = {c: _column(got[c], c, f, lines) for c in REQUIRED[1:]}
-    extra = {c: _column(got[c], c, f, lines) for c in OPTIONAL if c in got}
-    return names, cols, extra
+    cols = {c: _column(got[c], c, f, lines, typed=as_json) for c in REQUIRED[1:]}
+    extra = {c: _column(got[c], c, f, lines, typed=as_json) for c in OPTIONAL if c in got}
+    return names, cols, extra, lambda i: f"{f}:{lines[i]}"
 
 
 def _check_sources(names, cols, source, files):
@@ -221,43 +240,41 @@ def _check_sources(names, cols, source, files):
         seen[name] = info
 
 
-def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, batch_tag=None):
+def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, batch_tag=None, log_format=None):
     """Read runs from CSV/JSONL files or directories of them, Hugging Face ``Trainer`` output folders or
     W&B CSV exports, TensorBoard event folders (:mod:`dbs_theory.readers`; ``batch_sizes`` ``{run: B}``,
-    ``loss_tag`` and ``batch_tag`` for those).
+    ``loss_tag`` and ``batch_tag`` for those; ``log_format``, one of :data:`dbs_theory.readers.FORMATS`,
+    chooses the reader instead of the path).
 
     Rows are grouped by ``run`` and sorted by ``step``. Repairs, each with a
     warning: unsorted rows are sorted; repeated steps (as after a resume)
     keep the last row; rows with NaN or infinite loss are dropped while they
-    are at most ``max_bad_fraction`` of a run. Grouping sorts once, so the
-    cost is O(rows log rows) whatever the number of runs.
+    are at most ``max_bad_fraction`` of a run. A run whose batch changes is
+    kept as a dynamic-batch run (:attr:`Run.dynamic`, with a warning). Grouping
+    sorts once, so the cost is O(rows log rows) whatever the number of runs.
 
     Raises
     ------
     FileNotFoundError
         A path does not exist.
     ValueError
-        Empty, binary or malformed file, missing column, non-numeric value
-        (named by file, line and column), non-positive batch size, a run
-        whose loss is mostly NaN/inf, or one run name in two files with
-        different batch sizes or overlapping steps.
+        One line naming the file and line (or entry, or step) at fault:
+        empty, binary or malformed file, missing column, non-numeric value
+        (a bool or a string in JSON), non-positive batch size, a negative
+        step or token count, tokens that fall or disagree with step x
+        batch_size by more than :data:`dbs_theory.readers.REL_TOL`, a value
+        beyond :data:`LIMITS`, a run whose loss is mostly NaN/inf, or one run
+        name in two files with different batch sizes or overlapping steps.
 
     Returns
     -------
     list of Run
     """
+    if log_format is not None and log_format not in readers.FORMATS:
+        raise ValueError(f"--format must be one of {', '.join(readers.FORMATS)}; got {log_format!r}")
     files, parts = [], []
     for p in map(Path, paths):
-        if not p.exists():
-            raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
-        kind = readers.detect(p)
-        if kind == "native":
-            got = [(f, _read_file(f)) for f in _files(p)]
-        else:
-            read = {"hf": lambda: readers.read_hf(p, batch_sizes),
-                    "wandb": lambda: readers.read_wandb(p, batch_sizes, loss_tag),
-                    "tensorboard": lambda: readers.read_tensorboard(p, batch_sizes, loss_tag, batch_tag)}[kind]()
-            got = [(p, part) for part in read]
+        got = _read_path(p, log_format, batch_sizes, loss_tag, batch_tag)
         files += [f for f, _ in got]
         parts += [part for _, part in got]
     names = np.concatenate([p[0] for p in parts])
@@ -265,32 +282,64 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     keys = dict.fromkeys(k for p in parts for k in p[2])
     extra = {k: np.concatenate([p[2].get(k, np.full(p[0].size, np.nan)) for p in parts]) for k in keys}
     source = np.concatenate([np.full(p[0].size, i) for i, p in enumerate(parts)])
+    row = np.concatenate([np.arange(p[0].size) for p in parts])
     if len(files) > 1:
         _check_sources(names, cols, source, files)
     codes = {}  # run name -> group number, in order of first appearance
     inverse = np.fromiter((codes.setdefault(n, len(codes)) for n in names), dtype=np.int64, count=names.size)
     groups = np.argsort(inverse, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(inverse, minlength=len(codes)))]
-    return [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction)
+    locate = (lambda g: parts[source[g]][3](int(row[g])))
+    return [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction, locate)
             for name, g in codes.items()]
 
 
-def _one_run(name, idx, cols, extra, max_bad):
-    step, tokens, loss, bs = (cols[c][idx] for c in ("step", "tokens", "loss", "batch_size"))
-    if not np.all(np.isfinite(bs)) or np.any(bs <= 0):
-        bad = bs[~(np.isfinite(bs) & (bs > 0))][0]
-        raise ValueError(f"run {name!r}: batch_size must be positive; got {float(bad):g}")
-    if not (np.all(np.isfinite(step)) and np.all(np.isfinite(tokens))):
-        raise ValueError(f"run {name!r}: step and tokens must be finite numbers")
+def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
+    """``[(source, part)]``: the runs one path given to :func:`load_runs` holds, by its reader."""
+    if not p.exists():
+        raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
+    kind = "native" if log_format in ("csv", "jsonl") else log_format or readers.detect(p)
+    if kind == "native":
+        return [(f, _read_file(f, log_format)) for f in _files(p, log_format)]
+    read = {"hf": lambda: readers.read_hf(p, batch_sizes),
+            "wandb": lambda: readers.read_wandb(p, batch_sizes, loss_tag),
+            "tensorboard": lambda: readers.read_tensorboard(p, batch_sizes, loss_tag, batch_tag)}[kind]
+    return [(p, part) for part in read()]
+
+
+LIMITS = dict(batch_size=1e12, step=1e15, tokens=1e18, loss=1e30)  # beyond any training run, far below overflow
+
+
+def _check_rows(name, idx, cols, locate):
+    """Refuse, naming the first bad row: a batch that is not positive, a step or token count that is not a
+    finite non-negative number, or a magnitude beyond :data:`LIMITS`."""
+    for c in ("batch_size", "step", "tokens", "loss"):
+        v = cols[c][idx]
+        fin = np.isfinite(v)
+        checks = [(fin & (np.abs(v) > LIMITS[c]), lambda x: f"{c} {x:g} is beyond any training run "
+                   f"(|{c}| > {LIMITS[c]:g})")]
+        if c == "batch_size":
+            checks.insert(0, (~(fin & (v > 0)), lambda x: f"batch_size must be positive; got {x:g}"))
+        elif c != "loss":
+            checks[:0] = [(~fin, lambda x: f"{c} must be a finite number; got {x:g}"),
+                          (v < 0, lambda x: f"{c} {x:g} is negative")]
+        for bad, say in checks:
+            if bad.any():
+                j = int(np.flatnonzero(bad)[0])
+                raise ValueError(f"{locate(idx[j])}: {say(float(v[j]))} (run {name!r})")
+
+
+def _order(name, step, bs, loss, max_bad):
+    """Indices of the rows kept, in step order: NaN/inf loss dropped, the last of each repeated step."""
     bad = ~np.isfinite(loss)
     if bad.mean() > max_bad:
         raise ValueError(f"run {name!r}: {bad.sum()} of {bad.size} loss values are NaN or inf")
     if bad.any():
-        warnings.warn(f"run {name!r}: dropped {bad.sum()} rows with NaN/inf loss", stacklevel=3)
+        warnings.warn(f"run {name!r}: dropped {bad.sum()} rows with NaN/inf loss", stacklevel=4)
     keep = ~bad
     order = np.argsort(step[keep], kind="stable")
     if np.any(np.diff(step[keep]) < 0):
-        warnings.warn(f"run {name!r}: rows were not sorted by step; sorted them", stacklevel=3)
+        warnings.warn(f"run {name!r}: rows were not sorted by step; sorted them", stacklevel=4)
     sel = np.nonzero(keep)[0][order]
     s = step[sel]
     last = np.r_[s[1:] != s[:-1], True]  # the last row of each repeated step wins
@@ -300,19 +349,55 @@ def _one_run(name, idx, cols, extra, max_bad):
                          "give each its own name")
     if not last.all():
         warnings.warn(f"run {name!r}: {int((~last).sum())} repeated steps (a resume?); kept the last "
-                      "row of each", stacklevel=3)
-    sel = sel[last]
-    vals, counts = np.unique(bs[sel], return_counts=True)
+                      "row of each", stacklevel=4)
+    return sel[last]
+
+
+def _check_tokens(name, s, t, b, where):
+    """Tokens never fall, and rise over each logged interval by its steps x the batch (between the batches
+    at its two ends, within :data:`dbs_theory.readers.REL_TOL`); ``where(j)`` names row j."""
+    dt, ds = np.diff(t), np.diff(s)
+    falls = np.flatnonzero(dt < 0)
+    if falls.size:
+        j = falls[0] + 1
+        raise ValueError(f"{where(j)}: tokens fall from {t[j - 1]:g} to {t[j]:g} in run {name!r} "
+                         "(data consumed so far never decreases)")
+    lo, hi = np.minimum(b[:-1], b[1:]) * ds, np.maximum(b[:-1], b[1:]) * ds
+    slack = 1e-6 * np.abs(t[1:])  # float32 logs (TensorBoard) round large counts
+    off = np.flatnonzero((dt < lo * (1 - readers.REL_TOL) - slack) | (dt > hi * (1 + readers.REL_TOL) + slack))
+    if off.size:
+        j = off[0] + 1
+        raise ValueError(f"{where(j)}: tokens rise by {dt[j - 1]:g} over {ds[j - 1]:g} step(s) but batch_size "
+                         f"{b[j]:g} makes {b[j] * ds[j - 1]:g} in run {name!r}: tokens and batch_size must be "
+                         "in one unit (tokens: data consumed so far)")
+
+
+def _one_run(name, idx, cols, extra, max_bad, locate=None):
+    """The checked, ordered :class:`Run` of rows ``idx``; ``locate(row)`` names a row's origin."""
+    locate = locate or (lambda g: f"run {name!r}, row {g + 1}")
+    _check_rows(name, idx, cols, locate)
+    step, tokens, loss, bs = (cols[c][idx] for c in ("step", "tokens", "loss", "batch_size"))
+    sel = _order(name, step, bs, loss, max_bad)
+    _check_tokens(name, step[sel], tokens[sel], bs[sel], lambda j: locate(idx[sel[j]]))
     ex = {k: v[idx][sel] for k, v in extra.items()}
-    return Run(name, float(vals[np.argmax(counts)]), step[sel], tokens[sel], loss[sel], ex)
+    b = bs[sel]
+    if np.unique(b).size > 1:
+        ex["batch_size"] = b
+        stretches = b[np.r_[True, b[1:] != b[:-1]]]
+        shown = " -> ".join(f"{x:g}" for x in stretches[:6]) + (" -> ..." if stretches.size > 6 else "")
+        warnings.warn(f"run {name!r}: its batch size changes ({shown}): "
+                      f"a dynamic-batch run; its batch per row is kept, batch_size is its last stretch's "
+                      f"({b[-1]:g})", stacklevel=3)
+    return Run(name, float(b[-1]), step[sel], tokens[sel], loss[sel], ex)
 
 
 def write_runs(runs, path):
-    """Write runs to ``path`` (CSV, or JSONL if it ends in .jsonl), atomically."""
+    """Write runs to ``path`` (CSV, or JSONL if it ends in .jsonl), atomically; a dynamic-batch run's
+    ``batch_size`` column is its batch per row."""
     from .io import atomic_write
 
     path = Path(path)
-    keys = list(REQUIRED) + sorted({k for r in runs for k in r.extra})
+    keys = list(REQUIRED) + sorted({k for r in runs for k in r.extra} - set(REQUIRED))
     with atomic_write(path) as fh:
         if path.suffix.lower() == ".jsonl":
             for r in runs:

@@ -49,6 +49,19 @@ def files(tmp_path_factory):
     (d / "cfg_type.json").write_text(json.dumps({"tokens": "abc"}))
     rows = [HEADER] + [f"r{b},{b},{s},{s * b},{3 - s / 100},0.001\n" for b in (2, 4) for s in range(50)]
     (d / "two_batches.csv").write_text("".join(rows))
+    (d / "wandb_cell.csv").write_text("Step,a - loss\n1,3.0\n2,abc\n")
+    (d / "wandb_step.csv").write_text("Step,a - loss\n1,3.0\n,2.0\n")
+    (d / "neg_tokens.csv").write_text(HEADER + "r,8,1,-8,3.0,0.001\nr,8,2,0,2.9,0.001\n")
+    good = [f"r{b},{b},{s},{s * b},{1 + 2 / b + 3 * 0.99 ** s:.6f},0.001\n" for b in (2, 4, 8) for s in range(0, 500, 10)]
+    (d / "absurd_batch.csv").write_text("".join([HEADER, *good] + [f"x,7.6e300,{s},{s * 7.6e300},{3 - s / 1e3},0.001\n"
+                                                                   for s in range(0, 500, 10)]))
+    (d / "huge_loss.csv").write_text("".join([HEADER, *good] + [f"x,16,{s},{s * 16},1e300,0.001\n"
+                                                                for s in range(0, 500, 10)]))
+    (d / "bool_loss.jsonl").write_text('{"run": "r", "batch_size": 8, "step": 1, "tokens": 8, "loss": 3.0}\n'
+                                       '{"run": "r", "batch_size": 8, "step": 2, "tokens": 16, "loss": true}\n')
+    (d / "hf_dec" / "r").mkdir(parents=True)
+    (d / "hf_dec" / "r" / "trainer_state.json").write_text(json.dumps({"log_history": [
+        {"step": s, "loss": 3.0 - s / 10, "num_input_tokens_seen": t} for s, t in ((1, 8), (2, 16), (3, 4))]}))
     return d
 
 
@@ -167,6 +180,23 @@ CASES = [
     ("plan-two-batches", ["plan", "{d}/two_batches.csv", "--budget", "1e4", "--out", "{d}/o66"],
      ["3 batch"], "o66"),
     ("simulate-plan-tol", ["simulate", "plan", "--tol", "0", "--out", "{d}/o67"], ["--tol"], "o67"),
+    # -- issue 27: readers that never guess; each names the file and line (or entry) at fault --
+    ("fit-wandb-non-numeric-cell", ["fit", "{d}/wandb_cell.csv", "--batch-size", "a=8", "--out", "{d}/o68"],
+     ["wandb_cell.csv:3", "column 2", "abc"], "o68"),
+    ("fit-wandb-empty-step", ["fit", "{d}/wandb_step.csv", "--batch-size", "a=8", "--out", "{d}/o69"],
+     ["wandb_step.csv:3", "Step"], "o69"),
+    ("fit-negative-tokens", ["fit", "{d}/neg_tokens.csv", "--out", "{d}/o70"], ["neg_tokens.csv:2", "tokens -8"],
+     "o70"),
+    ("fit-absurd-batch", ["fit", "{d}/absurd_batch.csv", "--out", "{d}/o71"], ["absurd_batch.csv", "7.6e+300"],
+     "o71"),
+    ("fit-huge-loss", ["fit", "{d}/huge_loss.csv", "--out", "{d}/o72"], ["huge_loss.csv", "1e+300"], "o72"),
+    ("fit-bool-loss", ["fit", "{d}/bool_loss.jsonl", "--out", "{d}/o73"], ["bool_loss.jsonl:2", "True"], "o73"),
+    ("fit-hf-falling-tokens", ["fit", "{d}/hf_dec", "--out", "{d}/o74"], ["trainer_state.json", "entry 2", "falls"],
+     "o74"),
+    ("fit-batch-map-missing", ["fit", "{d}/good.csv", "--batch-size", "{d}/nomap.json", "--out", "{d}/o75"],
+     ["nomap.json"], "o75"),
+    ("plan-format-mismatch", ["plan", "{d}/good.csv", "--format", "hf", "--budget", "1e4", "--out", "{d}/o76"],
+     ["good.csv", "trainer_state"], "o76"),
 ]
 
 

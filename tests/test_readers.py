@@ -2,6 +2,7 @@
 same dbs fit table, as the same data in the project's CSV."""
 import csv
 import json
+import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 
 import sim
 from dbs_theory.readers import detect, parse_batch_sizes
-from dbs_theory.runs import load_runs, write_runs
+from dbs_theory.runs import Run, load_runs, write_runs
 from sim.identify import exact_runs
 
 
@@ -197,3 +198,213 @@ def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
                            capture_output=True, text=True)
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and match in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()  # nothing half-written
+
+
+# -- issue 27: readers that never guess. Each test below failed before its fix. --
+
+def state_of(name, step, tokens, loss, batch=8.0):
+    """trainer_state.json text for a run with these rows (tokens None: no num_input_tokens_seen)."""
+    run = Run(name, batch, np.asarray(step, float), np.asarray(tokens if tokens is not None else step, float),
+              np.asarray(loss, float))
+    text = hf_state(run, tokens is not None)
+    return text
+
+
+def put(path, text):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def test_wandb_two_runs_of_one_display_name_are_both_kept_apart(tmp_path):
+    """Item 1: the export's columns, not its display names, are its runs."""
+    p = put(tmp_path / "w.csv", "Step,a - loss,a - loss,b - loss\n1,3.0,9.0,3.1\n2,2.0,8.0,2.1\n")
+    with pytest.warns(UserWarning, match=r"'a - loss' heads columns 2 and 3.*'a \(column 2\)'"):
+        got = {r.name: r for r in load_runs(p, batch_sizes={"a (column 2)": 8, "a (column 3)": 16, "b": 16})}
+    assert set(got) == {"a (column 2)", "a (column 3)", "b"}
+    assert got["a (column 2)"].loss.tolist() == [3.0, 2.0] and got["a (column 2)"].batch_size == 8
+    assert got["a (column 3)"].loss.tolist() == [9.0, 8.0] and got["a (column 3)"].batch_size == 16
+    with pytest.warns(UserWarning, match="columns 2 and 3"):
+        assert len(load_runs(p, batch_sizes={"a": 8, "b": 16})) == 3  # 'a=8' names both
+
+
+def test_hf_runs_are_named_by_their_path_not_their_last_folder(runs, tmp_path):
+    """Item 2: A/run and B/run are two runs."""
+    for parent, r in (("A", runs[0]), ("B", runs[3])):
+        put(tmp_path / "out" / parent / "run" / "trainer_state.json", hf_state(r, True))
+    got = {r.name: r.batch_size for r in load_runs(tmp_path / "out")}
+    assert got == {"A/run": runs[0].batch_size, "B/run": runs[3].batch_size}
+
+
+def test_symlinked_run_folders_are_followed_once_and_loops_are_not(runs, tmp_path):
+    """Item 3: links to run folders are read (HF and TensorBoard); a loop or a second link to one folder is
+    read once, with a warning."""
+    for kind, write in (("hf", write_hf), ("tb", write_tensorboard)):
+        store = write(runs, tmp_path / f"{kind}_store")
+        tree = tmp_path / f"{kind}_tree"
+        write(runs[3:], tree)
+        for r in runs[:3]:
+            os.symlink(store / r.name, tree / r.name)
+        os.symlink(tree, tree / "loop")
+        os.symlink(tree / runs[4].name, tree / "zz_again")
+        opts = {} if kind == "hf" else {"batch_tag": "train/batch_size"}
+        with pytest.warns(UserWarning, match="read once") as rec:
+            got = load_runs(tree, **opts)
+        assert sorted(r.name for r in got) == sorted(r.name for r in runs)
+        assert any("loop" in str(w.message) or "read once" in str(w.message) for w in rec)
+        only_links = tmp_path / f"{kind}_links"
+        only_links.mkdir()
+        for r in runs[:2]:
+            os.symlink(store / r.name, only_links / r.name)
+        assert sorted(r.name for r in load_runs(only_links, **opts)) == sorted(r.name for r in runs[:2])
+
+
+def test_an_hf_run_whose_batch_changes_is_dynamic(tmp_path):
+    """Item 4: num_input_tokens_seen rising 8 then 32 per step is a dynamic-batch run, not batch 32."""
+    step = np.arange(1, 7)
+    put(tmp_path / "hf" / "r" / "trainer_state.json", state_of("r", step, [8, 16, 24, 56, 88, 120], 3 - step / 10))
+    with pytest.warns(UserWarning, match="'r'.*dynamic"):
+        (run,) = load_runs(tmp_path / "hf")
+    assert run.dynamic and run.batch_size == 32
+    np.testing.assert_array_equal(run.extra["batch_size"], [8, 8, 8, 32, 32, 32])
+    np.testing.assert_array_equal(run.tokens, [8, 16, 24, 56, 88, 120])
+
+
+def test_a_tensorboard_run_whose_batch_tag_changes_is_dynamic(tmp_path):
+    """Item 4: a changing batch scalar is the run's per-step batch; data is its running sum."""
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    w = tb.SummaryWriter(log_dir=str(tmp_path / "tb" / "r"))
+    for s in range(1, 7):
+        w.add_scalar("train/loss", 3 - s / 10, s)
+        if s in (1, 4):
+            w.add_scalar("train/batch_size", 8 if s == 1 else 32, s)
+    w.close()
+    with pytest.warns(UserWarning, match="'r'.*dynamic"):
+        (run,) = load_runs(tmp_path / "tb", batch_tag="train/batch_size")
+    assert run.dynamic and run.batch_size == 32
+    np.testing.assert_array_equal(run.extra["batch_size"], [8, 8, 8, 32, 32, 32])
+    np.testing.assert_array_equal(run.tokens, [8, 16, 24, 56, 88, 120])
+
+
+def test_tensorboard_tokens_are_one_unit_per_run_and_checked(tmp_path):
+    """Item 5: a token scalar logged at only some loss steps is refused (not step x batch silently), and one
+    that contradicts step x batch (tokens against a batch in sequences) is refused naming the step."""
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    w = tb.SummaryWriter(log_dir=str(tmp_path / "some" / "a"))
+    for s in (1, 2, 3):
+        w.add_scalar("train/loss", 3 - s / 10, s)
+        if s != 2:
+            w.add_scalar("train/tokens", 4096 * s, s)
+    w.close()
+    with pytest.raises(ValueError, match=r"'a'.*train/tokens.*2 of 3 loss steps.*step 2"):
+        load_runs(tmp_path / "some", batch_sizes={"a": 8})
+    w = tb.SummaryWriter(log_dir=str(tmp_path / "units" / "a"))
+    for s in (1, 2, 3):
+        w.add_scalar("train/loss", 3 - s / 10, s)
+        w.add_scalar("train/tokens", 4096 * s, s)
+    w.close()
+    with pytest.raises(ValueError, match=r"step 2.*tokens.*4096.*batch"):
+        load_runs(tmp_path / "units", batch_sizes={"a": 8})
+    assert load_runs(tmp_path / "units", batch_sizes={"a": 4096})[0].tokens.tolist() == [4096, 8192, 12288]
+
+
+def test_a_batch_size_that_contradicts_an_hf_token_count_is_refused(runs, tmp_path):
+    """Item 5: --batch-size in sequences against num_input_tokens_seen in tokens."""
+    root = write_hf(runs[:1], tmp_path / "hf")
+    with pytest.raises(ValueError, match=r"--batch-size b4=512 contradicts.*num_input_tokens_seen.*4 per step"):
+        load_runs(root, batch_sizes={"b4": 512})
+    assert load_runs(root, batch_sizes={"b4": 4})[0].batch_size == 4
+
+
+def test_a_truncated_tensorboard_file_is_read_with_a_note(runs, tmp_path):
+    """Item 6: a cut event file (or one still being written) says where it ends."""
+    root = write_tensorboard(runs[:1], tmp_path / "tb", batch_tag=False)
+    (f,) = (root / runs[0].name).glob("events.out.tfevents.*")
+    os.truncate(f, f.stat().st_size - 30)  # into the last loss record
+    with pytest.warns(UserWarning, match=r"events.out.tfevents.*ends in a partial record at byte"):
+        (run,) = load_runs(root, batch_sizes={runs[0].name: runs[0].batch_size})
+    assert run.step.size == runs[0].step.size - 1
+
+
+def test_hf_loss_must_be_a_number(tmp_path):
+    """Item 6: a loss of true (or a string) is refused naming the entry, not read as 1.0."""
+    text = state_of("r", [1, 2, 3], [8, 16, 24], [3.0, 2.0, 1.0]).replace('"loss": 2.0', '"loss": true')
+    put(tmp_path / "hf" / "r" / "trainer_state.json", text)
+    with pytest.raises(ValueError, match=r"trainer_state.json: log_history entry 1: 'loss' is True, not a number"):
+        load_runs(tmp_path / "hf")
+
+
+def test_the_hf_state_with_the_most_steps_wins(runs, tmp_path):
+    """Item 7: a top-level trainer_state.json with 30% of the steps loses to checkpoint-9999's, with a note."""
+    r = runs[2]
+    k = int(0.3 * r.step.size)
+    early = Run(r.name, r.batch_size, r.step[:k], r.tokens[:k], r.loss[:k])
+    put(tmp_path / "hf" / r.name / "trainer_state.json", hf_state(early, True))
+    put(tmp_path / "hf" / r.name / "checkpoint-9999" / "trainer_state.json", hf_state(r, True))
+    with pytest.warns(UserWarning, match=r"checkpoint-9999/trainer_state.json.*global_step.*newer"):
+        (got,) = load_runs(tmp_path / "hf")
+    np.testing.assert_array_equal(got.step, r.step)
+
+
+def test_hf_log_history_out_of_order_or_partly_counted(tmp_path):
+    """Item 12: a reversed log_history is sorted with a note (not 'batch_size must be positive'); decreasing
+    tokens name the entry; num_input_tokens_seen in only some entries says how many."""
+    text = state_of("r", [1, 2, 3, 4], [8, 16, 24, 32], [3.0, 2.5, 2.0, 1.5])
+    state = json.loads(text)
+    state["log_history"] = state["log_history"][:4][::-1] + state["log_history"][4:]
+    put(tmp_path / "rev" / "r" / "trainer_state.json", json.dumps(state))
+    with pytest.warns(UserWarning, match="not in step order"):
+        (run,) = load_runs(tmp_path / "rev")
+    assert run.batch_size == 8 and run.step.tolist() == [1, 2, 3, 4]
+    put(tmp_path / "dec" / "r" / "trainer_state.json", state_of("r", [1, 2, 3], [8, 16, 4], [3.0, 2.0, 1.0]))
+    with pytest.raises(ValueError, match=r"trainer_state.json: log_history entry 2 \(step 3\): num_input_tokens_"
+                                         r"seen falls from 16 to 4"):
+        load_runs(tmp_path / "dec")
+    state = json.loads(state_of("r", [1, 2, 3], [8, 16, 24], [3.0, 2.0, 1.0]))
+    del state["log_history"][1]["num_input_tokens_seen"]
+    put(tmp_path / "part" / "r" / "trainer_state.json", json.dumps(state))
+    with pytest.raises(ValueError, match=r"num_input_tokens_seen is in 2 of 3 loss entries \(not in entry 1"):
+        load_runs(tmp_path / "part")
+
+
+def test_an_hf_folder_with_tensorboard_runs_inside_reads_as_hf(runs, tmp_path):
+    """Item 13: the Trainer's own runs/ folder (report_to tensorboard) does not make it a TensorBoard tree;
+    --format chooses."""
+    tb = pytest.importorskip("torch.utils.tensorboard")
+    root = write_hf(runs[:3], tmp_path / "hf_out")
+    for r in runs[:3]:
+        w = tb.SummaryWriter(log_dir=str(root / r.name / "runs" / "Nov30_12-00-00_host"))
+        for s, L in zip(r.step, r.loss):
+            w.add_scalar("train/loss", float(L), int(s))
+        w.close()
+    assert detect(root) == "hf"
+    same(load_runs(root), runs[:3])
+    with pytest.raises(ValueError, match=r"no batch size for run 'b\d+/runs/Nov30_12-00-00_host'"):
+        load_runs(root, log_format="tensorboard")
+    direct = load_runs(*(root / r.name / "trainer_state.json" for r in runs[:3]))  # named by their folders' paths
+    assert [r.name for r in direct] == [str(root / r.name) for r in runs[:3]]
+    assert [r.batch_size for r in direct] == [r.batch_size for r in runs[:3]]
+    log = tmp_path / "log.txt"
+    write_runs(runs[:3], tmp_path / "runs.csv")
+    log.write_text((tmp_path / "runs.csv").read_text())
+    same(load_runs(log, log_format="csv"), runs[:3])
+    with pytest.raises(ValueError, match="--format must be one of"):
+        load_runs(log, log_format="xls")
+
+
+def test_batch_sizes_from_a_mapping_file_for_names_with_commas(tmp_path):
+    """Item 13: W&B names like 'bs=64,lr=1e-3' get their batch size from a JSON or TOML file."""
+    p = put(tmp_path / "w.csv", 'Step,"bs=64,lr=1e-3 - loss","bs=128,lr=1e-3 - loss"\n1,3.0,2.9\n2,2.0,1.9\n')
+    j = put(tmp_path / "b.json", json.dumps({"bs=64,lr=1e-3": 64, "bs=128,lr=1e-3": 128}))
+    t = put(tmp_path / "b.toml", '"bs=64,lr=1e-3" = 64\n"bs=128,lr=1e-3" = 128\n')
+    assert parse_batch_sizes(str(j)) == parse_batch_sizes(str(t)) == {"bs=64,lr=1e-3": 64.0, "bs=128,lr=1e-3": 128.0}
+    got = {r.name: r.batch_size for r in load_runs(p, batch_sizes=parse_batch_sizes(str(j)))}
+    assert got == {"bs=64,lr=1e-3": 64.0, "bs=128,lr=1e-3": 128.0}
+    for text, match in (('{"a": -1}', "positive"), ('{"a": true}', "positive"), ("[1]", "mapping")):
+        with pytest.raises(ValueError, match=match):
+            parse_batch_sizes(str(put(tmp_path / "bad.json", text)))
+    with pytest.raises(ValueError, match="no such file"):
+        parse_batch_sizes(str(tmp_path / "missing.json"))
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(p), "--batch-size", str(t),
+                        "--format", "wandb", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert "no batch size" not in r.stderr and "unrecognized" not in r.stderr, r.stderr

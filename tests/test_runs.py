@@ -80,6 +80,42 @@ class TestLoad:
         with pytest.raises(ValueError, match="malformed JSON"):
             load_runs(write(tmp_path, '{"run": "a"\n', "x.jsonl"))
 
+    def test_a_run_whose_batch_changes_keeps_its_batch_per_row(self, tmp_path):
+        """Issue 27 item 4: not the most common batch (8) but dynamic, per-row batches, the last stretch's."""
+        text = HEADER + "r,8,1,8,3\nr,8,2,16,2.9\nr,8,3,24,2.8\nr,32,4,56,2.7\nr,32,5,88,2.6\n"
+        with pytest.warns(UserWarning, match="'r'.*dynamic"):
+            (run,) = load_runs(write(tmp_path, text))
+        assert run.dynamic and run.batch_size == 32
+        np.testing.assert_array_equal(run.extra["batch_size"], [8, 8, 8, 32, 32])
+        write_runs([run], tmp_path / "back.jsonl")
+        with pytest.warns(UserWarning, match="dynamic"):
+            (back,) = load_runs(tmp_path / "back.jsonl")
+        np.testing.assert_array_equal(back.extra["batch_size"], run.extra["batch_size"])
+        (fixed,) = load_runs(write(tmp_path, HEADER + "r,8,1,8,3\nr,8,2,16,2.9\n", "fixed.csv"))
+        assert not fixed.dynamic and "batch_size" not in fixed.extra
+
+    @pytest.mark.parametrize("rows, match", [
+        ("r,8,1,4096,3\nr,8,2,8192,2.9\n", r"log.csv:3: tokens rise by 4096 over 1 step.*batch_size 8"),
+        ("r,8,-2,0,3\nr,8,-1,8,2.9\n", r"log.csv:2: step -2 is negative"),
+        ("r,8,1,-8,3\nr,8,2,0,2.9\n", r"log.csv:2: tokens -8 is negative"),
+        ("r,8,1,8,3\nr,8,2,16,2.9\nr,8,3,4,2.8\n", r"log.csv:4: tokens fall from 16 to 4"),
+        ("r,7.6e300,1,8,3\n", r"log.csv:2: batch_size 7.6e\+300 is beyond"),
+        ("r,8,1,8,1e300\n", r"log.csv:2: loss 1e\+300 is beyond"),
+    ])
+    def test_garbage_is_refused_naming_the_row(self, tmp_path, rows, match):
+        """Issue 27 items 5, 6, 12: tokens against step x batch, negative steps and tokens, decreasing tokens,
+        absurd magnitudes: one line naming file and line."""
+        with pytest.raises(ValueError, match=match):
+            load_runs(write(tmp_path, HEADER + rows))
+
+    def test_a_json_loss_must_be_a_number(self, tmp_path):
+        """Issue 27 item 6: true is not 1.0, "2.5" is not a number."""
+        for v, shown in (("true", "True"), ('"2.5"', "'2.5'")):
+            text = '{"run": "r", "batch_size": 8, "step": 1, "tokens": 8, "loss": 3.0}\n' \
+                   f'{{"run": "r", "batch_size": 8, "step": 2, "tokens": 16, "loss": {v}}}\n'
+            with pytest.raises(ValueError, match=rf"x.jsonl:2: column 'loss' has a non-numeric value {shown}"):
+                load_runs(write(tmp_path, text, "x.jsonl"))
+
 
 class TestPoints:
     def test_smooth_is_monotone(self):
