@@ -52,7 +52,8 @@ def files(tmp_path_factory):
     (d / "wandb_cell.csv").write_text("Step,a - loss\n1,3.0\n2,abc\n")
     (d / "wandb_step.csv").write_text("Step,a - loss\n1,3.0\n,2.0\n")
     (d / "neg_tokens.csv").write_text(HEADER + "r,8,1,-8,3.0,0.001\nr,8,2,0,2.9,0.001\n")
-    good = [f"r{b},{b},{s},{s * b},{1 + 2 / b + 3 * 0.99 ** s:.6f},0.001\n" for b in (2, 4, 8) for s in range(0, 500, 10)]
+    good = [f"r{b},{b},{s},{s * b},{1 + 2 / b + 3 * 0.99 ** s:.6f},0.001\n"
+            for b in (2, 4, 8) for s in range(0, 500, 10)]
     (d / "absurd_batch.csv").write_text("".join([HEADER, *good] + [f"x,7.6e300,{s},{s * 7.6e300},{3 - s / 1e3},0.001\n"
                                                                    for s in range(0, 500, 10)]))
     (d / "huge_loss.csv").write_text("".join([HEADER, *good] + [f"x,16,{s},{s * 16},1e300,0.001\n"
