@@ -244,8 +244,9 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
     The lowest target is the ``min_runs``-th best final (smoothed) loss,
     nudged up by 0.5%; the highest is the loss every run has reached by a
     fifth of its data (in log data), so the early transient is left out, and
-    lies below every run's (smoothed) loss at its second row, so every run's
-    hit is bracketed by two logged rows. Spacing is linear instead when a noisy log dips to or below 0.
+    lies below the (smoothed) loss at the second row of ``min_runs`` runs, so
+    that many hits are bracketed by two logged rows (a sparse log's hit before
+    its second row tells nothing: :func:`es_points` leaves it out). Spacing is linear instead when a noisy log dips to or below 0.
     """
     if len(runs) < 1:
         raise ValueError("no runs given")
@@ -261,8 +262,8 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
         starts.append(c[min(1, c.size - 1)])
     f = np.sort(finals)[min_runs - 1]
     lo = f + 0.005 * abs(f)
-    start = min(starts)
-    hi = min(max(earlies), start - 1e-3 * abs(start))  # every run is at or below its own early loss
+    second = np.sort(starts)[::-1][min_runs - 1]  # min_runs runs are still above it at their second row
+    hi = min(max(earlies), second - 1e-3 * abs(second))  # every run is at or below its own early loss
     if not lo < hi:
         raise ValueError("the runs do not descend far enough to place distinct targets "
                          f"(lowest reachable {lo:.4g}, highest common {hi:.4g})")
