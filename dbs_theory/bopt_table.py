@@ -11,7 +11,7 @@ import numpy as np
 from .es_laws import LAWS
 from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
-from .curves import WINDOW, choose_targets, crossovers, es_points
+from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, es_points, fixed_batch_runs
 
 __all__ = ["bopt_table", "BoptTable", "monotonicity", "R2_MIN"]
 
@@ -155,6 +155,7 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
         raise ValueError(f"unknown law {law!r}; choose one of {sorted(LAWS)}")
     if law == "hyperbolic":
         raise ValueError("the hyperbolic law defines no Bmin or Bopt; use law='three_phase'")
+    runs, dynamic = fixed_batch_runs(runs)
     batches = {r.batch_size for r in runs}
     if len(batches) < 3:
         raise ValueError(f"need runs at at least 3 distinct batch sizes; got {len(batches)} "
@@ -179,7 +180,8 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     verdict = _verdicts(rows, bootstrap)
     lrs = [r.lr for r in runs if r.lr is not None]
     lr = float(np.median(lrs)) if lrs else None
-    return BoptTable(rows, verdict, law, lr, pts.excluded, crossovers(runs, smoothing, window, use),
+    excluded = [(r.name, math.nan, DYNAMIC) for r in dynamic] + list(pts.excluded)
+    return BoptTable(rows, verdict, law, lr, excluded, crossovers(runs, smoothing, window, use),
                      fits, pts, env)
 
 

@@ -21,13 +21,28 @@ from dataclasses import dataclass
 import numpy as np
 
 __all__ = ["WINDOW", "MIN_ROWS", "ESPoints", "window_rows", "local_line", "smooth", "signal",
-           "es_points", "choose_targets", "crossovers"]
+           "es_points", "choose_targets", "crossovers", "fixed_batch_runs", "DYNAMIC"]
 
 #: default half-width of the smoothing window, as a fraction of the data ``D`` on either side
 WINDOW = 0.1
 
 #: fewer rows than this inside a row's window: the raw row is used, and the point rests on few rows
 MIN_ROWS = 5
+
+
+#: why a dynamic-batch run is left out of fixed-batch estimates
+DYNAMIC = "its batch size changes during the run (dynamic): left out of the fixed-batch estimates"
+
+
+def fixed_batch_runs(runs):
+    """``(fixed, dynamic)``: the runs at one batch size, and the runs whose batch changes.
+
+    A dynamic-batch run (``Run.dynamic``) has no single batch size: an estimate
+    of ``Bmin``/``Bopt`` from fixed-batch runs must not place it at any one, so
+    callers leave it out and name it (:data:`DYNAMIC` says why).
+    """
+    fixed = [r for r in runs if not getattr(r, "dynamic", False)]
+    return fixed, [r for r in runs if getattr(r, "dynamic", False)]
 
 
 def _check_window(window):

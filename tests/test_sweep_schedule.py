@@ -88,3 +88,21 @@ def test_an_unresolved_growth_hands_out_the_best_fixed_batch_not_a_dynamic_sched
     assert got.schedule(5e3) == got.best_fixed == 32.0 and "not expected to beat" in got.reason
     got = schedule_from_envelope(_env(3, 5, 6, 40), 1e4, unit="examples", interval=100)
     assert got.recommendation == "dynamic" and got.schedule.sizes[0] < got.schedule.sizes[-1]
+
+
+def test_a_dynamic_batch_run_is_left_out_of_fixed_batch_estimates_and_named(sweep, tmp_path, capsys):
+    """A run whose batch changes has no one batch size: never placed at its last (or most common) batch."""
+    from dbs_theory.runs import Run, write_runs
+
+    _, runs, _, _ = sweep
+    step = np.arange(0, 2001.0)
+    batch = np.where(step < 1000, 4.0, 16.0)
+    tokens = np.cumsum(np.r_[0.0, batch[1:]])
+    dyn = Run("grown", 16.0, step, tokens, np.linspace(3.0, 0.01, step.size), {"batch_size": batch})
+    assert dyn.dynamic
+    table = bopt_table(runs + [dyn], bootstrap=0)
+    assert ("grown", "dynamic") in {(r, "dynamic" if "dynamic" in why else "") for r, _, why in table.excluded}
+    assert "grown" not in set(table.points.run)
+    write_runs(runs + [dyn], tmp_path / "runs.csv")
+    assert main(["plan", str(tmp_path / "runs.csv"), "--budget", f"{BUDGET:g}", "--out", str(tmp_path / "p")]) == 0
+    assert "'grown': its batch size changes during the run" in capsys.readouterr().out

@@ -80,6 +80,8 @@ def cell(row, key):
 
 def print_table(table, format_table):
     """Print a BoptTable for people."""
+    from ..curves import DYNAMIC
+
     lr = "not logged" if table.lr is None else f"{table.lr:g}"
     print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr} (Bmin/Bopt hold at this rate)")
     cols = ["target", "n_batches", "smin", "sopt", "emin", "bmin", "bmin_floor", "bopt", "bopt_envelope"]
@@ -104,9 +106,13 @@ def print_table(table, format_table):
                   if k.endswith("_status") and r[k] != "ok"})
     if why:
         print("not identified (n/i) because: " + "; ".join(why[:4]) + ("; ..." if len(why) > 4 else ""))
-    if table.excluded:
-        print(f"excluded {len(table.excluded)} (run, target) pairs that never reached the target, e.g. "
-              + "; ".join(f"{r} @ {t:.4g}" for r, t, _ in table.excluded[:3]))
+    for r, _, why in table.excluded:
+        if why == DYNAMIC:
+            print(f"run {r!r}: {why}")
+    missed = [(r, t) for r, t, why in table.excluded if why != DYNAMIC]
+    if missed:
+        print(f"excluded {len(missed)} (run, target) pairs that never reached the target, e.g. "
+              + "; ".join(f"{r} @ {t:.4g}" for r, t in missed[:3]))
     if table.crossovers:
         print(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
         print(format_table(table.crossovers[:6], ["b_small", "b_large", "tokens", "loss"],

@@ -47,13 +47,16 @@ def run(args):
     from dataclasses import asdict
 
     from ..io import atomic_write, check_writable, ensure_writable_dir, json_default
+    from ..curves import DYNAMIC, fixed_batch_runs
     from ..planner import plan_sweep
     from ..runs import load_runs
     from ..table import format_table
 
     _check(args)
     check_writable(args.out)
-    runs = load_runs(*args.logs, **foreign_log_options(args))
+    runs, dynamic = fixed_batch_runs(load_runs(*args.logs, **foreign_log_options(args)))
+    for r in dynamic:
+        print(f"run {r.name!r}: {DYNAMIC}")
     if len({r.batch_size for r in runs}) < 3:
         raise ValueError(f"need runs at >= 3 batch sizes to plan from; got {len({r.batch_size for r in runs})}")
     plan = plan_sweep(runs, args.budget, n=args.n, tol=args.tol, bootstrap=args.bootstrap, seed=args.seed,
