@@ -15,3 +15,7 @@ __all__ += ["crossover", "Crossover"]
 from .montecarlo import MonteCarloResult, monte_carlo  # noqa: E402
 
 __all__ += ["monte_carlo", "MonteCarloResult"]
+from .chain_eval import chain_case  # noqa: E402
+from .chain_eval import study as chain_study  # noqa: E402
+
+__all__ += ["chain_case", "chain_study"]

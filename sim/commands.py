@@ -10,7 +10,8 @@ EXAMPLES = """examples:
   dbs simulate --write-log --out results/simulate
   dbs simulate schedule --budgets 1e5,1e6
   dbs simulate identify --out results/identify
-  dbs simulate plan --out results/plan"""
+  dbs simulate plan --out results/plan
+  dbs simulate chain --budgets 1e5,3e5,1e6 --out results/chain"""
 
 
 def _floats(text):
@@ -29,11 +30,15 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan"), default="sweep",
+    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan", "chain"),
+                   default="sweep",
                    help="sweep (default): the E(S) frontier; schedule: dynamic vs fixed vs optimal "
                         "batch schedules at equal data, and the paper's ablations; identify: which sweep "
                         "designs identify Bmin/Bopt (each estimator scored against the exact NQM); plan: runs "
-                        "and data the sweep planner (dbs plan) needs to pin Bopt, vs plain grids")
+                        "and data the sweep planner (dbs plan) needs to pin Bopt, vs plain grids; chain: the "
+                        "main path (dbs fit + dbs schedule, default options) on realistic NQM sweeps, its "
+                        "schedule scored against the sweep's best fixed batch, the paper's rule on the exact "
+                        "Bopt(D) and the optimal schedule")
     p.add_argument("--budgets", default="1e5,1e6", help="data budgets (examples) for 'schedule'; identify uses the first (default 1e5,1e6)")
     p.add_argument("--spectrum", choices=("zhang2019", "power-law"), default="zhang2019",
                    help="NQM spectrum (default: zhang2019, h_i = c_i = 1/i)")
@@ -158,13 +163,15 @@ def run(args):
         raise ValueError(f"--log-every={args.log_every} must be a positive number of steps, with "
                          "--log-spacing linear")
     if args.d is None:
-        args.d = 1000 if args.what in ("identify", "plan") else 10_000
+        args.d = 1000 if args.what in ("identify", "plan", "chain") else 10_000
     if args.what == "schedule":
         return run_schedule(args)
     if args.what == "identify":
         return run_identify(args)
     if args.what == "plan":
         return run_plan(args)
+    if args.what == "chain":
+        return run_chain(args)
     return run_sweep(args)
 
 
@@ -393,6 +400,43 @@ def run_plan(args):
     print(format_table(cells, ["spectrum", "method", "runs", "data", "exact", "result"],
                        ["spectrum", "method", "runs", "data", "exact Bopt", "Bopt [90%], error"]))
     print(f"\nwrote {out}/plan_eval.csv")
+    return 0
+
+
+def run_chain(args):
+    """``dbs simulate chain``: the main path end to end on 3 spectra x 2 grids x 3 log kinds x ``--budgets``
+    (Monte Carlo logs only at budgets <= 3e5 examples), see :mod:`sim.chain_eval`; ``--spectrum``,
+    ``--alpha`` and ``--nbins`` do not apply (the spectra are fixed, unbinned, ``--d`` modes)."""
+    import json
+    import time
+
+    from dbs_theory.io import atomic_write, ensure_writable_dir, json_default
+
+    from .chain_eval import BARS, SPECTRA, losing_sweeps, markdown_table, study
+
+    if args.eta == "tuned":
+        raise ValueError("'chain' needs a fixed learning rate (--eta NUMBER)")
+    eta, budgets = float(args.eta), _budgets(args.budgets)
+    for make in SPECTRA.values():
+        make(args.d).check_stable(eta)  # refuses --d < 1 and an unstable --eta before hours of work
+    out = ensure_writable_dir(args.out)
+    start = time.perf_counter()
+    with open(out / "chain_rows.jsonl", "w", encoding="utf-8") as partial:  # partial results
+        rows, cases = study(d=args.d, eta=eta, budgets=budgets, seed=args.seed, progress=not args.quiet,
+                            on_row=lambda r: print(json.dumps(r, default=json_default), file=partial, flush=True))
+    seconds = time.perf_counter() - start
+    with atomic_write(out / "chain.json") as fh:
+        json.dump(dict(d=args.d, eta=eta, budgets=budgets, seed=args.seed, bars=BARS, seconds=seconds,
+                       cases=cases, rows=rows), fh, indent=1, default=json_default)
+    table, losing = markdown_table(cases), losing_sweeps(rows)
+    text = (f"NQM d={args.d}, eta={eta}; every run to the budget (examples), a row every S/2000 steps; "
+            f"dbs fit + dbs schedule with default options; (a) the grid's best fixed batch, (b) the paper's "
+            f"rule on the exact Bopt(D), (c) the best 8-piece schedule; {seconds / 60:.0f} min\n\n{table}\n"
+            + (f"\nSweeps that lose to (a) or miss the exact bar:\n{losing}\n" if losing else ""))
+    with atomic_write(out / "chain.md") as fh:
+        fh.write(text)
+    print(text)
+    print(f"wrote {out}/chain.json, chain.md, chain_rows.jsonl")
     return 0
 
 
