@@ -13,7 +13,7 @@ from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
 from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, es_points, fixed_batch_runs
 
-__all__ = ["bopt_table", "BoptTable", "monotonicity", "R2_MIN"]
+__all__ = ["bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN"]
 
 #: A fit whose R^2 (in log E) is below this supports no Bmin/Bopt and no verdict drawn from it.
 R2_MIN = 0.9
@@ -329,6 +329,8 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         row["status"] = (f"not supported: the {law} fit explains too little (R^2 log {main.r2_log:.2f} < "
                          f"{R2_MIN}); noisy or too few points")
         return row, fits
+    if law == "hyperbolic":
+        return _hyperbolic_row(row, main), fits
     law_ = main.law
     if not (_at_least(law_.sopt, S.min()) and _at_least(S.max(), law_.sopt) and _at_least(law_.emin, 0.5 * E.min())):
         # The fitted minimum lies outside the observed steps (or far below every point): the data do
@@ -349,3 +351,45 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
     if not (math.isfinite(row["bopt"]) and row["bopt"] > 0):
         row["status"] = "fit gave no positive Bopt"
     return row, fits
+
+
+def points_table(pts, law="three_phase", laws=("three_phase", "hyperbolic"), bootstrap=0, seed=0) -> BoptTable:
+    """Fit E(S) per target to given (S, E) points (a published steps-to-target table), no loss curves.
+
+    As :func:`bopt_table` minus what needs curves (no envelope, no loss
+    floors, no crossovers), so ``bmin``/``bopt`` are the law's alone. With
+    ``law="hyperbolic"`` each row reports McCandlish's ``smin``, ``emin`` and
+    ``b_crit = emin / smin`` (batch units), with bootstrap intervals over the
+    points. ``verdict`` says whether the law's batch (``bmin``/``bopt``, or
+    ``b_crit``) grows as the target falls (``inconclusive`` without bootstrap).
+    """
+    if law not in LAWS:
+        raise ValueError(f"unknown law {law!r}; choose one of {sorted(LAWS)}")
+    batches = np.unique(pts.batch_size)
+    if batches.size < 3:
+        raise ValueError(f"need points at at least 3 distinct batch sizes; got {batches.size}")
+    rows, fits = [], []
+    for t in np.unique(pts.target)[::-1]:
+        row, fit = _target_row(pts, float(t), law, laws, bootstrap, seed)
+        rows.append(row)
+        fits.append(fit)
+    verdict = {}
+    for key in (("b_crit",) if law == "hyperbolic" else ("bmin", "bopt")):
+        ends = [[r.get(f"{key}_{e}") for r in rows] for e in ("lo", "hi")] if bootstrap else (None, None)
+        verdict[key] = monotonicity([r.get(key) for r in rows], *ends) if bootstrap else "inconclusive"
+        verdict[f"{key}_source"], verdict[f"{key}_column"] = f"{law.replace('_', '-')} fit", key
+    return BoptTable(rows, verdict, law, None, list(pts.excluded), [], fits, pts, None)
+
+
+def _hyperbolic_row(row, fit):
+    """``smin``, ``emin`` and ``b_crit = emin/smin`` with intervals (the bootstrap's paired draws) into ``row``."""
+    row.update(smin=fit.law.smin, emin=fit.law.emin, b_crit=fit.law.b_crit)
+    for key in ("smin", "emin"):
+        if key in fit.ci:
+            row[f"{key}_lo"], row[f"{key}_hi"] = fit.ci[key]
+    b = np.asarray(fit.boot.get("emin", []), float) / np.asarray(fit.boot.get("smin", []), float) \
+        if fit.boot else np.array([])
+    b = b[np.isfinite(b)]
+    if b.size:
+        row["b_crit_lo"], row["b_crit_hi"] = float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))
+    return row

@@ -9,7 +9,8 @@ HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crosso
 EXAMPLES = """examples:
   dbs simulate --write-log --out results/simulate
   dbs fit results/simulate/runs.csv --out results/fit
-  dbs fit logs/ --targets 3.4,3.2,3.0 --law three_phase --bootstrap 200"""
+  dbs fit logs/ --targets 3.4,3.2,3.0 --law three_phase --bootstrap 200
+  dbs fit --points steps_to_target.csv --law hyperbolic   # columns batch_size,target,steps"""
 
 
 def _floats(text):
@@ -23,12 +24,16 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them, "
+    p.add_argument("logs", nargs="*", metavar="LOG", help="CSV/JSONL loss logs or directories of them, "
                    "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export")
+    p.add_argument("--points", metavar="FILE", default=None, help="instead of LOGs: a CSV table of steps to "
+                   "target with columns batch_size, target, steps (one row per batch size and target, as papers "
+                   "publish them); E = batch_size x steps. No envelope, floors or crossovers (they need curves)")
     add_foreign_log_arguments(p)
     p.add_argument("--targets", type=str, default=None, help="comma-separated target losses "
                    "(default: 6 chosen from the runs)")
-    p.add_argument("--law", default="three_phase", help="three_phase (default) or three_phase_free")
+    p.add_argument("--law", default="three_phase", help="three_phase (default) or three_phase_free; "
+                   "with --points also hyperbolic (McCandlish: Smin, Emin and B_crit = Emin/Smin)")
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200; 0 = off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--smoothing", choices=("centered", "running_min"), default="centered",
@@ -54,6 +59,8 @@ def run(args):
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
     check_writable(args.out)
+    if args.points is not None or not args.logs:
+        return _run_points(args)
     runs = load_runs(*args.logs, **foreign_log_options(args))
     if len(runs) < 2:
         raise ValueError(f"a single run ({runs[0].name!r}) cannot give E(S): need runs at >= 3 batch sizes")
@@ -117,3 +124,100 @@ def print_table(table, format_table):
         print(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
         print(format_table(table.crossovers[:6], ["b_small", "b_large", "tokens", "loss"],
                            ["B small", "B large", "data at crossing", "loss"]))
+
+
+POINT_COLUMNS = ("batch_size", "target", "steps")
+
+
+def read_points(path):
+    """An :class:`~dbs_theory.curves.ESPoints` from a CSV with columns ``batch_size, target, steps``.
+
+    Read strictly: UTF-8 (a BOM is fine), a header naming the three columns
+    (others are ignored), every cell a positive finite number; anything else
+    is one ``ValueError`` naming the file, line and column. ``E = batch_size x
+    steps`` (the batch's unit); rows of one batch and target are repeats.
+    """
+    import csv
+
+    import numpy as np
+
+    from ..curves import ESPoints
+
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as fh:
+            reader = csv.DictReader(fh)
+            header = [h.strip() for h in reader.fieldnames or []]
+            reader.fieldnames = header
+            missing = [c for c in POINT_COLUMNS if c not in header]
+            if missing:
+                raise ValueError(f"{path}: missing column {missing[0]!r} (needs {', '.join(POINT_COLUMNS)}; "
+                                 f"the header is {','.join(header) or 'empty'})")
+            rows = [[_cell(path, reader.line_num, c, r, None in r) for c in POINT_COLUMNS] for r in reader]
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise OSError(f"cannot read --points file {str(path)!r}: {exc.strerror or exc}") from None
+    if not rows:
+        raise ValueError(f"{path}: no rows under the header")
+    B, T, S = (np.array(col, float) for col in zip(*rows))
+    return ESPoints(np.array([f"B={b:g}" for b in B]), B, T, S, B * S, np.zeros(B.size, bool), [])
+
+
+def _cell(path, line, column, row, extra):
+    """The number in ``row[column]`` (positive, finite) or a one-line error naming file, line and column."""
+    import math
+
+    if extra:
+        raise ValueError(f"{path} line {line}: more fields than the header's")
+    text = (row.get(column) or "").strip()
+    if not text:
+        raise ValueError(f"{path} line {line} column {column!r}: empty")
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{path} line {line} column {column!r}: {text!r} is not a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{path} line {line} column {column!r}: {text} must be positive and finite")
+    return value
+
+
+def _run_points(args):
+    """``dbs fit --points FILE``: the table from a steps-to-target CSV, no curves."""
+    import numpy as np
+
+    from ..bopt_table import points_table
+    from ..io import ensure_writable_dir
+    from ..table import format_table
+
+    if args.logs:
+        raise ValueError("give either LOG files or --points FILE, not both")
+    if args.points is None:
+        raise ValueError("give LOG files (loss logs) or --points FILE (a batch_size,target,steps table)")
+    pts = read_points(args.points)
+    if args.targets is not None:
+        want = _floats(args.targets)
+        absent = [t for t in want if not np.any(pts.target == t)]
+        if absent:
+            raise ValueError(f"--targets {', '.join(f'{t:g}' for t in absent)} not in {args.points}'s target column")
+        keep = np.isin(pts.target, want)
+        pts = type(pts)(*(a[keep] for a in (pts.run, pts.batch_size, pts.target, pts.S, pts.E, pts.few_rows)), [])
+    table = points_table(pts, law=args.law, bootstrap=args.bootstrap, seed=args.seed)
+    out = ensure_writable_dir(args.out)
+    table.write(out)
+    if args.law == "hyperbolic":
+        _print_hyperbolic(table, format_table)
+    else:
+        print_table(table, format_table)
+    print("from a steps-to-target table: no envelope, no loss floors and no crossovers (they need loss curves)")
+    print(f"\nwrote {out}/bopt_table.csv, fit.json, es_points.csv")
+    return 0
+
+
+def _print_hyperbolic(table, format_table):
+    """Print a hyperbolic points table: Smin, Emin and McCandlish's B_crit = Emin/Smin per target."""
+    print(f"{len(table.rows)} targets; law hyperbolic (McCandlish): B_crit = Emin/Smin")
+    rows = [dict(r, smin=cell(r, "smin"), emin=cell(r, "emin"), b_crit=cell(r, "b_crit"),
+                 r2=f"{r['r2_log_hyperbolic']:.3f}" if "r2_log_hyperbolic" in r else "-") for r in table.rows]
+    print(format_table(rows, ["target", "n_batches", "smin", "emin", "b_crit", "r2", "status"],
+                       ["L*", "batches", "Smin", "Emin", "B_crit", "R2log", "status"]))
+    print(f"\nB_crit grows as the target falls: {table.verdict['b_crit']}")
