@@ -7,10 +7,10 @@ envelope over every data amount they cover (``fit.json``'s ``envelope``), and
 of :func:`~dbs_theory.bopt_curve.envelope_curve`. What a user would do without
 the package is take the sweep's best batch at the budget; so the schedule is
 handed out only when the sweep resolves that ``Bopt`` grows over the run (the
-``level`` interval at the budget lies wholly above the one at the first
-re-evaluation): a dynamic schedule's gain comes from starting below the final
-batch, and where the growth is inside the noise it is not expected to beat the
-best fixed batch, which is recommended instead.
+``level`` interval at the budget lies wholly above one in the first quarter of
+the run): a dynamic schedule's gain comes from starting below the final batch,
+and where the growth is inside the noise it is not expected to beat the best
+fixed batch, which is recommended instead.
 
 Past the sweep's data (``extrapolate=True``) the curve is held at the larger
 of its last value and the best fixed batch at the last measured data: ``Bopt``
@@ -90,26 +90,34 @@ def best_fixed_batch(env, at):
     return float(batches[k]), float(col[k])
 
 
-def growth_resolved(env, D0, D1):
-    """Whether the sweep resolves ``Bopt(D1) > Bopt(D0)``: ``(bool, sentence)``.
+def growth_resolved(env, D0, D1, early_to=0.25):
+    """Whether the sweep resolves that ``Bopt`` grows between ``D0`` and ``D1``: ``(bool, sentence)``.
 
-    With intervals, the one at the last identified ``D <= D1`` lies wholly
-    above the one at the first identified ``D >= D0``; without (exact
-    curves), the value rises.
+    The reading at the last identified ``D <= D1`` is compared with the
+    identified readings at ``D0 <= D <= early_to D1`` (the early part of the
+    run, where a dynamic schedule departs from the final batch): with
+    intervals, growth is resolved when one early interval lies wholly below
+    the late one (an early reading from few rows has a wide interval; a later
+    one can still resolve the growth); without intervals (exact curves), when
+    an early value lies below the late one.
     """
     D, B, lo, hi = (_get(env, k) for k in ("data", "bopt", "lo", "hi"))
     ident = np.asarray(env["identified"] if isinstance(env, dict) else env.identified, bool) & np.isfinite(B)
-    early = np.nonzero(ident & (D >= D0 * (1 - 1e-9)))[0]
     late = np.nonzero(ident & (D <= D1 * (1 + 1e-9)))[0]
+    early = np.nonzero(ident & (D >= D0 * (1 - 1e-9)) & (D <= early_to * D1))[0]
     if not early.size or not late.size or late[-1] <= early[0]:
-        return False, f"the envelope does not identify Bopt at two data amounts between {D0:.4g} and {D1:.4g}"
-    a, b = early[0], late[-1]
-    have = lo is not None and hi is not None and np.isfinite([lo[a], hi[a], lo[b], hi[b]]).all()
+        return False, (f"the envelope does not identify Bopt both between {D0:.4g} and {early_to * D1:.4g} and "
+                       f"near {D1:.4g}")
+    b = late[-1]
+    have = lo is not None and hi is not None and np.isfinite([lo[b], hi[b]]).all()
     if have:
+        top = np.where(np.isfinite(hi[early]), hi[early], np.inf)
+        a = early[int(np.argmin(top))]
         ok = hi[a] < lo[b]
         text = (f"Bopt {B[a]:.4g} [{lo[a]:.4g}, {hi[a]:.4g}] at D={D[a]:.4g} vs {B[b]:.4g} [{lo[b]:.4g}, "
                 f"{hi[b]:.4g}] at D={D[b]:.4g}")
     else:
+        a = early[int(np.argmin(B[early]))]
         ok = B[b] > B[a]
         text = f"Bopt {B[a]:.4g} at D={D[a]:.4g} vs {B[b]:.4g} at D={D[b]:.4g} (no intervals)"
     return bool(ok), text

@@ -66,12 +66,14 @@ def test_past_the_swept_range_extrapolate_is_asked_for_and_holds_the_curve(sweep
     assert sched(3 * BUDGET) >= ex["best_fixed"]  # never below the best fixed batch at the last measured data
 
 
-def _env(lo0, hi0, lo1, hi1, b0=4.0, b1=32.0):
-    """A two-point envelope: Bopt b0 [lo0, hi0] at D = 100, b1 [lo1, hi1] at D = 1e4; batches 2..64."""
+def _env(lo0, hi0, lo1, hi1, b0=4.0, b1=32.0, mid=(np.nan, np.nan, np.nan)):
+    """An envelope with Bopt b0 [lo0, hi0] at D = 100, a reading ``mid`` (Bopt, lo, hi) at D = 2000 and b1
+    [lo1, hi1] at D = 1e4; batches 2..64."""
     batches = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
-    by = [[3.0, 1.0 + 0.01 * abs(np.log(b / 32))] for b in batches]
-    return dict(data=[100.0, 1e4], bopt=[b0, b1], lo=[lo0, lo1], hi=[hi0, hi1], identified=[True, True],
-                batches=batches, by_batch=by, reason=["", ""])
+    by = [[3.0, 2.0, 1.0 + 0.01 * abs(np.log(b / 32))] for b in batches]
+    return dict(data=[100.0, 2000.0, 1e4], bopt=[b0, mid[0], b1], lo=[lo0, mid[1], lo1], hi=[hi0, mid[2], hi1],
+                identified=[True, bool(np.isfinite(mid[0])), True], batches=batches, by_batch=by,
+                reason=["", "", ""])
 
 
 def test_growth_counts_as_resolved_only_when_the_intervals_separate():
@@ -80,6 +82,14 @@ def test_growth_counts_as_resolved_only_when_the_intervals_separate():
     assert not growth_resolved(_env(3, 20, 10, 40), 100, 1e4)[0]       # overlapping
     assert growth_resolved(_env(np.nan, np.nan, np.nan, np.nan), 100, 1e4)[0]  # exact values: a rise is real
     assert not growth_resolved(_env(np.nan, np.nan, np.nan, np.nan, 32.0, 32.0), 100, 1e4)[0]
+
+
+def test_a_later_early_reading_can_resolve_growth_but_not_one_past_the_first_quarter():
+    """D = 2000 lies in the first quarter of a 1e4 run (up to 2500): its narrower interval counts."""
+    wide = (3, 20, 10, 40)
+    assert growth_resolved(_env(*wide, mid=(6.0, 5.0, 9.99)), 100, 1e4)[0]
+    assert not growth_resolved(_env(*wide, mid=(6.0, 5.0, 10.0)), 100, 1e4)[0]
+    assert not growth_resolved(_env(*wide, mid=(6.0, 5.0, 9.0)), 100, 1e4, early_to=0.19)[0]
 
 
 def test_an_unresolved_growth_hands_out_the_best_fixed_batch_not_a_dynamic_schedule():
