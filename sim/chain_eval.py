@@ -281,6 +281,9 @@ def _summary(name, rows):
                 gap_closed=_nan(np.median, [r["gap_closed"] for r in rows]),
                 gain_b=float(np.median([r["gain_b"] for r in rows])),
                 gain_c=float(np.median([r["gain_c"] for r in rows])),
+                pick_gain_median=float(np.median([1 - r["L_noisy"] / r["L_a"] for r in rows])),
+                pick_gain_min=float(min(1 - r["L_noisy"] / r["L_a"] for r in rows)),
+                beats_pick=int(sum(r["L_pkg"] < r["L_noisy"] * (1 - 1e-9) for r in rows)),
                 dynamic=int(sum(r["recommendation"] == "dynamic" for r in rows)),
                 refused=int(sum(r["refused"] for r in rows)), ok=ok, bar=text)
 
@@ -310,18 +313,20 @@ def _pct(x, sign=True):
 def markdown_table(cases) -> str:
     """:func:`summarize`'s rows as a markdown table (gains relative to (a), the grid's best fixed batch)."""
     head = ["spectrum", "grid", "logs", "budget", "sweeps", "dynamic", "gain over (a): median [min, max]",
-            "worse than (a)", "worst", "(b) gain", "share of (b)'s gain", "(c) gain", "(a)->(c) gap closed",
-            "bar"]
+            "worse than (a) (worst)", "(b) gain", "share of (b)'s gain", "(c) gain", "(a)->(c) gap closed",
+            "logs' own pick: gain over (a), median [min]", "package beats the logs' pick", "bar"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cases:
         cells = [c["spectrum"], c["grid"], c["logs"], "all" if math.isnan(c["budget"]) else f"{c['budget']:.0e}",
                  str(c["sweeps"]), f"{c['dynamic']}/{c['sweeps']}" + (f" ({c['refused']} refused)"
                                                                         if c["refused"] else ""),
                  f"{_pct(c['gain_median'])} [{_pct(c['gain_min'])}, {_pct(c['gain_max'])}]",
-                 f"{c['worse']}/{c['sweeps']}", _pct(c["worst"]) if c["worse"] else "-", _pct(c["gain_b"]),
+                 f"{c['worse']}/{c['sweeps']}" + (f" ({_pct(c['worst'])})" if c["worse"] else ""), _pct(c["gain_b"]),
                  _pct(c["of_paper"], False) + (f" (min {_pct(c['of_paper_min'], False)})"
                                                if c["sweeps"] > 1 else ""),
-                 _pct(c["gain_c"]), _pct(c["gap_closed"], False), c["bar"].split(" ")[0]]
+                 _pct(c["gain_c"]), _pct(c["gap_closed"], False),
+                 f"{_pct(c['pick_gain_median'])} [{_pct(c['pick_gain_min'])}]", f"{c['beats_pick']}/{c['sweeps']}",
+                 c["bar"].split(" ")[0]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

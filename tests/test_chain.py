@@ -59,7 +59,7 @@ def test_monte_carlo_sweeps_hold_one_distinct_run_per_seed_and_batch():
 def _row(logs, excess, of_paper=1.0):
     return dict(spectrum="s", grid="2x", logs=logs, budget=1e5, gain=-excess, excess=excess, worse=excess > 0,
                 of_paper=of_paper, gap_closed=0.2, gain_b=0.1, gain_c=0.5, recommendation="dynamic",
-                refused=False)
+                refused=False, L_pkg=1 + excess, L_a=1.0, L_noisy=1.1)
 
 
 @pytest.mark.parametrize("excesses, ok", [([-0.05] * 9 + [0.019], True), ([-0.05] * 9 + [0.021], False),
