@@ -193,15 +193,41 @@ def _solve(name, S, E, starts, max_nfev=300):
     best = None
     for x0 in starts:
         try:  # every parameter is unconstrained after the maps above: Levenberg-Marquardt
-            res = optimize.least_squares(resid, x0, jac=jac, method="lm", xtol=1e-9, ftol=1e-11,
-                                         max_nfev=max_nfev)
+            fit = _levenberg_marquardt(resid, jac, x0, max_nfev)
         except ValueError:
             continue
-        if best is None or res.cost < best.cost:
-            best = res
+        if best is None or fit[1] < best[1]:
+            best = fit
     if best is None:
         raise ValueError(f"the {name} fit failed from every starting point")
-    return best.x, best.cost
+    return best
+
+
+def _levenberg_marquardt(resid, jac, x0, max_nfev):
+    """MINPACK's Levenberg-Marquardt from ``x0`` with one inert parameter appended; returns ``(x, cost)``.
+
+    SciPy's C translation of MINPACK (``scipy/optimize/src/minpack.c``, behind
+    ``least_squares(method="lm")``) recomputes a column norm in ``qrfac`` over
+    one element too many: ``m - j`` entries from row ``j + 1``, where the
+    Fortran has the ``m - j - 1`` below row ``j``. For the last column that
+    element lies past the end of the Jacobian's buffer (valgrind: an invalid
+    read 0 bytes after it), so the pivoting, and from it the fit, hung on
+    whatever the heap held: ``dbs fit`` wrote different tables from one process
+    to the next for the same input. A zero column in last place is never
+    pivoted forward and never has its norm recomputed, and the column before it
+    reads the zero column's first entry, so every read stays inside the buffer
+    and the result depends on the input alone. The extra parameter's step is
+    always 0 and the residuals ignore it. ``cost`` is half the sum of squared
+    residuals (log units).
+    """
+    def padded_jac(z):
+        J = jac(z[:-1])
+        return np.column_stack([J, np.zeros(J.shape[0])])
+
+    res = optimize.least_squares(lambda z: resid(z[:-1]), np.append(x0, 0.0), method="lm",
+                                 jac=jac if isinstance(jac, str) else padded_jac, xtol=1e-9, ftol=1e-11,
+                                 max_nfev=max_nfev)
+    return res.x[:-1], float(res.cost)
 
 
 def _r2(y, yhat):
