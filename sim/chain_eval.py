@@ -216,13 +216,15 @@ def _cases(spectra, grids, logs, budgets):
 
 
 def study(d=1000, eta=0.5, budgets=(1e5,), spectra=None, grids=None, logs=None, seed=0, K=8, progress=False,
-          on_row=None):
+          on_row=None, done=()):
     """Every case of budgets x spectra x grids x logs through the main path; ``(rows, cases)``.
 
     ``rows``: one per sweep (:func:`score_sweep` plus the case's names and
     ``replicate``), each also passed to ``on_row`` as it is made (partial
     results of a long study); ``cases``: :func:`summarize`. The references
     (the expensive K-piece search) are computed once per spectrum and budget.
+    ``done``: rows of an interrupted study with the same arguments; its
+    complete cases are reused (passed to ``on_row`` again), not rerun.
     """
     from tqdm.auto import tqdm
 
@@ -231,8 +233,17 @@ def study(d=1000, eta=0.5, budgets=(1e5,), spectra=None, grids=None, logs=None, 
     spectra, grids, logs = list(spectra or SPECTRA), list(grids or GRIDS), list(logs or LOGS)
     cases = _cases(spectra, grids, logs, budgets)
     bar = tqdm(total=sum(LOGS[c[3]][2] for c in cases), desc="chain sweeps", disable=not progress)
-    rows, refs = [], {}
+    rows, refs, prior = [], {}, {}
+    for r in done:
+        prior.setdefault((r["spectrum"], r["budget"], r["grid"], r["logs"]), []).append(r)
     for n, (spec, budget, grid, log) in enumerate(cases):
+        old = prior.get((spec, float(budget), grid, log), [])
+        if len(old) == LOGS[log][2]:
+            rows += old
+            for r in old if on_row is not None else ():
+                on_row(r)
+            bar.update(len(old))
+            continue
         nqm = SPECTRA[spec](d)
         bar.set_postfix_str(f"{spec}, {budget:g}, {grid}, {log}")
         if (spec, budget) not in refs:

@@ -70,6 +70,8 @@ def add_arguments(p):
     p.add_argument("--tol", type=float, default=0.10, help="plan: relative half-width of the 90%% interval "
                    "that counts as pinned (default 0.10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--resume", action="store_true", help="chain: reuse the finished cases of an interrupted "
+                   "run with the same options (OUT/chain_rows.jsonl) instead of rerunning them")
 
 
 def arguments(**overrides) -> argparse.Namespace:
@@ -420,11 +422,14 @@ def run_chain(args):
     for make in SPECTRA.values():
         make(args.d).check_stable(eta)  # refuses --d < 1 and an unstable --eta before hours of work
     out = ensure_writable_dir(args.out)
+    meta = dict(d=args.d, eta=eta, budgets=budgets, seed=args.seed)
+    done, before = _chain_partial(out / "chain_rows.jsonl", meta) if args.resume else ([], 0.0)
     start = time.perf_counter()
-    with open(out / "chain_rows.jsonl", "w", encoding="utf-8") as partial:  # partial results
-        rows, cases = study(d=args.d, eta=eta, budgets=budgets, seed=args.seed, progress=not args.quiet,
+    with open(out / "chain_rows.jsonl", "w", encoding="utf-8") as partial:  # partial results, for --resume
+        print(json.dumps(dict(meta=meta, seconds=before)), file=partial, flush=True)
+        rows, cases = study(d=args.d, eta=eta, budgets=budgets, seed=args.seed, progress=not args.quiet, done=done,
                             on_row=lambda r: print(json.dumps(r, default=json_default), file=partial, flush=True))
-    seconds = time.perf_counter() - start
+    seconds = before + time.perf_counter() - start
     with atomic_write(out / "chain.json") as fh:
         json.dump(dict(d=args.d, eta=eta, budgets=budgets, seed=args.seed, bars=BARS, seconds=seconds,
                        cases=cases, rows=rows), fh, indent=1, default=json_default)
@@ -438,6 +443,20 @@ def run_chain(args):
     print(text)
     print(f"wrote {out}/chain.json, chain.md, chain_rows.jsonl")
     return 0
+
+
+def _chain_partial(path, meta):
+    """``(rows, seconds)`` of an interrupted ``dbs simulate chain`` run (``--resume``): its finished rows
+    and the time they took; refused when that run had other options."""
+    import json
+
+    if not path.exists():
+        return [], 0.0
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not lines or lines[0].get("meta") != meta:
+        raise ValueError(f"--resume: {path} comes from a run with other options "
+                         f"({lines[0].get('meta') if lines else 'none'}, not {meta}); drop --resume or use its options")
+    return lines[1:], float(lines[0].get("seconds", 0.0))
 
 
 def _budgets(text):

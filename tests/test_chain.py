@@ -88,3 +88,11 @@ def test_the_main_path_meets_issue_26s_bars_on_a_reduced_benchmark():
     assert sum(r["worse"] for r in mc) <= BARS["mc_worse_share"] * len(mc)
     assert max(r["excess"] for r in mc) <= BARS["mc_worst_loss"]
     assert all(math.isfinite(c["gain_median"]) for c in cases)
+
+
+def test_an_interrupted_study_reuses_its_finished_cases_and_reruns_nothing_else():
+    old = dict(_row("exact", -0.1), spectrum="zhang2019", budget=1e3)
+    seen = []
+    rows, cases = study(d=10, budgets=[1e3], spectra=["zhang2019"], grids=["2x"], logs=["exact"], done=[old],
+                        on_row=seen.append)
+    assert rows == seen == [old] and cases[0]["sweeps"] == 1
