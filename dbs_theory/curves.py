@@ -258,7 +258,7 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
 
     The lowest target is the ``min_runs``-th best final (smoothed) loss,
     nudged up by 0.5%; the highest is the loss every run has reached by a
-    fifth of its data (in log data), so the early transient is left out, and
+    fifth of its data, so the early transient is left out, and
     lies below the (smoothed) loss at the second row of ``min_runs`` runs, so
     that many hits are bracketed by two logged rows (a sparse log's hit before
     its second row tells nothing: :func:`es_points` leaves it out). Spacing is linear instead when a noisy log dips to or below 0.
@@ -286,12 +286,10 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
 
 
 def _fifth(tokens):
-    """The last row at or before a fifth of the log's data range in log data (at least row 0)."""
-    p = _positive(tokens)
-    if p >= tokens.size:
-        return max(1, tokens.size // 5) - 1
-    x = np.log(tokens[p:])
-    return max(p, p + int(np.searchsorted(x, x[0] + 0.2 * (x[-1] - x[0]), "right")) - 1)
+    """The last row at or before a fifth of the log's data (at least row 0): where a language model's
+    initial transient is long over, however the log is spaced."""
+    tokens = np.asarray(tokens, float)
+    return max(0, int(np.searchsorted(tokens, 0.2 * tokens[-1], "right")) - 1)
 
 
 def crossovers(runs, smoothing="centered", window=WINDOW, use="loss", grid=400):
