@@ -347,12 +347,13 @@ def losing_sweeps(rows) -> str:
     schedule handed out, and the followed curve's Bopt(D) against the exact Bopt(D) at the probe data."""
     out = []
     for r in rows:
-        weak = LOGS[r["logs"]][0] == "exact" and not r["of_paper"] >= BARS["exact_of_paper"]
+        weak = LOGS[r["logs"]][0] == "exact" and r["of_paper"] < BARS["exact_of_paper"]  # NaN: no bar
         if not (r["worse"] or weak):
             continue
         probes = ", ".join(f"D={D:.3g}: {c:.3g} (envelope {e:.3g}) vs {x:.3g}" for D, c, e, x in
                            zip(r["probes"], r["bopt_curve"], r["bopt_envelope"], r["bopt_exact"]))
         out.append(f"- {r['spectrum']}, {r['grid']}, {r['logs']} #{r['replicate']}, budget {r['budget']:.0e}: "
-                   f"L={r['L_pkg']:.4g} vs (a) {r['L_a']:.4g} (B={r['B_a']:.4g}; logs pick {r['noisy_pick']:.4g}), "
+                   f"L={r['L_pkg']:.4g} vs (a) {r['L_a']:.4g} ({100 * r['excess']:+.2f}%; B={r['B_a']:.4g}; logs "
+                   f"pick {r['noisy_pick']:.4g}), "
                    f"{r['recommendation']} {r['first']:.4g} -> {r['last']:.4g}; Bopt followed vs exact: {probes}")
     return "\n".join(out)
