@@ -91,7 +91,7 @@ def main(argv=None) -> int:
 
     warnings.showwarning = _one_line_warnings
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
     if not getattr(args, "_run", None):
         parser.print_help()
         return 0
@@ -104,7 +104,42 @@ def main(argv=None) -> int:
             signal.signal(signal.SIGTERM, old)
 
 
+#: options whose value is itself a command-line flag (``--sbatch --qos=high``): argparse would read it as an option
+FLAG_VALUED = ("--sbatch",)
+
+
+def _joined(argv):
+    """``argv`` with ``--sbatch X`` written ``--sbatch=X``, so a value that starts with ``--`` is a value."""
+    out, it = [], iter(argv)
+    for a in it:
+        nxt = next(it, None) if a in FLAG_VALUED else None
+        out.append(a if nxt is None else f"{a}={nxt}")
+    return out
+
+
 def _run(args) -> int:
+    """Run the chosen command (:func:`_dispatch`); a refused command leaves no ``--out`` folder it made."""
+    out = getattr(args, "out", None)
+    fresh = isinstance(out, str) and bool(out) and not os.path.lexists(out)
+    rc = _dispatch(args)
+    if rc == 2 and fresh:
+        _remove_empty_tree(out)
+    return rc
+
+
+def _remove_empty_tree(path):
+    """Remove ``path`` if it is a folder holding only empty folders (what a refused command may have made)."""
+    import pathlib
+
+    root = pathlib.Path(path)
+    if not root.is_dir() or root.is_symlink() or any(p.is_file() or p.is_symlink() for p in root.rglob("*")):
+        return
+    for d in sorted((p for p in root.rglob("*")), key=lambda p: len(p.parts), reverse=True):
+        d.rmdir()
+    root.rmdir()
+
+
+def _dispatch(args) -> int:
     """Run the chosen command; a user error is one line and exit 2, an interrupt one line and exit 130."""
     try:
         return int(args._run(args) or 0)

@@ -90,10 +90,16 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
         raise ValueError(f"budget={budget!r} must be a positive amount of data")
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")
+    if granularity > budget:
+        raise ValueError(f"granularity={granularity:g} exceeds the budget {budget:g}: a run at that batch could not "
+                         "take one step")
     reach = np.array(sorted({r.batch_size for r in runs if reaches(r, budget)}))
     env = _envelope_at(runs, budget, bootstrap, seed) if reach.size >= 3 else None
     if env is None:
-        why = f"only {reach.size} batch size(s) reach the budget (need 3)"
+        first = min(float(r.tokens[0]) for r in runs)
+        why = (f"only {reach.size} batch size(s) reach the budget (need 3)" if reach.size < 3 else
+               f"the budget {budget:g} lies before the runs' logged losses (the earliest row is at {first:g}): "
+               "nothing is measured there")
         return Plan(budget, math.nan, math.nan, math.nan, False, why, math.inf, False,
                     _extend(runs, budget, n))
     b, lo, hi, ok, reason = (float(env.bopt[0]), float(env.lo[0]), float(env.hi[0]), bool(env.identified[0]),
@@ -118,6 +124,9 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
             near = reach[int(np.argmin(np.abs(np.log(reach / b))))]
             props = [Proposal(float(near), budget, "the grid is already dense here; another seed averages "
                               "the noise that sets the interval")]
+    if not props:
+        reason += (f"; no batch within 2x of the ones wanted ({', '.join(f'{c:.3g}' for c in cands[:3])}) is a "
+                   f"multiple of the granularity {granularity:g} and takes a step within the budget")
     return Plan(budget, b, lo, hi, ok, reason, prec, False, props)
 
 
@@ -135,6 +144,8 @@ def _new_runs(cands, runs, budget, n, granularity, why):
         if not math.isfinite(c) or c <= 0:
             continue
         b = max(granularity, granularity * round(c / granularity))
+        if b > budget or max(b / c, c / b) > 2:  # not one step within the budget, or rounded to another batch
+            continue
         if any(max(b / t, t / b) < NEAR for t in taken):
             continue
         short = [r for r in runs if max(b / r.batch_size, r.batch_size / b) < NEAR]

@@ -204,6 +204,8 @@ def run_sweep(args):
             raise ValueError(f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
                              f"reaches it) and the initial loss {L0:.4g}")
     batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
+    if not all(np.isfinite(b) and b > 0 for b in batches):
+        raise ValueError(f"--batch-sizes must be positive and finite; got {', '.join(f'{b:g}' for b in batches)}")
     out = ensure_writable_dir(args.out)
     fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
     cross = []

@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from dbs_cli import dbs
 
 
 HEADER = "run,batch_size,step,tokens,loss,lr\n"
@@ -63,6 +64,16 @@ def files(tmp_path_factory):
     (d / "hf_dec" / "r").mkdir(parents=True)
     (d / "hf_dec" / "r" / "trainer_state.json").write_text(json.dumps({"log_history": [
         {"step": s, "loss": 3.0 - s / 10, "num_input_tokens_seen": t} for s, t in ((1, 8), (2, 16), (3, 4))]}))
+    (d / "tier_seeds.toml").write_text('base = "tiny"\nseeds = ["a", "b"]\n')
+    (d / "tier_extra.toml").write_text('base = "tiny"\nextra = "x"\n')
+    (d / "tier_eval.toml").write_text('base = "tiny"\neval_tokens = -1\n')
+    (d / "tier_interval.toml").write_text('base = "tiny"\ninterval_frac = 5.0\n')
+    (d / "tier_escape.toml").write_text('base = "tiny"\nname = "../../../../elsewhere/x"\n')
+    (d / "tier_preset.toml").write_text('base = "tiny"\npreset = "gpt5"\n')
+    (d / "tier_device.toml").write_text('base = "tiny"\ndevice = "tpu"\n')
+    (d / "tier_wd.toml").write_text('base = "tiny"\nweight_decay = -1\n')
+    (d / "tier_lr.toml").write_text('base = "tiny"\nlr = inf\n')
+    (d / "tier_seq.toml").write_text('base = "tiny"\nseq_len = 32.5\n')
     return d
 
 
@@ -198,12 +209,28 @@ CASES = [
      ["nomap.json"], "o75"),
     ("plan-format-mismatch", ["plan", "{d}/good.csv", "--format", "hf", "--budget", "1e4", "--out", "{d}/o76"],
      ["good.csv", "trainer_state"], "o76"),
+    # -- issue 27 items 8-10, 12, 14: options that contradict, values no run can use, nothing left behind --
+    ("train-resume-and-overwrite", [*TRAIN, "--resume", "--overwrite", "--out", "{d}/o77"],
+     ["--resume", "--overwrite"], "o77"),
+    ("train-stop-at-negative", [*TRAIN, "--stop-at-tokens", "-1", "--out", "{d}/o78"], ["stop_at_tokens"], "o78"),
+    ("train-eval-tokens-negative", [*TRAIN, "--eval-tokens", "-1", "--out", "{d}/o79"], ["eval_tokens", "-1"],
+     "o79"),
+    ("train-resume-into-new-folder", [*TRAIN, "--resume", "--out", "{d}/o80"], ["--resume", "o80"], "o80"),
+    ("train-branch-from-missing", [*TRAIN, "--branch-from", "{d}/none/ckpt.pt", "--out", "{d}/o81"],
+     ["--branch-from", "none"], "o81"),
+    ("validate-sbatch-unterminated", ["validate", "sweep", "--tier", "tiny", "--sbatch", "'--qos=high",
+                                      "--out", "{d}/o82"], ["--sbatch", "quotation"], "o82"),
+    ("validate-time-limit-zero", ["validate", "sweep", "--tier", "tiny", "--time-limit", "0", "--out", "{d}/o83"],
+     ["--time-limit"], "o83"),
+    ("plan-granularity-above-budget", ["plan", "{d}/good.csv", "--budget", "3000", "--granularity", "1e6",
+                                       "--out", "{d}/o84"], ["granularity", "3000"], "o84"),
+    *[(f"validate-tier-{k}", ["validate", "sweep", "--tier-config", f"{{d}}/tier_{k}.toml", "--out",
+                              f"{{d}}/o85{k}"], [f"tier_{k}.toml", *words], f"o85{k}")
+      for k, words in [("seeds", ["seeds", "'a'"]), ("extra", ["extra"]), ("eval", ["eval_tokens", "-1"]),
+                       ("interval", ["interval_frac", "5.0"]), ("escape", ["name", "elsewhere"]),
+                       ("preset", ["preset", "gpt5"]), ("device", ["tpu"]), ("wd", ["weight_decay", "-1"]),
+                       ("lr", ["lr", "inf"]), ("seq", ["seq_len", "32.5"])]],
 ]
-
-
-def dbs(args):
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *args], capture_output=True, text=True,
-                          timeout=300)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
@@ -216,9 +243,10 @@ def test_bad_input(files, case):
     assert r.returncode == 2, (r.returncode, r.stderr[-1500:])
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr[-1500:]
     assert all(w.lower() in lines[0].lower() for w in words), lines[0]
-    if out:
-        left = [p for p in (files / out).rglob("*") if p.is_file()] if (files / out).exists() else []
-        assert not left, f"partial output left behind: {left}"
+    if out == "noresults":  # the input folder itself: nothing may be added to it
+        assert not list((files / out).iterdir())
+    elif out:
+        assert not (files / out).exists(), f"refused, yet left behind: {sorted((files / out).rglob('*'))}"
 
 
 def _train(out, *extra):
@@ -249,7 +277,8 @@ def test_cuda_requested_without_cuda_is_one_line(files, tmp_path, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # no GPU visible, on a GPU machine too
     for argv in ([*TRAIN, "--device", "cuda", "--out", str(tmp_path / "a")],
                  ["validate", "sweep", "--tier", "tiny", "--device", "cuda", "--out", str(tmp_path / "b")]):
-        r = dbs(argv)
+        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", *argv], capture_output=True, text=True,
+                           timeout=300)  # a process of its own: CUDA reads CUDA_VISIBLE_DEVICES once, at start
         lines = r.stderr.strip().splitlines()
         assert r.returncode == 2 and len(lines) == 1 and "CUDA is not available" in lines[0], r.stderr[-1500:]
     assert not [p for p in tmp_path.rglob("*") if p.is_file()]

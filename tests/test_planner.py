@@ -89,6 +89,25 @@ def test_bad_arguments_are_refused():
         plan_sweep([run], 10, n=0)
 
 
+def test_a_granularity_the_budget_cannot_hold_is_refused_and_one_it_can_rounds_at_most_2x(nqm):
+    """Issue 27 item 8: no proposal of a batch larger than the budget (not one step) or rounded more than
+    2x away from the batch wanted; the plan says why it proposes nothing."""
+    runs = sweep(nqm, [1.0, 1.5, 2.0])  # Bopt lies above the grid: it wants batches 2.8 and 4
+    with pytest.raises(ValueError, match="granularity"):
+        plan_sweep(runs, BUDGET, bootstrap=20, granularity=BUDGET * 1.01)
+    coarse = plan_sweep(runs, BUDGET, bootstrap=20, granularity=10)  # 2.8 -> 10 and 4 -> 10: more than 2x
+    assert not coarse.proposals and "granularity 10" in coarse.reason
+    fine = plan_sweep(runs, BUDGET, bootstrap=20, granularity=4)  # 2.8 -> 4 and 4 -> 4: one batch, within 2x
+    assert [p.batch for p in fine.proposals] == [4.0]
+
+
+def test_a_budget_before_the_first_logged_row_says_so():
+    runs = [Run(f"b{b}", b, np.arange(1.0, 50), b * np.arange(1.0, 50), 3 - np.arange(1.0, 50) / 100 + 1 / b)
+            for b in (8.0, 16.0, 32.0, 64.0)]
+    plan = plan_sweep(runs, 5.0, bootstrap=20)
+    assert not plan.identified and "before the runs' logged losses" in plan.reason and "8" in plan.reason
+
+
 def test_the_planner_needs_fewer_runs_than_plain_grids_on_two_spectra():
     """Issue 13: +/-10% on Bopt at the budget. Measured (d = 1000, budget 1e5): 9 runs vs 13 on each of
     zhang2019, power law 1.5 and power law 2.0, every final estimate within 1.1% of the exact value."""

@@ -27,6 +27,10 @@ def run(args):
     from .config import config_from_args
     from .train import NonFiniteLoss, summary_line, train
 
+    if args.resume and args.overwrite:
+        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run in --out, "
+                         "--overwrite starts it again; give one")
+
     try:
         res = train(config_from_args(args), resume=args.resume, progress=not args.quiet,
                     overwrite=args.overwrite)

@@ -114,6 +114,15 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v > 0):
                 raise ValueError(f"{name}={v!r} must be positive")
+        for name in ("eval_every_tokens", "final_eval_tokens", "gns_every"):
+            if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+        for name in ("eval_tokens", "final_eval_tokens"):
+            if 0 < getattr(self, name) < self.seq_len or (name == "eval_tokens" and self.eval_tokens < 1):
+                raise ValueError(f"{name}={getattr(self, name)!r} must be at least one sequence "
+                                 f"(seq_len={self.seq_len} tokens)")
+        if self.stop_at_tokens is not None and not (math.isfinite(self.stop_at_tokens) and self.stop_at_tokens > 0):
+            raise ValueError(f"stop_at_tokens={self.stop_at_tokens!r} must be positive (tokens at which to stop)")
         if self.batch_size > self.tokens and not self.batch_schedule:
             raise ValueError(f"batch_size={self.batch_size:g} exceeds the whole run (tokens={self.tokens:g})")
         check_device_name(self.device)

@@ -181,6 +181,15 @@ def _start_fresh(cfg, out, run, step, overwrite, corpus, model, rounding):
             w.writerows({**r, "run": run} for r in rows if int(r["step"]) <= step)
 
 
+def _check_sources(cfg, resume):
+    """Refuse a ``--resume`` without a checkpoint or a missing ``--branch-from`` before ``--out`` is made."""
+    ck_path = Path(cfg.out) / "ckpt.pt"
+    if resume and not ck_path.is_file():
+        raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
+    if cfg.branch_from and not resume and not Path(cfg.branch_from).is_file():
+        raise ValueError(f"--branch-from: no checkpoint at {str(cfg.branch_from)!r}")
+
+
 def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
     """``(step, tokens)`` to start from: a resumed checkpoint, a branch parent, or zero.
 
@@ -289,6 +298,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
     check_writable(cfg.out)
     corpus = load_corpus(cfg.data, cfg.vocab_size, cfg.data_glob)  # read (or refused) before anything is written
     rank, world = _distributed(device)
+    _check_sources(cfg, resume)
     out = ensure_writable_dir(cfg.out)
     with folder_lock(out) if rank == 0 else contextlib.nullcontext():
         torch.manual_seed(cfg.seed)

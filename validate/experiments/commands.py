@@ -66,10 +66,11 @@ def run(args):
         raise ValueError(f"--jobs={args.jobs} must be >= 1")
     names = list(EXPERIMENTS) if args.name == "all" else [args.name]
     mods = [get(n) for n in names]
+    launcher = _launcher(args)  # every option checked before the results folder is made
     root = args.out or f"results/validate/{tier.name}"
     check_writable(root)
     ensure_writable_dir(root)
-    with launch.use(_launcher(args)):
+    with launch.use(launcher):
         for name, mod in zip(names, mods):
             _run_one(name, mod, tier, root, args)
     return 0

@@ -57,7 +57,11 @@ def use(launcher: Launcher):
 def parse_sbatch(text) -> dict:
     """``{"qos": "high", "constraint": "a100"}`` from ``"--qos=high --constraint=a100"`` (``--sbatch``)."""
     out = {}
-    for item in shlex.split(text or ""):
+    try:
+        items = shlex.split(text or "")
+    except ValueError as exc:  # an unterminated quote
+        raise ValueError(f"--sbatch {text!r}: {str(exc)[0].lower()}{str(exc)[1:]}") from None
+    for item in items:
         key, eq, value = item.lstrip("-").partition("=")
         if not item.startswith("--") or not key:
             raise ValueError(f"--sbatch takes sbatch flags as --key=value; got {item!r}")

@@ -7,6 +7,8 @@ data order, so they differ only in what an experiment varies.
 """
 from __future__ import annotations
 
+import math
+import re
 from dataclasses import MISSING, dataclass, field, fields, replace
 from pathlib import Path
 
@@ -118,7 +120,7 @@ def load_tier(path) -> Tier:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: malformed TOML ({str(exc).splitlines()[0]})") from None
     base = spec.pop("base", None)
-    known = {f.name: f for f in fields(Tier)}
+    known = {f.name: f for f in fields(Tier) if f.name != "extra"}  # extra: not a file's to set
     unknown = sorted(set(spec) - set(known))
     if unknown:
         raise ValueError(f"{path}: unknown tier field(s) {', '.join(unknown)}; known: {', '.join(known)}")
@@ -133,19 +135,59 @@ def load_tier(path) -> Tier:
     return _checked(Tier(**values), path)
 
 
+#: field -> (kind, lower bound, whether the bound itself is allowed): what a tier file may set
+_KINDS = dict(seq_len=("int", 1, True), sweep_steps=("int", 1, True), max_micro=("int", 1, True),
+              dyn_micro=("int", 1, True), power_seeds=("int", 1, True), jobs=("int", 1, True),
+              eval_tokens=("int", 1, True), final_eval_tokens=("int", 1, True), eval_block=("int", 0, True),
+              gns_every=("int", 0, True), lr=("float", 0, False), sweep_tokens=("float", 0, False),
+              budget=("float", 0, False), eval_every_tokens=("float", 0, False), weight_decay=("float", 0, True),
+              warmup=("float", 0, True), decay_tokens=("float", 0, True), interval_frac=("float", 0, False))
+
+
+def _number(path, name, v, kind, low, closed):
+    """Refuse ``v`` unless it is a finite ``kind`` (``int``: whole) above ``low`` (or equal, when ``closed``)."""
+    whole = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
+    ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
+          and (kind == "float" or whole) and (v >= low if closed else v > low))
+    if not ok:
+        noun = "a whole number" if kind == "int" else "a number"
+        raise ValueError(f"{path}: tier field {name} must be {noun} {'>=' if closed else '>'} {low:g}; got {v!r}")
+
+
 def _checked(tier: Tier, path) -> Tier:
-    """Refuse values no run could use, naming the field."""
-    nums = dict(seq_len=tier.seq_len, lr=tier.lr, sweep_tokens=tier.sweep_tokens, budget=tier.budget,
-                sweep_steps=tier.sweep_steps, max_micro=tier.max_micro, dyn_micro=tier.dyn_micro, jobs=tier.jobs)
-    for k, v in nums.items():
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{path}: tier field {k} must be a positive number; got {v!r}")
-    if not tier.batches or any(not isinstance(b, (int, float)) or b <= 0 for b in tier.batches):
+    """Refuse values no run could use (or that would write outside the results folder), naming the field."""
+    from validate.config import PRESET_NAMES, check_device_name
+
+    if not isinstance(tier.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", tier.name):
+        raise ValueError(f"{path}: tier field name must be a plain name (letters, digits, . _ -, no path); "
+                         f"got {tier.name!r}")
+    if tier.preset not in PRESET_NAMES:
+        raise ValueError(f"{path}: tier field preset must be one of {', '.join(PRESET_NAMES)}; got {tier.preset!r}")
+    try:
+        check_device_name(tier.device)
+    except ValueError as exc:
+        raise ValueError(f"{path}: tier field {exc}") from None
+    for name, (kind, low, closed) in _KINDS.items():
+        _number(path, name, getattr(tier, name), kind, low, closed)
+    if tier.interval_frac > 1:
+        raise ValueError(f"{path}: tier field interval_frac must be a fraction of the budget in (0, 1]; "
+                         f"got {tier.interval_frac!r}")
+    if not tier.batches:
         raise ValueError(f"{path}: tier field batches must list positive batch sizes (tokens); got {tier.batches!r}")
+    for b in tier.batches:
+        _number(path, "batches", b, "float", 0, False)
+    for name in ("seeds", "ablation_seeds", "growth_seeds"):
+        for v in getattr(tier, name):
+            _number(path, name, v, "int", 0, True)
     if not tier.seeds:
         raise ValueError(f"{path}: tier field seeds must list at least one seed")
-    if not isinstance(tier.eval_block, int) or tier.eval_block < 0 or tier.eval_block % tier.seq_len:
+    if tier.eval_block % tier.seq_len:
         raise ValueError(f"{path}: tier field eval_block must be 0 or a multiple of seq_len ({tier.seq_len}); "
                          f"got {tier.eval_block!r}")
+    for name in ("data", "data_glob"):
+        if getattr(tier, name) is not None and not isinstance(getattr(tier, name), str):
+            raise ValueError(f"{path}: tier field {name} must be a string; got {getattr(tier, name)!r}")
+    if tier.vocab_size is not None:
+        _number(path, "vocab_size", tier.vocab_size, "int", 1, True)
     return tier
 
