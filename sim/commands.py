@@ -205,7 +205,8 @@ def run_sweep(args):
                              f"reaches it) and the initial loss {L0:.4g}")
     batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
     if not all(np.isfinite(b) and b > 0 for b in batches):
-        raise ValueError(f"--batch-sizes must be positive and finite; got {', '.join(f'{b:g}' for b in batches)}")
+        got = ", ".join(f"{b:g}" for b in batches)
+        raise ValueError(f"batch_sizes (--batch-sizes) must be positive and finite; got {got}")
     out = ensure_writable_dir(args.out)
     fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
     cross = []

@@ -2,18 +2,19 @@
 import subprocess
 import sys
 
-import pytest
+from dbs_cli import dbs
 
 from dbs_theory import cli
 
 
 def run_dbs(*args):
+    """A real ``python -m dbs_theory.cli`` process: the entry point itself is what is tested."""
     return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *args],
                           capture_output=True, text=True, timeout=300)
 
 
 def test_help_lists_registered_commands():
-    out = run_dbs("--help")
+    out = dbs("--help")
     assert out.returncode == 0
     assert "derive" in out.stdout
 
@@ -37,7 +38,7 @@ def test_derive_latex(capsys):
 
 
 def test_unknown_derivation_exits_2():
-    out = run_dbs("derive", "nope")
+    out = dbs("derive", "nope")
     assert out.returncode == 2
     assert "Traceback" not in out.stderr and "nope" in out.stderr
 

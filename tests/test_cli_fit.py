@@ -1,18 +1,14 @@
 """dbs simulate and dbs fit end to end, and their bad-input behaviour."""
 import csv
 import json
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from dbs_cli import dbs
 
 HEADER = "run,batch_size,step,tokens,loss,lr\n"
 
 
-def dbs(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)],
-                          capture_output=True, text=True, timeout=600, cwd=cwd)
 
 
 def hand_made_csv(path, batches=(2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)):

@@ -1,9 +1,8 @@
 """Report figures: each opened as matplotlib objects and checked; dbs report end to end."""
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from dbs_cli import dbs
 
 from dbs_report import figures as F
 from dbs_theory.bopt_curve import BoptCurve
@@ -13,9 +12,6 @@ from dbs_report.report import build_report, markdown_to_html, write_report
 from figcheck import check_figure, decades
 
 
-def dbs(*args):
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
 
 
 def test_checker_catches_a_bad_figure():
@@ -96,20 +92,17 @@ def test_write_report_refuses_a_folder_without_results(tmp_path):
 def test_the_report_shows_the_band_of_an_extrapolated_schedule(tmp_path):
     """dbs fit -> dbs schedule --extrapolate -> dbs report: a band figure, and the text says where the
     measured range ends."""
-    import subprocess
-    import sys
-
-    def dbs(*a):
-        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", *a], capture_output=True, text=True, timeout=600)
+    def ok(*a):
+        r = dbs(*a)
         assert r.returncode == 0, r.stderr
         return r.stdout
 
-    dbs("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(tmp_path / "sim"))
-    dbs("fit", str(tmp_path / "sim" / "runs.csv"), "--bootstrap", "30", "--out", str(tmp_path / "fit"))
-    out = dbs("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", "1e7", "--extrapolate",
+    ok("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(tmp_path / "sim"))
+    ok("fit", str(tmp_path / "sim" / "runs.csv"), "--bootstrap", "30", "--out", str(tmp_path / "fit"))
+    out = ok("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", "1e7", "--extrapolate",
               "--out", str(tmp_path / "sched"))
     assert "Past the measured range" in out and "Bopt in [" in out
-    dbs("report", str(tmp_path / "sched"))
+    ok("report", str(tmp_path / "sched"))
     md = (tmp_path / "sched" / "report.md").read_text()
     assert "bopt-band" in md and "the band opens" in md
 

@@ -4,6 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
+from dbs_cli import dbs
 
 from dbs_theory.cli import build_parser
 
@@ -87,13 +88,8 @@ def test_dbs_train_runs_the_batch_asked_for(tmp_path, batch, used):
     pytest.importorskip("torch")
     import csv
     import json
-    import subprocess
-    import sys
-
     out = tmp_path / "r"
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--batch-size",
-                        str(batch), "--tokens", "4096", "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, timeout=300)
+    r = dbs("train", "--preset", "tiny", "--batch-size", batch, "--tokens", "4096", "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader((out / "log.csv").open()))
     assert {int(x["batch_size"]) for x in rows} == {used}
@@ -106,10 +102,6 @@ def test_dbs_train_runs_the_batch_asked_for(tmp_path, batch, used):
 
 def test_a_default_of_zero_is_shown_in_help():
     """`0 in (None, False)` is True in Python, which once hid every default of 0 (e.g. --seed)."""
-    import subprocess
-    import sys
-
-    out = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "plan", "--help"], capture_output=True,
-                         text=True, timeout=120).stdout
+    out = dbs("plan", "--help").stdout
     line = next(x for x in out.splitlines() if x.strip().startswith("--seed SEED"))
     assert "(default 0)" in line

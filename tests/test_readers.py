@@ -3,11 +3,10 @@ same dbs fit table, as the same data in the project's CSV."""
 import csv
 import json
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
+from dbs_cli import dbs
 
 import sim
 from dbs_theory.readers import detect, parse_batch_sizes
@@ -84,8 +83,7 @@ def same(a, b):
 
 def fit_table(src, out, *extra):
     """``dbs fit SRC`` (no bootstrap) and its bopt_table.csv rows."""
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(src), *extra, "--bootstrap", "0",
-                        "--out", str(out)], capture_output=True, text=True)
+    r = dbs("fit", src, *extra, "--bootstrap", "0", "--out", out)
     assert r.returncode == 0, r.stderr
     with open(out / "bopt_table.csv") as fh:
         return list(csv.DictReader(fh))
@@ -194,8 +192,7 @@ def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
     for args, match in ((["fit", str(path)], "no batch size for run"),
                         (["fit", str(path), "--batch-size", "b4=4", "--loss-tag", "x"], "metrics present"),
                         (["fit", str(tmp_path / "hf_empty")], "no training loss entries")):
-        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", *args, "--out", str(tmp_path / "o")],
-                           capture_output=True, text=True)
+        r = dbs(*args, "--out", tmp_path / "o")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and match in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()  # nothing half-written
 
@@ -405,6 +402,5 @@ def test_batch_sizes_from_a_mapping_file_for_names_with_commas(tmp_path):
             parse_batch_sizes(str(put(tmp_path / "bad.json", text)))
     with pytest.raises(ValueError, match="no such file"):
         parse_batch_sizes(str(tmp_path / "missing.json"))
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", str(p), "--batch-size", str(t),
-                        "--format", "wandb", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    r = dbs("fit", p, "--batch-size", t, "--format", "wandb", "--out", tmp_path / "o")
     assert "no batch size" not in r.stderr and "unrecognized" not in r.stderr, r.stderr

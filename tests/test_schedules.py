@@ -1,12 +1,11 @@
 """Batch-size and learning-rate schedules, the Bopt(D) curve, exports, wall clock, NQM evaluation."""
 import json
 import math
-import subprocess
-import sys
 import warnings
 
 import numpy as np
 import pytest
+from dbs_cli import dbs
 from hypothesis import given, settings, strategies as st
 
 import sim
@@ -222,9 +221,6 @@ def test_nqm_dynamic_beats_best_fixed_and_k_piece_beats_both(budget):
     assert 0 < res["gap_closed"] < 1
 
 
-def dbs(*args):
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=600)
 
 
 def test_schedule_cli_from_steps_and_from_frontier(tmp_path):

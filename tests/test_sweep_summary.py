@@ -7,7 +7,6 @@ logs built so that nothing crosses and the largest batch always wins.
 import dataclasses
 
 import numpy as np
-import pytest
 
 import sim
 from dbs_theory.runs import Run
