@@ -309,3 +309,25 @@ def test_the_run_cache_takes_a_final_checkpoint_without_done_json_as_done(tmp_pa
     train()
     assert (d / "done.json").exists() and (d / "log.csv").read_text() == full
     assert (d / "ckpt.pt").stat().st_mtime_ns == mtime  # resumed as a no-op: nothing trained again
+
+
+@pytest.mark.parametrize("apart, stops_at_once", [(False, False), (True, True)])
+def test_a_second_stop_signal_skips_the_checkpoint_only_when_it_is_a_new_interrupt(monkeypatch, apart,
+                                                                                    stops_at_once):
+    """Issue 27 item 11: a terminal's Ctrl-C reaches a launcher's job and the launcher passes it on; the two
+    copies within SAME_INTERRUPT seconds are one interrupt (checkpoint, then stop), a later one stops at once."""
+    pytest.importorskip("torch")
+    from validate import train as T
+
+    if apart:
+        monkeypatch.setattr(T, "SAME_INTERRUPT", 0.0)
+    with T._stop_flag() as flag:
+        signal.raise_signal(signal.SIGTERM)
+        assert flag["stop"]
+        if stops_at_once:
+            time.sleep(0.01)
+            with pytest.raises(KeyboardInterrupt, match="interrupted twice"):
+                signal.raise_signal(signal.SIGINT)
+        else:
+            signal.raise_signal(signal.SIGINT)  # the same interrupt again: still a checkpointed stop
+            assert flag["stop"]

@@ -18,6 +18,7 @@ import random
 import signal
 import sys
 import threading
+import time
 from dataclasses import asdict, fields
 from pathlib import Path
 
@@ -229,21 +230,30 @@ def _finished(out, step, D, corpus) -> dict:
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
+#: Seconds within which a second stop signal counts as the first one again (see :func:`_stop_flag`).
+SAME_INTERRUPT = 2.0
+
+
 @contextlib.contextmanager
 def _stop_flag():
     """A dict whose ``stop`` turns True on the first Ctrl-C or SIGTERM; a second one interrupts at once.
 
-    Only the main thread can own a signal handler; elsewhere the flag never turns.
+    A second signal within :data:`SAME_INTERRUPT` seconds of the first is the same interrupt delivered
+    twice (a terminal's Ctrl-C reaches a launcher and its jobs, and the launcher passes it on), not a
+    request to skip the checkpoint. Only the main thread can own a signal handler; elsewhere the flag
+    never turns.
     """
-    flag = dict(stop=False)
+    flag = dict(stop=False, at=0.0)
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum, frame):
-        if flag["stop"]:
+        now = time.monotonic()
+        if flag["stop"] and now - flag["at"] > SAME_INTERRUPT:
             raise KeyboardInterrupt("interrupted twice: stopped at once (the last checkpoint is kept)")
-        flag["stop"] = True
+        if not flag["stop"]:
+            flag.update(stop=True, at=now)
 
     old = {sig: signal.signal(sig, handler) for sig in STOP_SIGNALS}
     try:

@@ -69,6 +69,10 @@ def parse_sbatch(text) -> dict:
     return out
 
 
+def _stop_before_training(signum, frame):
+    raise KeyboardInterrupt("stopped before training began (nothing to checkpoint)")
+
+
 class TrainJob:
     """One run as a submitit job: train (or resume) it through the run cache. ``checkpoint`` makes submitit
     requeue it on preemption or timeout; the rerun resumes from the run's ``ckpt.pt``."""
@@ -77,8 +81,13 @@ class TrainJob:
         self.root, self.spec, self.threads = str(root), spec, threads
 
     def __call__(self):
+        import signal
+
         from .runner import _train_one
 
+        # submitit lets a job ignore SIGTERM; before the trainer's own handler is in place (imports, data,
+        # model) a stop request must still stop the job, with nothing to checkpoint yet
+        signal.signal(signal.SIGTERM, _stop_before_training)
         os.environ.setdefault("OMP_NUM_THREADS", str(self.threads))
         return str(_train_one(self.root, self.spec, self.threads, None, inprocess=True))
 
@@ -101,15 +110,27 @@ def _executor(root, la: Launcher):
     return ex
 
 
-def submitit_runs(root, todo, bar, launcher: Launcher) -> None:
-    """Submit one job per run in ``todo`` and wait for them; a failed job raises ``RunFailed``; Ctrl-C
-    cancels the jobs (each resumes from its checkpoint when submitted again)."""
-    from .runner import RunFailed
+def submitit_runs(root, todo, bar, launcher: Launcher, jobs=None) -> None:
+    """Submit one job per run in ``todo`` and wait for them; a failed job raises ``RunFailed``.
+
+    On this machine (submitit's local executor) at most ``jobs`` run at once, as with the local launcher;
+    on Slurm the cluster's queue decides. Ctrl-C or SIGTERM stops every running job once (SIGTERM: the
+    trainer checkpoints at its next step and exits), waits for them, and raises ``KeyboardInterrupt`` with
+    what happened to each run (:func:`~validate.experiments.runner.interrupted_message`).
+    """
+    from .runner import RunFailed, interrupted_message
 
     ex = _executor(root, launcher)
-    jobs = [(s, ex.submit(TrainJob(root, s, launcher.cpus))) for s in todo]
+    here = ex.cluster == "local"
+    window = max(1, jobs or 1) if here else len(todo)
+    queue, running = list(todo), []
     try:
-        for spec, job in jobs:
+        while queue or running:
+            while queue and len(running) < window:
+                spec = queue.pop(0)
+                running.append((spec, ex.submit(TrainJob(root, spec, launcher.cpus))))
+            spec, job = _first_done(running)
+            running.remove((spec, job))
             try:
                 job.result()
             except Exception as exc:  # submitit wraps the job's error (FailedJobError and friends)
@@ -117,8 +138,50 @@ def submitit_runs(root, todo, bar, launcher: Launcher) -> None:
                 raise RunFailed(f"run {spec.label!r} failed in submitit job {job.job_id}: {last[0]}; see "
                                 f"{Path(root) / 'submitit'}") from None
             bar.update(1)
+    except KeyboardInterrupt:
+        _stop(job for _, job in running)
+        raise KeyboardInterrupt(interrupted_message(root, todo)) from None
     except BaseException:
-        for _, job in jobs:
-            with contextlib.suppress(Exception):
-                job.cancel(check=False)
+        _stop(job for _, job in running)
         raise
+
+
+def _first_done(running, poll=0.5):
+    """The first ``(spec, job)`` of ``running`` whose job has ended (polling every ``poll`` seconds)."""
+    import time
+
+    while True:
+        for item in running:
+            if item[1].done():
+                return item
+        time.sleep(poll)
+
+
+def _stop(jobs, wait=120.0):
+    """Stop each job once and wait (up to ``wait`` seconds) for it to checkpoint and exit.
+
+    A local-executor job is its controller process, which forwards SIGTERM to the training process (its
+    own cancel sends SIGINT, and kills the trainer a second later); a Slurm job is cancelled (``scancel``:
+    SIGTERM, then SIGKILL after the cluster's KillWait).
+    """
+    import signal
+    import time
+
+    jobs = list(jobs)
+    for job in jobs:
+        with contextlib.suppress(Exception):
+            proc = getattr(job, "_process", None)
+            if proc is not None:
+                job._cancel_at_deletion = False  # its __del__ would send a second signal
+                proc.send_signal(signal.SIGTERM)
+            else:
+                job.cancel(check=False)
+    end = time.monotonic() + wait
+    while time.monotonic() < end and not all(_ended(job) for job in jobs):
+        time.sleep(0.5)
+
+
+def _ended(job) -> bool:
+    with contextlib.suppress(Exception):
+        return bool(job.done())
+    return True

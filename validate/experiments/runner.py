@@ -30,7 +30,7 @@ from dbs_theory.io import FolderLocked, atomic_write, folder_lock
 from ..config import TrainConfig
 from . import launch
 
-__all__ = ["RunSpec", "run_dir", "train_runs", "is_done", "RunFailed"]
+__all__ = ["interrupted_message", "RunSpec", "run_dir", "train_runs", "is_done", "RunFailed"]
 
 #: Config fields that say where a run goes, not what it computes.
 _PLACE = ("out", "run")
@@ -233,7 +233,7 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
         with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress) as bar:
             try:
                 if launch.ACTIVE.name == "submitit":  # one cluster (or local-executor) job per run
-                    launch.submitit_runs(root, todo, bar, launch.ACTIVE)
+                    launch.submitit_runs(root, todo, bar, launch.ACTIVE, jobs)
                 elif inprocess:  # in the main thread, so Ctrl-C reaches the training loop's handler
                     for s in todo:
                         _train_one(root, s, threads, timeout, inprocess=True)
@@ -241,9 +241,19 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
                 else:
                     _in_pool(root, todo, jobs, threads, timeout, bar)
             except KeyboardInterrupt:
-                raise KeyboardInterrupt("interrupted: finished runs are kept and running ones were "
-                                        "checkpointed; rerun the same command to resume") from None
+                raise KeyboardInterrupt(interrupted_message(root, todo)) from None
     return {s.label: run_dir(root, s) for s in specs}
+
+
+def interrupted_message(root, todo) -> str:
+    """One line on what an interrupt left of the runs in ``todo``: finished, checkpointed (resumable) or
+    not started / without a checkpoint (trained from the start on a rerun)."""
+    done = [s.label for s in todo if is_done(root, s)]
+    ckpt = [s.label for s in todo if s.label not in done and (run_dir(root, s) / "ckpt.pt").exists()]
+    none = [s.label for s in todo if s.label not in done and s.label not in ckpt]
+    parts = [f"{len(done)} finished", f"{len(ckpt)} checkpointed" + (f" ({', '.join(ckpt)})" if ckpt else ""),
+             f"{len(none)} without a checkpoint" + (f" ({', '.join(none)}: they start over)" if none else "")]
+    return "interrupted: of the runs this command trains, " + ", ".join(parts) + "; rerun the same command to resume"
 
 
 def _in_pool(root, todo, jobs, threads, timeout, bar):
