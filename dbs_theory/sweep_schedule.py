@@ -6,9 +6,9 @@ envelope over every data amount they cover (``fit.json``'s ``envelope``), and
 (:func:`~dbs_theory.batch_schedules.dynamic_batch`) on the noise-robust curve
 of :func:`~dbs_theory.bopt_curve.envelope_curve`. What a user would do without
 the package is take the sweep's best batch at the budget; so the schedule is
-handed out only when the sweep resolves that ``Bopt`` grows over the run (the
-``level`` interval at the budget lies wholly above one in the first quarter of
-the run): a dynamic schedule's gain comes from starting below the final batch,
+handed out only when the sweep resolves that ``Bopt`` grows over the run (a
+``level`` interval in the last half of the run lies wholly above one in its
+first quarter, :func:`growth_resolved`): a dynamic schedule's gain comes from starting below the final batch,
 and where the growth is inside the noise it is not expected to beat the best
 fixed batch, which is recommended instead.
 
@@ -90,34 +90,40 @@ def best_fixed_batch(env, at):
     return float(batches[k]), float(col[k])
 
 
-def growth_resolved(env, D0, D1, early_to=0.25):
+def growth_resolved(env, D0, D1, early_to=0.25, late_from=0.5):
     """Whether the sweep resolves that ``Bopt`` grows between ``D0`` and ``D1``: ``(bool, sentence)``.
 
-    The reading at the last identified ``D <= D1`` is compared with the
-    identified readings at ``D0 <= D <= early_to D1`` (the early part of the
-    run, where a dynamic schedule departs from the final batch): with
-    intervals, growth is resolved when one early interval lies wholly below
-    the late one (an early reading from few rows has a wide interval; a later
-    one can still resolve the growth); without intervals (exact curves), when
-    an early value lies below the late one.
+    The identified readings at ``D0 <= D <= early_to D1`` (the early part of
+    the run, where a dynamic schedule departs from the final batch) are
+    compared with those at ``late_from D1 <= D <= D1`` (the late part). With
+    intervals, growth is resolved when some early interval lies wholly below
+    some late one. ``Bopt`` does not fall as ``D`` grows, so any late reading
+    bounds ``Bopt(D1)`` from below; the last reading alone sits where every
+    run's log ends, its local line one-sided and its interval the widest (an
+    early reading from few rows is wide too, so the narrowest on each side
+    decides). Without intervals (exact curves), growth is resolved when an
+    early value lies below a late one. Chosen with ``dbs simulate chain``
+    (docs/conventions.md, "When a dynamic schedule is handed out").
     """
     D, B, lo, hi = (_get(env, k) for k in ("data", "bopt", "lo", "hi"))
     ident = np.asarray(env["identified"] if isinstance(env, dict) else env.identified, bool) & np.isfinite(B)
-    late = np.nonzero(ident & (D <= D1 * (1 + 1e-9)))[0]
+    upto = ident & (D <= D1 * (1 + 1e-9))
     early = np.nonzero(ident & (D >= D0 * (1 - 1e-9)) & (D <= early_to * D1))[0]
+    late = np.nonzero(upto & (D >= late_from * D1 * (1 - 1e-9)))[0]
+    if not late.size and upto.any():
+        late = np.nonzero(upto)[0][-1:]  # the sweep stops short of late_from D1: its last reading
     if not early.size or not late.size or late[-1] <= early[0]:
         return False, (f"the envelope does not identify Bopt both between {D0:.4g} and {early_to * D1:.4g} and "
                        f"near {D1:.4g}")
-    b = late[-1]
-    have = lo is not None and hi is not None and np.isfinite([lo[b], hi[b]]).all()
+    have = lo is not None and hi is not None and np.isfinite(hi[early]).any() and np.isfinite(lo[late]).any()
     if have:
-        top = np.where(np.isfinite(hi[early]), hi[early], np.inf)
-        a = early[int(np.argmin(top))]
+        a = early[int(np.argmin(np.where(np.isfinite(hi[early]), hi[early], np.inf)))]
+        b = late[int(np.argmax(np.where(np.isfinite(lo[late]), lo[late], -np.inf)))]
         ok = hi[a] < lo[b]
         text = (f"Bopt {B[a]:.4g} [{lo[a]:.4g}, {hi[a]:.4g}] at D={D[a]:.4g} vs {B[b]:.4g} [{lo[b]:.4g}, "
                 f"{hi[b]:.4g}] at D={D[b]:.4g}")
     else:
-        a = early[int(np.argmin(B[early]))]
+        a, b = early[int(np.argmin(B[early]))], late[int(np.argmax(B[late]))]
         ok = B[b] > B[a]
         text = f"Bopt {B[a]:.4g} at D={D[a]:.4g} vs {B[b]:.4g} at D={D[b]:.4g} (no intervals)"
     return bool(ok), text

@@ -66,12 +66,12 @@ def test_past_the_swept_range_extrapolate_is_asked_for_and_holds_the_curve(sweep
     assert sched(3 * BUDGET) >= ex["best_fixed"]  # never below the best fixed batch at the last measured data
 
 
-def _env(lo0, hi0, lo1, hi1, b0=4.0, b1=32.0, mid=(np.nan, np.nan, np.nan)):
-    """An envelope with Bopt b0 [lo0, hi0] at D = 100, a reading ``mid`` (Bopt, lo, hi) at D = 2000 and b1
-    [lo1, hi1] at D = 1e4; batches 2..64."""
+def _env(lo0, hi0, lo1, hi1, b0=4.0, b1=32.0, mid=(np.nan, np.nan, np.nan), mid_at=2000.0):
+    """An envelope with Bopt b0 [lo0, hi0] at D = 100, a reading ``mid`` (Bopt, lo, hi) at D = ``mid_at`` and
+    b1 [lo1, hi1] at D = 1e4; batches 2..64."""
     batches = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
     by = [[3.0, 2.0, 1.0 + 0.01 * abs(np.log(b / 32))] for b in batches]
-    return dict(data=[100.0, 2000.0, 1e4], bopt=[b0, mid[0], b1], lo=[lo0, mid[1], lo1], hi=[hi0, mid[2], hi1],
+    return dict(data=[100.0, mid_at, 1e4], bopt=[b0, mid[0], b1], lo=[lo0, mid[1], lo1], hi=[hi0, mid[2], hi1],
                 identified=[True, bool(np.isfinite(mid[0])), True], batches=batches, by_batch=by,
                 reason=["", "", ""])
 
@@ -90,6 +90,18 @@ def test_a_later_early_reading_can_resolve_growth_but_not_one_past_the_first_qua
     assert growth_resolved(_env(*wide, mid=(6.0, 5.0, 9.99)), 100, 1e4)[0]
     assert not growth_resolved(_env(*wide, mid=(6.0, 5.0, 10.0)), 100, 1e4)[0]
     assert not growth_resolved(_env(*wide, mid=(6.0, 5.0, 9.0)), 100, 1e4, early_to=0.19)[0]
+
+
+def test_a_late_reading_in_the_last_half_of_the_run_can_resolve_growth_but_not_one_before_it():
+    """The last reading sits where every log ends (one-sided local line, the widest interval); Bopt does not
+    fall as D grows, so a narrower reading in [D1/2, D1] bounds Bopt(D1) from below: D = 5000 counts for a
+    1e4 run, D = 4999 does not."""
+    wide = (3, 5, 4, 40)  # early [3, 5]; the last reading [4, 40] overlaps it
+    assert not growth_resolved(_env(*wide), 100, 1e4)[0]
+    assert growth_resolved(_env(*wide, mid=(20.0, 5.01, 30.0), mid_at=5000.0), 100, 1e4)[0]
+    assert not growth_resolved(_env(*wide, mid=(20.0, 5.0, 30.0), mid_at=5000.0), 100, 1e4)[0]  # touching
+    assert not growth_resolved(_env(*wide, mid=(20.0, 5.01, 30.0), mid_at=4999.0), 100, 1e4)[0]
+    assert growth_resolved(_env(*wide, mid=(20.0, 5.01, 30.0), mid_at=4999.0), 100, 1e4, late_from=0.4)[0]
 
 
 def test_an_unresolved_growth_hands_out_the_best_fixed_batch_not_a_dynamic_schedule():
