@@ -28,7 +28,14 @@ import numpy as np
 from .batch_schedules import BatchSchedule, constant_batch, dynamic_batch
 from .bopt_curve import BoptCurve, envelope_curve
 
-__all__ = ["SweepSchedule", "schedule_from_envelope", "best_fixed_batch", "growth_resolved", "measured_range"]
+__all__ = ["MIN_GROWTH", "SweepSchedule", "schedule_from_envelope", "best_fixed_batch", "growth_resolved", "measured_range"]
+
+
+#: The least rise of the followed ``Bopt(D)`` over the run for which a dynamic schedule is handed out: a
+#: curve that grows less is a near-constant batch, and most false "growths" in sweeps whose ``Bopt`` is flat
+#: (the batch barely matters, readings wander) rise less (docs/conventions.md, "When a dynamic schedule is
+#: handed out").
+MIN_GROWTH = 1.5
 
 
 @dataclass(frozen=True)
@@ -160,12 +167,17 @@ def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granula
                         granularity=granularity, min_batch=min_batch, max_batch=min(max_batch, horizon),
                         horizon=horizon, unit=unit, lr=lr)
     ok, why = growth_resolved(env, interval, at)
+    rise = float(curve(at)) / float(curve(interval))
     fixed = constant_batch(max(granularity, round(best / granularity) * granularity), unit, lr)
-    if ok:
-        reason = f"the sweep resolves that Bopt grows over the run: {why}"
+    if ok and rise >= MIN_GROWTH:
+        reason = f"the sweep resolves that Bopt grows over the run ({rise:.2g}x): {why}"
+    elif ok:
+        reason = (f"Bopt grows over the run ({why}) but the curve a schedule would follow rises only {rise:.2g}x "
+                  f"(< {MIN_GROWTH:g}x): too little to gain over the best fixed batch {best:.4g}; run that")
     else:
         reason = (f"the sweep does not resolve that Bopt grows over the run ({why}): a dynamic schedule is not "
                   f"expected to beat the best fixed batch {best:.4g}; run that, or add seeds where the envelope "
                   "is uncertain (dbs plan)")
+    ok = ok and rise >= MIN_GROWTH
     return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at,
                          measured_to)

@@ -104,6 +104,20 @@ def test_a_late_reading_in_the_last_half_of_the_run_can_resolve_growth_but_not_o
     assert growth_resolved(_env(*wide, mid=(20.0, 5.01, 30.0), mid_at=4999.0), 100, 1e4, late_from=0.4)[0]
 
 
+@pytest.mark.parametrize("b1, dynamic", [(1.49 * 4.0, False), (1.51 * 4.0, True)])
+def test_a_resolved_rise_under_min_growth_hands_out_the_best_fixed_batch(b1, dynamic):
+    """Separated intervals but a followed curve that rises less than MIN_GROWTH (1.5x) over the run: a
+    near-constant schedule gains nothing worth handing out."""
+    from dbs_theory.sweep_schedule import MIN_GROWTH
+
+    assert MIN_GROWTH == 1.5
+    env = _env(3.9, 4.1, b1 * 0.99, b1 * 1.01, b0=4.0, b1=b1)
+    env["data"][0] = 1e4 / 50  # the first reading at the first interval of a 1e4 run
+    got = schedule_from_envelope(env, 1e4, unit="examples")
+    assert got.recommendation == ("dynamic" if dynamic else "fixed"), got.reason
+    assert ("rises only" in got.reason) != dynamic
+
+
 def test_an_unresolved_growth_hands_out_the_best_fixed_batch_not_a_dynamic_schedule():
     got = schedule_from_envelope(_env(3, 20, 10, 40), 1e4, unit="examples", interval=100)
     assert got.recommendation == "fixed" and got.schedule.kind == "constant"
