@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 import matplotlib
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "save"]
+__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "dynamic_runs",
+           "save"]
 
 _PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
 
@@ -263,6 +264,30 @@ def bopt_band(D, B, band, schedule=None, unit="tokens", title="Measured Bopt(D),
     ax.set_xscale("log")
     ax.set_yscale("log")
     return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
+
+
+def dynamic_runs(runs, unit="tokens", title="Dynamic-batch runs (left out of the fixed-batch estimates)"):
+    """Runs whose batch changes: loss vs data above, the batch they ran at (a step line) below, one colour
+    per run and a dotted line at each batch change. ``runs``: dicts with ``name``, ``tokens``, ``loss``,
+    ``batch`` (fit.json's ``dynamic_runs``)."""
+    fig = Figure(figsize=(7.5, 6.0), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=(3, 2))
+    fig.suptitle(title)
+    for k, r in enumerate(runs):
+        D, L, B = (np.asarray(r[key], float) for key in ("tokens", "loss", "batch"))
+        top.plot(*_positive(D, L), lw=1.2, color=f"C{k % 10}", label=r["name"])
+        bottom.step(D, B, where="post", lw=1.8, color=f"C{k % 10}", label=r["name"])
+        for x in D[1:][np.diff(B) != 0]:
+            top.axvline(x, color=f"C{k % 10}", ls=":", lw=0.8, alpha=0.6)
+    allD = np.concatenate([np.asarray(r["tokens"], float) for r in runs]) if runs else np.array([1.0])
+    if _spans_decades(allD):
+        top.set_xscale("log")
+    bottom.set_yscale("log")
+    top.set_ylabel("training loss (nats)")
+    top.grid(alpha=0.3, which="both")
+    _legend(top)
+    _quiet_minor(top)
+    return _finish(fig, bottom, f"data consumed D ({unit})", f"batch size ({unit} per step)", "")
 
 
 def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5, marks=(), ylog=True):

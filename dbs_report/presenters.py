@@ -295,7 +295,13 @@ def _experiment(d):
 def _fit_folder(d):
     if (d / "summary.json").exists():
         return []  # an experiment's own fit: presented with the experiment
-    return [(f"fit ({d})", "", _es_section(d, "fit", "tokens"))]
+    figs = _es_section(d, "fit", "tokens")
+    dyn = _json(d / "fit.json").get("dynamic_runs") or []
+    if dyn:
+        figs.append((F.dynamic_runs(dyn), "dynamic-runs",
+                     f"{len(dyn)} run(s) whose batch changes ({', '.join(r['name'] for r in dyn)}): drawn with "
+                     "their batch steps, left out of every fixed-batch estimate above."))
+    return [(f"fit ({d})", "", figs)]
 
 
 #: Every result kind a report knows, in the order their sections appear within a folder.

@@ -41,6 +41,8 @@ class BoptTable:
     points : ESPoints               The (S, E) points behind the fits.
     envelope : EnvelopeBopt or None Bopt(D) read off the runs over the whole data range they cover
                                     (80 log-spaced amounts), not only at the targets.
+    dynamic : list of dict          The dynamic-batch runs left out of the estimates (``name``, and at up to
+                                    600 of their rows ``tokens``, ``loss``, ``batch``), for the report to draw.
     """
 
     rows: list
@@ -52,6 +54,7 @@ class BoptTable:
     fits: list = field(repr=False, default_factory=list)
     points: object = field(repr=False, default=None)
     envelope: object = field(repr=False, default=None)
+    dynamic: list = field(repr=False, default_factory=list)
 
     def column(self, key):
         """One column of ``rows`` as a float array (NaN where missing)."""
@@ -69,7 +72,7 @@ class BoptTable:
         laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
         return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
                     excluded=[list(e) for e in self.excluded], crossovers=self.crossovers,
-                    envelope=None if self.envelope is None else self.envelope.to_dict())
+                    envelope=None if self.envelope is None else self.envelope.to_dict(), dynamic_runs=self.dynamic)
 
     def write(self, directory):
         """Write ``bopt_table.csv``, ``fit.json`` and ``es_points.csv`` atomically."""
@@ -182,7 +185,15 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     lr = float(np.median(lrs)) if lrs else None
     excluded = [(r.name, math.nan, DYNAMIC) for r in dynamic] + list(pts.excluded)
     return BoptTable(rows, verdict, law, lr, excluded, crossovers(runs, smoothing, window, use),
-                     fits, pts, env)
+                     fits, pts, env, [_dynamic_rows(r) for r in dynamic])
+
+
+def _dynamic_rows(run, n=600):
+    """A dynamic-batch run at up to ``n`` of its rows (every batch change kept): name, tokens, loss, batch."""
+    b = np.asarray(run.extra["batch_size"], float)
+    keep = np.unique(np.r_[np.linspace(0, b.size - 1, min(n, b.size)).astype(int),
+                           np.nonzero(np.diff(b))[0], np.nonzero(np.diff(b))[0] + 1])
+    return dict(name=run.name, tokens=run.tokens[keep].tolist(), loss=run.loss[keep].tolist(), batch=b[keep].tolist())
 
 
 def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level=0.9):

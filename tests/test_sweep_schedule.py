@@ -142,3 +142,35 @@ def test_a_dynamic_batch_run_is_left_out_of_fixed_batch_estimates_and_named(swee
     write_runs(runs + [dyn], tmp_path / "runs.csv")
     assert main(["plan", str(tmp_path / "runs.csv"), "--budget", f"{BUDGET:g}", "--out", str(tmp_path / "p")]) == 0
     assert "'grown': its batch size changes during the run" in capsys.readouterr().out
+    table.write(tmp_path / "fit")  # dbs report draws it with its batch steps (issue 27)
+    (drawn,) = json.loads((tmp_path / "fit" / "fit.json").read_text())["dynamic_runs"]
+    assert drawn["name"] == "grown" and sorted(set(drawn["batch"])) == [4.0, 16.0]
+    k = drawn["batch"].index(16.0)  # the change is kept exactly, however the rows are thinned
+    assert drawn["tokens"][k - 1] == tokens[999] and drawn["tokens"][k] == tokens[1000]
+    assert main(["report", str(tmp_path / "fit")]) == 0
+    md = (tmp_path / "fit" / "report.md").read_text()
+    assert "whose batch changes (grown)" in md and "dynamic-runs" in md
+
+
+@pytest.mark.slow
+def test_a_run_trained_with_a_batch_schedule_is_read_back_as_dynamic_by_fit_and_drawn_by_report(tmp_path, capsys):
+    """Issue 27 acceptance: dbs train --batch-schedule's own log, read back by dbs fit (left out of the
+    fixed-batch estimates, named) and dbs report (drawn with its batch steps)."""
+    pytest.importorskip("torch")
+    common = ["train", "--preset", "tiny", "--seq-len", "32", "--tokens", "24000", "--lr", "3e-3", "--quiet"]
+    for b in (128, 256, 512):
+        assert main([*common, "--batch-size", str(b), "--out", str(tmp_path / f"b{b}")]) == 0
+    from dbs_theory.batch_schedules import step_batch
+
+    (tmp_path / "grow.json").write_text(step_batch([12000.0], [128.0, 512.0], "tokens", 3e-3).to_json())
+    assert main([*common, "--batch-schedule", str(tmp_path / "grow.json"), "--out", str(tmp_path / "grow")]) == 0
+    logs = [str(tmp_path / n / "log.csv") for n in ("b128", "b256", "b512", "grow")]
+    capsys.readouterr()
+    assert main(["fit", *logs, "--bootstrap", "0", "--out", str(tmp_path / "fit")]) == 0
+    out = capsys.readouterr().out
+    assert "'grow'" in out and "dynamic" in out
+    fit = json.loads((tmp_path / "fit" / "fit.json").read_text())
+    (drawn,) = fit["dynamic_runs"]
+    assert drawn["name"] == "grow" and sorted(set(drawn["batch"])) == [128.0, 512.0]
+    assert main(["report", str(tmp_path / "fit")]) == 0
+    assert "whose batch changes (grow)" in (tmp_path / "fit" / "report.md").read_text()
