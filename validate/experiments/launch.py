@@ -3,7 +3,7 @@
 :func:`~validate.experiments.runner.train_runs` asks :data:`ACTIVE` which
 launcher to use; ``dbs validate --launcher submitit`` sets it with
 :func:`use`. With submitit each run is one job that calls the same
-``_train_one`` the local launcher does, so the run cache, ``done.json``, the
+``train_one`` the local launcher does, so the run cache, ``done.json``, the
 folder claim (two runners on shared storage never train one run twice) and
 resume from ``ckpt.pt`` work the same. A job that Slurm preempts or times out
 is requeued by submitit (``checkpoint``) and resumes from the run's last
@@ -83,13 +83,13 @@ class TrainJob:
     def __call__(self):
         import signal
 
-        from .runner import _train_one
+        from .run_cache import train_one
 
         # submitit lets a job ignore SIGTERM; before the trainer's own handler is in place (imports, data,
         # model) a stop request must still stop the job, with nothing to checkpoint yet
         signal.signal(signal.SIGTERM, _stop_before_training)
         os.environ.setdefault("OMP_NUM_THREADS", str(self.threads))
-        return str(_train_one(self.root, self.spec, self.threads, None, inprocess=True))
+        return str(train_one(self.root, self.spec, self.threads, None, inprocess=True))
 
     def checkpoint(self, *args, **kwargs):
         import submitit
@@ -118,7 +118,7 @@ def submitit_runs(root, todo, bar, launcher: Launcher, jobs=None) -> None:
     trainer checkpoints at its next step and exits), waits for them, and raises ``KeyboardInterrupt`` with
     what happened to each run (:func:`~validate.experiments.runner.interrupted_message`).
     """
-    from .runner import RunFailed, interrupted_message
+    from .run_cache import RunFailed, interrupted_message
 
     ex = _executor(root, launcher)
     here = ex.cluster == "local"

@@ -1,0 +1,103 @@
+"""The package's import graph, read from the source: no circle, imports flowing one way, torch only where allowed.
+
+Every ``import`` statement counts, also those inside functions (a late import
+still ties two modules together). A module importing its own parent package
+(``from . import EXPERIMENTS``) is not an edge: the parent is initialised first.
+"""
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+#: lower layers first: a package may import only those before it
+LAYERS = ["dbs_theory", "sim", "validate", "dbs_report"]
+#: the only modules outside ``validate`` that may import torch (the demo trains through validate)
+TORCH_OUTSIDE_VALIDATE = {"dbs_report.demo"}
+
+
+def modules():
+    """``{dotted name: path}`` of every module of the four packages."""
+    out = {}
+    for pkg in LAYERS:
+        for p in (ROOT / pkg).rglob("*.py"):
+            parts = p.relative_to(ROOT).with_suffix("").parts
+            out[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = p
+    return out
+
+
+def imports(name, path, known):
+    """The dotted names ``name`` imports (modules of the packages, or others by top-level name)."""
+    is_pkg = path.name == "__init__.py"
+    here = name.split(".") if is_pkg else name.split(".")[:-1]
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = ".".join(here[:len(here) - node.level + 1] + ([node.module] if node.module else [])) \
+                if node.level else node.module
+            for a in node.names:
+                full = f"{base}.{a.name}"
+                out.add(full if full in known else base)
+    return {m for m in out if m != name and not name.startswith(m + ".")}
+
+
+@pytest.fixture(scope="module")
+def graph():
+    known = modules()
+    return {n: imports(n, p, known) for n, p in known.items()}
+
+
+def cycles(graph):
+    """Strongly connected components of more than one module (Tarjan, iterative enough for this size)."""
+    index, low, stack, on, out = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in graph.get(v, ()):
+            if w not in graph:
+                continue
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while True:
+                w = stack.pop()
+                on.discard(w)
+                comp.append(w)
+                if w == v:
+                    break
+            if len(comp) > 1:
+                out.append(sorted(comp))
+
+    for v in graph:
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_planted_circle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_module_imports_itself_back_through_others(graph):
+    assert cycles(graph) == []
+
+
+def test_imports_flow_one_way_between_the_packages(graph):
+    back = [(m, d) for m, deps in graph.items() for d in deps
+            if d.split(".")[0] in LAYERS and LAYERS.index(d.split(".")[0]) > LAYERS.index(m.split(".")[0])]
+    assert not back, f"imports against the layering {' <- '.join(LAYERS)}: {back}"
+
+
+def test_torch_is_imported_only_by_validate_and_named_integrations(graph):
+    users = {m for m, deps in graph.items() if any(d == "torch" or d.startswith("torch.") for d in deps)}
+    stray = {m for m in users if not m.startswith("validate")} - TORCH_OUTSIDE_VALIDATE
+    assert not stray, f"the core install must stay torch-free: {sorted(stray)}"
