@@ -4,6 +4,7 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import sim
+from sim.strategies import nqms
 from dbs_theory import numeric
 from naive import affine_loss_coefficients, brute_bmin, first_hit, iterate_moments
 from sim import NQM
@@ -116,14 +117,6 @@ def test_tuned_eta_shows_classical_regime():
 
 # -- properties over random NQMs -----------------------------------------------------------
 
-@st.composite
-def random_nqm(draw, max_modes=4):
-    d = draw(st.integers(1, max_modes))
-    h = np.array(draw(st.lists(st.floats(0.005, 1.0), min_size=d, max_size=d)))
-    c = np.array(draw(st.lists(st.floats(1e-3, 5.0), min_size=d, max_size=d)))
-    m0 = np.array(draw(st.lists(st.floats(0.1, 3.0), min_size=d, max_size=d)))
-    eta = draw(st.floats(0.05, 1.5)) / h.max()
-    return NQM(h, c, m0), eta
 
 
 def _frontier_ok(nqm, eta, frac):
@@ -136,7 +129,7 @@ def _frontier_ok(nqm, eta, frac):
 
 @settings(max_examples=40, deadline=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
-@given(random_nqm(), st.floats(0.05, 0.6))
+@given(nqms(), st.floats(0.05, 0.6))
 def test_frontier_properties(p, frac):
     nqm, eta = p
     target, b0, B, ok = _frontier_ok(nqm, eta, frac)
@@ -160,7 +153,7 @@ def test_frontier_properties(p, frac):
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_nqm(max_modes=3), st.floats(0.01, 0.1))
+@given(nqms(max_modes=3), st.floats(0.01, 0.1))
 def test_crossover_exists_for_pairs_straddling_bopt(p, frac):
     nqm, eta = p
     target, b0, B, ok = _frontier_ok(nqm, eta, frac)
@@ -174,7 +167,7 @@ def test_crossover_exists_for_pairs_straddling_bopt(p, frac):
 # -- Bopt monotonicity: where it holds, and where it does not --------------------------------
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
-@given(random_nqm(max_modes=1), st.floats(0.3, 0.9))
+@given(nqms(max_modes=1), st.floats(0.3, 0.9))
 def test_bopt_monotone_one_mode(p, frac):
     """One mode, the target lowered 0.6x from 30-90% of the initial loss: Bopt does not fall, where Bopt
     takes at least 2 steps at the higher target (Sopt >= 2; docs/conventions.md, "Where Bopt can fall as
@@ -245,7 +238,7 @@ def test_found_counterexample_two_modes():
 
 @pytest.mark.slow
 @settings(max_examples=40, deadline=None, derandomize=True)
-@given(random_nqm(max_modes=3), st.floats(0.02, 0.3))
+@given(nqms(max_modes=3), st.floats(0.02, 0.3))
 def test_search_for_counterexamples_records_them(p, frac):
     """Hypothesis search over general spectra. It asserts nothing about monotonicity (that is
     not a theorem); it checks the search's own bookkeeping and that any violation it finds
@@ -372,7 +365,7 @@ def test_bopt_falls_back_to_the_scan_when_a_mode_starts_below_its_floor():
 
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(random_nqm(), st.floats(0.005, 0.6))
+@given(nqms(), st.floats(0.005, 0.6))
 def test_bopt_closed_form_matches_the_scan_random(p, frac):
     """Random spectra: never more data than the scan; the batch agrees to the scan's own
     precision (its Brent search ends where E is flat to rounding, within ~5e-7 in 600 cases)."""
