@@ -109,11 +109,18 @@ FLAG_VALUED = ("--sbatch",)
 
 
 def _joined(argv):
-    """``argv`` with ``--sbatch X`` written ``--sbatch=X``, so a value that starts with ``--`` is a value."""
-    out, it = [], iter(argv)
-    for a in it:
-        nxt = next(it, None) if a in FLAG_VALUED else None
-        out.append(a if nxt is None else f"{a}={nxt}")
+    """``argv`` with ``--sbatch --key=value`` written ``--sbatch=--key=value``: a value that starts with ``--``
+    is a value when it holds ``=`` or a space (the form ``--sbatch`` takes), not the next option."""
+    out, i = [], 0
+    while i < len(argv):
+        a = argv[i]
+        nxt = argv[i + 1] if a in FLAG_VALUED and i + 1 < len(argv) else None
+        if nxt is not None and nxt.startswith("-") and ("=" in nxt or " " in nxt):  # a flag=value, not an option
+            out.append(f"{a}={nxt}")
+            i += 2
+            continue
+        out.append(a)
+        i += 1
     return out
 
 
@@ -127,15 +134,22 @@ def _run(args) -> int:
     return rc
 
 
+#: files a command makes before any output: a folder holding only these (and folders) holds no result
+LOCK_FILES = (".lock", ".claim")
+
+
 def _remove_empty_tree(path):
-    """Remove ``path`` if it is a folder holding only empty folders (what a refused command may have made)."""
+    """Remove ``path`` if it holds only folders and lock files (what a refused command may have made)."""
     import pathlib
 
     root = pathlib.Path(path)
-    if not root.is_dir() or root.is_symlink() or any(p.is_file() or p.is_symlink() for p in root.rglob("*")):
+    if not root.is_dir() or root.is_symlink():
         return
-    for d in sorted((p for p in root.rglob("*")), key=lambda p: len(p.parts), reverse=True):
-        d.rmdir()
+    inside = list(root.rglob("*"))
+    if any(p.is_symlink() or (p.is_file() and p.name not in LOCK_FILES) for p in inside):
+        return
+    for p in sorted(inside, key=lambda p: len(p.parts), reverse=True):
+        p.unlink() if p.is_file() else p.rmdir()
     root.rmdir()
 
 

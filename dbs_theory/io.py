@@ -62,7 +62,10 @@ def check_writable(directory) -> Path:
     probe = path
     while not probe.exists():
         probe = probe.parent
-    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+    if not probe.is_dir():
+        where = "is a file" if probe == path else f"lies under the file {str(probe)!r}"
+        raise OSError(f"output directory {str(directory)!r} {where}")
+    if not os.access(probe, os.W_OK | os.X_OK):
         raise OSError(f"output directory {str(directory)!r} is not writable")
     return Path(directory)
 

@@ -98,8 +98,8 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
     if env is None:
         first = min(float(r.tokens[0]) for r in runs)
         why = (f"only {reach.size} batch size(s) reach the budget (need 3)" if reach.size < 3 else
-               f"the budget {budget:g} lies before the runs' logged losses (the earliest row is at {first:g}): "
-               "nothing is measured there")
+               f"the budget {budget:g} is not past the runs' first logged rows (the earliest is at {first:g}): "
+               "no loss curve is measured there yet")
         return Plan(budget, math.nan, math.nan, math.nan, False, why, math.inf, False,
                     _extend(runs, budget, n))
     b, lo, hi, ok, reason = (float(env.bopt[0]), float(env.lo[0]), float(env.hi[0]), bool(env.identified[0]),

@@ -219,7 +219,9 @@ def _read_file(f: Path, log_format=None):
 
 
 def _check_sources(names, cols, source, files):
-    """Refuse a run name that two files share with different batch sizes or overlapping steps."""
+    """Refuse a run name that two files share with overlapping steps, or with different batch sizes where the
+    later part's data does not continue the earlier's (two runs, not one logged in parts; a run resumed into
+    a new file at another batch is one dynamic-batch run)."""
     order = np.lexsort((source, names))
     n, src = names[order], source[order]
     change = np.nonzero((n[1:] != n[:-1]) | (src[1:] != src[:-1]))[0] + 1
@@ -229,14 +231,19 @@ def _check_sources(names, cols, source, files):
     for a, b in zip(starts, ends):
         name, f = n[a], int(src[a])
         idx = order[a:b]
-        info = (f, set(np.unique(cols["batch_size"][idx]).tolist()), cols["step"][idx].min(),
-                cols["step"][idx].max())
+        st, tok = cols["step"][idx], cols["tokens"][idx]
+        info = (f, set(np.unique(cols["batch_size"][idx]).tolist()), st.min(), st.max(), tok[np.argmin(st)],
+                tok[np.argmax(st)])
         if name in seen:
-            g, bs, lo, hi = seen[name]
-            if bs != info[1] or not (info[3] < lo or info[2] > hi):
+            g, bs, lo, hi, t_lo, t_hi = seen[name]
+            overlap = not (info[3] < lo or info[2] > hi)
+            first, then = (seen[name], info) if hi < info[2] else (info, seen[name])
+            if overlap or (bs != info[1] and then[4] < first[5]):
                 raise ValueError(f"run {name!r} appears in both {files[g]} and {files[f]} with "
-                                 + ("different batch sizes" if bs != info[1] else "overlapping steps")
+                                 + ("overlapping steps" if overlap else "different batch sizes, and the later "
+                                    "part's data does not continue the earlier's")
                                  + "; rename one of them")
+            info = (f, bs | info[1], min(lo, info[2]), max(hi, info[3]), first[4], then[5])
         seen[name] = info
 
 

@@ -74,6 +74,11 @@ def files(tmp_path_factory):
     (d / "tier_wd.toml").write_text('base = "tiny"\nweight_decay = -1\n')
     (d / "tier_lr.toml").write_text('base = "tiny"\nlr = inf\n')
     (d / "tier_seq.toml").write_text('base = "tiny"\nseq_len = 32.5\n')
+    (d / "tier_baselist.toml").write_text('base = ["tiny"]\n')
+    (d / "tier_scalar.toml").write_text('base = "tiny"\nbatches = 128\n')
+    (d / "tier_frac.toml").write_text('base = "tiny"\nbatches = [100.5, 200.25]\n')
+    (d / "tier_long.toml").write_text('base = "tiny"\nseq_len = 4096\n')
+    (d / "tier_twice.toml").write_text('base = "tiny"\nbatches = [128, 128, 256]\n')
     return d
 
 
@@ -218,7 +223,8 @@ CASES = [
     ("train-resume-into-new-folder", [*TRAIN, "--resume", "--out", "{d}/o80"], ["--resume", "o80"], "o80"),
     ("train-branch-from-missing", [*TRAIN, "--branch-from", "{d}/none/ckpt.pt", "--out", "{d}/o81"],
      ["--branch-from", "none"], "o81"),
-    ("validate-sbatch-unterminated", ["validate", "sweep", "--tier", "tiny", "--sbatch", "'--qos=high",
+    ("validate-sbatch-unterminated", ["validate", "sweep", "--tier", "tiny", "--launcher", "submitit", "--sbatch",
+                                      "'--qos=high",
                                       "--out", "{d}/o82"], ["--sbatch", "quotation"], "o82"),
     ("validate-time-limit-zero", ["validate", "sweep", "--tier", "tiny", "--time-limit", "0", "--out", "{d}/o83"],
      ["--time-limit"], "o83"),
@@ -229,7 +235,23 @@ CASES = [
       for k, words in [("seeds", ["seeds", "'a'"]), ("extra", ["extra"]), ("eval", ["eval_tokens", "-1"]),
                        ("interval", ["interval_frac", "5.0"]), ("escape", ["name", "elsewhere"]),
                        ("preset", ["preset", "gpt5"]), ("device", ["tpu"]), ("wd", ["weight_decay", "-1"]),
-                       ("lr", ["lr", "inf"]), ("seq", ["seq_len", "32.5"])]],
+                       ("lr", ["lr", "inf"]), ("seq", ["seq_len", "32.5"]), ("baselist", ["base", "tiny"]),
+                       ("scalar", ["batches", "list"]), ("frac", ["batches", "100.5"]),
+                       ("long", ["batches", "seq_len=4096"]), ("twice", ["batches", "repeats"])]],
+    # -- issue 27, found by a new user: contradictions and options that would be ignored or override others --
+    ("train-branch-from-its-own-folder", [*TRAIN, "--overwrite", "--branch-from", "{d}/o86/ckpt.pt", "--out",
+                                          "{d}/o86"], ["--branch-from", "replace"], None),
+    ("train-stop-at-past-the-end", [*TRAIN, "--stop-at-tokens", "5000", "--out", "{d}/o87"],
+     ["stop_at_tokens", "2048"], "o87"),
+    ("train-out-is-a-file", [*TRAIN, "--out", "{d}/afile"], ["afile", "is a file"], None),
+    ("validate-sbatch-without-submitit", ["validate", "sweep", "--tier", "tiny", "--sbatch", "--qos=high", "--out",
+                                          "{d}/o88"], ["--sbatch", "--launcher submitit"], "o88"),
+    ("validate-sbatch-sets-time", ["validate", "sweep", "--tier", "tiny", "--launcher", "submitit", "--sbatch",
+                                   "--time=10", "--out", "{d}/o89"], ["--time=10", "--time-limit"], "o89"),
+    ("validate-tier-and-tier-config", ["validate", "sweep", "--tier", "nope", "--tier-config",
+                                       "{d}/tier_seeds.toml", "--out", "{d}/o90"], ["--tier", "give one"], "o90"),
+    ("plan-fractional-granularity", ["plan", "{d}/good.csv", "--budget", "1e4", "--granularity", "100.5",
+                                     "--out", "{d}/o91"], ["--granularity", "whole"], "o91"),
 ]
 
 

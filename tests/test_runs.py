@@ -376,3 +376,30 @@ def test_an_all_zero_noise_spectrum_has_no_default_targets():
     nqm = sim.NQM(np.array([1.0, 0.5]), np.zeros(2), 1.0)
     with pytest.raises(ValueError, match="noise spectrum is all zero"):
         default_targets(nqm, 0.5)
+
+
+def _part(path, name, steps, batch, start_tokens):
+    rows = ["run,batch_size,step,tokens,loss"]
+    D = start_tokens
+    for s in steps:
+        D += batch
+        rows.append(f"{name},{batch},{s},{D},{3.0 - s / 1000:.4f}")
+    path.write_text("\n".join(rows) + "\n")
+    return D
+
+
+def test_a_run_resumed_into_a_new_file_at_another_batch_is_one_dynamic_run(tmp_path):
+    """Steps 1-300 at batch 512 in one file, 301-600 at 2048 in the next (a resume into a new log): one
+    dynamic-batch run, its per-row batch kept; two runs that merely share a name are still refused."""
+    end = _part(tmp_path / "part1.csv", "dyn", range(1, 301), 512, 0)
+    _part(tmp_path / "part2.csv", "dyn", range(301, 601), 2048, end)
+    with pytest.warns(UserWarning, match="dynamic"):
+        (run,) = load_runs(tmp_path / "part1.csv", tmp_path / "part2.csv")
+    assert run.dynamic and run.step.size == 600 and set(run.extra["batch_size"]) == {512.0, 2048.0}
+    assert np.all(np.diff(run.tokens) > 0)
+    _part(tmp_path / "other.csv", "dyn", range(301, 601), 2048, 0)  # its data restarts: another run
+    with pytest.raises(ValueError, match="does not continue"):
+        load_runs(tmp_path / "part1.csv", tmp_path / "other.csv")
+    _part(tmp_path / "overlap.csv", "dyn", range(200, 500), 2048, end)
+    with pytest.raises(ValueError, match="overlapping steps"):
+        load_runs(tmp_path / "part1.csv", tmp_path / "overlap.csv")

@@ -116,13 +116,17 @@ class TrainConfig:
                 raise ValueError(f"{name}={v!r} must be positive")
         for name in ("eval_every_tokens", "final_eval_tokens", "gns_every"):
             if not (math.isfinite(getattr(self, name)) and getattr(self, name) >= 0):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 0")
+                raise ValueError(f"{name}={getattr(self, name)!r} must be finite and >= 0")
         for name in ("eval_tokens", "final_eval_tokens"):
             if 0 < getattr(self, name) < self.seq_len or (name == "eval_tokens" and self.eval_tokens < 1):
                 raise ValueError(f"{name}={getattr(self, name)!r} must be at least one sequence "
                                  f"(seq_len={self.seq_len} tokens)")
         if self.stop_at_tokens is not None and not (math.isfinite(self.stop_at_tokens) and self.stop_at_tokens > 0):
-            raise ValueError(f"stop_at_tokens={self.stop_at_tokens!r} must be positive (tokens at which to stop)")
+            raise ValueError(f"stop_at_tokens={self.stop_at_tokens!r} must be positive and finite (tokens at which "
+                             "to stop)")
+        if self.stop_at_tokens is not None and self.stop_at_tokens >= self.tokens:
+            raise ValueError(f"stop_at_tokens={self.stop_at_tokens:g} is not before the run's end (tokens="
+                             f"{self.tokens:g}): nothing to stop early")
         if self.batch_size > self.tokens and not self.batch_schedule:
             raise ValueError(f"batch_size={self.batch_size:g} exceeds the whole run (tokens={self.tokens:g})")
         check_device_name(self.device)
@@ -166,10 +170,24 @@ def seq_lengths(text, seq_len) -> Piecewise:
     return sched
 
 
+def _whole(text) -> int:
+    """An integer option: ``1000``, or a whole number written as a float (``1e9``), as the float options take."""
+    try:
+        return int(text)
+    except ValueError:
+        value = float(text)  # a ValueError here is argparse's "invalid value"
+        if not value.is_integer():
+            raise ValueError(f"{text!r} is not a whole number") from None
+        return int(value)
+
+
+_whole.__name__ = "int"  # argparse names the type in its message: "invalid int value"
+
+
 def build_parser(parser=None):
     p = parser or argparse.ArgumentParser(prog="python -m validate.train", description=__doc__)
     for f in fields(TrainConfig):
-        kind = {"int": int, "float": float}.get(str(f.type).split(" ")[0], str)
+        kind = {"int": _whole, "float": float}.get(str(f.type).split(" ")[0], str)
         default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
             else f" (default {f.default})"
         p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,

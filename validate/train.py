@@ -187,6 +187,9 @@ def _check_sources(cfg, resume):
     ck_path = Path(cfg.out) / "ckpt.pt"
     if resume and not ck_path.is_file():
         raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
+    if cfg.branch_from and not resume and Path(cfg.branch_from).resolve().parent == Path(cfg.out).resolve():
+        raise ValueError(f"--branch-from {str(cfg.branch_from)!r} lies in --out {str(cfg.out)!r}: a new run there "
+                         "would replace the checkpoint it starts from; branch into another folder")
     if cfg.branch_from and not resume and not Path(cfg.branch_from).is_file():
         raise ValueError(f"--branch-from: no checkpoint at {str(cfg.branch_from)!r}")
 
@@ -210,7 +213,11 @@ def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
         raise ValueError(f"{str(out)!r} already holds a run ({', '.join(held)}); pass --resume to continue "
                          "it or --overwrite to start it again")
     if cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
-        return _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
+        step, D = _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
+        if D >= cfg.tokens:
+            raise ValueError(f"--branch-from {str(cfg.branch_from)!r} is at {D:.0f} tokens, not before this run's "
+                             f"end (--tokens {cfg.tokens:g}): nothing to train; raise --tokens")
+        return step, D
     return 0, 0.0
 
 

@@ -37,8 +37,9 @@ def _check(args):
         raise ValueError(f"--n={args.n} must be >= 1")
     if not (0 < args.tol < 1):
         raise ValueError(f"--tol={args.tol:g} must lie in (0, 1)")
-    if not (math.isfinite(args.granularity) and args.granularity > 0):
-        raise ValueError(f"--granularity={args.granularity:g} must be positive")
+    if not (math.isfinite(args.granularity) and args.granularity >= 1 and float(args.granularity).is_integer()):
+        raise ValueError(f"--granularity={args.granularity:g} must be a whole number >= 1 (tokens or examples "
+                         "per step come in whole units)")
     if args.bootstrap < 1:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 1 (the plan needs an interval)")
 

@@ -16,7 +16,7 @@ def add_arguments(p):
     from .tiers import TIERS
 
     p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)} or all")
-    p.add_argument("--tier", default="cpu", help=f"{', '.join(TIERS)} (default cpu)")
+    p.add_argument("--tier", default=None, help=f"{', '.join(TIERS)} (default cpu)")
     p.add_argument("--tier-config", default=None, help="a TOML file defining the tier (Tier fields: preset, "
                    "seq_len, lr, warmup, batches, budgets, seeds, eval sizes...; base = 'cpu' inherits the rest); "
                    "replaces --tier (default: none)")
@@ -82,6 +82,10 @@ def _launcher(args):
     for k in ("gpus_per_run", "cpus_per_run", "time_limit"):
         if getattr(args, k) < (1 if k != "gpus_per_run" else 0):
             raise ValueError(f"--{k.replace('_', '-')}={getattr(args, k)} is out of range")
+    cluster = [k for k in ("partition", "account", "sbatch") if getattr(args, k) is not None]
+    if cluster and args.launcher != "submitit":
+        raise ValueError(f"--{cluster[0]} applies to cluster jobs: add --launcher submitit (the local launcher "
+                         "would ignore it)")
     return Launcher(args.launcher, partition=args.partition, account=args.account, gpus=args.gpus_per_run,
                     cpus=args.cpus_per_run, time_min=args.time_limit, sbatch=parse_sbatch(args.sbatch))
 
@@ -99,7 +103,10 @@ def _tier(args):
     from ..data import load_corpus
     from .tiers import get_tier, load_tier
 
-    tier = load_tier(args.tier_config) if args.tier_config else get_tier(args.tier)
+    if args.tier_config and args.tier:
+        raise ValueError(f"--tier {args.tier} and --tier-config {args.tier_config}: give one (a tier file inherits "
+                         "another tier with base = 'NAME')")
+    tier = load_tier(args.tier_config) if args.tier_config else get_tier(args.tier or "cpu")
     over = {k: getattr(args, k) for k in ("data", "vocab_size", "data_glob") if getattr(args, k) is not None}
     tier = tier.with_(**over) if over else tier
     if tier.data_glob and not tier.data:

@@ -54,6 +54,16 @@ def use(launcher: Launcher):
         ACTIVE = old
 
 
+#: sbatch flags the launcher sets itself (or that would break how it runs jobs): what to use instead
+OWN_FLAGS = {**{k: "set with --time-limit" for k in ("time", "t")},
+             **{k: "set with --partition" for k in ("partition", "p")},
+             **{k: "set with --account" for k in ("account", "A")},
+             **{k: "set with --gpus-per-run" for k in ("gres", "gpus", "gpus-per-node", "G")},
+             **{k: "set with --cpus-per-run" for k in ("cpus-per-task", "c")},
+             **{k: "submitit writes each job's logs and runs it from its own folder; not settable"
+                for k in ("output", "o", "error", "e", "wrap", "chdir", "D", "job-name", "J")}}
+
+
 def parse_sbatch(text) -> dict:
     """``{"qos": "high", "constraint": "a100"}`` from ``"--qos=high --constraint=a100"`` (``--sbatch``)."""
     out = {}
@@ -65,6 +75,10 @@ def parse_sbatch(text) -> dict:
         key, eq, value = item.lstrip("-").partition("=")
         if not item.startswith("--") or not key:
             raise ValueError(f"--sbatch takes sbatch flags as --key=value; got {item!r}")
+        if key in OWN_FLAGS:
+            raise ValueError(f"--sbatch {item!r}: {OWN_FLAGS[key]}")
+        if key.replace("-", "_") in out:
+            raise ValueError(f"--sbatch gives --{key} twice")
         out[key.replace("-", "_")] = value if eq else True
     return out
 

@@ -120,10 +120,17 @@ def load_tier(path) -> Tier:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: malformed TOML ({str(exc).splitlines()[0]})") from None
     base = spec.pop("base", None)
+    if base is not None and not isinstance(base, str):
+        raise ValueError(f"{path}: base must name a tier ({', '.join(TIERS)}); got {base!r}")
     known = {f.name: f for f in fields(Tier) if f.name != "extra"}  # extra: not a file's to set
     unknown = sorted(set(spec) - set(known))
     if unknown:
         raise ValueError(f"{path}: unknown tier field(s) {', '.join(unknown)}; known: {', '.join(known)}")
+    for k, v in spec.items():
+        if (k in LISTS) != isinstance(v, list) or isinstance(v, dict):
+            want = ("a list, e.g. " + ("[128, 256]" if k == "batches" else "[0, 1]")) if k in LISTS else \
+                "a single value, not a list or table"
+            raise ValueError(f"{path}: tier field {k} must be {want}; got {v!r}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
     values.setdefault("name", Path(path).stem)
     if base is not None:
@@ -142,6 +149,10 @@ _KINDS = dict(seq_len=("int", 1, True), sweep_steps=("int", 1, True), max_micro=
               gns_every=("int", 0, True), lr=("float", 0, False), sweep_tokens=("float", 0, False),
               budget=("float", 0, False), eval_every_tokens=("float", 0, False), weight_decay=("float", 0, True),
               warmup=("float", 0, True), decay_tokens=("float", 0, True), interval_frac=("float", 0, False))
+
+
+#: tier fields that are lists in a file (tuples in a Tier)
+LISTS = ("batches", "seeds", "ablation_seeds", "growth_seeds")
 
 
 def _number(path, name, v, kind, low, closed):
@@ -175,19 +186,36 @@ def _checked(tier: Tier, path) -> Tier:
     if not tier.batches:
         raise ValueError(f"{path}: tier field batches must list positive batch sizes (tokens); got {tier.batches!r}")
     for b in tier.batches:
-        _number(path, "batches", b, "float", 0, False)
-    for name in ("seeds", "ablation_seeds", "growth_seeds"):
+        _number(path, "batches", b, "int", 1, True)
+        if b % tier.seq_len:
+            raise ValueError(f"{path}: tier field batches: {b!r} tokens is not a whole number of sequences "
+                             f"(seq_len={tier.seq_len})")
+    for name in LISTS[1:]:
         for v in getattr(tier, name):
             _number(path, name, v, "int", 0, True)
+    for name in LISTS:
+        if len(set(getattr(tier, name))) < len(getattr(tier, name)):
+            raise ValueError(f"{path}: tier field {name} repeats a value: {list(getattr(tier, name))!r}")
     if not tier.seeds:
         raise ValueError(f"{path}: tier field seeds must list at least one seed")
+    for name in ("eval_tokens", "final_eval_tokens"):
+        if getattr(tier, name) < tier.seq_len:
+            raise ValueError(f"{path}: tier field {name}={getattr(tier, name)!r} is less than one sequence "
+                             f"(seq_len={tier.seq_len})")
+    if tier.warmup >= tier.sweep_tokens:
+        raise ValueError(f"{path}: tier field warmup={tier.warmup:g} tokens leaves no stable phase in the sweep "
+                         f"(sweep_tokens={tier.sweep_tokens:g})")
     if tier.eval_block % tier.seq_len:
         raise ValueError(f"{path}: tier field eval_block must be 0 or a multiple of seq_len ({tier.seq_len}); "
                          f"got {tier.eval_block!r}")
     for name in ("data", "data_glob"):
-        if getattr(tier, name) is not None and not isinstance(getattr(tier, name), str):
-            raise ValueError(f"{path}: tier field {name} must be a string; got {getattr(tier, name)!r}")
+        v = getattr(tier, name)
+        if v is not None and not (isinstance(v, str) and v.strip()):
+            raise ValueError(f"{path}: tier field {name} must be a non-empty string; got {v!r}")
     if tier.vocab_size is not None:
         _number(path, "vocab_size", tier.vocab_size, "int", 1, True)
-    return tier
+        if tier.data is None:
+            raise ValueError(f"{path}: tier field vocab_size is for a .bin data file: set data too")
+    ints = {k: int(getattr(tier, k)) for k, (kind, _, _) in _KINDS.items() if kind == "int"}
+    return tier.with_(batches=tuple(int(b) for b in tier.batches), **ints)  # 32.0 -> 32
 
