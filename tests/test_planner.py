@@ -105,7 +105,7 @@ def test_a_budget_before_the_first_logged_row_says_so():
     runs = [Run(f"b{b}", b, np.arange(1.0, 50), b * np.arange(1.0, 50), 3 - np.arange(1.0, 50) / 100 + 1 / b)
             for b in (8.0, 16.0, 32.0, 64.0)]
     plan = plan_sweep(runs, 5.0, bootstrap=20)
-    assert not plan.identified and "before the runs' logged losses" in plan.reason and "8" in plan.reason
+    assert not plan.identified and "not past the runs' first logged rows" in plan.reason and "8" in plan.reason
 
 
 def test_the_planner_needs_fewer_runs_than_plain_grids_on_two_spectra():
