@@ -3,6 +3,7 @@ import os
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -33,3 +34,62 @@ def test_own_loop_example_runs(tmp_path):
     finally:
         os.chdir(cwd)
     assert scope["D"] >= 6144 and scope["accum"] == 4  # the batch grew to 512 tokens = 4 x (4 x 32)
+
+
+def python_blocks(text):
+    """Every ```python block of ``text`` but the own-loop one (it has its own test): ``(line, code)``."""
+    loop = re.search(r"<!-- loop-begin -->\n```python\n(.*?)```", text, re.S).group(1)
+    return [(text[:m.start()].count("\n") + 1, m.group(1)) for m in re.finditer(r"```python\n(.*?)```", text, re.S)
+            if m.group(1) != loop]
+
+
+#: README value -> what the test runs instead: the examples are written at a pretraining run's scale (tokens),
+#: the test's sweep is an NQM one to 2e4 examples (and draws fewer bootstrap samples). Each must apply.
+SMALLER = {"horizon = 6e6": "horizon = 2e4", "bootstrap=200": "bootstrap=20",
+           "curve = fit_bopt_curve(table) ": "curve = fit_bopt_curve(table, extrapolate=True) ",
+           "interval=125e9, momentum=0.5, initial=2e6, granularity=65536,":
+               "interval=2e3, momentum=0.5, initial=4, granularity=1,",
+           "min_batch=1e6, max_batch=8e6, horizon=500e9)": "min_batch=1, max_batch=1e3, horizon=2e4)",
+           "sched(300e9)": "sched(1e4)",
+           "seq_len=4096, micro_batch_size=1, data_parallel_size=16": "seq_len=1, micro_batch_size=1, "
+                                                                       "data_parallel_size=1"}
+
+
+def run_blocks(text, folder):
+    """Run ``text``'s python blocks in order in one namespace, in ``folder`` with ``logs/`` holding an exact
+    NQM sweep (examples); the namespace."""
+    import sim
+    from dbs_theory.runs import write_runs
+    from sim.identify import exact_runs
+
+    (folder / "logs").mkdir(exist_ok=True)
+    write_runs(exact_runs(sim.NQM.zhang2019(300), 0.5, 2.0 ** np.arange(0, 10, 0.5), 2e4, points=300),
+               folder / "logs" / "runs.csv")
+    blocks = python_blocks(text)
+    assert len(blocks) >= 5
+    stale = [old for old in SMALLER if not any(old in code for _, code in blocks)]
+    assert not stale, f"README no longer holds {stale}: update SMALLER"
+    scope, cwd = {}, os.getcwd()
+    os.chdir(folder)
+    try:
+        for line, code in blocks:
+            for old, new in SMALLER.items():
+                code = code.replace(old, new)
+            exec(compile(code, f"README.md:{line}", "exec"), scope)
+    finally:
+        os.chdir(cwd)
+    return scope
+
+
+def test_every_python_block_of_the_readme_runs(tmp_path):
+    """The API examples run as written (a planted error in any block fails here)."""
+    scope = run_blocks(README, tmp_path)
+    assert scope["plan"].recommendation in ("dynamic", "fixed") and (tmp_path / "schedule.json").exists()
+    assert scope["fit"].bopt > 0
+
+
+def test_a_planted_error_in_a_readme_block_fails_the_run(tmp_path):
+    broken = README.replace("plan.recommendation, plan.reason", "plan.recommendation, plan.reasons", 1)
+    assert broken != README
+    with pytest.raises(AttributeError, match="reasons"):
+        run_blocks(broken, tmp_path)
