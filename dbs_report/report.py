@@ -11,7 +11,6 @@ opens anywhere.
 from __future__ import annotations
 
 import base64
-import html
 import json
 import math
 import re
@@ -112,52 +111,13 @@ def _slug(s):
 
 
 def markdown_to_html(md, images=None) -> str:
-    """A small markdown subset to standalone HTML: headings, tables, code blocks, images (embedded)."""
-    images = images or {}
-    out, table, code = [], [], None
+    """The report's markdown as standalone HTML (markdown-it-py: CommonMark plus tables); each image named
+    in ``images`` (``{path in the markdown: PNG bytes}``) is embedded as a data URI."""
+    from markdown_it import MarkdownIt
 
-    def inline(t):
-        t = html.escape(t)
-        t = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", t)
-        t = re.sub(r"`([^`]+)`", r"<code>\1</code>", t)
-        return re.sub(r"(?<!\*)\*([^*]+)\*(?!\*)", r"<i>\1</i>", t)
-
-    def flush():
-        if table:
-            rows = [r for r in table if not re.match(r"^\|[-| :]+\|$", r)]
-            cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
-            out.append("<table>" + "".join(
-                "<tr>" + "".join(f"<{'th' if i == 0 else 'td'}>{inline(c)}</{'th' if i == 0 else 'td'}>"
-                                 for c in row) + "</tr>" for i, row in enumerate(cells)) + "</table>")
-            table.clear()
-
-    for line in md.splitlines():
-        if code is not None:
-            if line.startswith("```"):
-                out.append("<pre>" + html.escape("\n".join(code)) + "</pre>")
-                code = None
-            else:
-                code.append(line)
-            continue
-        if line.startswith("```"):
-            flush()
-            code = []
-        elif line.startswith("|"):
-            table.append(line)
-        else:
-            flush()
-            m = re.match(r"^(#{1,6}) (.*)", line)
-            img = re.match(r"^!\[(.*)\]\((.*)\)$", line)
-            if m:
-                n = len(m.group(1))
-                out.append(f"<h{n}>{inline(m.group(2))}</h{n}>")
-            elif img:
-                data = images.get(img.group(2))
-                src = f"data:image/png;base64,{base64.b64encode(data).decode()}" if data else img.group(2)
-                out.append(f'<img alt="{html.escape(img.group(1))}" src="{src}">')
-            elif line.strip():
-                out.append(f"<p>{inline(line)}</p>")
-    flush()
+    for path, data in (images or {}).items():
+        md = md.replace(f"]({path})", f"](data:image/png;base64,{base64.b64encode(data).decode()})")
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     # Wide tables scroll inside their own box instead of running past the page's edge; a phone
     # gets the device width (viewport) and tighter cells.
     style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
@@ -167,4 +127,4 @@ def markdown_to_html(md, images=None) -> str:
              "margin:0.5em 0}@media (max-width:600px){body{margin:1em auto}td,th{padding:2px 4px;font-size:90%}}")
     return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
             "<meta name='viewport' content='width=device-width, initial-scale=1'><title>dbs-theory report</title>"
-            f"<style>{style}</style></head><body>\n" + "\n".join(out) + "\n</body></html>\n")
+            f"<style>{style}</style></head><body>\n" + body + "</body></html>\n")

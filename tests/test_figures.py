@@ -79,9 +79,11 @@ def test_dbs_report_on_simulate_and_fit_outputs(tmp_path):
 
 
 def test_markdown_to_html_tables_code_and_escaping():
-    out = markdown_to_html("# T\n\n| a | b |\n|---|---|\n| **x** | <y> |\n\n```\ncode <z>\n```\n")
-    assert "<h1>T</h1>" in out and "<th>a</th>" in out and "<td><b>x</b></td>" in out
-    assert "&lt;y&gt;" in out and "<pre>code &lt;z&gt;</pre>" in out
+    out = markdown_to_html("# T\n\n| a | b |\n|---|---|\n| **x** | <y> |\n\n```\ncode <z>\n```\n\n![fig](a.png)\n",
+                           {"a.png": b"\x89PNG"})
+    assert "<h1>T</h1>" in out and "<th>a</th>" in out and "<td><strong>x</strong></td>" in out
+    assert "&lt;y&gt;" in out and "<pre><code>code &lt;z&gt;" in out and "<y>" not in out  # raw HTML escaped
+    assert 'src="data:image/png;base64,iVBORw=="' in out  # the figure embedded, not linked
 
 
 def test_write_report_refuses_a_folder_without_results(tmp_path):
