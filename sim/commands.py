@@ -449,14 +449,18 @@ def run_chain(args):
 
 
 def _chain_partial(path, meta):
-    """``(rows, seconds)`` of an interrupted ``dbs simulate chain`` run (``--resume``): its finished rows
-    and the time they took; refused when that run had other options."""
+    """``(rows, seconds)`` of an interrupted (or shorter) ``dbs simulate chain`` run (``--resume``): its
+    finished rows and the time they took. Refused when that run had other options; its budgets may be the
+    first of this run's (a budget added later: the earlier cases, and their seeds, are the same)."""
     import json
 
     if not path.exists():
         return [], 0.0
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-    if not lines or lines[0].get("meta") != meta:
+    old = lines[0].get("meta") if lines else None
+    rest = lambda m: {k: v for k, v in m.items() if k != "budgets"}
+    same = old is not None and rest(old) == rest(meta) and old.get("budgets") == meta["budgets"][:len(old["budgets"])]
+    if not same:
         raise ValueError(f"--resume: {path} comes from a run with other options "
                          f"({lines[0].get('meta') if lines else 'none'}, not {meta}); drop --resume or use its options")
     return lines[1:], float(lines[0].get("seconds", 0.0))

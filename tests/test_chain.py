@@ -96,3 +96,20 @@ def test_an_interrupted_study_reuses_its_finished_cases_and_reruns_nothing_else(
     rows, cases = study(d=10, budgets=[1e3], spectra=["zhang2019"], grids=["2x"], logs=["exact"], done=[old],
                         on_row=seen.append)
     assert rows == seen == [old] and cases[0]["sweeps"] == 1
+
+
+def test_resume_takes_a_shorter_run_whose_budgets_come_first(tmp_path):
+    """--resume reuses a run with budgets (1e5) when asked for (1e5, 3e5): the earlier cases and their seeds
+    are the same; any other difference of options is refused."""
+    import json
+
+    from sim.commands import _chain_partial
+
+    meta = dict(d=1000, eta=0.5, budgets=[1e5], seed=0)
+    path = tmp_path / "chain_rows.jsonl"
+    path.write_text(json.dumps(dict(meta=meta, seconds=5.0)) + "\n" + json.dumps(dict(spectrum="x")) + "\n")
+    rows, seconds = _chain_partial(path, dict(meta, budgets=[1e5, 3e5]))
+    assert rows == [dict(spectrum="x")] and seconds == 5.0
+    for other in (dict(meta, budgets=[3e5, 1e5]), dict(meta, budgets=[3e5]), dict(meta, budgets=[1e5], seed=1)):
+        with pytest.raises(ValueError, match="other options"):
+            _chain_partial(path, other)
