@@ -9,8 +9,11 @@ with ``bootstrap=200, seed=0``, written as ``fit.json``) then ``dbs schedule
 in-process) -- and the schedule it hands out (``schedule.json``) is scored by
 its exact expected loss at the budget against:
 
-(a) the sweep's own best fixed batch: the grid batch with the lowest exact
-    loss at the budget (what a user picks without the package);
+(a) the sweep's best fixed batch: the grid batch with the lowest exact loss
+    at the budget (an oracle; with noisy logs a user without the package picks
+    the batch whose logged loss is lowest, "the logs' own pick", which the
+    Monte Carlo bar is measured against: issue 26's "what the user would pick
+    without the package");
 (b) the paper's rule on the NQM's exact ``Bopt(D)`` (as
     :func:`sim.schedule_eval.compare_schedules` builds it);
 (c) the best 8-piece schedule found (:func:`sim.schedule_eval.best_k_piece`).
@@ -269,9 +272,12 @@ def _passes(kind, rows):
         low = _nan(np.nanmin, [r["of_paper"] for r in rows])
         ok = worse == 0 and (math.isnan(low) or low >= BARS["exact_of_paper"])  # NaN: (b) does not beat (a)
         return ok, ("pass" if ok else "FAIL") + f" (never worse; >= {BARS['exact_of_paper']:.0%} of (b)'s gain)"
+    # noisy logs: (a) is what the user picks without the package, the batch the sweep's own logs pick
+    worse = sum(r["L_pkg"] > r["L_noisy"] * (1 + 1e-9) for r in rows)
+    worst = max(0.0, max(r["L_pkg"] / r["L_noisy"] - 1 for r in rows))
     ok = worse <= BARS["mc_worse_share"] * len(rows) and worst <= BARS["mc_worst_loss"]
-    return ok, ("pass" if ok else "FAIL") + (f" (worse in <= {BARS['mc_worse_share']:.0%}, by <= "
-                                            f"{BARS['mc_worst_loss']:.0%})")
+    return ok, ("pass" if ok else "FAIL") + (f" (worse than the logs' own pick in <= {BARS['mc_worse_share']:.0%}, "
+                                            f"by <= {BARS['mc_worst_loss']:.0%})")
 
 
 def _nan(f, values):
@@ -295,6 +301,8 @@ def _summary(name, rows):
                 pick_gain_median=float(np.median([1 - r["L_noisy"] / r["L_a"] for r in rows])),
                 pick_gain_min=float(min(1 - r["L_noisy"] / r["L_a"] for r in rows)),
                 beats_pick=int(sum(r["L_pkg"] < r["L_noisy"] * (1 - 1e-9) for r in rows)),
+                worse_pick=int(sum(r["L_pkg"] > r["L_noisy"] * (1 + 1e-9) for r in rows)),
+                worst_pick=float(max(0.0, max(r["L_pkg"] / r["L_noisy"] - 1 for r in rows))),
                 dynamic=int(sum(r["recommendation"] == "dynamic" for r in rows)),
                 refused=int(sum(r["refused"] for r in rows)), ok=ok, bar=text)
 
@@ -325,7 +333,8 @@ def markdown_table(cases) -> str:
     """:func:`summarize`'s rows as a markdown table (gains relative to (a), the grid's best fixed batch)."""
     head = ["spectrum", "grid", "logs", "budget", "sweeps", "dynamic", "gain over (a): median [min, max]",
             "worse than (a) (worst)", "(b) gain", "share of (b)'s gain", "(c) gain", "(a)->(c) gap closed",
-            "logs' own pick: gain over (a), median [min]", "package beats the logs' pick", "bar"]
+            "logs' own pick: gain over (a), median [min]", "package beats the logs' pick",
+            "worse than the logs' pick (worst)", "bar"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cases:
         cells = [c["spectrum"], c["grid"], c["logs"], "all" if math.isnan(c["budget"]) else f"{c['budget']:.0e}",
@@ -337,6 +346,7 @@ def markdown_table(cases) -> str:
                                                if c["sweeps"] > 1 else ""),
                  _pct(c["gain_c"]), _pct(c["gap_closed"], False),
                  f"{_pct(c['pick_gain_median'])} [{_pct(c['pick_gain_min'])}]", f"{c['beats_pick']}/{c['sweeps']}",
+                 f"{c['worse_pick']}/{c['sweeps']}" + (f" ({_pct(c['worst_pick'])})" if c["worse_pick"] else ""),
                  c["bar"].split(" ")[0]]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
