@@ -76,6 +76,35 @@ def _one_line_warnings(message, category, filename, lineno, file=None, line=None
     print(f"dbs: warning: {message}", file=sys.stderr)
 
 
+#: seconds a command's warnings are held back: a refusal within them is its one error line alone
+HOLD_S = 2.0
+
+
+class _HeldWarnings:
+    """Warnings held while a command may still be refused (a refusal is one line: the warnings read on the
+    way to it, such as "rows were not sorted", would come first); released when the command succeeds or
+    after :data:`HOLD_S` seconds, whichever is first, and dropped on a refusal."""
+
+    def __init__(self, hold_s=HOLD_S):
+        self.held, self.released, self.lock = [], False, threading.Lock()
+        self.timer = threading.Timer(hold_s, self.release)
+        self.timer.daemon = True
+
+    def show(self, message, category, filename, lineno, file=None, line=None):
+        with self.lock:
+            if not self.released:
+                self.held.append(message)
+                return
+        _one_line_warnings(message, category, filename, lineno)
+
+    def release(self, keep=True):
+        self.timer.cancel()
+        with self.lock:
+            held, self.held, self.released = self.held, [], True
+        for message in held if keep else ():
+            _one_line_warnings(message, None, None, None)
+
+
 def _terminated(signum, frame):
     raise KeyboardInterrupt("terminated (SIGTERM)")
 
@@ -126,9 +155,19 @@ def _joined(argv):
 
 def _run(args) -> int:
     """Run the chosen command (:func:`_dispatch`); a refused command leaves no ``--out`` folder it made."""
+    import warnings
+
     out = getattr(args, "out", None)
     fresh = isinstance(out, str) and bool(out) and not os.path.lexists(out)
-    rc = _dispatch(args)
+    held, shown = _HeldWarnings(), warnings.showwarning
+    warnings.showwarning = held.show
+    held.timer.start()
+    rc = None
+    try:
+        rc = _dispatch(args)
+    finally:
+        held.release(keep=rc != 2)
+        warnings.showwarning = shown
     if rc == 2 and fresh:
         _remove_empty_tree(out)
     return rc

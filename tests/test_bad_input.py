@@ -356,3 +356,18 @@ def test_a_fit_folder_from_an_older_dbs_fit_is_one_line(tmp_path):
     (d / "es_points.csv").write_text("run,batch_size,target,S,E\nr,2,2.5,10,20\n")
     r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "report", str(d)], capture_output=True, text=True)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and "rerun dbs fit" in r.stderr
+
+
+def test_a_refusal_is_one_line_even_after_warnings_on_the_way(tmp_path):
+    """Issue 27: unsorted rows (a warning) and then falling tokens (a refusal) printed three lines; the
+    warnings held back while the command may still be refused are dropped with it, and shown when it runs."""
+    rows = ["run,batch_size,step,tokens,loss", "r,8,2,16,2.9", "r,8,1,8,3.0", "r,8,3,4,2.8"]
+    (tmp_path / "bad.csv").write_text("\n".join(rows) + "\n")
+    r = dbs(["fit", str(tmp_path / "bad.csv"), "--out", str(tmp_path / "o")])
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "tokens fall" in r.stderr, r.stderr
+    good = ["run,batch_size,step,tokens,loss"] + [f"r{b},{b},{s},{s * b},{1 + 2 / b + 3 * 0.99 ** s:.6f}"
+                                                  for b in (2, 4, 8, 16) for s in range(1, 400)]
+    good[1], good[2] = good[2], good[1]  # one pair out of order: a warning, and the fit goes on
+    (tmp_path / "ok.csv").write_text("\n".join(good) + "\n")
+    r = dbs(["fit", str(tmp_path / "ok.csv"), "--bootstrap", "0", "--out", str(tmp_path / "o2")])
+    assert r.returncode == 0 and "dbs: warning:" in r.stderr and "not sorted" in r.stderr, r.stderr

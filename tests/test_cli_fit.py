@@ -60,7 +60,7 @@ def test_fit_hand_made_csv(tmp_path):
     ("unreached", "no run reaches"),
     ("unknown_law", "unknown law"),
     ("bad_targets", "--targets"),
-    ("not_writable", "not writable"),
+    ("not_writable", "lies under the file"),
 ])
 def test_fit_bad_input(tmp_path, case, match):
     log = hand_made_csv(tmp_path / "ok.csv")
