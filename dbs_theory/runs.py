@@ -279,9 +279,11 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     """
     if log_format is not None and log_format not in readers.FORMATS:
         raise ValueError(f"--format must be one of {', '.join(readers.FORMATS)}; got {log_format!r}")
-    files, parts = [], []
+    files, parts, seen = [], [], set()
     for p in map(Path, paths):
         got = _read_path(p, log_format, batch_sizes, loss_tag, batch_tag)
+        got = [(f, part) for f, part in got if Path(f).resolve() not in seen]  # a file named twice is read once
+        seen |= {Path(f).resolve() for f, _ in got}
         files += [f for f, _ in got]
         parts += [part for _, part in got]
     names = np.concatenate([p[0] for p in parts])

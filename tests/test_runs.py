@@ -403,3 +403,10 @@ def test_a_run_resumed_into_a_new_file_at_another_batch_is_one_dynamic_run(tmp_p
     _part(tmp_path / "overlap.csv", "dyn", range(200, 500), 2048, end)
     with pytest.raises(ValueError, match="overlapping steps"):
         load_runs(tmp_path / "part1.csv", tmp_path / "overlap.csv")
+
+
+def test_a_file_named_twice_directly_and_through_its_folder_is_read_once(tmp_path):
+    (tmp_path / "logs").mkdir()
+    _part(tmp_path / "logs" / "a.csv", "a", range(1, 50), 8, 0)
+    runs = load_runs(tmp_path / "logs", tmp_path / "logs" / "a.csv", tmp_path / "logs" / ".." / "logs" / "a.csv")
+    assert [r.name for r in runs] == ["a"] and runs[0].step.size == 49
