@@ -270,11 +270,19 @@ def _schedule_band(d):
     band, curve = ex.get("band"), ex.get("curve") or {}
     segs = sc.get("segments") or []
     steps = ([s["from"] for s in segs], [s["batch_size"] for s in segs])
+    unit = sc.get("unit", "tokens")
+    choice = ""
+    if ex.get("recommendation"):
+        sizes = [s["batch_size"] for s in segs]
+        what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex["recommendation"] ==
+                "dynamic" else f"the sweep's best fixed batch, {ex['best_fixed']:.4g} {unit} per step")
+        choice = f"**Recommended: {what}.** Why: {ex['reason']}.\n\n"
     if not band:
-        return (f"schedule ({d})", "No measured interval in the source (the band needs dbs fit's envelope).", [])
-    text = (f"Measured up to D = {band['measured_to']:.4g} {sc.get('unit', 'tokens')}"
-            + (f"; past it the schedule is extrapolated and the band opens to [{band['lo'][-1]:.4g}, "
-               f"{band['hi'][-1]:.4g}] at the horizon." if band.get("beyond") else "."))
+        return (f"schedule ({d})", choice + "No measured interval in the source (the band needs dbs fit's "
+                "envelope).", [])
+    text = choice + (f"The sweep covers D up to {band['measured_to']:.4g} {unit}"
+                     + (f"; past it the schedule is extrapolated and the band opens to [{band['lo'][-1]:.4g}, "
+                        f"{band['hi'][-1]:.4g}] at the horizon." if band.get("beyond") else "."))
     fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band, steps, sc.get("unit", "tokens"))
     return (f"schedule ({d})", text, [(fig, "bopt-band", "Envelope Bopt(D), its 90% band and the schedule.")])
 

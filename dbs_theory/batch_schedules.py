@@ -383,7 +383,7 @@ def dynamic_batch(f, *, interval, momentum, initial, granularity, min_batch, max
         return max(q, prev) if monotone and prev is not None else q
 
     starts, sizes = [0.0], [used(b, None)]
-    for k in range(1, int(math.floor(horizon / interval)) + 1):
+    for k in range(1, int(math.ceil(horizon / interval - 1e-9))):  # re-evaluations before the horizon only
         D = k * interval
         target = float(f(D))
         if not math.isfinite(target):

@@ -81,16 +81,25 @@ def measured_range(env, share=0.75):
     return float(D[ok[-1]])
 
 
+#: a run that ends within this factor below ``at`` competes there at its last smoothed loss (a sweep cut at a
+#: budget ends each run at the step that crosses it: a few steps apart, not a different amount of data)
+NEAR_END = 1.05
+
+
 def best_fixed_batch(env, at):
     """The sweep's batch with the lowest smoothed loss at data ``at`` (``at`` clipped to the envelope's
-    range), among the batches whose runs reach it; ``(batch, loss)``."""
+    range), among the batches whose runs reach it or end within :data:`NEAR_END` below it; ``(batch, loss)``."""
     D, batches = _get(env, "data"), _get(env, "batches")
     by = env["by_batch"] if isinstance(env, dict) else env.by_batch
     L = np.array([[np.nan if v is None else v for v in row] for row in by], float)
-    x = math.log(min(max(at, D[0]), D[-1]))
-    j = int(np.clip(np.searchsorted(np.log(D), x), 1, D.size - 1))
-    f = (x - math.log(D[j - 1])) / (math.log(D[j]) - math.log(D[j - 1]))
+    at = min(max(at, D[0]), D[-1])
+    j = int(np.clip(np.searchsorted(np.log(D), math.log(at)), 1, D.size - 1))
+    f = (math.log(at) - math.log(D[j - 1])) / (math.log(D[j]) - math.log(D[j - 1]))
     col = L[:, j - 1] * (1 - f) + L[:, j] * f
+    near = np.nonzero((D >= at / NEAR_END) & (D <= at * (1 + 1e-9)))[0]
+    for i in np.nonzero(~np.isfinite(col))[0]:
+        ends = near[np.isfinite(L[i, near])]
+        col[i] = L[i, ends[-1]] if ends.size else np.nan
     if not np.isfinite(col).any():
         raise ValueError(f"no batch of the sweep reaches D={at:g}")
     k = int(np.nanargmin(col))
@@ -117,11 +126,10 @@ def growth_resolved(env, D0, D1, early_to=0.25, late_from=0.5):
     upto = ident & (D <= D1 * (1 + 1e-9))
     early = np.nonzero(ident & (D >= D0 * (1 - 1e-9)) & (D <= early_to * D1))[0]
     late = np.nonzero(upto & (D >= late_from * D1 * (1 - 1e-9)))[0]
-    if not late.size and upto.any():
-        late = np.nonzero(upto)[0][-1:]  # the sweep stops short of late_from D1: its last reading
-    if not early.size or not late.size or late[-1] <= early[0]:
+    if not early.size or not late.size:
         return False, (f"the envelope does not identify Bopt both between {D0:.4g} and {early_to * D1:.4g} and "
-                       f"near {D1:.4g}")
+                       f"between {late_from * D1:.4g} and {D1:.4g} (where it is not identified, it lies at or "
+                       "past the grid's edge, or the batches are within noise of each other)")
     have = lo is not None and hi is not None and np.isfinite(hi[early]).any() and np.isfinite(lo[late]).any()
     if have:
         a = early[int(np.argmin(np.where(np.isfinite(hi[early]), hi[early], np.inf)))]
@@ -158,7 +166,9 @@ def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granula
                          "run the sweep longer, or allow it with --extrapolate (Bopt is then held at its last "
                          "measured value)")
     interval = horizon / 50 if interval is None else interval
-    curve = envelope_curve(env, level=level, lr=lr)
+    # held flat past its last reading: within the sweep's data where Bopt is not identified (past the grid's
+    # edge, or batches within noise), and past the data (extrapolate) where nothing is measured
+    curve = envelope_curve(env, level=level, lr=lr).with_extrapolation(True)
     at = min(horizon, measured_to)
     best, _ = best_fixed_batch(env, at)
     held = max(float(curve(measured_to)), best)
@@ -179,5 +189,9 @@ def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granula
                   f"expected to beat the best fixed batch {best:.4g}; run that, or add seeds where the envelope "
                   "is uncertain (dbs plan)")
     ok = ok and rise >= MIN_GROWTH
+    grid = _get(env, "batches")
+    if not ok and best in (grid.min(), grid.max()):
+        reason += (f"; {best:.4g} is the sweep's {'smallest' if best == grid.min() else 'largest'} batch, so a "
+                   f"{'smaller' if best == grid.min() else 'larger'} one may be better still (dbs plan proposes runs)")
     return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at,
                          measured_to)

@@ -49,14 +49,15 @@ class TestBatchSchedules:
     def test_momentum_one_jumps_to_f(self):
         d = dynamic_batch(curve_f, interval=1000, momentum=1.0, initial=5.0,
                           granularity=1.0, min_batch=1.0, max_batch=1e9, horizon=20_000)
-        for D in (1000, 7000, 20_000):
+        for D in (1000, 7000, 19_000):
             assert d(D) == round(curve_f(D))
+        assert max(d.starts) < 20_000  # no segment begins at the horizon: the run has no data left there
 
     def test_momentum_formula(self):
         d = dynamic_batch(lambda D: 100.0, interval=10, momentum=0.5, initial=20.0,
                           granularity=1.0, min_batch=1.0, max_batch=1e9, horizon=40)
-        # b = 20 -> 60 -> 80 -> 90 -> 95
-        assert [d(x) for x in (0, 10, 20, 30, 40)] == [20, 60, 80, 90, 95]
+        # b = 20 -> 60 -> 80 -> 90, re-evaluated at 10, 20, 30 (not at the horizon 40: no data is left there)
+        assert [d(x) for x in (0, 10, 20, 30, 40)] == [20, 60, 80, 90, 90] and d.starts == (0, 10, 20, 30)
 
     def test_unrounded_state_does_not_stall(self):
         # each step moves the state by less than half a granule; rounding it would stall at 64

@@ -174,3 +174,58 @@ def test_a_run_trained_with_a_batch_schedule_is_read_back_as_dynamic_by_fit_and_
     assert drawn["name"] == "grow" and sorted(set(drawn["batch"])) == [128.0, 512.0]
     assert main(["report", str(tmp_path / "fit")]) == 0
     assert "whose batch changes (grow)" in (tmp_path / "fit" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("short, competes", [(1.049, True), (1.051, False)])
+def test_a_run_ending_a_few_steps_short_of_the_data_still_competes_for_best_fixed(short, competes):
+    """A sweep cut at a budget ends each run at the step that crosses it; the best batch (4) ended 0.007%
+    short and lost to 16 (a new user's flat sweep). Within NEAR_END (5%) below, a run competes at its last
+    smoothed loss; further short, it does not."""
+    from dbs_theory.sweep_schedule import NEAR_END, best_fixed_batch
+
+    assert NEAR_END == 1.05
+    env = dict(data=[1e3, 1e4 / short, 1e4], batches=[4.0, 16.0], by_batch=[[3.0, 2.10, None], [3.0, 2.2, 2.12]])
+    assert best_fixed_batch(env, 1e4)[0] == (4.0 if competes else 16.0)
+
+
+def test_no_identified_reading_in_the_last_half_is_not_growth_even_against_itself():
+    """Bopt identified only early (it lies past the grid later): the early reading is not compared with itself."""
+    env = _env(3, 5, np.nan, np.nan, b1=np.nan)
+    env["identified"] = [True, False, False]
+    ok, why = growth_resolved(env, 100, 1e4)
+    assert not ok and "between 5000 and 1e+04" in why
+
+
+def test_a_fixed_recommendation_at_the_grid_edge_says_a_batch_past_it_may_be_better():
+    got = schedule_from_envelope(_env(3, 20, 10, 40), 1e4, unit="examples", interval=100)
+    assert got.recommendation == "fixed" and got.best_fixed == 32.0 and "largest" not in got.reason
+    env = _env(3, 20, 10, 40)
+    env["by_batch"] = [[3.0, 2.0, 1.0 + 0.01 * np.log(b)] for b in env["batches"]]  # the smallest batch wins
+    got = schedule_from_envelope(env, 1e4, unit="examples", interval=100)
+    assert got.best_fixed == 2.0 and "the sweep's smallest batch" in got.reason
+
+
+def test_the_schedule_folder_reports_its_recommendation_and_one_measured_range(sweep, tmp_path):
+    """exports.json's measured_to is the band's too (the horizon refusal and the report agreed on none), and
+    dbs report states the recommendation and its reason."""
+    bopt_table(sweep[1], bootstrap=20).write(tmp_path / "fit")  # intervals: the band needs them
+    out = tmp_path / "sched"
+    assert main(["schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", f"{BUDGET:g}", "--unit", "examples",
+                 "--out", str(out)]) == 0
+    ex = json.loads((out / "exports.json").read_text())
+    assert ex["band"]["measured_to"] == ex["measured_to"] and not ex["band"]["beyond"]
+    assert main(["report", str(out)]) == 0
+    md = (out / "report.md").read_text()
+    assert "Recommended:" in md and ex["reason"][:40] in md and f"{ex['measured_to']:.4g}" in md
+
+
+def test_the_band_ends_its_measured_range_where_the_schedule_does_not_at_the_last_identified_reading(tmp_path):
+    """Bopt identified up to D = 2000 only (past it the smallest batch wins: below the grid); the sweep covers
+    D up to 1e4. A horizon of 1e4 needs no --extrapolate, so the band must not call it extrapolated."""
+    env = _env(3, 5, np.nan, np.nan, b1=np.nan, mid=(6.0, 5.0, 9.0))
+    env["identified"] = [True, True, False]
+    (tmp_path / "fit.json").write_text(json.dumps(dict(envelope=env, rows=[], laws=[], lr=None)))
+    assert main(["schedule", "--from", str(tmp_path / "fit.json"), "--horizon", "1e4", "--unit", "examples",
+                 "--out", str(tmp_path / "s")]) == 0
+    ex = json.loads((tmp_path / "s" / "exports.json").read_text())
+    assert ex["measured_to"] == 1e4 and ex["band"]["measured_to"] == 1e4 and not ex["band"]["beyond"]

@@ -174,7 +174,7 @@ def run(args):
     olmo = sched.to_olmo_core()
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
-    band = _band(curve, band_points, args.horizon)
+    band = _band(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
     with atomic_write(out / "exports.json") as fh:
         json.dump(dict(**step, megatron_rampup=meg, olmo_core=olmo,
                        curve=None if curve is None else curve.to_dict(), band=band,
@@ -215,16 +215,18 @@ def _print_choice(c, horizon):
               f"({c.dynamic.sizes[0]:.4g} -> {c.dynamic.sizes[-1]:.4g}) is in exports.json")
     else:
         print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
-    if horizon > c.measured_to * (1 + 1e-9):
+    if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic":
         print(f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
               f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
               "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
               "measured")
 
 
-def _band(curve, points, horizon):
+def _band(curve, points, horizon, measured_to=None):
     """The measured Bopt interval from the first point to the horizon (see
-    :func:`dbs_theory.bopt_curve.bopt_band`), or ``None`` without measured intervals."""
+    :func:`dbs_theory.bopt_curve.bopt_band`), or ``None`` without measured intervals. ``measured_to``: the
+    data the sweep covers (the schedule's own limit, past which it needs ``--extrapolate``); default the
+    last point's."""
     if curve is None or points is None:
         return None
     import numpy as np
@@ -232,10 +234,11 @@ def _band(curve, points, horizon):
     from ..bopt_curve import bopt_band
 
     D, B, lo, hi = points
-    at = np.geomspace(min(D), max(horizon, max(D)), 40)
+    edge = float(max(D)) if measured_to is None else float(measured_to)
+    at = np.geomspace(min(D), max(horizon, edge, max(D)), 40)
     blo, bhi = bopt_band(D, B, lo, hi, at)
-    return dict(D=at.tolist(), lo=blo.tolist(), hi=bhi.tolist(), measured_to=float(max(D)),
-                beyond=bool(horizon > max(D) * (1 + 1e-9)))
+    return dict(D=at.tolist(), lo=blo.tolist(), hi=bhi.tolist(), measured_to=edge,
+                beyond=bool(horizon > edge * (1 + 1e-9)))
 
 
 def _print_band(band):
