@@ -69,14 +69,20 @@ def _get(env, key):
     return None if v is None else np.array([np.nan if x is None else x for x in np.ravel(v)], float)
 
 
+def _losses(env):
+    """The envelope's smoothed loss per batch (rows) and data amount (columns), NaN where a run has none;
+    ``None`` when the envelope holds no per-batch losses."""
+    by = env["by_batch"] if isinstance(env, dict) else env.by_batch
+    return None if by is None else np.array([[np.nan if v is None else v for v in row] for row in by], float)
+
+
 def measured_range(env, share=0.75):
     """The largest data amount that at least ``share`` of the sweep's batch sizes reach (a sweep cut at a
     budget ends a step past it for some batches: the few that overshoot do not extend the range)."""
-    D = _get(env, "data")
-    by = env["by_batch"] if isinstance(env, dict) else env.by_batch
-    if by is None:
+    D, L = _get(env, "data"), _losses(env)
+    if L is None:
         return float(D[-1])
-    reach = np.isfinite(np.array([[np.nan if v is None else v for v in row] for row in by], float)).sum(axis=0)
+    reach = np.isfinite(L).sum(axis=0)
     ok = np.nonzero(reach >= share * reach.max())[0]
     return float(D[ok[-1]])
 
@@ -89,9 +95,7 @@ NEAR_END = 1.05
 def best_fixed_batch(env, at):
     """The sweep's batch with the lowest smoothed loss at data ``at`` (``at`` clipped to the envelope's
     range), among the batches whose runs reach it or end within :data:`NEAR_END` below it; ``(batch, loss)``."""
-    D, batches = _get(env, "data"), _get(env, "batches")
-    by = env["by_batch"] if isinstance(env, dict) else env.by_batch
-    L = np.array([[np.nan if v is None else v for v in row] for row in by], float)
+    D, batches, L = _get(env, "data"), _get(env, "batches"), _losses(env)
     at = min(max(at, D[0]), D[-1])
     j = int(np.clip(np.searchsorted(np.log(D), math.log(at)), 1, D.size - 1))
     f = (math.log(at) - math.log(D[j - 1])) / (math.log(D[j]) - math.log(D[j - 1]))

@@ -130,7 +130,7 @@ def submitit_runs(root, todo, bar, launcher: Launcher, jobs=None) -> None:
     On this machine (submitit's local executor) at most ``jobs`` run at once, as with the local launcher;
     on Slurm the cluster's queue decides. Ctrl-C or SIGTERM stops every running job once (SIGTERM: the
     trainer checkpoints at its next step and exits), waits for them, and raises ``KeyboardInterrupt`` with
-    what happened to each run (:func:`~validate.experiments.runner.interrupted_message`).
+    what happened to each run (:func:`~validate.experiments.run_cache.interrupted_message`).
     """
     from .run_cache import RunFailed, interrupted_message
 
