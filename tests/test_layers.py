@@ -5,6 +5,8 @@ still ties two modules together). A module importing its own parent package
 (``from . import EXPERIMENTS``) is not an edge: the parent is initialised first.
 """
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -97,7 +99,43 @@ def test_imports_flow_one_way_between_the_packages(graph):
     assert not back, f"imports against the layering {' <- '.join(LAYERS)}: {back}"
 
 
+#: frameworks the core install never needs: torch (validate's trainer), and what the integrations wrap
+FRAMEWORKS = ("torch", "transformers", "accelerate", "lightning", "pytorch_lightning")
+#: the only package whose modules may import any of FRAMEWORKS (each module its own, inside itself)
+INTEGRATIONS = "dbs_theory.integrations"
+
+
+def framework_strays(graph):
+    """Modules importing a framework where none is allowed: torch only in ``validate``,
+    :data:`TORCH_OUTSIDE_VALIDATE` and ``dbs_theory.integrations.<module>``; the others only in the latter
+    (the integrations package itself, its ``__init__``, imports none)."""
+    out = set()
+    for m, deps in graph.items():
+        for d in deps:
+            top = d.split(".")[0]
+            if top not in FRAMEWORKS or m.startswith(INTEGRATIONS + "."):
+                continue
+            if top == "torch" and (m.split(".")[0] == "validate" or m in TORCH_OUTSIDE_VALIDATE):
+                continue
+            out.add(m)
+    return sorted(out)
+
+
+def test_the_framework_check_catches_a_planted_import():
+    planted = {"dbs_theory.fit": {"torch"}, "dbs_theory.integrations": {"transformers"},
+               "validate.train": {"torch.nn"}, "validate.x": {"lightning"}, "dbs_report.demo": {"torch"},
+               "dbs_theory.integrations.hf": {"transformers", "torch"}, "sim.model": {"numpy"}}
+    assert framework_strays(planted) == ["dbs_theory.fit", "dbs_theory.integrations", "validate.x"]
+
+
 def test_torch_is_imported_only_by_validate_and_named_integrations(graph):
-    users = {m for m, deps in graph.items() if any(d == "torch" or d.startswith("torch.") for d in deps)}
-    stray = {m for m in users if not m.startswith("validate")} - TORCH_OUTSIDE_VALIDATE
-    assert not stray, f"the core install must stay torch-free: {sorted(stray)}"
+    stray = framework_strays(graph)
+    assert not stray, f"the core install must stay free of {', '.join(FRAMEWORKS)}: {stray}"
+
+
+def test_importing_the_package_and_the_integrations_map_loads_no_framework():
+    code = ("import sys, dbs_theory, dbs_theory.integrations, dbs_theory.integrations._stream, "
+            "dbs_theory.accumulation; print(sorted(m for m in " + repr(FRAMEWORKS) + " if m in sys.modules))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
