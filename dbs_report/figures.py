@@ -15,6 +15,8 @@ from matplotlib.figure import Figure
 import matplotlib
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
+from dbs_theory.curves import Crossover
+
 __all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "dynamic_runs",
            "save"]
 
@@ -85,8 +87,8 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
     curves : list of dict
         ``label``, ``D`` (data, ``unit``), ``loss``, optional ``batch`` (``unit`` per step)
         and ``style`` (a matplotlib line style).
-    crossovers : list of dict
-        ``tokens`` (or ``D``) and ``loss`` of each crossing of two curves.
+    crossovers : list of Crossover (or its dict, as ``fit.json`` stores it)
+        Each crossing of two curves.
     zoom : float or None
         Add a second panel over the last ``1/zoom`` of the data range (log), where
         the curves bunch together and cross; ``None`` for one panel.
@@ -110,8 +112,8 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
                 color = cmap((math.log(c["batch"]) - min(logb)) / (max(logb) - min(logb) + 1e-12) * 0.9)
             ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, ls=c.get("style", "-"), label=c["label"])
         if crossovers:
-            x = [c.get("tokens", c.get("D")) for c in crossovers]
-            ax.scatter(x, [c["loss"] for c in crossovers], marker="x", color="crimson", s=30, zorder=5,
+            cs = [c if isinstance(c, Crossover) else Crossover.from_dict(c) for c in crossovers]
+            ax.scatter([c.data for c in cs], [c.loss for c in cs], marker="x", color="crimson", s=30, zorder=5,
                        label=f"crossings ({len(crossovers)})")
         if _spans_decades(allD):
             ax.set_xscale("log")

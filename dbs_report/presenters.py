@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from dbs_theory.bopt_curve import BoptCurve
+from dbs_theory.bopt_table import chosen
 from dbs_theory.es_laws import law_from_params
 from dbs_theory.runs import crossovers, load_runs
 from validate.experiments import EXPERIMENTS
@@ -106,18 +107,18 @@ def _es_section(d, title, unit):
         shown = {name: law_from_params(name, p) for name, p in fitted.items() if name in ("three_phase", "hyperbolic")}
         panels.append(dict(target=float(row["target"]), S=SE[:, 0], E=SE[:, 1], laws=shown, bmin=row.get("bmin"),
                            bopt=row.get("bopt")))
-    col = lambda k: [r.get(k, math.nan) if r.get(k) is not None else math.nan for r in fit["rows"]]
-    ci = lambda k: (col(f"{k}_lo"), col(f"{k}_hi")) if any(f"{k}_lo" in r for r in fit["rows"]) else None
-    # the law-free estimators where they are identified at >= 2 targets, else the three-phase fit's
-    best = lambda k, alt: alt if sum(alt in r for r in fit["rows"]) >= 2 else k
-    kmin, kopt = best("bmin", "bmin_floor"), best("bopt", "bopt_envelope")
-    source = f"Bmin from {'the loss floors' if kmin != 'bmin' else 'the three-phase fit'}, Bopt from " \
-             f"{'the envelope' if kopt != 'bopt' else 'the three-phase fit'}"
+    est = {q: chosen(fit["rows"], q) for q in ("bmin", "bopt")}  # the estimators the package chooses
+    col = lambda q: [e.value if e.identified else math.nan for e in est[q]]
+    ci = lambda q: ([e.lo for e in est[q]], [e.hi for e in est[q]]) if any(e.has_interval for e in est[q]) \
+        else None
+    src = lambda q: est[q][0].source if est[q] else "three-phase fit"
+    source = f"Bmin from the {src('bmin')}, Bopt from the {src('bopt')}"
+    targets = [float(r["target"]) for r in fit["rows"]]
     return [(F.es_panels([p for p in panels if len(p["S"])], unit, f"{title}: E(S) per target"), "es",
              "Data E vs steps S to reach each target: points from the runs, the fitted three-phase law "
              "(phases shaded: inverse red, quadratic yellow, linear green) and the hyperbola; Bmin and Bopt "
              "are the slopes of the lines through the origin."),
-            (F.bmin_bopt(col("target"), col(kmin), col(kopt), ci(kmin), ci(kopt), unit,
+            (F.bmin_bopt(targets, col("bmin"), col("bopt"), ci("bmin"), ci("bopt"), unit,
                          f"{title}: Bmin and Bopt vs target"), "bmin-bopt",
              f"Bmin (smallest batch that reaches the target) and Bopt (data-optimal batch) per target loss, "
              f"with bootstrap intervals; {source}. Targets where a value is not identified are left out.")]

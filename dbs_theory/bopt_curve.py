@@ -133,16 +133,14 @@ def isotonic(y, w=None):
 
 def _points(D, Bopt):
     """Accept arrays, an :class:`~dbs_theory.estimators.EnvelopeBopt`, a
-    :class:`~dbs_theory.bopt_table.BoptTable` (its envelope columns when they are
-    identified at >= 2 targets, else the three-phase fit's) or a ``sim`` FrontierResult."""
+    :class:`~dbs_theory.bopt_table.BoptTable` (the Bopt estimates it chooses:
+    :func:`~dbs_theory.bopt_table.chosen_column`) or a ``sim`` FrontierResult."""
     lr = None
     if Bopt is None and hasattr(D, "identified") and hasattr(D, "data"):  # EnvelopeBopt
         D, Bopt = np.asarray(D.data)[D.identified], np.asarray(D.bopt)[D.identified]
     elif Bopt is None and hasattr(D, "rows") and hasattr(D, "column"):  # BoptTable
-        lr = D.lr
-        env = np.isfinite(D.column("bopt_envelope")) & np.isfinite(D.column("data_envelope"))
-        D, Bopt = (D.column("data_envelope"), D.column("bopt_envelope")) if env.sum() >= 2 else \
-            (D.column("emin"), D.column("bopt"))
+        lr, est = D.lr, [e for e in D.estimates("bopt") if e.identified]
+        D, Bopt = [e.data for e in est], [e.value for e in est]
     elif Bopt is None and hasattr(D, "emin") and hasattr(D, "bopt"):  # sim.FrontierResult
         eta = (getattr(D, "meta", {}) or {}).get("eta")
         lr = eta if isinstance(eta, (int, float)) else None

@@ -11,12 +11,93 @@ import numpy as np
 from .es_laws import LAWS
 from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
+from .verdicts import R2_MIN
 from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, es_points, fixed_batch_runs
 
-__all__ = ["bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN"]
+__all__ = ["bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN", "Estimate", "SOURCES", "estimate",
+           "chosen_column", "chosen", "COLUMNS"]
 
-#: A fit whose R^2 (in log E) is below this supports no Bmin/Bopt and no verdict drawn from it.
-R2_MIN = 0.9
+#: quantity -> its estimators as ``(row column, source name)``, the law-free one first
+SOURCES = {"bopt": (("bopt_envelope", "envelope"), ("bopt", "three-phase fit")),
+           "bmin": (("bmin_floor", "loss floors"), ("bmin", "three-phase fit"))}
+#: row column -> the column holding the data (tokens or examples) at which its value is read
+_DATA = {"bopt_envelope": "data_envelope", "bopt": "emin", "bmin": "emin"}
+#: a law-free estimator is used when it is identified at at least this many targets
+MIN_IDENTIFIED = 2
+#: The table for people: ``(column, heading)``; Bmin/Bopt cells print as ``value [lo, hi]`` or ``n/i``.
+COLUMNS = (("target", "L*"), ("n_batches", "batches"), ("smin", "Smin"), ("sopt", "Sopt"), ("emin", "Emin"),
+           ("bmin", "Bmin (3-phase)"), ("bmin_floor", "Bmin (floors)"), ("bopt", "Bopt (3-phase)"),
+           ("bopt_envelope", "Bopt (envelope)"))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One ``Bmin`` or ``Bopt`` cell of a table (batch units: tokens or examples, as the runs).
+
+    Attributes
+    ----------
+    value, lo, hi : float  The estimate and its interval (NaN where none).
+    status : str           ``ok``, or ``not identified: <why>`` (then ``value`` is NaN).
+    source : str           ``envelope``, ``loss floors`` or ``three-phase fit``.
+    column : str           The table column it was read from.
+    target : float         The target loss of its row.
+    data : float           Data (tokens or examples) at which the value is read: the envelope's data where
+                           it meets the target, the fit's ``Emin``; NaN for the floors.
+    """
+
+    value: float
+    lo: float
+    hi: float
+    status: str
+    source: str
+    column: str
+    target: float = math.nan
+    data: float = math.nan
+
+    @property
+    def identified(self) -> bool:
+        return self.status == "ok" and math.isfinite(self.value)
+
+    @property
+    def has_interval(self) -> bool:
+        return self.identified and math.isfinite(self.lo) and math.isfinite(self.hi)
+
+
+def _num(row, key):
+    v = row.get(key)
+    return math.nan if v is None else float(v)
+
+
+def estimate(row: dict, column: str) -> Estimate:
+    """The :class:`Estimate` in ``column`` (one of :data:`SOURCES`' columns) of a table row (a ``dict``, as
+    :class:`BoptTable` holds and ``fit.json`` stores)."""
+    source = next((name for pairs in SOURCES.values() for col, name in pairs if col == column), None)
+    if source is None:
+        raise ValueError(f"unknown estimate column {column!r}; choose one of "
+                         f"{[c for pairs in SOURCES.values() for c, _ in pairs]}")
+    value = _num(row, column)
+    status = row.get(f"{column}_status") or ("ok" if math.isfinite(value) else row.get("status", "not fitted"))
+    if not math.isfinite(value) and status == "ok":
+        status = "not identified: no value"
+    data = _num(row, _DATA[column]) if column in _DATA else math.nan
+    return Estimate(value, _num(row, f"{column}_lo"), _num(row, f"{column}_hi"), status, source, column,
+                    _num(row, "target"), data)
+
+
+def chosen_column(rows, quantity: str) -> str:
+    """THE rule for which estimator to use for ``quantity`` (``bmin`` or ``bopt``): the law-free one
+    (envelope, loss floors) when it is identified at >= :data:`MIN_IDENTIFIED` targets, else the
+    three-phase fit when it is, else the law-free one (whose status says why not)."""
+    if quantity not in SOURCES:
+        raise ValueError(f"unknown quantity {quantity!r}; choose one of {sorted(SOURCES)}")
+    cols = [c for c, _ in SOURCES[quantity]]
+    return next((c for c in cols if sum(estimate(r, c).identified for r in rows) >= MIN_IDENTIFIED), cols[0])
+
+
+def chosen(rows, quantity: str) -> list:
+    """Per row, the :class:`Estimate` of ``quantity`` from :func:`chosen_column`'s estimator."""
+    col = chosen_column(rows, quantity)
+    return [estimate(r, col) for r in rows]
 
 
 @dataclass(frozen=True)
@@ -36,7 +117,7 @@ class BoptTable:
     law : str                       The law ``bmin``/``bopt`` come from.
     lr : float or None              The learning rate the runs used (``Bmin`` scales with it).
     excluded : list                 ``(run, target, reason)`` for runs that missed a target.
-    crossovers : list of dict       Crossings of loss-vs-data curves.
+    crossovers : list of Crossover  Crossings of loss-vs-data curves.
     fits : list                     ``{law: FitResult}`` per row (row ``i`` is target ``i``: :meth:`index`).
     points : ESPoints               The (S, E) points behind the fits.
     envelope : EnvelopeBopt or None Bopt(D) read off the runs over the whole data range they cover
@@ -60,6 +141,11 @@ class BoptTable:
         """One column of ``rows`` as a float array (NaN where missing)."""
         return np.array([np.nan if r.get(key) is None else r[key] for r in self.rows], float)
 
+    def estimates(self, quantity: str, column: str | None = None) -> list:
+        """Per row, the :class:`Estimate` of ``quantity`` (``bmin``/``bopt``) from ``column``, by default
+        the estimator :func:`chosen_column` picks."""
+        return chosen(self.rows, quantity) if column is None else [estimate(r, column) for r in self.rows]
+
     def index(self, target: float) -> int:
         """The row of ``target`` (targets are positions, not keys); ``ValueError`` if it is not one."""
         for i, r in enumerate(self.rows):
@@ -71,7 +157,7 @@ class BoptTable:
         """``fit.json``: ``laws[i]`` holds the fitted laws' parameters of ``rows[i]``."""
         laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
         return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
-                    excluded=[list(e) for e in self.excluded], crossovers=self.crossovers,
+                    excluded=[list(e) for e in self.excluded], crossovers=[c.to_dict() for c in self.crossovers],
                     envelope=None if self.envelope is None else self.envelope.to_dict(), dynamic_runs=self.dynamic)
 
     def write(self, directory):
@@ -266,23 +352,19 @@ def _put(row, key, value, lo, hi, identified, reason):
 
 
 def _verdicts(rows, bootstrap):
-    """"Grows as the target falls" for Bmin and Bopt from the most reliable identified estimator.
+    """"Grows as the target falls" for Bmin and Bopt from the estimator :func:`chosen_column` picks.
 
-    Bopt: the envelope (no law fitted) when it is identified at >= 2 targets,
-    else the three-phase fit when it is, else the envelope (which says why
-    not). Bmin: the loss floors, then the three-phase fit, likewise.
     Without bootstrap intervals the verdict is "inconclusive": measured values without
     intervals cannot tell a trend from noise (exact values use :func:`monotonicity` directly).
     """
     out = {}
-    for key, order in (("bopt", ("bopt_envelope", "bopt")), ("bmin", ("bmin_floor", "bmin"))):
-        src = next((k for k in order if sum(k in r for r in rows) >= 2), order[0])  # else report the law-free one
-        lo = [r.get(f"{src}_lo") for r in rows] if bootstrap else None
-        hi = [r.get(f"{src}_hi") for r in rows] if bootstrap else None
-        out[key] = monotonicity([r.get(src) for r in rows], lo, hi) if bootstrap else "inconclusive"
-        # without intervals neither a rise nor a fall of measured values can be told from noise
-        out[f"{key}_source"] = {"bopt_envelope": "envelope", "bmin_floor": "loss floors"}.get(src, "three-phase fit")
-        out[f"{key}_column"] = src
+    for key in SOURCES:
+        est = chosen(rows, key)
+        lo, hi = ([e.lo for e in est], [e.hi for e in est]) if bootstrap else (None, None)
+        vals = [e.value if e.identified else math.nan for e in est]
+        out[key] = monotonicity(vals, lo, hi) if bootstrap else "inconclusive"
+        out[f"{key}_source"], out[f"{key}_column"] = est[0].source if est else SOURCES[key][0][1], \
+            chosen_column(rows, key)
     return out
 
 

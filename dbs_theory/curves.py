@@ -16,12 +16,13 @@ examples); steps are optimizer steps.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import warnings
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
 __all__ = ["WINDOW", "MIN_ROWS", "ESPoints", "window_rows", "local_line", "smooth", "signal",
-           "es_points", "choose_targets", "crossovers", "fixed_batch_runs", "DYNAMIC"]
+           "es_points", "choose_targets", "crossovers", "Crossover", "fixed_batch_runs", "DYNAMIC"]
 
 #: default half-width of the smoothing window, as a fraction of the data ``D`` on either side
 WINDOW = 0.1
@@ -292,6 +293,42 @@ def _fifth(tokens):
     return max(0, int(np.searchsorted(tokens, 0.2 * tokens[-1], "right")) - 1)
 
 
+@dataclass(frozen=True)
+class Crossover:
+    """Where a smaller batch's loss-vs-data curve rises above a larger batch's (from logs or the NQM).
+
+    Attributes
+    ----------
+    data : float             Data at the crossing (tokens for real runs, examples on the NQM).
+    loss : float             Loss there.
+    b_small, b_large : float The two batch sizes (the unit of ``data``).
+    run_small, run_large : str or None   The runs' names (logs only).
+    """
+
+    data: float
+    loss: float
+    b_small: float
+    b_large: float
+    run_small: str | None = None
+    run_large: str | None = None
+
+    @property
+    def D(self) -> float:
+        """Deprecated name of :attr:`data` (``sim.crossover`` returned it as ``D``)."""
+        warnings.warn("Crossover.D is deprecated; use Crossover.data", DeprecationWarning, stacklevel=2)
+        return self.data
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Crossover":
+        """From :meth:`to_dict` or an older ``fit.json`` row (data under ``tokens``)."""
+        data = d["data"] if "data" in d else d["tokens"]
+        return cls(float(data), float(d["loss"]), float(d["b_small"]), float(d["b_large"]),
+                   d.get("run_small"), d.get("run_large"))
+
+
 def crossovers(runs, smoothing="centered", window=WINDOW, use="loss", grid=400):
     """Where loss-vs-data curves of runs with different batch sizes cross.
 
@@ -305,8 +342,7 @@ def crossovers(runs, smoothing="centered", window=WINDOW, use="loss", grid=400):
 
     Returns
     -------
-    list of dict
-        ``run_small``, ``run_large``, ``b_small``, ``b_large``, ``tokens``, ``loss``.
+    list of Crossover
     """
     curves = []
     for r in runs:
@@ -335,6 +371,6 @@ def crossovers(runs, smoothing="centered", window=WINDOW, use="loss", grid=400):
             g0, g1 = gap[j, i], gap[j, i + 1]
             Dx = G[i] * (G[i + 1] / G[i]) ** (-g0 / (g1 - g0))
             rb = curves[bs[j]][0]
-            out.append(dict(run_small=ra.name, run_large=rb.name, b_small=ra.batch_size,
-                            b_large=rb.batch_size, tokens=float(Dx), loss=float(np.interp(Dx, ta, la))))
+            out.append(Crossover(float(Dx), float(np.interp(Dx, ta, la)), ra.batch_size, rb.batch_size,
+                                 ra.name, rb.name))
     return out

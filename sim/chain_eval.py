@@ -154,7 +154,7 @@ def _readings(got, ref):
     B = np.array([np.nan if v is None else v for v in env.get("bopt") or []], float)
     ok = np.isfinite(B) & np.asarray(env.get("identified") or [], bool) if D.size else np.array([], bool)
     raw = [float(B[ok][np.argmin(np.abs(np.log(D[ok] / p)))]) if ok.any() else math.nan for p in ref["probes"]]
-    return dict(bopt_curve=[float(c(p)) if c else math.nan for p in ref["probes"]], bopt_envelope=raw)
+    return dict(bopt_curve=[float(c(p)) if c else math.nan for p in ref["probes"]], bopt_readings=raw)
 
 
 def grid_losses(nqm: NQM, eta, batches, budget) -> dict:
@@ -361,7 +361,7 @@ def losing_sweeps(rows) -> str:
         if not (r["worse"] or weak):
             continue
         probes = ", ".join(f"D={D:.3g}: {c:.3g} (envelope {e:.3g}) vs {x:.3g}" for D, c, e, x in
-                           zip(r["probes"], r["bopt_curve"], r["bopt_envelope"], r["bopt_exact"]))
+                           zip(r["probes"], r["bopt_curve"], r["bopt_readings"], r["bopt_exact"]))
         out.append(f"- {r['spectrum']}, {r['grid']}, {r['logs']} #{r['replicate']}, budget {r['budget']:.0e}: "
                    f"L={r['L_pkg']:.4g} vs (a) {r['L_a']:.4g} ({100 * r['excess']:+.2f}%; B={r['B_a']:.4g}; logs "
                    f"pick {r['noisy_pick']:.4g}), "

@@ -215,7 +215,7 @@ def run_sweep(args):
             if np.isfinite(row["bopt"]):
                 c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
                 cross.append(dict(target=row["target"], b_small=row["bopt"] / 2, b_large=row["bopt"] * 2,
-                                  D=c.D if c else float("nan"), loss=c.loss if c else float("nan")))
+                                  data=c.data if c else float("nan"), loss=c.loss if c else float("nan")))
     runs = _loss_logs(nqm, eta, fr, args) if args.write_log and eta != "tuned" else None
     fr.write(out)
     if runs:

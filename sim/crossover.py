@@ -12,32 +12,15 @@ which removes the floors and with them the crossings.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from scipy import optimize
+
+from dbs_theory.curves import Crossover
 
 from .frontier import loss_at_steps
 from .nqm import NQM
 
 __all__ = ["Crossover", "crossover"]
-
-
-@dataclass(frozen=True)
-class Crossover:
-    """A crossing of two loss-vs-data curves.
-
-    Attributes
-    ----------
-    D : float       Data (examples) at the crossing.
-    loss : float    Expected loss there.
-    b_small, b_large : float   The two batch sizes, examples.
-    """
-
-    D: float
-    loss: float
-    b_small: float
-    b_large: float
 
 
 def crossover(nqm: NQM, eta: float, b_small: float, b_large: float, max_data: float | None = None):

@@ -18,7 +18,7 @@ import math
 import numpy as np
 
 from dbs_theory import numeric
-from dbs_theory.bopt_table import bopt_table
+from dbs_theory.bopt_table import SOURCES, bopt_table
 from dbs_theory.runs import Run
 
 from .frontier import bopt as exact_bopt
@@ -31,9 +31,9 @@ __all__ = ["DESIGNS", "design_batches", "exact_runs", "mc_runs", "score", "study
 DESIGNS = {"2x, 12 sizes": (2.0, 12, 1.0), "sqrt2, 16 sizes": (math.sqrt(2), 16, 1.0),
            "1.5x, 12 sizes": (1.5, 12, 2.0), "2x, 8 sizes from 4": (2.0, 8, 4.0)}
 
-#: table column -> (label, which truth it estimates)
-QUANTITIES = {"bopt_envelope": ("Bopt, envelope", "bopt"), "bmin_floor": ("Bmin, floors", "bmin"),
-              "bopt": ("Bopt, three-phase", "bopt"), "bmin": ("Bmin, three-phase", "bmin")}
+#: table column -> (label, which truth it estimates): every estimator of the table (law-free first)
+QUANTITIES = {SOURCES[q][i][0]: (f"{q.capitalize()}, {SOURCES[q][i][1].removesuffix(' fit').removeprefix('loss ')}", q)
+              for i in (0, 1) for q in ("bopt", "bmin")}
 
 
 def design_batches(ratio, n, lo):
@@ -68,14 +68,14 @@ def score(table, truth):
     out = {}
     for key, (_, kind) in QUANTITIES.items():
         ident, err, cover = [], [], []
-        for row in table.rows:
-            true = truth[kind][row["target"]]
-            ok = key in row and math.isfinite(true)
+        for e in table.estimates(kind, key):
+            true = truth[kind][e.target]
+            ok = e.identified and math.isfinite(true)
             ident.append(ok)
             if ok:
-                err.append(row[key] / true - 1)
-                if f"{key}_lo" in row:
-                    cover.append(row[f"{key}_lo"] <= true <= row[f"{key}_hi"])
+                err.append(e.value / true - 1)
+                if e.has_interval:
+                    cover.append(e.lo <= true <= e.hi)
         out[key] = dict(identified=ident, errors=err, covered=cover)
     return out
 

@@ -39,7 +39,7 @@ def test_checker_catches_a_bad_figure():
 def test_each_figure_function_passes_the_checks():
     D = np.geomspace(1e3, 1e7, 100)
     curves = [dict(label=f"B={b}", D=D, loss=1 + 3 / (1 + D / (1e3 * b)) + 0.1 / b, batch=b) for b in (1, 4, 16)]
-    check_figure(F.loss_curves(curves, "loss", crossovers=[dict(tokens=1e5, loss=2.0)]), "loss_curves")
+    check_figure(F.loss_curves(curves, "loss", crossovers=[dict(tokens=1e5, loss=2.0, b_small=8, b_large=16)]), "loss_curves")
     law = law_from_params("three_phase", dict(smin=100, s1=150, sopt=300, s2=600, emin=3e4, c=0.5))
     S = np.geomspace(120, 1e4, 30)
     check_figure(F.es_panels([dict(target=2.0, S=S, E=law(S), laws={"three_phase": law}, bmin=law.bmin,

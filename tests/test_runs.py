@@ -152,8 +152,8 @@ class TestPoints:
         want = sim.crossover(nqm, 0.5, 4.0, 32.0)
         assert len(found) == 1
         # Measured error of the grid interpolation here: 1.7e-5 (400 points); the bound allows 6x that.
-        assert found[0]["tokens"] == pytest.approx(want.D, rel=1e-4)
-        assert found[0]["loss"] == pytest.approx(want.loss, rel=1e-4)
+        assert found[0].data == pytest.approx(want.data, rel=1e-4)
+        assert found[0].loss == pytest.approx(want.loss, rel=1e-4)
 
 
 class TestTable:

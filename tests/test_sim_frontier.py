@@ -160,7 +160,7 @@ def test_crossover_exists_for_pairs_straddling_bopt(p, frac):
     assume(ok)
     b_opt = sim.bopt(nqm, eta, target)
     c = sim.crossover(nqm, eta, b_opt / 2, b_opt * 2)
-    assert c is not None and c.D > 0
+    assert c is not None and c.data > 0
     assert c.loss > sim.loss_at_steps(nqm, eta, b_opt * 2, np.inf) - 1e-12
 
 

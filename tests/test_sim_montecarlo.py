@@ -76,10 +76,10 @@ def test_single_runs_cross_with_spread():
     nqm = NQM.zhang2019(1000)
     c = sim.crossover(nqm, 0.5, 4, 32)
     assert c is not None
-    steps_small = int(2 * c.D / 4)
+    steps_small = int(2 * c.data / 4)
     small = sim.monte_carlo(nqm, 0.5, 4, steps_small, replicas=16, seed=0, record_every=8)
     large = sim.monte_carlo(nqm, 0.5, 32, steps_small // 8, replicas=16, seed=0, record_every=1)
-    early, late = 0.1 * c.D, 1.9 * c.D
+    early, late = 0.1 * c.data, 1.9 * c.data
     at = lambda r, D: r.loss[:, np.searchsorted(r.D, D)]
     assert np.mean(at(small, early) < at(large, early)) > 0.9   # small batch ahead early
     assert np.mean(at(small, late) > at(large, late)) > 0.9     # large batch ahead late

@@ -112,8 +112,8 @@ def test_interval_covers_at_its_level_over_paired_seeds():
 
 
 @pytest.mark.parametrize("r3, rh, want", [
-    ([0.96, 0.95, 0.97], [0.90, 0.90, 0.99], "holds"),         # median 0.96 >= 0.95, better at 2 of 3
-    ([0.96, 0.9499, 0.94], [0.90, 0.90, 0.90], "inconclusive"),  # better everywhere but median 0.9499 < 0.95
+    ([0.91, 0.90, 0.92], [0.85, 0.85, 0.99], "holds"),         # median 0.91 >= R2_MIN 0.9, better at 2 of 3
+    ([0.96, 0.8999, 0.89], [0.85, 0.85, 0.85], "inconclusive"),  # better everywhere but median 0.8999 < 0.9
     ([0.99, 0.99], [0.98, 0.995], "inconclusive"),             # better at exactly half: no majority either way
     ([0.99, 0.99, 0.99], [0.995, 0.995, 0.98], "does not hold"),  # worse at 2 of 3
     ([np.nan, 0.99], [0.5, np.nan], "inconclusive"),           # no target with both values
@@ -123,7 +123,13 @@ def test_fit_verdict_boundaries(r3, rh, want):
 
 
 def test_fit_verdict_without_a_rival_needs_only_the_median():
-    assert fit_verdict([0.95, 0.95]) == "holds" and fit_verdict([0.9499, 0.95, 0.94]) == "inconclusive"
+    assert fit_verdict([0.9, 0.9]) == "holds" and fit_verdict([0.8999, 0.9, 0.89]) == "inconclusive"
+
+
+def test_one_r2_bar_for_the_table_and_the_verdicts():
+    from dbs_theory import bopt_table, verdicts
+
+    assert bopt_table.R2_MIN is verdicts.R2_MIN == 0.9
     assert fit_verdict([]) == "inconclusive"
 
 

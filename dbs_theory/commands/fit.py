@@ -87,17 +87,16 @@ def cell(row, key):
 
 def print_table(table, format_table):
     """Print a BoptTable for people."""
+    from ..bopt_table import COLUMNS, SOURCES
     from ..curves import DYNAMIC
 
     lr = "not logged" if table.lr is None else f"{table.lr:g}"
     print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr} (Bmin/Bopt hold at this rate)")
-    cols = ["target", "n_batches", "smin", "sopt", "emin", "bmin", "bmin_floor", "bopt", "bopt_envelope"]
-    heads = ["L*", "batches", "Smin", "Sopt", "Emin", "Bmin (3-phase)", "Bmin (floors)", "Bopt (3-phase)",
-             "Bopt (envelope)"]
+    cols, heads = [c for c, _ in COLUMNS], [h for _, h in COLUMNS]
     rows = []
     for r in table.rows:
         row = dict(r)
-        for k in ("bmin", "bopt", "bmin_floor", "bopt_envelope"):
+        for k in (c for pairs in SOURCES.values() for c, _ in pairs):
             row[k] = cell(r, k)
         for law in ("three_phase", "three_phase_free", "hyperbolic"):
             if f"dof_{law}" in r:
@@ -122,7 +121,7 @@ def print_table(table, format_table):
               + "; ".join(f"{r} @ {t:.4g}" for r, t in missed[:3]))
     if table.crossovers:
         print(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
-        print(format_table(table.crossovers[:6], ["b_small", "b_large", "tokens", "loss"],
+        print(format_table([c.to_dict() for c in table.crossovers[:6]], ["b_small", "b_large", "data", "loss"],
                            ["B small", "B large", "data at crossing", "loss"]))
 
 

@@ -74,14 +74,15 @@ def load_points(path, band=False):
         lr, laws = (eta if isinstance(eta, (int, float)) else None), []
     else:
         raise ValueError(f"{path}: has neither 'rows' (dbs fit) nor 'targets' (dbs simulate)")
-    env = [r for r in rows if r.get("bopt_envelope") is not None and r.get("data_envelope") is not None]
-    if len(env) >= 2:  # the law-free envelope (dbs fit writes it) beats the three-phase fit's optimum
-        out = [r["data_envelope"] for r in env], [r["bopt_envelope"] for r in env], lr, laws
-        ends = [r.get("bopt_envelope_lo") for r in env], [r.get("bopt_envelope_hi") for r in env]
-        have = all(v is not None for v in ends[0] + ends[1])
-        return out + ((ends if have else (None, None)) if band else ())
-    D = [r.get("emin") for r in rows]
-    B = [r.get("bopt") for r in rows]
+    from ..bopt_table import SOURCES, chosen
+
+    est = chosen(rows, "bopt")  # the law-free envelope (dbs fit writes it) when identified at >= 2 targets
+    if est and est[0].column == SOURCES["bopt"][0][0]:
+        est = [e for e in est if e.identified]
+        out = [e.data for e in est], [e.value for e in est], lr, laws
+        have = all(e.has_interval for e in est)
+        return out + ((([e.lo for e in est], [e.hi for e in est]) if have else (None, None)) if band else ())
+    D, B = [e.data for e in est], [e.value for e in est]
     return (D, B, lr, laws) + ((None, None) if band else ())
 
 

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize
 
-from dbs_theory.bopt_table import bopt_table
+from dbs_theory.bopt_table import bopt_table, chosen
 from dbs_theory.runs import es_points, load_runs, smooth
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import Claim, Interval, error_verdict, paired_interval, verdict
@@ -175,17 +175,19 @@ def _held_out_curves(nqm, eta, cal, test, start):
     return curve_rows, detail
 
 
-def _reference(row, key):
-    """The full sweep's value: the law-free estimator (envelope Bopt, floor Bmin) where identified."""
-    other = {"bopt": "bopt_envelope", "bmin": "bmin_floor"}[key]
-    return row.get(other, row.get(key, math.nan))
+def _reference(rows, key):
+    """The full sweep's ``key`` (``bmin``/``bopt``) per row, from the estimator the package chooses
+    (:func:`~dbs_theory.bopt_table.chosen`); NaN where not identified."""
+    return [e.value if e.identified else math.nan for e in chosen(rows, key)]
 
 
 def _target_errors(nqm, eta, cal, test, full):
     """Per target: Bmin/Bopt of the full sweep, the NQM and the three-phase law on the calibration runs;
     median absolute log errors of those and of the held-out runs' data to target."""
-    ref = [r for r in full["rows"] if math.isfinite(_reference(r, "bopt")) or math.isfinite(_reference(r, "bmin"))]
-    targets = np.array([r["target"] for r in ref])
+    sweep = {k: _reference(full["rows"], k) for k in ("bmin", "bopt")}
+    ref = [(r, bmin, bopt) for r, bmin, bopt in zip(full["rows"], sweep["bmin"], sweep["bopt"])
+           if math.isfinite(bopt) or math.isfinite(bmin)]
+    targets = np.array([r["target"] for r, _, _ in ref])
     naive = None
     if targets.size:
         try:
@@ -194,11 +196,11 @@ def _target_errors(nqm, eta, cal, test, full):
             naive = None
     pts = es_points(test, targets) if targets.size else None
     rows, e_nqm, e_naive, e_real = [], [], [], []
-    for r in ref:
+    for r, bmin_sweep, bopt_sweep in ref:
         t = r["target"]
         reach = t > nqm.L_irr
         law = naive.fits[naive.index(t)].get("three_phase") if naive else None
-        rows.append(dict(target=t, bmin_sweep=_reference(r, "bmin"), bopt_sweep=_reference(r, "bopt"),
+        rows.append(dict(target=t, bmin_sweep=bmin_sweep, bopt_sweep=bopt_sweep,
                          bmin_nqm=float(nqm_bmin(nqm, eta, t)) if reach else math.nan,
                          bopt_nqm=float(nqm_bopt(nqm, eta, t)) if reach else math.nan,
                          bmin_naive=law.law.bmin if law else math.nan, bopt_naive=law.law.bopt if law else math.nan))

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from dbs_theory.bopt_curve import fit_bopt_curve
-from dbs_theory.bopt_table import bopt_table
+from dbs_theory.bopt_table import SOURCES, bopt_table
 from dbs_theory.io import atomic_write
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import LEVEL, all_of, fit_verdict, paired_interval, verdict
@@ -25,6 +25,10 @@ from .common import Experiment, config_for, micro_for
 from .runner import RunSpec, train_runs
 
 __all__ = ["specs", "run", "summarize", "measured_b_simple"]
+
+#: the table's estimate columns in the summary: the law-free estimators with their intervals, then the fit's
+_ESTIMATES = [SOURCES[q][0][0] + end for q in ("bmin", "bopt") for end in ("", "_lo", "_hi")] + \
+    [SOURCES[q][1][0] for q in ("bmin", "bopt")]
 
 
 def specs(tier):
@@ -72,7 +76,7 @@ def summarize(exp, runs, bootstrap=100):
     table = bopt_table(list(runs.values()), law="three_phase", bootstrap=bootstrap, seed=0, n_targets=6, level=LEVEL)
     table.write(exp.dir)
     lo, hi = min(tier.batches), max(tier.batches)
-    bopt = table.column(table.verdict["bopt_column"])  # the envelope where it is identified
+    bopt = np.array([e.value if e.identified else np.nan for e in table.estimates("bopt")])  # the envelope where identified
     b_simple = measured_b_simple(runs.values())
     fitted = bopt[np.isfinite(bopt)]
     bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and _inside(b_simple, lo, hi)
@@ -88,10 +92,10 @@ def summarize(exp, runs, bootstrap=100):
         with atomic_write(exp.dir / "bopt_curve.json") as fh:
             import json
             json.dump(curve.to_dict(), fh, indent=1)
-    cols = ["target", "n_batches", "smin", "emin", "bmin_floor", "bmin_floor_lo", "bmin_floor_hi", "bopt_envelope",
-            "bopt_envelope_lo", "bopt_envelope_hi", "bmin", "bopt", "r2_log_three_phase", "r2_log_hyperbolic", "status"]
-    md_table = "```\n" + format_table(table.rows, cols) + "\n```"
-    cross_md = "```\n" + format_table(table.crossovers[:12], ["b_small", "b_large", "tokens", "loss"]) + "\n```"
+    md_table = "```\n" + format_table(table.rows, ["target", "n_batches", "smin", "emin", *_ESTIMATES,
+                                                              "r2_log_three_phase", "r2_log_hyperbolic", "status"]) \
+        + "\n```"
+    cross_md = "```\n" + format_table([c.to_dict() for c in table.crossovers[:12]], ["b_small", "b_large", "data", "loss"]) + "\n```"
     data = dict(batches=list(tier.batches), b_simple=b_simple, bracket=bracket, n_crossovers=len(table.crossovers),
                 bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
                 final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
@@ -139,12 +143,12 @@ def _growth_claims(table, runs, bracket, exact):
 
 def _series(table, key):
     """The estimator the verdict used (envelope / floors where identified), with its source named."""
-    col = table.verdict[f"{key}_column"]
-    v = table.column(col)
+    est = table.estimates(key)
+    v = np.array([e.value if e.identified else np.nan for e in est])
     if not np.isfinite(v).any():
-        why = next((r[f"{col}_status"] for r in table.rows if f"{col}_status" in r), "not identified")
+        why = next((e.status for e in est), "not identified")
         return f"{key} ({table.verdict[f'{key}_source']}) at no target: {why}"
-    lo, hi = table.column(f"{col}_lo"), table.column(f"{col}_hi")
+    lo, hi = [e.lo for e in est], [e.hi for e in est]
     cell = lambda x, a, b: "n/i" if not math.isfinite(x) else (
         f"{x:.4g} [{a:.3g}, {b:.3g}]" if math.isfinite(a) and math.isfinite(b) else f"{x:.4g} (no interval)")
     return (f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
