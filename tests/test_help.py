@@ -51,11 +51,12 @@ def test_presets_documented_for_the_cli_are_the_models_presets():
     assert list(PRESETS) == list(MODEL_PRESETS) == list(MAX_MICRO)
 
 
-def test_readme_names_only_options_the_parsers_have():
+def test_readme_and_docs_name_only_options_the_parsers_have():
     parsers = subparsers()
     known = {name: {o for a in sp._actions for o in a.option_strings} for name, sp in parsers.items()}
     bad = []
-    for line in README.read_text().splitlines():
+    text = "\n".join(p.read_text() for p in [README, *sorted((README.parent / "docs").glob("*.md"))])
+    for line in text.splitlines():
         for m in re.finditer(r"\bdbs (\w+)\b", line):
             cmd = m.group(1)
             if cmd not in known:

@@ -1,4 +1,4 @@
-"""The README stays true: its Quickstart, the CI command, and its own-loop example runs."""
+"""The README and docs stay true: the Quickstart, the CI command, the own-loop example and every Python block run."""
 import os
 import re
 from pathlib import Path
@@ -8,6 +8,23 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
+#: docs whose Python blocks run in order after README's, in one namespace (they build on README's ``table``)
+DOCS = ["commands.md"]
+#: docs whose blocks another test runs (they need an optional library): file -> that test
+OWN_TESTS = {"integrations.md": "test_integrations_docs.py", "optimal_schedules.md": "test_optimal.py"}
+
+
+def docs_text():
+    return "\n".join((ROOT / "docs" / d).read_text() for d in DOCS)
+
+
+def test_every_doc_with_python_blocks_is_run_by_a_test():
+    for p in sorted((ROOT / "docs").glob("*.md")):
+        if "```python" not in p.read_text() or p.name in DOCS:
+            continue
+        assert p.name in OWN_TESTS, f"docs/{p.name} has Python blocks no test runs: add it to DOCS or OWN_TESTS"
+        test = ROOT / "tests" / OWN_TESTS[p.name]
+        assert test.exists() and p.name in test.read_text(), f"{test.name} does not run docs/{p.name}"
 
 
 def test_quickstart_is_two_commands_and_ci_runs_the_second():
@@ -81,9 +98,9 @@ def run_blocks(text, folder):
     return scope
 
 
-def test_every_python_block_of_the_readme_runs(tmp_path):
+def test_every_python_block_of_the_readme_and_docs_runs(tmp_path):
     """The API examples run as written (a planted error in any block fails here)."""
-    scope = run_blocks(README, tmp_path)
+    scope = run_blocks(README + "\n" + docs_text(), tmp_path)
     assert scope["plan"].recommendation in ("dynamic", "fixed") and (tmp_path / "schedule.json").exists()
     assert scope["fit"].bopt > 0
 
@@ -92,4 +109,12 @@ def test_a_planted_error_in_a_readme_block_fails_the_run(tmp_path):
     broken = README.replace("plan.recommendation, plan.reason", "plan.recommendation, plan.reasons", 1)
     assert broken != README
     with pytest.raises(AttributeError, match="reasons"):
+        run_blocks(broken + "\n" + docs_text(), tmp_path)
+
+
+def test_a_planted_error_in_a_docs_block_fails_the_run(tmp_path):
+    text = README + "\n" + docs_text()
+    broken = text.replace("fit.bmin, fit.bopt, fit.r2_log", "fit.bmin, fit.bopt, fit.r2_logs", 1)
+    assert broken != text
+    with pytest.raises(AttributeError, match="r2_logs"):
         run_blocks(broken, tmp_path)

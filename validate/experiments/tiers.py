@@ -93,7 +93,7 @@ TIERS = {
                  final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
     "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
                 seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768,  # 5: see power
-                growth_seeds=tuple(range(1, 11))),  # 10: see growth's power note in README
+                growth_seeds=tuple(range(1, 11))),  # 10: see growth's power note in docs/findings.md
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
                 2_000_000_000, 400_000_000, seeds=(0, 1, 2), growth_seeds=(1, 2, 3), max_micro=32, dyn_micro=8,
                 eval_every_tokens=20_000_000, eval_tokens=1_048_576, final_eval_tokens=4_194_304, eval_block=1024,
