@@ -1,0 +1,109 @@
+"""ScheduleCallback with the real Lightning Trainer (CPU, 1 process): a tiny LightningModule follows a step
+schedule exactly through two batch changes and a resume from a step-6 checkpoint."""
+import numpy as np
+import pytest
+
+pytest.importorskip("lightning")
+torch = pytest.importorskip("torch")
+
+import lightning.pytorch as pl  # noqa: E402
+
+from dbs_theory.accumulation import AccumulationPlan  # noqa: E402
+from dbs_theory.batch_schedules import step_batch  # noqa: E402
+from dbs_theory.integrations.lightning import ScheduleCallback  # noqa: E402
+from dbs_theory.lr_schedules import wsd  # noqa: E402
+
+T, MICRO, TOTAL = 16, 2, 1536  # tokens per sample, samples per micro-batch, tokens in the run
+SCHED = step_batch([256, 768], [64, 128, 256], unit="tokens")  # 2, 4 then 8 micro-batches of 32 tokens
+LR = wsd(1e-2, warmup=128, stable=896, decay=512, final_ratio=0.1)
+
+
+class Data(torch.utils.data.Dataset):
+    """40 samples of T tokens, each with its index (fewer than the run reads: the stream wraps)."""
+
+    x = torch.randint(0, 64, (40, T), generator=torch.Generator().manual_seed(0))
+
+    def __len__(self):
+        return len(self.x)
+
+    def __getitem__(self, i):
+        return i, self.x[i]
+
+
+class Tiny(pl.LightningModule):
+    """Next-token model; records (optimizer steps taken, sample indices, lr) per micro-batch."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.emb, self.out = torch.nn.Embedding(64, 8), torch.nn.Linear(8, 64)
+        self.automatic_optimization = False
+        self.seen = []
+
+    def training_step(self, batch, batch_idx):
+        idx, x = batch
+        logits = self.out(self.emb(x[:, :-1]))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 64), x[:, 1:].reshape(-1))
+        self.seen.append((self.trainer.global_step, idx.tolist(), x.numel()))
+        self.trainer.dbs.backward(self, loss)
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=1.0)
+
+
+def fit(tmp_path, ckpt=None):
+    cb = ScheduleCallback(AccumulationPlan(SCHED, MICRO, T, lr=LR), TOTAL)
+    saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=cb.max_steps, callbacks=[cb, saver],
+                         logger=False, enable_progress_bar=False, enable_model_summary=False)
+    module = Tiny()
+    trainer.fit(module, train_dataloaders=cb.dataloader(Data()), ckpt_path=ckpt)
+    return module, trainer, cb
+
+
+def per_step(seen):
+    """Tokens each optimizer step consumed, from what the module saw (grouped by steps taken before it)."""
+    steps = sorted({s for s, _, _ in seen})
+    return steps, [sum(n for s, _, n in seen if s == k) for k in steps]
+
+
+def expected_tokens_per_step():
+    """From the schedule alone: each step takes the batch at the tokens consumed before it."""
+    out, D = [], 0
+    while D < TOTAL:
+        out.append(int(SCHED(D)))
+        D += out[-1]
+    return out
+
+
+def test_lightning_follows_the_schedule_through_two_changes_and_a_resume(tmp_path):
+    torch.set_num_threads(1)
+    want = expected_tokens_per_step()
+    assert want == [64] * 4 + [128] * 4 + [256] * 3
+    module, trainer, cb = fit(tmp_path / "full")
+    steps, tokens = per_step(module.seen)
+    assert steps == list(range(len(want))) and tokens == want and trainer.global_step == len(want)
+    ids = [i for _, batch, _ in module.seen for i in batch]
+    assert ids == [i % 40 for i in range(TOTAL // T)]  # every sample once, in order, wrapping
+    assert cb.plan.state_dict() == dict(tokens=TOTAL, samples=TOTAL // T, steps=len(want))
+    assert trainer.callback_metrics["tokens"] == TOTAL
+    assert trainer.callback_metrics["lr"] == pytest.approx(LR(TOTAL - 256))
+
+    module2, trainer2, cb2 = fit(tmp_path / "resumed", ckpt=tmp_path / "full" / "ckpt" / "epoch=0-step=6.ckpt")
+    steps2, tokens2 = per_step(module2.seen)
+    assert steps2 == list(range(6, len(want))) and tokens2 == want[6:]
+    assert [i for _, b, _ in module2.seen for i in b] == ids[sum(want[:6]) // T:]  # the data position of step 6
+    a, b = module.state_dict(), module2.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6  # same trajectory as the uninterrupted run
+
+
+def test_callback_refuses_automatic_optimization_and_a_wrong_max_steps(tmp_path):
+    cb = ScheduleCallback(AccumulationPlan(SCHED, MICRO, T), TOTAL)
+    for max_steps, auto, msg in [(cb.max_steps, True, "needs manual optimization"),
+                                 (cb.max_steps + 1, False, "pass max_steps=callback.max_steps")]:
+        module = Tiny()
+        module.automatic_optimization = auto
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, callbacks=[cb], logger=False,
+                             enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+        with pytest.raises(ValueError, match=msg):
+            trainer.fit(module, train_dataloaders=cb.dataloader(Data()))
