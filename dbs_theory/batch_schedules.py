@@ -16,6 +16,7 @@ from numbers import Integral
 import numpy as np
 
 from .messages import num
+from .deprecation import renamed
 from .piecewise import UNITS, Piecewise
 
 __all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale",
@@ -315,13 +316,15 @@ def _positive(name, value):
     return v
 
 
-def constant_batch(B, unit="tokens", lr=None) -> BatchSchedule:
-    """A fixed batch ``B`` for all ``D``.
+@renamed(B="batch_size")
+def constant_batch(batch_size, unit="tokens", lr=None) -> BatchSchedule:
+    """A fixed batch of ``batch_size`` (``unit``) for all data.
 
     >>> constant_batch(4e6)(1e12)
     4000000.0
     """
-    return BatchSchedule((0.0,), (_positive("B", B),), unit, lr=lr, kind="constant", params=dict(B=float(B)))
+    return BatchSchedule((0.0,), (_positive("batch_size", batch_size),), unit, lr=lr, kind="constant",
+                         params=dict(B=float(batch_size)))
 
 
 def step_batch(boundaries, sizes, unit="tokens", lr=None) -> BatchSchedule:

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.interpolate import PchipInterpolator
 
+from .deprecation import renamed
+
 __all__ = ["BoptCurve", "fit_bopt_curve", "envelope_curve", "LearningRateMismatch", "check_lr", "bopt_band",
            "isotonic"]
 
@@ -152,19 +154,20 @@ def _points(D, Bopt):
     return D[ok], B[ok], lr, ok
 
 
-def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=False, lr=None,
+@renamed(D="data", Bopt="bopt")
+def fit_bopt_curve(data, bopt=None, model_size=None, form="power", extrapolate=False, lr=None,
                    weights=None) -> BoptCurve:
     """Fit ``Bopt(D)`` (or ``Bopt(N, D)``) through per-target optima.
 
     Parameters
     ----------
-    D : array_like, EnvelopeBopt, BoptTable or FrontierResult
+    data : array_like, EnvelopeBopt, BoptTable or FrontierResult
         Data budgets ``Emin`` (tokens/examples) at which each ``Bopt`` is
         optimal; or a whole result: the envelope's identified points, a
         table's envelope columns (its three-phase ``emin``/``bopt`` when the
         envelope is identified at fewer than 2 targets), a frontier's optima.
-    Bopt : array_like, optional
-        Optimal batches (tokens/examples); omit when ``D`` is a result.
+    bopt : array_like, optional
+        Optimal batches (tokens/examples); omit when ``data`` is a result.
     model_size : array_like, optional
         Model size ``N`` per point; adds the factor ``N^beta``.
     form : {"power", "monotone"}
@@ -183,7 +186,7 @@ def fit_bopt_curve(D, Bopt=None, model_size=None, form="power", extrapolate=Fals
     -------
     BoptCurve
     """
-    D, B, found_lr, kept = _points(D, Bopt)
+    D, B, found_lr, kept = _points(data, bopt)
     lr = lr if lr is not None else found_lr
     if D.size < 2:
         raise ValueError(f"need at least 2 finite (D, Bopt) points to fit a curve; got {D.size}")
@@ -248,7 +251,8 @@ def _r2(y, yhat):
     return float(1 - np.sum((y - yhat) ** 2) / ss) if ss > 0 else 1.0
 
 
-def bopt_band(D, B, lo, hi, at):
+@renamed(D="data", B="bopt")
+def bopt_band(data, bopt, lo, hi, at):
     """``(lo, hi)``: the interval of ``Bopt`` at data ``at``, from measured points and their intervals.
 
     Inside the measured range ``[min D, max D]`` the band interpolates the
@@ -259,7 +263,7 @@ def bopt_band(D, B, lo, hi, at):
     (and mirrored below the range). Units: ``D``, ``at`` and batches in the
     logs' unit (tokens or examples).
     """
-    D, B, lo, hi = (np.asarray(v, float) for v in (D, B, lo, hi))
+    D, B, lo, hi = (np.asarray(v, float) for v in (data, bopt, lo, hi))
     ok = np.isfinite(D) & np.isfinite(lo) & np.isfinite(hi) & (D > 0) & (lo > 0) & (hi > 0)
     if ok.sum() < 2:
         raise ValueError(f"need >= 2 points with an interval to draw a band; got {int(ok.sum())}")

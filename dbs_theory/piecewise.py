@@ -110,11 +110,11 @@ class Piecewise:
                 out[sel] = v(D[sel] - self.starts[k]) if callable(v) else v
         return out.item() if out.ndim == 0 else out
 
-    def next_change(self, D: float) -> float:
-        """Smallest ``D' > D`` where the value may change; ``D`` inside a varying piece."""
-        k = int(np.searchsorted(np.asarray(self.starts), D, side="right"))
+    def next_change(self, data: float) -> float:
+        """Smallest data ``> data`` where the value may change; ``data`` itself inside a varying piece."""
+        k = int(np.searchsorted(np.asarray(self.starts), data, side="right"))
         if callable(self.values[max(k - 1, 0)]):
-            return float(D)
+            return float(data)
         return float(self.starts[k]) if k < len(self.starts) else math.inf
 
     @property

@@ -49,13 +49,13 @@ def as_schedule(spec, name="schedule"):
                         f"got {type(spec).__name__}") from exc
 
 
-def check_batch_schedule(lr, batch):
+def check_batch_schedule(lr, batch_size):
     """Refuse a batch schedule in tokens (the NQM counts examples); warn when one derived at one learning
     rate is run at another constant one."""
-    if getattr(batch, "unit", "examples") == "tokens" and getattr(batch, "kind", None) is not None:
+    if getattr(batch_size, "unit", "examples") == "tokens" and getattr(batch_size, "kind", None) is not None:
         raise ValueError("this batch schedule is in tokens but the NQM counts examples: build it with "
                          "unit='examples' (or convert it: BatchSchedule.in_tokens goes the other way)")
-    measured = getattr(batch, "lr", None)
+    measured = getattr(batch_size, "lr", None)
     if measured is not None and isinstance(lr, (int, float, np.floating)):
         from dbs_theory.bopt_curve import check_lr
 

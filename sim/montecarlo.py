@@ -13,6 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import _kernels
+from dbs_theory.deprecation import renamed
+
 from .dynamics import as_schedule, check_batch_schedule
 from .nqm import NQM
 
@@ -46,9 +48,10 @@ class MonteCarloResult:
         return self.loss.std(axis=0, ddof=1) / np.sqrt(self.loss.shape[0])
 
 
-def per_step_schedule(lr, batch, steps):
+@renamed(batch="batch_size")
+def per_step_schedule(lr, batch_size, steps):
     """Per-step ``(lrs, batches, D)`` arrays for ``steps`` steps; ``D`` has ``steps + 1`` entries."""
-    lr_s, b_s = as_schedule(lr, "lr"), as_schedule(batch, "batch")
+    lr_s, b_s = as_schedule(lr, "lr"), as_schedule(batch_size, "batch_size")
     lrs, bs, D = np.empty(steps), np.empty(steps), np.zeros(steps + 1)
     for t in range(steps):
         lrs[t], bs[t] = lr_s(D[t]), b_s(D[t])
@@ -71,7 +74,8 @@ def _initial_theta(nqm: NQM, replicas: int, seed: int) -> np.ndarray:
     return mean + sd * rng.standard_normal((replicas, nqm.h.size))
 
 
-def monte_carlo(nqm: NQM, lr, batch, steps: int, replicas: int = 8, seed: int = 0,
+@renamed(batch="batch_size")
+def monte_carlo(nqm: NQM, lr, batch_size, steps: int, replicas: int = 8, seed: int = 0,
                 record_every: int = 1) -> MonteCarloResult:
     """Run ``replicas`` independent SGD runs on ``nqm`` for ``steps`` steps.
 
@@ -79,7 +83,7 @@ def monte_carlo(nqm: NQM, lr, batch, steps: int, replicas: int = 8, seed: int = 
     ----------
     nqm : NQM
         Binned models are expanded (``counts`` copies of each mode).
-    lr, batch : schedule
+    lr, batch_size : schedule
         Learning rate and batch size (examples): a constant, ``(from_D,
         value)`` pairs or a callable of data consumed (see :mod:`sim.dynamics`).
     steps : int
@@ -98,9 +102,9 @@ def monte_carlo(nqm: NQM, lr, batch, steps: int, replicas: int = 8, seed: int = 
     if int(steps) < 1 or int(replicas) < 1 or int(record_every) < 1:
         raise ValueError(f"steps={steps!r}, replicas={replicas!r} and record_every={record_every!r} "
                          "must be positive integers")
-    check_batch_schedule(lr, batch)
+    check_batch_schedule(lr, batch_size)
     full = nqm.expanded()
-    lrs, bs, D = per_step_schedule(lr, batch, int(steps))
+    lrs, bs, D = per_step_schedule(lr, batch_size, int(steps))
     for eta in np.unique(lrs[lrs != 0]):
         full.check_stable(eta)
     record = np.zeros(steps + 1, bool)

@@ -24,6 +24,7 @@ from scipy import optimize
 
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch, dynamic_batch, lr_rescale
 from dbs_theory.bopt_curve import fit_bopt_curve
+from dbs_theory.deprecation import renamed
 from dbs_theory.lr_schedules import cosine, wsd
 
 from .dynamics import as_schedule, expected_loss
@@ -34,7 +35,8 @@ __all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece
            "ablations", "trajectories", "measured_schedules"]
 
 
-def loss_at_budget(nqm: NQM, lr, batch, budget: float) -> float:
+@renamed(batch="batch_size")
+def loss_at_budget(nqm: NQM, lr, batch_size, budget: float) -> float:
     """Expected loss after exactly ``budget`` examples under the given schedules.
 
     Linear in data between the last step before the budget and the step that
@@ -42,8 +44,8 @@ def loss_at_budget(nqm: NQM, lr, batch, budget: float) -> float:
     loss by up to ``L0 B / budget``, a sawtooth in ``B`` that moved the best
     fixed batch by 15%).
     """
-    b_end = float(as_schedule(batch, "batch_size")(budget))
-    tr = expected_loss(nqm, lr, batch, data=budget, record_at=[max(budget - b_end, 0.0)])
+    b_end = float(as_schedule(batch_size, "batch_size")(budget))
+    tr = expected_loss(nqm, lr, batch_size, data=budget, record_at=[max(budget - b_end, 0.0)])
     if tr.D.size == 1 or tr.D[-1] == budget:
         return float(tr.loss[-1])
     f = (budget - tr.D[-2]) / (tr.D[-1] - tr.D[-2])

@@ -104,7 +104,7 @@ class TestBatchSchedules:
         (lambda: dynamic_batch(curve_f, interval=10, momentum=0.5, initial=-1,
                                granularity=1, min_batch=1, max_batch=10), "initial"),
         (lambda: step_batch([10], [1, 2, 3]), "len"),
-        (lambda: constant_batch(0), "B"),
+        (lambda: constant_batch(0), "batch_size"),
         (lambda: BatchSchedule.from_json("{}"), "batch-schedule JSON"),
     ])
     def test_bad_arguments(self, call, name):
