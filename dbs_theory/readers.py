@@ -3,8 +3,10 @@
 Each reader turns what a path holds into the interchange columns of
 :mod:`dbs_theory.runs` (``run, batch_size, step, tokens, loss`` plus ``lr``),
 so :func:`dbs_theory.runs.load_runs` (and ``dbs fit``, ``dbs plan``) reads them
-like its own CSV. :func:`detect` picks the reader from the path; ``--format``
-(:data:`FORMATS`) chooses it. Readers check instead of guess:
+like its own CSV. Each format is ONE function registered with :func:`reader`
+(its name, a test of whether a path holds it, the ``load_runs`` options it
+takes): :func:`detect` asks the registered readers in order, ``--format``
+(:data:`FORMATS`) names one, and :func:`read` calls it. Readers check instead of guess:
 
 - A run is named by its path (its folder relative to the folder given) or, in
   a W&B export, by its column: never by a display name or a last folder name
@@ -50,16 +52,56 @@ import json
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
-__all__ = ["detect", "read_hf", "read_wandb", "read_tensorboard", "parse_batch_sizes", "walk", "LOSS_TAGS",
-           "TOKEN_TAGS", "FORMATS", "REL_TOL", "add_foreign_log_arguments", "foreign_log_options"]
+__all__ = ["detect", "read", "reader", "Reader", "READERS", "read_hf", "read_wandb", "read_tensorboard",
+           "parse_batch_sizes", "walk", "LOSS_TAGS", "TOKEN_TAGS", "FORMATS", "REL_TOL", "add_foreign_log_arguments",
+           "foreign_log_options"]
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One log format other tools write.
+
+    Attributes
+    ----------
+    name : str                  What ``--format`` calls it.
+    matches : callable          ``matches(path) -> bool``: does ``path`` (file or folder) hold this format?
+    read : callable             ``read(path, **options) -> list`` of load_runs parts.
+    options : tuple of str      The :func:`~dbs_theory.runs.load_runs` options ``read`` takes.
+    """
+
+    name: str
+    matches: Callable
+    read: Callable
+    options: tuple = ()
+
+
+#: name -> Reader, in the order :func:`detect` asks them (registration order)
+READERS: dict = {}
+
+
+def reader(name: str, matches: Callable, options=()):
+    """Decorator registering a format's read function: adding a format is this one decorated function."""
+    def add(fn):
+        READERS[name] = Reader(name, matches, fn, tuple(options))
+        return fn
+    return add
+
+
+def read(kind: str, path, **options) -> list:
+    """The load_runs parts of ``path`` by the registered reader ``kind``, given the options it takes."""
+    r = READERS[kind]
+    return r.read(path, **{k: options.get(k) for k in r.options})
 
 LOSS_TAGS = ("train/loss", "loss", "train_loss")
 TOKEN_TAGS = ("train/tokens", "tokens", "train/num_input_tokens_seen", "num_input_tokens_seen")
-FORMATS = ("csv", "jsonl", "tensorboard", "hf", "wandb")
+#: what ``--format`` accepts: this package's own CSV / JSON lines, then every registered reader (set at the end)
+FORMATS: tuple = ()
 REL_TOL = 0.05  # relative: one batch size within it; tokens against step x batch within it
 
 
@@ -160,27 +202,33 @@ def _is_events(name) -> bool:
 
 
 def detect(path: Path) -> str:
-    """``hf``, ``tensorboard``, ``wandb`` or ``native`` for what ``path`` holds.
-
-    A folder holding any ``trainer_state.json`` is ``hf`` (the Trainer writes its TensorBoard logs inside its
-    output folder, under ``runs/``); else one holding event files is ``tensorboard``.
+    """The first registered reader whose ``matches`` accepts ``path``, else ``native`` (this package's
+    CSV / JSON lines). Registered in order: ``hf`` (a folder holding any ``trainer_state.json``: the Trainer
+    writes its TensorBoard logs inside its output folder, under ``runs/``), ``wandb`` (a CSV file),
+    ``tensorboard`` (a folder of event files).
     """
     path = Path(path)
-    if path.is_dir():
-        if walk(path, _is_state, quiet=True):
-            return "hf"
-        return "tensorboard" if walk(path, _is_events, quiet=True) else "native"
-    if path.name == "trainer_state.json":
-        return "hf"
-    if path.suffix.lower() == ".csv":
-        try:
-            with open(path, newline="", encoding="utf-8-sig") as fh:
-                head = next(csv.reader(fh), [])
-        except (OSError, UnicodeDecodeError):
-            return "native"
-        if "Step" in head and any(" - " in h for h in head):
-            return "wandb"
-    return "native"
+    return next((name for name, r in READERS.items() if r.matches(path)), "native")
+
+
+def _holds_hf(path: Path) -> bool:
+    return path.name == "trainer_state.json" if not path.is_dir() else bool(walk(path, _is_state, quiet=True))
+
+
+def _holds_events(path: Path) -> bool:
+    return path.is_dir() and bool(walk(path, _is_events, quiet=True))
+
+
+def _holds_wandb(path: Path) -> bool:
+    """A CSV whose header has W&B's ``Step`` and ``<run> - <metric>`` columns."""
+    if path.is_dir() or path.suffix.lower() != ".csv":
+        return False
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as fh:
+            head = next(csv.reader(fh), [])
+    except (OSError, UnicodeDecodeError):
+        return False
+    return "Step" in head and any(" - " in h for h in head)
 
 
 def _part(name, batch, step, tokens, loss, lr=None, where=None):
@@ -252,6 +300,7 @@ def _pick_state(run_dir: Path, files: list):
     return best
 
 
+@reader("hf", _holds_hf, ("batch_sizes",))
 def read_hf(folder, batch_sizes=None) -> list:
     """Runs of a Hugging Face ``Trainer`` output folder, or of ``trainer_state.json`` files (module docstring),
     as load_runs parts."""
@@ -395,6 +444,7 @@ def _wandb_names(path, header, cols) -> dict:
     return names
 
 
+@reader("wandb", _holds_wandb, ("batch_sizes", "loss_tag"))
 def read_wandb(path, batch_sizes=None, loss_tag=None) -> list:
     """Runs of a W&B panel export (module docstring) as load_runs parts: one per column, never per name."""
     path, batch_sizes = Path(path), batch_sizes or {}
@@ -448,6 +498,7 @@ def _check_complete(f: Path) -> None:
             fh.seek(at)
 
 
+@reader("tensorboard", _holds_events, ("batch_sizes", "loss_tag", "batch_tag"))
 def read_tensorboard(folder, batch_sizes=None, loss_tag=None, batch_tag=None) -> list:
     """Runs of a TensorBoard log tree (module docstring) as load_runs parts."""
     folder, batch_sizes = Path(folder), batch_sizes or {}
@@ -521,3 +572,6 @@ def _tb_batch(acc, tags, name, d, batch_tag, batch_sizes, step):
                          f"({', '.join(f'{v:g}' for v in np.unique(value)[:4])})")
     before = np.r_[0.0, np.cumsum(value[:-1] * np.diff(at))] + value[0] * (at[0] - 1)  # data before step at[j]
     return value[k], before[k] + value[k] * (step - at[k] + 1)
+
+
+FORMATS = ("csv", "jsonl", *READERS)

@@ -20,10 +20,12 @@ from . import readers
 from .curves import ESPoints, choose_targets, crossovers, es_points, smooth  # re-exported: older import paths
 
 __all__ = ["Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
-           "crossovers", "REQUIRED", "OPTIONAL"]
+           "crossovers", "REQUIRED", "OPTIONAL", "LOG_FIELDS"]
 
 REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
 OPTIONAL = ("lr", "val_loss", "seq_len", "world_size", "b_simple", "gns_g2", "gns_trace", "wall_time")
+#: every column of the log format, in the order ``dbs train`` writes them (one schema for writer and reader)
+LOG_FIELDS = REQUIRED + OPTIONAL
 
 
 @dataclass(frozen=True)
@@ -310,10 +312,8 @@ def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
     kind = "native" if log_format in ("csv", "jsonl") else log_format or readers.detect(p)
     if kind == "native":
         return [(f, _read_file(f, log_format)) for f in _files(p, log_format)]
-    read = {"hf": lambda: readers.read_hf(p, batch_sizes),
-            "wandb": lambda: readers.read_wandb(p, batch_sizes, loss_tag),
-            "tensorboard": lambda: readers.read_tensorboard(p, batch_sizes, loss_tag, batch_tag)}[kind]
-    return [(p, part) for part in read()]
+    parts = readers.read(kind, p, batch_sizes=batch_sizes, loss_tag=loss_tag, batch_tag=batch_tag)
+    return [(p, part) for part in parts]
 
 
 LIMITS = dict(batch_size=1e12, step=1e15, tokens=1e18, loss=1e30)  # beyond any training run, far below overflow

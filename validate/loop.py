@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from dbs_theory.batch_schedules import lr_rescale
+from dbs_theory.runs import LOG_FIELDS as RUN_LOG_FIELDS
 
 from .checkpoint import save_checkpoint
 from .config import MAX_MICRO, seq_lengths, split_batch
@@ -36,8 +37,7 @@ __all__ = ["Step", "Trainer", "NoiseScale", "Logger", "Checkpointer", "Progress"
 #: Columns of ``log.csv``: one row per optimizer step. ``wall_time`` is Unix seconds (rates come from its
 #: differences); ``gns_g2`` / ``gns_trace`` are the raw two-batch estimates of |G|^2 and tr(Sigma) on
 #: measured steps, ``b_simple`` the ratio of their moving averages.
-LOG_FIELDS = ["run", "batch_size", "step", "tokens", "loss", "lr", "val_loss", "seq_len", "world_size",
-              "b_simple", "gns_g2", "gns_trace", "wall_time"]
+LOG_FIELDS = list(RUN_LOG_FIELDS)  # the reader's schema (dbs_theory.runs), written by the trainer
 
 
 class NonFiniteLoss(RuntimeError):
