@@ -12,6 +12,8 @@ Map (units: data and batch sizes in examples, steps are optimizer steps, ``eta``
 - :func:`monte_carlo` (:mod:`sim.montecarlo`): SGD replicas of the model, for noisy logs.
 - :func:`chain_case`, :func:`chain_study` (:mod:`sim.chain_eval`): ``dbs fit`` + ``dbs schedule`` end to
   end on NQM sweeps, scored by the exact loss.
+- :func:`optimal_schedule` (:mod:`sim.optimal`), :func:`compare_rules` (:mod:`sim.rules`): the loss-optimal
+  batch schedule and batch-size rules scored against it (docs/optimal_schedules.md).
 - :mod:`sim.strategies`: hypothesis strategies for random NQMs (needs hypothesis).
 """
 from .chain_eval import chain_case, study as chain_study
@@ -20,8 +22,11 @@ from .dynamics import Trajectory, as_schedule, expected_loss
 from .frontier import bmin, bopt, loss_at_steps, steps_to_target, tuned_steps
 from .montecarlo import MonteCarloResult, monte_carlo
 from .nqm import DEFAULT_ETA, NQM
+from .optimal import optimal_schedule
+from .rules import compare_rules
 from .sweep import FrontierResult, es_frontier, phase_labels
 
 __all__ = ["NQM", "DEFAULT_ETA", "steps_to_target", "bmin", "bopt", "tuned_steps", "loss_at_steps",
            "expected_loss", "Trajectory", "as_schedule", "es_frontier", "FrontierResult", "phase_labels",
            "crossover", "Crossover", "monte_carlo", "MonteCarloResult", "chain_case", "chain_study"]
+__all__ += ["optimal_schedule", "compare_rules"]

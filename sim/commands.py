@@ -11,7 +11,8 @@ EXAMPLES = """examples:
   dbs simulate schedule --budgets 1e5,1e6
   dbs simulate identify --out results/identify
   dbs simulate plan --out results/plan
-  dbs simulate chain --budgets 1e5,3e5,1e6 --out results/chain"""
+  dbs simulate chain --budgets 1e5,3e5,1e6 --out results/chain
+  dbs simulate optimal --budgets 1e5 --lr-schedule wsd --out results/optimal"""
 
 
 def _floats(text):
@@ -30,7 +31,7 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan", "chain"),
+    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan", "chain", "optimal"),
                    default="sweep",
                    help="sweep (default): the E(S) frontier; schedule: dynamic vs fixed vs optimal "
                         "batch schedules at equal data, and the paper's ablations; identify: which sweep "
@@ -38,7 +39,8 @@ def add_arguments(p):
                         "and data the sweep planner (dbs plan) needs to pin Bopt, vs plain grids; chain: the "
                         "main path (dbs fit + dbs schedule, default options) on realistic NQM sweeps, its "
                         "schedule scored against the sweep's best fixed batch, the paper's rule on the exact "
-                        "Bopt(D) and the optimal schedule")
+                        "Bopt(D) and the optimal schedule; optimal: the loss-optimal batch schedule (many "
+                        "pieces, exact gradients) and every batch-size rule scored against it")
     p.add_argument("--budgets", default="1e5,1e6", help="data budgets (examples) for 'schedule'; identify uses the first (default 1e5,1e6)")
     p.add_argument("--spectrum", choices=("zhang2019", "power-law"), default="zhang2019",
                    help="NQM spectrum (default: zhang2019, h_i = c_i = 1/i)")
@@ -70,6 +72,11 @@ def add_arguments(p):
     p.add_argument("--tol", type=float, default=0.10, help="plan: relative half-width of the 90%% interval "
                    "that counts as pinned (default 0.10)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--lr-schedule", default="constant", help="optimal: constant, wsd (decay to 10%% over "
+                   "20%% more data) or cosine (default constant)")
+    p.add_argument("--pieces", type=int, default=32, help="optimal: batch pieces of the schedule (default 32)")
+    p.add_argument("--measured", action="store_true", help="optimal: the rules read measured inputs (a Monte "
+                   "Carlo sweep's envelope, noisy online readings) instead of exact ones")
     p.add_argument("--resume", action="store_true", help="chain: reuse the finished cases of an interrupted "
                    "run with the same options (OUT/chain_rows.jsonl) instead of rerunning them")
 
@@ -165,7 +172,7 @@ def run(args):
         raise ValueError(f"--log-every={args.log_every} must be a positive number of steps, with "
                          "--log-spacing linear")
     if args.d is None:
-        args.d = 1000 if args.what in ("identify", "plan", "chain") else 10_000
+        args.d = 1000 if args.what in ("identify", "plan", "chain", "optimal") else 10_000
     if args.what == "schedule":
         return run_schedule(args)
     if args.what == "identify":
@@ -174,7 +181,46 @@ def run(args):
         return run_plan(args)
     if args.what == "chain":
         return run_chain(args)
+    if args.what == "optimal":
+        return run_optimal(args)
     return run_sweep(args)
+
+
+def run_optimal(args):
+    """``dbs simulate optimal``: the optimal schedule and every rule per budget (:func:`sim.rules.compare_rules`)."""
+    import json
+
+    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+    from dbs_theory.table import format_table
+
+    from .optimal import LR_SCHEDULES
+    from .rules import compare_rules
+
+    if args.eta == "tuned":
+        raise ValueError("'optimal' needs a fixed learning rate (--eta NUMBER)")
+    if args.lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"--lr-schedule={args.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}")
+    if args.pieces < 4:
+        raise ValueError(f"--pieces={args.pieces} must be >= 4")
+    eta, nqm, budgets = float(args.eta), build_nqm(args), _budgets(args.budgets)
+    nqm.check_stable(eta)
+    check_writable(args.out)
+    out, results = ensure_writable_dir(args.out), []
+    for budget in budgets:
+        rows = compare_rules(nqm, eta, budget, args.lr_schedule, measured=args.measured, seed=args.seed,
+                             pieces=args.pieces)
+        show = [dict(rule=r["rule"], loss=f"{r['loss']:.5g}", gap=f"{r['gap_closed']:.0%}",
+                     batches=f"{r['schedule'].sizes[0]:.3g} -> {max(r['schedule'].sizes):.3g}") for r in rows]
+        print(f"\n{args.spectrum}, d={args.d}, eta={eta}, budget {budget:g} examples, LR {args.lr_schedule}"
+              f"{', measured inputs' if args.measured else ''} (final loss; gap = share of best fixed -> optimal):")
+        print(format_table(show, ["rule", "loss", "gap", "batches"], ["rule", "loss", "gap closed", "batches"]))
+        results.append(dict(budget=budget, rows=[dict(rule=r["rule"], loss=r["loss"], gap_closed=r["gap_closed"],
+                                                      schedule=json.loads(r["schedule"].to_json())) for r in rows]))
+    with atomic_write(out / "optimal.json") as fh:
+        json.dump(dict(nqm=dict(spectrum=args.spectrum, d=args.d), eta=eta, lr_schedule=args.lr_schedule,
+                       pieces=args.pieces, measured=args.measured, results=results), fh, indent=1)
+    print(f"\nwrote {out}/optimal.json")
+    return 0
 
 
 def run_sweep(args):

@@ -1,7 +1,8 @@
 """The loss-optimal batch schedule on the NQM, by gradients of the exact expected loss (issue 29).
 
-The run is cut into ``pieces`` intervals of data (examples), log-spaced up to
-the budget (plus linear pieces over a WSD decay); the batch is constant on each.
+The run is cut into ``pieces`` intervals of data (examples), log-spaced from
+``FIRST_PIECE budget`` to half the budget, linear over the second half and over
+a WSD decay (:func:`_piece_starts`); the batch is constant on each.
 Inside a piece the learning rate is held constant on finer *cells* (its value
 at the cell's data midpoint) wherever the LR schedule varies. On a cell of
 ``Delta`` examples at batch ``B`` and rate ``eta`` every mode's second moment
@@ -99,10 +100,15 @@ class Problem:
 
 
 def _piece_starts(budget, lr_schedule, pieces):
+    """Piece starts (examples): log-spaced from ``FIRST_PIECE budget`` to ``budget / 2``; half the stable
+    pieces linear over the second half (most of the data, and a constant-rate optimum rises steeply
+    at the end); then the WSD decay's, linear."""
     n_decay = max(2, pieces // 8) if lr_schedule == "wsd" else 0
-    stable = np.geomspace(FIRST_PIECE * budget, budget, pieces - n_decay)[:-1]
+    n_lin = max(2, (pieces - n_decay) // 2)
+    early = np.geomspace(FIRST_PIECE * budget, 0.5 * budget, pieces - n_decay - n_lin)[:-1]
+    late = budget * (0.5 + 0.5 * np.arange(n_lin) / n_lin)
     decay = budget * (1 + WSD_DECAY * np.arange(n_decay) / n_decay) if n_decay else np.array([])
-    return np.concatenate([[0.0], stable, decay])
+    return np.concatenate([[0.0], early, late, decay])
 
 
 def problem(eta: float, budget: float, lr_schedule: str = "constant", pieces: int = 32,
@@ -145,9 +151,9 @@ def relaxed_loss(nqm: NQM, prob: Problem, log_batch, grad: bool = False, arrays=
 
 
 def _bounds(prob: Problem, budget):
-    """``log B`` bounds per piece: from ``1e-7 budget`` up to half the piece's data (two steps at least)."""
+    """``log B`` bounds per piece: from ``1e-7 budget`` up to the piece's data (one step at least)."""
     lo = math.log(budget * 1e-7)
-    return [(lo, max(lo + 1.0, math.log(0.5 * d))) for d in prob.ends - prob.starts]
+    return [(lo, max(lo + 1.0, math.log(d))) for d in prob.ends - prob.starts]
 
 
 def _starts(prob: Problem, fixed_batch):
@@ -171,7 +177,7 @@ def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule: str = "co
     """The best ``pieces``-piece batch schedule for a run of ``budget`` examples (module doc).
 
     L-BFGS-B on the relaxed loss in ``log B`` per piece (bounds: ``1e-7 budget``
-    to half the piece's data), from two starts: the best fixed batch and a
+    to the piece's data), from two starts: the best fixed batch and a
     ramp ``B ~ D`` through it. The result is the candidate with the lowest
     :func:`sim.schedule_eval.loss_at_budget`; the best fixed batch itself is
     a candidate, so the schedule never loses to it.
