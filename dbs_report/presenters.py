@@ -3,7 +3,7 @@
 A :class:`Presenter` names the files that identify a result in a folder and
 turns that folder into report sections (title, markdown, figures). Each one
 reads its result through the producer's own reader (``load_runs``,
-``Plan.load``, ``BoptCurve.from_dict``, ``law_from_params``);
+``Arms.load``, ``BoptCurve.from_dict``, ``law_from_params``);
 :func:`dbs_report.report.build_report` just asks every presenter about every
 folder. Adding a result kind means adding a presenter here, nothing else.
 """
@@ -24,7 +24,7 @@ from dbs_theory.bopt_table import chosen
 from dbs_theory.es_laws import law_from_params
 from dbs_theory.runs import crossovers, load_runs
 from validate.experiments import EXPERIMENTS
-from validate.experiments.schedule import PLAN, Plan
+from validate.experiments.schedule import PLAN, Arms
 
 from . import figures as F
 from .nqm import frontier_points, three_phase_fits
@@ -159,7 +159,7 @@ def _schedule(d, s):
              "Held-out loss of the dynamic schedule and the fixed baselines; solid seed 0, dashed seed 1.")]
     sweep = d.parent / "sweep" / "bopt_curve.json"
     if sweep.exists() and (d / PLAN).exists():
-        c, p = BoptCurve.from_dict(_json(sweep), extrapolate=True), Plan.load(d / PLAN)
+        c, p = BoptCurve.from_dict(_json(sweep), extrapolate=True), Arms.load(d / PLAN)
         figs.append((F.bopt_schedule(c.D, c.B, c, (p.starts, p.sizes), s["tier_config"]["budget"]), "schedule",
                      "The schedule used: the fitted Bopt(D) and the batch the dynamic schedule picks."))
     return figs

@@ -23,9 +23,9 @@ def setup(name, tier, root, jobs, progress):
 
     folder = ensure("schedule", tier, root, jobs, progress)
     spread = json.loads((folder / "summary.json").read_text()).get("spread") or {}
-    return Experiment(root, name, tier), sched_exp.Plan.load(folder / sched_exp.PLAN), spread
+    return Experiment(root, name, tier), sched_exp.Arms.load(folder / sched_exp.PLAN), spread
 
 
 def train(exp, specs, jobs, progress):
-    dirs = train_runs(exp.root, specs, jobs or exp.tier.jobs, progress, desc=exp.name)
+    dirs = train_runs(exp.root, specs, jobs or exp.tier.jobs, progress, desc=exp.name, launcher=exp.tier.launcher)
     return exp.collect(specs, dirs), dirs

@@ -52,7 +52,7 @@ def run(args):
         raise ValueError('dbs validate needs PyTorch: pip install "dbs-theory[torch]"') from None
     from dbs_theory.io import check_writable, ensure_writable_dir
 
-    from . import EXPERIMENTS, get, launch
+    from . import EXPERIMENTS, get
     from ..config import check_device_name
 
     tier = _tier(args)
@@ -70,9 +70,9 @@ def run(args):
     root = args.out or f"results/validate/{tier.name}"
     check_writable(root)
     ensure_writable_dir(root)
-    with launch.use(launcher):
-        for name, mod in zip(names, mods):
-            _run_one(name, mod, tier, root, args)
+    tier = tier.with_(launcher=launcher)
+    for name, mod in zip(names, mods):
+        _run_one(name, mod, tier, root, args)
     return 0
 
 

@@ -78,7 +78,7 @@ class Experiment:
         claims = [c.as_dict() if isinstance(c, Claim) else Claim(**c).as_dict() for c in claims]
         wall = time.perf_counter() - self.t0
         summary = dict(experiment=self.name, tier=self.tier.name, wall_seconds=wall, claims=claims,
-                       tier_config=asdict(self.tier), **data)
+                       tier_config={k: v for k, v in asdict(self.tier).items() if k != "launcher"}, **data)
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.dir / "summary.json") as fh:
             json.dump(summary, fh, indent=1, default=json_default)

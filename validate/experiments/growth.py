@@ -122,9 +122,9 @@ def choose_batches(grid, bopt, best_fixed, granularity) -> tuple:
 def _design(tier, root, jobs, progress):
     """``(batches, bopt, note)`` from the schedule experiment's plan and the sweep's envelope ``Bopt``."""
     from . import ensure
-    from .schedule import PLAN, Plan
+    from .schedule import PLAN, Arms
 
-    p = Plan.load(ensure("schedule", tier, root, jobs, progress) / PLAN)
+    p = Arms.load(ensure("schedule", tier, root, jobs, progress) / PLAN)
     runs = [load_runs(f)[0] for f in sorted((Path(root) / "sweep" / "logs").glob("*.csv"))]
     env = envelope_bopt(runs, np.array(data_points(tier)), bootstrap=0)
     # located: the estimate; at a grid edge: that edge (its one finite bound); nothing: the grid's middle
@@ -148,7 +148,7 @@ def run(tier, root, jobs=None, progress=True):
     batches, bopt, note = _design(tier, root, jobs, progress)
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
-    dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth")
+    dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth", launcher=tier.launcher)
     runs = exp.collect(sp, dirs)
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
     val = lambda B, D: [final_val(runs[_label(B, D, s)]) for s in seeds]

@@ -1,8 +1,7 @@
 """Where runs train: this machine (subprocesses or this process) or a Slurm cluster through submitit.
 
-:func:`~validate.experiments.runner.train_runs` asks :data:`ACTIVE` which
-launcher to use; ``dbs validate --launcher submitit`` sets it with
-:func:`use`. With submitit each run is one job that calls the same
+:func:`~validate.experiments.runner.train_runs` takes the launcher to use
+(``dbs validate --launcher submitit`` puts it on the tier, ``Tier.launcher``). With submitit each run is one job that calls the same
 ``train_one`` the local launcher does, so the run cache, ``done.json``, the
 folder claim (two runners on shared storage never train one run twice) and
 resume from ``ckpt.pt`` work the same. A job that Slurm preempts or times out
@@ -18,7 +17,7 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Launcher", "ACTIVE", "use", "parse_sbatch", "submitit_runs", "TrainJob"]
+__all__ = ["Launcher", "parse_sbatch", "submitit_runs", "TrainJob"]
 
 
 @dataclass
@@ -35,23 +34,6 @@ class Launcher:
     time_min: int = 240
     cpus: int = 2
     sbatch: dict = field(default_factory=dict)
-
-
-#: The launcher train_runs uses now (one per process: the CLI sets it once).
-ACTIVE = Launcher()
-
-
-@contextlib.contextmanager
-def use(launcher: Launcher):
-    """Train runs with ``launcher`` inside the block."""
-    global ACTIVE
-    if launcher.name not in ("local", "submitit"):
-        raise ValueError(f"--launcher={launcher.name!r} must be local or submitit")
-    old, ACTIVE = ACTIVE, launcher
-    try:
-        yield launcher
-    finally:
-        ACTIVE = old
 
 
 #: sbatch flags the launcher sets itself (or that would break how it runs jobs): what to use instead

@@ -32,7 +32,7 @@ from sim import NQM, bmin as nqm_bmin, bopt as nqm_bopt, loss_at_steps, steps_to
 from sim.schedule_eval import loss_at_budget
 
 from .common import Experiment
-from .schedule import PLAN, Plan
+from .schedule import PLAN, Arms
 
 __all__ = ["run", "calibrate", "held_out_indices", "data_from_law", "error_gain"]
 
@@ -223,7 +223,7 @@ def _advantage(nqm, eta, sched_path, budget):
     adv = dict(predicted=math.nan, measured=Interval(math.nan, math.nan, math.nan, 0))
     if sched_path.exists() and sched_path.with_name(PLAN).exists():  # results from before plan.json: no advantage
         s = json.loads(sched_path.read_text())
-        p = Plan.load(sched_path.with_name(PLAN))
+        p = Arms.load(sched_path.with_name(PLAN))
         pairs = list(zip(p.starts, p.sizes))
         adv["predicted"] = loss_at_budget(nqm, eta, p.best_fixed, budget) - loss_at_budget(nqm, eta, pairs, budget)
         r = s["rows"][0]

@@ -18,7 +18,7 @@ from .run_cache import (Children, RunFailed, RunSpec, config_key, interrupted_me
 __all__ = ["train_runs", "interrupted_message", "RunSpec", "run_dir", "is_done", "RunFailed"]
 
 
-def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) -> dict:
+def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None, launcher=None) -> dict:
     """Train every spec not yet done; return ``{label: run folder}`` for all of them.
 
     Parameters
@@ -28,6 +28,7 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
     jobs : int              Runs trained at once.
     progress : bool         Show a bar over runs.
     timeout : float         Seconds allowed per run (None: no limit).
+    launcher : Launcher     Where runs train (None or ``local``: this machine; ``submitit``: one job per run).
 
     Ctrl-C cancels queued runs and stops the running ones at their next step
     (each checkpoints first), then raises ``KeyboardInterrupt``; a rerun resumes.
@@ -43,8 +44,8 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None) ->
 
         with tqdm(total=len(todo), desc=desc, unit="run", disable=not progress) as bar:
             try:
-                if launch.ACTIVE.name == "submitit":  # one cluster (or local-executor) job per run
-                    launch.submitit_runs(root, todo, bar, launch.ACTIVE, jobs)
+                if launcher is not None and launcher.name == "submitit":  # one cluster (or local-executor) job per run
+                    launch.submitit_runs(root, todo, bar, launcher, jobs)
                 elif inprocess:  # in the main thread, so Ctrl-C reaches the training loop's handler
                     for s in todo:
                         train_one(root, s, threads, timeout, inprocess=True)

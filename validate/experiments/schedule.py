@@ -31,7 +31,7 @@ from dbs_theory.verdicts import Claim, paired_interval, verdict
 from .common import EFFECT, Experiment, config_for, final_val, loss_near, spread_of
 from .runner import RunSpec, train_runs
 
-__all__ = ["Plan", "PLAN", "plan", "arm", "run"]
+__all__ = ["Arms", "PLAN", "plan", "arm", "run"]
 
 
 #: The plan's file in the schedule experiment's folder, read by the ablations.
@@ -39,7 +39,7 @@ PLAN = "plan.json"
 
 
 @dataclass(frozen=True)
-class Plan:
+class Arms:
     """The schedule experiment's arms, saved once (``<root>/schedule/plan.json``) and read by every ablation.
 
     Batch sizes and data amounts are tokens.
@@ -63,7 +63,7 @@ class Plan:
             json.dump(asdict(self), fh, indent=1)
 
     @classmethod
-    def load(cls, path) -> "Plan":
+    def load(cls, path) -> "Arms":
         try:
             return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
@@ -88,7 +88,7 @@ def _save_schedule(root, sched) -> str:
     return str(path)
 
 
-def plan(tier, root, jobs=None, progress=True) -> Plan:
+def plan(tier, root, jobs=None, progress=True) -> Arms:
     """The dynamic schedule and both fixed baselines, from the sweep (run first if missing)."""
     s = _sweep_summary(tier, root, jobs, progress)
     gran = tier.dyn_micro * tier.seq_len
@@ -112,7 +112,7 @@ def plan(tier, root, jobs=None, progress=True) -> Plan:
     dyn = dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(np.clip(curve(interval), lo, hi)),
                         granularity=gran, min_batch=lo, max_batch=hi, horizon=tier.budget, lr=tier.lr)
     mid = rnd(math.sqrt(dyn.sizes[0] * dyn.sizes[-1]))
-    return Plan(schedule=_save_schedule(root, dyn), sizes=[float(b) for b in dyn.sizes],
+    return Arms(schedule=_save_schedule(root, dyn), sizes=[float(b) for b in dyn.sizes],
                 starts=[float(d) for d in dyn.starts], best_fixed=rnd(best), mid_fixed=mid, source=source,
                 notes=notes, sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())})
 
@@ -157,7 +157,7 @@ def run(tier, root, jobs=None, progress=True):
     exp.dir.mkdir(parents=True, exist_ok=True)
     p.save(exp.dir / PLAN)
     specs = [arm(tier, p, k, seed) for seed in tier.seeds for k in ("dynamic", "best", "mid")]
-    dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule")
+    dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule", launcher=tier.launcher)
     runs = exp.collect(specs, dirs)
     val = {k: [final_val(runs[f"{k}-s{s}"]) for s in tier.seeds] for k in ("dynamic", "best", "mid")}
     rows, claims = [], []

@@ -48,6 +48,8 @@ class Tier:
     data : str or None        Training text: a folder of text files or a uint16 ``.bin`` (None: the stdlib corpus).
     vocab_size : int or None  Vocabulary of a ``.bin``.
     data_glob : str or None   Glob of the files to read in a ``data`` folder.
+    launcher : Launcher or None  Where runs train (:mod:`validate.experiments.launch`; None: this machine). Set
+                              by ``dbs validate --launcher``, not by a tier file; it never changes a result.
     """
 
     name: str
@@ -79,10 +81,14 @@ class Tier:
     vocab_size: int | None = None
     data_glob: str | None = None
     extra: dict = field(default_factory=dict)
+    launcher: object = None
 
     def with_(self, **kw) -> "Tier":
         return replace(self, **kw)
 
+
+#: tier fields a tier file cannot set: ``extra`` (code's own), ``launcher`` (a command-line choice)
+NOT_IN_FILES = ("extra", "launcher")
 
 _CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256))  # 128..16384
 _GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))  # 16K .. 1M
@@ -122,7 +128,7 @@ def load_tier(path) -> Tier:
     base = spec.pop("base", None)
     if base is not None and not isinstance(base, str):
         raise ValueError(f"{path}: base must name a tier ({', '.join(TIERS)}); got {base!r}")
-    known = {f.name: f for f in fields(Tier) if f.name != "extra"}  # extra: not a file's to set
+    known = {f.name: f for f in fields(Tier) if f.name not in NOT_IN_FILES}
     unknown = sorted(set(spec) - set(known))
     if unknown:
         raise ValueError(f"{path}: unknown tier field(s) {', '.join(unknown)}; known: {', '.join(known)}")
