@@ -13,6 +13,9 @@ learning rate.
 """
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 from scipy import optimize
 
@@ -21,7 +24,7 @@ from .messages import num
 
 __all__ = [
     "compiled", "loss_floor", "bmin", "moment", "mode_loss", "stationary_moment", "log_contraction", "steps_to_target",
-    "data_to_target", "smin", "bopt", "three_phase", "b_noise", "b_simple",
+    "data_to_target", "smin", "bopt", "three_phase", "ModeThreePhase", "b_noise", "b_simple",
     "hyperbolic_data", "check_equivalence",
 ]
 
@@ -191,6 +194,11 @@ def data_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0, discrete=Tr
 
 
 def _reduced(h, c, eta, target, m0, L_irr):
+    """One mode's reduced quantities; a spectrum (``h`` or ``c`` with more than one entry) is refused: the
+    one-mode functions (``smin``, ``bopt``, ``three_phase``) would otherwise return one value per mode."""
+    if np.size(h) > 1 or np.size(c) > 1:
+        raise ValueError(f"this formula is for one mode; got {max(np.size(h), np.size(c))} modes (for a spectrum "
+                         "use sim.bopt / sim.steps_to_target on sim.NQM; numeric.bmin sums over modes)")
     _check_lr(eta, h)
     q = compiled("q")(h, L_irr, np.asarray(target, float))
     if np.any(q <= 0) or np.any(q >= m0):
@@ -228,24 +236,48 @@ def bopt(h, c, eta, target, m0=1.0, L_irr=0.0):
     return out[0] if np.ndim(target) == 0 else out
 
 
-def three_phase(h, c, eta, target, m0=1.0, L_irr=0.0):
-    """The three-phase E(S) coefficients of one mode at ``target``.
+#: the keys :func:`three_phase` returned before it returned a :class:`ModeThreePhase` -> its fields
+_OLD_KEYS = dict(Smin="smin", B_m1="b_m1", B_0="b_0", A1="a1", A0="a0", Bmin="bmin", Bopt="bopt", Sopt="sopt",
+                 Emin="emin", C="c")
 
-    Returns
-    -------
-    dict
-        ``Smin`` (steps), ``B_m1`` (examples*steps), ``B_0`` (examples),
-        ``A1`` (= ``Bmin``, examples/step), ``A0`` (examples), ``Bmin``,
-        ``Bopt`` (examples), ``Sopt`` (steps), ``Emin`` (examples) and ``C``
-        (examples/step^2), all in the continuous-``t`` reading.
+
+@dataclass(frozen=True)
+class ModeThreePhase:
+    """The three-phase E(S) coefficients of one mode at a target, continuous-``t`` reading.
+
+    Attributes
+    ----------
+    smin : steps; b_m1 : examples x steps (``B_-1``); b_0, a0 : examples; a1 = bmin : examples per step;
+    bopt : examples; sopt : steps; emin : examples; c : examples per step^2 (the quadratic phase's curvature).
     """
+
+    smin: float
+    b_m1: float
+    b_0: float
+    a1: float
+    a0: float
+    bmin: float
+    bopt: float
+    sopt: float
+    emin: float
+    c: float
+
+    def __getitem__(self, key):
+        """Deprecated: the dict keys of old (``tp["Bopt"]``); use the attributes (``tp.bopt``)."""
+        warnings.warn(f"three_phase(...)[{key!r}] is deprecated; use .{_OLD_KEYS[key]}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(self, _OLD_KEYS[key])
+
+
+def three_phase(h, c, eta, target, m0=1.0, L_irr=0.0) -> ModeThreePhase:
+    """The three-phase E(S) coefficients of one mode at ``target`` (a :class:`ModeThreePhase`)."""
     K, q, lam, m0 = _reduced(h, c, eta, target, m0, L_irr)
     B_opt = bopt(h, c, eta, target, m0, L_irr)
     S_opt = compiled("S_red")(K, q, lam, m0, B_opt)
-    out = {k: compiled(k)(K, q, lam, m0) for k in ("B_m1", "B_0", "A1", "A0")}
-    out.update(Smin=compiled("S_min")(K, q, lam, m0), Bmin=out["A1"], Bopt=B_opt,
-               Sopt=S_opt, Emin=B_opt * S_opt, C=compiled("C")(K, q, lam, m0, B_opt))
-    return out
+    A1 = compiled("A1")(K, q, lam, m0)
+    return ModeThreePhase(smin=compiled("S_min")(K, q, lam, m0), b_m1=compiled("B_m1")(K, q, lam, m0),
+                          b_0=compiled("B_0")(K, q, lam, m0), a1=A1, a0=compiled("A0")(K, q, lam, m0), bmin=A1,
+                          bopt=B_opt, sopt=S_opt, emin=B_opt * S_opt, c=compiled("C")(K, q, lam, m0, B_opt))
 
 
 def b_noise(G2, GHG, trHS):

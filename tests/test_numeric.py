@@ -78,12 +78,23 @@ class TestAgainstHandFormulas:
         smin = np.log(m0 / q) / lam
         s1 = K * (m0 - q) / (lam * m0 * q)
         s2 = K**2 * (m0**2 - q**2) / (2 * lam * m0**2 * q**2)
-        np.testing.assert_allclose(tp["Smin"], smin, rtol=1e-12)
-        np.testing.assert_allclose(tp["B_m1"], smin * s1, rtol=1e-12)
-        np.testing.assert_allclose(tp["B_0"], s1 + smin * s2 / s1, rtol=1e-12)
-        np.testing.assert_allclose(tp["A1"], K / q, rtol=1e-12)
-        assert tp["A0"] == 0
-        assert K / q < tp["Bopt"] < 2 * K / q
+        np.testing.assert_allclose(tp.smin, smin, rtol=1e-12)
+        np.testing.assert_allclose(tp.b_m1, smin * s1, rtol=1e-12)
+        np.testing.assert_allclose(tp.b_0, s1 + smin * s2 / s1, rtol=1e-12)
+        np.testing.assert_allclose(tp.a1, K / q, rtol=1e-12)
+        assert tp.a0 == 0 and tp.bmin == tp.a1
+        assert K / q < tp.bopt < 2 * K / q
+        assert tp.emin == pytest.approx(tp.bopt * tp.sopt, rel=1e-12)
+        with pytest.warns(DeprecationWarning, match=r"use \.bopt"):
+            assert tp["Bopt"] == tp.bopt
+
+    def test_one_mode_formulas_refuse_a_spectrum(self):
+        h = np.array([0.4, 0.2])
+        for f in (lambda: nm.bopt(h, h, 0.8, 0.12), lambda: nm.three_phase(h, h, 0.8, 0.12),
+                  lambda: nm.smin(h, 0.8, 0.12)):
+            with pytest.raises(ValueError, match="this formula is for one mode; got 2 modes"):
+                f()
+        assert nm.bmin(h, h, 0.8, 0.12) > 0  # bmin sums over modes
 
     def test_mccandlish_numbers(self):
         assert nm.b_noise(2.0, 4.0, 12.0) == pytest.approx(3.0)
