@@ -181,6 +181,69 @@ def _hit_time(w, minf, delta, loga, L_irr, target, L0, warm):
 
 
 @njit(cache=True)
+def _pair_pass(n, w, minf, delta, loga, inva, L_irr):
+    """One pass over the modes at whole step ``n >= 1``: ``(L(n), L'(n), L(n-1), L'(n-1))``.
+
+    ``a^(n-1) = a^n / a`` (``inva = 1/a``), so both ends of the bracket cost one
+    exponential per mode; ``L'`` is the continuous loss's slope. Modes with
+    ``a = 0`` sit at their floor (``L(n-1)`` is only read for ``n >= 2``).
+    """
+    fl = L_irr
+    f1 = 0.0
+    d1 = 0.0
+    f0 = 0.0
+    d0 = 0.0
+    for i in range(w.size):
+        fl += w[i] * minf[i]
+        if loga[i] != -np.inf:
+            e = w[i] * delta[i] * math.exp(n * loga[i])
+            e0 = e * inva[i]
+            f1 += e
+            d1 += e * loga[i]
+            f0 += e0
+            d0 += e0 * loga[i]
+    return fl + f1, d1, fl + f0, d0
+
+
+@njit(cache=True)
+def _hit_time_pairs(w, minf, delta, loga, inva, L_irr, target, L0, floor, warm):
+    """:func:`_hit_time` with one mode pass per Newton step (monotone case; NaN: use :func:`_hit_time`).
+
+    Newton on the continuous loss (convex, falling) from the left of the root
+    stays left of it; each iterate is rounded up to a whole step ``n`` and one
+    :func:`_pair_pass` gives ``L(n)``, ``L(n-1)`` and the slope at ``n``: if
+    ``L(n) <= target < L(n-1)`` the first hit is ``n``, else Newton goes on
+    from ``n``. ``warm`` (6,): two points ``(tau, L, L')`` left of the last
+    root (``n-1`` and ``n``) for the next, lower target.
+    """
+    if warm[4] > target:
+        tau, f, df = warm[3], warm[4], warm[5]
+    elif warm[1] > target:
+        tau, f, df = warm[0], warm[1], warm[2]
+    else:
+        tau = 0.0
+        f, df = _loss_and_slope(0.0, w, minf, delta, loga, L_irr)
+    for _ in range(500):
+        if f <= target or df >= 0.0:
+            n = max(1.0, math.ceil(tau))
+        else:
+            n = max(1.0, math.ceil(tau + (target - f) / df - 1e-9 * (1.0 + tau)))
+        L1, d1, Lp, dp = _pair_pass(n, w, minf, delta, loga, inva, L_irr)
+        if n == 1.0:
+            Lp, dp = L0, np.nan
+        if L1 <= target:
+            if Lp <= target:
+                return np.nan  # rounding put the guess past the root: let the exact bracket decide
+            warm[0], warm[1], warm[2] = n - 1.0, (Lp if n > 1.0 else np.nan), dp
+            warm[3], warm[4], warm[5] = n, L1, d1
+            return (n - 1.0) + (Lp - target) / (Lp - L1)
+        if n <= tau:
+            return np.nan  # no progress
+        tau, f, df = n, L1, d1
+    return np.nan
+
+
+@njit(cache=True)
 def _frontier_setup(h, weights, eta):
     """Per-mode log-contractions ``2 log|1 - eta h|`` and loss weights ``counts h / 2``."""
     d = h.size
@@ -195,21 +258,40 @@ def _frontier_setup(h, weights, eta):
 
 @njit(cache=True)
 def _frontier_row(h, c, m0, eta, B, loga, w, targets, L_irr, out_row):
-    """``out_row[k]``: steps to ``targets[k]`` at batch ``B`` (examples), monotone case."""
+    """``out_row[k]``: steps to ``targets[k]`` at batch ``B`` (examples), monotone case.
+
+    Highest target first, each warm-started from the last: :func:`_hit_time_pairs`
+    (one mode pass per Newton step), falling back to :func:`_hit_time` where it
+    declines.
+    """
     d = h.size
     minf = np.empty(d)
     delta = np.empty(d)
+    inva = np.empty(d)
     for i in range(d):
         minf[i] = eta * c[i] / (B * h[i] * (2.0 - eta * h[i]))  # numeric.stationary_moment, inlined for numba
         delta[i] = m0[i] - minf[i]
+        inva[i] = math.exp(-loga[i]) if loga[i] != -np.inf else 0.0
     L0 = _loss(0.0, w, minf, delta, loga, L_irr, False)
-    warm = np.full(4, np.nan)
-    warm[0] = 0.0
+    floor = L_irr
+    for i in range(d):
+        floor += w[i] * minf[i]
+    warm = np.full(6, np.nan)
     order = np.argsort(-targets)  # highest target first: each root warm-starts the next
     for k in order:
-        out_row[k] = _hit_time(w, minf, delta, loga, L_irr, targets[k], L0, warm)
-        if np.isfinite(out_row[k]):
-            warm[0] = max(0.0, out_row[k] - 1.0)
+        t = targets[k]
+        if L0 <= t:
+            out_row[k] = 0.0
+            continue
+        if t <= floor + 1e-13 * (abs(floor) + abs(L0)):
+            out_row[k] = np.inf
+            continue
+        S = _hit_time_pairs(w, minf, delta, loga, inva, L_irr, t, L0, floor, warm)
+        if np.isnan(S):
+            old = np.full(4, np.nan)
+            old[0] = 0.0
+            S = _hit_time(w, minf, delta, loga, L_irr, t, L0, old)
+        out_row[k] = S
 
 
 @njit(cache=True, parallel=True)

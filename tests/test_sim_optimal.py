@@ -162,3 +162,29 @@ def test_measured_readings_are_noisy_and_seeded():
     a.noise_sd = 0.3
     vals = [a.reading(5.0) for _ in range(200)]
     assert 0.2 < np.std(np.log(vals)) < 0.4
+
+
+@pytest.mark.parametrize("nqm, eta", [(NQM.zhang2019(200), 0.5), (NQM.power_law(150, 1.7, L_irr=0.3), 1.2),
+                                      (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5)])
+def test_pair_pass_hit_times_match_step_by_step(nqm, eta):
+    """Issue 29 item 5: the one-pass-per-Newton-step hit time, on its own (no fallback), warm-started
+    from target to target as the frontier kernel runs it, against the plain recursion."""
+    from naive import first_hit, iterate_moments
+
+    from sim import _kernels
+
+    full = nqm.expanded()
+    loga, w = _kernels._frontier_setup(nqm.h, nqm.weights, eta)
+    inva = np.where(np.isneginf(loga), 0.0, np.exp(-loga))
+    for B in [4.0, 32.0, 500.0]:
+        minf = eta * nqm.c / (B * nqm.h * (2 - eta * nqm.h))
+        delta = nqm.m0 - minf
+        L0, floor = nqm.L_irr + w @ nqm.m0, nqm.L_irr + w @ minf
+        losses = nqm.L_irr + iterate_moments(full.h, full.c, eta, B, full.m0, 20_000)
+        warm = np.full(6, np.nan)
+        for frac in [0.6, 0.2, 0.08]:
+            t = nqm.L_irr + frac * (L0 - nqm.L_irr)
+            if t <= floor:
+                continue
+            got = _kernels._hit_time_pairs(w, minf, delta, loga, inva, nqm.L_irr, t, L0, floor, warm)
+            assert got == pytest.approx(first_hit(losses, t), rel=1e-9), (B, frac)
