@@ -12,8 +12,8 @@ running micro-batch counter (``(step + 1) % gradient_accumulation_steps``,
 also used for the number of batches fetched per step and for the resume
 skip), so changing that number mid-run from a callback misplaces the
 boundaries. Instead every item of the training dataloader is one whole
-optimizer step: a batch sampler yields the step's ``n x micro x world``
-samples (the plan's step, read from the data as a stream,
+optimizer step: a batch sampler yields this process's ``n x micro`` samples
+of the step (the plan's step, read from the data as a stream,
 :mod:`dbs_theory.integrations._stream`), the Trainer runs with
 ``gradient_accumulation_steps=1``, and :meth:`ScheduleTrainer.training_step`
 splits the step's batch into micro-batches of ``micro_batch_size`` samples,
@@ -27,7 +27,8 @@ last, under DDP). So:
   ``plan.lr(tokens) / args.learning_rate``), when the plan has one;
 - each logged loss row in ``trainer_state.json`` ``log_history`` gains
   ``batch_tokens``, ``batch_samples``, ``micro_batches`` (of the last step)
-  and ``tokens`` (consumed after it), next to the Trainer's
+  and ``tokens`` (consumed after it), and ``learning_rate`` is the LR that
+  step used, next to the Trainer's
   ``num_input_tokens_seen``; ``dbs fit`` reads a changing batch as a
   dynamic-batch run;
 - ``max_steps`` is the plan's steps to ``total_tokens``, and the whole run is
@@ -37,8 +38,10 @@ last, under DDP). So:
   checked against the plan at ``global_step`` (a resume with another schedule,
   micro-batch, sequence length or world size is refused).
 
-Under several processes accelerate must split each step's batch across them:
-pass ``accelerator_config={"split_batches": True}`` in ``TrainingArguments``.
+The dataloader is not sharded by accelerate (its ``BatchSamplerShard`` assumes
+batches of one size); each process's sampler takes its own share. Tested in
+one process; several processes follow the same code with ``rank =
+args.process_index`` but have no test here.
 """
 from __future__ import annotations
 
@@ -54,15 +57,17 @@ __all__ = ["ScheduleTrainer", "StepBatchSampler"]
 
 
 class StepBatchSampler:
-    """Batch sampler: one batch per optimizer step, the step's global samples (``n x micro x world``).
+    """Batch sampler: one batch per optimizer step, this process's ``n x micro`` samples of the step.
 
-    Iterating replays the plan's configuration from zero for ``steps``
-    optimizer steps (it never touches the live plan), so skipping the first
-    ``k`` batches reaches the data position after ``k`` steps.
+    Rank ``r`` takes the step's global positions ``samples_before + r x n x
+    micro`` onwards. Iterating replays the plan's configuration from zero for
+    ``steps`` optimizer steps (it never touches the live plan), so skipping the
+    first ``k`` batches reaches the data position after ``k`` steps.
     """
 
-    def __init__(self, plan, n_data: int, steps: int, seed=None):
-        self.plan, self.n_data, self.steps, self.seed = plan, int(n_data), int(steps), seed
+    def __init__(self, plan, n_data: int, steps: int, seed=None, rank: int = 0):
+        self.plan, self.n_data, self.steps, self.seed, self.rank = plan, int(n_data), int(steps), seed, int(rank)
+        self.batch_size = plan.micro_batch_size  # every batch is a whole number of micro-batches
 
     def __len__(self):
         return self.steps
@@ -71,7 +76,8 @@ class StepBatchSampler:
         clock = StepClock(self.plan)
         for k in range(self.steps):
             s = clock.at(k)
-            yield sample_ids(s.samples_before, s.samples, self.n_data, self.seed)
+            share = s.micro_batches * self.plan.micro_batch_size
+            yield sample_ids(s.samples_before + self.rank * share, share, self.n_data, self.seed)
 
 
 class _ResumeCheck(TrainerCallback):
@@ -114,13 +120,11 @@ class ScheduleTrainer(Trainer):
         self.args.max_steps = steps
         on = self.args.include_num_input_tokens_seen
         self.args.include_num_input_tokens_seen = "all" if isinstance(on, str) else True
-        if plan.world_size > 1 and not self.accelerator.split_batches:
-            raise ValueError("several processes need accelerator_config={'split_batches': True} in TrainingArguments "
-                             "(each step's batch is split across them)")
         self.add_callback(_ResumeCheck(self))
 
     def get_train_dataloader(self) -> DataLoader:
-        """One batch per optimizer step (:class:`StepBatchSampler`), prepared by accelerate."""
+        """One batch per optimizer step (:class:`StepBatchSampler`, this process's share). Not passed through
+        ``accelerator.prepare``: its sharding assumes batches of one size; ``training_step`` moves inputs."""
         ds = self.train_dataset
         if ds is None or isinstance(ds, torch.utils.data.IterableDataset) or not hasattr(ds, "__len__"):
             raise ValueError("ScheduleTrainer needs a train_dataset with a length (samples are read by index)")
@@ -129,10 +133,9 @@ class ScheduleTrainer(Trainer):
             ds = self._remove_unused_columns(ds, description="training")
         else:
             collate = self._get_collator_with_removed_columns(collate, description="training")
-        sampler = StepBatchSampler(self.plan, len(ds), self.args.max_steps, self.dbs_seed)
-        loader = DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
-                            num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
-        return self.accelerator.prepare(loader)
+        sampler = StepBatchSampler(self.plan, len(ds), self.args.max_steps, self.dbs_seed, self.args.process_index)
+        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
+                          num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """One optimizer step's forward/backward: the step's batch in micro-batches of ``micro_batch_size``
@@ -173,11 +176,14 @@ class ScheduleTrainer(Trainer):
         return self.lr_scheduler
 
     def log(self, logs, *args, **kwargs):
-        """Loss rows gain the last step's ``batch_tokens``, ``batch_samples``, ``micro_batches`` and ``tokens``."""
+        """Loss rows gain the last step's ``batch_tokens``, ``batch_samples``, ``micro_batches`` and ``tokens``;
+        ``learning_rate`` is the plan's LR of that step (when the plan has one)."""
         if "loss" in logs and self.state.global_step > 0:
             step = self.dbs_clock.at(self.state.global_step - 1)
             logs.update(batch_tokens=step.tokens, batch_samples=step.samples, micro_batches=step.micro_batches,
                         tokens=step.tokens_before + step.tokens)
+            if step.lr is not None:  # the LR the step used (transformers < 4.46 logs the next step's)
+                logs["learning_rate"] = step.lr
         return super().log(logs, *args, **kwargs)
 
 
