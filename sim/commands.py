@@ -167,23 +167,35 @@ def build_nqm(args):
     return NQM.power_law(args.d, args.alpha, nbins=args.nbins)
 
 
+#: options that only some modes read -> those modes (an option another mode would ignore is refused)
+MODE_OPTIONS = {"replicas": ("identify",), "bootstrap": ("identify",), "tol": ("plan",), "resume": ("chain",),
+                "lr_schedule": ("optimal",), "pieces": ("optimal",), "measured": ("optimal",),
+                "write_log": ("sweep",), "log_every": ("sweep",), "log_spacing": ("sweep",),
+                "batch_sizes": ("sweep",), "targets": ("sweep",), "log_kind": ("sweep", "plan"),
+                "budgets": ("schedule", "identify", "plan", "chain", "optimal")}
+
+
+def _check_mode_options(args):
+    """Refuse, in one line, an option set away from its default in a mode that would ignore it."""
+    defaults = vars(arguments())
+    for k, modes in MODE_OPTIONS.items():
+        if args.what not in modes and getattr(args, k) != defaults[k]:
+            flag = "--" + k.replace("_", "-")
+            raise ValueError(f"{flag} applies to dbs simulate {' / '.join(modes)}, not to {args.what!r} "
+                             "(it would be ignored)")
+
+
 def run(args):
+    """Run the mode ``args.what`` names; ``args`` is not changed (an unset ``--d`` means 1000 modes for the
+    modes that run many evaluations, 10000 for the sweep)."""
+    _check_mode_options(args)
     if args.log_every is not None and (args.log_every < 1 or args.log_spacing != "linear"):
         raise ValueError(f"--log-every={args.log_every} must be a positive number of steps, with "
                          "--log-spacing linear")
-    if args.d is None:
-        args.d = 1000 if args.what in ("identify", "plan", "chain", "optimal") else 10_000
-    if args.what == "schedule":
-        return run_schedule(args)
-    if args.what == "identify":
-        return run_identify(args)
-    if args.what == "plan":
-        return run_plan(args)
-    if args.what == "chain":
-        return run_chain(args)
-    if args.what == "optimal":
-        return run_optimal(args)
-    return run_sweep(args)
+    d = args.d if args.d is not None else (10_000 if args.what in ("sweep", "schedule") else 1000)
+    modes = dict(sweep=run_sweep, schedule=run_schedule, identify=run_identify, plan=run_plan, chain=run_chain,
+                 optimal=run_optimal)
+    return modes[args.what](argparse.Namespace(**{**vars(args), "d": d}))
 
 
 def run_optimal(args):
@@ -352,9 +364,8 @@ def run_schedule(args):
     if args.eta == "tuned":
         raise ValueError("'schedule' needs a fixed learning rate (--eta NUMBER)")
     eta = float(args.eta)
-    if args.nbins is None:
-        args.nbins = 100  # every evaluation runs hundreds of trajectories: bin the spectrum
-    nqm = build_nqm(args)
+    # every evaluation runs hundreds of trajectories: bin the spectrum (100 bins unless --nbins says)
+    nqm = build_nqm(argparse.Namespace(**{**vars(args), "nbins": args.nbins or 100}))
     nqm.check_stable(eta)
     budgets = _budgets(args.budgets)
     check_writable(args.out)

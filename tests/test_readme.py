@@ -53,11 +53,48 @@ def test_own_loop_example_runs(tmp_path):
     assert scope["D"] >= 6144 and scope["accum"] == 4  # the batch grew to 512 tokens = 4 x (4 x 32)
 
 
+#: ``<!-- excerpt: SECTION -->`` before a README block: lines of docs/integrations.md's SECTION example
+EXCERPT = re.compile(r"<!-- excerpt: (.+?) -->\n```python\n(.*?)```", re.S)
+
+
 def python_blocks(text):
-    """Every ```python block of ``text`` but the own-loop one (it has its own test): ``(line, code)``."""
+    """Every ```python block of ``text`` but the own-loop one (it has its own test) and the excerpts (checked
+    against the examples they come from): ``(line, code)``."""
     loop = re.search(r"<!-- loop-begin -->\n```python\n(.*?)```", text, re.S).group(1)
+    skip = {loop} | {m.group(2) for m in EXCERPT.finditer(text)}
     return [(text[:m.start()].count("\n") + 1, m.group(1)) for m in re.finditer(r"```python\n(.*?)```", text, re.S)
-            if m.group(1) != loop]
+            if m.group(1) not in skip]
+
+
+def excerpt_mismatches(text):
+    """README excerpts whose lines do not appear, in order, in their docs/integrations.md example (which
+    tests/test_integrations_docs.py runs): ``[(section, first line not found)]``."""
+    from test_integrations_docs import blocks
+
+    examples = blocks((ROOT / "docs" / "integrations.md").read_text(encoding="utf-8"))
+    bad = []
+    for m in EXCERPT.finditer(text):
+        source = [line.strip() for code in examples.get(m.group(1), []) for line in code.splitlines()]
+        at = 0
+        for line in (x.strip() for x in m.group(2).splitlines() if x.strip()):
+            found = line in source[at:]
+            at = source.index(line, at) + 1 if found else at
+            if not found:
+                bad.append((m.group(1), line))
+                break
+    return bad
+
+
+def test_readme_excerpts_come_from_the_integration_examples_the_tests_run():
+    assert len(EXCERPT.findall(README)) >= 3
+    assert excerpt_mismatches(README) == []
+
+
+def test_a_planted_change_in_an_excerpt_is_caught():
+    broken = README.replace("total_tokens=total)\ntrainer.train()", "total_tokens=2 * total)\ntrainer.train()", 1)
+    assert broken != README
+    assert excerpt_mismatches(broken) == [("Hugging Face Trainer", "trainer = ScheduleTrainer(model=model, "
+                                           "args=args, train_dataset=data, plan=plan, total_tokens=2 * total)")]
 
 
 #: README value -> what the test runs instead: the examples are written at a pretraining run's scale (tokens),
@@ -118,3 +155,8 @@ def test_a_planted_error_in_a_docs_block_fails_the_run(tmp_path):
     assert broken != text
     with pytest.raises(AttributeError, match="r2_logs"):
         run_blocks(broken, tmp_path)
+
+
+def test_readme_stays_short():
+    """Pitch, quickstart, theory, API, loop, integrations, a findings table: the rest lives in docs/."""
+    assert README.count("\n") <= 250
