@@ -7,7 +7,9 @@ the NQM); steps are optimizer steps.
 
 Reading logs and measuring (``dbs fit``):
     :func:`load_runs`, :class:`Run` (:mod:`dbs_theory.runs`); :class:`BoptTable` (the function
-    ``bopt_table`` is imported from :mod:`dbs_theory.bopt_table`, whose name it shares); :func:`envelope_bopt`, :func:`floor_bmin` (:mod:`dbs_theory.estimators`,
+    ``bopt_table`` is imported from :mod:`dbs_theory.bopt_table`, whose name it shares), its cells as
+    :class:`Estimate` and :func:`chosen` (the one rule for law-free vs fitted); :class:`Crossover`;
+    :func:`envelope_bopt`, :func:`floor_bmin` (:mod:`dbs_theory.estimators`,
     law-free ``Bopt(D)`` and ``Bmin``); :func:`es_points`, :func:`smooth` (:mod:`dbs_theory.curves`);
     :func:`fit_es` (:mod:`dbs_theory.fit`, the three-phase E(S) law).
 Planning runs (``dbs plan``): :func:`plan_sweep` (:mod:`dbs_theory.planner`).
@@ -17,7 +19,8 @@ Schedules (``dbs schedule``):
     :func:`dynamic_batch` (:mod:`dbs_theory.batch_schedules`); :class:`BoptCurve`, :func:`envelope_curve`,
     :func:`fit_bopt_curve` (:mod:`dbs_theory.bopt_curve`); :func:`wsd`, :func:`cosine`, :func:`constant`
     (:mod:`dbs_theory.lr_schedules`, learning rates as functions of data).
-Inside a trainer: :class:`AccumulationPlan` (:mod:`dbs_theory.accumulation`, micro-batches per step).
+Inside a trainer: :class:`AccumulationPlan` (:mod:`dbs_theory.accumulation`, micro-batches per step);
+    :mod:`dbs_theory.integrations` (Hugging Face Trainer, Lightning; imported on their own).
 The theory: :mod:`dbs_theory.derivations` (sympy) and :mod:`dbs_theory.numeric` (lambdified exports).
 The NQM laboratory is the :mod:`sim` package; the PyTorch trainer is :mod:`validate`.
 """
@@ -33,6 +36,7 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 _EXPORTS = {
     "load_runs": "runs", "Run": "runs", "write_runs": "runs",
     "BoptTable": "bopt_table",  # the function bopt_table: from dbs_theory.bopt_table (its module's name)
+    "Estimate": "bopt_table", "chosen": "bopt_table", "Crossover": "curves",
     "envelope_bopt": "estimators", "floor_bmin": "estimators",
     "es_points": "curves", "smooth": "curves", "choose_targets": "curves",
     "fit_es": "fit", "compare_laws": "fit",
