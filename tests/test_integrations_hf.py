@@ -99,6 +99,27 @@ def test_trainer_follows_the_schedule_through_two_changes_and_a_resume(tmp_path)
         (run,) = load_runs(tmp_path / "resumed")
     assert run.dynamic and list(run.extra["batch_size"]) == want
     assert list(run.tokens) == seen
+    fit_and_report_read_it_back(tmp_path, seen)
+
+
+def fit_and_report_read_it_back(tmp_path, seen):
+    """``dbs fit`` on the Trainer's output folder beside a sweep's logs names the run as dynamic (left out of
+    the fixed-batch estimates) and stores it; ``dbs report`` draws it."""
+    import sim
+    from dbs_cli import dbs
+    from dbs_theory.runs import write_runs
+    from sim.identify import exact_runs
+
+    write_runs(exact_runs(sim.NQM.zhang2019(100), 0.5, [2.0, 4.0, 8.0, 16.0, 32.0], 2e3, points=200),
+               tmp_path / "sweep.csv")
+    r = dbs("fit", str(tmp_path / "resumed"), str(tmp_path / "sweep.csv"), "--out", str(tmp_path / "fit"))
+    assert r.returncode == 0, r.stderr
+    assert "dynamic" in r.stdout and "resumed" in r.stdout
+    (dyn,) = json.loads((tmp_path / "fit" / "fit.json").read_text())["dynamic_runs"]
+    assert dyn["tokens"] == seen and sorted(set(dyn["batch"])) == [64, 128, 256]
+    r = dbs("report", str(tmp_path / "fit"))
+    assert r.returncode == 0, r.stderr
+    assert any("dynamic-runs" in p.name for p in (tmp_path / "fit" / "figures").iterdir())
 
 
 def test_trainer_refuses_a_plan_the_arguments_contradict(tmp_path):
