@@ -17,8 +17,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from dbs_theory.curves import Crossover
 
-__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "comparison", "dynamic_runs",
-           "save"]
+__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "optimal_batches", "comparison",
+           "dynamic_runs", "save"]
 
 _PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
 
@@ -265,6 +265,46 @@ def bopt_band(D, B, band, schedule=None, unit="tokens", title="Measured Bopt(D),
         ax.step(xs, sizes + sizes[-1:], where="post", color="C1", lw=2, label="schedule")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
+
+
+def _steps(ax, starts, sizes, lo, hi, **kw):
+    """A batch schedule ``(starts, sizes)`` as a step line from ``lo`` to ``hi`` (a start at 0 is drawn at lo)."""
+    starts, sizes = list(starts), list(sizes)
+    xs = [max(x, lo) for x in starts] + [hi]
+    ax.step(xs, sizes + sizes[-1:], where="post", **kw)
+
+
+def optimal_batches(optimal, along, bopt=None, rules=(), horizon=None, unit="examples",
+                    title="The optimal batch schedule, Bopt(D), Bmin(L(D)), B_noise(D) and the rules"):
+    """The loss-optimal batch schedule against the data, log-log, with the batches it is compared with.
+
+    ``optimal``: ``(starts, sizes)``; ``along``: dict of arrays ``D``, ``bmin``, ``b_noise`` (along the
+    optimum: ``Bmin`` of its current loss and McCandlish's noise scale of its state); ``bopt``: dict with
+    the envelope's ``(Emin, Bopt)`` points ``D``, ``B`` and the fitted ``curve_D``, ``curve_B`` (or None);
+    ``rules``: ``(name, (starts, sizes))`` drawn as thin step lines. Data and batches in ``unit``.
+    """
+    fig = Figure(figsize=(7.5, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    D = np.asarray(along["D"], float)
+    hi = horizon or float(D.max())
+    lo = min(float(D[D > 0].min()), hi / 1e3)
+    colors = ["C1", "C4", "C5", "C6", "C7", "C8", "C9"]  # C0, C2, C3: the Bopt, Bmin and B_noise curves
+    for k, (name, sched) in enumerate(rules):
+        _steps(ax, *sched, lo, hi, color=colors[k % len(colors)], lw=1.0, alpha=0.8,
+               ls="-" if k < len(colors) else "--", label=name)
+    for key, name, style in (("bmin", "Bmin(L(D)) along the optimum", ":"),
+                             ("b_noise", "B_noise(D) along the optimum", "-.")):
+        v = np.asarray([np.nan if x is None else x for x in along[key]], float)
+        ok = np.isfinite(v) & (v > 0) & (D > 0)
+        ax.plot(D[ok], v[ok], color="C2" if key == "bmin" else "C3", ls=style, lw=1.6, label=name)
+    if bopt and bopt.get("curve_D"):
+        ax.plot(bopt["curve_D"], bopt["curve_B"], color="C0", ls="--", lw=1.4, label="Bopt(D) (envelope fit)")
+        ax.scatter(bopt["D"], bopt["B"], color="C0", s=16, zorder=5, label="(Emin, Bopt) per target")
+    _steps(ax, *optimal, lo, hi, color="k", lw=2.4, label="optimal schedule")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
     return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
 
 

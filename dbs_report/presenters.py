@@ -265,6 +265,39 @@ def _simulate_schedule(d):
     return figs
 
 
+def _fmt(v, spec):
+    return "n/a" if v is None else format(v, spec)
+
+
+def _simulate_optimal(d):
+    """A ``dbs simulate optimal`` folder: per budget, the rules' table and the optimal schedule's figure."""
+    from dbs_theory.batch_schedules import BatchSchedule
+
+    data = _json(d / "optimal.json")
+    steps = lambda js: (lambda s: (s.starts, s.sizes))(BatchSchedule.from_json(json.dumps(js)))
+    inputs = "measured" if data.get("measured") else "exact"
+    text, figs = [], []
+    for r in data["results"]:
+        b, rows = r["budget"], r["rows"]
+        text += [f"**Budget {b:.3g} examples** (LR {data['lr_schedule']}, {data['pieces']} pieces, {inputs} inputs "
+                 "for the rules; gap closed = share of the best-fixed-to-optimal loss gap):", "",
+                 "| rule | final loss | gap closed | note |", "|---|---|---|---|"]
+        text += [f"| {x['rule']} | {_fmt(x['loss'], '.5g')} | {_fmt(x['gap_closed'], '.0%')} | {x['note']} |"
+                 for x in rows]
+        text.append("")
+        opt = next(x for x in rows if x["rule"] == "optimal")
+        others = [(x["rule"], steps(x["schedule"])) for x in rows if x["rule"] != "optimal" and x["schedule"]]
+        bopt = r.get("bopt") if r.get("bopt", {}).get("curve_D") else None
+        figs.append((F.optimal_batches(steps(opt["schedule"]), r["along_optimal"], bopt, others, r["horizon"],
+                                       title=f"NQM: the optimal batch schedule (budget {b:.3g}, LR "
+                                             f"{data['lr_schedule']})"), f"optimal-{b:.3g}",
+                     "The loss-optimal batch schedule (black) against the data, with the NQM's exact Bopt(D) "
+                     "(envelope at the peak rate), Bmin of the optimum's current loss and McCandlish's noise scale "
+                     "of its state, and each rule's schedule (thin steps)."
+                     + ("" if bopt else f" No Bopt(D) here: {r.get('bopt', {}).get('error', 'not written')}.")))
+    return [(f"simulate optimal ({d})", "\n".join(text), figs)]
+
+
 def _schedule_band(d):
     """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule."""
     ex, sc = _json(d / "exports.json"), _json(d / "schedule.json")
@@ -320,5 +353,6 @@ PRESENTERS = [
     Presenter("dbs simulate", ("frontier.json",), lambda d: [(f"simulate ({d})", "", _simulate(d))]),
     Presenter("dbs simulate schedule", ("schedule_eval.json",),
               lambda d: [(f"simulate schedule ({d})", "", _simulate_schedule(d))]),
+    Presenter("dbs simulate optimal", ("optimal.json",), _simulate_optimal),
     Presenter("dbs schedule", ("schedule.json", "exports.json"), lambda d: [_schedule_band(d)]),
 ]

@@ -77,6 +77,9 @@ def add_arguments(p):
     p.add_argument("--pieces", type=int, default=32, help="optimal: batch pieces of the schedule (default 32)")
     p.add_argument("--measured", action="store_true", help="optimal: the rules read measured inputs (a Monte "
                    "Carlo sweep's envelope, noisy online readings) instead of exact ones")
+    p.add_argument("--study", action="store_true", help="optimal: the rules table over sim.rules.SPECTRA (four "
+                   "spectra, d = 1000) x --budgets x the three LR schedules instead of one NQM (--spectrum, --d, "
+                   "--alpha, --lr-schedule unused); writes OUT/study.json (docs/optimal_schedules.md)")
     p.add_argument("--resume", action="store_true", help="chain: reuse the finished cases of an interrupted "
                    "run with the same options (OUT/chain_rows.jsonl) instead of rerunning them")
 
@@ -169,7 +172,7 @@ def build_nqm(args):
 
 #: options that only some modes read -> those modes (an option another mode would ignore is refused)
 MODE_OPTIONS = {"replicas": ("identify",), "bootstrap": ("identify",), "tol": ("plan",), "resume": ("chain",),
-                "lr_schedule": ("optimal",), "pieces": ("optimal",), "measured": ("optimal",),
+                "lr_schedule": ("optimal",), "pieces": ("optimal",), "measured": ("optimal",), "study": ("optimal",),
                 "write_log": ("sweep",), "log_every": ("sweep",), "log_spacing": ("sweep",),
                 "batch_sizes": ("sweep",), "targets": ("sweep",), "log_kind": ("sweep", "plan"),
                 "budgets": ("schedule", "identify", "plan", "chain", "optimal")}
@@ -206,7 +209,7 @@ def run_optimal(args):
     from dbs_theory.table import format_table
 
     from .optimal import LR_SCHEDULES
-    from .rules import compare_rules
+    from .rules import budget_record, compare_rules
 
     if args.eta == "tuned":
         raise ValueError("'optimal' needs a fixed learning rate (--eta NUMBER)")
@@ -214,6 +217,8 @@ def run_optimal(args):
         raise ValueError(f"--lr-schedule={args.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}")
     if args.pieces < 4:
         raise ValueError(f"--pieces={args.pieces} must be >= 4")
+    if args.study:
+        return run_optimal_study(args)
     eta, nqm, budgets = float(args.eta), build_nqm(args), _budgets(args.budgets)
     nqm.check_stable(eta)
     check_writable(args.out)
@@ -222,16 +227,63 @@ def run_optimal(args):
         rows = compare_rules(nqm, eta, budget, args.lr_schedule, measured=args.measured, seed=args.seed,
                              pieces=args.pieces)
         show = [dict(rule=r["rule"], loss=f"{r['loss']:.5g}", gap=f"{r['gap_closed']:.0%}",
-                     batches=f"{r['schedule'].sizes[0]:.3g} -> {max(r['schedule'].sizes):.3g}") for r in rows]
+                     batches=f"{r['schedule'].sizes[0]:.3g} -> {max(r['schedule'].sizes):.3g}" if r["schedule"]
+                     else f"n/a: {r['note']}") for r in rows]
         print(f"\n{args.spectrum}, d={args.d}, eta={eta}, budget {budget:g} examples, LR {args.lr_schedule}"
               f"{', measured inputs' if args.measured else ''} (final loss; gap = share of best fixed -> optimal):")
         print(format_table(show, ["rule", "loss", "gap", "batches"], ["rule", "loss", "gap closed", "batches"]))
-        results.append(dict(budget=budget, rows=[dict(rule=r["rule"], loss=r["loss"], gap_closed=r["gap_closed"],
-                                                      schedule=json.loads(r["schedule"].to_json())) for r in rows]))
+        results.append(budget_record(nqm, eta, budget, rows, args.lr_schedule, args.pieces))
     with atomic_write(out / "optimal.json") as fh:
         json.dump(dict(nqm=dict(spectrum=args.spectrum, d=args.d), eta=eta, lr_schedule=args.lr_schedule,
                        pieces=args.pieces, measured=args.measured, results=results), fh, indent=1)
     print(f"\nwrote {out}/optimal.json")
+    return 0
+
+
+def _json_safe(v):
+    """``v`` with tuples as lists, numpy scalars as numbers and NaN or infinite floats as None (plain JSON)."""
+    import math
+
+    if isinstance(v, dict):
+        return {k: _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    if hasattr(v, "item") and not isinstance(v, (str, bytes)):
+        v = v.item()
+    return None if isinstance(v, float) and not math.isfinite(v) else v
+
+
+def run_optimal_study(args):
+    """``dbs simulate optimal --study``: :func:`sim.rules.study` over ``--budgets`` and the three LR schedules;
+    prints the summary per LR schedule and rule (and, with exact inputs, the optimum's shape per case:
+    :func:`sim.rules.optimum_shape`) and writes ``study.json``."""
+    import json
+
+    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+    from dbs_theory.table import format_table
+
+    from .rules import study, summarize
+
+    eta, budgets = float(args.eta), _budgets(args.budgets)
+    check_writable(args.out)
+    out = ensure_writable_dir(args.out)
+    rows = study(budgets, measured=args.measured, eta=eta, seed=args.seed, progress=not args.quiet,
+                 shape=not args.measured)
+    summary = summarize(rows)
+    print(f"\nRules over {len({r['spectrum'] for r in rows})} spectra x budgets {', '.join(f'{b:g}' for b in budgets)}"
+          f", eta={eta}, {'measured' if args.measured else 'exact'} inputs (gap = share of best fixed -> optimal):")
+    cols = ["lr_schedule", "rule", "cases", "min_gap", "median_gap", "loses", "at_least_60", "unavailable"]
+    print(format_table(summary, cols, ["LR", "rule", "cases", "min gap", "median gap", "loses", ">= 60%", "n/a"]))
+    shapes = [dict(spectrum=r["spectrum"], budget=r["budget"], lr=r["lr_schedule"],
+                   **{k: "-".join(f"{x:.3g}" for x in v) if isinstance(v, tuple) else f"{v:.3g}"
+                      for k, v in r["shape"].items()}) for r in rows if "shape" in r]
+    if shapes:
+        print("\nThe optimum against Bopt(D), Bmin(L(D)), B_noise(D) (batch ratios; sim.rules.optimum_shape):")
+        print(format_table(shapes, list(shapes[0])))
+    with atomic_write(out / "study.json") as fh:
+        json.dump(_json_safe(dict(eta=eta, budgets=budgets, measured=args.measured, summary=summary, rows=rows)),
+                  fh, indent=1)
+    print(f"\nwrote {out}/study.json")
     return 0
 
 

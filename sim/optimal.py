@@ -93,10 +93,19 @@ class Problem:
         """Data (examples) where each piece ends."""
         return np.append(self.starts[1:], self.horizon)
 
-    def schedule(self, batch, **params) -> BatchSchedule:
-        """The :class:`BatchSchedule` (examples) holding ``batch[k]`` on piece ``k``."""
-        return BatchSchedule(tuple(float(s) for s in self.starts), tuple(float(b) for b in batch), "examples",
+    def schedule(self, batch_size, **params) -> BatchSchedule:
+        """The :class:`BatchSchedule` (examples) holding ``batch_size[k]`` (examples) on piece ``k``."""
+        return BatchSchedule(tuple(float(s) for s in self.starts), tuple(float(b) for b in batch_size), "examples",
                              kind="step", params=dict(params))
+
+    def on_pieces(self, schedule: BatchSchedule) -> np.ndarray:
+        """The batch (examples) per piece that takes as many steps on it as ``schedule`` (examples) does:
+        the harmonic mean of ``schedule`` over the piece's data."""
+        s, b = np.asarray(schedule.starts, float), np.asarray(schedule.sizes, float)
+        edges = np.append(s[1:], np.inf)
+        steps = [np.sum(np.clip(np.minimum(edges, z) - np.maximum(s, a), 0.0, None) / b)
+                 for a, z in zip(self.starts, self.ends)]
+        return (self.ends - self.starts) / np.array(steps)
 
 
 def _piece_starts(budget, lr_schedule, pieces):
@@ -173,14 +182,19 @@ def _minimise(nqm, prob, x0, bounds, arrays):
 
 
 def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule: str = "constant", pieces: int = 32,
-                     fixed=None, return_info=False):
+                     fixed=None, return_info=False, candidates=None):
     """The best ``pieces``-piece batch schedule for a run of ``budget`` examples (module doc).
 
     L-BFGS-B on the relaxed loss in ``log B`` per piece (bounds: ``1e-7 budget``
     to the piece's data), from two starts: the best fixed batch and a
-    ramp ``B ~ D`` through it. The result is the candidate with the lowest
-    :func:`sim.schedule_eval.loss_at_budget`; the best fixed batch itself is
-    a candidate, so the schedule never loses to it.
+    ramp ``B ~ D`` through it. Every candidate schedule (``candidates``; e.g.
+    the rules' schedules) whose exact loss beats that optimum is a further
+    start, mapped onto the pieces (:meth:`Problem.on_pieces`). The result is
+    the lowest :func:`sim.schedule_eval.loss_at_budget` among the optima and the
+    starts themselves (the best fixed batch and each candidate as they are), so
+    it never loses to the best fixed batch nor to a candidate; ``info["start"]``
+    names the winner (a candidate's name where no refinement of it on the
+    pieces beats it: few whole steps, or a batch above a narrow piece's data).
 
     Parameters
     ----------
@@ -190,26 +204,45 @@ def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule: str = "co
     lr_schedule : str         ``constant``, ``wsd`` or ``cosine``.
     pieces : int              Batch pieces (>= 4).
     fixed : (float, float)    ``(B, loss)`` of the best fixed batch for this run, if already known.
+    candidates : dict         Name -> :class:`BatchSchedule` (examples) run under this LR schedule.
 
     Returns
     -------
     (BatchSchedule, float)
         The schedule (examples) and its exact loss at the run's end; with
-        ``return_info`` a third item, a dict (``fixed``, ``relaxed``, ``start``).
+        ``return_info`` a third item, a dict (``fixed``, ``relaxed``, ``start``, ``horizon``).
     """
-    from .schedule_eval import best_fixed_batch, loss_at_budget
+    from .schedule_eval import best_fixed_batch
 
     nqm.check_stable(eta)
     prob = problem(eta, budget, lr_schedule, pieces)
     fixed = fixed or best_fixed_batch(nqm, prob.lr, prob.horizon)
-    arrays = _cell_arrays(nqm, prob)
-    bounds = _bounds(prob, budget)
+    run = _Search(nqm, prob, budget, dict(rule="optimal", lr_schedule=lr_schedule, pieces=int(pieces)))
     best = (fixed[1], constant_batch(fixed[0], "examples"), "best fixed", math.nan)
     for name, x0 in zip(("fixed start", "ramp start"), _starts(prob, fixed[0])):
-        x = _minimise(nqm, prob, x0, bounds, arrays)
-        sched = prob.schedule(np.exp(x), rule="optimal", lr_schedule=lr_schedule, pieces=int(pieces))
-        L = loss_at_budget(nqm, prob.lr, sched, prob.horizon)
-        if L < best[0]:
-            best = (L, sched, name, relaxed_loss(nqm, prob, x, arrays=arrays))
+        best = min(best, run(x0, name), key=lambda c: c[0])
+    for name, sched in (candidates or {}).items():
+        own = (run.loss(sched), sched, name, math.nan)
+        if own[0] < best[0]:
+            best = min(own, run(np.log(prob.on_pieces(sched)), f"{name} start"), key=lambda c: c[0])
     info = dict(fixed=fixed, relaxed=best[3], start=best[2], horizon=prob.horizon)
     return (best[1], float(best[0]), info) if return_info else (best[1], float(best[0]))
+
+
+class _Search:
+    """One L-BFGS-B descent from a start, scored exactly: ``(loss, schedule, start name, relaxed loss)``."""
+
+    def __init__(self, nqm, prob, budget, params):
+        self.nqm, self.prob, self.params = nqm, prob, params
+        self.arrays, self.bounds = _cell_arrays(nqm, prob), _bounds(prob, budget)
+
+    def loss(self, sched) -> float:
+        """The exact final loss of ``sched`` (:func:`sim.schedule_eval.loss_at_budget`)."""
+        from .schedule_eval import loss_at_budget
+
+        return float(loss_at_budget(self.nqm, self.prob.lr, sched, self.prob.horizon))
+
+    def __call__(self, x0, name):
+        x = _minimise(self.nqm, self.prob, x0, self.bounds, self.arrays)
+        sched = self.prob.schedule(np.exp(x), **self.params)
+        return self.loss(sched), sched, name, relaxed_loss(self.nqm, self.prob, x, arrays=self.arrays)

@@ -37,7 +37,8 @@ from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 from .nqm import NQM
 from .optimal import Problem, _cell_arrays, optimal_schedule, problem
 
-__all__ = ["RuleInputs", "rule_inputs", "noise_scales", "RULES", "MONOTONE", "paper", "noise_scale",
+__all__ = ["Unavailable", "RuleInputs", "rule_inputs", "noise_scales", "curves_along", "exact_envelope",
+           "budget_record", "same_noise", "optimum_shape", "RULES", "MONOTONE", "paper", "noise_scale",
            "seesaw", "late_switch", "merrill_doubling", "floor_ratio", "compare_rules", "GAMMA",
            "ANNEAL", "NOISE_SD", "SPECTRA", "study", "summarize"]
 
@@ -47,9 +48,14 @@ GAMMA, ANNEAL = 1.5, 3.0
 NOISE_SD = 0.3
 
 
+class Unavailable(ValueError):
+    """A rule cannot be built from these inputs (e.g. it reads an envelope ``Bopt(D)`` that could not be fitted)."""
+
+
 @dataclass
 class RuleInputs:
-    """What a rule may read (module doc). Batches and data in examples."""
+    """What a rule may read (module doc). Batches and data in examples; ``curve`` is None where no
+    envelope could be fitted, ``curve_error`` then says why."""
 
     nqm: NQM
     eta: float
@@ -62,6 +68,7 @@ class RuleInputs:
     noise_sd: float = 0.0
     seed: int = 0
     measured: bool = False
+    curve_error: str = ""
     rng: np.random.Generator = field(init=False, repr=False)
 
     def __post_init__(self):
@@ -71,12 +78,39 @@ class RuleInputs:
         """``value`` as measured: times ``exp(noise_sd z)``, ``z`` standard normal."""
         return float(value * math.exp(self.noise_sd * self.rng.standard_normal())) if self.noise_sd else value
 
+    def envelope(self):
+        """The envelope ``Bopt(D)`` (a callable of data, examples); :class:`Unavailable` where there is none."""
+        if self.curve is None:
+            raise Unavailable(f"no Bopt(D) envelope ({self.curve_error})")
+        return self.curve
+
 
 def noise_scales(nqm: NQM, m) -> tuple:
     """``(B_simple, B_noise)`` (examples) at second moments ``m`` (module doc)."""
     w = nqm.weights
     return (float(np.sum(w * nqm.c) / np.sum(w * nqm.h**2 * m)),
             float(np.sum(w * nqm.h * nqm.c) / np.sum(w * nqm.h**3 * m)))
+
+
+def curves_along(nqm: NQM, prob: Problem, schedule: BatchSchedule) -> dict:
+    """What a run of ``schedule`` (examples; mapped onto ``prob``'s pieces, :meth:`Problem.on_pieces`) sees,
+    at the end of each of ``prob``'s cells (continuous steps, as :func:`sim.optimal.relaxed_loss`).
+
+    Returns a dict of arrays: ``D`` (examples), ``loss`` (expected loss, NQM units), ``batch`` (the
+    schedule's batch on the cell, examples), ``b_noise`` (McCandlish's noise scale of the state,
+    :func:`noise_scales`, examples) and ``bmin`` (``Bmin(L)``: the batch whose noise floor at the cell's rate
+    equals the current excess loss, examples; :func:`floor_ratio` reads it).
+    """
+    loga, q, w = _cell_arrays(nqm, prob)
+    B = prob.on_pieces(schedule)[prob.cell_piece]
+    m, rows = nqm.m0.astype(float).copy(), []
+    for j in range(B.size):
+        E = np.exp(prob.cell_data[j] / B[j] * loga[j])
+        m = E * m + (1.0 - E) * q[j] / B[j]
+        excess = float(w @ m)
+        rows.append((excess, noise_scales(nqm, m)[1], float(w @ q[j]) / excess if excess > 0 else math.inf))
+    loss, b_noise, bmin = np.array(rows).T
+    return dict(D=np.cumsum(prob.cell_data), loss=nqm.L_irr + loss, batch=B, b_noise=b_noise, bmin=bmin)
 
 
 _SWEEPS = {}  # (id(nqm), eta, budget, seed) -> (nqm, result): one Monte Carlo sweep serves every LR schedule
@@ -94,17 +128,35 @@ def _measured_sweep(nqm, eta, budget, seed):
 
     batches = 2.0 ** np.arange(13)
     runs = mc_runs(nqm, eta, batches, budget, replicas=1, seeds_per_run=1, seed=seed)[0]
-    env = envelope_bopt(runs, np.geomspace(budget / 300, budget, 24), bootstrap=0)
-    curve = fit_bopt_curve(env, form="monotone", extrapolate=True, lr=eta)
+    grid = np.geomspace(budget / 300, budget, 24)
+    curve = _fitted(lambda: fit_bopt_curve(envelope_bopt(runs, grid, bootstrap=0), form="monotone",
+                                           extrapolate=True, lr=eta))
     last = [float(np.mean(r.loss[-max(3, r.loss.size // 20):])) for r in runs]
     _SWEEPS[key] = (nqm, (curve, float(batches[int(np.argmin(last))])))
     return _SWEEPS[key][1]
 
 
+def _fitted(make):
+    """``(curve, "")`` from ``make()``, or ``(None, why)`` where it refuses (e.g. a loss that never halves)."""
+    try:
+        return make(), ""
+    except ValueError as exc:
+        return None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def exact_envelope(nqm: NQM, eta: float, budget: float):
+    """``(curve, why)``: the NQM's exact envelope ``Bopt(D)`` at rate ``eta`` over ``budget`` examples
+    (:func:`sim.schedule_eval.nqm_bopt_curve`), or ``(None, why)`` where it cannot be fitted."""
+    from .schedule_eval import nqm_bopt_curve
+
+    return _fitted(lambda: nqm_bopt_curve(nqm, eta, budget))
+
+
 def rule_inputs(nqm: NQM, eta: float, budget: float, lr_schedule="constant", measured=False, seed=0,
                 pieces=32, fixed=None) -> RuleInputs:
-    """The inputs of every rule for one run; ``measured`` swaps exact inputs for measured ones (module doc)."""
-    from .schedule_eval import best_fixed_batch, loss_at_budget, nqm_bopt_curve
+    """The inputs of every rule for one run; ``measured`` swaps exact inputs for measured ones (module doc).
+    Where no envelope can be fitted the inputs carry none (``curve`` None, ``curve_error`` why)."""
+    from .schedule_eval import best_fixed_batch, loss_at_budget
 
     prob = problem(eta, budget, lr_schedule, pieces)
     fixed = fixed or best_fixed_batch(nqm, prob.lr, prob.horizon)
@@ -112,13 +164,16 @@ def rule_inputs(nqm: NQM, eta: float, budget: float, lr_schedule="constant", mea
         curve, B_fix = _measured_sweep(nqm, eta, budget, seed)
         L_fix = loss_at_budget(nqm, prob.lr, B_fix, prob.horizon)
     else:
-        curve, (B_fix, L_fix) = nqm_bopt_curve(nqm, eta, budget), fixed
-    return RuleInputs(nqm, eta, budget, lr_schedule, prob, curve, B_fix, L_fix,
-                      NOISE_SD if measured else 0.0, seed, measured)
+        curve, (B_fix, L_fix) = exact_envelope(nqm, eta, budget), fixed
+    return RuleInputs(nqm, eta, budget, lr_schedule, prob, curve[0], B_fix, L_fix,
+                      NOISE_SD if measured else 0.0, seed, measured, curve[1])
 
 
-def _online(inp: RuleInputs, decide):
-    """Run the NQM piece by piece; ``decide(k, D, eta, m, prev)`` picks piece ``k``'s batch from the state."""
+def _online(inp: RuleInputs, decide, monotone=False):
+    """Run the NQM piece by piece; ``decide(k, D, eta, m, prev)`` picks piece ``k``'s batch (examples) from the
+    state. The batch is held to ``[1e-7 budget, half the piece's data]``; a ``monotone`` rule's batch then
+    never falls below the previous piece's (a narrow piece may hold less than one step of it: the
+    simulation's steps are continuous)."""
     nqm, prob = inp.nqm, inp.prob
     loga, q, _ = _cell_arrays(nqm, prob)
     m, prev, batches = nqm.m0.astype(float).copy(), None, []
@@ -126,6 +181,7 @@ def _online(inp: RuleInputs, decide):
         cells = np.nonzero(prob.cell_piece == k)[0]
         B = float(decide(k, float(D), float(prob.cell_eta[cells[0]]), m, prev))
         B = min(max(B, inp.budget * 1e-7), 0.5 * (prob.ends[k] - D))
+        B = max(B, prev) if monotone and prev is not None else B
         for j in cells:
             E = np.exp(prob.cell_data[j] / B * loga[j])
             m = E * m + (1.0 - E) * q[j] / B
@@ -138,7 +194,7 @@ def paper(inp: RuleInputs):
     """The paper's rule (baseline): ``B = Bopt(D)`` from the envelope every ``budget / 50``, never falling."""
     from .schedule_eval import _paper_schedule
 
-    return _paper_schedule(inp.curve, inp.budget, horizon=inp.prob.horizon), inp.prob.lr
+    return _paper_schedule(inp.envelope(), inp.budget, horizon=inp.prob.horizon), inp.prob.lr
 
 
 def noise_scale(inp: RuleInputs):
@@ -165,9 +221,9 @@ def floor_ratio(inp: RuleInputs, gamma=GAMMA, anneal=ANNEAL):
         floor_B = float(w @ (eta * inp.nqm.c / (inp.nqm.h * (2.0 - eta * inp.nqm.h))))  # floor x B
         late = (inp.lr_schedule == "wsd" and eta < peak) or (inp.lr_schedule == "constant" and D >= 0.9 * horizon)
         B = (anneal if late else gamma) * inp.reading(floor_B / float(w @ m))
-        return B if prev is None else max(B, prev)
+        return B
 
-    return inp.prob.schedule(_online(inp, pick), rule="floor ratio"), inp.prob.lr
+    return inp.prob.schedule(_online(inp, pick, monotone=True), rule="floor ratio"), inp.prob.lr
 
 
 class _SeesawLR:
@@ -215,7 +271,7 @@ def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):
     run a branch probe (``branch * D`` examples at the current rate) at the current batch and at twice
     it, and double when the doubled branch's loss is within ``tol`` of the branch's loss drop (the
     critical batch has reached twice the batch)."""
-    nqm = inp.nqm
+    nqm, curve = inp.nqm, inp.envelope()
     w = 0.5 * nqm.weights * nqm.h
 
     def branch_loss(m, eta, B, data):
@@ -225,12 +281,12 @@ def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):
 
     def pick(k, D, eta, m, prev):
         if prev is None:
-            return float(inp.curve(inp.prob.ends[0]))
+            return float(curve(inp.prob.ends[0]))
         data = max(branch * D, 4 * prev)
         L0, L1, L2 = float(w @ m), branch_loss(m, eta, prev, data), branch_loss(m, eta, 2 * prev, data)
         return 2 * prev if (L2 - L1) <= tol * inp.reading(L0 - L1) else prev
 
-    return inp.prob.schedule(_online(inp, pick), rule="merrill doubling"), inp.prob.lr
+    return inp.prob.schedule(_online(inp, pick, monotone=True), rule="merrill doubling"), inp.prob.lr
 
 
 #: name -> rule; every rule's schedule is scored at the run's horizon with the LR it returns
@@ -238,6 +294,19 @@ RULES = {"paper": paper, "noise scale (McCandlish)": noise_scale, "Seesaw": sees
          "Merrill doubling": merrill_doubling, "floor ratio (ours)": floor_ratio}
 #: rules that claim a non-decreasing batch
 MONOTONE = {"paper", "Seesaw", "late switch", "Merrill doubling", "floor ratio (ours)"}
+
+
+def same_noise(inp: RuleInputs, schedule: BatchSchedule, lr) -> BatchSchedule:
+    """The batch schedule (examples) that, under the run's own LR schedule, matches a rule that also changes
+    the rate (Seesaw): on each of the optimiser's cells ``B eta_run / eta_rule``, which keeps the per-example
+    drift ``eta h m / B`` and noise ``eta^2 c / B^2`` of the rule's (the same to first order in ``eta h``)."""
+    prob = inp.prob
+    mid = np.cumsum(prob.cell_data) - 0.5 * prob.cell_data
+    rate = lambda f: np.asarray(f(mid), float) if callable(f) else np.full(mid.size, float(f))
+    B = np.asarray(schedule.sizes, float)[np.searchsorted(schedule.starts, mid, side="right") - 1]
+    starts = np.append(0.0, np.cumsum(prob.cell_data)[:-1])
+    return BatchSchedule(tuple(starts.tolist()), tuple((B * prob.cell_eta / rate(lr)).tolist()), "examples",
+                         kind="step", params=dict(rule="same noise", of=schedule.params.get("rule")))
 
 
 def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", measured=False, seed=0,
@@ -248,23 +317,97 @@ def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", m
     :data:`RULES`): ``rule``, ``loss`` (exact, at the run's horizon),
     ``gap_closed`` ``= (L_fixed - L) / (L_fixed - L_optimal)`` (1: as good as
     the optimum; < 0: worse than the best fixed batch), ``schedule``, ``lr``,
-    ``monotone`` (claimed). ``measured`` swaps the rules' inputs for measured
-    ones; ``best fixed`` and ``optimal`` are always the exact ones.
+    ``monotone`` (claimed), ``note``. ``measured`` swaps the rules' inputs for
+    measured ones; ``best fixed`` and ``optimal`` are always the exact ones.
+    The optimum is searched from the rules' schedules too
+    (:func:`sim.optimal.optimal_schedule`'s ``candidates``; a rule that changes
+    the rate enters as :func:`same_noise`'s schedule under this one), so it never
+    loses to a rule run under this LR schedule; ``optimal`` (``(schedule, loss)``)
+    skips that search.
+    A rule that cannot be built from the inputs (:class:`Unavailable`, e.g. the
+    paper's rule where no envelope ``Bopt(D)`` can be fitted because the loss
+    never halves) gets ``loss`` and ``gap_closed`` NaN, ``schedule`` None and
+    the reason in ``note``.
     """
     from .schedule_eval import best_fixed_batch, loss_at_budget
 
     prob = problem(eta, budget, lr_schedule, pieces)
     fixed = best_fixed_batch(nqm, prob.lr, prob.horizon)
-    opt, L_opt = optimal or optimal_schedule(nqm, eta, budget, lr_schedule, pieces, fixed=fixed)
     inp = rule_inputs(nqm, eta, budget, lr_schedule, measured, seed, pieces, fixed=fixed)
-    gap = fixed[1] - L_opt
-    row = lambda name, L, s, lr: dict(rule=name, loss=float(L), schedule=s, lr=lr, monotone=name in MONOTONE,
-                                      gap_closed=(fixed[1] - L) / gap if gap > 0 else math.nan)
-    rows = [row("best fixed", fixed[1], constant_batch(fixed[0], "examples"), prob.lr), row("optimal", L_opt, opt, prob.lr)]
+    built = {}
     for name, fn in (rules or RULES).items():
-        sched, lr = fn(inp)
-        rows.append(row(name, loss_at_budget(nqm, lr, sched, prob.horizon), sched, lr))
+        try:
+            built[name] = fn(inp)
+        except Unavailable as exc:
+            built[name] = (None, None, str(exc))
+    own_lr = {name if b[1] is inp.prob.lr else f"{name} (same noise)":
+              b[0] if b[1] is inp.prob.lr else same_noise(inp, *b[:2]) for name, b in built.items() if b[0] is not None}
+    opt, L_opt = optimal or optimal_schedule(nqm, eta, budget, lr_schedule, pieces, fixed=fixed, candidates=own_lr)
+    gap = fixed[1] - L_opt
+
+    def row(name, L, s, lr, note=""):
+        return dict(rule=name, loss=float(L), schedule=s, lr=lr, monotone=name in MONOTONE, note=note,
+                    gap_closed=(fixed[1] - L) / gap if gap > 0 else math.nan)
+
+    rows = [row("best fixed", fixed[1], constant_batch(fixed[0], "examples"), prob.lr),
+            row("optimal", L_opt, opt, prob.lr)]
+    for name, (sched, lr, *note) in built.items():
+        L = loss_at_budget(nqm, lr, sched, prob.horizon) if sched is not None else math.nan
+        rows.append(row(name, L, sched, lr, *note))
     return rows
+
+
+def optimum_shape(nqm: NQM, eta: float, budget: float, schedule, lr_schedule="constant", pieces=32) -> dict:
+    """How an optimal ``schedule`` (examples) sits against ``Bopt(D)``, ``Bmin(L(D))`` and ``B_noise(D)``
+    (:func:`curves_along`; ``Bopt``: :func:`exact_envelope`, NaN where none). Ratios of batch sizes:
+
+    ``early_bopt`` (min, max of ``B / Bopt`` over the first 1% of the budget), ``end_bopt`` (``B / Bopt`` at
+    the end), ``cross`` (``D / budget`` from which on ``B >= Bopt``), ``stable_bmin`` and ``stable_noise``
+    (min, max of ``B / Bmin(L)`` and ``B / B_noise`` from 1% to 90% of the budget), ``late_bmin`` (min, max
+    of ``B / Bmin(L)`` past 90% of the budget, or through a WSD decay).
+    """
+    prob = problem(eta, budget, lr_schedule, pieces)
+    a = curves_along(nqm, prob, schedule)
+    D, B = a["D"], a["batch"]
+    curve = exact_envelope(nqm, eta, budget)[0]
+    bopt = np.asarray(curve(D), float) if curve is not None else np.full(D.size, math.nan)
+    rng = lambda v, sel: (float(np.min(v[sel])), float(np.max(v[sel]))) if np.any(sel) else (math.nan, math.nan)
+    stable = (D > 0.01 * budget) & (D <= 0.9 * budget)
+    late = D > budget if lr_schedule == "wsd" else D > 0.9 * budget
+    below = np.nonzero(~(B >= bopt))[0]
+    return dict(early_bopt=rng(B / bopt, D <= 0.01 * budget), end_bopt=float(B[-1] / bopt[-1]),
+                cross=float(D[below[-1]] / budget) if below.size else 0.0, stable_bmin=rng(B / a["bmin"], stable),
+                stable_noise=rng(B / a["b_noise"], stable), late_bmin=rng(B / a["bmin"], late))
+
+
+def _finite(v):
+    """A float for JSON: None where NaN or infinite."""
+    return float(v) if math.isfinite(v) else None
+
+
+def budget_record(nqm: NQM, eta: float, budget: float, rows, lr_schedule="constant", pieces=32) -> dict:
+    """One budget of ``dbs simulate optimal``'s JSON (plain lists and numbers; NaN written as null).
+
+    ``rows``: :func:`compare_rules`'s. Keys: ``budget``, ``horizon`` (examples), ``rows`` (``rule``, ``loss``,
+    ``gap_closed``, ``schedule`` (BatchSchedule JSON or null), ``note``), ``along_optimal``
+    (:func:`curves_along` on the optimal schedule) and ``bopt``: the NQM's exact envelope at the peak
+    rate (:func:`exact_envelope`): its ``(Emin, Bopt)`` points ``D``, ``B`` and the fitted curve on a grid
+    (``curve_D``, ``curve_B``), or ``error`` where it cannot be fitted. Data and batches in examples.
+    """
+    import json
+
+    prob = problem(eta, budget, lr_schedule, pieces)
+    opt = next(r for r in rows if r["rule"] == "optimal")
+    along = {k: [_finite(x) for x in v] for k, v in curves_along(nqm, prob, opt["schedule"]).items()}
+    curve, why = exact_envelope(nqm, eta, budget)
+    bopt = dict(error=why)
+    if curve is not None:
+        grid = np.geomspace(prob.ends[0], prob.horizon, 60)
+        bopt = dict(D=[float(x) for x in curve.D], B=[float(x) for x in curve.B], curve_D=grid.tolist(),
+                    curve_B=[float(x) for x in curve(grid)])
+    out = [dict(rule=r["rule"], loss=_finite(r["loss"]), gap_closed=_finite(r["gap_closed"]), note=r["note"],
+                schedule=json.loads(r["schedule"].to_json()) if r["schedule"] is not None else None) for r in rows]
+    return dict(budget=float(budget), horizon=float(prob.horizon), rows=out, along_optimal=along, bopt=bopt)
 
 
 #: the study's spectra (d = 1000 modes each)
@@ -275,8 +418,9 @@ SPECTRA = {"Zhang (h = c = 1/i)": lambda: NQM.zhang2019(1000),
 
 
 def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), measured=False, eta=0.5,
-          spectra=None, seed=0, progress=False) -> list:
-    """:func:`compare_rules` over spectra x budgets x LR schedules: one row per (case, rule), schedules dropped."""
+          spectra=None, seed=0, progress=False, shape=False) -> list:
+    """:func:`compare_rules` over spectra x budgets x LR schedules: one row per (case, rule), schedules dropped;
+    with ``shape``, the optimum's row carries :func:`optimum_shape` (``shape``)."""
     from tqdm.auto import tqdm
 
     rows = []
@@ -285,19 +429,26 @@ def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), m
     for name, budget, sched in tqdm(cases, desc="cases", disable=not progress):
         nqm = made.setdefault(name, (spectra or SPECTRA)[name]())
         for r in compare_rules(nqm, eta, budget, sched, measured=measured, seed=seed):
+            sizes = r["schedule"].sizes if r["schedule"] is not None else (math.nan,)
             rows.append(dict(spectrum=name, budget=budget, lr_schedule=sched, measured=measured, rule=r["rule"],
-                             loss=r["loss"], gap_closed=r["gap_closed"],
-                             first=r["schedule"].sizes[0], last=r["schedule"].sizes[-1]))
+                             loss=r["loss"], gap_closed=r["gap_closed"], first=sizes[0], last=sizes[-1],
+                             note=r["note"]))
+            if r["rule"] == "optimal" and shape:
+                rows[-1]["shape"] = optimum_shape(nqm, eta, budget, r["schedule"], sched)
     return rows
 
 
 def summarize(rows) -> list:
-    """Per (LR schedule, rule): cases, min and median gap closed, and how often it loses to the best fixed."""
+    """Per (LR schedule, rule): cases, min and median gap closed, and how often it loses to the best fixed;
+    cases with no gap (the rule could not be built: ``unavailable``; or no gap to close) are left out."""
     out = []
     for sched in dict.fromkeys(r["lr_schedule"] for r in rows):
         for rule in dict.fromkeys(r["rule"] for r in rows):
-            g = np.array([r["gap_closed"] for r in rows if r["lr_schedule"] == sched and r["rule"] == rule])
-            out.append(dict(lr_schedule=sched, rule=rule, cases=int(g.size), min_gap=float(np.min(g)),
-                            median_gap=float(np.median(g)), loses=int(np.sum(g < -1e-9)),
-                            at_least_60=int(np.sum(g >= 0.6))))
+            mine = [r for r in rows if r["lr_schedule"] == sched and r["rule"] == rule]
+            ok = np.array([r["gap_closed"] for r in mine if np.isfinite(r["gap_closed"])])
+            missing = sum(not np.isfinite(r["loss"]) for r in mine)
+            out.append(dict(lr_schedule=sched, rule=rule, cases=int(ok.size), unavailable=int(missing),
+                            min_gap=float(np.min(ok)) if ok.size else math.nan,
+                            median_gap=float(np.median(ok)) if ok.size else math.nan,
+                            loses=int(np.sum(ok < -1e-9)), at_least_60=int(np.sum(ok >= 0.6))))
     return out

@@ -54,6 +54,37 @@ def test_each_figure_function_passes_the_checks():
                               "cmp", marks=[(1e5, "switch")]), "comparison")
 
 
+def test_optimal_batches_figure():
+    """The optimal schedule vs D with Bopt(D), Bmin(L(D)), B_noise(D) and the rules' schedules, log-log."""
+    D = np.geomspace(10, 1e5, 80)
+    bopt = dict(D=[1e2, 1e3, 1e4], B=[2.0, 6.0, 20.0], curve_D=D.tolist(), curve_B=(0.2 * D**0.5).tolist())
+    along = dict(D=D, bmin=0.01 * D, b_noise=[None] + list(0.05 * D[1:]))
+    rules = [("paper", ([0, 1e3, 1e4], [3.0, 6.0, 20.0])), ("late switch", ([0, 7.5e4], [10.0, 40.0]))]
+    fig = F.optimal_batches(([0, 100, 1e3, 1e4], [0.5, 2.0, 10.0, 200.0]), along, bopt, rules, 1e5)
+    assert check_figure(fig, "optimal_batches") == 1
+    ax = fig.axes[0]
+    assert ax.get_xscale() == ax.get_yscale() == "log"
+    labels = ax.get_legend_handles_labels()[1]
+    assert {"optimal schedule", "paper", "late switch", "Bopt(D) (envelope fit)"} <= set(labels)
+    assert any(t.startswith("Bmin(L(D))") for t in labels) and any(t.startswith("B_noise(D)") for t in labels)
+    check_figure(F.optimal_batches(([0, 100], [1.0, 5.0]), along, None, (), 1e5), "without Bopt")
+
+
+@pytest.mark.slow
+def test_dbs_report_on_simulate_optimal(tmp_path):
+    """dbs simulate optimal -> dbs report: a section with the rules' table and the optimal schedule's figure."""
+    r = dbs("simulate", "optimal", "--d", "60", "--budgets", "3e3", "--lr-schedule", "wsd", "--out",
+            tmp_path / "opt")
+    assert r.returncode == 0, r.stderr
+    (s,) = build_report(tmp_path)
+    assert s.title.startswith("simulate optimal") and "| floor ratio (ours) |" in s.text
+    (fig, name, caption), = s.figures
+    assert name == "optimal-3e+03" and "Bopt(D)" in caption
+    check_figure(fig, name)
+    labels = fig.axes[0].get_legend_handles_labels()[1]
+    assert "optimal schedule" in labels and "paper" in labels and len(labels) >= 10
+
+
 @pytest.mark.slow
 def test_dbs_report_on_simulate_and_fit_outputs(tmp_path):
     sim, fit = tmp_path / "sim", tmp_path / "fit"
