@@ -208,3 +208,57 @@ def test_pair_pass_hit_times_match_step_by_step(nqm, eta):
                 continue
             got = _kernels._hit_time_pairs(w, minf, delta, loga, inva, nqm.L_irr, t, L0, floor, warm)
             assert got == pytest.approx(first_hit(losses, t), rel=1e-9), (B, frac)
+
+
+def test_same_noise_stands_in_for_seesaw_under_the_runs_rate():
+    """Seesaw's (batch, rate) pair as a batch schedule under the run's own rate: the same loss to first
+    order in eta h (within 2% here), and the batch grows by sqrt 2 where Seesaw's doubles."""
+    nqm = NQM.zhang2019(200)
+    inp = R.rule_inputs(nqm, 0.5, 1e4, "wsd", fixed=(8.0, math.nan))
+    sched, lr = R.seesaw(inp)
+    same = R.same_noise(inp, sched, lr)
+    L_rule = loss_at_budget(nqm, lr, sched, inp.prob.horizon)
+    assert loss_at_budget(nqm, inp.prob.lr, same, inp.prob.horizon) == pytest.approx(L_rule, rel=0.02)
+    assert min(same.sizes) == pytest.approx(8.0) and max(same.sizes) == pytest.approx(8.0 * 2**1.5)
+
+
+def test_summary_and_record_with_a_rule_that_cannot_be_built(tmp_path):
+    """One mode at eta h = 1: no envelope. The summary leaves the rule out and counts it; the JSON record
+    is plain JSON (null for NaN) with the optimum's curves."""
+    import json
+
+    nqm, eta = NQM([1 / 32], [1.0], [1.0]), 32.0
+    rows = sim.compare_rules(nqm, eta, 3e3, "constant")
+    study = [dict(r, lr_schedule="constant") for r in rows]
+    paper = next(s for s in R.summarize(study) if s["rule"] == "paper")
+    assert paper["cases"] == 0 and paper["unavailable"] == 1 and math.isnan(paper["min_gap"])
+    rec = R.budget_record(nqm, eta, 3e3, rows)
+    text = json.dumps(rec, allow_nan=False)
+    assert "envelope" in text and rec["bopt"]["error"]
+    along = rec["along_optimal"]
+    assert len(along["D"]) == len(along["bmin"]) == len(along["b_noise"]) and along["D"][-1] == pytest.approx(3e3)
+
+
+def test_optimum_shape_on_zhang():
+    """The optimum starts below Bopt(D), ends above it, and sits near its own noise floor (B/Bmin ~ 1)."""
+    nqm = NQM.zhang2019(300)
+    opt = sim.optimal_schedule(nqm, 0.5, 2e4, "wsd", pieces=16)[0]
+    s = R.optimum_shape(nqm, 0.5, 2e4, opt, "wsd", pieces=16)
+    assert s["early_bopt"][1] < 1 < s["end_bopt"] and 0 < s["cross"] < 1
+    assert 0.9 < s["stable_bmin"][0] < 1.5 and s["late_bmin"][1] > s["stable_bmin"][0]
+
+
+def test_dbs_simulate_optimal_study_writes_plain_json(tmp_path, monkeypatch, capsys):
+    """--study: the summary per LR schedule and rule, the optimum's shape per case, study.json (null for NaN)."""
+    import json
+
+    from sim.commands import arguments, run
+
+    monkeypatch.setattr(R, "SPECTRA", {"one mode": lambda: NQM([1 / 32], [1.0], [1.0])})
+    assert run(arguments(what="optimal", study=True, eta="32", budgets="3e3", quiet=True, out=str(tmp_path))) == 0
+    out = capsys.readouterr().out
+    assert "early_bopt" in out and "n/a" in out
+    data = json.loads((tmp_path / "study.json").read_text(), parse_constant=pytest.fail)  # no NaN tokens
+    paper = [r for r in data["summary"] if r["rule"] == "paper"]
+    assert len(paper) == 3 and all(r["unavailable"] == 1 and r["min_gap"] is None for r in paper)
+    assert all("shape" in r for r in data["rows"] if r["rule"] == "optimal")
