@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Integral
@@ -102,7 +103,20 @@ class AccumulationPlan:
         self.world_size = _whole("world_size", world_size)
         self._starts = [float(a) for a in schedule.starts]
         self._micro = [self._granules(a, b) for a, b in schedule.segments]
+        self._warn_rounding()
         self.tokens = self.samples = self.steps = 0
+
+    def _warn_rounding(self):
+        """One warning naming the segment whose batch moves most when rounded to whole micro-batches."""
+        per = self.seq_len if self.schedule.unit == "tokens" else 1
+        off = [(abs(n * self.granularity * per / b - 1), b, n * self.granularity * per, a)
+               for (a, b), n in zip(self.schedule.segments, self._micro)]
+        worst = max(off)
+        if worst[0] > 1e-12:
+            warnings.warn(f"the schedule's batch {worst[1]:.6g} {self.schedule.unit} from D={worst[3]:.6g} is not a "
+                          f"whole number of micro-batches of micro_batch_size {self.micro_batch_size} x world_size "
+                          f"{self.world_size}: each such step takes {worst[2]:.6g} ({worst[0]:+.1%}); choose sizes "
+                          "that divide the schedule's batches to follow it exactly", stacklevel=3)
 
     @property
     def granularity(self) -> int:
@@ -176,17 +190,37 @@ class AccumulationPlan:
         return count
 
     def state_dict(self) -> dict:
-        """``{"tokens", "samples", "steps"}``: plain ints, JSON-serialisable; the plan's whole state."""
-        return dict(tokens=self.tokens, samples=self.samples, steps=self.steps)
+        """``{"tokens", "samples", "steps"}`` (plain ints, the plan's whole state) plus what they are counted in
+        (``seq_len``, the schedule's ``unit`` and ``segments``), JSON-serialisable."""
+        return dict(tokens=self.tokens, samples=self.samples, steps=self.steps, seq_len=self.seq_len,
+                    unit=self.schedule.unit, segments=[[float(a), float(b)] for a, b in self.schedule.segments])
 
     def load_state_dict(self, state) -> None:
-        """Restore :meth:`state_dict`'s counters (a different ``world_size`` is allowed: data position is kept)."""
+        """Restore :meth:`state_dict`'s counters (a different ``world_size`` is allowed: data position is kept).
+
+        Refused in one line: a state saved with another schedule or sequence length (the steps after it would
+        not be the run's), or counters that contradict each other (tokens != samples x seq_len).
+        """
         st = _check_state(state)
+        if "segments" in state and (state.get("unit") != self.schedule.unit or [[float(a), float(b)] for a, b in
+                                    state["segments"]] != [[float(a), float(b)] for a, b in self.schedule.segments]):
+            raise ValueError(f"this state was saved with another batch schedule ({state.get('unit')}: "
+                             f"{_pairs(state['segments'])}; this plan: {self.schedule.unit}: "
+                             f"{_pairs(self.schedule.segments)}): resume with the plan it was saved with")
+        if state.get("seq_len", self.seq_len) != self.seq_len:
+            raise ValueError(f"this state was saved with seq_len {state['seq_len']}; this plan's is {self.seq_len}")
+        if st["tokens"] != st["samples"] * self.seq_len:
+            raise ValueError(f"state tokens {st['tokens']} != samples {st['samples']} x seq_len {self.seq_len}: "
+                             "not a state this plan saved")
         self.tokens, self.samples, self.steps = st["tokens"], st["samples"], st["steps"]
 
     def __repr__(self):
         return (f"AccumulationPlan(micro_batch_size={self.micro_batch_size}, seq_len={self.seq_len}, "
                 f"world_size={self.world_size}, unit={self.schedule.unit!r}, state={self.state_dict()})")
+
+
+def _pairs(segments) -> str:
+    return ",".join(f"{float(a):g}:{float(b):g}" for a, b in segments)
 
 
 def _check_state(state) -> dict:

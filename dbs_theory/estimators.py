@@ -553,10 +553,31 @@ def floor_bmin(runs, targets, smoothing="centered", window=WINDOW, bootstrap=200
     lo, hi = np.full(n, np.nan), np.full(n, np.nan)
     if bootstrap:
         lo, hi = _bootstrap_floors(B, F, se, law, gamma, targets, bootstrap, seed, level)
-    ok = np.isfinite(bmin)
-    reason = ["" if o else f"the target lies at or below the fitted floor L_inf = {law[0]:.4g}" for o in ok]
+    reason = [_floor_reason(b, a, z, B, law) for b, a, z in zip(bmin, lo, hi)]
+    ok = np.array([not r for r in reason], bool)
     return FloorBmin(targets, bmin, lo, hi, ok, reason,
                      dict(L_inf=law[0], K=law[1], gamma=law[2], floors=floors))
+
+
+#: with fewer than 4 floors (the law's exponent fixed, nothing left to test it) a floor Bmin more than this
+#: factor outside the batches whose floors were measured is an extrapolation, not a measurement
+FLOOR_REACH = 2.0
+
+
+def _floor_reason(bmin, lo, hi, B, law) -> str:
+    """Why a floor ``Bmin`` is not identified, or '': the target is at or below the fitted ``L_inf``; with
+    fewer than 4 floors, the value lies more than :data:`FLOOR_REACH` x outside the batches with a measured
+    floor (2 or 3 floors determine the law without testing it); or it lies outside its own interval (the
+    law is not pinned down by these floors). With 4 or more floors the law's exponent is fitted and its
+    residuals enter the interval, so an extrapolation stands if its interval contains it."""
+    if not np.isfinite(bmin):
+        return f"the target lies at or below the fitted floor L_inf = {law[0]:.4g}"
+    if B.size < 4 and (bmin < B.min() / FLOOR_REACH or bmin > B.max() * FLOOR_REACH):
+        return (f"{bmin:.4g} lies outside the batches with a measured floor ({B.min():.4g}..{B.max():.4g}) by more "
+                f"than {FLOOR_REACH:g}x: an extrapolation of the floor law")
+    if np.isfinite(lo) and np.isfinite(hi) and not lo <= bmin <= hi:
+        return f"{bmin:.4g} lies outside its own interval [{lo:.4g}, {hi:.4g}]: {B.size} floors do not pin the law"
+    return ""
 
 
 def _floors(runs, smoothing, window):

@@ -349,7 +349,7 @@ def _print_summary(fr, cross, format_table):
                        ["L*", "Smin", "Bmin", "Bopt", "Sopt", "Emin"]))
     if cross:
         print("\nCrossovers of loss-vs-data curves at Bopt/2 and 2 Bopt:")
-        print(format_table(cross, ["target", "b_small", "b_large", "D", "loss"],
+        print(format_table(cross, ["target", "b_small", "b_large", "data", "loss"],
                            ["L*", "B small", "B large", "D at crossing", "loss there"]))
 
 

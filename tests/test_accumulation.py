@@ -2,6 +2,7 @@
 import itertools
 import json
 import math
+import warnings
 from fractions import Fraction
 
 import pytest
@@ -39,12 +40,39 @@ def test_resume_continues_identically():
     first = plan()
     head = [first.advance() for _ in range(11)]
     saved = json.loads(json.dumps(first.state_dict()))  # through JSON, as a checkpoint would
-    assert saved == dict(tokens=first.tokens, samples=first.samples, steps=11)
+    assert {k: saved[k] for k in ("tokens", "samples", "steps")} == dict(tokens=first.tokens, samples=first.samples,
+                                                                          steps=11)
     resumed = plan()
     resumed.load_state_dict(saved)
     assert head + [resumed.advance() for _ in range(14)] == uninterrupted
     assert resumed.state_dict() == whole.state_dict()
     assert resumed.total_steps(20000) == whole.total_steps(20000)  # counted from 0, not from the state
+
+
+def test_a_state_of_another_schedule_or_sequence_length_is_refused():
+    from dbs_theory.batch_schedules import step_batch
+
+    first = plan()
+    [first.advance() for _ in range(6)]
+    saved = json.loads(json.dumps(first.state_dict()))
+    other = AccumulationPlan(step_batch([1024], [128, 512], unit="tokens"), first.micro_batch_size, first.seq_len)
+    with pytest.raises(ValueError, match="saved with another batch schedule .*resume with the plan it was saved"):
+        other.load_state_dict(saved)
+    with pytest.raises(ValueError, match="tokens .* != samples"):
+        plan().load_state_dict(dict(saved, tokens=saved["tokens"] + 1))
+    longer = AccumulationPlan(first.schedule, first.micro_batch_size, 2 * first.seq_len)
+    with pytest.raises(ValueError, match="saved with seq_len 32"):
+        longer.load_state_dict(saved)
+
+
+def test_a_batch_that_is_not_whole_micro_batches_is_followed_approximately_with_a_warning():
+    from dbs_theory.batch_schedules import step_batch
+
+    with pytest.warns(UserWarning, match=r"batch 512 tokens from D=1024 .* takes 576 \(\+12\.5%\)"):
+        AccumulationPlan(step_batch([1024], [192, 512], unit="tokens"), 3, 64)   # granule 192 tokens
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        AccumulationPlan(step_batch([1024], [192, 576], unit="tokens"), 3, 64)   # whole: no warning
 
 
 def test_bad_state_refused_in_one_line():

@@ -85,7 +85,7 @@ def test_lightning_follows_the_schedule_through_two_changes_and_a_resume(tmp_pat
     assert steps == list(range(len(want))) and tokens == want and trainer.global_step == len(want)
     ids = [i for _, batch, _ in module.seen for i in batch]
     assert ids == [i % 40 for i in range(TOTAL // T)]  # every sample once, in order, wrapping
-    assert cb.plan.state_dict() == dict(tokens=TOTAL, samples=TOTAL // T, steps=len(want))
+    assert (cb.plan.tokens, cb.plan.samples, cb.plan.steps) == (TOTAL, TOTAL // T, len(want))
     assert trainer.callback_metrics["tokens"] == TOTAL
     assert trainer.callback_metrics["lr"] == pytest.approx(LR(TOTAL - 256))
 
@@ -107,3 +107,15 @@ def test_callback_refuses_automatic_optimization_and_a_wrong_max_steps(tmp_path)
                              enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
         with pytest.raises(ValueError, match=msg):
             trainer.fit(module, train_dataloaders=cb.dataloader(Data()))
+
+
+def test_resuming_with_another_schedule_is_refused(tmp_path):
+    """A checkpoint's plan state names its schedule: a different one (the steps after it would not be the
+    run's, and the run would overshoot its tokens) is refused in one line."""
+    from dbs_theory.integrations.lightning import ScheduleCallback
+
+    cb = ScheduleCallback(AccumulationPlan(SCHED, 2, T), total_tokens=TOTAL)
+    state = cb.state_dict()
+    other = ScheduleCallback(AccumulationPlan(step_batch([1024], [128, 512], unit="tokens"), 2, T), total_tokens=TOTAL)
+    with pytest.raises(ValueError, match="another batch schedule"):
+        other.load_state_dict(state)

@@ -36,3 +36,16 @@ def test_run_chooses_the_modes_default_size_without_changing_its_arguments(what,
     before = dict(vars(args))
     run(args)
     assert seen["d"] == d and vars(args) == before and args.d is None
+
+
+def test_the_crossing_table_prints_the_data_at_each_crossing(capsys):
+    """The rows dbs simulate builds (key ``data``) print their numbers, not '-' (a renamed key did)."""
+    from types import SimpleNamespace
+
+    from dbs_theory.table import format_table
+    from sim.commands import _print_summary
+
+    fr = SimpleNamespace(meta=dict(d=10, initial_loss=1.0, eta=0.5), target_rows=lambda: [])
+    _print_summary(fr, [dict(target=0.2, b_small=4.0, b_large=16.0, data=2921.5, loss=0.19)], format_table)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "2922" in line or "2921" in line, line
