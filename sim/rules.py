@@ -375,9 +375,10 @@ def optimum_shape(nqm: NQM, eta: float, budget: float, schedule, lr_schedule="co
     stable = (D > 0.01 * budget) & (D <= 0.9 * budget)
     late = D > budget if lr_schedule == "wsd" else D > 0.9 * budget
     below = np.nonzero(~(B >= bopt))[0]
-    return dict(early_bopt=rng(B / bopt, D <= 0.01 * budget), end_bopt=float(B[-1] / bopt[-1]),
-                cross=float(D[below[-1]] / budget) if below.size else 0.0, stable_bmin=rng(B / a["bmin"], stable),
-                stable_noise=rng(B / a["b_noise"], stable), late_bmin=rng(B / a["bmin"], late))
+    cross = math.nan if curve is None else float(D[below[-1]] / budget) if below.size else 0.0
+    return dict(early_bopt=rng(B / bopt, D <= 0.01 * budget), end_bopt=float(B[-1] / bopt[-1]), cross=cross,
+                stable_bmin=rng(B / a["bmin"], stable), stable_noise=rng(B / a["b_noise"], stable),
+                late_bmin=rng(B / a["bmin"], late))
 
 
 def _finite(v):
