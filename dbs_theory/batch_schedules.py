@@ -73,12 +73,14 @@ class BatchSchedule(Piecewise):
         try:
             d = json.loads(text)
             segs = d["segments"]
-            starts = tuple(float(s["from"]) for s in segs)
-            sizes = tuple(float(s["batch_size"]) for s in segs)
+            starts = tuple(_json_number(s["from"], "from", i) for i, s in enumerate(segs))
+            sizes = tuple(_json_number(s["batch_size"], "batch_size", i) for i, s in enumerate(segs))
         except (json.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"not a batch-schedule JSON ({exc.__class__.__name__}: {exc})") from None
         if not isinstance(d, dict) or not segs:
             raise ValueError("not a batch-schedule JSON (needs a non-empty 'segments' list)")
+        if ((d.get("params") or {}).get("monotone") or d.get("monotone")) and any(b < a for a, b in zip(sizes, sizes[1:])):
+            raise ValueError("batch-schedule JSON says monotone but a segment's batch_size falls")
         return cls(starts, sizes, d.get("unit", "tokens"), lr=d.get("lr"), kind=d.get("kind", "step"),
                    params=d.get("params") or {})
 
@@ -213,6 +215,13 @@ class BatchSchedule(Piecewise):
         """Data-weighted mean of ``|other(D)/self(D) - 1|`` over ``[0, horizon]``."""
         D = np.linspace(0, self._horizon(), 4001)
         return float(np.mean(np.abs(other(D) / self(D) - 1)))
+
+
+def _json_number(v, key, i) -> float:
+    """A JSON number (not a string, not true/false) of segment ``i``; ``TypeError`` names it."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise TypeError(f"segment {i}: {key} must be a number; got {v!r}")
+    return float(v)
 
 
 def _divisors(n):

@@ -186,6 +186,11 @@ def _check_mode_options(args):
             flag = "--" + k.replace("_", "-")
             raise ValueError(f"{flag} applies to dbs simulate {' / '.join(modes)}, not to {args.what!r} "
                              "(it would be ignored)")
+    if args.what == "sweep" and not args.write_log:
+        for k in ("log_every", "log_spacing", "log_kind", "seed"):
+            if getattr(args, k) != defaults[k]:
+                raise ValueError(f"--{k.replace('_', '-')} shapes the log --write-log writes: add --write-log "
+                                 "(without it no log is written)")
 
 
 def run(args):

@@ -458,3 +458,22 @@ class TestMegatronStepSchedule:
         for a in starts:
             for n in {math.floor(a / seq_len) + k for k in (-1, 0, 1, 2)} - {-1}:
                 assert back(n * seq_len) == sched(n * seq_len)
+
+
+@pytest.mark.parametrize("segment, word", [({"from": 0, "batch_size": True}, "batch_size must be a number"),
+                                           ({"from": 0, "batch_size": "9216"}, "got '9216'"),
+                                           ({"from": "0", "batch_size": 64}, "from must be a number")])
+def test_a_schedule_json_with_a_non_number_is_refused(segment, word):
+    import json
+
+    with pytest.raises(ValueError, match=word):
+        BatchSchedule.from_json(json.dumps({"unit": "tokens", "segments": [segment]}))
+
+
+def test_a_schedule_json_that_claims_monotone_but_falls_is_refused():
+    import json
+
+    text = json.dumps({"unit": "tokens", "params": {"monotone": True},
+                       "segments": [{"from": 0, "batch_size": 512}, {"from": 100, "batch_size": 256}]})
+    with pytest.raises(ValueError, match="says monotone but"):
+        BatchSchedule.from_json(text)

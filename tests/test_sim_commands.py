@@ -12,10 +12,17 @@ def test_an_option_the_mode_ignores_is_refused(what, option, value):
         _check_mode_options(arguments(what=what, **{option: value}))
 
 
+def test_a_log_option_without_write_log_is_refused():
+    with pytest.raises(ValueError, match="--log-every shapes the log --write-log writes"):
+        _check_mode_options(arguments(what="sweep", log_every=10))
+    _check_mode_options(arguments(what="sweep", log_every=10, write_log=True))
+
+
 def test_every_mode_accepts_its_own_options_and_the_defaults():
     for option, modes in MODE_OPTIONS.items():
         for what in modes:
-            _check_mode_options(arguments(what=what, **{option: arguments().__dict__[option] or 1}))
+            extra = dict(write_log=True) if what == "sweep" else {}
+            _check_mode_options(arguments(what=what, **{**extra, option: arguments().__dict__[option] or 1}))
     for what in ("sweep", "schedule", "identify", "plan", "chain", "optimal"):
         _check_mode_options(arguments(what=what))
 
