@@ -559,20 +559,20 @@ def floor_bmin(runs, targets, smoothing="centered", window=WINDOW, bootstrap=200
                      dict(L_inf=law[0], K=law[1], gamma=law[2], floors=floors))
 
 
-#: with fewer than 4 floors (the law's exponent fixed, nothing left to test it) a floor Bmin more than this
-#: factor outside the batches whose floors were measured is an extrapolation, not a measurement
+#: with 2 floors (the law, exponent fixed at 1, passes through both: nothing tests it) a floor Bmin more than
+#: this factor outside the batches whose floors were measured is an extrapolation, not a measurement
 FLOOR_REACH = 2.0
 
 
 def _floor_reason(bmin, lo, hi, B, law) -> str:
     """Why a floor ``Bmin`` is not identified, or '': the target is at or below the fitted ``L_inf``; with
-    fewer than 4 floors, the value lies more than :data:`FLOOR_REACH` x outside the batches with a measured
-    floor (2 or 3 floors determine the law without testing it); or it lies outside its own interval (the
-    law is not pinned down by these floors). With 4 or more floors the law's exponent is fitted and its
-    residuals enter the interval, so an extrapolation stands if its interval contains it."""
+    only 2 floors, the value lies more than :data:`FLOOR_REACH` x outside their batches (two floors
+    determine the law without testing it); or it lies outside its own interval (the law is not pinned down
+    by these floors). With 3 or more floors the law's residuals enter the interval, so an extrapolation
+    stands if its interval contains it (on the NQM, 3 floors at batches 1-4 give Bmin at 48 within 15%)."""
     if not np.isfinite(bmin):
         return f"the target lies at or below the fitted floor L_inf = {law[0]:.4g}"
-    if B.size < 4 and (bmin < B.min() / FLOOR_REACH or bmin > B.max() * FLOOR_REACH):
+    if B.size < 3 and (bmin < B.min() / FLOOR_REACH or bmin > B.max() * FLOOR_REACH):
         return (f"{bmin:.4g} lies outside the batches with a measured floor ({B.min():.4g}..{B.max():.4g}) by more "
                 f"than {FLOOR_REACH:g}x: an extrapolation of the floor law")
     if np.isfinite(lo) and np.isfinite(hi) and not lo <= bmin <= hi:
