@@ -8,7 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_csv", "ensure_writable_dir", "check_writable", "json_default", "folder_lock", "FolderLocked"]
+__all__ = ["atomic_write", "write_csv", "ensure_writable_dir", "check_writable", "json_default", "folder_lock", "folder_holder", "FolderLocked"]
 
 
 def write_csv(path, rows):
@@ -87,6 +87,23 @@ def json_default(x):
 
 class FolderLocked(OSError):
     """Another process holds the folder's lock (an ``OSError``: one line, exit code 2)."""
+
+
+def folder_holder(directory, name=".lock"):
+    """Who holds :func:`folder_lock` on ``directory`` now (its pid line), or ``None`` (free, or no folder);
+    takes nothing: a lock it gets is released at once."""
+    import fcntl
+
+    path = Path(directory) / name
+    if not path.is_file():
+        return None
+    with open(path, "a+", encoding="utf-8") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            return fh.read().strip() or "another process"
+        return None
 
 
 @contextlib.contextmanager

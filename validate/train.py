@@ -27,7 +27,7 @@ import torch
 
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 from dbs_theory.bopt_curve import check_lr
-from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir, folder_lock
+from dbs_theory.io import FolderLocked, atomic_write, check_writable, ensure_writable_dir, folder_holder, folder_lock
 from dbs_theory.lr_schedules import constant, cosine, wsd
 
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, set_rng_state
@@ -186,6 +186,9 @@ def _check_sources(cfg, resume):
     """Refuse a ``--resume`` without a checkpoint or a missing ``--branch-from`` before ``--out`` is made."""
     ck_path = Path(cfg.out) / "ckpt.pt"
     if resume and not ck_path.is_file():
+        holder = folder_holder(cfg.out)  # a run starting there has no checkpoint yet: name it, not the file
+        if holder:
+            raise FolderLocked(f"{str(cfg.out)!r} is in use by {holder}; wait for it or use another folder")
         raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
     if cfg.branch_from and not resume and Path(cfg.branch_from).resolve().parent == Path(cfg.out).resolve():
         raise ValueError(f"--branch-from {str(cfg.branch_from)!r} lies in --out {str(cfg.out)!r}: a new run there "
