@@ -68,12 +68,10 @@ def per_step(seen):
 
 
 def expected_tokens_per_step():
-    """From the schedule alone: each step takes the batch at the tokens consumed before it."""
-    out, D = [], 0
-    while D < TOTAL:
-        out.append(int(SCHED(D)))
-        D += out[-1]
-    return out
+    """From the schedule alone (tests/logs.py)."""
+    from logs import tokens_per_step
+
+    return tokens_per_step(SCHED, TOTAL)
 
 
 def test_lightning_follows_the_schedule_through_two_changes_and_a_resume(tmp_path):
