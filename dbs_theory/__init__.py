@@ -18,7 +18,8 @@ Schedules (``dbs schedule``):
     ``Bopt(D)`` or its best fixed batch); :class:`BatchSchedule`, :func:`constant_batch`, :func:`step_batch`,
     :func:`dynamic_batch` (:mod:`dbs_theory.batch_schedules`); :class:`BoptCurve`, :func:`envelope_curve`,
     :func:`fit_bopt_curve` (:mod:`dbs_theory.bopt_curve`); :func:`wsd`, :func:`cosine`, :func:`constant`
-    (:mod:`dbs_theory.lr_schedules`, learning rates as functions of data).
+    (:mod:`dbs_theory.lr_schedules`, learning rates as functions of data); :func:`late_switch` and
+    :class:`OnlineRule` (:mod:`dbs_theory.batch_rules`, ``dbs schedule --rule`` and ``dbs train --batch-rule``).
 Inside a trainer: :class:`AccumulationPlan` (:mod:`dbs_theory.accumulation`, micro-batches per step);
     :mod:`dbs_theory.integrations` (Hugging Face Trainer, Lightning; imported on their own).
 The theory: :mod:`dbs_theory.derivations` (sympy) and :mod:`dbs_theory.numeric` (lambdified exports).
@@ -47,6 +48,7 @@ _EXPORTS = {
     "BoptCurve": "bopt_curve", "envelope_curve": "bopt_curve", "fit_bopt_curve": "bopt_curve",
     "wsd": "lr_schedules", "cosine": "lr_schedules", "constant": "lr_schedules",
     "AccumulationPlan": "accumulation",
+    "late_switch": "batch_rules", "OnlineRule": "batch_rules",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from dbs_theory.batch_rules import ANNEAL, GAMMA
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 
 from .nqm import NQM
@@ -42,8 +43,6 @@ __all__ = ["Unavailable", "RuleInputs", "rule_inputs", "noise_scales", "curves_a
            "seesaw", "late_switch", "merrill_doubling", "floor_ratio", "compare_rules", "GAMMA",
            "ANNEAL", "NOISE_SD", "SPECTRA", "study", "summarize"]
 
-#: our rule: batch over Bmin(current loss) while the rate holds, and while it decays (docs/optimal_schedules.md)
-GAMMA, ANNEAL = 1.5, 3.0
 #: sd of the log of a measured online reading (noise scale, probe ratio)
 NOISE_SD = 0.3
 
@@ -259,11 +258,12 @@ def seesaw(inp: RuleInputs, kmax=8):
 
 
 def late_switch(inp: RuleInputs, at=0.75, ratio=4.0):
-    """Late switching (arXiv 2602.14208): half the best fixed batch until ``at`` of the budget, then
-    ``ratio`` times that (one switch, late)."""
-    small = 0.5 * inp.fixed_batch
-    return BatchSchedule((0.0, at * inp.budget), (small, ratio * small), "examples", kind="step",
-                         params=dict(rule="late switch", at=at, ratio=ratio)), inp.prob.lr
+    """Late switching (arXiv 2602.14208, :func:`dbs_theory.batch_rules.late_switch`): half the best fixed batch
+    until ``at`` of the budget, then ``ratio`` times that (one switch, late)."""
+    from dbs_theory.batch_rules import late_switch as build
+
+    sched = build(inp.fixed_batch, at * inp.budget, ratio, unit="examples")
+    return sched, inp.prob.lr
 
 
 def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):

@@ -229,3 +229,36 @@ def test_the_band_ends_its_measured_range_where_the_schedule_does_not_at_the_las
                  "--out", str(tmp_path / "s")]) == 0
     ex = json.loads((tmp_path / "s" / "exports.json").read_text())
     assert ex["measured_to"] == 1e4 and ex["band"]["measured_to"] == 1e4 and not ex["band"]["beyond"]
+
+
+@pytest.mark.parametrize("rule", ["late-switch", "fixed"])
+def test_dbs_schedule_by_rule_starts_from_the_sweeps_best_fixed_batch_and_the_late_switch_beats_it(
+        rule, sweep, tmp_path, capsys):
+    """--rule late-switch: half the best grid batch until 75% of the horizon, then twice it; on the exact NQM
+    it reaches a lower loss than the best grid batch (the user's alternative), as the rules study says
+    (docs/optimal_schedules.md: late switching never loses with exact inputs at constant LR)."""
+    nqm, _, _, path = sweep
+    assert main(["schedule", "--from", str(path), "--rule", rule, "--horizon", f"{BUDGET:g}", "--unit", "examples",
+                 "--out", str(tmp_path)]) == 0
+    losses = {float(B): loss_at_budget(nqm, ETA, float(B), BUDGET) for B in BATCHES}
+    best = min(losses, key=losses.get)
+    sched = BatchSchedule.from_json((tmp_path / "schedule.json").read_text())
+    ex = json.loads((tmp_path / "exports.json").read_text())
+    assert ex["rule"] == rule and ex["olmo_core"]["batch_sizes"]
+    assert f"best fixed batch {best:.4g}" in capsys.readouterr().out
+    if rule == "fixed":
+        assert sched.segments == [(0.0, best)]
+    else:
+        assert sched.segments == [(0.0, best / 2), (0.75 * BUDGET, 2 * best)]
+        assert loss_at_budget(nqm, ETA, sched, BUDGET) < losses[best]
+
+
+def test_dbs_schedule_refuses_an_online_rule_and_a_rule_without_a_sweep(sweep, tmp_path, capsys):
+    _, _, _, path = sweep
+    for argv, words in ((["--from", str(path), "--rule", "floor-ratio"], "dbs train --batch-rule floor-ratio"),
+                        (["--curve", "1,0.5", "--rule", "late-switch"], "needs --from fit.json"),
+                        (["--from", str(path), "--rule", "fixed", "--switch-at", "10"], "late-switch only"),
+                        (["--from", str(path), "--rule", "late-switch", "--switch-at", f"{BUDGET:g}"], "inside the run")):
+        assert main(["schedule", *argv, "--horizon", f"{BUDGET:g}", "--out", str(tmp_path / "s")]) == 2
+        err = capsys.readouterr().err
+        assert words in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()

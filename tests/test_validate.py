@@ -1,4 +1,7 @@
 """The PyTorch trainer: a real tiny run, exact resume, the token ledger, non-finite stops."""
+import csv
+import json
+import math
 import os
 import subprocess
 import sys
@@ -310,3 +313,59 @@ def test_a_config_field_added_later_keeps_a_cached_runs_folder():
     key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
     assert run_dir("/nonexistent", RunSpec("x", c)).name == f"x-{key}"
     assert run_dir("/nonexistent", RunSpec("x", cfg(Path("/n"), "x", eval_block=32))).name != f"x-{key}"
+
+
+def _rule_fit(tmp_path):
+    """A sweep's Bmin per target (fit.json rows as dbs fit writes them) spanning the tiny model's losses."""
+    rows = [dict(target=t, bmin_floor=b, bmin_floor_status="ok") for t, b in ((5.0, 128.0), (4.0, 256.0), (3.0, 1024.0))]
+    (tmp_path / "fit.json").write_text(json.dumps(dict(rows=rows, lr=3e-3)))
+    return str(tmp_path / "fit.json")
+
+
+def test_an_online_rule_resumed_mid_way_decides_as_the_uninterrupted_run(tmp_path):
+    """floor-ratio: the batch grows at decision points only, never falls, and a run stopped between decisions and
+    resumed logs the same batches and losses (the rule's readings and decisions are in the checkpoint)."""
+    kw = dict(batch_size=64, micro_batch=2, batch_rule="floor-ratio", rule_fit=_rule_fit(tmp_path), rule_every=600,
+              decay=0.25, tokens=6_400, eval_tokens=1_024)
+    full = T.train(cfg(tmp_path, "full", **kw), progress=False)
+    T.train(cfg(tmp_path, "cut", stop_at_tokens=2_500, **kw), progress=False)
+    T.train(cfg(tmp_path, "cut", **kw), resume=True, progress=False)
+    assert comparable(tmp_path / "full" / "log.csv", "X") == comparable(tmp_path / "cut" / "log.csv", "X")
+    rows = list(csv.DictReader((tmp_path / "full" / "log.csv").open()))
+    B, D = (np.array([float(r[k]) for r in rows]) for k in ("batch_size", "tokens"))
+    assert np.all(np.diff(B) >= 0) and B[-1] > 2 * B[0]
+    changed = D[np.nonzero(np.diff(B))[0]]  # data at the end of the step before each change
+    assert len(full["decisions"]) == np.count_nonzero(np.diff(B)) + 1
+    assert all(d in {a for a, _ in full["decisions"]} for d in changed)
+
+
+def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision(tmp_path):
+    c = cfg(tmp_path, "ns", batch_size=64, micro_batch=1, gns_every=1, batch_rule="noise-scale", rule_every=500,
+            tokens=6_400, eval_tokens=1_024)
+    T.train(c, progress=False)
+    rows = list(csv.DictReader((tmp_path / "ns" / "log.csv").open()))
+    B, D = [float(r["batch_size"]) for r in rows], [float(r["tokens"]) for r in rows]
+    last, checked = 0.0, 0
+    for k in range(len(rows) - 1):
+        if D[k] >= last + 500:  # a decision after step k: the batch from there on
+            read = float(rows[k]["b_simple"] or "nan")
+            want = math.floor(read / 32) * 32 if math.isfinite(read) and read > 0 else 0.0
+            assert B[k + 1] == min(max(B[k], want), c.tokens / 10)
+            last, checked = D[k], checked + 1
+        else:
+            assert B[k + 1] == B[k]
+    assert checked >= 8
+
+
+@pytest.mark.parametrize("kw, words", [
+    (dict(batch_rule="paper"), "must be noise-scale or floor-ratio"),
+    (dict(batch_rule="noise-scale"), "set gns_every"),
+    (dict(batch_rule="floor-ratio"), "needs it"),
+    (dict(rule_every=100.0), "needs batch_rule"),
+    (dict(batch_rule="noise-scale", gns_every=1, rule_max_batch=32.0), "below the starting batch_size"),
+    (dict(batch_rule="noise-scale", gns_every=1, rule_every=1e9), "below the run"),
+    (dict(batch_rule="noise-scale", gns_every=1, batch_schedule="s.json"), "give one"),
+])
+def test_online_rule_options_are_refused_in_one_line(tmp_path, kw, words):
+    with pytest.raises(ValueError, match=words):
+        cfg(tmp_path, "x", **kw).validate()

@@ -64,6 +64,14 @@ class TrainConfig:
     batch_size: float = _opt(2048, "global batch, tokens per optimizer step")
     batch_schedule: str | None = _opt(None, "a batch-size schedule JSON file from dbs schedule (tokens, or "
                                       "samples converted with --seq-len); overrides --batch-size")
+    batch_rule: str | None = _opt(None, "an online batch rule decided during the run, starting at --batch-size "
+                                  "and never falling: noise-scale (the measured B_simple; needs --gns-every) or "
+                                  "floor-ratio (1.5 x the sweep's Bmin at the current loss, 3 x while the rate "
+                                  "decays; needs --rule-fit)")
+    rule_every: float = _opt(0.0, "tokens between the online rule's decisions (0: --tokens / 50)")
+    rule_fit: str | None = _opt(None, "fit.json of a sweep (dbs fit) whose Bmin per target the floor-ratio rule "
+                                "reads")
+    rule_max_batch: float = _opt(0.0, "largest batch the online rule may choose, tokens (0: --tokens / 10)")
     tokens: float = _opt(200_000, "length of the run, tokens")
     lr: float = _opt(3e-3, "peak learning rate")
     lr_schedule: str = _opt("wsd", "learning-rate shape: wsd (warmup, stable, decay), cosine or constant")
@@ -130,6 +138,7 @@ class TrainConfig:
         if self.batch_size > self.tokens and not self.batch_schedule:
             raise ValueError(f"batch_size={self.batch_size:g} exceeds the whole run (tokens={self.tokens:g})")
         check_device_name(self.device)
+        self._validate_rule()
         if self.lr_schedule not in ("wsd", "cosine", "constant"):
             raise ValueError(f"lr_schedule={self.lr_schedule!r} must be wsd, cosine or constant")
         if self.dtype not in ("auto", "bf16", "fp32"):
@@ -143,6 +152,29 @@ class TrainConfig:
         if self.eval_block < 0 or self.eval_block % self.seq_len:
             raise ValueError(f"eval_block={self.eval_block!r} must be 0 or a multiple of seq_len={self.seq_len}")
         return self
+
+    def _validate_rule(self):
+        """The online batch rule's fields: a known rule, its inputs, no fixed schedule beside it."""
+        if self.batch_rule is None:
+            for name in ("rule_every", "rule_fit", "rule_max_batch"):
+                if getattr(self, name):
+                    raise ValueError(f"{name}={getattr(self, name)!r} needs batch_rule (an online batch rule)")
+            return
+        if self.batch_rule not in ("noise-scale", "floor-ratio"):
+            raise ValueError(f"batch_rule={self.batch_rule!r} must be noise-scale or floor-ratio")
+        if self.batch_schedule:
+            raise ValueError("batch_rule and batch_schedule both set the batch: give one")
+        if self.batch_rule == "noise-scale" and not self.gns_every:
+            raise ValueError("batch_rule='noise-scale' reads the measured noise scale: set gns_every (e.g. 1)")
+        if (self.batch_rule == "floor-ratio") != bool(self.rule_fit):
+            raise ValueError("rule_fit (a sweep's fit.json) is read by batch_rule='floor-ratio' only, and it needs it")
+        for name in ("rule_every", "rule_max_batch"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and 0 <= v < self.tokens):
+                raise ValueError(f"{name}={v!r} must be finite, >= 0 and below the run (tokens={self.tokens:g})")
+        if self.rule_max_batch and self.rule_max_batch < self.batch_size:
+            raise ValueError(f"rule_max_batch={self.rule_max_batch:g} is below the starting batch_size="
+                             f"{self.batch_size:g}")
 
     def seq_len_at(self, D) -> int:
         """Sequence length (tokens) in use after ``D`` tokens."""

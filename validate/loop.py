@@ -31,7 +31,7 @@ from .config import MAX_MICRO, seq_lengths, split_batch
 from .data import batch_at
 from .gns import GNSEstimator, two_batch_estimates
 
-__all__ = ["Step", "Trainer", "NoiseScale", "Logger", "Checkpointer", "Progress", "LOG_FIELDS",
+__all__ = ["Step", "Trainer", "NoiseScale", "BatchRule", "Logger", "Checkpointer", "Progress", "LOG_FIELDS",
            "NonFiniteLoss", "evaluate", "grad_sq"]
 
 #: Columns of ``log.csv``: one row per optimizer step. ``wall_time`` is Unix seconds (rates come from its
@@ -191,10 +191,32 @@ class NoiseScale:
             self.last = two_batch_estimates(s.sq_small, b_small, sq_big, s.batch_size)
             self.ema.update(s.sq_small, b_small, sq_big, s.batch_size)
 
+    def state_dict(self) -> dict:
+        """The moving averages (a checkpoint keeps them: a resumed run measures as an uninterrupted one)."""
+        return dict(g2=self.ema.g2, tr=self.ema.tr)
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.g2, self.ema.tr = state.get("g2"), state.get("tr")
+
     def columns(self) -> dict:
         if self.last is None:
             return dict(b_simple="", gns_g2="", gns_trace="")
         return dict(b_simple=self.ema.value, gns_g2=self.last[0], gns_trace=self.last[1])
+
+
+class BatchRule:
+    """Runs an online batch rule (:class:`dbs_theory.batch_rules.OnlineRule`, also the trainer's ``batch_for``):
+    after each step it reads the step's loss and the noise scale's moving average, and where a decision is
+    due it lets the rule choose the batch from the data consumed on. Before the logger and the checkpoint,
+    so a checkpoint holds the decision."""
+
+    def __init__(self, rule, noise: NoiseScale):
+        self.rule, self.noise = rule, noise
+
+    def after_step(self, t: Trainer, s: Step) -> None:
+        self.rule.observe(s.loss, self.noise.ema.value)
+        if self.rule.due(t.tokens):
+            self.rule.decide(t.tokens)
 
 
 class Logger:

@@ -33,7 +33,7 @@ from dbs_theory.lr_schedules import constant, cosine, wsd
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .config import MAX_MICRO, TrainConfig, build_parser, config_from_args, seq_lengths, split_batch
 from .data import load_corpus
-from .loop import LOG_FIELDS, Checkpointer, Logger, NoiseScale, NonFiniteLoss, Progress, Trainer
+from .loop import LOG_FIELDS, BatchRule, Checkpointer, Logger, NoiseScale, NonFiniteLoss, Progress, Trainer
 from .model import Transformer, preset
 
 __all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunFolderInconsistent", "LOG_FIELDS",
@@ -58,13 +58,17 @@ def lr_schedule(cfg: TrainConfig):
     return wsd(cfg.lr, W, max(total - W - T, 0.0), T, cfg.final_ratio)
 
 
-def batch_schedule(cfg: TrainConfig):
+def batch_schedule(cfg: TrainConfig, world=1):
     """``(schedule in tokens, sha256 of the schedule file or None)``.
 
     A schedule in samples/examples (sequences) is converted to tokens with
     ``cfg.seq_len``; with a sequence-length schedule that conversion is
     ambiguous and refused. Every batch the run would use must fit in ``cfg.tokens``.
+    With ``cfg.batch_rule`` the schedule is a fresh :class:`~dbs_theory.batch_rules.OnlineRule` (sizes whole
+    micro-batches on ``world`` processes; the sha is the ``rule_fit`` file's).
     """
+    if cfg.batch_rule:
+        return online_rule(cfg, world)
     if not cfg.batch_schedule:
         return constant_batch(cfg.batch_size), None
     path = Path(cfg.batch_schedule)
@@ -88,6 +92,34 @@ def batch_schedule(cfg: TrainConfig):
     return sched, hashlib.sha256(raw).hexdigest()
 
 
+def online_rule(cfg: TrainConfig, world=1):
+    """``(OnlineRule, sha256 of --rule-fit or None)`` for ``cfg.batch_rule`` (dbs_theory.batch_rules)."""
+    from dbs_theory.batch_rules import OnlineRule, bmin_table
+
+    bmin, sha = (), None
+    if cfg.rule_fit:
+        try:
+            raw = Path(cfg.rule_fit).read_bytes()
+            data = json.loads(raw.decode("utf-8"))
+            bmin = bmin_table(data["rows"])
+        except OSError as exc:
+            raise OSError(f"cannot read --rule-fit {cfg.rule_fit!r}: {exc.strerror or exc}") from None
+        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
+            raise ValueError(f"--rule-fit {cfg.rule_fit}: {str(exc).splitlines()[0] if str(exc) else 'no rows'} "
+                             "(a fit.json from dbs fit)") from None
+        sha = hashlib.sha256(raw).hexdigest()
+        check_lr(data.get("lr") if isinstance(data.get("lr"), (int, float)) else None, cfg.lr, "sweep (--rule-fit)")
+    if cfg.lr_schedule == "wsd" and cfg.decay > 0:
+        anneal_from = (1.0 - cfg.decay) * cfg.tokens
+    else:  # the study's rule: the last tenth of a constant-rate run; never under cosine
+        anneal_from = 0.9 * cfg.tokens if cfg.lr_schedule == "constant" else math.inf
+    g = float(cfg.seq_len * world * (cfg.micro_batch or 1))
+    rule = OnlineRule(cfg.batch_rule, cfg.batch_size, cfg.rule_every or cfg.tokens / 50, min_batch=g,
+                      max_batch=max(cfg.rule_max_batch or cfg.tokens / 10, cfg.batch_size), granularity=g,
+                      bmin=bmin, anneal_from=anneal_from)
+    return rule, sha
+
+
 def resolve_device(name):
     """The torch device for ``name`` (checked by ``TrainConfig.validate``); refuses one that is absent."""
     if name == "auto":
@@ -99,9 +131,11 @@ def resolve_device(name):
     return name
 
 
-def _payload(model, opt, step, D, cfg, schedule_sha):
+def _payload(model, opt, step, D, cfg, schedule_sha, online=None):
+    """A checkpoint; ``online``: the online rule's and the noise scale's state (a resumed run decides as an
+    uninterrupted one)."""
     return dict(model=model.state_dict(), opt=opt.state_dict(), step=int(step), tokens=float(D),
-                config=asdict(cfg), rng=rng_state(), schedule_sha256=schedule_sha)
+                config=asdict(cfg), rng=rng_state(), schedule_sha256=schedule_sha, online=online)
 
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
@@ -109,7 +143,8 @@ _FREE = ("out", "run", "device", "stop_at_tokens")
 
 
 def _load(path, model, opt, cfg, schedule_sha, check_config=True):
-    """Restore model, optimizer and RNG from ``path``; ``(step, tokens)``. ``CheckpointError`` if unusable."""
+    """Restore model, optimizer and RNG from ``path``; ``(step, tokens, online state or None)``.
+    ``CheckpointError`` if unusable."""
     ck = load_checkpoint(path)
     try:
         if check_config:
@@ -125,7 +160,7 @@ def _load(path, model, opt, cfg, schedule_sha, check_config=True):
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         set_rng_state(ck["rng"])
-        return int(ck["step"]), float(ck["tokens"])
+        return int(ck["step"]), float(ck["tokens"]), ck.get("online")
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise
@@ -198,7 +233,8 @@ def _check_sources(cfg, resume):
 
 
 def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
-    """``(step, tokens)`` to start from: a resumed checkpoint, a branch parent, or zero.
+    """``(step, tokens, online state)`` to start from: a resumed checkpoint, a branch parent (no online
+    state: its rule, if any, is not this run's), or zero.
 
     A fresh start into a folder that already holds a run is refused unless
     ``overwrite``: rerunning without ``--resume`` must not discard a log.
@@ -207,21 +243,34 @@ def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
     if resume:
         if not ck_path.exists():
             raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
-        step, D = _load(ck_path, model, opt, cfg, schedule_sha)
+        step, D, online = _load(ck_path, model, opt, cfg, schedule_sha)
         if rank == 0 and D < cfg.tokens:
             _truncate_log(out / "log.csv", step)
-        return step, D
+        return step, D, online
     held = [n for n in ("log.csv", "ckpt.pt", "done.json") if (out / n).exists()]
     if held and not overwrite:
         raise ValueError(f"{str(out)!r} already holds a run ({', '.join(held)}); pass --resume to continue "
                          "it or --overwrite to start it again")
     if cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
-        step, D = _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
+        step, D, _ = _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
         if D >= cfg.tokens:
             raise ValueError(f"--branch-from {str(cfg.branch_from)!r} is at {D:.0f} tokens, not before this run's "
                              f"end (--tokens {cfg.tokens:g}): nothing to train; raise --tokens")
-        return step, D
-    return 0, 0.0
+        return step, D, None
+    return 0, 0.0, None
+
+
+def _restore_online(sched, online):
+    """Put a checkpoint's online-rule state back (a run without a rule checkpoints none)."""
+    from dbs_theory.batch_rules import OnlineRule
+
+    if isinstance(sched, OnlineRule) != bool(online.get("rule")):
+        raise CheckpointError("the checkpoint and this run differ in whether an online batch rule decides the batch")
+    if isinstance(sched, OnlineRule):
+        try:
+            sched.load_state_dict(online["rule"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CheckpointError(f"cannot resume the online batch rule: {exc}") from None
 
 
 def _finished(out, step, D, corpus) -> dict:
@@ -325,33 +374,45 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
         np.random.seed(cfg.seed)
         random.seed(cfg.seed)
         model, opt = _model_and_opt(cfg, corpus, device)
-        step, D = _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank)
+        step, D, online = _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank)
         if resume and D >= cfg.tokens:
             return _finished(out, step, D, corpus)
         if world > 1:
             torch.distributed.barrier()  # every rank has checked the folder before rank 0 writes
+        if cfg.batch_rule and world > 1:
+            sched = batch_schedule(cfg, world)[0]  # sizes in whole micro-batches of every process
+        if online is not None:
+            _restore_online(sched, online)
         rounding = batch_rounding(cfg, sched, world)
         if not resume and rank == 0:
             _start_fresh(cfg, out, cfg.run or out.name, step, overwrite, corpus, model, rounding)
         if world > 1:
             torch.distributed.barrier()  # rank 0 has created the log
         with _stop_flag() as flag:
-            res = _loop(cfg, out, model, opt, corpus, sched, schedule_sha, step, D, device, rank, world,
+            res = _loop(cfg, out, model, opt, corpus, sched, schedule_sha, (step, D, online), device, rank, world,
                         progress, flag)
         return {**res, "batch_rounding": rounding}
 
 
-def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device, rank, world, progress, flag):
-    """Train from ``(step, D)`` to ``cfg.tokens`` with the logging, checkpoint and progress hooks; the summary."""
+def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, start, device, rank, world, progress, flag):
+    """Train from ``start = (step, D, online state)`` to ``cfg.tokens`` with the logging, checkpoint and
+    progress hooks (and the online batch rule's, when ``batch_for`` is one); the summary."""
+    from dbs_theory.batch_rules import OnlineRule
+
+    step, D, online = start
     run, log_path, ck_path = cfg.run or out.name, out / "log.csv", out / "ckpt.pt"
     t = Trainer(cfg, model, opt, corpus, batch_for, lr_schedule(cfg), device, rank, world, start=(step, D))
     noise = NoiseScale()
+    if online and online.get("noise"):
+        noise.load_state_dict(online["noise"])
+    rule = batch_for if isinstance(batch_for, OnlineRule) else None
     bar = Progress(cfg.tokens, D, run, progress and rank == 0)
-    t.hooks = [noise, bar]
+    t.hooks = [noise, bar] + ([BatchRule(rule, noise)] if rule else [])
     s = None
     with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
         if rank == 0:
-            payload = lambda tr: _payload(tr.model, tr.opt, tr.n_steps, tr.tokens, cfg, schedule_sha)
+            payload = lambda tr: _payload(tr.model, tr.opt, tr.n_steps, tr.tokens, cfg, schedule_sha, dict(
+                rule=rule.state_dict() if rule else None, noise=noise.state_dict()))
             t.hooks += [Logger(logf, run, noise), Checkpointer(ck_path, payload)]
         while t.tokens < cfg.tokens:
             try:
@@ -371,7 +432,8 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, step, D, device
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
     return dict(steps=t.n_steps, tokens=t.tokens, final_loss=s.loss if s else math.nan, log=str(log_path),
-                corpus=corpus.describe())
+                corpus=corpus.describe(), **({} if rule is None else dict(
+                    batch_rule=cfg.batch_rule, decisions=[list(p) for p in rule.schedule().segments])))
 
 
 def main(argv=None) -> int:
@@ -402,7 +464,12 @@ def summary_line(res) -> str:
     if res.get("already_finished"):
         return (f"already finished: {res['steps']} steps, {res['tokens']:.0f} tokens, final loss "
                 f"{res['final_loss']:.4f}; nothing to do (log {res['log']})")
-    note = "".join(f"; note: batch {r['requested']:g} tokens from {r['tokens_from']:g} ran as {r['used']} "
+    if res.get("decisions"):
+        sizes = " -> ".join(f"{b:g}" for _, b in res["decisions"])
+        note = f"; {res['batch_rule']} rule chose batches {sizes} tokens"
+    else:
+        note = ""
+    note += "".join(f"; note: batch {r['requested']:g} tokens from {r['tokens_from']:g} ran as {r['used']} "
                    f"(not a whole number of {r['seq_len']}-token sequences)" for r in res.get("batch_rounding", []))
     return (f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
             f"log {res['log']} ({res['corpus']}){note}")

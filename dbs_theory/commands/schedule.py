@@ -3,13 +3,16 @@ from __future__ import annotations
 
 import json
 
+from ..batch_rules import OFFLINE, ONLINE
+
 __all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope"]
 
 HELP = "build a dynamic batch-size schedule (JSON, Megatron, OLMo-core) from a fit or a curve"
 EXAMPLES = """examples:
   dbs schedule --from results/fit/fit.json --horizon 6e6 --granularity 512 --out results/schedule
   dbs schedule --curve 0.5,0.4 --horizon 1e9 --seq-len 2048 --unit tokens
-  dbs schedule --steps 0:2e6,125e9:4e6 --horizon 5e11"""
+  dbs schedule --steps 0:2e6,125e9:4e6 --horizon 5e11
+  dbs schedule --from results/fit/fit.json --rule late-switch --horizon 6e6 --out results/late"""
 
 
 def add_arguments(p):
@@ -18,6 +21,14 @@ def add_arguments(p):
     src.add_argument("--curve", help="an explicit power law Bopt(D) = k D^alpha, as 'k,alpha'")
     src.add_argument("--steps", help="a step schedule 'D0:B0,D1:B1,...' (D0 = 0)")
     p.add_argument("--horizon", type=float, required=True, help="total data of the run (tokens)")
+    p.add_argument("--rule", choices=OFFLINE + ONLINE, default="paper",
+                   help="paper (follow Bopt(D), default), late-switch (half the sweep's best fixed batch, then "
+                   "--switch-ratio times that from --switch-at) or fixed (the best fixed batch); noise-scale and "
+                   "floor-ratio are decided during the run: dbs train --batch-rule (docs/optimal_schedules.md)")
+    p.add_argument("--switch-at", type=float, default=None, help="late-switch: data of the switch (default 0.75 "
+                   "x --horizon; for a WSD run, 0.75 x the stable phase's data, as the NQM study scored it)")
+    p.add_argument("--switch-ratio", type=float, default=4.0, help="late-switch: batch after / before the "
+                   "switch (default 4)")
     p.add_argument("--interval", type=float, default=None, help="re-evaluation interval (default horizon/50)")
     p.add_argument("--momentum", type=float, default=1.0, help="smoothing factor in (0, 1] (default 1)")
     p.add_argument("--initial", type=float, default=None, help="initial batch (default Bopt(interval))")
@@ -169,7 +180,7 @@ def run(args):
 
     _check_args(args)
     check_writable(args.out)
-    sched, curve, laws, band_points, chosen = _build(args)
+    sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _by_rule(args)
     out = ensure_writable_dir(args.out)
     meg, step = _megatron(sched, args.seq_len), _megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core()
@@ -178,7 +189,7 @@ def run(args):
     band = _band(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
     with atomic_write(out / "exports.json") as fh:
         json.dump(dict(**step, megatron_rampup=meg, olmo_core=olmo,
-                       curve=None if curve is None else curve.to_dict(), band=band,
+                       curve=None if curve is None else curve.to_dict(), band=band, rule=args.rule,
                        **({} if chosen is None else _choice_record(chosen))), fh, indent=1)
     if chosen is not None:
         _print_choice(chosen, args.horizon)
@@ -201,6 +212,58 @@ def run(args):
         _time_optimal(args, laws)
     print(f"\nwrote {out}/schedule.json, exports.json")
     return 0
+
+
+def _sweep_envelope(path):
+    """``(envelope, lr, laws)`` of a ``dbs fit`` ``fit.json`` whatever it identifies; one-line refusals."""
+    from pathlib import Path
+
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FileNotFoundError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise ValueError(f"{path}: not a JSON file from dbs fit ({str(exc).splitlines()[0]})") from None
+    env = data.get("envelope") if isinstance(data, dict) else None
+    if not isinstance(env, dict) or not env.get("by_batch"):
+        raise ValueError(f"{path}: no sweep envelope with per-batch losses (a fit.json from dbs fit on a sweep)")
+    laws = data.get("laws") or []
+    return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
+
+
+def _by_rule(args):
+    """:func:`_build` for ``--rule late-switch`` or ``fixed``: from the sweep's best fixed batch at the horizon
+    (:func:`dbs_theory.sweep_schedule.best_fixed_batch`)."""
+    from ..batch_rules import late_switch
+    from ..batch_schedules import constant_batch
+    from ..bopt_curve import check_lr
+    from ..sweep_schedule import best_fixed_batch, measured_range
+
+    if args.rule in ONLINE:
+        raise ValueError(f"--rule {args.rule} is decided during the run from what the run measures: train with "
+                         f"dbs train --batch-rule {args.rule}" + (" --rule-fit FIT.json" if args.rule == "floor-ratio"
+                                                                  else " --gns-every N"))
+    if not args.source:
+        raise ValueError(f"--rule {args.rule} needs --from fit.json (it starts from the sweep's best fixed batch)")
+    env, lr, laws = _sweep_envelope(args.source)
+    check_lr(lr, args.lr, "the sweep")
+    measured_to = measured_range(env)
+    if args.horizon > measured_to * (1 + 1e-9) and not args.extrapolate:
+        raise ValueError(f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
+                         "run the sweep longer, or allow it with --extrapolate (the best fixed batch at the "
+                         "sweep's last data is then used)")
+    best, at = best_fixed_batch(env, min(args.horizon, measured_to))[0], min(args.horizon, measured_to)
+    g, lo, hi = args.granularity, args.min_batch, min(args.max_batch, args.horizon)
+    clip = lambda b: min(max(b, lo), hi)
+    if args.rule == "fixed":
+        sched = constant_batch(clip(max(g, round(best / g) * g)), args.unit, lr)
+    else:
+        switch = 0.75 * args.horizon if args.switch_at is None else args.switch_at
+        raw = late_switch(best, switch, args.switch_ratio, args.unit, lr, granularity=g)
+        sched = type(raw)(raw.starts, tuple(clip(b) for b in raw.sizes), raw.unit, lr=raw.lr, kind=raw.kind,
+                          params=raw.params)
+    print(f"{args.rule} rule from the sweep's best fixed batch {best:.4g} at D={at:.4g}")
+    return sched, None, laws, None, None
 
 
 def _choice_record(c):
@@ -269,6 +332,12 @@ def _check_args(args):
         raise ValueError(f"--max-overhead={args.max_overhead:g} must be >= 0")
     if args.seq_len is not None and args.seq_len < 1:
         raise ValueError(f"--seq-len={args.seq_len} must be >= 1")
+    if args.switch_at is not None and not (math.isfinite(args.switch_at) and 0 < args.switch_at < args.horizon):
+        raise ValueError(f"--switch-at={args.switch_at:g} must lie inside the run (0 < D < --horizon)")
+    if not (math.isfinite(args.switch_ratio) and args.switch_ratio >= 1):
+        raise ValueError(f"--switch-ratio={args.switch_ratio:g} must be a finite number >= 1")
+    if args.rule != "late-switch" and (args.switch_at is not None or args.switch_ratio != 4.0):
+        raise ValueError(f"--switch-at/--switch-ratio apply to --rule late-switch only (not {args.rule})")
     if args.granularity > args.max_batch:
         raise ValueError(f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
                          "that is a multiple of the granularity fits under the maximum")
