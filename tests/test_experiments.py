@@ -5,6 +5,7 @@ CPU tier is where they are measured.
 """
 import json
 import math
+import shutil
 import subprocess
 import sys
 
@@ -18,15 +19,6 @@ from dbs_theory.verdicts import VERDICTS  # noqa: E402
 from validate.experiments.runner import RunSpec, run_dir, train_runs  # noqa: E402
 from validate.experiments.tiers import TIERS, get_tier  # noqa: E402
 from validate.experiments.common import config_for, micro_for  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def tiny_results(tmp_path_factory):
-    root = tmp_path_factory.mktemp("validate")
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", "all", "--tier", "tiny", "--out",
-                        str(root), "--quiet"], capture_output=True, text=True, timeout=1500)
-    assert r.returncode == 0, r.stderr[-3000:]
-    return root, r.stdout
 
 
 @pytest.mark.slow
@@ -121,8 +113,10 @@ def test_report_of_the_experiments(tiny_results):
 
 
 @pytest.mark.slow
-def test_an_ablation_under_several_seeds_uses_its_own_spread(tmp_path):
-    """ablation_seeds = [0, 1]: the cosine ablation trains both arms per seed and its interval counts 2 seeds."""
+def test_an_ablation_under_several_seeds_uses_its_own_spread(tiny_results, tmp_path):
+    """ablation_seeds = [0, 1]: the cosine ablation trains both arms per seed and its interval counts 2 seeds
+    (the tiny runs already trained are reused from a copy of their cache)."""
+    shutil.copytree(tiny_results[0] / "runs", tmp_path / "res" / "runs")
     (tmp_path / "two.toml").write_text('base = "tiny"\nablation_seeds = [0, 1]\n')
     r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", "cosine", "--tier-config",
                         str(tmp_path / "two.toml"), "--out", str(tmp_path / "res"), "--quiet"],

@@ -94,8 +94,8 @@ _CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96,
 _GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))  # 16K .. 1M
 
 TIERS = {
-    "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 24_000, 120, 24_000, 6_000,
-                 seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=6_000, eval_tokens=2_048,
+    "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 12_000, 60, 12_000, 3_000,
+                 seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=3_000, eval_tokens=2_048,
                  final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
     "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
                 seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768,  # 5: see power
