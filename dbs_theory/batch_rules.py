@@ -57,8 +57,8 @@ def late_switch(fixed_batch: float, switch_at: float, ratio: float = 4.0, unit="
         raise ValueError(f"late switch needs a positive batch and switch point and ratio >= 1; got batch "
                          f"{fixed_batch!r}, switch at {switch_at!r}, ratio {ratio!r}")
     snap = lambda b: b if granularity is None else max(granularity, round(b / granularity) * granularity)
-    small = 0.5 * fixed_batch
-    return BatchSchedule((0.0, float(switch_at)), (snap(small), snap(ratio * small)), unit, kind="step", lr=lr,
+    small = snap(0.5 * fixed_batch)  # the large batch is ratio x the small one as run (an integer ratio stays exact)
+    return BatchSchedule((0.0, float(switch_at)), (small, snap(ratio * small)), unit, kind="step", lr=lr,
                          params=dict(rule="late switch", switch_at=float(switch_at), ratio=float(ratio),
                                      fixed_batch=float(fixed_batch)))
 

@@ -19,7 +19,8 @@ def _floor(**kw):
 def test_late_switch_halves_the_fixed_batch_then_switches_once():
     s = late_switch(256.0, 7500.0, unit="examples")
     assert s.segments == [(0.0, 128.0), (7500.0, 512.0)]
-    assert late_switch(100.0, 10.0, ratio=2.0, granularity=64).sizes == (64.0, 128.0)  # 50 -> 64, 100 -> 128
+    assert late_switch(100.0, 10.0, ratio=2.0, granularity=64).sizes == (64.0, 128.0)  # 50 -> 64, then 2 x 64
+    assert late_switch(22.65, 10.0, granularity=1).sizes == (11.0, 44.0)  # ratio x the small batch as run
     for bad in (dict(fixed_batch=0.0, switch_at=1.0), dict(fixed_batch=1.0, switch_at=1.0, ratio=0.5)):
         with pytest.raises(ValueError):
             late_switch(**bad)

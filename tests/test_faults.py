@@ -232,7 +232,7 @@ def test_an_edited_schedule_file_is_noticed_on_resume(tmp_path):
     assert r.returncode == 0, r.stderr
     sched.write_text(sched.read_text().replace("512", "1024"))
     msg = one_line(dbs([*TRAIN, "--out", out, "--batch-schedule", sched, "--resume"]), 2)
-    assert "batch_schedule file contents" in msg
+    assert "contents of the batch_schedule or rule_fit file" in msg
 
 
 def test_a_schedule_in_samples_is_converted_to_tokens(tmp_path):

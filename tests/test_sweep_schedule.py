@@ -258,7 +258,10 @@ def test_dbs_schedule_refuses_an_online_rule_and_a_rule_without_a_sweep(sweep, t
     for argv, words in ((["--from", str(path), "--rule", "floor-ratio"], "dbs train --batch-rule floor-ratio"),
                         (["--curve", "1,0.5", "--rule", "late-switch"], "needs --from fit.json"),
                         (["--from", str(path), "--rule", "fixed", "--switch-at", "10"], "late-switch only"),
-                        (["--from", str(path), "--rule", "late-switch", "--switch-at", f"{BUDGET:g}"], "inside the run")):
+                        (["--from", str(path), "--rule", "late-switch", "--switch-at", f"{BUDGET:g}"], "inside the run"),
+                        (["--from", str(path), "--rule", "late-switch", "--momentum", "0.5"], "paper's rule only"),
+                        (["--from", str(path), "--rule", "fixed", "--min-batch", "30", "--max-batch", "20"],
+                         "exceeds --max-batch")):
         assert main(["schedule", *argv, "--horizon", f"{BUDGET:g}", "--out", str(tmp_path / "s")]) == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()

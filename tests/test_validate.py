@@ -369,3 +369,12 @@ def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision(tmp_
 def test_online_rule_options_are_refused_in_one_line(tmp_path, kw, words):
     with pytest.raises(ValueError, match=words):
         cfg(tmp_path, "x", **kw).validate()
+
+
+@pytest.mark.parametrize("text, words", [("{}", "no table rows"), ("[1]", "no table rows"), ("{", "a fit.json"),
+                                         ('{"rows": [{"target": 3.0}]}', "identifies Bmin at 0 target")])
+def test_a_rule_fit_that_is_not_a_usable_table_is_refused_naming_why(tmp_path, text, words):
+    (tmp_path / "f.json").write_text(text)
+    c = cfg(tmp_path, "x", batch_rule="floor-ratio", rule_fit=str(tmp_path / "f.json"))
+    with pytest.raises(ValueError, match=words):
+        T.batch_schedule(c)

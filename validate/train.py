@@ -101,12 +101,14 @@ def online_rule(cfg: TrainConfig, world=1):
         try:
             raw = Path(cfg.rule_fit).read_bytes()
             data = json.loads(raw.decode("utf-8"))
+            if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
+                raise ValueError("no table rows")
             bmin = bmin_table(data["rows"])
         except OSError as exc:
             raise OSError(f"cannot read --rule-fit {cfg.rule_fit!r}: {exc.strerror or exc}") from None
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
-            raise ValueError(f"--rule-fit {cfg.rule_fit}: {str(exc).splitlines()[0] if str(exc) else 'no rows'} "
-                             "(a fit.json from dbs fit)") from None
+            why = str(exc).splitlines()[0] if isinstance(exc, ValueError) and str(exc) else "not a table of rows"
+            raise ValueError(f"--rule-fit {cfg.rule_fit}: {why} (a fit.json from dbs fit)") from None
         sha = hashlib.sha256(raw).hexdigest()
         check_lr(data.get("lr") if isinstance(data.get("lr"), (int, float)) else None, cfg.lr, "sweep (--rule-fit)")
     if cfg.lr_schedule == "wsd" and cfg.decay > 0:
@@ -153,7 +155,7 @@ def _load(path, model, opt, cfg, schedule_sha, check_config=True):
             default = {f.name: f.default for f in fields(cfg)}  # a field newer than the checkpoint: its default
             diff = sorted(k for k in mine if theirs.get(k, default[k]) != mine[k])
             if ck.get("schedule_sha256") != schedule_sha:
-                diff.append("batch_schedule file contents")
+                diff.append("the contents of the batch_schedule or rule_fit file")
             if diff:
                 raise CheckpointError(f"checkpoint {str(path)!r} was written with a different config "
                                       f"({', '.join(diff)})")

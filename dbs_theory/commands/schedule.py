@@ -246,7 +246,7 @@ def _by_rule(args):
     if not args.source:
         raise ValueError(f"--rule {args.rule} needs --from fit.json (it starts from the sweep's best fixed batch)")
     env, lr, laws = _sweep_envelope(args.source)
-    check_lr(lr, args.lr, "the sweep")
+    check_lr(lr, args.lr, "sweep")
     measured_to = measured_range(env)
     if args.horizon > measured_to * (1 + 1e-9) and not args.extrapolate:
         raise ValueError(f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
@@ -338,6 +338,12 @@ def _check_args(args):
         raise ValueError(f"--switch-ratio={args.switch_ratio:g} must be a finite number >= 1")
     if args.rule != "late-switch" and (args.switch_at is not None or args.switch_ratio != 4.0):
         raise ValueError(f"--switch-at/--switch-ratio apply to --rule late-switch only (not {args.rule})")
+    paper_only = [f"--{k}" for k, default in (("interval", None), ("momentum", 1.0), ("initial", None))
+                  if getattr(args, k) != default]
+    if args.rule != "paper" and paper_only:
+        raise ValueError(f"{', '.join(paper_only)} apply to the paper's rule only (not --rule {args.rule})")
+    if args.min_batch > args.max_batch:
+        raise ValueError(f"--min-batch={args.min_batch:g} exceeds --max-batch={args.max_batch:g}")
     if args.granularity > args.max_batch:
         raise ValueError(f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
                          "that is a multiple of the granularity fits under the maximum")
