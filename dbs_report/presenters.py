@@ -311,9 +311,14 @@ def _schedule_band(d):
         what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex["recommendation"] ==
                 "dynamic" else f"the sweep's best fixed batch, {ex['best_fixed']:.4g} {unit} per step")
         choice = f"**Recommended: {what}.** Why: {ex['reason']}.\n\n"
+    elif ex.get("rule") not in (None, "paper"):
+        steps_text = "; then ".join(f"{s['batch_size']:.4g} {unit} per step from D = {s['from']:.4g}" for s in segs)
+        choice = (f"**Rule {ex['rule']}** (dbs schedule --rule, from the sweep's best fixed batch; "
+                  f"docs/optimal_schedules.md scores it): {steps_text}.\n\n")
     if not band:
-        return (f"schedule ({d})", choice + "No measured interval in the source (the band needs dbs fit's "
-                "envelope).", [])
+        none = "" if ex.get("rule") not in (None, "paper") else ("No measured interval in the source (the band "
+                                                                 "needs dbs fit's envelope).")
+        return (f"schedule ({d})", (choice + none).strip(), [])
     text = choice + (f"The sweep covers D up to {band['measured_to']:.4g} {unit}"
                      + (f"; past it the schedule is extrapolated and the band opens to [{band['lo'][-1]:.4g}, "
                         f"{band['hi'][-1]:.4g}] at the horizon." if band.get("beyond") else "."))

@@ -251,6 +251,8 @@ def test_dbs_schedule_by_rule_starts_from_the_sweeps_best_fixed_batch_and_the_la
     else:
         assert sched.segments == [(0.0, best / 2), (0.75 * BUDGET, 2 * best)]
         assert loss_at_budget(nqm, ETA, sched, BUDGET) < losses[best]
+        assert main(["report", str(tmp_path)]) == 0
+        assert "**Rule late-switch**" in (tmp_path / "report.md").read_text()
 
 
 def test_dbs_schedule_refuses_an_online_rule_and_a_rule_without_a_sweep(sweep, tmp_path, capsys):
