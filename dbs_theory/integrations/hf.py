@@ -35,8 +35,10 @@ last, under DDP). So:
   one "epoch" of that many step-batches, so on resume the Trainer's own skip
   (``global_step`` batches of the sampler, indices only) lands on the data
   position of the checkpoint; the checkpoint's ``num_input_tokens_seen`` is
-  checked against the plan at ``global_step`` (a resume with another schedule,
-  micro-batch, sequence length or world size is refused).
+  checked against the plan at ``global_step``: a resume whose plan puts a
+  different token count there (another schedule, micro-batch, sequence length
+  or world size that changes the tokens before that step) is refused; one
+  that agrees up to the checkpoint and differs only after it is not detected.
 
 The dataloader is not sharded by accelerate (its ``BatchSamplerShard`` assumes
 batches of one size); each process's sampler takes its own share. Tested in
