@@ -200,7 +200,10 @@ def _files(path: Path, log_format=None):
         suffixes = {"csv": (".csv",), "jsonl": (".jsonl", ".ndjson")}.get(log_format, (".csv", ".jsonl", ".ndjson"))
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
         if not files:
-            raise ValueError(f"{path}: the directory holds no {' or '.join(suffixes)} logs")
+            deeper = sorted(p for p in path.glob("*/*") if p.suffix.lower() in suffixes)
+            hint = (f"; its subfolders hold {len(deeper)} (e.g. {str(deeper[0])!r}): pass the files, e.g. "
+                    f"{str(path / '*' / deeper[0].name)!r}" if deeper else "")
+            raise ValueError(f"{path}: the directory holds no {' or '.join(suffixes)} logs{hint}")
         return files
     return [path]
 

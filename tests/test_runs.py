@@ -410,3 +410,12 @@ def test_a_file_named_twice_directly_and_through_its_folder_is_read_once(tmp_pat
     _part(tmp_path / "logs" / "a.csv", "a", range(1, 50), 8, 0)
     runs = load_runs(tmp_path / "logs", tmp_path / "logs" / "a.csv", tmp_path / "logs" / ".." / "logs" / "a.csv")
     assert [r.name for r in runs] == ["a"] and runs[0].step.size == 49
+
+
+def test_a_folder_whose_logs_sit_in_subfolders_is_refused_naming_them(tmp_path):
+    """dbs train writes runs/<name>/log.csv: reading the parent folder names the files to pass (not a guess)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "log.csv").write_text("run,batch_size,step,tokens,loss\nx,8,1,8,3.0\n")
+    with pytest.raises(ValueError, match=r"subfolders hold 2 .*\*.log\.csv"):
+        load_runs(tmp_path)
