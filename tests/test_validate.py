@@ -339,10 +339,16 @@ def test_an_online_rule_resumed_mid_way_decides_as_the_uninterrupted_run(tmp_pat
     assert all(d in {a for a, _ in full["decisions"]} for d in changed)
 
 
-def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision(tmp_path):
-    c = cfg(tmp_path, "ns", batch_size=64, micro_batch=1, gns_every=1, batch_rule="noise-scale", rule_every=500,
-            tokens=6_400, eval_tokens=1_024)
+def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision_and_resumes_exactly(tmp_path):
+    """Each decision is the logged B_simple moving average (whole micro-batches, never lower, at most tokens/10);
+    stopped and resumed, the run logs the same noise scales and batches (the moving averages are checkpointed)."""
+    kw = dict(batch_size=64, micro_batch=1, gns_every=1, batch_rule="noise-scale", rule_every=500, tokens=6_400,
+              eval_tokens=1_024)
+    c = cfg(tmp_path, "ns", **kw)
     T.train(c, progress=False)
+    T.train(cfg(tmp_path, "cut", stop_at_tokens=2_500, **kw), progress=False)
+    T.train(cfg(tmp_path, "cut", **kw), resume=True, progress=False)
+    assert comparable(tmp_path / "ns" / "log.csv", "X") == comparable(tmp_path / "cut" / "log.csv", "X")
     rows = list(csv.DictReader((tmp_path / "ns" / "log.csv").open()))
     B, D = [float(r["batch_size"]) for r in rows], [float(r["tokens"]) for r in rows]
     last, checked = 0.0, 0
