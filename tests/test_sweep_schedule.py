@@ -157,12 +157,13 @@ def test_a_run_trained_with_a_batch_schedule_is_read_back_as_dynamic_by_fit_and_
     """Issue 27 acceptance: dbs train --batch-schedule's own log, read back by dbs fit (left out of the
     fixed-batch estimates, named) and dbs report (drawn with its batch steps)."""
     pytest.importorskip("torch")
-    common = ["train", "--preset", "tiny", "--seq-len", "32", "--tokens", "24000", "--lr", "3e-3", "--quiet"]
+    common = ["train", "--preset", "tiny", "--seq-len", "32", "--tokens", "12000", "--lr", "3e-3", "--eval-tokens",
+              "2048", "--quiet"]
     for b in (128, 256, 512):
         assert main([*common, "--batch-size", str(b), "--out", str(tmp_path / f"b{b}")]) == 0
     from dbs_theory.batch_schedules import step_batch
 
-    (tmp_path / "grow.json").write_text(step_batch([12000.0], [128.0, 512.0], "tokens", 3e-3).to_json())
+    (tmp_path / "grow.json").write_text(step_batch([6000.0], [128.0, 512.0], "tokens", 3e-3).to_json())
     assert main([*common, "--batch-schedule", str(tmp_path / "grow.json"), "--out", str(tmp_path / "grow")]) == 0
     logs = [str(tmp_path / n / "log.csv") for n in ("b128", "b256", "b512", "grow")]
     capsys.readouterr()

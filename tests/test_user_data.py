@@ -76,9 +76,9 @@ def test_a_tier_from_toml_inherits_or_names_what_is_missing(tmp_path):
 def test_dbs_validate_sweep_on_a_user_folder_with_a_tier_defined_only_in_a_file(tmp_path):
     data = messy_folder(tmp_path / "data", n=30)
     tiny = get_tier("tiny")
-    fields = dict(name="mine", preset="tiny", seq_len=32, lr=3e-3, weight_decay=0.1, warmup=1000,
-                  batches=[128, 256, 512], sweep_tokens=12000, sweep_steps=100, budget=12000, decay_tokens=3000,
-                  seeds=[0, 1], max_micro=8, dyn_micro=2, eval_every_tokens=6000, eval_tokens=1024, jobs=1,
+    fields = dict(name="mine", preset="tiny", seq_len=32, lr=3e-3, weight_decay=0.1, warmup=500,
+                  batches=[128, 256, 512], sweep_tokens=6000, sweep_steps=50, budget=6000, decay_tokens=1500,
+                  seeds=[0, 1], max_micro=8, dyn_micro=2, eval_every_tokens=3000, eval_tokens=1024, jobs=1,
                   gns_every=tiny.gns_every)
     toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in fields.items()) + "\n"
     (tmp_path / "mine.toml").write_text(toml)
