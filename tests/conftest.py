@@ -7,6 +7,15 @@ import sys
 import pytest
 from hypothesis import settings
 
+# Under pytest-xdist each worker keeps to its own core (and the runs it starts, which size their threads by
+# the CPUs they may use): two workers with two threads each on two cores mostly wait for each other.
+_worker, _count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _worker.startswith("gw") and _count > 1 and hasattr(os, "sched_getaffinity"):
+    _cpus = sorted(os.sched_getaffinity(0))
+    if len(_cpus) >= _count:
+        os.sched_setaffinity(0, {_cpus[int(_worker[2:]) % len(_cpus)]})
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 settings.register_profile("ci", derandomize=True, deadline=None)
 settings.load_profile("ci" if os.environ.get("CI") == "true" else "default")
 

@@ -38,7 +38,8 @@ def train_runs(root, specs, jobs=1, progress=True, desc="runs", timeout=None, la
         raise ValueError(f"duplicate run labels: {sorted({x for x in labels if labels.count(x) > 1})}")
     inprocess = jobs <= 1 and timeout is None
     todo = list({config_key(s.config): s for s in reversed(specs) if not is_done(root, s)}.values())[::-1]
-    threads = max(1, (os.cpu_count() or 1) // max(1, jobs))
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    threads = max(1, cpus // max(1, jobs))  # the CPUs this process may use (a Slurm or taskset binding)
     if todo:
         from tqdm.auto import tqdm
 
