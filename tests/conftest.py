@@ -13,7 +13,8 @@ _worker, _count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get(
 if _worker.startswith("gw") and _count > 1 and hasattr(os, "sched_getaffinity"):
     _cpus = sorted(os.sched_getaffinity(0))
     if len(_cpus) >= _count:
-        os.sched_setaffinity(0, {_cpus[int(_worker[2:]) % len(_cpus)]})
+        os.environ.setdefault("NUMBA_NUM_THREADS", str(len(_cpus)))  # numba's pool still allows every core's
+        os.sched_setaffinity(0, {_cpus[int(_worker[2:]) % len(_cpus)]})  # thread (thread-count tests)
         os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 settings.register_profile("ci", derandomize=True, deadline=None)
