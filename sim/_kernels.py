@@ -11,8 +11,10 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from dbs_theory._kernels import relaxed_schedule_loss  # noqa: F401  (one implementation, in the library)
+
 __all__ = ["hit_time", "frontier_kernel", "frontier_kernel_serial", "loss_coefficients", "mc_kernel",
-           "mc_kernel_noise", "splitmix_normals", "relaxed_schedule_loss"]
+           "mc_kernel_noise", "splitmix_normals"]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -408,42 +410,3 @@ def moment_steps(h, c, w, m, lrs, batches, record, out):
                 s += w[i] * m[i]
             out[j] = s
             j += 1
-
-
-@njit(cache=True)
-def relaxed_schedule_loss(loga, q, w, m0, cell_data, cell_piece, log_batch, grad, E, ms):
-    """Relaxed final excess loss ``sum w m`` after per-cell jumps of ``n = cell_data / B`` real steps.
-
-    Per cell ``j`` (batch ``B = exp(log_batch[cell_piece[j]])``) and mode ``i``:
-    ``m <- E m + (1 - E) q / B`` with ``E = exp(n loga)`` (0 where ``loga = -inf``).
-    ``grad`` (pieces,) receives the gradient in ``log_batch`` by the adjoint pass
-    (``sim.optimal`` documents the algebra; its numpy ``relaxed_loss`` is the
-    reference). ``E`` (J, d) and ``ms`` (J + 1, d) are workspaces.
-    """
-    J, d = loga.shape
-    ms[0, :] = m0
-    for j in range(J):
-        B = math.exp(log_batch[cell_piece[j]])
-        n = cell_data[j] / B
-        for i in range(d):
-            e = 0.0 if loga[j, i] == -np.inf else math.exp(n * loga[j, i])
-            E[j, i] = e
-            ms[j + 1, i] = e * ms[j, i] + (1.0 - e) * q[j, i] / B
-    loss = 0.0
-    lam = np.empty(d)
-    for i in range(d):
-        loss += w[i] * ms[J, i]
-        lam[i] = w[i]
-    grad[:] = 0.0
-    for j in range(J - 1, -1, -1):
-        B = math.exp(log_batch[cell_piece[j]])
-        n = cell_data[j] / B
-        s = 0.0
-        for i in range(d):
-            e = E[j, i]
-            fl = q[j, i] / B
-            sl = 0.0 if loga[j, i] == -np.inf else loga[j, i] * e * n
-            s += lam[i] * (-sl * (ms[j, i] - fl) - (1.0 - e) * fl)
-            lam[i] *= e
-        grad[cell_piece[j]] += s
-    return loss

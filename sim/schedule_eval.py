@@ -32,30 +32,53 @@ from .frontier import _argmin_log, bopt, steps_to_target
 from .nqm import NQM
 
 __all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece", "compare_schedules",
-           "ablations", "trajectories", "measured_schedules"]
+           "ablations", "trajectories", "measured_schedules", "crossing_step"]
 
 
 @renamed(batch="batch_size")
 def loss_at_budget(nqm: NQM, lr, batch_size, budget: float) -> float:
     """Expected loss after exactly ``budget`` examples under the given schedules.
 
-    Linear in data between the last step before the budget and the step that
-    reaches it (both recorded: interpolating from step 0 instead biased the
-    loss by up to ``L0 B / budget``, a sawtooth in ``B`` that moved the best
-    fixed batch by 15%).
+    Linear in data between the start and the end of the step that crosses the
+    budget (:func:`crossing_step`: the step's own batch, which is the batch at
+    its start, not the batch at ``budget``). Interpolating from step 0 instead
+    biased the loss by up to ``L0 B / budget``, a sawtooth in ``B`` that moved
+    the best fixed batch by 15%; from the step a batch change past the crossing
+    step's start would place, by up to 8%.
     """
-    b_end = float(as_schedule(batch_size, "batch_size")(budget))
-    tr = expected_loss(nqm, lr, batch_size, data=budget, record_at=[max(budget - b_end, 0.0)])
+    start = crossing_step(batch_size, budget)
+    tr = expected_loss(nqm, lr, batch_size, data=budget, record_at=[start] if start > 0 else None)
     if tr.D.size == 1 or tr.D[-1] == budget:
         return float(tr.loss[-1])
     f = (budget - tr.D[-2]) / (tr.D[-1] - tr.D[-2])
     return float(tr.loss[-2] + f * (tr.loss[-1] - tr.loss[-2]))
 
 
-def best_fixed_batch(nqm: NQM, lr, budget: float):
-    """``(B, loss)``: the fixed batch with the lowest loss at the budget (10 to 200 000 steps)."""
+def crossing_step(batch_size, budget: float) -> float:
+    """Data (examples) where the step that reaches ``budget`` starts: each step takes the batch at its own
+    start (:func:`sim.dynamics.expected_loss`), so over constant pieces the step starts are closed form. A
+    batch schedule that varies step by step is walked one step at a time."""
+    b_s, D = as_schedule(batch_size, "batch_size"), 0.0
+    nxt = getattr(b_s, "next_change", None)
+    while True:
+        b = float(b_s(D))
+        if not b > 0:
+            raise ValueError(f"batch size must be positive; got {b!r} at D={D:g}")
+        edge = nxt(D) if nxt is not None else D
+        to_budget = max(1, math.ceil((budget - D) / b - 1e-12))
+        if edge >= budget or edge == math.inf:
+            return D + (to_budget - 1) * b
+        to_edge = max(1, math.ceil((edge - D) / b - 1e-12)) if edge > D else 1
+        if to_budget <= to_edge:
+            return D + (to_budget - 1) * b
+        D += to_edge * b
+
+
+def best_fixed_batch(nqm: NQM, lr, budget: float, min_batch: float = 0.0):
+    """``(B, loss)``: the fixed batch with the lowest loss at the budget (10 to 200 000 steps, and at least
+    ``min_batch`` examples)."""
     fun = lambda B: loss_at_budget(nqm, lr, B, budget)
-    return _argmin_log(fun, budget / 2e5, budget / 10, n=40, xtol=1e-6)
+    return _argmin_log(fun, max(budget / 2e5, min(min_batch, budget / 20)), budget / 10, n=40, xtol=1e-6)
 
 
 def nqm_bopt_curve(nqm: NQM, eta: float, budget: float, n=10):
