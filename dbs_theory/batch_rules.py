@@ -1,17 +1,9 @@
 """Batch-size rules beside the paper's: what ``dbs schedule --rule`` and ``dbs train --batch-rule`` build.
 
-Every rule here is scored on the NQM against the optimal schedule by
-:func:`sim.compare_rules` (docs/optimal_schedules.md); the evidence decides
-the defaults, and the paper's rule stays the default of ``dbs schedule``.
-
-Rules fixed before the run (a :class:`~dbs_theory.batch_schedules.BatchSchedule`
-from a sweep, :data:`OFFLINE`):
-
-- ``paper``: follow the envelope's ``Bopt(D)``
-  (:func:`dbs_theory.sweep_schedule.schedule_from_envelope`);
-- ``late-switch`` (arXiv 2602.14208): half the sweep's best fixed batch until
-  ``switch_at``, then ``ratio`` times that (:func:`late_switch`);
-- ``fixed``: the sweep's best fixed batch.
+The rules fixed before the run (``dbs schedule --rule``) are listed and
+chosen in :mod:`dbs_theory.schedule_rules` (``late-switch`` builds on
+:func:`late_switch` here: half the sweep's best fixed batch until
+``switch_at``, then ``ratio`` times that; arXiv 2602.14208).
 
 Rules decided during the run from what it measures (:class:`OnlineRule`,
 :data:`ONLINE`), every ``every`` tokens, never falling:
@@ -35,10 +27,8 @@ import numpy as np
 
 from .batch_schedules import BatchSchedule
 
-__all__ = ["OFFLINE", "ONLINE", "GAMMA", "ANNEAL", "late_switch", "bmin_table", "OnlineRule"]
+__all__ = ["ONLINE", "GAMMA", "ANNEAL", "late_switch", "bmin_table", "OnlineRule", "online_rule"]
 
-#: rules ``dbs schedule --rule`` builds from a sweep (the first is the default)
-OFFLINE = ("paper", "late-switch", "fixed")
 #: rules ``dbs train --batch-rule`` runs inside the training loop
 ONLINE = ("noise-scale", "floor-ratio")
 #: the floor-ratio rule's ``B / Bmin(L)`` while the rate holds, and while it decays (docs/optimal_schedules.md)
@@ -178,3 +168,23 @@ class OnlineRule:
         self.decisions = [(float(d), float(b)) for d, b in state["decisions"]]
         self.loss_sum, self.loss_n = float(state["loss_sum"]), int(state["loss_n"])
         self.b_simple = float(state["b_simple"])
+
+
+def online_rule(name: str, initial: float, horizon: float, plan=None, *, granularity: float = 1.0, rows=None,
+                every: float | None = None, max_batch: float | None = None) -> OnlineRule:
+    """The :class:`OnlineRule` ``dbs train --batch-rule NAME`` runs (and the NQM study scores): a decision every
+    ``every`` (default ``horizon / 50``) data, batches whole multiples of ``granularity`` up to ``max_batch``
+    (default ``horizon / 10``, never below ``initial``), the floor-ratio rule's ``Bmin`` from a fit's ``rows``
+    (:func:`bmin_table`), its ``anneal`` factor from the decay of ``plan`` (an :class:`~dbs_theory.lr_plan.LRPlan`:
+    a WSD decay's start; the last tenth of a constant-rate run; never under cosine). Units: the run's (tokens)."""
+    from .lr_plan import LRPlan
+
+    plan = LRPlan() if plan is None else plan
+    if plan.shape == "cosine":
+        anneal_from = math.inf
+    else:
+        anneal_from = plan.stable_end(horizon) if plan.decay else 0.9 * horizon
+    bmin = bmin_table(rows) if name == "floor-ratio" and rows is not None else ()
+    return OnlineRule(name, initial, every or horizon / 50, min_batch=granularity,
+                      max_batch=max(max_batch or horizon / 10, initial), granularity=granularity, bmin=bmin,
+                      anneal_from=anneal_from)

@@ -60,6 +60,11 @@ class EnvelopeBopt:
         than :data:`dbs_theory.curves.MIN_ROWS` in the smoothing window).
     batches, by_batch : the batch sizes of the sweep and each one's mean smoothed
         loss at each ``D`` (batches x data; NaN where its runs do not reach ``D``).
+    mean_by_batch : the same without the running minimum: each run's local line in
+        ``log D`` (:func:`dbs_theory.curves.local_line`), an unbiased reading of its
+        expected loss. The running minimum of a noisy curve sits below it (by 4x at
+        batch 1 of a one-seed NQM sweep near its floor); a model of the expected loss
+        (:mod:`dbs_theory.calibrate`) is fitted to this one.
     """
 
     data: np.ndarray
@@ -74,6 +79,7 @@ class EnvelopeBopt:
     few_rows: np.ndarray = None
     batches: np.ndarray = None
     by_batch: np.ndarray = None
+    mean_by_batch: np.ndarray = None
 
     def to_dict(self) -> dict:
         """JSON-ready columns (NaN as ``None``): what ``fit.json`` stores as its ``envelope``."""
@@ -82,7 +88,9 @@ class EnvelopeBopt:
                                                     "batches")}
         out["identified"] = [bool(v) for v in self.identified]
         out["reason"] = list(self.reason)
-        out["by_batch"] = None if self.by_batch is None else [clean(row) for row in self.by_batch]
+        for key in ("by_batch", "mean_by_batch"):
+            rows = getattr(self, key)
+            out[key] = None if rows is None else [clean(row) for row in rows]
         return out
 
 
@@ -284,8 +292,9 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
                3: f"the batches around the minimum are more than {MAX_GAP:g}x apart: Bopt lies between the "
                   "best batch's neighbours"}
     few = _few_rows(groups, L, data, window)
+    mean = _loss_matrix(groups, lines, data) if smoothing == "centered" else None
     return EnvelopeBopt(data, bopt, lo, hi, loss, code == 0, [reasons[int(c)] for c in code], loss_lo, loss_hi,
-                        few, batches, L)
+                        few, batches, L, mean)
 
 
 def _few_rows(groups, L, data, window):

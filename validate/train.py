@@ -94,16 +94,17 @@ def batch_schedule(cfg: TrainConfig, world=1):
 
 def online_rule(cfg: TrainConfig, world=1):
     """``(OnlineRule, sha256 of --rule-fit or None)`` for ``cfg.batch_rule`` (dbs_theory.batch_rules)."""
-    from dbs_theory.batch_rules import OnlineRule, bmin_table
+    from dbs_theory.batch_rules import bmin_table, online_rule
+    from dbs_theory.lr_plan import LRPlan
 
-    bmin, sha = (), None
+    sha = None
     if cfg.rule_fit:
         try:
             raw = Path(cfg.rule_fit).read_bytes()
             data = json.loads(raw.decode("utf-8"))
             if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
                 raise ValueError("no table rows")
-            bmin = bmin_table(data["rows"])
+            bmin_table(data["rows"])  # refused here, naming the file, where it cannot serve the rule
         except OSError as exc:
             raise OSError(f"cannot read --rule-fit {cfg.rule_fit!r}: {exc.strerror or exc}") from None
         except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
@@ -111,14 +112,14 @@ def online_rule(cfg: TrainConfig, world=1):
             raise ValueError(f"--rule-fit {cfg.rule_fit}: {why} (a fit.json from dbs fit)") from None
         sha = hashlib.sha256(raw).hexdigest()
         check_lr(data.get("lr") if isinstance(data.get("lr"), (int, float)) else None, cfg.lr, "sweep (--rule-fit)")
-    if cfg.lr_schedule == "wsd" and cfg.decay > 0:
-        anneal_from = (1.0 - cfg.decay) * cfg.tokens
-    else:  # the study's rule: the last tenth of a constant-rate run; never under cosine
-        anneal_from = 0.9 * cfg.tokens if cfg.lr_schedule == "constant" else math.inf
+    # a WSD run without a decay holds its rate after warmup: the floor-ratio rule anneals its last tenth, as a
+    # constant-rate run's (it used to never anneal there)
+    plan = LRPlan(decay=cfg.decay) if cfg.lr_schedule == "wsd" and cfg.decay > 0 else \
+        LRPlan(shape="cosine") if cfg.lr_schedule == "cosine" else LRPlan()
     g = float(cfg.seq_len * world * (cfg.micro_batch or 1))
-    rule = OnlineRule(cfg.batch_rule, cfg.batch_size, cfg.rule_every or cfg.tokens / 50, min_batch=g,
-                      max_batch=max(cfg.rule_max_batch or cfg.tokens / 10, cfg.batch_size), granularity=g,
-                      bmin=bmin, anneal_from=anneal_from)
+    rule = online_rule(cfg.batch_rule, cfg.batch_size, cfg.tokens, plan, granularity=g,
+                       rows=data["rows"] if cfg.rule_fit else None, every=cfg.rule_every or None,
+                       max_batch=cfg.rule_max_batch or None)
     return rule, sha
 
 

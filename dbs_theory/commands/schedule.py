@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import json
 
-from ..batch_rules import OFFLINE, ONLINE
+from ..batch_rules import ONLINE
+from ..schedule_rules import DEFAULT_RULE, RULES
 
 __all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope"]
 
@@ -12,6 +13,7 @@ EXAMPLES = """examples:
   dbs schedule --from results/fit/fit.json --horizon 6e6 --granularity 512 --out results/schedule
   dbs schedule --curve 0.5,0.4 --horizon 1e9 --seq-len 2048 --unit tokens
   dbs schedule --steps 0:2e6,125e9:4e6 --horizon 5e11
+  dbs schedule --from results/fit/fit.json --horizon 6e6 --decay 0.2 --out results/wsd
   dbs schedule --from results/fit/fit.json --rule late-switch --horizon 6e6 --out results/late"""
 
 
@@ -21,10 +23,18 @@ def add_arguments(p):
     src.add_argument("--curve", help="an explicit power law Bopt(D) = k D^alpha, as 'k,alpha'")
     src.add_argument("--steps", help="a step schedule 'D0:B0,D1:B1,...' (D0 = 0)")
     p.add_argument("--horizon", type=float, required=True, help="total data of the run (tokens)")
-    p.add_argument("--rule", choices=OFFLINE + ONLINE, default="paper",
-                   help="paper (follow Bopt(D), default), late-switch (half the sweep's best fixed batch, then "
-                   "--switch-ratio times that from --switch-at) or fixed (the best fixed batch); noise-scale and "
-                   "floor-ratio are decided during the run: dbs train --batch-rule (docs/optimal_schedules.md)")
+    p.add_argument("--rule", choices=RULES + ONLINE, default=None,
+                   help=f"with --from a sweep's fit.json: calibrated (default: optimise the batch on a loss model "
+                   "fitted to the sweep, under the run's LR plan), stitch (the batch whose curve descends fastest "
+                   "at the run's loss), paper (follow Bopt(D); the default for --curve and for fits without a "
+                   "sweep envelope), late-switch (half the sweep's best fixed batch, then --switch-ratio times "
+                   "that from --switch-at) or fixed (the best fixed batch); noise-scale and floor-ratio are "
+                   "decided during the run: dbs train --batch-rule (docs/optimal_schedules.md)")
+    p.add_argument("--decay", type=float, default=0.0, help="the run's LR plan: fraction of --horizon in a "
+                   "final linear (WSD) decay, 0 for a constant rate (default 0); the calibrated rule "
+                   "optimises for it")
+    p.add_argument("--final-lr", type=float, default=0.1, help="the rate at the end of the decay, as a multiple "
+                   "of the peak (default 0.1)")
     p.add_argument("--switch-at", type=float, default=None, help="late-switch: data of the switch (default 0.75 "
                    "x --horizon; for a WSD run, 0.75 x the stable phase's data, as the NQM study scored it)")
     p.add_argument("--switch-ratio", type=float, default=4.0, help="late-switch: batch after / before the "
@@ -120,9 +130,8 @@ def _build(args):
             curve = BoptCurve("power", dict(k=k, alpha=alpha), np.array([args.horizon / 100, args.horizon]),
                               np.array([1.0, 1.0]), None, math.nan, args.lr, True)
         else:
-            env = load_envelope(args.source)
-            if env is not None:
-                return _from_envelope(args, env)
+            if load_envelope(args.source) is not None:
+                return _from_fit(args, "paper")
             D, B, lr, laws, lo, hi = load_points(args.source, band=True)
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
             check_lr(curve.lr, args.lr, "Bopt curve")
@@ -153,24 +162,59 @@ def load_envelope(path):
     return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
 
 
-def _from_envelope(args, found):
-    """:func:`_build` from the sweep's envelope (:func:`dbs_theory.sweep_schedule.schedule_from_envelope`)."""
+def _from_fit(args, rule):
+    """:func:`_build` for a sweep's ``fit.json``: the library's choice
+    (:func:`dbs_theory.schedule_rules.schedule_from_fit`) under the run's LR plan (``--decay``)."""
     import math
 
     from ..bopt_curve import check_lr
-    from ..sweep_schedule import schedule_from_envelope
+    from ..lr_plan import LRPlan
+    from ..schedule_rules import schedule_from_fit
+    from ..sweep_schedule import measured_range
 
-    env, lr, laws = found
-    check_lr(lr, args.lr, "Bopt curve")
-    got = schedule_from_envelope(env, args.horizon, interval=args.interval, momentum=args.momentum,
-                                 granularity=args.granularity, min_batch=args.min_batch,
-                                 max_batch=args.max_batch if math.isfinite(args.max_batch) else math.inf,
-                                 unit=args.unit, lr=lr, extrapolate=args.extrapolate)
-    lo = [v for v, ok in zip(env["lo"], env["identified"]) if ok]
-    hi = [v for v, ok in zip(env["hi"], env["identified"]) if ok]
-    pts = [(d, b) for d, b, ok in zip(env["data"], env["bopt"], env["identified"]) if ok]
-    band = ([d for d, _ in pts], [b for _, b in pts], lo, hi) if None not in lo + hi else None
-    return got.schedule, got.curve, laws, band, got
+    if rule in ONLINE:
+        raise ValueError(f"--rule {rule} is decided during the run from what the run measures: train with "
+                         f"dbs train --batch-rule {rule}" + (" --rule-fit FIT.json" if rule == "floor-ratio"
+                                                             else " --gns-every N"))
+    if not args.source:
+        raise ValueError(f"--rule {rule} needs --from fit.json (a dbs fit of a sweep: it reads the sweep's curves)")
+    env, lr, laws = load_envelope(args.source) if rule == "paper" else _sweep_envelope(args.source)
+    check_lr(lr, args.lr, "Bopt curve" if rule == "paper" else "sweep")
+    measured_to = measured_range(env)
+    if args.horizon > measured_to * (1 + 1e-9) and not args.extrapolate:
+        raise ValueError(f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
+                         "run the sweep longer, or allow it with --extrapolate (" +
+                         ("Bopt is then held at its last measured value)" if rule == "paper" else
+                          "the rule then holds what the sweep measured last)"))
+    choice = schedule_from_fit(dict(envelope=env), args.horizon, rule, LRPlan(args.decay, args.final_lr),
+                               unit=args.unit, granularity=args.granularity, min_batch=args.min_batch,
+                               max_batch=args.max_batch, extrapolate=args.extrapolate, lr=lr,
+                               interval=args.interval, momentum=args.momentum, switch_at=args.switch_at,
+                               switch_ratio=args.switch_ratio)
+    band = None
+    if rule == "paper":
+        ok = env["identified"]
+        lo = [v for v, k in zip(env["lo"], ok) if k]
+        hi = [v for v, k in zip(env["hi"], ok) if k]
+        pts = [(d, b) for d, b, k in zip(env["data"], env["bopt"], ok) if k]
+        band = ([d for d, _ in pts], [b for _, b in pts], lo, hi) if None not in lo + hi else None
+    elif rule in ("late-switch", "fixed"):
+        print(f"{rule} rule from the sweep's best fixed batch {choice.best_fixed:.4g} at D={choice.best_fixed_at:.4g}")
+    return choice.schedule, choice.curve, laws, band, choice
+
+
+def _resolve_rule(args):
+    """The rule to run: ``--rule``, else the default for the source (the calibrated rule for a sweep's fit.json
+    with per-batch curves, the paper's rule otherwise)."""
+    if args.rule is not None:
+        return args.rule
+    if args.source:
+        try:
+            _sweep_envelope(args.source)
+            return DEFAULT_RULE
+        except (OSError, ValueError):
+            pass  # no sweep envelope: the paper's rule on what the file holds (load_points names what is wrong)
+    return "paper"
 
 
 def run(args):
@@ -178,9 +222,10 @@ def run(args):
 
     from ..io import atomic_write, check_writable, ensure_writable_dir
 
+    args.rule = _resolve_rule(args)
     _check_args(args)
     check_writable(args.out)
-    sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _by_rule(args)
+    sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _from_fit(args, args.rule)
     out = ensure_writable_dir(args.out)
     meg, step = _megatron(sched, args.seq_len), _megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core()
@@ -189,8 +234,8 @@ def run(args):
     band = _band(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
     with atomic_write(out / "exports.json") as fh:
         json.dump(dict(**step, megatron_rampup=meg, olmo_core=olmo,
-                       curve=None if curve is None else curve.to_dict(), band=band, rule=args.rule,
-                       **({} if chosen is None else _choice_record(chosen))), fh, indent=1)
+                       curve=None if curve is None else curve.to_dict(), band=band,
+                       **(dict(rule=args.rule) if chosen is None else chosen.record())), fh, indent=1)
     if chosen is not None:
         _print_choice(chosen, args.horizon)
     print(f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
@@ -231,55 +276,18 @@ def _sweep_envelope(path):
     return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
 
 
-def _by_rule(args):
-    """:func:`_build` for ``--rule late-switch`` or ``fixed``: from the sweep's best fixed batch at the horizon
-    (:func:`dbs_theory.sweep_schedule.best_fixed_batch`)."""
-    from ..batch_rules import late_switch
-    from ..batch_schedules import constant_batch
-    from ..bopt_curve import check_lr
-    from ..sweep_schedule import best_fixed_batch, measured_range
-
-    if args.rule in ONLINE:
-        raise ValueError(f"--rule {args.rule} is decided during the run from what the run measures: train with "
-                         f"dbs train --batch-rule {args.rule}" + (" --rule-fit FIT.json" if args.rule == "floor-ratio"
-                                                                  else " --gns-every N"))
-    if not args.source:
-        raise ValueError(f"--rule {args.rule} needs --from fit.json (it starts from the sweep's best fixed batch)")
-    env, lr, laws = _sweep_envelope(args.source)
-    check_lr(lr, args.lr, "sweep")
-    measured_to = measured_range(env)
-    if args.horizon > measured_to * (1 + 1e-9) and not args.extrapolate:
-        raise ValueError(f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
-                         "run the sweep longer, or allow it with --extrapolate (the best fixed batch at the "
-                         "sweep's last data is then used)")
-    best, at = best_fixed_batch(env, min(args.horizon, measured_to))[0], min(args.horizon, measured_to)
-    g, lo, hi = args.granularity, args.min_batch, min(args.max_batch, args.horizon)
-    clip = lambda b: min(max(b, lo), hi)
-    if args.rule == "fixed":
-        sched = constant_batch(clip(max(g, round(best / g) * g)), args.unit, lr)
-    else:
-        switch = 0.75 * args.horizon if args.switch_at is None else args.switch_at
-        raw = late_switch(best, switch, args.switch_ratio, args.unit, lr, granularity=g)
-        sched = type(raw)(raw.starts, tuple(clip(b) for b in raw.sizes), raw.unit, lr=raw.lr, kind=raw.kind,
-                          params=raw.params)
-    print(f"{args.rule} rule from the sweep's best fixed batch {best:.4g} at D={at:.4g}")
-    return sched, None, laws, None, None
-
-
-def _choice_record(c):
-    """``exports.json``'s record of which schedule was chosen and why."""
-    return dict(recommendation=c.recommendation, reason=c.reason, best_fixed=c.best_fixed,
-                best_fixed_at=c.best_fixed_at, measured_to=c.measured_to,
-                dynamic=[{"from": a, "batch_size": b} for a, b in c.dynamic.segments])
-
-
 def _print_choice(c, horizon):
+    if c.rule in ("late-switch", "fixed"):
+        return
+    if not c.lr_plan.constant:
+        print(f"the run's LR plan: {c.lr_plan.describe()}" +
+              (" (this rule does not use it)" if c.rule != "calibrated" else ""))
     if c.recommendation == "fixed":
         print(f"warning: {c.reason}. schedule.json holds that fixed batch; the dynamic schedule it replaces "
               f"({c.dynamic.sizes[0]:.4g} -> {c.dynamic.sizes[-1]:.4g}) is in exports.json")
     else:
         print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
-    if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic":
+    if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic" and c.curve is not None:
         print(f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
               f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
               "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
@@ -324,6 +332,10 @@ def _check_args(args):
         v = getattr(args, name)
         if v is not None and not (v > 0 and (math.isfinite(v) or name == "max_batch")):
             raise ValueError(f"--{name.replace('_', '-')}={v:g} must be a positive finite number")
+    if not (math.isfinite(args.decay) and 0 <= args.decay < 1):
+        raise ValueError(f"--decay={args.decay:g} must be the fraction of the run in the LR decay, in [0, 1)")
+    if not (math.isfinite(args.final_lr) and 0 <= args.final_lr <= 1):
+        raise ValueError(f"--final-lr={args.final_lr:g} must be a multiple of the peak rate in [0, 1]")
     if not 0 < args.momentum <= 1:
         raise ValueError(f"--momentum={args.momentum:g} must lie in (0, 1]")
     if args.devices < 1:
