@@ -306,11 +306,12 @@ def _schedule_band(d):
     steps = ([s["from"] for s in segs], [s["batch_size"] for s in segs])
     unit = sc.get("unit", "tokens")
     choice = ""
-    if ex.get("recommendation"):
+    if ex.get("recommendation") and ex.get("rule") not in ("late-switch", "fixed"):
         sizes = [s["batch_size"] for s in segs]
         what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex["recommendation"] ==
                 "dynamic" else f"the sweep's best fixed batch, {ex['best_fixed']:.4g} {unit} per step")
-        choice = f"**Recommended: {what}.** Why: {ex['reason']}.\n\n"
+        rule = f" (rule {ex['rule']})" if ex.get("rule") not in (None, "paper") else ""
+        choice = f"**Recommended{rule}: {what}.** Why: {ex['reason']}.\n\n"
     elif ex.get("rule") not in (None, "paper"):
         steps_text = "; then ".join(f"{s['batch_size']:.4g} {unit} per step from D = {s['from']:.4g}" for s in segs)
         choice = (f"**Rule {ex['rule']}** (dbs schedule --rule, from the sweep's best fixed batch; "

@@ -16,7 +16,7 @@ Planning runs (``dbs plan``): :func:`plan_sweep` (:mod:`dbs_theory.planner`).
 Schedules (``dbs schedule``):
     :func:`schedule_from_fit` and :class:`ScheduleChoice` (:mod:`dbs_theory.schedule_rules`, the main path: a
     rule's schedule from a sweep's fit, for the run's :class:`LRPlan`; the default rule optimises the batch on
-    a :class:`ModalModel` fitted by :func:`calibrate`); :func:`schedule_from_envelope`
+    a :class:`ModalModel` fitted by :func:`dbs_theory.calibrate.calibrate`); :func:`schedule_from_envelope`
     (:mod:`dbs_theory.sweep_schedule`, the paper's rule on the sweep's measured ``Bopt(D)``); :class:`BatchSchedule`, :func:`constant_batch`, :func:`step_batch`,
     :func:`dynamic_batch` (:mod:`dbs_theory.batch_schedules`); :class:`BoptCurve`, :func:`envelope_curve`,
     :func:`fit_bopt_curve` (:mod:`dbs_theory.bopt_curve`); :func:`wsd`, :func:`cosine`, :func:`constant`
@@ -46,7 +46,7 @@ _EXPORTS = {
     "plan_sweep": "planner",
     "schedule_from_envelope": "sweep_schedule", "SweepSchedule": "sweep_schedule",
     "schedule_from_fit": "schedule_rules", "ScheduleChoice": "schedule_rules", "LRPlan": "lr_plan",
-    "ModalModel": "modal", "calibrate": "calibrate",
+    "ModalModel": "modal",
     "BatchSchedule": "batch_schedules", "constant_batch": "batch_schedules", "step_batch": "batch_schedules",
     "dynamic_batch": "batch_schedules",
     "BoptCurve": "bopt_curve", "envelope_curve": "bopt_curve", "fit_bopt_curve": "bopt_curve",

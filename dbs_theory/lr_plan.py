@@ -66,9 +66,9 @@ class LRPlan:
             return 0.0
         return float(horizon) - self.decay * float(horizon) if self.decay else float(horizon)
 
-    def scale(self, D, horizon: float) -> np.ndarray:
-        """The rate at data ``D`` as a multiple of the peak (held at ``final`` past the horizon)."""
-        x = np.clip(np.asarray(D, float) / float(horizon), 0.0, 1.0)
+    def scale(self, data, horizon: float) -> np.ndarray:
+        """The rate at ``data`` as a multiple of the peak (held at ``final`` past the horizon)."""
+        x = np.clip(np.asarray(data, float) / float(horizon), 0.0, 1.0)
         if self.shape == "cosine":
             return self.final + (1.0 - self.final) * 0.5 * (1.0 + np.cos(np.pi * x))
         if not self.decay:

@@ -79,20 +79,20 @@ class ModalModel:
             loga = 2.0 * np.log(np.abs(1.0 - sx))
         return loga, np.asarray(scale, float)[:, None] * self.floor[None, :] / (2.0 - sx)
 
-    def fixed_loss(self, batch, data) -> np.ndarray:
-        """Loss at the peak rate for each fixed ``batch`` (rows) after each amount of ``data`` (columns),
-        with real step counts ``data / batch``."""
-        B = np.asarray(batch, float)[:, None, None]
+    def fixed_loss(self, batch_size, data) -> np.ndarray:
+        """Loss at the peak rate for each fixed ``batch_size`` (rows) after each amount of ``data`` (columns),
+        with real step counts ``data / batch_size``."""
+        B = np.asarray(batch_size, float)[:, None, None]
         n = np.asarray(data, float)[None, :, None] / B
         stat = self.floor / (2.0 - self.rate) / B
         with np.errstate(divide="ignore"):
             loga = 2.0 * np.log(np.abs(1.0 - self.rate))
         return self.L_irr + np.sum(stat + (self.initial - stat) * np.exp(n * loga), axis=-1)
 
-    def floor_loss(self, batch, scale=1.0) -> np.ndarray:
-        """The loss a fixed ``batch`` settles at, at ``scale`` times the peak rate."""
+    def floor_loss(self, batch_size, scale=1.0) -> np.ndarray:
+        """The loss a fixed ``batch_size`` settles at, at ``scale`` times the peak rate."""
         s = float(scale)
-        return self.L_irr + np.sum(s * self.floor / (2.0 - s * self.rate)) / np.asarray(batch, float)
+        return self.L_irr + np.sum(s * self.floor / (2.0 - s * self.rate)) / np.asarray(batch_size, float)
 
 
 @dataclass(frozen=True)

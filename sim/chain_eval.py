@@ -3,10 +3,11 @@
 A sweep is logged as trainers log it: one run per batch size (``k`` runs with
 different seeds for ``k`` seeds per batch), every run to the same budget in
 examples, a row every ``S/2000`` steps. It goes through the package's main
-path with default options -- ``dbs fit`` (:func:`dbs_theory.bopt_table.bopt_table`
-with ``bootstrap=200, seed=0``, written as ``fit.json``) then ``dbs schedule
---from fit.json --horizon BUDGET --unit examples`` (the command itself, run
-in-process) -- and the schedule it hands out (``schedule.json``) is scored by
+path with the paper's rule -- ``dbs fit`` (:func:`dbs_theory.bopt_table.bopt_table`
+with ``bootstrap=200, seed=0``) then ``dbs schedule --from fit.json --horizon
+BUDGET --unit examples --rule paper``, by the library function the command
+calls (:func:`dbs_theory.schedule_rules.schedule_from_fit`; every rule end to
+end: :mod:`sim.rule_chain`) -- and the schedule it hands out is scored by
 its exact expected loss at the budget against:
 
 (a) the sweep's best fixed batch: the grid batch with the lowest exact loss
@@ -27,12 +28,8 @@ the fixed learning rate.
 """
 from __future__ import annotations
 
-import contextlib
-import io
 import json
 import math
-import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -110,29 +107,26 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
                 bopt_exact=[best_fixed_batch(nqm, eta, D)[0] for D in probes])
 
 
-def package_schedule(runs, budget, workdir) -> dict:
-    """What ``dbs fit`` (defaults) then ``dbs schedule --from fit.json --horizon BUDGET --unit examples``
-    hand out: ``schedule`` (a BatchSchedule, ``None`` when refused), ``exports`` (exports.json),
-    ``envelope`` (fit.json's), ``error`` (the refusal's message)."""
-    from dbs_theory.batch_schedules import BatchSchedule
+def package_schedule(runs, budget, workdir=None, rule="paper") -> dict:
+    """What ``dbs fit`` (defaults) then ``dbs schedule --from fit.json --horizon BUDGET --unit examples --rule
+    RULE`` hand out, by the library functions they call (:func:`dbs_theory.bopt_table.bopt_table`,
+    :func:`dbs_theory.schedule_rules.schedule_from_fit`): ``schedule`` (a BatchSchedule, ``None`` when
+    refused), ``exports`` (exports.json's record of the choice, with the followed ``curve``), ``envelope``
+    (fit.json's), ``error`` (the refusal's message). ``workdir``: where fit.json is written, if anywhere."""
     from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.cli import main
+    from dbs_theory.schedule_rules import schedule_from_fit
 
-    workdir = Path(workdir)
-    bopt_table(runs, bootstrap=200, seed=0).write(workdir)  # dbs fit LOGS --out workdir
-    shown, err = warnings.showwarning, io.StringIO()
+    table = bopt_table(runs, bootstrap=200, seed=0)
+    if workdir is not None:
+        table.write(Path(workdir))
+    fit = table.to_dict()
+    env = fit.get("envelope")
     try:
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-            rc = main(["schedule", "--from", str(workdir / "fit.json"), "--horizon", repr(float(budget)),
-                       "--unit", "examples", "--out", str(workdir)])
-    finally:
-        warnings.showwarning = shown
-    env = json.loads((workdir / "fit.json").read_text()).get("envelope")
-    if rc != 0:
-        return dict(schedule=None, exports={}, envelope=env, error=err.getvalue().strip())
-    sched = BatchSchedule.from_json((workdir / "schedule.json").read_text())
-    return dict(schedule=sched, exports=json.loads((workdir / "exports.json").read_text()), envelope=env,
-                error="")
+        choice = schedule_from_fit(fit, float(budget), rule, unit="examples", lr=fit.get("lr"))
+    except ValueError as exc:
+        return dict(schedule=None, exports={}, envelope=env, error=str(exc).splitlines()[0])
+    exports = dict(choice.record(), curve=None if choice.curve is None else choice.curve.to_dict())
+    return dict(schedule=choice.schedule, exports=exports, envelope=env, error="")
 
 
 def _noisy_pick(runs, budget):
@@ -188,8 +182,7 @@ def score_sweep(nqm: NQM, eta, runs, budget, ref, losses) -> dict:
 
     A refusal is scored as the batch the sweep's logs pick (what the user is left with), flagged ``refused``.
     """
-    with tempfile.TemporaryDirectory(prefix="dbs-chain-") as tmp:
-        got = package_schedule(runs, budget, tmp)
+    got = package_schedule(runs, budget)
     sched, ex = got["schedule"], got["exports"]
     noisy = _noisy_pick(runs, budget)
     out = score_schedule(nqm, eta, sched, budget, ref, losses, fallback=noisy)

@@ -31,7 +31,8 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan", "chain", "optimal"),
+    p.add_argument("what", nargs="?", choices=("sweep", "schedule", "identify", "plan", "chain", "optimal",
+                                                   "rules"),
                    default="sweep",
                    help="sweep (default): the E(S) frontier; schedule: dynamic vs fixed vs optimal "
                         "batch schedules at equal data, and the paper's ablations; identify: which sweep "
@@ -40,7 +41,9 @@ def add_arguments(p):
                         "main path (dbs fit + dbs schedule, default options) on realistic NQM sweeps, its "
                         "schedule scored against the sweep's best fixed batch, the paper's rule on the exact "
                         "Bopt(D) and the optimal schedule; optimal: the loss-optimal batch schedule (many "
-                        "pieces, exact gradients) and every batch-size rule scored against it")
+                        "pieces, exact gradients) and every batch-size rule's idea with oracle inputs scored against it; "
+                        "rules: every rule dbs schedule and dbs train run, from NQM sweeps logged as trainers log "
+                        "and read by dbs fit, scored against the optimum (8 spectra, constant and WSD)")
     p.add_argument("--budgets", default="1e5,1e6", help="data budgets (examples) for 'schedule'; identify uses the first (default 1e5,1e6)")
     p.add_argument("--spectrum", choices=("zhang2019", "power-law"), default="zhang2019",
                    help="NQM spectrum (default: zhang2019, h_i = c_i = 1/i)")
@@ -75,13 +78,14 @@ def add_arguments(p):
     p.add_argument("--lr-schedule", default="constant", help="optimal: constant, wsd (decay to 10%% over "
                    "20%% more data) or cosine (default constant)")
     p.add_argument("--pieces", type=int, default=32, help="optimal: batch pieces of the schedule (default 32)")
-    p.add_argument("--measured", action="store_true", help="optimal: the rules read measured inputs (a Monte "
-                   "Carlo sweep's envelope, noisy online readings) instead of exact ones")
+    p.add_argument("--measured", action="store_true", help="refused: the rules from measured inputs are "
+                   "scored by dbs simulate rules")
     p.add_argument("--study", action="store_true", help="optimal: the rules table over sim.rules.SPECTRA (four "
                    "spectra, d = 1000) x --budgets x the three LR schedules instead of one NQM (--spectrum, --d, "
                    "--alpha, --lr-schedule unused); writes OUT/study.json (docs/optimal_schedules.md)")
-    p.add_argument("--resume", action="store_true", help="chain: reuse the finished cases of an interrupted "
-                   "run with the same options (OUT/chain_rows.jsonl) instead of rerunning them")
+    p.add_argument("--resume", action="store_true", help="chain, rules: reuse the finished cases of an "
+                   "interrupted run with the same options (OUT/chain_rows.jsonl; OUT/rows.jsonl, sweeps/, refs.json) "
+                   "instead of rerunning them")
 
 
 def arguments(**overrides) -> argparse.Namespace:
@@ -171,11 +175,11 @@ def build_nqm(args):
 
 
 #: options that only some modes read -> those modes (an option another mode would ignore is refused)
-MODE_OPTIONS = {"replicas": ("identify",), "bootstrap": ("identify",), "tol": ("plan",), "resume": ("chain",),
+MODE_OPTIONS = {"replicas": ("identify",), "bootstrap": ("identify",), "tol": ("plan",), "resume": ("chain", "rules"),
                 "lr_schedule": ("optimal",), "pieces": ("optimal",), "measured": ("optimal",), "study": ("optimal",),
                 "write_log": ("sweep",), "log_every": ("sweep",), "log_spacing": ("sweep",),
                 "batch_sizes": ("sweep",), "targets": ("sweep",), "log_kind": ("sweep", "plan"),
-                "budgets": ("schedule", "identify", "plan", "chain", "optimal")}
+                "budgets": ("schedule", "identify", "plan", "chain", "optimal", "rules")}
 
 
 def _check_mode_options(args):
@@ -202,7 +206,7 @@ def run(args):
                          "--log-spacing linear")
     d = args.d if args.d is not None else (10_000 if args.what in ("sweep", "schedule") else 1000)
     modes = dict(sweep=run_sweep, schedule=run_schedule, identify=run_identify, plan=run_plan, chain=run_chain,
-                 optimal=run_optimal)
+                 optimal=run_optimal, rules=run_rules)
     return modes[args.what](argparse.Namespace(**{**vars(args), "d": d}))
 
 
@@ -222,6 +226,9 @@ def run_optimal(args):
         raise ValueError(f"--lr-schedule={args.lr_schedule!r} must be one of {', '.join(LR_SCHEDULES)}")
     if args.pieces < 4:
         raise ValueError(f"--pieces={args.pieces} must be >= 4")
+    if args.measured:
+        raise ValueError("--measured is gone: its rules read the simulator's state; dbs simulate rules scores the "
+                         "rules users run, from Monte Carlo logs read by dbs fit")
     if args.study:
         return run_optimal_study(args)
     eta, nqm, budgets = float(args.eta), build_nqm(args), _budgets(args.budgets)
@@ -229,19 +236,44 @@ def run_optimal(args):
     check_writable(args.out)
     out, results = ensure_writable_dir(args.out), []
     for budget in budgets:
-        rows = compare_rules(nqm, eta, budget, args.lr_schedule, measured=args.measured, seed=args.seed,
-                             pieces=args.pieces)
+        rows = compare_rules(nqm, eta, budget, args.lr_schedule, pieces=args.pieces)
         show = [dict(rule=r["rule"], loss=f"{r['loss']:.5g}", gap=f"{r['gap_closed']:.0%}",
                      batches=f"{r['schedule'].sizes[0]:.3g} -> {max(r['schedule'].sizes):.3g}" if r["schedule"]
                      else f"n/a: {r['note']}") for r in rows]
         print(f"\n{args.spectrum}, d={args.d}, eta={eta}, budget {budget:g} examples, LR {args.lr_schedule}"
-              f"{', measured inputs' if args.measured else ''} (final loss; gap = share of best fixed -> optimal):")
+              ", oracle inputs (final loss; gap = share of best fixed -> optimal):")
         print(format_table(show, ["rule", "loss", "gap", "batches"], ["rule", "loss", "gap closed", "batches"]))
         results.append(budget_record(nqm, eta, budget, rows, args.lr_schedule, args.pieces))
     with atomic_write(out / "optimal.json") as fh:
         json.dump(dict(nqm=dict(spectrum=args.spectrum, d=args.d), eta=eta, lr_schedule=args.lr_schedule,
-                       pieces=args.pieces, measured=args.measured, results=results), fh, indent=1)
+                       pieces=args.pieces, inputs="oracle", results=results), fh, indent=1)
     print(f"\nwrote {out}/optimal.json")
+    return 0
+
+
+def run_rules(args):
+    """``dbs simulate rules``: :func:`sim.rule_chain.study` over ``--budgets``; prints the summary table and writes
+    ``rules.json`` (summary and rows) and ``rules.md``; ``--resume`` reuses OUT's sweeps, references and rows."""
+    import json
+
+    from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
+
+    from .rule_chain import markdown, study, summarize
+
+    budgets = _budgets(args.budgets)
+    check_writable(args.out)
+    out = ensure_writable_dir(args.out)
+    if not args.resume:
+        for old in [out / "rows.jsonl", out / "refs.json", *sorted((out / "sweeps").glob("*.json"))]:
+            old.unlink(missing_ok=True)
+    rows = study(budgets, seed=args.seed, out=out, progress=not args.quiet)
+    summary = summarize(rows)
+    with atomic_write(out / "rules.json") as fh:
+        json.dump(_json_safe(dict(budgets=budgets, summary=summary, rows=rows)), fh, indent=1)
+    with atomic_write(out / "rules.md") as fh:
+        fh.write(markdown(summary))
+    print(markdown(summary))
+    print(f"wrote {out}/rules.json, rules.md")
     return 0
 
 
@@ -272,11 +304,10 @@ def run_optimal_study(args):
     eta, budgets = float(args.eta), _budgets(args.budgets)
     check_writable(args.out)
     out = ensure_writable_dir(args.out)
-    rows = study(budgets, measured=args.measured, eta=eta, seed=args.seed, progress=not args.quiet,
-                 shape=not args.measured)
+    rows = study(budgets, eta=eta, progress=not args.quiet, shape=True)
     summary = summarize(rows)
     print(f"\nRules over {len({r['spectrum'] for r in rows})} spectra x budgets {', '.join(f'{b:g}' for b in budgets)}"
-          f", eta={eta}, {'measured' if args.measured else 'exact'} inputs (gap = share of best fixed -> optimal):")
+          f", eta={eta}, oracle inputs (gap = share of best fixed -> optimal):")
     cols = ["lr_schedule", "rule", "cases", "min_gap", "median_gap", "loses", "at_least_60", "unavailable"]
     print(format_table(summary, cols, ["LR", "rule", "cases", "min gap", "median gap", "loses", ">= 60%", "n/a"]))
     shapes = [dict(spectrum=r["spectrum"], budget=r["budget"], lr=r["lr_schedule"],
@@ -286,7 +317,7 @@ def run_optimal_study(args):
         print("\nThe optimum against Bopt(D), Bmin(L(D)), B_noise(D) (batch ratios; sim.rules.optimum_shape):")
         print(format_table(shapes, list(shapes[0])))
     with atomic_write(out / "study.json") as fh:
-        json.dump(_json_safe(dict(eta=eta, budgets=budgets, measured=args.measured, summary=summary, rows=rows)),
+        json.dump(_json_safe(dict(eta=eta, budgets=budgets, inputs="oracle", summary=summary, rows=rows)),
                   fh, indent=1)
     print(f"\nwrote {out}/study.json")
     return 0

@@ -1,23 +1,18 @@
-"""Batch-size rules built from what a user can have, scored on the NQM against the optimal schedule (issue 29).
+"""Batch-size rules with oracle inputs, scored on the NQM against the optimal schedule: what each rule's idea can do.
+
+Every rule here reads the NQM's *exact* quantities -- its own envelope
+``Bopt(D)`` (:func:`sim.schedule_eval.nqm_bopt_curve`), the exact best fixed
+batch under the run's LR schedule, and at each decision point (the start of
+each of the optimiser's pieces, :func:`sim.optimal.problem`) the exact state's
+noise scale, loss floor or branch probes (the NQM's moment recursion with
+continuous steps, as :func:`sim.optimal.relaxed_loss`). No user has these
+inputs: this is a ceiling for each idea, not a rule to run. The rules a user
+runs -- from logs read by ``dbs fit``, through the code ``dbs schedule`` and
+``dbs train --batch-rule`` run -- are scored by :mod:`sim.rule_chain`.
 
 Every rule is a function of a :class:`RuleInputs` and returns ``(BatchSchedule,
 lr)``: the batch schedule (examples) and the learning-rate schedule it runs
-with (the given one, except Seesaw's). What a rule may read:
-
-- ``curve``: a sweep's envelope ``Bopt(D)`` (exact: the NQM's own, as
-  :func:`sim.schedule_eval.nqm_bopt_curve` fits it; measured: the envelope of
-  a Monte Carlo sweep, one SGD replica per batch ``1, 2, ..., 4096``);
-- ``fixed_batch``: the sweep's best fixed batch for this run (exact: the best
-  fixed batch under this LR schedule; measured: the grid batch whose Monte
-  Carlo loss at the budget is lowest);
-- the budget and the LR schedule;
-- quantities measured online, at each decision point (the start of each of the
-  optimiser's pieces, :func:`sim.optimal.problem`): the gradient noise scale of
-  the current state and short branch probes. Online rules run the NQM's exact
-  moment recursion (continuous steps, as :func:`sim.optimal.relaxed_loss`) to
-  know the state they measure; measured readings carry lognormal noise of sd
-  ``noise_sd`` (0.3 when measured: about what a few hundred steps of two-batch
-  estimates give).
+with (the given one, except Seesaw's).
 
 Noise scales on the NQM (per-example gradient covariance ``diag(c)``, true
 gradient ``h theta``, moments ``m = E theta^2``; sums weighted by ``counts``):
@@ -28,7 +23,7 @@ two-batch estimates measure) and McCandlish's ``B_noise = tr(H Sigma) / G^T H G
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -41,10 +36,7 @@ from .optimal import Problem, _cell_arrays, optimal_schedule, problem
 __all__ = ["Unavailable", "RuleInputs", "rule_inputs", "noise_scales", "curves_along", "exact_envelope",
            "budget_record", "same_noise", "optimum_shape", "RULES", "MONOTONE", "paper", "noise_scale",
            "seesaw", "late_switch", "merrill_doubling", "floor_ratio", "compare_rules", "GAMMA",
-           "ANNEAL", "NOISE_SD", "SPECTRA", "study", "summarize"]
-
-#: sd of the log of a measured online reading (noise scale, probe ratio)
-NOISE_SD = 0.3
+           "ANNEAL", "SPECTRA", "study", "summarize"]
 
 
 class Unavailable(ValueError):
@@ -64,18 +56,7 @@ class RuleInputs:
     curve: object
     fixed_batch: float
     fixed_loss: float
-    noise_sd: float = 0.0
-    seed: int = 0
-    measured: bool = False
     curve_error: str = ""
-    rng: np.random.Generator = field(init=False, repr=False)
-
-    def __post_init__(self):
-        self.rng = np.random.default_rng(self.seed)
-
-    def reading(self, value: float) -> float:
-        """``value`` as measured: times ``exp(noise_sd z)``, ``z`` standard normal."""
-        return float(value * math.exp(self.noise_sd * self.rng.standard_normal())) if self.noise_sd else value
 
     def envelope(self):
         """The envelope ``Bopt(D)`` (a callable of data, examples); :class:`Unavailable` where there is none."""
@@ -112,29 +93,6 @@ def curves_along(nqm: NQM, prob: Problem, schedule: BatchSchedule) -> dict:
     return dict(D=np.cumsum(prob.cell_data), loss=nqm.L_irr + loss, batch=B, b_noise=b_noise, bmin=bmin)
 
 
-_SWEEPS = {}  # (id(nqm), eta, budget, seed) -> (nqm, result): one Monte Carlo sweep serves every LR schedule
-
-
-def _measured_sweep(nqm, eta, budget, seed):
-    """``(curve, best grid batch)`` from a Monte Carlo sweep at constant ``eta``, one replica per batch."""
-    key = (id(nqm), float(eta), float(budget), int(seed))
-    if key in _SWEEPS and _SWEEPS[key][0] is nqm:
-        return _SWEEPS[key][1]
-    from dbs_theory.bopt_curve import fit_bopt_curve
-    from dbs_theory.estimators import envelope_bopt
-
-    from .identify import mc_runs
-
-    batches = 2.0 ** np.arange(13)
-    runs = mc_runs(nqm, eta, batches, budget, replicas=1, seeds_per_run=1, seed=seed)[0]
-    grid = np.geomspace(budget / 300, budget, 24)
-    curve = _fitted(lambda: fit_bopt_curve(envelope_bopt(runs, grid, bootstrap=0), form="monotone",
-                                           extrapolate=True, lr=eta))
-    last = [float(np.mean(r.loss[-max(3, r.loss.size // 20):])) for r in runs]
-    _SWEEPS[key] = (nqm, (curve, float(batches[int(np.argmin(last))])))
-    return _SWEEPS[key][1]
-
-
 def _fitted(make):
     """``(curve, "")`` from ``make()``, or ``(None, why)`` where it refuses (e.g. a loss that never halves)."""
     try:
@@ -151,21 +109,15 @@ def exact_envelope(nqm: NQM, eta: float, budget: float):
     return _fitted(lambda: nqm_bopt_curve(nqm, eta, budget))
 
 
-def rule_inputs(nqm: NQM, eta: float, budget: float, lr_schedule="constant", measured=False, seed=0,
-                pieces=32, fixed=None) -> RuleInputs:
-    """The inputs of every rule for one run; ``measured`` swaps exact inputs for measured ones (module doc).
-    Where no envelope can be fitted the inputs carry none (``curve`` None, ``curve_error`` why)."""
-    from .schedule_eval import best_fixed_batch, loss_at_budget
+def rule_inputs(nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces=32, fixed=None) -> RuleInputs:
+    """The (oracle) inputs of every rule for one run (module doc). Where no envelope can be fitted the inputs
+    carry none (``curve`` None, ``curve_error`` why)."""
+    from .schedule_eval import best_fixed_batch
 
     prob = problem(eta, budget, lr_schedule, pieces)
     fixed = fixed or best_fixed_batch(nqm, prob.lr, prob.horizon)
-    if measured:
-        curve, B_fix = _measured_sweep(nqm, eta, budget, seed)
-        L_fix = loss_at_budget(nqm, prob.lr, B_fix, prob.horizon)
-    else:
-        curve, (B_fix, L_fix) = exact_envelope(nqm, eta, budget), fixed
-    return RuleInputs(nqm, eta, budget, lr_schedule, prob, curve[0], B_fix, L_fix,
-                      NOISE_SD if measured else 0.0, seed, measured, curve[1])
+    curve = exact_envelope(nqm, eta, budget)
+    return RuleInputs(nqm, eta, budget, lr_schedule, prob, curve[0], fixed[0], fixed[1], curve[1])
 
 
 def _online(inp: RuleInputs, decide, monotone=False):
@@ -198,7 +150,7 @@ def paper(inp: RuleInputs):
 
 def noise_scale(inp: RuleInputs):
     """McCandlish et al. (2018): ``B = B_noise`` of the current state, read at each decision point."""
-    pick = lambda k, D, eta, m, prev: inp.reading(noise_scales(inp.nqm, m)[1])
+    pick = lambda k, D, eta, m, prev: noise_scales(inp.nqm, m)[1]
     return inp.prob.schedule(_online(inp, pick), rule="noise scale"), inp.prob.lr
 
 
@@ -219,7 +171,7 @@ def floor_ratio(inp: RuleInputs, gamma=GAMMA, anneal=ANNEAL):
     def pick(k, D, eta, m, prev):
         floor_B = float(w @ (eta * inp.nqm.c / (inp.nqm.h * (2.0 - eta * inp.nqm.h))))  # floor x B
         late = (inp.lr_schedule == "wsd" and eta < peak) or (inp.lr_schedule == "constant" and D >= 0.9 * horizon)
-        B = (anneal if late else gamma) * inp.reading(floor_B / float(w @ m))
+        B = (anneal if late else gamma) * floor_B / float(w @ m)
         return B
 
     return inp.prob.schedule(_online(inp, pick, monotone=True), rule="floor ratio"), inp.prob.lr
@@ -284,7 +236,7 @@ def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):
             return float(curve(inp.prob.ends[0]))
         data = max(branch * D, 4 * prev)
         L0, L1, L2 = float(w @ m), branch_loss(m, eta, prev, data), branch_loss(m, eta, 2 * prev, data)
-        return 2 * prev if (L2 - L1) <= tol * inp.reading(L0 - L1) else prev
+        return 2 * prev if (L2 - L1) <= tol * (L0 - L1) else prev
 
     return inp.prob.schedule(_online(inp, pick, monotone=True), rule="merrill doubling"), inp.prob.lr
 
@@ -309,16 +261,15 @@ def same_noise(inp: RuleInputs, schedule: BatchSchedule, lr) -> BatchSchedule:
                          kind="step", params=dict(rule="same noise", of=schedule.params.get("rule")))
 
 
-def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", measured=False, seed=0,
-                  pieces=32, rules=None, optimal=None) -> list:
+def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces=32, rules=None,
+                  optimal=None) -> list:
     """Every rule against the best fixed batch and the optimal schedule, at equal data.
 
     Returns one dict per rule (``"best fixed"``, ``"optimal"`` and each of
     :data:`RULES`): ``rule``, ``loss`` (exact, at the run's horizon),
     ``gap_closed`` ``= (L_fixed - L) / (L_fixed - L_optimal)`` (1: as good as
     the optimum; < 0: worse than the best fixed batch), ``schedule``, ``lr``,
-    ``monotone`` (claimed), ``note``. ``measured`` swaps the rules' inputs for
-    measured ones; ``best fixed`` and ``optimal`` are always the exact ones.
+    ``monotone`` (claimed), ``note``.
     The optimum is searched from the rules' schedules too
     (:func:`sim.optimal.optimal_schedule`'s ``candidates``; a rule that changes
     the rate enters as :func:`same_noise`'s schedule under this one), so it never
@@ -333,7 +284,7 @@ def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", m
 
     prob = problem(eta, budget, lr_schedule, pieces)
     fixed = best_fixed_batch(nqm, prob.lr, prob.horizon)
-    inp = rule_inputs(nqm, eta, budget, lr_schedule, measured, seed, pieces, fixed=fixed)
+    inp = rule_inputs(nqm, eta, budget, lr_schedule, pieces, fixed=fixed)
     built = {}
     for name, fn in (rules or RULES).items():
         try:
@@ -418,8 +369,8 @@ SPECTRA = {"Zhang (h = c = 1/i)": lambda: NQM.zhang2019(1000),
            "power law 1.2 + L_irr = 1": lambda: NQM.power_law(1000, 1.2, L_irr=1.0)}
 
 
-def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), measured=False, eta=0.5,
-          spectra=None, seed=0, progress=False, shape=False) -> list:
+def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), eta=0.5, spectra=None,
+          progress=False, shape=False) -> list:
     """:func:`compare_rules` over spectra x budgets x LR schedules: one row per (case, rule), schedules dropped;
     with ``shape``, the optimum's row carries :func:`optimum_shape` (``shape``)."""
     from tqdm.auto import tqdm
@@ -429,9 +380,9 @@ def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), m
     made = {}
     for name, budget, sched in tqdm(cases, desc="cases", disable=not progress):
         nqm = made.setdefault(name, (spectra or SPECTRA)[name]())
-        for r in compare_rules(nqm, eta, budget, sched, measured=measured, seed=seed):
+        for r in compare_rules(nqm, eta, budget, sched):
             sizes = r["schedule"].sizes if r["schedule"] is not None else (math.nan,)
-            rows.append(dict(spectrum=name, budget=budget, lr_schedule=sched, measured=measured, rule=r["rule"],
+            rows.append(dict(spectrum=name, budget=budget, lr_schedule=sched, rule=r["rule"],
                              loss=r["loss"], gap_closed=r["gap_closed"], first=sizes[0], last=sizes[-1],
                              note=r["note"]))
             if r["rule"] == "optimal" and shape:

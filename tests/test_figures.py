@@ -132,7 +132,8 @@ def test_the_report_shows_the_band_of_an_extrapolated_schedule(tmp_path):
 
     ok("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(tmp_path / "sim"))
     ok("fit", str(tmp_path / "sim" / "runs.csv"), "--bootstrap", "30", "--out", str(tmp_path / "fit"))
-    out = ok("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", "1e7", "--extrapolate",
+    out = ok("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--rule", "paper", "--horizon", "1e7",
+             "--extrapolate",
               "--out", str(tmp_path / "sched"))
     assert "Past the measured range" in out and "Bopt in [" in out
     ok("report", str(tmp_path / "sched"))

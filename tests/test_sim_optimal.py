@@ -176,14 +176,6 @@ def test_seesaw_doubles_where_the_rate_halves():
     assert const.sizes == (8.0,)
 
 
-def test_measured_readings_are_noisy_and_seeded():
-    a = R.rule_inputs(NQM.zhang2019(100), 0.5, 3e3, "constant", fixed=(4.0, 1.0))
-    assert a.reading(5.0) == 5.0
-    a.noise_sd = 0.3
-    vals = [a.reading(5.0) for _ in range(200)]
-    assert 0.2 < np.std(np.log(vals)) < 0.4
-
-
 @pytest.mark.parametrize("nqm, eta", [(NQM.zhang2019(200), 0.5), (NQM.power_law(150, 1.7, L_irr=0.3), 1.2),
                                       (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5)])
 def test_pair_pass_hit_times_match_step_by_step(nqm, eta):

@@ -44,7 +44,7 @@ def test_fit_json_holds_bopt_over_the_data_the_sweep_covers_not_only_at_targets(
 def test_dbs_schedule_within_the_swept_range_needs_no_extrapolate_and_beats_the_best_fixed_batch(
         sweep, tmp_path, capsys):
     nqm, runs, _, path = sweep
-    assert main(["schedule", "--from", str(path), "--horizon", f"{BUDGET:g}", "--unit", "examples",
+    assert main(["schedule", "--from", str(path), "--rule", "paper", "--horizon", f"{BUDGET:g}", "--unit", "examples",
                  "--out", str(tmp_path)]) == 0
     sched = BatchSchedule.from_json((tmp_path / "schedule.json").read_text())
     grid_best = min(loss_at_budget(nqm, ETA, B, BUDGET) for B in BATCHES)
@@ -55,7 +55,7 @@ def test_dbs_schedule_within_the_swept_range_needs_no_extrapolate_and_beats_the_
 
 def test_past_the_swept_range_extrapolate_is_asked_for_and_holds_the_curve(sweep, tmp_path, capsys):
     _, _, _, path = sweep
-    argv = ["schedule", "--from", str(path), "--horizon", f"{3 * BUDGET:g}", "--unit", "examples",
+    argv = ["schedule", "--from", str(path), "--rule", "paper", "--horizon", f"{3 * BUDGET:g}", "--unit", "examples",
             "--out", str(tmp_path)]
     assert main(argv) == 2
     assert "past the sweep's data" in capsys.readouterr().err and not (tmp_path / "schedule.json").exists()
@@ -211,7 +211,8 @@ def test_the_schedule_folder_reports_its_recommendation_and_one_measured_range(s
     dbs report states the recommendation and its reason."""
     bopt_table(sweep[1], bootstrap=20).write(tmp_path / "fit")  # intervals: the band needs them
     out = tmp_path / "sched"
-    assert main(["schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", f"{BUDGET:g}", "--unit", "examples",
+    assert main(["schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--rule", "paper", "--horizon", f"{BUDGET:g}",
+                 "--unit", "examples",
                  "--out", str(out)]) == 0
     ex = json.loads((out / "exports.json").read_text())
     assert ex["band"]["measured_to"] == ex["measured_to"] and not ex["band"]["beyond"]
@@ -226,7 +227,8 @@ def test_the_band_ends_its_measured_range_where_the_schedule_does_not_at_the_las
     env = _env(3, 5, np.nan, np.nan, b1=np.nan, mid=(6.0, 5.0, 9.0))
     env["identified"] = [True, True, False]
     (tmp_path / "fit.json").write_text(json.dumps(dict(envelope=env, rows=[], laws=[], lr=None)))
-    assert main(["schedule", "--from", str(tmp_path / "fit.json"), "--horizon", "1e4", "--unit", "examples",
+    assert main(["schedule", "--from", str(tmp_path / "fit.json"), "--rule", "paper", "--horizon", "1e4", "--unit",
+                 "examples",
                  "--out", str(tmp_path / "s")]) == 0
     ex = json.loads((tmp_path / "s" / "exports.json").read_text())
     assert ex["measured_to"] == 1e4 and ex["band"]["measured_to"] == 1e4 and not ex["band"]["beyond"]
