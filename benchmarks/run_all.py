@@ -38,6 +38,12 @@ def main(argv=None):
     r = bench_estimators.main()
     rows += [("envelope + floor + 200 bootstrap, 15 runs x 15,000 steps (aim < 2)", r["seconds"], "seconds"),
              ("estimators: moving-sum vs convolution smoothing", r["speedup"], "speed-up")]
+    import bench_rules
+
+    r = bench_rules.main()
+    rows += [("dbs schedule's calibrated rule, 11-batch sweep, WSD (seconds)", r["total"], "seconds"),
+             ("modal relaxed loss + adjoint: numba vs numpy", r["kernel_speedup"], "speed-up"),
+             ("optimum: adjoint gradient vs finite differences", r["adjoint_speedup"], "speed-up")]
     try:
         import bench_train
     except ImportError:
