@@ -39,6 +39,13 @@ def online_run(nqm: NQM, eta: float, plan, horizon: float, rule, seed: int = 0, 
     lr = plan.schedule(float(eta), float(horizon))
     rate = (lambda D: float(lr(D))) if callable(lr) else (lambda D: float(lr))
     gns, D = GNSEstimator(), 0.0
+    with np.errstate(over="ignore", invalid="ignore"):  # a diverging rule (noise-scale) overflows: it stops below
+        return _run(rule, theta, h, c, full.L_irr, rate, gns, horizon, micro, rng)
+
+
+def _run(rule, theta, h, c, L_irr, rate, gns, horizon, micro, rng):
+    """The step loop of :func:`online_run`."""
+    D = 0.0
     while D < horizon:
         B = float(rule.batch_for(D))
         g = h * theta + np.sqrt(c * micro / B) * rng.standard_normal((micro, h.size))
@@ -46,7 +53,7 @@ def online_run(nqm: NQM, eta: float, plan, horizon: float, rule, seed: int = 0, 
         gns.update(float(g[0] @ g[0]), B / micro, float(step @ step), B)
         theta -= rate(D) * step
         D += B
-        loss = full.L_irr + 0.5 * float(h @ theta**2)
+        loss = L_irr + 0.5 * float(h @ theta**2)
         if not math.isfinite(loss):
             break  # diverged: the schedule so far is what the rule chose
         rule.observe(loss, gns.value)

@@ -103,7 +103,7 @@ class Problem:
     @property
     def ends(self) -> np.ndarray:
         """Data (examples) where each piece ends."""
-        return np.append(self.starts[1:], self.horizon)
+        return self.grid.ends
 
     @property
     def grid(self) -> Grid:
