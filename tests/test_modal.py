@@ -65,7 +65,7 @@ def test_optimise_respects_the_batch_bounds():
     assert np.all(B >= 2.0 * (1 - 1e-12)) and np.all(B <= np.minimum(500.0, np.maximum(ends, 2.0)) * (1 + 1e-12))
 
 
-# --- loss_at_budget at the step that crosses the budget (issue's repro) ---
+# --- loss_at_budget at the step that crosses the budget (a schedule switching inside the last step) ---
 
 def _repro_nqm():
     i = np.arange(1, 1201, dtype=float)
@@ -118,7 +118,7 @@ def test_loss_at_budget_is_linear_over_the_crossing_step(b1, b2, at):
 
 
 def test_more_pieces_never_make_the_optimum_worse():
-    """The issue's steep case (smaller): 32 -> 64 -> 128 pieces, each at least as good as the one before."""
+    """A steep spectrum (smaller than the documented case): 32 -> 64 -> 128 pieces, each at least as good as the one before."""
     nqm = NQM.power_law(200, 2.2, noise_exponent=0.5)
     losses = [sim.optimal_schedule(nqm, 0.8, 2e4, "constant", pieces=p)[1] for p in (32, 64, 128)]
     assert losses[1] <= losses[0] * (1 + 1e-12) and losses[2] <= losses[1] * (1 + 1e-12)

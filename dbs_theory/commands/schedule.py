@@ -33,6 +33,8 @@ def add_arguments(p):
     p.add_argument("--decay", type=float, default=0.0, help="the run's LR plan: fraction of --horizon in a "
                    "final linear (WSD) decay, 0 for a constant rate (default 0); the calibrated rule "
                    "optimises for it")
+    p.add_argument("--lr-shape", choices=("wsd", "cosine"), default="wsd", help="the run's LR shape: wsd (stable, "
+                   "then --decay; default) or cosine (from the peak to --final-lr over the whole run)")
     p.add_argument("--final-lr", type=float, default=0.1, help="the rate at the end of the decay, as a multiple "
                    "of the peak (default 0.1)")
     p.add_argument("--switch-at", type=float, default=None, help="late-switch: data of the switch (default 0.75 "
@@ -168,7 +170,6 @@ def _from_fit(args, rule):
     import math
 
     from ..bopt_curve import check_lr
-    from ..lr_plan import LRPlan
     from ..schedule_rules import schedule_from_fit
     from ..sweep_schedule import measured_range
 
@@ -186,7 +187,7 @@ def _from_fit(args, rule):
                          "run the sweep longer, or allow it with --extrapolate (" +
                          ("Bopt is then held at its last measured value)" if rule == "paper" else
                           "the rule then holds what the sweep measured last)"))
-    choice = schedule_from_fit(dict(envelope=env), args.horizon, rule, LRPlan(args.decay, args.final_lr),
+    choice = schedule_from_fit(dict(envelope=env), args.horizon, rule, _lr_plan(args),
                                unit=args.unit, granularity=args.granularity, min_batch=args.min_batch,
                                max_batch=args.max_batch, extrapolate=args.extrapolate, lr=lr,
                                interval=args.interval, momentum=args.momentum, switch_at=args.switch_at,
@@ -201,6 +202,15 @@ def _from_fit(args, rule):
     elif rule in ("late-switch", "fixed"):
         print(f"{rule} rule from the sweep's best fixed batch {choice.best_fixed:.4g} at D={choice.best_fixed_at:.4g}")
     return choice.schedule, choice.curve, laws, band, choice
+
+
+def _lr_plan(args):
+    """The run's :class:`~dbs_theory.lr_plan.LRPlan` from --lr-shape, --decay and --final-lr."""
+    from ..lr_plan import LRPlan
+
+    if args.lr_shape == "cosine":
+        return LRPlan(shape="cosine", final=args.final_lr)
+    return LRPlan(decay=args.decay, final=args.final_lr)
 
 
 def _resolve_rule(args):
@@ -336,6 +346,8 @@ def _check_args(args):
         raise ValueError(f"--decay={args.decay:g} must be the fraction of the run in the LR decay, in [0, 1)")
     if not (math.isfinite(args.final_lr) and 0 <= args.final_lr <= 1):
         raise ValueError(f"--final-lr={args.final_lr:g} must be a multiple of the peak rate in [0, 1]")
+    if args.lr_shape == "cosine" and args.decay:
+        raise ValueError(f"--decay={args.decay:g} is WSD's: a --lr-shape cosine run decays over the whole run")
     if not 0 < args.momentum <= 1:
         raise ValueError(f"--momentum={args.momentum:g} must lie in (0, 1]")
     if args.devices < 1:
