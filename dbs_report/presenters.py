@@ -309,7 +309,7 @@ def _schedule_band(d):
     if ex.get("recommendation") and ex.get("rule") not in ("late-switch", "fixed"):
         sizes = [s["batch_size"] for s in segs]
         what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex["recommendation"] ==
-                "dynamic" else f"the sweep's best fixed batch, {ex['best_fixed']:.4g} {unit} per step")
+                "dynamic" else f"a fixed batch, {sizes[0]:.4g} {unit} per step")
         rule = f" (rule {ex['rule']})" if ex.get("rule") not in (None, "paper") else ""
         choice = f"**Recommended{rule}: {what}.** Why: {ex['reason']}.\n\n"
     elif ex.get("rule") not in (None, "paper"):

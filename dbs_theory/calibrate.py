@@ -63,6 +63,8 @@ class Calibration:
     model : ModalModel   The fitted modes (rates at the sweep's learning rate).
     params : dict        The family's seven parameters by name.
     rms : float          Root mean square of the relative residuals ``model / measured - 1``.
+    spread : float       Root mean square, over the data amounts, of the standard deviation of ``log loss``
+                         across the sweep's batches: the differences between batches the model is to explain.
     points : int         Measured ``(batch, data)`` points fitted.
     batches : ndarray    The sweep's batch sizes.
     data : ndarray       The envelope's data amounts.
@@ -71,9 +73,16 @@ class Calibration:
     model: ModalModel
     params: dict
     rms: float
+    spread: float
     points: int
     batches: np.ndarray
     data: np.ndarray
+
+    @property
+    def r2(self) -> float:
+        """``1 - rms^2 / spread^2``: the share of the between-batch differences of the curves the model explains
+        (-inf where the batches do not differ at all)."""
+        return 1.0 - (self.rms / self.spread) ** 2 if self.spread > 0 else -math.inf
 
 
 def _arrays(envelope):
@@ -128,4 +137,8 @@ def calibrate(envelope, nodes: int = NODES, start=None) -> Calibration:
         if best is None or res.cost < best.cost:
             best = res
     rms = float(np.sqrt(np.mean(best.fun**2)))
-    return Calibration(family(best.x, nodes), dict(zip(_NAMES, map(float, best.x))), rms, int(obs.size), B, D)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per = np.nanvar(np.where(ok, np.log(np.where(ok, L, 1.0)), np.nan), axis=0)
+    spread = float(np.sqrt(np.mean(per[np.isfinite(per) & (ok.sum(axis=0) >= 2)]))) if (ok.sum(axis=0) >= 2).any() \
+        else 0.0
+    return Calibration(family(best.x, nodes), dict(zip(_NAMES, map(float, best.x))), rms, spread, int(obs.size), B, D)

@@ -13,7 +13,9 @@ horizon and learning-rate plan (:class:`~dbs_theory.lr_plan.LRPlan`):
     (:func:`dbs_theory.modal.optimise`). How sure: the fit is repeated with
     each batch of the sweep left out; the schedule is handed out only where it
     beats the best fixed batch under every refit by :data:`MARGIN`, else the
-    closest geometric blend toward the fixed batch that does, else the fixed batch.
+    closest geometric blend toward the fixed batch that does, else the fixed batch;
+    and not at all where the model explains less than :data:`MIN_R2` of the
+    differences between the sweep's batches (its curves are not this family's).
 ``stitch``
     At each point of the run, the batch whose sweep curve descends fastest per
     example at the run's current loss, read off the measured curves (the run's
@@ -40,7 +42,7 @@ from .batch_rules import ONLINE as ONLINE_RULES
 from .batch_schedules import BatchSchedule, constant_batch
 from .lr_plan import LRPlan
 
-__all__ = ["RULES", "DEFAULT_RULE", "MARGIN", "BLENDS", "EXTRAPOLATE", "ScheduleChoice",
+__all__ = ["RULES", "DEFAULT_RULE", "MARGIN", "BLENDS", "EXTRAPOLATE", "MIN_R2", "ScheduleChoice",
            "schedule_from_fit", "stitch", "calibrated", "sure_blend", "envelope_of"]
 
 #: the offline rules, by id
@@ -53,6 +55,10 @@ MARGIN = 0.01
 BLENDS = (1.0, 0.75, 0.5, 0.25)
 #: the calibrated rule's batches stay within [smallest swept batch, this x the largest]
 EXTRAPOLATE = 4.0
+#: the least share of the between-batch differences of the sweep's curves the fitted model must explain
+#: (``Calibration.r2``) for its schedule to be considered; the NQM sweeps of sim.rule_chain reach 0.50-1.0, a
+#: sweep whose loss does not depend on the batch at all about -600
+MIN_R2 = 0.3
 
 
 @dataclass(frozen=True)
@@ -98,17 +104,52 @@ class ScheduleChoice:
 
 
 def envelope_of(fit) -> dict:
-    """The envelope (a dict of columns) of a fit: a ``fit.json`` dict, a :class:`BoptTable`, or the envelope."""
+    """The envelope (a dict of columns) of a fit: a ``fit.json`` dict, a :class:`BoptTable`, or the envelope;
+    its batches, data and per-batch losses checked for shape and type (one line naming the field)."""
     env = fit.get("envelope", fit) if isinstance(fit, dict) else getattr(fit, "envelope", fit)
     env = env.to_dict() if hasattr(env, "to_dict") else env
     if not isinstance(env, dict) or not env.get("by_batch"):
         raise ValueError("the fit holds no sweep envelope with per-batch losses (a fit.json from dbs fit on a "
                          "sweep of >= 3 batch sizes)")
+    batches, data = _numbers(env, "batches", positive=True), _numbers(env, "data", positive=True)
+    for key in ("by_batch", "mean_by_batch"):
+        rows = env.get(key)
+        if rows is None and key == "mean_by_batch":
+            continue
+        if not isinstance(rows, list) or len(rows) != len(batches):
+            raise ValueError(f"envelope.{key} must hold one row per batch ({len(batches)}) in envelope.batches")
+        for i, row in enumerate(rows):
+            if not isinstance(row, list) or len(row) != len(data) or \
+                    not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in row):
+                raise ValueError(f"envelope.{key}[{i}] must hold a number (or null) per data amount ({len(data)})")
     return env
 
 
+def _numbers(env, key, positive=False):
+    """``env[key]`` as a list of finite numbers (positive where asked); one line naming the field otherwise."""
+    v = env.get(key)
+    ok = isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                           and math.isfinite(x) and (x > 0 or not positive) for x in v)
+    if not ok:
+        raise ValueError(f"envelope.{key} must be a list of {'positive ' if positive else ''}finite numbers")
+    return v
+
+
+def _bounds(granularity, min_batch, max_batch):
+    """The smallest and largest batch that are whole multiples of ``granularity`` within the bounds."""
+    if not (math.isfinite(granularity) and granularity > 0):
+        raise ValueError(f"granularity={granularity!r} must be a positive number")
+    lo = granularity * max(1, math.ceil(min_batch / granularity - 1e-9))
+    hi = granularity * math.floor(max_batch / granularity + 1e-9) if math.isfinite(max_batch) else math.inf
+    if hi < lo:
+        raise ValueError(f"no multiple of granularity={granularity:g} lies in [min_batch={min_batch:g}, "
+                         f"max_batch={max_batch:g}]")
+    return lo, hi
+
+
 def _snap(b, granularity, lo, hi):
-    return min(max(lo, max(granularity, round(b / granularity) * granularity)), hi)
+    """``b`` rounded to a multiple of ``granularity`` within ``[lo, hi]`` (themselves multiples: :func:`_bounds`)."""
+    return min(max(lo, round(b / granularity) * granularity), hi)
 
 
 def _merged(starts, sizes, unit, lr, params):
@@ -127,7 +168,7 @@ def schedule_from_fit(fit, horizon: float, rule: str = DEFAULT_RULE, lr_plan: LR
     ``fit``: a ``fit.json`` dict, :class:`~dbs_theory.bopt_table.BoptTable` or its envelope. Batches are
     whole multiples of ``granularity`` within ``[min_batch, max_batch]``. A horizon past the sweep's data
     is refused unless ``extrapolate``. ``interval``, ``momentum``: the paper's rule; ``switch_at`` (default
-    0.75 horizon), ``switch_ratio``: late switch.
+    0.75 of the stable phase's data: the horizon's, less a WSD decay), ``switch_ratio``: late switch.
     """
     from .sweep_schedule import best_fixed_batch, measured_range
 
@@ -143,32 +184,35 @@ def schedule_from_fit(fit, horizon: float, rule: str = DEFAULT_RULE, lr_plan: LR
                          "sweep longer, or allow extrapolation (the rule then holds what it measured last)")
     at = min(horizon, measured_to)
     best = best_fixed_batch(env, at)[0]
-    hi = min(max_batch, horizon)
-    fixed = constant_batch(_snap(best, granularity, min_batch, hi), unit, lr)
+    lo, hi = _bounds(granularity, min_batch, min(max_batch, horizon))
+    snap = lambda b: _snap(b, granularity, lo, hi)
+    fixed = constant_batch(snap(best), unit, lr)
     base = dict(best_fixed=best, best_fixed_at=at, measured_to=measured_to, lr_plan=lr_plan)
+    note = "" if snap(best) == best else (f"the sweep's best batch {best:.4g} is run as {snap(best):.4g}, the nearest "
+                                          "multiple of the granularity within the batch bounds")
     if rule == "paper":
         return _paper(env, horizon, base, unit=unit, granularity=granularity, min_batch=min_batch,
                       max_batch=max_batch, lr=lr, interval=interval, momentum=momentum, extrapolate=extrapolate)
+    tail = f" ({note})" if note else ""
     if rule == "fixed":
-        return ScheduleChoice(fixed, rule, "fixed", f"the sweep's best fixed batch at D={at:.4g}", dynamic=fixed,
+        return ScheduleChoice(fixed, rule, "fixed", f"the sweep's best fixed batch at D={at:.4g}{tail}", dynamic=fixed,
                               **base)
     if rule == "late-switch":
         from .batch_rules import late_switch
 
-        raw = late_switch(best, 0.75 * horizon if switch_at is None else switch_at, switch_ratio, unit, lr,
+        stable = lr_plan.stable_end(horizon) if lr_plan.shape == "wsd" else horizon
+        raw = late_switch(best, 0.75 * stable if switch_at is None else switch_at, switch_ratio, unit, lr,
                           granularity=granularity)
-        sched = BatchSchedule(raw.starts, tuple(min(max(b, min_batch), hi) for b in raw.sizes), unit, lr=lr,
-                              kind="step", params=raw.params)
-        return ScheduleChoice(sched, rule, "dynamic", f"late switch from the sweep's best fixed batch {best:.4g}",
-                              dynamic=sched, **base)
-    snap = lambda b: _snap(b, granularity, min_batch, hi)
+        sched = BatchSchedule(raw.starts, tuple(snap(b) for b in raw.sizes), unit, lr=lr, kind="step",
+                              params=raw.params)
+        return ScheduleChoice(sched, rule, "dynamic", f"late switch from the sweep's best fixed batch {best:.4g}"
+                              + tail, dynamic=sched, **base)
     if rule == "stitch":
         starts, sizes = stitch(env, horizon)
         sched = _merged(starts, [snap(b) for b in sizes], unit, lr, dict(rule="stitch"))
         return ScheduleChoice(sched, rule, "dynamic", "the batch whose sweep curve descends fastest at the run's "
                               "loss, at each point of the run", dynamic=sched, **base)
-    return calibrated(env, horizon, lr_plan, base, fixed, snap, unit=unit, lr=lr, min_batch=min_batch,
-                      max_batch=max_batch)
+    return calibrated(env, horizon, lr_plan, base, fixed, snap, unit=unit, lr=lr, min_batch=lo, max_batch=hi)
 
 
 def _paper(env, horizon, base, **kw):
@@ -261,11 +305,17 @@ def calibrated(env, horizon, lr_plan, base, fixed, snap, *, unit, lr, min_batch,
     from .calibrate import calibrate
 
     cal = calibrate(env)
+    b_fix = float(fixed.sizes[0])
+    if cal.r2 < MIN_R2:
+        why = (f"the calibrated model does not describe the sweep's curves (relative rms {cal.rms:.1%} against "
+               f"{cal.spread:.1%} between batches: it explains {max(cal.r2, -9.99):.0%} of their differences, "
+               f"< {MIN_R2:.0%}); run the sweep's best fixed batch {b_fix:.4g}")
+        return ScheduleChoice(fixed, "calibrated", "fixed", why, dynamic=fixed,
+                              predicted=dict(rms=cal.rms, spread=cal.spread, r2=cal.r2, blend=0.0), **base)
     grid = modal.discretise(horizon, lr_plan, pieces)
     swept = np.asarray(env["batches"], float)
     lo = max(min_batch, float(swept.min()))
     hi = max(lo, min(max_batch, EXTRAPOLATE * float(swept.max()), horizon))
-    b_fix = float(fixed.sizes[0])
     ramp = b_fix * np.sqrt(np.maximum(grid.starts, grid.ends * 1e-3) * grid.ends) / (0.25 * horizon)
     opt = modal.optimise(cal.model, grid, [np.full(grid.starts.size, b_fix), ramp], lo, hi)
     models = [cal.model] + _refits(env, cal)
@@ -276,11 +326,11 @@ def calibrated(env, horizon, lr_plan, base, fixed, snap, *, unit, lr, min_batch,
     gains = [[1 - loss(m, B) / f for m, f in zip(models, L_fix)] for B in blends]
     k, worst = sure_blend(gains)
     chosen = None if k is None else (BLENDS[k], blends[k])
-    predicted = dict(rms=cal.rms, refits=len(models) - 1, fixed=L_fix[0], optimum=loss(cal.model, opt),
-                     params=cal.params)
+    predicted = dict(rms=cal.rms, spread=cal.spread, r2=cal.r2, refits=len(models) - 1, fixed=L_fix[0],
+                     optimum=loss(cal.model, opt), params=cal.params)
     dyn = _merged(grid.starts, [snap(b) for b in opt], unit, lr, dict(rule="calibrated"))
     if chosen is None:
-        why = (f"the calibrated model's schedule is not sure to beat the best fixed batch {base['best_fixed']:.4g}: "
+        why = (f"the calibrated model's schedule is not sure to beat the best fixed batch {b_fix:.4g}: "
                f"under the worst of {len(models)} fits (the full one, and each batch of the sweep left out once) no "
                f"blend toward it gains more than {worst:+.1%} (a gain above {MARGIN:.0%} under every fit is needed)")
         return ScheduleChoice(fixed, "calibrated", "fixed", why, dynamic=dyn, predicted=dict(predicted, blend=0.0),
@@ -289,7 +339,7 @@ def calibrated(env, horizon, lr_plan, base, fixed, snap, *, unit, lr, min_batch,
     sched = _merged(grid.starts, B, unit, lr, dict(rule="calibrated", blend=t))
     predicted.update(schedule=loss(cal.model, B), blend=t, worst_gain=worst)
     why = (f"a modal model fitted to the sweep (relative rms {cal.rms:.1%}) predicts {1 - predicted['schedule'] / L_fix[0]:.1%} "
-           f"lower final loss than the best fixed batch {base['best_fixed']:.4g} under {lr_plan.describe()}, and at "
+           f"lower final loss than the best fixed batch {b_fix:.4g} under {lr_plan.describe()}, and at "
            f"least {worst:.1%} under every refit with one batch left out"
            + ("" if t == 1.0 else f" (a {t:g} blend toward the fixed batch: the full schedule was not sure to win)"))
     return ScheduleChoice(sched, "calibrated", "dynamic", why, dynamic=dyn, predicted=predicted, **base)

@@ -168,3 +168,76 @@ def test_dbs_schedule_cosine_plan(tmp_path, sweep):
     assert json.loads((tmp_path / "c" / "exports.json").read_text())["lr_plan"]["shape"] == "cosine"
     r = dbs(*argv, "--decay", "0.2", "--out", str(tmp_path / "bad"))
     assert r.returncode == 2 and "--decay" in r.stderr and not (tmp_path / "bad").exists()
+
+
+def _no_batch_effect():
+    """A sweep whose loss depends on the data only (every batch alike at equal data), rows every 20 steps."""
+    from dbs_theory.runs import Run
+
+    rng, runs = np.random.default_rng(0), []
+    for B in 64.0 * 2.0 ** np.arange(7):
+        step = np.arange(0, int(4e6 / B) + 1, max(1, int(4e6 / B) // 200), dtype=float)
+        tokens = step * B
+        runs.append(Run(f"b{B:g}", B, step, tokens, 2 + 6 / (1 + tokens / 1e5) + 0.01 * rng.standard_normal(step.size)))
+    return bopt_table(runs, bootstrap=0).to_dict()
+
+
+def test_calibrated_rule_refuses_a_sweep_its_model_does_not_describe():
+    """No batch effect in the curves: the model cannot explain differences that are not there, so the fixed
+    batch is handed out (it claimed a 67% gain before the gate)."""
+    choice = schedule_from_fit(_no_batch_effect(), 3e6, "calibrated", unit="examples")
+    assert choice.recommendation == "fixed" and "does not describe" in choice.reason
+    assert choice.predicted["r2"] < 0
+
+
+def test_the_fit_quality_gate_at_its_boundary(sweep, monkeypatch):
+    """MIN_R2 just above the fit's share explained: fixed; just below: the model's schedule."""
+    import dbs_theory.schedule_rules as SR
+
+    _, _, fit = sweep
+    r2 = calibrate(fit["envelope"]).r2
+    monkeypatch.setattr(SR, "MIN_R2", r2 + 1e-9)
+    assert schedule_from_fit(fit, BUDGET, "calibrated", unit="examples").recommendation == "fixed"
+    monkeypatch.setattr(SR, "MIN_R2", r2 - 1e-9)
+    assert schedule_from_fit(fit, BUDGET, "calibrated", unit="examples").recommendation == "dynamic"
+
+
+def test_bounds_and_granularity_are_honoured_and_named(sweep):
+    """Batches are multiples of the granularity inside the bounds (the bounds snapped inward); a fixed batch
+    moved by the bounds is named as run."""
+    _, _, fit = sweep
+    for rule in RULES:
+        s = schedule_from_fit(fit, BUDGET, rule, WSD, unit="examples", granularity=10, min_batch=15, max_batch=95)
+        assert all(20 <= b <= 90 and b % 10 == 0 for b in s.schedule.sizes), (rule, s.schedule.sizes)
+    f = schedule_from_fit(fit, BUDGET, "fixed", unit="examples", min_batch=2000)
+    assert f.schedule.sizes == (2000.0,) and "run as 2000" in f.reason
+    with pytest.raises(ValueError, match="no multiple of granularity"):
+        schedule_from_fit(fit, BUDGET, "fixed", unit="examples", granularity=64, min_batch=65, max_batch=100)
+
+
+def test_late_switch_switches_at_three_quarters_of_the_stable_phase(sweep):
+    _, _, fit = sweep
+    s = schedule_from_fit(fit, BUDGET, "late-switch", LRPlan(decay=0.2), unit="examples").schedule
+    assert s.starts[1] == pytest.approx(0.75 * 0.8 * BUDGET)
+
+
+@pytest.mark.parametrize("edit, field", [
+    (lambda e: e.update(batches=e["batches"][:4]), "envelope.by_batch"),
+    (lambda e: e.update(by_batch="oops"), "envelope.by_batch"),
+    (lambda e: e["by_batch"][2].pop(), "envelope.by_batch[2]"),
+    (lambda e: e["batches"].__setitem__(3, -5), "envelope.batches"),
+    (lambda e: e["mean_by_batch"][0].__setitem__(1, "x"), "envelope.mean_by_batch[0]")])
+def test_a_hand_edited_envelope_is_refused_naming_the_field(sweep, edit, field):
+    _, _, fit = sweep
+    env = json.loads(json.dumps(fit["envelope"], default=float))
+    edit(env)
+    with pytest.raises(ValueError, match=field.replace("[", r"\[").replace("]", r"\]")):
+        schedule_from_fit(dict(envelope=env), BUDGET, "calibrated", unit="examples")
+
+
+@pytest.mark.parametrize("argv, words", [(["--curve", "1,0.5", "--decay", "0.2"], "--from fit.json"),
+                                         (["--steps", "0:64,1e5:512", "--lr-shape", "cosine"], "--from fit.json"),
+                                         (["--curve", "1,0.5", "--final-lr", "0.5"], "--from fit.json")])
+def test_an_lr_plan_for_an_explicit_schedule_is_refused(tmp_path, argv, words):
+    r = dbs("schedule", *argv, "--horizon", "1e6", "--out", str(tmp_path / "s"))
+    assert r.returncode == 2 and words in r.stderr and not (tmp_path / "s").exists()

@@ -150,7 +150,8 @@ def _build(args):
 
 def load_envelope(path):
     """``(envelope, lr, laws)`` from a ``dbs fit`` ``fit.json`` whose envelope identifies ``Bopt`` at >= 2 data
-    amounts, else ``None`` (an older fit.json, a frontier.json, or too few points: the per-target path)."""
+    amounts and holds per-batch losses, else ``None`` (an older fit.json, a frontier.json, or too few points:
+    the per-target path)."""
     from pathlib import Path
 
     try:
@@ -158,7 +159,7 @@ def load_envelope(path):
     except (OSError, ValueError):
         return None  # load_points names what is wrong with the file
     env = data.get("envelope") if isinstance(data, dict) else None
-    if not isinstance(env, dict) or sum(bool(v) for v in env.get("identified") or []) < 2:
+    if not isinstance(env, dict) or sum(bool(v) for v in env.get("identified") or []) < 2 or not env.get("by_batch"):
         return None
     laws = data.get("laws") or []
     return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
@@ -346,6 +347,11 @@ def _check_args(args):
         raise ValueError(f"--decay={args.decay:g} must be the fraction of the run in the LR decay, in [0, 1)")
     if not (math.isfinite(args.final_lr) and 0 <= args.final_lr <= 1):
         raise ValueError(f"--final-lr={args.final_lr:g} must be a multiple of the peak rate in [0, 1]")
+    if (args.decay or args.lr_shape != "wsd" or args.final_lr != 0.1) and not args.source:
+        raise ValueError("--decay, --lr-shape and --final-lr describe the run for a rule read from a sweep "
+                         "(--from fit.json); an explicit --curve or --steps schedule does not use them")
+    if args.final_lr != 0.1 and args.lr_shape == "wsd" and not args.decay:
+        raise ValueError(f"--final-lr={args.final_lr:g} is the end of a decay: give --decay F or --lr-shape cosine")
     if args.lr_shape == "cosine" and args.decay:
         raise ValueError(f"--decay={args.decay:g} is WSD's: a --lr-shape cosine run decays over the whole run")
     if not 0 < args.momentum <= 1:
