@@ -241,3 +241,15 @@ def test_a_hand_edited_envelope_is_refused_naming_the_field(sweep, edit, field):
 def test_an_lr_plan_for_an_explicit_schedule_is_refused(tmp_path, argv, words):
     r = dbs("schedule", *argv, "--horizon", "1e6", "--out", str(tmp_path / "s"))
     assert r.returncode == 2 and words in r.stderr and not (tmp_path / "s").exists()
+
+
+def test_a_falling_schedule_gets_no_rampup_export():
+    """Megatron's --rampup-batch-size only ramps up: a schedule whose batch falls (the calibrated rule's may,
+    in a decay) gets a note instead of a ramp to its last batch."""
+    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.commands.schedule import _megatron
+
+    falling = BatchSchedule((0.0, 100.0, 200.0), (64.0, 512.0, 256.0), "examples", kind="step")
+    assert "only ramps up" in _megatron(falling, None)["note"] and "args" not in _megatron(falling, None)
+    rising = BatchSchedule((0.0, 100.0), (64.0, 512.0), "examples", kind="step")
+    assert "args" in _megatron(rising, None)

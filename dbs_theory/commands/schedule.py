@@ -382,6 +382,9 @@ def _check_args(args):
 def _megatron(sched, seq_len):
     if sched.unit == "tokens" and not seq_len:
         return dict(note="pass --seq-len to export to Megatron-LM (it counts samples)")
+    if any(b < a for a, b in zip(sched.sizes, sched.sizes[1:])):
+        return dict(note="the schedule's batch falls somewhere and --rampup-batch-size only ramps up: use "
+                         "--step-batch-size-schedule")
     return sched.to_megatron(seq_len)
 
 
@@ -416,10 +419,11 @@ def _time_optimal(args, laws):
         raise ValueError("--step-time needs fitted laws: use --from with a dbs fit fit.json")
     model = StepTimeModel(a, b, args.devices)
     print(f"\nTime-optimal batch per target (step time {a:g} + {b:g} B / {args.devices} s):")
-    for target, per_law in laws:
-        p = per_law.get("three_phase")
-        if not p:
-            continue
+    fitted = [(t, per_law["three_phase"]) for t, per_law in laws if per_law.get("three_phase")]
+    if not fitted:
+        print("  none: no target of this fit has a three-phase E(S) law (dbs fit fits one where a target is "
+              "reached by enough runs)")
+    for target, p in fitted:
         law = ThreePhaseES.c1(**p)
         best = time_optimal_batch(law, model, args.max_overhead)
         print(f"  L*={float(target):.4g}: B={best['batch_size']:.4g}, {best['seconds']:.4g} s, "
