@@ -137,8 +137,8 @@ def calibrate(envelope, nodes: int = NODES, start=None) -> Calibration:
         if best is None or res.cost < best.cost:
             best = res
     rms = float(np.sqrt(np.mean(best.fun**2)))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per = np.nanvar(np.where(ok, np.log(np.where(ok, L, 1.0)), np.nan), axis=0)
-    spread = float(np.sqrt(np.mean(per[np.isfinite(per) & (ok.sum(axis=0) >= 2)]))) if (ok.sum(axis=0) >= 2).any() \
-        else 0.0
+    logs = np.log(np.where(ok, L, 1.0))
+    two = ok.sum(axis=0) >= 2  # data amounts at which at least two batches were measured
+    per = [float(np.var(logs[ok[:, j], j])) for j in np.nonzero(two)[0]]
+    spread = float(np.sqrt(np.mean(per))) if per else 0.0
     return Calibration(family(best.x, nodes), dict(zip(_NAMES, map(float, best.x))), rms, spread, int(obs.size), B, D)
