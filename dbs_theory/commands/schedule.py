@@ -168,8 +168,6 @@ def load_envelope(path):
 def _from_fit(args, rule):
     """:func:`_build` for a sweep's ``fit.json``: the library's choice
     (:func:`dbs_theory.schedule_rules.schedule_from_fit`) under the run's LR plan (``--decay``)."""
-    import math
-
     from ..bopt_curve import check_lr
     from ..schedule_rules import schedule_from_fit
     from ..sweep_schedule import measured_range
