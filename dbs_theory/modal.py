@@ -34,7 +34,7 @@ import numpy as np
 
 from .lr_plan import LRPlan
 
-__all__ = ["ModalModel", "Grid", "discretise", "relaxed_loss", "bounds", "optimise", "FIRST_PIECE", "LR_CELLS"]
+__all__ = ["ModalModel", "Grid", "discretise", "relaxed_loss", "bounds", "warm_starts", "optimise", "FIRST_PIECE", "LR_CELLS"]
 
 #: the first piece ends at this fraction of the stable phase; later pieces are log-spaced up to its middle
 FIRST_PIECE = 1e-3
@@ -180,6 +180,13 @@ def bounds(grid: Grid, min_batch: float, max_batch: float = math.inf):
     (at least one step on it), never below ``min_batch``."""
     lo = math.log(min_batch)
     return [(lo, max(lo, math.log(min(max_batch, d)))) for d in grid.ends - grid.starts]
+
+
+def warm_starts(grid: Grid, fixed_batch: float) -> list:
+    """Starting batches per piece: the fixed batch throughout, and a ramp ``B ~ D`` through it at a quarter of
+    the run."""
+    mid = np.sqrt(np.maximum(grid.starts, grid.ends * FIRST_PIECE) * grid.ends)
+    return [np.full(grid.starts.size, float(fixed_batch)), fixed_batch * mid / (0.25 * grid.horizon)]
 
 
 def optimise(model: ModalModel, grid: Grid, starts, min_batch: float, max_batch: float = math.inf,

@@ -2,7 +2,7 @@
 
 The run is cut into ``pieces`` intervals of data (examples), log-spaced from
 ``FIRST_PIECE budget`` to half the budget, linear over the second half and over
-a WSD decay (:func:`_piece_starts`); the batch is constant on each.
+a WSD decay (:func:`dbs_theory.modal.discretise`); the batch is constant on each.
 Inside a piece the learning rate is held constant on finer *cells* (its value
 at the cell's data midpoint) wherever the LR schedule varies. On a cell of
 ``Delta`` examples at batch ``B`` and rate ``eta`` every mode's second moment
@@ -148,13 +148,6 @@ def relaxed_loss(nqm: NQM, prob: Problem, log_batch, grad: bool = False, arrays=
 MIN_BATCH = 1.0
 
 
-def _starts(prob: Problem, fixed_batch):
-    """Warm starts (batches per piece): the best fixed batch, and a ramp ``B ~ D`` through it at a quarter
-    of the budget."""
-    mid = np.sqrt(np.maximum(prob.starts, prob.ends * FIRST_PIECE) * prob.ends)
-    return [np.full(prob.starts.size, float(fixed_batch)), fixed_batch * mid / (0.25 * prob.horizon)]
-
-
 def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces: int = 32,
                      fixed=None, return_info=False, candidates=None, min_batch: float = MIN_BATCH):
     """The best ``pieces``-piece batch schedule for a run of ``budget`` examples (module doc).
@@ -203,7 +196,7 @@ def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule="constant"
     name = lr_schedule if isinstance(lr_schedule, str) else lr_schedule.describe()
     run = _Search(nqm, prob, min_batch, dict(rule="optimal", lr_schedule=name, pieces=int(pieces)))
     best = (fixed[1], constant_batch(fixed[0], "examples"), "best fixed", math.nan)
-    for label, x0 in zip(("fixed start", "ramp start"), _starts(prob, fixed[0])):
+    for label, x0 in zip(("fixed start", "ramp start"), modal.warm_starts(prob.grid, fixed[0])):
         best = min(best, run(x0, label), key=lambda c: c[0])
     for label, sched in candidates.items():
         own = (run.loss(sched), sched, label, math.nan)
