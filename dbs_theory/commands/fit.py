@@ -10,7 +10,8 @@ EXAMPLES = """examples:
   dbs simulate --write-log --out results/simulate
   dbs fit results/simulate/runs.csv --out results/fit
   dbs fit logs/ --targets 3.4,3.2,3.0 --law three_phase --bootstrap 200
-  dbs fit --points steps_to_target.csv --law hyperbolic   # columns batch_size,target,steps"""
+  dbs fit --points steps_to_target.csv --law hyperbolic   # columns batch_size,target,steps
+  dbs fit --grid step_law.csv --out results/grid           # columns batch_size,tokens,loss[,lr][,model]"""
 
 
 def _floats(text):
@@ -29,6 +30,10 @@ def add_arguments(p):
     p.add_argument("--points", metavar="FILE", default=None, help="instead of LOGs: a CSV table of steps to "
                    "target with columns batch_size, target, steps (one row per batch size and target, as papers "
                    "publish them); E = batch_size x steps. No envelope, floors or crossovers (they need curves)")
+    p.add_argument("--grid", metavar="FILE", default=None, help="instead of LOGs: a CSV table of final losses, "
+                   "one row per run, with columns batch_size, tokens, loss and optional lr, model (as sweep papers "
+                   "publish them); Bopt(D) at each data amount >= 3 batches reached, a power law Bopt = k D^alpha, "
+                   "one fit per model, each cell at its best learning rate")
     add_foreign_log_arguments(p)
     p.add_argument("--targets", type=str, default=None, help="comma-separated target losses "
                    "(default: 6 chosen from the runs)")
@@ -59,6 +64,8 @@ def run(args):
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
     check_writable(args.out)
+    if args.grid is not None:
+        return _run_grid(args)
     if args.points is not None or not args.logs:
         return _run_points(args)
     runs = load_runs(*args.logs, **foreign_log_options(args))
@@ -178,6 +185,39 @@ def _cell(path, line, column, row, extra):
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{path} line {line} column {column!r}: {text} must be positive and finite")
     return value
+
+
+def _run_grid(args):
+    """``dbs fit --grid FILE``: Bopt(D) and its power law per model from a table of final losses."""
+    import csv
+    import json
+
+    from ..grid_table import grid_fits
+    from ..io import atomic_write, ensure_writable_dir, json_default
+    from ..table import format_table
+
+    if args.logs or args.points is not None:
+        raise ValueError("give either LOG files, --points FILE or --grid FILE, not two of them")
+    fits = grid_fits(args.grid, bootstrap=args.bootstrap, seed=args.seed)
+    for f in fits:
+        print(f"\nmodel {f.model}:" if f.model else "")
+        print(format_table([dict(tokens=f"{p.data:.4g}", bopt=p.text(), batches=p.batches,
+                                 best=f"{p.best_batch:g}", loss=f"{p.best_loss:.4g}") for p in f.points],
+                           ["tokens", "bopt", "batches", "best", "loss"],
+                           ["tokens D", "Bopt(D) [95%]", "batches at D", "best grid batch", "its loss"]))
+        print(f.power_law_text() + " (exponent 95% interval; through the bracketed data amounts)")
+        for n in f.notes:
+            print(f"note: {n}")
+    out = ensure_writable_dir(args.out)
+    with atomic_write(out / "grid_fit.json") as fh:
+        json.dump(dict(source=str(args.grid), fits=[f.record() for f in fits]), fh, indent=1, default=json_default)
+    with atomic_write(out / "grid_bopt.csv") as fh:
+        w = csv.writer(fh)
+        w.writerow(["model", "tokens", "bopt", "bopt_lo", "bopt_hi", "status", "batches"])
+        for f in fits:
+            w.writerows([f.model, p.data, p.bopt, p.lo, p.hi, p.status, p.batches] for p in f.points)
+    print(f"\nwrote {out}/grid_fit.json, grid_bopt.csv")
+    return 0
 
 
 def _run_points(args):
