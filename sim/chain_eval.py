@@ -28,7 +28,6 @@ the fixed learning rate.
 """
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 

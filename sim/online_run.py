@@ -38,7 +38,7 @@ def online_run(nqm: NQM, eta: float, plan, horizon: float, rule, seed: int = 0, 
     theta = mean + np.sqrt(np.maximum(full.m0 - mean**2, 0.0)) * rng.standard_normal(h.size)
     lr = plan.schedule(float(eta), float(horizon))
     rate = (lambda D: float(lr(D))) if callable(lr) else (lambda D: float(lr))
-    gns, D = GNSEstimator(), 0.0
+    gns = GNSEstimator()
     with np.errstate(over="ignore", invalid="ignore"):  # a diverging rule (noise-scale) overflows: it stops below
         return _run(rule, theta, h, c, full.L_irr, rate, gns, horizon, micro, rng)
 

@@ -299,20 +299,23 @@ def test_a_checkpoint_older_than_a_config_field_still_resumes(tmp_path):
         T.train(cfg(tmp_path, "cut2", eval_block=32), resume=True, progress=False)
 
 
-def test_a_config_field_added_later_keeps_a_cached_runs_folder():
-    """The run cache's key leaves eval_block out at its old value 0 (so runs cached before it existed keep
-    their folders) and hashes it when set."""
-    import hashlib
-    import json
-    from dataclasses import asdict
+def test_the_run_key_names_what_a_run_computes_not_where_it_is_written(tmp_path):
+    """config_key: the same in any folder (out, run, the schedule file's path, a branch parent's root) and
+    different when anything computed differs (a field, the schedule's content)."""
+    from validate.experiments.run_cache import config_key
 
-    from validate.experiments.runner import RunSpec, run_dir
-
-    c = cfg(Path("/nonexistent"), "x")
-    before = {k: v for k, v in asdict(c).items() if k not in ("out", "run", "eval_block")}  # as keyed before
-    key = hashlib.sha256(json.dumps(before, sort_keys=True).encode()).hexdigest()[:8]
-    assert run_dir("/nonexistent", RunSpec("x", c)).name == f"x-{key}"
-    assert run_dir("/nonexistent", RunSpec("x", cfg(Path("/n"), "x", eval_block=32))).name != f"x-{key}"
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    for d, segs in (("a", "1"), ("b", "1")):
+        (tmp_path / d / "s.json").write_text(segs)
+    one = cfg(tmp_path / "x", "x", batch_schedule=str(tmp_path / "a" / "s.json"))
+    two = cfg(tmp_path / "y", "y", batch_schedule=str(tmp_path / "b" / "s.json"))
+    assert config_key(one) == config_key(two)
+    (tmp_path / "b" / "s.json").write_text("2")
+    assert config_key(one) != config_key(two)
+    assert config_key(cfg(tmp_path, "x")) != config_key(cfg(tmp_path, "x", eval_block=32))
+    br = lambda root: cfg(tmp_path, "x", branch_from=f"{root}/runs/best-s0-1234abcd/ckpt.pt")
+    assert config_key(br("/r1")) == config_key(br("/r2"))
 
 
 def _rule_fit(tmp_path):

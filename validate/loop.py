@@ -32,7 +32,7 @@ from .data import batch_at
 from .gns import GNSEstimator, two_batch_estimates
 
 __all__ = ["Step", "Trainer", "NoiseScale", "BatchRule", "Logger", "Checkpointer", "Progress", "LOG_FIELDS",
-           "NonFiniteLoss", "evaluate", "grad_sq"]
+           "NonFiniteLoss", "evaluate", "grad_sq", "compile_options"]
 
 #: Columns of ``log.csv``: one row per optimizer step. ``wall_time`` is Unix seconds (rates come from its
 #: differences); ``gns_g2`` / ``gns_trace`` are the raw two-batch estimates of |G|^2 and tr(Sigma) on
@@ -164,9 +164,15 @@ def _skip(trainer, s):
     return None
 
 
+def compile_options(device) -> dict:
+    """``torch.compile`` keywords for ``device``: on CPU the C++ wrapper (the graph's kernels called from
+    generated C++ instead of Python: about 10% more tokens/s on the CPU tier's small model)."""
+    return dict(options={"cpp_wrapper": True}) if str(device).startswith("cpu") else {}
+
+
 def _wrap(model, cfg, device, world):
     """``(net, autocast)``: the model compiled and DDP-wrapped as configured, and its precision context."""
-    net = torch.compile(model) if cfg.compile else model
+    net = torch.compile(model, **compile_options(device)) if cfg.compile else model
     bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.startswith("cuda"))
     autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else \
         contextlib.nullcontext

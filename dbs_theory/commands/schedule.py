@@ -24,7 +24,7 @@ def add_arguments(p):
     src.add_argument("--steps", help="a step schedule 'D0:B0,D1:B1,...' (D0 = 0)")
     p.add_argument("--horizon", type=float, required=True, help="total data of the run (tokens)")
     p.add_argument("--rule", choices=RULES + ONLINE, default=None,
-                   help=f"with --from a sweep's fit.json: calibrated (default: optimise the batch on a loss model "
+                   help="with --from a sweep's fit.json: calibrated (default: optimise the batch on a loss model "
                    "fitted to the sweep, under the run's LR plan), stitch (the batch whose curve descends fastest "
                    "at the run's loss), paper (follow Bopt(D); the default for --curve and for fits without a "
                    "sweep envelope), late-switch (half the sweep's best fixed batch, then --switch-ratio times "

@@ -27,5 +27,6 @@ def setup(name, tier, root, jobs, progress):
 
 
 def train(exp, specs, jobs, progress):
-    dirs = train_runs(exp.root, specs, jobs or exp.tier.jobs, progress, desc=exp.name, launcher=exp.tier.launcher)
+    dirs = train_runs(exp.root, specs, jobs or exp.tier.jobs, progress, desc=exp.name, launcher=exp.tier.launcher,
+                      store=exp.tier.store)
     return exp.collect(specs, dirs), dirs

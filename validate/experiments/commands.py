@@ -7,6 +7,7 @@ HELP = "check the paper's claims on real transformer runs (sweep, schedule, abla
 EXAMPLES = """examples:
   dbs validate sweep --tier tiny            # seconds: what the tests run
   dbs validate all --tier cpu               # every experiment on 2 CPU cores
+  dbs validate all --tier cpu --from-logs   # refit every finding from the committed logs, training nothing
   dbs validate sweep --tier gpu --launcher submitit --partition gpu --gpus-per-run 1 --time-limit 600
   dbs report results/validate/cpu"""
 
@@ -31,6 +32,11 @@ def add_arguments(p):
     p.add_argument("--resume", action="store_true",
                    help="accepted for clarity: finished runs are always reused, interrupted ones resumed")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--logs", default=None, help="log store: finished runs' compressed logs by config hash, reused "
+                   "instead of training and added to as runs finish; 'none' for no store (default: the "
+                   "repository's docs/data/runs for the cpu and gpu tiers in a checkout, else none)")
+    p.add_argument("--from-logs", action="store_true", help="train nothing: refit every experiment from the log "
+                   "store, refusing (by name) a run it lacks")
     g = p.add_argument_group("cluster (with --launcher submitit)")
     g.add_argument("--launcher", default="local", choices=("local", "submitit"),
                    help="where runs train: local processes, or one submitit job per run (Slurm when sbatch "
@@ -70,10 +76,31 @@ def run(args):
     root = args.out or f"results/validate/{tier.name}"
     check_writable(root)
     ensure_writable_dir(root)
-    tier = tier.with_(launcher=launcher)
+    tier = tier.with_(launcher=launcher, store=_store(args, tier))
     for name, mod in zip(names, mods):
         _run_one(name, mod, tier, root, args)
     return 0
+
+
+def _store(args, tier):
+    """The log store of --logs / --from-logs (checked before any run folder exists)."""
+    from pathlib import Path
+
+    from .log_store import LogStore, default_store
+
+    if args.logs is not None and args.logs.strip().lower() == "none":
+        store = None
+    elif args.logs is not None:
+        if not args.logs.strip() or (Path(args.logs).exists() and not Path(args.logs).is_dir()):
+            raise ValueError(f"--logs {args.logs!r} must name a folder (or 'none')")
+        store = LogStore(Path(args.logs))
+    else:
+        store = default_store(tier.name)
+    if args.from_logs:
+        if store is None or not Path(store.path).is_dir():
+            raise ValueError("--from-logs needs a log store: --logs DIR (a folder of stored runs)")
+        store = LogStore(store.path, from_logs=True)
+    return store
 
 
 def _launcher(args):

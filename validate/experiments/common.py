@@ -43,7 +43,7 @@ def config_for(tier: Tier, tokens: float, batch: float | None = None, schedule: 
                 eval_every=10**9, eval_every_tokens=tier.eval_every_tokens, eval_tokens=tier.eval_tokens,
                 final_eval_tokens=tier.final_eval_tokens, eval_block=tier.eval_block,
                 checkpoint_every=10**9, seed=seed, device=tier.device, data=tier.data, vocab_size=tier.vocab_size,
-                data_glob=tier.data_glob,
+                data_glob=tier.data_glob, compile=tier.compile,
                 data_block=2 * tier.seq_len)  # shuffled blocks; 2x so the seq-len ablation can double
     base.update(over)
     return TrainConfig(**base)
@@ -78,7 +78,7 @@ class Experiment:
         claims = [c.as_dict() if isinstance(c, Claim) else Claim(**c).as_dict() for c in claims]
         wall = time.perf_counter() - self.t0
         summary = dict(experiment=self.name, tier=self.tier.name, wall_seconds=wall, claims=claims,
-                       tier_config={k: v for k, v in asdict(self.tier).items() if k != "launcher"}, **data)
+                       tier_config={k: v for k, v in asdict(self.tier).items() if k not in ("launcher", "store")}, **data)
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.dir / "summary.json") as fh:
             json.dump(summary, fh, indent=1, default=json_default)

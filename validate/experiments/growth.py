@@ -148,7 +148,7 @@ def run(tier, root, jobs=None, progress=True):
     batches, bopt, note = _design(tier, root, jobs, progress)
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
-    dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth", launcher=tier.launcher)
+    dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="growth", launcher=tier.launcher, store=tier.store)
     runs = exp.collect(sp, dirs)
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
     val = lambda B, D: [final_val(runs[_label(B, D, s)]) for s in seeds]

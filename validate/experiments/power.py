@@ -69,7 +69,7 @@ def spread_table(val_a, val_b) -> tuple:
 def run(tier, root, jobs=None, progress=True):
     exp = Experiment(root, "power", tier)
     specs = _specs(tier)
-    dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="power", launcher=tier.launcher)
+    dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="power", launcher=tier.launcher, store=tier.store)
     runs = exp.collect(specs, dirs)
     A, B = arms(tier)
     val = {X: [final_val(runs[f"b{X:g}-s{s}"]) for s in range(tier.power_seeds)] for X in (A, B)}

@@ -30,13 +30,10 @@ from dbs_theory.io import FolderLocked, atomic_write, folder_lock
 from ..config import TrainConfig
 
 __all__ = ["RunSpec", "RunFailed", "config_key", "run_dir", "is_done", "train_one", "interrupted_message",
-           "Children"]
+           "Children", "restore_stored"]
 
 #: Config fields that say where a run goes, not what it computes.
 _PLACE = ("out", "run")
-#: Config fields added after runs were cached, with the value they had before: hashed only when set otherwise,
-#: so a cached run keeps its folder.
-LATER = {"eval_block": 0}
 
 
 class RunFailed(ChildProcessError):
@@ -52,7 +49,16 @@ class RunSpec:
 
 
 def config_key(cfg: TrainConfig) -> str:
-    d = {k: v for k, v in asdict(cfg).items() if k not in _PLACE and not (k in LATER and v == LATER[k])}
+    """Hash of what a run computes, the same in any results folder: its config without the paths it is
+    written to, with a batch schedule by its file's content, a branch by its parent run's folder name
+    (itself ``<label>-<key>``), and the default corpus by the Python version whose standard library it is."""
+    d = {k: v for k, v in asdict(cfg).items() if k not in _PLACE}
+    if d.get("batch_schedule"):
+        d["batch_schedule"] = "sha256:" + hashlib.sha256(Path(d["batch_schedule"]).read_bytes()).hexdigest()
+    if d.get("branch_from"):
+        d["branch_from"] = Path(d["branch_from"]).parent.name
+    if d.get("data") is None:
+        d["data"] = "python-stdlib-%d.%d" % sys.version_info[:2]
     return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:8]
 
 
@@ -131,7 +137,8 @@ class Children:
 def _subprocess(children, d, cfg_path, resume, overwrite, threads, timeout):
     cmd = [sys.executable, "-m", "validate.train", "--config", str(cfg_path), "--quiet"]
     cmd += ["--resume"] if resume else ["--overwrite"] if overwrite else []
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)}
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+           "TORCHINDUCTOR_COMPILE_THREADS": str(threads)}  # torch.compile's workers stay on the run's share
     with open(d / "stderr.txt", "w") as err:
         # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order.
         p = children.start(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
@@ -145,7 +152,26 @@ def _subprocess(children, d, cfg_path, resume, overwrite, threads, timeout):
             children.done(p)
 
 
-def train_one(root, spec, threads, timeout, inprocess=False, children=None):
+def restore_stored(root, specs, store) -> list:
+    """Write every run of ``specs`` that is not done here but is in the log store into its folder; the
+    specs still to train. With ``store.from_logs`` those are refused in one line (nothing is trained)."""
+    todo = [s for s in specs if not is_done(root, s)]
+    if store is not None:
+        for s in todo:
+            key, d = config_key(s.config), run_dir(root, s)
+            if store.has(key):
+                d.mkdir(parents=True, exist_ok=True)
+                with _claim(d):  # not while another runner trains or restores it
+                    if _done_state(d) != "done":
+                        store.restore(key, d)
+        todo = [s for s in todo if not is_done(root, s)]
+        if todo and store.from_logs:
+            raise ValueError(f"--from-logs: {len(todo)} run(s) are not in the log store {store.path} (first: "
+                             f"{todo[0].label!r}, key {config_key(todo[0].config)}); drop --from-logs to train them")
+    return todo
+
+
+def train_one(root, spec, threads, timeout, inprocess=False, children=None, store=None):
     d = run_dir(root, spec)
     d.mkdir(parents=True, exist_ok=True)
     with _claim(d):  # another `dbs validate` on the same folder waits here, then finds the run done
@@ -172,6 +198,8 @@ def train_one(root, spec, threads, timeout, inprocess=False, children=None):
         with atomic_write(d / "done.json") as fh:
             json.dump(dict(label=spec.label, seconds=time.perf_counter() - t0, config=asdict(cfg),
                            **_log_fingerprint(d)), fh, indent=1)
+        if store is not None:
+            store.put(config_key(spec.config), d)
     return d
 
 

@@ -1,14 +1,27 @@
-"""``dbs validate schedule``: the paper's dynamic batch schedule vs fixed batches at equal tokens.
+"""``dbs validate schedule``: the package's schedule rules vs the sweep's best fixed batch, under WSD with its decay.
 
-The schedule is built from the sweep's envelope ``Bopt(D)`` (the best batch at
-each data amount up to the budget, measured: the sweep covers the budget) with
-:func:`dbs_theory.batch_schedules.dynamic_batch`:
-re-evaluated every ``interval_frac`` of the budget, momentum 1 (the fitted
-curve is already smooth), never decreasing, clamped to the sweep's grid.
-Baselines: the sweep's best fixed batch at the budget, and a mid-range
-fixed batch (the geometric mean of the schedule's first and last batch, as
-the paper's fixed 4M sat inside its 2M to 6M schedule). Every arm uses the
-same micro-batch, learning rate and data order; seeds vary the initialisation.
+Every arm is what a user would run. The sweep's logs go through the same
+library calls as ``dbs fit`` (:func:`~dbs_theory.bopt_table.bopt_table`, 200
+bootstrap resamples) and ``dbs schedule --decay``
+(:func:`~dbs_theory.schedule_rules.schedule_from_fit` with the run's
+:class:`~dbs_theory.lr_plan.LRPlan`); each rule's schedule -- the paper's, the
+calibrated default, late switch -- is trained to the budget under WSD, the
+last ``decay_tokens`` decaying linearly to 10% of the peak rate, beside the
+sweep's best fixed batch at the budget (its lowest window-averaged training
+loss there, as before). Batches are whole multiples of the micro-batch
+(``dyn_micro`` sequences) within the sweep's grid. A rule that recommends the
+fixed batch trains that batch (the same run as the best fixed arm when it
+picks the same one). Arms of a seed share initialisation and data order.
+
+Judged by final validation loss on the tier's final slice: each rule against
+the best fixed batch and against the paper's rule, paired by seed. Seeds
+start at the tier's (>= 5) and are added while a comparison is undecided and
+:func:`~dbs_theory.verdicts.seeds_needed` on its measured spread says that
+more seeds, up to the tier's ``max_seeds``, would resolve 0.01 nats; otherwise the
+summary states the effect bound and the seeds that would decide it.
+
+The paper's schedule is also the ``dynamic`` arm of the ablations
+(:func:`arm`), which run without a decay as before.
 """
 from __future__ import annotations
 
@@ -20,22 +33,25 @@ from pathlib import Path
 
 import numpy as np
 
-from dbs_theory.batch_schedules import dynamic_batch
-from dbs_theory.bopt_curve import fit_bopt_curve
-from dbs_theory.estimators import envelope_bopt
+from dbs_theory.bopt_table import bopt_table
 from dbs_theory.io import atomic_write
+from dbs_theory.lr_plan import LRPlan
 from dbs_theory.runs import load_runs
+from dbs_theory.schedule_rules import schedule_from_fit
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import Claim, paired_interval, verdict
+from dbs_theory.verdicts import Claim, paired_interval, seeds_needed, verdict
 
-from .common import EFFECT, Experiment, config_for, final_val, loss_near, spread_of
+from .common import EFFECT, Experiment, config_for, final_val, loss_near
 from .runner import RunSpec, train_runs
 
-__all__ = ["Arms", "PLAN", "plan", "arm", "run"]
+__all__ = ["Arms", "PLAN", "RULE_ARMS", "plan", "arm", "run", "comparisons", "seeds_to_add",
+           "Comparison"]
 
 
 #: The plan's file in the schedule experiment's folder, read by the ablations.
 PLAN = "plan.json"
+#: rule id -> display name of the experiment's rule arms (``best`` is the best fixed batch)
+RULE_ARMS = {"paper": "paper's rule", "calibrated": "calibrated (default)", "late-switch": "late switch"}
 
 
 @dataclass(frozen=True)
@@ -53,6 +69,8 @@ class Arms:
     source: str          # where the schedule's Bopt(D) came from
     notes: list = field(default_factory=list)
     sweep_loss_at_budget: dict = field(default_factory=dict)  # str(batch) -> training loss at the budget
+    rules: dict = field(default_factory=dict)  # rule id -> {schedule (path) or batch, sizes, starts, reason}
+    lr_plan: dict = field(default_factory=dict)  # the WSD plan the rules were given (LRPlan fields)
 
     def fixed(self, kind: str) -> float:
         """The fixed batch of arm ``kind`` (``best`` or ``mid``)."""
@@ -89,8 +107,10 @@ def _save_schedule(root, sched) -> str:
 
 
 def plan(tier, root, jobs=None, progress=True) -> Arms:
-    """The dynamic schedule and both fixed baselines, from the sweep (run first if missing)."""
-    s = _sweep_summary(tier, root, jobs, progress)
+    """Each rule's schedule and the best fixed batch, from the sweep (run first if missing)."""
+    from . import ensure
+
+    ensure("sweep", tier, root, jobs, progress)
     gran = tier.dyn_micro * tier.seq_len
     lo, hi = min(tier.batches), max(tier.batches)
     rnd = lambda b: float(max(gran, round(b / gran) * gran))
@@ -104,39 +124,44 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
     if best == min(at_budget) and best > lo:
         notes.append(f"the best fixed batch {best:g} is the smallest sweep run that reached the budget; "
                      "smaller batches stopped early (step cap), so a smaller best cannot be ruled out")
-    curve, source = _bopt_of_data(tier, runs, s, best)
-    if curve is None:
-        curve = lambda D: best
-        notes.append(source)
-    interval = tier.budget * tier.interval_frac
-    dyn = dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(np.clip(curve(interval), lo, hi)),
-                        granularity=gran, min_batch=lo, max_batch=hi, horizon=tier.budget, lr=tier.lr)
-    mid = rnd(math.sqrt(dyn.sizes[0] * dyn.sizes[-1]))
-    return Arms(schedule=_save_schedule(root, dyn), sizes=[float(b) for b in dyn.sizes],
-                starts=[float(d) for d in dyn.starts], best_fixed=rnd(best), mid_fixed=mid, source=source,
-                notes=notes, sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())})
+    table = bopt_table(runs, bootstrap=200, seed=0)  # what `dbs fit` makes of the sweep's logs
+    lr_plan = LRPlan(decay=tier.decay_tokens / tier.budget, final=0.1)
+    rules = {}
+    for rule in RULE_ARMS:
+        try:
+            c = schedule_from_fit(table, tier.budget, rule, lr_plan, granularity=gran, min_batch=lo, max_batch=hi,
+                                  lr=tier.lr, extrapolate=True)
+        except ValueError as exc:  # what a user falls back to when the rule cannot make a schedule
+            rules[rule] = dict(batch=rnd(best), sizes=[rnd(best)], starts=[0.0], recommendation="fixed",
+                               reason=f"no schedule ({exc}): the best fixed batch", predicted={})
+            continue
+        sched = c.schedule
+        rec = dict(sizes=[float(b) for b in sched.sizes], starts=[float(d) for d in sched.starts],
+                   recommendation=c.recommendation, reason=c.reason, predicted=c.predicted)
+        if len(set(sched.sizes)) == 1:
+            rec["batch"] = float(sched.sizes[0])
+        else:
+            rec["schedule"] = _save_schedule(root, sched)
+        rules[rule] = rec
+    paper = rules["paper"]
+    mid = rnd(math.sqrt(paper["sizes"][0] * paper["sizes"][-1]))
+    path = paper.get("schedule") or _save_schedule(root, table_constant(paper["batch"], tier.lr))
+    return Arms(schedule=path, sizes=paper["sizes"], starts=paper["starts"], best_fixed=rnd(best), mid_fixed=mid,
+                source=paper["reason"], notes=notes,
+                sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())}, rules=rules,
+                lr_plan=dict(decay=lr_plan.decay, final=lr_plan.final, shape=lr_plan.shape))
 
 
-def _bopt_of_data(tier, runs, summary, best):
-    """``(curve or None, source)``: the sweep's envelope Bopt(D) measured up to the budget (monotone, no
-    extrapolation needed: the sweep covers the budget); else the power law through its per-target optima."""
-    start = min(max(tier.budget / 100, 2 * tier.warmup), tier.budget / 2)  # past the warmup transient
-    env = envelope_bopt(runs, np.geomspace(start, tier.budget, 16), bootstrap=0)
-    if int(np.sum(env.identified)) >= 2:
-        curve = fit_bopt_curve(env, form="monotone", extrapolate=True, lr=tier.lr)
-        D = np.asarray(env.data)[env.identified]
-        return curve, (f"the sweep's envelope Bopt(D), measured at {len(D)} data amounts from {D.min():.3g} to "
-                       f"{D.max():.3g} tokens (monotone)")
-    if summary.get("bopt_curve"):
-        c = summary["bopt_curve"]
-        curve = fit_bopt_curve(np.array(c["D"]), np.array(c["B"]), extrapolate=True)
-        return curve, (f"power law through the sweep's per-target optima, Bopt(D) = {curve.params['k']:.4g} "
-                       f"D^{curve.params['alpha']:.3f} (the envelope identified < 2 data amounts)")
-    return None, f"no Bopt(D) from the sweep; constant at the best fixed batch {best:g}"
+def table_constant(batch, lr):
+    """A one-segment schedule at ``batch`` tokens (the paper's rule when it stays at one batch)."""
+    from dbs_theory.batch_schedules import constant_batch
+
+    return constant_batch(batch, "tokens", lr)
 
 
 def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
-    """One arm: ``kind`` is ``dynamic``, ``best`` (best fixed) or ``mid`` (mid-range fixed).
+    """One arm: ``kind`` is ``dynamic`` (the paper's schedule), ``best`` (best fixed), ``mid`` (mid-range
+    fixed), or a rule id of :data:`RULE_ARMS` (that rule's schedule, or its fixed batch).
 
     ``over`` are :class:`~validate.config.TrainConfig` overrides; the label
     names them unless ``label`` is given.
@@ -145,10 +170,65 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
     common = dict(micro=tier.dyn_micro, seed=seed, **over)
     if kind == "dynamic":
         cfg = config_for(tier, tokens, schedule=p.schedule, **common)
+    elif kind in RULE_ARMS:
+        r = p.rules[kind]
+        cfg = config_for(tier, tokens, batch=r["batch"], **common) if "batch" in r else \
+            config_for(tier, tokens, schedule=r["schedule"], **common)
     else:
         cfg = config_for(tier, tokens, batch=p.fixed(kind), **common)
     tag = "".join(f"-{k}{v}" for k, v in sorted(over.items()) if k not in ("branch_from",))
     return RunSpec(label or f"{kind}-s{seed}{tag}".replace("_", ""), cfg)
+
+
+#: the experiment's arms: the best fixed batch, then each rule
+ARMS = ("best", *RULE_ARMS)
+
+
+def _wsd_arm(tier, p, kind, seed):
+    """An arm of this experiment: to the budget under WSD with the tier's decay."""
+    return arm(tier, p, kind, seed, label=f"wsd-{kind}-s{seed}", decay=tier.decay_tokens / tier.budget)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One rule against one baseline: the paired gains (baseline's final validation loss minus the rule's, one
+    per seed; > 0: the rule is better), their interval and spread."""
+
+    rule: str
+    baseline: str
+    gains: tuple
+    iv: object
+
+    @property
+    def sd(self) -> float:
+        return float(np.std(self.gains, ddof=1)) if len(self.gains) > 1 else math.nan
+
+
+def comparisons(val) -> list:
+    """A :class:`Comparison` for each rule against ``best`` and against ``paper``, over the seeds both ran."""
+    out = []
+    for rule in RULE_ARMS:
+        for base in ("best", "paper"):
+            if rule != base:
+                g = tuple(float(x) for x in np.subtract(val[base], val[rule]))
+                out.append(Comparison(rule, base, g, paired_interval(g)))
+    return out
+
+
+def seeds_to_add(comps, n, cap, effect=EFFECT) -> int:
+    """Seeds to add to ``n`` so every undecided comparison could resolve ``effect`` with 80% power, within
+    ``cap`` in all; 0 when all are decided or more seeds than ``cap`` would be needed for each undecided one."""
+    want = n
+    for c in comps:
+        if verdict(c.iv, effect=effect) != "inconclusive" or not math.isfinite(c.sd):
+            continue
+        try:
+            need = seeds_needed(c.sd, effect)
+        except ValueError:
+            continue
+        if need <= cap:
+            want = max(want, need)
+    return max(0, min(cap, want) - n)
 
 
 def run(tier, root, jobs=None, progress=True):
@@ -156,27 +236,63 @@ def run(tier, root, jobs=None, progress=True):
     exp = Experiment(root, "schedule", tier)
     exp.dir.mkdir(parents=True, exist_ok=True)
     p.save(exp.dir / PLAN)
-    specs = [arm(tier, p, k, seed) for seed in tier.seeds for k in ("dynamic", "best", "mid")]
-    dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule", launcher=tier.launcher)
-    runs = exp.collect(specs, dirs)
-    val = {k: [final_val(runs[f"{k}-s{s}"]) for s in tier.seeds] for k in ("dynamic", "best", "mid")}
+    seeds = list(tier.seeds)
+    while True:
+        specs = [_wsd_arm(tier, p, k, seed) for seed in seeds for k in ARMS]
+        dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule", launcher=tier.launcher,
+                          store=tier.store)
+        runs = exp.collect(specs, dirs)
+        val = {k: [final_val(runs[f"wsd-{k}-s{s}"]) for s in seeds] for k in ARMS}
+        comps = comparisons(val)
+        more = seeds_to_add(comps, len(seeds), tier.max_seeds)
+        if not more:
+            break
+        seeds += [max(seeds) + 1 + i for i in range(more)]
+    # the spread one-seed ablations borrow: the paper's schedule (no decay) vs the best fixed batch, on the
+    # ablations' own seeds (they train these runs; at least two, so a spread exists)
+    stable_seeds = list(tier.ablation_seeds) if len(tier.ablation_seeds) > 1 else list(tier.seeds[:2])
+    spread_specs = [arm(tier, p, k, s) for s in stable_seeds for k in ("dynamic", "best")]
+    sdirs = train_runs(root, spread_specs, jobs or tier.jobs, progress, desc="schedule (stable)",
+                       launcher=tier.launcher, store=tier.store)
+    sruns = exp.collect(spread_specs, sdirs)
+    stable = np.subtract([final_val(sruns[f"best-s{s}"]) for s in stable_seeds],
+                         [final_val(sruns[f"dynamic-s{s}"]) for s in stable_seeds])
+    return _write(exp, p, tier, val, comps, seeds, stable)
+
+
+def _claim(c, val):
+    rule, base, iv = c.rule, c.baseline, c.iv
+    name = RULE_ARMS[rule]
+    other = "the best fixed batch" if base == "best" else "the paper's rule"
+    v = verdict(iv, effect=EFFECT)
+    bound = "" if any(c.gains) else " (the rule hands out the same run as the baseline)"
+    if v == "inconclusive" and math.isfinite(c.sd):
+        try:
+            bound = f"; {seeds_needed(c.sd, EFFECT)} seeds would resolve {EFFECT:g} nats at this spread"
+        except ValueError:
+            bound = f"; more than 100000 seeds would resolve {EFFECT:g} nats at this spread"
+        bound += f", and the gain is at most {iv.hi:+.4f} nats with 95% confidence"
+    return Claim(f"The {name} reaches a lower final validation loss than {other} under WSD at equal tokens",
+                 f"val loss {np.mean(val[base]):.4f} ({other}) vs {np.mean(val[rule]):.4f}: paired gain "
+                 f"{iv.text()}{bound}", v, iv)
+
+
+def _write(exp, p, tier, val, comps, seeds, stable):
     rows, claims = [], []
-    for k in ("best", "mid"):
-        gains = [f - d for f, d in zip(val[k], val["dynamic"])]  # paired: each seed's arms share data and init
-        iv = paired_interval(gains)
-        rows.append(dict(baseline=f"{k} fixed ({p.fixed(k):g})",
-                         baseline_val=float(np.mean(val[k])), dynamic_val=float(np.mean(val["dynamic"])),
-                         gain=iv.mean, lo=iv.lo, hi=iv.hi, seeds=iv.n,
-                         gain_sd=float(np.std(gains, ddof=1)) if len(gains) > 1 else math.nan))
-        claims.append(Claim(
-            f"The dynamic schedule reaches a lower loss than the {'best' if k == 'best' else 'mid-range'} "
-            f"fixed batch at equal tokens (paper: about 0.04 lower vs fixed 4M)",
-            f"val loss {np.mean(val[k]):.4f} fixed vs {np.mean(val['dynamic']):.4f} dynamic: paired gain "
-            f"{iv.text()}", verdict(iv, effect=EFFECT), iv))
-    sched_txt = " -> ".join(f"{b:g}" for b in p.sizes)
-    md = ("```\n" + format_table(rows, ["baseline", "baseline_val", "dynamic_val", "gain", "lo", "hi", "seeds"]) +
-          f"\n```\n\nDynamic schedule ({p.source}): {sched_txt} tokens per step, changes at "
-          + ", ".join(f"{d:.3g}" for d in p.starts[1:]) + " tokens."
-          + "".join(f"\n\nNote: {n}." for n in p.notes))
-    data = dict(plan=p, val_loss=val, rows=rows, spread=spread_of(rows[0]))
-    return exp.write(claims, data, [("Validation loss at the budget (mean over seeds)", md)])
+    for c in comps:
+        rows.append(dict(rule=RULE_ARMS[c.rule], against="best fixed" if c.baseline == "best" else "paper's rule",
+                         rule_val=float(np.mean(val[c.rule])), baseline_val=float(np.mean(val[c.baseline])),
+                         gain=c.iv.mean, lo=c.iv.lo, hi=c.iv.hi, seeds=c.iv.n, gain_sd=c.sd,
+                         verdict=verdict(c.iv, effect=EFFECT)))
+        claims.append(_claim(c, val))
+    spread = dict(sd=float(np.std(stable, ddof=1)) if len(stable) > 1 else math.nan, dof=max(len(stable) - 1, 0))
+    arms_md = "\n".join(f"- {RULE_ARMS[k]}: " + (f"fixed {r['batch']:g}" if "batch" in r else
+                        " -> ".join(f"{b:g}" for b in r["sizes"]) + " tokens per step, from " +
+                        ", ".join(f"{d:.3g}" for d in r["starts"]) + " tokens") + f" ({r['reason']})"
+                        for k, r in p.rules.items())
+    md = ("```\n" + format_table(rows, ["rule", "against", "rule_val", "baseline_val", "gain", "lo", "hi", "seeds"])
+          + f"\n```\n\nBest fixed batch {p.best_fixed:g} tokens. WSD: the last {p.lr_plan['decay']:.0%} of "
+          f"{tier.budget:g} tokens decays to {p.lr_plan['final']:g} of the peak. Seeds {seeds[0]}..{seeds[-1]}.\n\n"
+          + arms_md + "".join(f"\n\nNote: {n}." for n in p.notes))
+    data = dict(plan=p, val_loss=val, rows=rows, seeds=seeds, spread=spread, stable_gain=stable.tolist())
+    return exp.write(claims, data, [("Final validation loss (mean over seeds)", md)])

@@ -62,7 +62,7 @@ def run(tier, root, jobs=None, progress=True, bootstrap=100):
     """Train the sweep (cached runs are reused) and write its summary."""
     exp = Experiment(root, "sweep", tier)
     sp = specs(tier)
-    dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="sweep", launcher=tier.launcher)
+    dirs = train_runs(root, sp, jobs or tier.jobs, progress, desc="sweep", launcher=tier.launcher, store=tier.store)
     return summarize(exp, exp.collect(sp, dirs), bootstrap)
 
 

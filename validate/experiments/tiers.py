@@ -31,6 +31,7 @@ class Tier:
     budget : float            Token budget of the schedule experiment and the ablations.
     decay_tokens : float      Extra tokens of the WSD decay branch (``decay`` ablation).
     seeds : tuple             Seeds of the schedule experiment (>= 2 for real tiers).
+    max_seeds : int           Most seeds the schedule experiment grows to while a comparison is undecided.
     ablation_seeds : tuple    Seeds of each ablation's arms (one seed borrows the schedule experiment's spread).
     growth_seeds : tuple      Fresh seeds of the growth experiment (empty: ``seeds``); seed 0 is always left out.
     max_micro : int           Largest micro-batch, sequences (larger batches accumulate).
@@ -48,8 +49,11 @@ class Tier:
     data : str or None        Training text: a folder of text files or a uint16 ``.bin`` (None: the stdlib corpus).
     vocab_size : int or None  Vocabulary of a ``.bin``.
     data_glob : str or None   Glob of the files to read in a ``data`` folder.
+    compile : int             1: ``torch.compile`` every run (the same computation, faster: ``bench_train.py``).
     launcher : Launcher or None  Where runs train (:mod:`validate.experiments.launch`; None: this machine). Set
                               by ``dbs validate --launcher``, not by a tier file; it never changes a result.
+    store : LogStore or None  Finished runs' logs reused by config hash (:mod:`validate.experiments.log_store`).
+                              Set by ``dbs validate --logs/--from-logs``, not by a tier file.
     """
 
     name: str
@@ -64,6 +68,7 @@ class Tier:
     budget: float
     decay_tokens: float
     seeds: tuple = (0, 1)
+    max_seeds: int = 12
     ablation_seeds: tuple = (0,)
     growth_seeds: tuple = ()
     max_micro: int = 16
@@ -80,30 +85,34 @@ class Tier:
     data: str | None = None
     vocab_size: int | None = None
     data_glob: str | None = None
+    compile: int = 0
     extra: dict = field(default_factory=dict)
     launcher: object = None
+    store: object = None
 
     def with_(self, **kw) -> "Tier":
         return replace(self, **kw)
 
 
 #: tier fields a tier file cannot set: ``extra`` (code's own), ``launcher`` (a command-line choice)
-NOT_IN_FILES = ("extra", "launcher")
+NOT_IN_FILES = ("extra", "launcher", "store")
 
 _CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256))  # 128..16384
 _GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))  # 16K .. 1M
 
 TIERS = {
     "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 12_000, 60, 12_000, 3_000,
-                 seeds=(0, 1), max_micro=8, dyn_micro=2, eval_every_tokens=3_000, eval_tokens=2_048,
+                 seeds=(0, 1), max_seeds=2, max_micro=8, dyn_micro=2, eval_every_tokens=3_000, eval_tokens=2_048,
                  final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
     "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
                 seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768,  # 5: see power
-                growth_seeds=tuple(range(1, 11))),  # 10: see growth's power note in docs/findings.md
+                growth_seeds=tuple(range(1, 11)),  # 10: see growth's power note in docs/findings.md
+                ablation_seeds=(0, 1, 2),  # each ablation's own spread, none borrowed
+                eval_block=1024, compile=1),  # slices spread over the validation set; inductor: ~1.6x tokens/s
     "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
-                2_000_000_000, 400_000_000, seeds=(0, 1, 2), growth_seeds=(1, 2, 3), max_micro=32, dyn_micro=8,
+                2_000_000_000, 400_000_000, seeds=(0, 1, 2), max_seeds=3, growth_seeds=(1, 2, 3), max_micro=32, dyn_micro=8,
                 eval_every_tokens=20_000_000, eval_tokens=1_048_576, final_eval_tokens=4_194_304, eval_block=1024,
-                jobs=1),
+                jobs=1, compile=1),
     # gpu: 3 seeds resolve the paper's 0.04 nats with 90% power if a paired difference varies as at the cpu tier
 }
 
@@ -149,10 +158,10 @@ def load_tier(path) -> Tier:
 
 
 #: field -> (kind, lower bound, whether the bound itself is allowed): what a tier file may set
-_KINDS = dict(seq_len=("int", 1, True), sweep_steps=("int", 1, True), max_micro=("int", 1, True),
+_KINDS = dict(seq_len=("int", 1, True), max_seeds=("int", 1, True), sweep_steps=("int", 1, True), max_micro=("int", 1, True),
               dyn_micro=("int", 1, True), power_seeds=("int", 1, True), jobs=("int", 1, True),
               eval_tokens=("int", 1, True), final_eval_tokens=("int", 1, True), eval_block=("int", 0, True),
-              gns_every=("int", 0, True), lr=("float", 0, False), sweep_tokens=("float", 0, False),
+              gns_every=("int", 0, True), compile=("int", 0, True), lr=("float", 0, False), sweep_tokens=("float", 0, False),
               budget=("float", 0, False), eval_every_tokens=("float", 0, False), weight_decay=("float", 0, True),
               warmup=("float", 0, True), decay_tokens=("float", 0, True), interval_frac=("float", 0, False))
 
