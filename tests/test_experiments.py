@@ -16,7 +16,7 @@ pytest.importorskip("torch")
 from dbs_theory.runs import load_runs  # noqa: E402
 from validate.experiments import EXPERIMENTS  # noqa: E402
 from dbs_theory.verdicts import VERDICTS  # noqa: E402
-from validate.experiments.runner import RunSpec, run_dir, train_runs  # noqa: E402
+from validate.experiments.runner import RunSpec, is_done, run_dir, train_runs  # noqa: E402
 from validate.experiments.tiers import TIERS, get_tier  # noqa: E402
 from validate.experiments.common import config_for, micro_for  # noqa: E402
 
@@ -129,3 +129,63 @@ def test_an_ablation_under_several_seeds_uses_its_own_spread(tiny_results, tmp_p
     gains = [f - d for f, d in zip(s["val_fixed"], s["val_dynamic"])]
     assert claim["interval"]["mean"] == pytest.approx(sum(gains) / 2, rel=1e-12)
     assert len(list((tmp_path / "res" / "cosine" / "logs").glob("*.csv"))) == 4
+
+
+def test_the_log_store_serves_another_results_folder_without_training(tmp_path):
+    """Runs finished in one results folder are kept in the store (log and records only, compressed); a fresh
+    folder restores them instead of training, and --from-logs refuses, by name, a run the store lacks."""
+    from validate.experiments.log_store import LogStore
+    from validate.experiments.run_cache import config_key
+
+    tier = get_tier("tiny").with_(jobs=1)
+    specs = [RunSpec(f"b{b}", config_for(tier, 1024, batch=b)) for b in (128, 256)]
+    store = LogStore(tmp_path / "store")
+    first = train_runs(tmp_path / "a", specs, jobs=1, progress=False, store=store)
+    kept = sorted(p.name for p in (tmp_path / "store").iterdir())
+    assert kept == sorted(f"{s.label}-{config_key(s.config)}{ext}" for s in specs for ext in (".csv.gz", ".json"))
+    second = train_runs(tmp_path / "b", specs, jobs=1, progress=False, store=LogStore(store.path, from_logs=True))
+    for s in specs:
+        assert (second[s.label] / "log.csv").read_bytes() == (first[s.label] / "log.csv").read_bytes()
+        assert not (second[s.label] / "ckpt.pt").exists()  # restored, not trained
+        assert is_done(tmp_path / "b", s)
+    extra = RunSpec("b512", config_for(tier, 1024, batch=512))
+    with pytest.raises(ValueError, match="--from-logs: 1 run.*'b512'"):
+        train_runs(tmp_path / "c", specs + [extra], jobs=1, progress=False, store=LogStore(store.path, True))
+
+
+def test_validate_from_logs_refits_an_experiment_without_training(tmp_path):
+    store, a, b = tmp_path / "store", tmp_path / "a", tmp_path / "b"
+    cmd = [sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--quiet", "--jobs", "1",
+           "--logs", str(store)]
+    r = subprocess.run(cmd + ["--out", str(a)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = subprocess.run(cmd + ["--out", str(b), "--from-logs"], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert not list(b.glob("runs/*/ckpt.pt"))  # nothing trained
+    sa, sb = (json.loads((d / "sweep" / "summary.json").read_text()) for d in (a, b))
+    assert sa["claims"] == sb["claims"] and sa["final_loss"] == sb["final_loss"]
+    r = subprocess.run(cmd[:-2] + ["--out", str(tmp_path / "c"), "--from-logs"], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and "--from-logs needs a log store" in r.stderr
+
+
+def test_the_gpu_quick_tier_is_sized_for_eight_minutes():
+    """gpu-quick: a valid tier (whole sequences, a stable phase, the budget inside the sweep) whose sweep and two
+    arms total at most 4e8 tokens -- 8 minutes at 0.85M tokens/s, below what one H200 trains a 10M-parameter
+    bf16 model at."""
+    from validate.experiments import sweep
+
+    t = get_tier("gpu-quick")
+    assert all(b % t.seq_len == 0 for b in t.batches) and t.warmup < t.sweep_tokens and t.budget <= t.sweep_tokens
+    total = sum(s.config.tokens for s in sweep.specs(t)) + 2 * t.budget
+    assert total <= 4e8
+
+
+@pytest.mark.slow
+def test_the_gpu_quick_script_runs_its_path_at_tiny_size(tmp_path):
+    r = subprocess.run([sys.executable, "benchmarks/gpu_quick.py", "--tier", "tiny", "--device", "cpu", "--out",
+                        str(tmp_path / "out"), "--logs", str(tmp_path / "store")], capture_output=True, text=True,
+                       timeout=900)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "final validation loss best fixed" in r.stdout
+    assert len(list((tmp_path / "store").glob("*.csv.gz"))) >= len(TIERS["tiny"].batches) + 1

@@ -44,7 +44,7 @@ from dbs_theory.verdicts import Claim, paired_interval, seeds_needed, verdict
 from .common import EFFECT, Experiment, config_for, final_val, loss_near
 from .runner import RunSpec, train_runs
 
-__all__ = ["Arms", "PLAN", "RULE_ARMS", "plan", "arm", "run", "comparisons", "seeds_to_add",
+__all__ = ["Arms", "PLAN", "RULE_ARMS", "plan", "arm", "wsd_arm", "run", "comparisons", "seeds_to_add",
            "Comparison"]
 
 
@@ -184,7 +184,7 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
 ARMS = ("best", *RULE_ARMS)
 
 
-def _wsd_arm(tier, p, kind, seed):
+def wsd_arm(tier, p, kind, seed):
     """An arm of this experiment: to the budget under WSD with the tier's decay."""
     return arm(tier, p, kind, seed, label=f"wsd-{kind}-s{seed}", decay=tier.decay_tokens / tier.budget)
 
@@ -238,7 +238,7 @@ def run(tier, root, jobs=None, progress=True):
     p.save(exp.dir / PLAN)
     seeds = list(tier.seeds)
     while True:
-        specs = [_wsd_arm(tier, p, k, seed) for seed in seeds for k in ARMS]
+        specs = [wsd_arm(tier, p, k, seed) for seed in seeds for k in ARMS]
         dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule", launcher=tier.launcher,
                           store=tier.store)
         runs = exp.collect(specs, dirs)

@@ -113,6 +113,11 @@ TIERS = {
                 2_000_000_000, 400_000_000, seeds=(0, 1, 2), max_seeds=3, growth_seeds=(1, 2, 3), max_micro=32, dyn_micro=8,
                 eval_every_tokens=20_000_000, eval_tokens=1_048_576, final_eval_tokens=4_194_304, eval_block=1024,
                 jobs=1, compile=1),
+    # gpu-quick: the gpu tier reduced to ~8 minutes on one H200 (benchmarks/gpu_quick.py): 10M parameters, bytes
+    "gpu-quick": Tier("gpu-quick", "cpu-large", 512, 1e-3, 0.1, 2_000_000, tuple(16_384 * 2**i for i in range(6)),
+                      40_000_000, 20_000, 40_000_000, 8_000_000, seeds=(0,), max_seeds=1, max_micro=64,
+                      dyn_micro=16, eval_every_tokens=4_000_000, eval_tokens=262_144, final_eval_tokens=1_048_576,
+                      eval_block=1024, jobs=1, compile=1),
     # gpu: 3 seeds resolve the paper's 0.04 nats with 90% power if a paired difference varies as at the cpu tier
 }
 
