@@ -17,7 +17,8 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from dbs_theory.curves import Crossover
 
-__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "optimal_batches", "comparison",
+__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "rule_schedules",
+           "optimal_batches", "comparison",
            "dynamic_runs", "save"]
 
 _PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
@@ -273,6 +274,18 @@ def _steps(ax, starts, sizes, lo, hi, **kw):
     starts, sizes = list(starts), list(sizes)
     xs = [max(x, lo) for x in starts] + [hi]
     ax.step(xs, sizes + sizes[-1:], where="post", **kw)
+
+
+def rule_schedules(rules, best, horizon, unit="tokens", title="The batch each rule runs, and the best fixed batch"):
+    """Each rule's batch schedule ``(name, (starts, sizes))`` as a step line over ``[0, horizon]`` (log batch,
+    linear data, as a run sees it), with the sweep's best fixed batch ``best`` dashed."""
+    fig = Figure(figsize=(7.0, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for k, (name, sched) in enumerate(rules):
+        _steps(ax, *sched, 0.0, horizon, color=f"C{k + 1}", lw=1.8, label=name)
+    ax.axhline(best, color="k", ls="--", lw=1.2, label=f"best fixed ({_compact(best)})")
+    ax.set_yscale("log")
+    return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
 
 
 def optimal_batches(optimal, along, bopt=None, rules=(), horizon=None, unit="examples",

@@ -150,18 +150,19 @@ def _curves_of(runs, use):
 
 
 def _schedule(d, s):
-    runs = _logs(d)
+    runs = [r for r in _logs(d) if r.name.startswith("wsd-") and r.name.endswith(("-s0", "-s1"))]
     curves = _curves_of(runs, "val_loss")
     for c in curves:
         c["style"] = "-" if c["label"].endswith("s0") else "--"
-    figs = [(F.comparison(curves, "Dynamic vs fixed batch at equal tokens (validation loss)",
+    figs = [(F.comparison(curves, "Each rule and the best fixed batch under WSD at equal tokens (validation loss)",
                           ylabel="validation loss (nats)"), "compare",
-             "Held-out loss of the dynamic schedule and the fixed baselines; solid seed 0, dashed seed 1.")]
-    sweep = d.parent / "sweep" / "bopt_curve.json"
-    if sweep.exists() and (d / PLAN).exists():
-        c, p = BoptCurve.from_dict(_json(sweep), extrapolate=True), Arms.load(d / PLAN)
-        figs.append((F.bopt_schedule(c.D, c.B, c, (p.starts, p.sizes), s["tier_config"]["budget"]), "schedule",
-                     "The schedule used: the fitted Bopt(D) and the batch the dynamic schedule picks."))
+             "Held-out loss of each rule's schedule and the best fixed batch; solid seed 0, dashed seed 1.")]
+    if (d / PLAN).exists():
+        p = Arms.load(d / PLAN)
+        if p.rules:
+            rules = [(k, (r["starts"], r["sizes"])) for k, r in p.rules.items()]
+            figs.append((F.rule_schedules(rules, p.best_fixed, s["tier_config"]["budget"]), "rules",
+                         "The batch each rule hands out over the run, and the sweep's best fixed batch."))
     return figs
 
 
