@@ -190,11 +190,12 @@ def _roughness(cells) -> float:
     return float(math.sqrt(np.mean(d3**2) / 20)) if d3.size else 0.0
 
 
-def grid_fit(B, D, L, lr=None, model="", bootstrap=200, seed=0, level=0.95) -> GridFit:
-    """:class:`GridFit` of one model's table rows (batch ``B``, data ``D``, final loss ``L``; module doc)."""
+def grid_fit(batch_size, data, loss, lr=None, model="", bootstrap=200, seed=0, level=0.95) -> GridFit:
+    """:class:`GridFit` of one model's table rows (arrays of each run's batch size, data and final loss, in the
+    table's units; ``lr`` its learning rate or None; module doc)."""
+    B, D, L = (np.asarray(x, float) for x in (batch_size, data, loss))
     lr = np.full(B.size, math.nan) if lr is None else np.asarray(lr, float)
-    cells = {d: c for d, c in _cells(np.asarray(B, float), np.asarray(D, float), np.asarray(L, float), lr).items()
-             if c[0].size >= 3}
+    cells = {d: c for d, c in _cells(B, D, L, lr).items() if c[0].size >= 3}
     if not cells:
         raise ValueError(f"model {model or '-'}: no data amount was reached by >= 3 batch sizes; Bopt(D) needs "
                          "the loss of several batches at one data amount")
