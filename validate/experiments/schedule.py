@@ -8,7 +8,9 @@ bootstrap resamples) and ``dbs schedule --decay``
 calibrated default, late switch -- is trained to the budget under WSD, the
 last ``decay_tokens`` decaying linearly to 10% of the peak rate, beside the
 sweep's best fixed batch at the budget (its lowest window-averaged training
-loss there, as before). Batches are whole multiples of the micro-batch
+loss there, as before), and the noise-scale rule decided inside the trainer
+(``dbs train --batch-rule noise-scale``: it starts at two micro-batches and
+follows the measured ``B_simple``). Batches are whole multiples of the micro-batch
 (``dyn_micro`` sequences) within the sweep's grid. A rule that recommends the
 fixed batch trains that batch (the same run as the best fixed arm when it
 picks the same one). Arms of a seed share initialisation and data order.
@@ -44,7 +46,7 @@ from dbs_theory.verdicts import Claim, paired_interval, seeds_needed, verdict
 from .common import EFFECT, Experiment, config_for, final_val, loss_near
 from .runner import RunSpec, train_runs
 
-__all__ = ["Arms", "PLAN", "RULE_ARMS", "plan", "arm", "wsd_arm", "run", "comparisons", "seeds_to_add",
+__all__ = ["Arms", "PLAN", "RULE_ARMS", "ONLINE_ARMS", "NAMES", "plan", "arm", "wsd_arm", "run", "comparisons", "seeds_to_add",
            "Comparison"]
 
 
@@ -52,6 +54,11 @@ __all__ = ["Arms", "PLAN", "RULE_ARMS", "plan", "arm", "wsd_arm", "run", "compar
 PLAN = "plan.json"
 #: rule id -> display name of the experiment's rule arms (``best`` is the best fixed batch)
 RULE_ARMS = {"paper": "paper's rule", "calibrated": "calibrated (default)", "late-switch": "late switch"}
+#: online rules, decided inside the trainer as the run goes (``dbs train --batch-rule``): id -> display name.
+#: The floor-ratio rule is left out: it needs the sweep's Bmin, which the CPU tier's sweep does not identify.
+ONLINE_ARMS = {"noise-scale": "noise-scale rule (online)"}
+#: every rule the experiment compares
+NAMES = {**RULE_ARMS, **ONLINE_ARMS}
 
 
 @dataclass(frozen=True)
@@ -161,7 +168,8 @@ def table_constant(batch, lr):
 
 def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
     """One arm: ``kind`` is ``dynamic`` (the paper's schedule), ``best`` (best fixed), ``mid`` (mid-range
-    fixed), or a rule id of :data:`RULE_ARMS` (that rule's schedule, or its fixed batch).
+    fixed), a rule id of :data:`RULE_ARMS` (that rule's schedule, or its fixed batch) or of :data:`ONLINE_ARMS`
+    (the rule run inside the trainer).
 
     ``over`` are :class:`~validate.config.TrainConfig` overrides; the label
     names them unless ``label`` is given.
@@ -170,6 +178,9 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
     common = dict(micro=tier.dyn_micro, seed=seed, **over)
     if kind == "dynamic":
         cfg = config_for(tier, tokens, schedule=p.schedule, **common)
+    elif kind in ONLINE_ARMS:  # starts at two micro-batches (the noise scale needs two) and decides as it goes
+        cfg = config_for(tier, tokens, batch=2 * tier.dyn_micro * tier.seq_len, batch_rule=kind,
+                         gns_every=tier.gns_every, rule_max_batch=float(max(tier.batches)), **common)
     elif kind in RULE_ARMS:
         r = p.rules[kind]
         cfg = config_for(tier, tokens, batch=r["batch"], **common) if "batch" in r else \
@@ -181,7 +192,7 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
 
 
 #: the experiment's arms: the best fixed batch, then each rule
-ARMS = ("best", *RULE_ARMS)
+ARMS = ("best", *NAMES)
 
 
 def wsd_arm(tier, p, kind, seed):
@@ -207,7 +218,7 @@ class Comparison:
 def comparisons(val) -> list:
     """A :class:`Comparison` for each rule against ``best`` and against ``paper``, over the seeds both ran."""
     out = []
-    for rule in RULE_ARMS:
+    for rule in (r for r in NAMES if r in val):
         for base in ("best", "paper"):
             if rule != base:
                 g = tuple(float(x) for x in np.subtract(val[base], val[rule]))
@@ -262,7 +273,7 @@ def run(tier, root, jobs=None, progress=True):
 
 def _claim(c, val):
     rule, base, iv = c.rule, c.baseline, c.iv
-    name = RULE_ARMS[rule]
+    name = NAMES[rule]
     other = "the best fixed batch" if base == "best" else "the paper's rule"
     v = verdict(iv, effect=EFFECT)
     bound = "" if any(c.gains) else " (the rule hands out the same run as the baseline)"
@@ -280,16 +291,18 @@ def _claim(c, val):
 def _write(exp, p, tier, val, comps, seeds, stable):
     rows, claims = [], []
     for c in comps:
-        rows.append(dict(rule=RULE_ARMS[c.rule], against="best fixed" if c.baseline == "best" else "paper's rule",
+        rows.append(dict(rule=NAMES[c.rule], against="best fixed" if c.baseline == "best" else "paper's rule",
                          rule_val=float(np.mean(val[c.rule])), baseline_val=float(np.mean(val[c.baseline])),
                          gain=c.iv.mean, lo=c.iv.lo, hi=c.iv.hi, seeds=c.iv.n, gain_sd=c.sd,
                          verdict=verdict(c.iv, effect=EFFECT)))
         claims.append(_claim(c, val))
     spread = dict(sd=float(np.std(stable, ddof=1)) if len(stable) > 1 else math.nan, dof=max(len(stable) - 1, 0))
-    arms_md = "\n".join(f"- {RULE_ARMS[k]}: " + (f"fixed {r['batch']:g}" if "batch" in r else
+    arms_md = "\n".join(f"- {NAMES[k]}: " + (f"fixed {r['batch']:g}" if "batch" in r else
                         " -> ".join(f"{b:g}" for b in r["sizes"]) + " tokens per step, from " +
                         ", ".join(f"{d:.3g}" for d in r["starts"]) + " tokens") + f" ({r['reason']})"
-                        for k, r in p.rules.items())
+                        for k, r in p.rules.items()) + "".join(
+        f"\n- {NAMES[k]}: decided in the trainer from {2 * tier.dyn_micro * tier.seq_len} tokens (batch per "
+        "step in its log)" for k in ONLINE_ARMS)
     md = ("```\n" + format_table(rows, ["rule", "against", "rule_val", "baseline_val", "gain", "lo", "hi", "seeds"])
           + f"\n```\n\nBest fixed batch {p.best_fixed:g} tokens. WSD: the last {p.lr_plan['decay']:.0%} of "
           f"{tier.budget:g} tokens decays to {p.lr_plan['final']:g} of the peak. Seeds {seeds[0]}..{seeds[-1]}.\n\n"
