@@ -299,14 +299,35 @@ def _simulate_optimal(d):
     return [(f"simulate optimal ({d})", "\n".join(text), figs)]
 
 
+def _check_band(d, band, curve):
+    """Refuse, naming exports.json, a band or curve no figure can draw (edited by hand, or another tool's)."""
+    ok = isinstance(band, dict) and isinstance(curve, dict) and all(
+        isinstance(band.get(k), list) and all(isinstance(x, (int, float)) for x in band[k]) for k in ("D", "lo", "hi")) \
+        and isinstance(band.get("measured_to"), (int, float)) and len(band["D"]) == len(band["lo"]) == len(band["hi"])
+    if not ok:
+        raise ValueError(f"{d / 'exports.json'}: 'band' must hold lists D, lo, hi of one length and a number "
+                         "measured_to (rewrite it with dbs schedule)")
+
+
 def _schedule_band(d):
     """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule."""
-    ex, sc = _json(d / "exports.json"), _json(d / "schedule.json")
+    from dbs_theory.batch_schedules import BatchSchedule
+
+    ex = _json(d / "exports.json")
+    try:  # the parser dbs train uses: a schedule it would refuse is refused here, naming the file
+        sched = BatchSchedule.from_json((d / "schedule.json").read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{d / 'schedule.json'}: {exc}") from None
+    if not isinstance(ex, dict):
+        raise ValueError(f"{d / 'exports.json'}: not a dbs schedule exports record (a JSON object)")
     band, curve = ex.get("band"), ex.get("curve") or {}
-    segs = sc.get("segments") or []
+    segs = [{"from": a, "batch_size": b} for a, b in sched.segments]
     steps = ([s["from"] for s in segs], [s["batch_size"] for s in segs])
-    unit = sc.get("unit", "tokens")
+    unit = sched.unit
     choice = ""
+    for key in ("recommendation", "rule", "reason"):
+        if ex.get(key) is not None and not isinstance(ex[key], str):
+            raise ValueError(f"{d / 'exports.json'}: {key!r} must be a string; got {ex[key]!r}")
     if ex.get("recommendation") and ex.get("rule") not in ("late-switch", "fixed"):
         sizes = [s["batch_size"] for s in segs]
         what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex["recommendation"] ==
@@ -317,6 +338,8 @@ def _schedule_band(d):
         steps_text = "; then ".join(f"{s['batch_size']:.4g} {unit} per step from D = {s['from']:.4g}" for s in segs)
         choice = (f"**Rule {ex['rule']}** (dbs schedule --rule, from the sweep's best fixed batch; "
                   f"docs/optimal_schedules.md scores it): {steps_text}.\n\n")
+    if band:
+        _check_band(d, band, curve)
     if not band:
         none = "" if ex.get("rule") not in (None, "paper") else ("No measured interval in the source (the band "
                                                                  "needs dbs fit's envelope).")
@@ -324,7 +347,7 @@ def _schedule_band(d):
     text = choice + (f"The sweep covers D up to {band['measured_to']:.4g} {unit}"
                      + (f"; past it the schedule is extrapolated and the band opens to [{band['lo'][-1]:.4g}, "
                         f"{band['hi'][-1]:.4g}] at the horizon." if band.get("beyond") else "."))
-    fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band, steps, sc.get("unit", "tokens"))
+    fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band, steps, unit)
     return (f"schedule ({d})", text, [(fig, "bopt-band", "Envelope Bopt(D), its 90% band and the schedule.")])
 
 

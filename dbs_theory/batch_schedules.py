@@ -77,12 +77,19 @@ class BatchSchedule(Piecewise):
             sizes = tuple(_json_number(s["batch_size"], "batch_size", i) for i, s in enumerate(segs))
         except (json.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
             raise ValueError(f"not a batch-schedule JSON ({exc.__class__.__name__}: {exc})") from None
-        if not isinstance(d, dict) or not segs:
+        if not isinstance(d, dict) or not isinstance(segs, list) or not segs:
             raise ValueError("not a batch-schedule JSON (needs a non-empty 'segments' list)")
-        if ((d.get("params") or {}).get("monotone") or d.get("monotone")) and any(b < a for a, b in zip(sizes, sizes[1:])):
+        lr, params, unit, kind = d.get("lr"), d.get("params") or {}, d.get("unit", "tokens"), d.get("kind", "step")
+        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
+            raise ValueError(f"batch-schedule JSON: 'lr' must be a positive number or null; got {lr!r}")
+        if not isinstance(params, dict):
+            raise ValueError(f"batch-schedule JSON: 'params' must be an object; got {params!r}")
+        for key, v in (("unit", unit), ("kind", kind)):
+            if not isinstance(v, str):
+                raise ValueError(f"batch-schedule JSON: {key!r} must be a string; got {v!r}")
+        if (params.get("monotone") or d.get("monotone")) and any(b < a for a, b in zip(sizes, sizes[1:])):
             raise ValueError("batch-schedule JSON says monotone but a segment's batch_size falls")
-        return cls(starts, sizes, d.get("unit", "tokens"), lr=d.get("lr"), kind=d.get("kind", "step"),
-                   params=d.get("params") or {})
+        return cls(starts, sizes, unit, lr=lr, kind=kind, params=params)
 
     def step_list(self) -> str:
         """A plain list for humans: one line per segment."""

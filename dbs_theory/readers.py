@@ -189,7 +189,7 @@ def walk(folder: Path, match, quiet=False) -> list:
             seen[real] = path
             kept.append(d)
         dirs[:] = sorted(kept)
-        out += [Path(top) / f for f in files if match(f)]
+        out += [Path(top) / f for f in files if match(f) and os.path.isfile(os.path.join(top, f))]
     return sorted(out)
 
 
@@ -221,7 +221,7 @@ def _holds_events(path: Path) -> bool:
 
 def _holds_wandb(path: Path) -> bool:
     """A CSV whose header has W&B's ``Step`` and ``<run> - <metric>`` columns."""
-    if path.is_dir() or path.suffix.lower() != ".csv":
+    if not path.is_file() or path.suffix.lower() != ".csv":  # a FIFO is never opened (it could block forever)
         return False
     try:
         with open(path, newline="", encoding="utf-8-sig") as fh:

@@ -83,30 +83,51 @@ def _read_text(path: Path) -> str:
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")
 
 
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs):
+    """A JSON object's dict, refusing a key given twice (``json`` would keep the last silently)."""
+    out = {}
+    for k, v in pairs:
+        if k in out:
+            raise _DuplicateKey(k)
+        out[k] = v
+    return out
+
+
 def _read_rows(path: Path, as_json: bool):
-    """``(columns, line_numbers)``: ``{name: list of cell values}`` and the line each row came from."""
+    """``(columns, line_numbers, names)``: ``{name: list of cell values}`` (the log format's columns at least),
+    the line each row came from, and every column name the file has."""
     text = _read_text(path)
     if as_json:
         rows, lines = [], []
         for i, line in enumerate(text.splitlines(), 1):
             if line.strip():
                 try:
-                    rows.append(json.loads(line))
+                    rows.append(json.loads(line, object_pairs_hook=_unique_keys))
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
+                except _DuplicateKey as exc:
+                    raise ValueError(f"{path}:{i}: key {exc.args[0]!r} appears twice in one object (which one "
+                                     "is meant?)") from None
                 if not isinstance(rows[-1], dict):
                     raise ValueError(f"{path}:{i}: each JSONL line must be an object")
                 lines.append(i)
-        keys = dict.fromkeys(k for r in rows[:1] for k in r)
-        keys.update(dict.fromkeys(k for r in rows for k in r if k in OPTIONAL))
-        return {k: [r.get(k) for r in rows] for k in keys}, lines
+        keys = dict.fromkeys(k for r in rows for k in r)  # every line's keys, not the first line's only
+        return {k: [r.get(k) for r in rows] for k in keys}, lines, list(keys)
     reader = csv.reader(text.splitlines())
     header = next(reader, None)
     if header is None or len(header) < 2:
         raise ValueError(f"{path}: malformed CSV (no header with the columns {', '.join(REQUIRED)})")
+    header = [h.strip() for h in header]  # "run, batch_size" as spreadsheets write it
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise ValueError(f"{path}: column {twice[0]!r} appears twice in the header (which one is meant?)")
     fast = _read_csv_fast(text, header)
     if fast is not None:
-        return fast
+        return (*fast, header)
     rows = [r for r in reader if r]
     lines = _CsvLines(text, len(rows))
     n = len(header)
@@ -116,7 +137,7 @@ def _read_rows(path: Path, as_json: bool):
                 raise ValueError(f"{path}:{lines[i]}: malformed CSV (the row has more fields than the header)")
             r.extend([""] * (n - len(r)))
     cols = list(zip(*rows)) if rows else [()] * n
-    return dict(zip(header, cols)), lines
+    return dict(zip(header, cols)), lines, header
 
 
 def _read_csv_fast(text, header):
@@ -193,34 +214,72 @@ def _column(values, key, path, lines, numeric=True, typed=False):
     return out
 
 
+def regular_file(path: Path) -> Path:
+    """``path`` if it is a regular file (or a link to one); else one line: a FIFO, socket or device is never
+    opened (reading one could block forever)."""
+    if not Path(path).is_file():
+        raise ValueError(f"{path}: not a regular file (a FIFO, socket or device?); give a log file")
+    return Path(path)
+
+
 def _files(path: Path, log_format=None):
     if not path.exists():
         raise FileNotFoundError(f"no such file or directory: {str(path)!r}")
     if path.is_dir():
         suffixes = {"csv": (".csv",), "jsonl": (".jsonl", ".ndjson")}.get(log_format, (".csv", ".jsonl", ".ndjson"))
-        files = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
+        named = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
+        files = [p for p in named if p.is_file()]
+        if len(files) < len(named):
+            odd = [p.name for p in named if not p.is_file()]
+            warnings.warn(f"{path}: skipped {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that are not regular "
+                          f"files ({', '.join(odd[:3])}): a FIFO or device is never opened", stacklevel=4)
         if not files:
             deeper = sorted(p for p in path.glob("*/*") if p.suffix.lower() in suffixes)
             hint = (f"; its subfolders hold {len(deeper)} (e.g. {str(deeper[0])!r}): pass the files, e.g. "
                     f"{str(path / '*' / deeper[0].name)!r}" if deeper else "")
             raise ValueError(f"{path}: the directory holds no {' or '.join(suffixes)} logs{hint}")
         return files
-    return [path]
+    return [regular_file(path)]
 
 
 def _read_file(f: Path, log_format=None):
     """One log file as ``(names, {column: array}, {optional: array}, where)``; ``where(i)`` is row i's
     ``file:line``. ``log_format`` (csv, jsonl) overrides the file's suffix."""
     as_json = log_format == "jsonl" or (log_format is None and f.suffix.lower() in JSON_SUFFIXES)
-    got, lines = _read_rows(f, as_json)
+    got, lines, names_in_file = _read_rows(f, as_json)
+    if not lines:
+        raise ValueError(f"{f}: no data rows (only a header)" if got else f"{f}: no data rows")
+    if "loss" not in got and "val_loss" in got:  # an eval-only log: its one loss is the held-out one
+        warnings.warn(f"{f}: no 'loss' column; reading 'val_loss' as each row's loss (an evaluation-only log)",
+                      stacklevel=4)
+        got["loss"] = got["val_loss"]
     missing = [c for c in REQUIRED if c not in got]
-    if not lines or missing:
-        raise ValueError(f"{f}: missing column(s) {', '.join(missing) or ', '.join(REQUIRED)}"
-                         + ("" if lines else " (no data rows)"))
+    if missing:
+        raise ValueError(f"{f}: missing column(s) {', '.join(missing)} (the log format: {', '.join(REQUIRED)}; "
+                         f"optional {', '.join(OPTIONAL)})")
+    unknown = [c for c in names_in_file if c not in LOG_FIELDS]
+    if unknown:
+        warnings.warn(f"{f}: column(s) {', '.join(map(repr, unknown[:5]))} are not in the log format and are "
+                      "ignored (rows marked by them, e.g. split=eval, are read as training rows)", stacklevel=4)
     names = _column(got["run"], "run", f, lines, numeric=False)
+    _check_names(names, f, lines)
     cols = {c: _column(got[c], c, f, lines, typed=as_json) for c in REQUIRED[1:]}
     extra = {c: _column(got[c], c, f, lines, typed=as_json) for c in OPTIONAL if c in got}
     return names, cols, extra, lambda i: f"{f}:{lines[i]}"
+
+
+def _check_names(names, f, lines):
+    """Refuse an empty run name (a CSV cell or a missing JSONL key) and two names that differ only by
+    surrounding spaces (one run, or two?), naming the line."""
+    blank = np.flatnonzero(np.char.str_len(np.char.strip(names.astype(str))) == 0)
+    if blank.size:
+        raise ValueError(f"{f}:{lines[int(blank[0])]}: the row has no run name (column 'run' empty or missing)")
+    stripped = {}
+    for n in dict.fromkeys(names.tolist()):
+        other = stripped.setdefault(n.strip(), n)
+        if other != n:
+            raise ValueError(f"{f}: run names {other!r} and {n!r} differ only by surrounding spaces: one run or "
+                             "two? fix the names")
 
 
 def _check_sources(names, cols, source, files):
@@ -304,8 +363,24 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     groups = np.argsort(inverse, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(inverse, minlength=len(codes)))]
     locate = (lambda g: parts[source[g]][3](int(row[g])))
-    return [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction, locate)
+    runs = [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction, locate)
             for name, g in codes.items()]
+    _warn_copies(runs)
+    return runs
+
+
+def _warn_copies(runs):
+    """Warn, naming both, when two runs hold the very same rows (a copy under another name counts twice)."""
+    import hashlib
+
+    seen = {}
+    for r in runs:
+        key = hashlib.sha256(b"".join(np.ascontiguousarray(a, float).tobytes()
+                                      for a in (r.step, r.tokens, r.loss))).hexdigest()
+        if key in seen:
+            warnings.warn(f"runs {seen[key]!r} and {r.name!r} hold identical rows (steps, tokens and losses): a "
+                          "copy under another name counts as a second run; drop one", stacklevel=3)
+        seen.setdefault(key, r.name)
 
 
 def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
@@ -384,13 +459,33 @@ def _check_tokens(name, s, t, b, where):
                          "in one unit (tokens: data consumed so far)")
 
 
+def _snapped(b):
+    """Batch sizes within 1e-6 (relative) of a whole number are that number: 63.999999 is 64 written by a
+    float32 logger, not a second batch size."""
+    r = np.round(b)
+    return np.where((r > 0) & (np.abs(b - r) <= 1e-6 * np.abs(b)), r, b)
+
+
+def _check_offset(name, s, t, b):
+    """Warn when tokens and step x batch_size disagree by a constant (the increments agree, checked before):
+    a shifted step count moves every S, shifted tokens every E. One batch either way is a logging convention
+    (tokens counted before or after the step)."""
+    off = float(t[0] - s[0] * b[0])
+    if abs(off) > b[0] * (1 + readers.REL_TOL) and abs(off) > readers.REL_TOL * max(abs(float(t[0])), 1.0):
+        warnings.warn(f"run {name!r}: tokens are step x batch_size {off:+g} throughout ({off / b[0]:+g} steps at "
+                      f"batch {b[0]:g}): E is read from tokens and S from steps, so if one column is shifted (a "
+                      "resumed counter, an unlogged ramp-up) the fit is too", stacklevel=4)
+
+
 def _one_run(name, idx, cols, extra, max_bad, locate=None):
     """The checked, ordered :class:`Run` of rows ``idx``; ``locate(row)`` names a row's origin."""
     locate = locate or (lambda g: f"run {name!r}, row {g + 1}")
     _check_rows(name, idx, cols, locate)
-    step, tokens, loss, bs = (cols[c][idx] for c in ("step", "tokens", "loss", "batch_size"))
+    step, tokens, loss = (cols[c][idx] for c in ("step", "tokens", "loss"))
+    bs = _snapped(cols["batch_size"][idx])
     sel = _order(name, step, bs, loss, max_bad)
     _check_tokens(name, step[sel], tokens[sel], bs[sel], lambda j: locate(idx[sel[j]]))
+    _check_offset(name, step[sel], tokens[sel], bs[sel])
     ex = {k: v[idx][sel] for k, v in extra.items()}
     b = bs[sel]
     if np.unique(b).size > 1:

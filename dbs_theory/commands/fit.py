@@ -11,7 +11,18 @@ EXAMPLES = """examples:
   dbs fit results/simulate/runs.csv --out results/fit
   dbs fit logs/ --targets 3.4,3.2,3.0 --law three_phase --bootstrap 200
   dbs fit --points steps_to_target.csv --law hyperbolic   # columns batch_size,target,steps
-  dbs fit --grid step_law.csv --out results/grid           # columns batch_size,tokens,loss[,lr][,model]"""
+  dbs fit --grid step_law.csv --out results/grid           # columns batch_size,tokens,loss[,lr][,model]
+
+log format (CSV or JSON lines, one row per logged optimizer step):
+  run         the run's name (every row has one; names differing only by spaces are refused)
+  batch_size  global batch, tokens or examples
+  step        optimizer steps done
+  tokens      data consumed so far, in batch_size's unit (= step x batch_size, give or take one batch)
+  loss        training loss (an evaluation-only log may give val_loss alone)
+  optional: lr, val_loss, seq_len, world_size, b_simple, gns_g2, gns_trace, wall_time
+  a column or JSON key given twice is refused; unknown columns are named and ignored.
+  e.g.  run,batch_size,step,tokens,loss
+        b256,256,100,25600,3.41"""
 
 
 def _floats(text):

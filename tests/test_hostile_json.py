@@ -1,0 +1,66 @@
+"""Hand-edited JSON, round 3: the schedule parser dbs train uses is the one dbs report uses; edits no figure can
+draw are refused in one line naming the file, with nothing written."""
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from dbs_theory.batch_schedules import BatchSchedule, step_batch
+
+GOOD = json.loads(step_batch([1000], [64, 128], unit="tokens", lr=3e-3).to_json())
+
+
+@pytest.mark.parametrize("edit, words", [
+    (dict(lr="3e-3"), "'lr' must be a positive number"),
+    (dict(lr=[0.003]), "'lr' must be a positive number"),
+    (dict(params="monotone"), "'params' must be an object"),
+    (dict(unit=5), "'unit' must be a string"),
+    (dict(segments={"from": 0}), "not a batch-schedule JSON"),
+])
+def test_a_schedule_with_a_mistyped_field_is_refused(edit, words):
+    with pytest.raises(ValueError, match=words):
+        BatchSchedule.from_json(json.dumps({**GOOD, **edit}))
+
+
+def test_a_good_schedule_still_round_trips():
+    s = BatchSchedule.from_json(json.dumps(GOOD))
+    assert s.sizes == (64.0, 128.0) and s.lr == 3e-3
+
+
+@pytest.fixture(scope="module")
+def schedule_folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sched")
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dbs_theory.cli", *a], capture_output=True, text=True,
+                                    timeout=600, cwd=root)
+    assert run("simulate", "--write-log", "--out", "sim", "--quiet").returncode == 0
+    assert run("fit", "sim/runs.csv", "--out", "fit", "--bootstrap", "0").returncode == 0
+    r = run("schedule", "--from", "fit/fit.json", "--horizon", "1e5", "--out", "sched", "--extrapolate")
+    assert r.returncode == 0, r.stderr
+    return root / "sched"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name, content, words", [
+    ("schedule.json", [1, 2], "not a batch-schedule JSON"),
+    ("schedule.json", {"segments": [{"batch_size": 8}]}, "not a batch-schedule JSON"),
+    ("schedule.json", {"segments": []}, "non-empty 'segments'"),
+    ("schedule.json", {"segments": [{"from": -5, "batch_size": 8}]}, "start at D = 0"),
+    ("schedule.json", {"segments": [{"from": 0, "batch_size": 8}, {"from": 0, "batch_size": 9}]}, "increase"),
+    ("exports.json", [1], "not a dbs schedule exports record"),
+    ("exports.json", "band:wide", "'band' must hold lists"),
+    ("exports.json", "band:no-measured_to", "'band' must hold lists"),
+])
+def test_dbs_report_refuses_an_edited_schedule_folder_in_one_line(schedule_folder, tmp_path, name, content, words):
+    d = tmp_path / "s"
+    shutil.copytree(schedule_folder, d)
+    if content == "band:wide" or content == "band:no-measured_to":
+        ex = json.loads((d / "exports.json").read_text())
+        ex["band"] = "wide" if content == "band:wide" else {"D": [1.0], "lo": [1.0], "hi": [1.0]}
+        content = ex
+    (d / name).write_text(json.dumps(content))
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "report", str(d)], capture_output=True, text=True,
+                       timeout=600)
+    assert r.returncode == 2 and words in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert not (d / "report.md").exists() and not (d / "report.html").exists()
