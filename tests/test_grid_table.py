@@ -130,3 +130,30 @@ def test_the_command_refuses_a_bad_table_in_one_line_and_writes_nothing(tmp_path
 def test_a_table_where_no_data_amount_has_three_batches_is_refused():
     with pytest.raises(ValueError, match=">= 3 batch sizes"):
         grid_fit(np.array([64.0, 128, 256]), np.array([1e5, 2e5, 3e5]), np.array([3.0, 2.9, 2.8]))
+
+
+@pytest.mark.slow
+def test_on_the_committed_cpu_sweep_the_grid_reading_agrees_with_the_envelope(tmp_path):
+    """The CPU tier's 15 sweep logs (docs/data/runs) read at six data amounts and written as a published table
+    would be: --grid's Bopt(D) and dbs fit's envelope, measured on the same runs, have overlapping intervals."""
+    import gzip
+    from pathlib import Path
+
+    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.estimators import loss_at
+    from dbs_theory.runs import load_runs
+
+    logs = sorted(Path(__file__).parents[1].glob("docs/data/runs/sweep-b*.csv.gz"))
+    if len(logs) < 15:
+        pytest.skip("the CPU tier's sweep logs are not in this checkout")
+    for f in logs:
+        (tmp_path / f.name[:-3]).write_bytes(gzip.decompress(f.read_bytes()))
+    runs = load_runs(tmp_path)
+    data = [2.5e5, 5e5, 1e6, 2e6]
+    rows = [(r.batch_size, d, float(loss_at(r, d))) for r in runs for d in data if r.tokens[-1] >= d]
+    B, D, L = (np.array(c) for c in zip(*rows))
+    grid = grid_fit(B, D, L, bootstrap=200)
+    env = bopt_table(runs, bootstrap=100).envelope
+    for p in grid.points:
+        j = int(np.argmin(np.abs(np.log(np.asarray(env.data) / p.data))))
+        assert p.status == "ok" and env.lo[j] <= p.hi and p.lo <= env.hi[j], (p, env.lo[j], env.hi[j])
