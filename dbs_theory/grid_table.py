@@ -54,12 +54,15 @@ class GridPoint:
     batches: int
     best_batch: float
     best_loss: float
+    best_lr: float = math.nan
 
     def text(self) -> str:
         if self.status == "below":
             return f"below the grid (<= {self.bopt:.4g})"
         if self.status == "above":
             return f"above the grid (>= {self.bopt:.4g})"
+        if not math.isfinite(self.lo):
+            return f"{self.bopt:.4g} (no interval: --bootstrap 0)"
         return f"{self.bopt:.4g} [{self.lo:.4g}, {self.hi:.4g}]"
 
 
@@ -78,13 +81,17 @@ class GridFit:
 
     def power_law_text(self) -> str:
         if not math.isfinite(self.alpha):
-            return "no power law (fewer than 2 bracketed data amounts)"
-        iv = f" [{self.alpha_lo:.3f}, {self.alpha_hi:.3f}]" if math.isfinite(self.alpha_lo) else ""
-        return f"Bopt = {self.k:.4g} D^{self.alpha:.3f}{iv}"
+            return "no power law (fewer than 2 data amounts inside the grid)"
+        iv = f" [{self.alpha_lo:.3f}, {self.alpha_hi:.3f}] (the exponent's 95% interval)" \
+            if math.isfinite(self.alpha_lo) else ""
+        return f"Bopt = {self.k:.4g} D^{self.alpha:.3f}{iv}, through the data amounts inside the grid"
 
     def record(self) -> dict:
-        return dict(model=self.model, k=self.k, alpha=self.alpha, alpha_lo=self.alpha_lo, alpha_hi=self.alpha_hi,
-                    noise=self.noise, notes=list(self.notes), points=[vars(p) for p in self.points])
+        """A JSON-safe dict (NaN written as null)."""
+        clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v
+        return dict(model=self.model, k=clean(self.k), alpha=clean(self.alpha), alpha_lo=clean(self.alpha_lo),
+                    alpha_hi=clean(self.alpha_hi), noise=self.noise, notes=list(self.notes),
+                    points=[{k: clean(v) for k, v in vars(p).items()} for p in self.points])
 
 
 def _number(path, line, column, text):
@@ -105,6 +112,9 @@ def read_grid(path) -> dict:
     Refused: a missing or repeated column, a row with more fields than the header, an empty model name,
     and two rows of one run (the same model, learning rate, batch and data: seeds or copies, not runs).
     """
+    from .runs import regular_file
+
+    regular_file(path)  # a FIFO is never opened: reading it could block forever
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             rows = list(csv.reader(fh))
@@ -128,9 +138,13 @@ def read_grid(path) -> dict:
         if len(r) > len(header):
             raise ValueError(f"{path} line {line}: more fields than the header's")
         r = r + [""] * (len(header) - len(r))
-        model = r[col["model"]].strip() if "model" in col else ""
+        raw = r[col["model"]] if "model" in col else ""
+        model = raw.strip()
         if "model" in col and not model:
             raise ValueError(f"{path} line {line} column 'model': empty")
+        if raw != model:
+            raise ValueError(f"{path} line {line} column 'model': {raw!r} has surrounding spaces (the same model as "
+                             f"{model!r}, or another?); fix the name")
         vals = [_number(path, line, c, r[col[c]]) for c in GRID_COLUMNS]
         lr = _number(path, line, "lr", r[col["lr"]]) if "lr" in col else math.nan
         key = (model, lr, vals[0], vals[1])
@@ -211,20 +225,39 @@ def grid_fit(batch_size, data, loss, lr=None, model="", bootstrap=200, seed=0, l
         xm, edge = _minimiser(np.log(b), np.log(loss))
         j = int(np.argmin(loss))
         if edge is not None:
-            points.append(GridPoint(d, float(b[j]), math.nan, math.nan, edge, b.size, float(b[j]), float(loss[j])))
+            points.append(GridPoint(d, float(b[j]), math.nan, math.nan, edge, b.size, float(b[j]), float(loss[j]),
+                                    float(cells[d][2][j])))
             continue
         reps = np.array([_minimiser(np.log(b), np.log(loss) + rng.normal(0, noise, loss.size))[0]
                          for _ in range(bootstrap if noise > 0 else 0)]).reshape(-1)
         reps = reps if reps.size else np.array([xm])
         draws[d] = reps
         q = (1 - level) / 2
-        lo, hi = np.exp(np.quantile(reps, [q, 1 - q])) if reps.size > 1 else (math.exp(xm), math.exp(xm))
-        points.append(GridPoint(d, math.exp(xm), float(min(lo, math.exp(xm))), float(max(hi, math.exp(xm))), "ok",
-                                b.size, float(b[j]), float(loss[j])))
-    if noise > 0:
+        lo, hi = np.exp(np.quantile(reps, [q, 1 - q])) if reps.size > 1 else (math.nan, math.nan)
+        lo, hi = (min(lo, math.exp(xm)), max(hi, math.exp(xm))) if math.isfinite(lo) else (lo, hi)
+        points.append(GridPoint(d, math.exp(xm), float(lo), float(hi), "ok",
+                                b.size, float(b[j]), float(loss[j]), float(cells[d][2][j])))
+    edge = _lr_at_edge(cells, lr)
+    if edge:
+        notes.append(edge)
+    if noise > 0 and bootstrap > 0:
         notes.append(f"intervals: parametric bootstrap, {bootstrap} resamples, relative loss scatter {noise:.2g} "
                      "(from third differences between neighbouring batches)")
     return _with_power_law(GridFit(model, points, noise=noise, notes=notes), draws, level)
+
+
+def _lr_at_edge(cells, lr):
+    """A warning line when the best learning rate of most cells is the smallest or largest the table ran."""
+    rates = np.unique(lr[np.isfinite(lr)])
+    if rates.size < 2:
+        return ""
+    best = np.concatenate([c[2][np.isfinite(c[2])] for c in cells.values()])
+    for end, name in ((rates[0], "smallest"), (rates[-1], "largest")):
+        share = float(np.mean(best == end)) if best.size else 0.0
+        if share > 0.5:
+            return (f"warning: {share:.0%} of cells are best at the {name} learning rate run ({end:.3g}): the "
+                    "optimum may lie outside the lr grid, and Bopt with it")
+    return ""
 
 
 def _with_power_law(fit: GridFit, draws: dict, level) -> GridFit:

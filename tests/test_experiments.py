@@ -151,6 +151,7 @@ def test_the_log_store_serves_another_results_folder_without_training(tmp_path):
     extra = RunSpec("b512", config_for(tier, 1024, batch=512))
     with pytest.raises(ValueError, match="--from-logs: 1 run.*'b512'"):
         train_runs(tmp_path / "c", specs + [extra], jobs=1, progress=False, store=LogStore(store.path, True))
+    assert not (tmp_path / "c").exists()  # refused before anything was written
 
 
 def test_validate_from_logs_refits_an_experiment_without_training(tmp_path):

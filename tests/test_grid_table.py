@@ -157,3 +157,35 @@ def test_on_the_committed_cpu_sweep_the_grid_reading_agrees_with_the_envelope(tm
     for p in grid.points:
         j = int(np.argmin(np.abs(np.log(np.asarray(env.data) / p.data))))
         assert p.status == "ok" and env.lo[j] <= p.hi and p.lo <= env.hi[j], (p, env.lo[j], env.hi[j])
+
+
+def test_what_a_new_user_met_is_said_plainly(tmp_path):
+    """Probe cases: no interval without resamples, strict JSON, the best lr shown and an edge lr warned,
+    spaced model names refused, a FIFO never opened, --out '' refused."""
+    import os
+
+    grid, data = 2.0 ** np.arange(2, 11), [1e5, 1e6]
+    rows = [(lr, b, d, nqm_loss(b, d, lr)) for lr in (0.05, 0.1, 0.2) for d in data for b in grid]
+    path = write(tmp_path / "g.csv", rows, ("lr", "batch_size", "tokens", "loss"))
+    B, D, L, lr = read_grid(path)[""]
+    fit = grid_fit(B, D, L, lr, bootstrap=0)
+    ok = [p for p in fit.points if p.status == "ok"]
+    assert ok and all(math.isnan(p.lo) and "no interval" in p.text() for p in ok)
+    assert all(p.best_lr in (0.05, 0.1, 0.2) for p in fit.points)  # the rate each Bopt cell ran at
+    assert any("largest learning rate" in n for n in fit.notes)
+    out = tmp_path / "o"
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", str(out),
+                        "--bootstrap", "0"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "its lr" in r.stdout, r.stderr
+    json.loads((out / "grid_fit.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
+    spaced = write(tmp_path / "m.csv", [("m1", 64, 1e6, 3.0), (" m1", 128, 1e6, 2.9)],
+                   ("model", "batch_size", "tokens", "loss"))
+    with pytest.raises(ValueError, match="surrounding spaces"):
+        read_grid(spaced)
+    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", ""],
+                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 2 and "--out ''" in r.stderr
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe.csv")
+        with pytest.raises(ValueError, match="not a regular file"):
+            read_grid(tmp_path / "pipe.csv")

@@ -74,6 +74,8 @@ def run(args):
         raise ValueError(f"unknown law {args.law!r}; choose one of {', '.join(sorted(LAWS))}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
+    if not str(args.out).strip():
+        raise ValueError("--out '' names no folder; give one (default results/fit)")
     check_writable(args.out)
     if args.grid is not None:
         return _run_grid(args)
@@ -202,6 +204,7 @@ def _run_grid(args):
     """``dbs fit --grid FILE``: Bopt(D) and its power law per model from a table of final losses."""
     import csv
     import json
+    import math
 
     from ..grid_table import grid_fits
     from ..io import atomic_write, ensure_writable_dir, json_default
@@ -212,21 +215,25 @@ def _run_grid(args):
     fits = grid_fits(args.grid, bootstrap=args.bootstrap, seed=args.seed)
     for f in fits:
         print(f"\nmodel {f.model}:" if f.model else "")
-        print(format_table([dict(tokens=f"{p.data:.4g}", bopt=p.text(), batches=p.batches,
-                                 best=f"{p.best_batch:g}", loss=f"{p.best_loss:.4g}") for p in f.points],
-                           ["tokens", "bopt", "batches", "best", "loss"],
-                           ["tokens D", "Bopt(D) [95%]", "batches at D", "best grid batch", "its loss"]))
-        print(f.power_law_text() + " (exponent 95% interval; through the bracketed data amounts)")
+        lr = any(math.isfinite(p.best_lr) for p in f.points)
+        print(format_table([dict(tokens=f"{p.data:.4g}", bopt=p.text(), batches=p.batches, best=f"{p.best_batch:g}",
+                                 loss=f"{p.best_loss:.4g}", lr=f"{p.best_lr:.3g}") for p in f.points],
+                           ["tokens", "bopt", "batches", "best", "loss"] + (["lr"] if lr else []),
+                           ["tokens D", "Bopt(D) [95%]", "batches at D", "best grid batch", "its loss"]
+                           + (["its lr"] if lr else [])))
+        print(f.power_law_text())
         for n in f.notes:
             print(f"note: {n}")
     out = ensure_writable_dir(args.out)
     with atomic_write(out / "grid_fit.json") as fh:
-        json.dump(dict(source=str(args.grid), fits=[f.record() for f in fits]), fh, indent=1, default=json_default)
+        json.dump(dict(source=str(args.grid), fits=[f.record() for f in fits]), fh, indent=1, default=json_default,
+                  allow_nan=False)
     with atomic_write(out / "grid_bopt.csv") as fh:
         w = csv.writer(fh)
-        w.writerow(["model", "tokens", "bopt", "bopt_lo", "bopt_hi", "status", "batches"])
+        w.writerow(["model", "tokens", "bopt", "bopt_lo", "bopt_hi", "status", "batches", "best_batch", "best_lr"])
         for f in fits:
-            w.writerows([f.model, p.data, p.bopt, p.lo, p.hi, p.status, p.batches] for p in f.points)
+            w.writerows([f.model, p.data, p.bopt, p.lo, p.hi, p.status, p.batches, p.best_batch, p.best_lr]
+                        for p in f.points)
     print(f"\nwrote {out}/grid_fit.json, grid_bopt.csv")
     return 0
 

@@ -97,8 +97,10 @@ def _store(args, tier):
     else:
         store = default_store(tier.name)
     if args.from_logs:
-        if store is None or not Path(store.path).is_dir():
+        if store is None:
             raise ValueError("--from-logs needs a log store: --logs DIR (a folder of stored runs)")
+        if not Path(store.path).is_dir():
+            raise ValueError(f"--from-logs: the log store {str(store.path)!r} does not exist")
         store = LogStore(store.path, from_logs=True)
     return store
 

@@ -45,8 +45,13 @@ class LogStore:
         stem = self._stem(key)
         if stem is None:
             return False
-        record = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-        log = gzip.decompress(Path(f"{stem}.csv.gz").read_bytes())
+        try:
+            record = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+            log = gzip.decompress(Path(f"{stem}.csv.gz").read_bytes())
+            record["config"], record["done"]  # noqa: B018 (both must be there)
+        except (OSError, ValueError, EOFError, KeyError, TypeError, gzip.BadGzipFile) as exc:
+            raise ValueError(f"log store {self.path}: stored run {stem.name} is unreadable "
+                             f"({exc.__class__.__name__}: {str(exc)[:80]}); remove its two files to retrain it") from None
         d.mkdir(parents=True, exist_ok=True)
         with atomic_write(d / "log.csv", "wb") as fh:
             fh.write(log)

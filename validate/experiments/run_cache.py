@@ -154,21 +154,24 @@ def _subprocess(children, d, cfg_path, resume, overwrite, threads, timeout):
 
 def restore_stored(root, specs, store) -> list:
     """Write every run of ``specs`` that is not done here but is in the log store into its folder; the
-    specs still to train. With ``store.from_logs`` those are refused in one line (nothing is trained)."""
+    specs still to train. With ``store.from_logs`` a run the store lacks is refused in one line before
+    anything is written (nothing is trained)."""
     todo = [s for s in specs if not is_done(root, s)]
-    if store is not None:
-        for s in todo:
-            key, d = config_key(s.config), run_dir(root, s)
-            if store.has(key):
-                d.mkdir(parents=True, exist_ok=True)
-                with _claim(d):  # not while another runner trains or restores it
-                    if _done_state(d) != "done":
-                        store.restore(key, d)
-        todo = [s for s in todo if not is_done(root, s)]
-        if todo and store.from_logs:
-            raise ValueError(f"--from-logs: {len(todo)} run(s) are not in the log store {store.path} (first: "
-                             f"{todo[0].label!r}, key {config_key(todo[0].config)}); drop --from-logs to train them")
-    return todo
+    if store is None:
+        return todo
+    missing = [s for s in todo if not store.has(config_key(s.config))]
+    if missing and store.from_logs:
+        raise ValueError(f"--from-logs: {len(missing)} run(s) are not in the log store {store.path} (first: "
+                         f"{missing[0].label!r}, key {config_key(missing[0].config)}); drop --from-logs to train "
+                         "them")
+    for s in todo:
+        key, d = config_key(s.config), run_dir(root, s)
+        if store.has(key):
+            d.mkdir(parents=True, exist_ok=True)
+            with _claim(d):  # not while another runner trains or restores it
+                if _done_state(d) != "done":
+                    store.restore(key, d)
+    return [s for s in todo if not is_done(root, s)]
 
 
 def train_one(root, spec, threads, timeout, inprocess=False, children=None, store=None):
