@@ -138,7 +138,7 @@ def test_the_log_store_serves_another_results_folder_without_training(tmp_path):
     from validate.experiments.run_cache import config_key
 
     tier = get_tier("tiny").with_(jobs=1)
-    specs = [RunSpec(f"b{b}", config_for(tier, 1024, batch=b)) for b in (128, 256)]
+    specs = [RunSpec(f"b{b}-wd0.1", config_for(tier, 1024, batch=b)) for b in (128, 256)]  # a dot in a label
     store = LogStore(tmp_path / "store")
     first = train_runs(tmp_path / "a", specs, jobs=1, progress=False, store=store)
     kept = sorted(p.name for p in (tmp_path / "store").iterdir())

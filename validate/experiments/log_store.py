@@ -35,7 +35,7 @@ class LogStore:
 
     def _stem(self, key: str):
         hits = sorted(Path(self.path).glob(f"*-{key}.json"))
-        return hits[0].with_suffix("") if hits else None
+        return Path(str(hits[0])[:-len(".json")]) if hits else None  # labels hold dots (weightdecay0.01)
 
     def has(self, key: str) -> bool:
         return self._stem(key) is not None
@@ -46,7 +46,7 @@ class LogStore:
         if stem is None:
             return False
         try:
-            record = json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+            record = json.loads(Path(f"{stem}.json").read_text(encoding="utf-8"))
             log = gzip.decompress(Path(f"{stem}.csv.gz").read_bytes())
             record["config"], record["done"]  # noqa: B018 (both must be there)
         except (OSError, ValueError, EOFError, KeyError, TypeError, gzip.BadGzipFile) as exc:
