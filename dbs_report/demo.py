@@ -162,6 +162,18 @@ def _transformer_sweep(out, args):
     return _transformer_claims(sweep.run(tier, out / "transformer", jobs=args.jobs, progress=not args.quiet))
 
 
+def _transformer_stages(out, args, stage, bar):
+    """The demo's own short sweep, then the CPU tier refitted from the committed logs: their claims."""
+    stage("transformer sweep")
+    tf = _transformer_sweep(out, args)
+    bar.update(1)
+    stage("CPU tier from logs")
+    print("\n== The CPU tier refitted from the committed logs (docs/data/runs; nothing is trained)\n")
+    cpu = _committed(out)
+    bar.update(1)
+    return tf, cpu
+
+
 def run(args):
     from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
     from sim import commands as simc
@@ -202,15 +214,7 @@ def run(args):
     print("\n== NQM: dynamic vs fixed vs optimised batch schedules at equal data\n")
     simc.run(simc.arguments(what="schedule", out=str(out / "nqm-schedule"), quiet=True))
     bar.update(1)
-    tf = cpu = None
-    if have_torch:
-        stage("transformer sweep")
-        tf = _transformer_sweep(out, args)
-        bar.update(1)
-        stage("CPU tier from logs")
-        print("\n== The CPU tier refitted from the committed logs (docs/data/runs; nothing is trained)\n")
-        cpu = _committed(out)
-        bar.update(1)
+    tf, cpu = _transformer_stages(out, args, stage, bar) if have_torch else (None, None)
     nqm = _nqm_claims(out / "nqm-sweep", out / "nqm-schedule")
     table = verdict_table(nqm, tf, cpu)
     stage("report")
