@@ -58,6 +58,13 @@ def _json(path):
         raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
 
 
+def _fit(d):
+    """``fit.json`` of folder ``d``, through its schema (:class:`dbs_theory.schemas.FitFile`)."""
+    from dbs_theory.schemas import FitFile, read
+
+    return read(Path(d) / "fit.json", FitFile)
+
+
 def _display(loss, frac=0.02):
     """A centred moving average for plotting (not monotone: it shows what the run did)."""
     loss = np.asarray(loss, float)
@@ -90,7 +97,7 @@ def _logs(d):
 
 def _es_section(d, title, unit):
     """E(S) panels and Bmin/Bopt vs target from ``fit.json`` + ``es_points.csv``."""
-    fit = _json(d / "fit.json")
+    fit = _fit(d)
     pts = {}
     with open(d / "es_points.csv") as fh:
         reader = csv.DictReader(fh)
@@ -98,22 +105,20 @@ def _es_section(d, title, unit):
             raise ValueError(f"{d / 'es_points.csv'}: no target_index column (an older dbs fit wrote it); rerun dbs fit")
         for r in reader:
             pts.setdefault(int(r["target_index"]), []).append((float(r["S"]), float(r["E"])))
-    laws = fit.get("laws") or [{}] * len(fit["rows"])
-    if not isinstance(laws, list) or len(laws) != len(fit["rows"]):
-        raise ValueError(f"{d / 'fit.json'}: 'laws' must list one entry per row (an older dbs fit wrote it); rerun dbs fit")
+    laws = fit.laws or [{}] * len(fit.rows)
     panels = []
-    for i, (row, fitted) in enumerate(zip(fit["rows"], laws)):
+    for i, (row, fitted) in enumerate(zip(fit.rows, laws)):
         SE = np.array(pts.get(i, []), float).reshape(-1, 2)
         shown = {name: law_from_params(name, p) for name, p in fitted.items() if name in ("three_phase", "hyperbolic")}
         panels.append(dict(target=float(row["target"]), S=SE[:, 0], E=SE[:, 1], laws=shown, bmin=row.get("bmin"),
                            bopt=row.get("bopt")))
-    est = {q: chosen(fit["rows"], q) for q in ("bmin", "bopt")}  # the estimators the package chooses
+    est = {q: chosen(fit.rows, q) for q in ("bmin", "bopt")}  # the estimators the package chooses
     col = lambda q: [e.value if e.identified else math.nan for e in est[q]]
     ci = lambda q: ([e.lo for e in est[q]], [e.hi for e in est[q]]) if any(e.has_interval for e in est[q]) \
         else None
     src = lambda q: est[q][0].source if est[q] else "three-phase fit"
     source = f"Bmin from the {src('bmin')}, Bopt from the {src('bopt')}"
-    targets = [float(r["target"]) for r in fit["rows"]]
+    targets = [float(r["target"]) for r in fit.rows]
     return [(F.es_panels([p for p in panels if len(p["S"])], unit, f"{title}: E(S) per target"), "es",
              "Data E vs steps S to reach each target: points from the runs, the fitted three-phase law "
              "(phases shaded: inverse red, quadratic yellow, linear green) and the hyperbola; Bmin and Bopt "
@@ -126,9 +131,9 @@ def _es_section(d, title, unit):
 
 def _sweep(d, s):
     runs = _logs(d)
-    fit = _json(d / "fit.json")
+    fit = _fit(d)
     figs = [(F.loss_curves([_run_curve(r, label=f"B = {r.batch_size:g}") for r in runs],
-                           "Batch-size sweep at a constant LR: loss vs tokens", "tokens", fit.get("crossovers", [])),
+                           "Batch-size sweep at a constant LR: loss vs tokens", "tokens", fit.crossovers),
              "loss", "Training loss (centred moving average) per batch size; crosses mark where a larger "
                      "batch overtakes a smaller one.")]
     figs += _es_section(d, "sweep", "tokens")
@@ -299,55 +304,35 @@ def _simulate_optimal(d):
     return [(f"simulate optimal ({d})", "\n".join(text), figs)]
 
 
-def _check_band(d, band, curve):
-    """Refuse, naming exports.json, a band or curve no figure can draw (edited by hand, or another tool's)."""
-    ok = isinstance(band, dict) and isinstance(curve, dict) and all(
-        isinstance(band.get(k), list) and all(isinstance(x, (int, float)) for x in band[k]) for k in ("D", "lo", "hi")) \
-        and isinstance(band.get("measured_to"), (int, float)) and len(band["D"]) == len(band["lo"]) == len(band["hi"])
-    if not ok:
-        raise ValueError(f"{d / 'exports.json'}: 'band' must hold lists D, lo, hi of one length and a number "
-                         "measured_to (rewrite it with dbs schedule)")
-
-
 def _schedule_band(d):
-    """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule."""
-    from dbs_theory.batch_schedules import BatchSchedule
+    """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule,
+    read through the schemas ``dbs train`` and ``dbs schedule`` share (:mod:`dbs_theory.schemas`)."""
+    from dbs_theory.schemas import ExportsFile, ScheduleFile, read
 
-    ex = _json(d / "exports.json")
-    try:  # the parser dbs train uses: a schedule it would refuse is refused here, naming the file
-        sched = BatchSchedule.from_json((d / "schedule.json").read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{d / 'schedule.json'}: {exc}") from None
-    if not isinstance(ex, dict):
-        raise ValueError(f"{d / 'exports.json'}: not a dbs schedule exports record (a JSON object)")
-    band, curve = ex.get("band"), ex.get("curve") or {}
-    segs = [{"from": a, "batch_size": b} for a, b in sched.segments]
-    steps = ([s["from"] for s in segs], [s["batch_size"] for s in segs])
+    ex, sched = read(d / "exports.json", ExportsFile), read(d / "schedule.json", ScheduleFile)
+    steps = ([s.start for s in sched.segments], [s.batch_size for s in sched.segments])
     unit = sched.unit
     choice = ""
-    for key in ("recommendation", "rule", "reason"):
-        if ex.get(key) is not None and not isinstance(ex[key], str):
-            raise ValueError(f"{d / 'exports.json'}: {key!r} must be a string; got {ex[key]!r}")
-    if ex.get("recommendation") and ex.get("rule") not in ("late-switch", "fixed"):
-        sizes = [s["batch_size"] for s in segs]
-        what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex["recommendation"] ==
+    if ex.recommendation and ex.rule not in ("late-switch", "fixed"):
+        sizes = steps[1]
+        what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex.recommendation ==
                 "dynamic" else f"a fixed batch, {sizes[0]:.4g} {unit} per step")
-        rule = f" (rule {ex['rule']})" if ex.get("rule") not in (None, "paper") else ""
-        choice = f"**Recommended{rule}: {what}.** Why: {ex['reason']}.\n\n"
-    elif ex.get("rule") not in (None, "paper"):
-        steps_text = "; then ".join(f"{s['batch_size']:.4g} {unit} per step from D = {s['from']:.4g}" for s in segs)
-        choice = (f"**Rule {ex['rule']}** (dbs schedule --rule, from the sweep's best fixed batch; "
+        rule = f" (rule {ex.rule})" if ex.rule not in (None, "paper") else ""
+        choice = f"**Recommended{rule}: {what}.** Why: {ex.reason}.\n\n"
+    elif ex.rule not in (None, "paper"):
+        steps_text = "; then ".join(f"{b:.4g} {unit} per step from D = {a:.4g}" for a, b in zip(*steps))
+        choice = (f"**Rule {ex.rule}** (dbs schedule --rule, from the sweep's best fixed batch; "
                   f"docs/optimal_schedules.md scores it): {steps_text}.\n\n")
-    if band:
-        _check_band(d, band, curve)
-    if not band:
-        none = "" if ex.get("rule") not in (None, "paper") else ("No measured interval in the source (the band "
-                                                                 "needs dbs fit's envelope).")
+    band = ex.band
+    if band is None:
+        none = "" if ex.rule not in (None, "paper") else ("No measured interval in the source (the band "
+                                                          "needs dbs fit's envelope).")
         return (f"schedule ({d})", (choice + none).strip(), [])
-    text = choice + (f"The sweep covers D up to {band['measured_to']:.4g} {unit}"
-                     + (f"; past it the schedule is extrapolated and the band opens to [{band['lo'][-1]:.4g}, "
-                        f"{band['hi'][-1]:.4g}] at the horizon." if band.get("beyond") else "."))
-    fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band, steps, unit)
+    text = choice + (f"The sweep covers D up to {band.measured_to:.4g} {unit}"
+                     + (f"; past it the schedule is extrapolated and the band opens to [{band.lo[-1]:.4g}, "
+                        f"{band.hi[-1]:.4g}] at the horizon." if band.beyond else "."))
+    curve = ex.curve or {}
+    fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band.model_dump(), steps, unit)
     return (f"schedule ({d})", text, [(fig, "bopt-band", "Envelope Bopt(D), its 90% band and the schedule.")])
 
 
@@ -368,7 +353,7 @@ def _fit_folder(d):
     if (d / "summary.json").exists():
         return []  # an experiment's own fit: presented with the experiment
     figs = _es_section(d, "fit", "tokens")
-    dyn = _json(d / "fit.json").get("dynamic_runs") or []
+    dyn = _fit(d).dynamic_runs
     if dyn:
         figs.append((F.dynamic_runs(dyn), "dynamic-runs",
                      f"{len(dyn)} run(s) whose batch changes ({', '.join(r['name'] for r in dyn)}): drawn with "

@@ -69,27 +69,13 @@ class BatchSchedule(Piecewise):
 
     @classmethod
     def from_json(cls, text: str) -> "BatchSchedule":
-        """Inverse of :meth:`to_json` (exact: floats round-trip through JSON)."""
-        try:
-            d = json.loads(text)
-            segs = d["segments"]
-            starts = tuple(_json_number(s["from"], "from", i) for i, s in enumerate(segs))
-            sizes = tuple(_json_number(s["batch_size"], "batch_size", i) for i, s in enumerate(segs))
-        except (json.JSONDecodeError, KeyError, TypeError, OverflowError) as exc:
-            raise ValueError(f"not a batch-schedule JSON ({exc.__class__.__name__}: {exc})") from None
-        if not isinstance(d, dict) or not isinstance(segs, list) or not segs:
-            raise ValueError("not a batch-schedule JSON (needs a non-empty 'segments' list)")
-        lr, params, unit, kind = d.get("lr"), d.get("params") or {}, d.get("unit", "tokens"), d.get("kind", "step")
-        if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0):
-            raise ValueError(f"batch-schedule JSON: 'lr' must be a positive number or null; got {lr!r}")
-        if not isinstance(params, dict):
-            raise ValueError(f"batch-schedule JSON: 'params' must be an object; got {params!r}")
-        for key, v in (("unit", unit), ("kind", kind)):
-            if not isinstance(v, str):
-                raise ValueError(f"batch-schedule JSON: {key!r} must be a string; got {v!r}")
-        if (params.get("monotone") or d.get("monotone")) and any(b < a for a, b in zip(sizes, sizes[1:])):
-            raise ValueError("batch-schedule JSON says monotone but a segment's batch_size falls")
-        return cls(starts, sizes, unit, lr=lr, kind=kind, params=params)
+        """Inverse of :meth:`to_json` (exact: floats round-trip through JSON), checked by
+        :class:`dbs_theory.schemas.ScheduleFile`: one-line ``ValueError`` on anything else."""
+        from .schemas import ScheduleFile, parse
+
+        f = parse(text, ScheduleFile, "not a batch-schedule JSON")
+        return cls(tuple(s.start for s in f.segments), tuple(s.batch_size for s in f.segments), f.unit, lr=f.lr,
+                   kind=f.kind, params=f.params)
 
     def step_list(self) -> str:
         """A plain list for humans: one line per segment."""
@@ -222,13 +208,6 @@ class BatchSchedule(Piecewise):
         """Data-weighted mean of ``|other(D)/self(D) - 1|`` over ``[0, horizon]``."""
         D = np.linspace(0, self._horizon(), 4001)
         return float(np.mean(np.abs(other(D) / self(D) - 1)))
-
-
-def _json_number(v, key, i) -> float:
-    """A JSON number (not a string, not true/false) of segment ``i``; ``TypeError`` names it."""
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        raise TypeError(f"segment {i}: {key} must be a number; got {v!r}")
-    return float(v)
 
 
 def _divisors(n):

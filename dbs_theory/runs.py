@@ -217,6 +217,8 @@ def _column(values, key, path, lines, numeric=True, typed=False):
 def regular_file(path: Path) -> Path:
     """``path`` if it is a regular file (or a link to one); else one line: a FIFO, socket or device is never
     opened (reading one could block forever)."""
+    if not Path(path).exists():
+        raise FileNotFoundError(f"no such file: {str(path)!r}")
     if not Path(path).is_file():
         raise ValueError(f"{path}: not a regular file (a FIFO, socket or device?); give a log file")
     return Path(path)

@@ -40,8 +40,9 @@ def files(tmp_path_factory):
     (d / "header_only.csv").write_text(HEADER)
     (d / "twin_a.csv").write_text("".join([HEADER] + [f"x,2,{s},{2 * s},{3 - s / 100},0.001\n" for s in range(50)]))
     (d / "twin_b.csv").write_text("".join([HEADER] + [f"x,4,{s},{4 * s},{3 - s / 100},0.001\n" for s in range(50)]))
-    (d / "fit_small.json").write_text(json.dumps({"rows": [{"emin": 1e3, "bopt": 10}, {"emin": 1e4, "bopt": 20},
-                                                           {"emin": 1e5, "bopt": 40}]}))
+    (d / "fit_small.json").write_text(json.dumps({"rows": [{"target": 3.0, "emin": 1e3, "bopt": 10},
+                                                           {"target": 2.9, "emin": 1e4, "bopt": 20},
+                                                           {"target": 2.8, "emin": 1e5, "bopt": 40}]}))
     (d / "sched_huge.json").write_text(json.dumps({"unit": "tokens", "segments": [{"from": 0, "batch_size": 1e30}]}))
     (d / "sched_nan.json").write_text('{"unit": "tokens", "segments": [{"from": 0, "batch_size": 256}, '
                                       '{"from": NaN, "batch_size": 512}]}')

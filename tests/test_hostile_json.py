@@ -13,10 +13,11 @@ GOOD = json.loads(step_batch([1000], [64, 128], unit="tokens", lr=3e-3).to_json(
 
 
 @pytest.mark.parametrize("edit, words", [
-    (dict(lr="3e-3"), "'lr' must be a positive number"),
-    (dict(lr=[0.003]), "'lr' must be a positive number"),
-    (dict(params="monotone"), "'params' must be an object"),
-    (dict(unit=5), "'unit' must be a string"),
+    (dict(lr="3e-3"), "lr must be a number; got '3e-3'"),
+    (dict(lr=[0.003]), r"lr must be a number; got \[0.003\]"),
+    (dict(lr=-3e-3), "lr must be > 0"),
+    (dict(params="monotone"), "params must be an object; got 'monotone'"),
+    (dict(unit=5), "unit must be 'tokens', 'samples' or 'examples'; got 5"),
     (dict(segments={"from": 0}), "not a batch-schedule JSON"),
 ])
 def test_a_schedule_with_a_mistyped_field_is_refused(edit, words):
@@ -43,21 +44,27 @@ def schedule_folder(tmp_path_factory):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name, content, words", [
-    ("schedule.json", [1, 2], "not a batch-schedule JSON"),
-    ("schedule.json", {"segments": [{"batch_size": 8}]}, "not a batch-schedule JSON"),
-    ("schedule.json", {"segments": []}, "non-empty 'segments'"),
-    ("schedule.json", {"segments": [{"from": -5, "batch_size": 8}]}, "start at D = 0"),
-    ("schedule.json", {"segments": [{"from": 0, "batch_size": 8}, {"from": 0, "batch_size": 9}]}, "increase"),
-    ("exports.json", [1], "not a dbs schedule exports record"),
-    ("exports.json", "band:wide", "'band' must hold lists"),
-    ("exports.json", "band:no-measured_to", "'band' must hold lists"),
+    ("schedule.json", [1, 2], "schedule.json: expected a JSON object; got a list"),
+    ("schedule.json", {"segments": [{"batch_size": 8}]}, "segments[0].from is missing"),
+    ("schedule.json", {"segments": []}, "segments must not be empty"),
+    ("schedule.json", {"segments": [{"from": -5, "batch_size": 8}]}, "segments[0].from must be >= 0; got -5"),
+    ("schedule.json", {"segments": [{"from": 0, "batch_size": 8}, {"from": 0, "batch_size": 9}]},
+     "increasing order"),
+    ("schedule.json", {"segments": [{"from": float("nan"), "batch_size": 8}]}, "must be a finite number"),
+    ("exports.json", [1], "expected a JSON object; got a list"),
+    ("exports.json", "band:wide", "band must be an object; got 'wide'"),
+    ("exports.json", "band:no-measured_to", "band.measured_to is missing"),
+    ("exports.json", "reason:none", "a recommendation needs its 'reason'"),
 ])
 def test_dbs_report_refuses_an_edited_schedule_folder_in_one_line(schedule_folder, tmp_path, name, content, words):
     d = tmp_path / "s"
     shutil.copytree(schedule_folder, d)
-    if content == "band:wide" or content == "band:no-measured_to":
+    if isinstance(content, str):
         ex = json.loads((d / "exports.json").read_text())
-        ex["band"] = "wide" if content == "band:wide" else {"D": [1.0], "lo": [1.0], "hi": [1.0]}
+        if content == "reason:none":
+            ex.update(recommendation="dynamic", reason=None)
+        else:
+            ex["band"] = "wide" if content == "band:wide" else {"D": [1.0], "lo": [1.0], "hi": [1.0]}
         content = ex
     (d / name).write_text(json.dumps(content))
     r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "report", str(d)], capture_output=True, text=True,

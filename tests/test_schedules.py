@@ -460,9 +460,9 @@ class TestMegatronStepSchedule:
                 assert back(n * seq_len) == sched(n * seq_len)
 
 
-@pytest.mark.parametrize("segment, word", [({"from": 0, "batch_size": True}, "batch_size must be a number"),
+@pytest.mark.parametrize("segment, word", [({"from": 0, "batch_size": True}, r"segments\[0\].batch_size must be a number"),
                                            ({"from": 0, "batch_size": "9216"}, "got '9216'"),
-                                           ({"from": "0", "batch_size": 64}, "from must be a number")])
+                                           ({"from": "0", "batch_size": 64}, r"segments\[0\].from must be a number")])
 def test_a_schedule_json_with_a_non_number_is_refused(segment, word):
     import json
 

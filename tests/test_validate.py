@@ -380,7 +380,7 @@ def test_online_rule_options_are_refused_in_one_line(tmp_path, kw, words):
         cfg(tmp_path, "x", **kw).validate()
 
 
-@pytest.mark.parametrize("text, words", [("{}", "no table rows"), ("[1]", "no table rows"), ("{", "a fit.json"),
+@pytest.mark.parametrize("text, words", [("{}", "rows is missing"), ("[1]", "expected a JSON object"), ("{", "malformed JSON"),
                                          ('{"rows": [{"target": 3.0}]}', "identifies Bmin at 0 target")])
 def test_a_rule_fit_that_is_not_a_usable_table_is_refused_naming_why(tmp_path, text, words):
     (tmp_path / "f.json").write_text(text)

@@ -29,6 +29,7 @@ from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 from dbs_theory.bopt_curve import check_lr
 from dbs_theory.io import FolderLocked, atomic_write, check_writable, ensure_writable_dir, folder_holder, folder_lock
 from dbs_theory.lr_schedules import constant, cosine, wsd
+from dbs_theory.runs import regular_file
 
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .config import MAX_MICRO, TrainConfig, build_parser, config_from_args, seq_lengths, split_batch
@@ -73,8 +74,8 @@ def batch_schedule(cfg: TrainConfig, world=1):
         return constant_batch(cfg.batch_size), None
     path = Path(cfg.batch_schedule)
     try:
-        raw = path.read_bytes()
-        sched = BatchSchedule.from_json(raw.decode("utf-8"))
+        raw = regular_file(path).read_bytes()
+        sched = BatchSchedule.from_json(raw.decode("utf-8-sig"))
     except OSError as exc:
         raise OSError(f"cannot read batch schedule {str(path)!r}: {exc.strerror or exc}") from None
     except (ValueError, UnicodeDecodeError) as exc:
@@ -99,26 +100,27 @@ def online_rule(cfg: TrainConfig, world=1):
 
     sha = None
     if cfg.rule_fit:
+        from dbs_theory.schemas import FitFile, SchemaError, read
+
         try:
-            raw = Path(cfg.rule_fit).read_bytes()
-            data = json.loads(raw.decode("utf-8"))
-            if not isinstance(data, dict) or not isinstance(data.get("rows"), list):
-                raise ValueError("no table rows")
-            bmin_table(data["rows"])  # refused here, naming the file, where it cannot serve the rule
+            fit = read(cfg.rule_fit, FitFile)
+            bmin_table(fit.rows)  # refused here, naming the file, where it cannot serve the rule
         except OSError as exc:
             raise OSError(f"cannot read --rule-fit {cfg.rule_fit!r}: {exc.strerror or exc}") from None
-        except (ValueError, UnicodeDecodeError, KeyError, TypeError) as exc:
-            why = str(exc).splitlines()[0] if isinstance(exc, ValueError) and str(exc) else "not a table of rows"
-            raise ValueError(f"--rule-fit {cfg.rule_fit}: {why} (a fit.json from dbs fit)") from None
+        except SchemaError as exc:
+            raise ValueError(f"--rule-fit {exc}") from None
+        except ValueError as exc:
+            raise ValueError(f"--rule-fit {cfg.rule_fit}: {exc} (a fit.json from dbs fit)") from None
+        raw = Path(cfg.rule_fit).read_bytes()
         sha = hashlib.sha256(raw).hexdigest()
-        check_lr(data.get("lr") if isinstance(data.get("lr"), (int, float)) else None, cfg.lr, "sweep (--rule-fit)")
+        check_lr(fit.lr, cfg.lr, "sweep (--rule-fit)")
     # a WSD run without a decay holds its rate after warmup: the floor-ratio rule anneals its last tenth, as a
     # constant-rate run's (it used to never anneal there)
     plan = LRPlan(decay=cfg.decay) if cfg.lr_schedule == "wsd" and cfg.decay > 0 else \
         LRPlan(shape="cosine") if cfg.lr_schedule == "cosine" else LRPlan()
     g = float(cfg.seq_len * world * (cfg.micro_batch or 1))
     rule = online_rule(cfg.batch_rule, cfg.batch_size, cfg.tokens, plan, granularity=g,
-                       rows=data["rows"] if cfg.rule_fit else None, every=cfg.rule_every or None,
+                       rows=fit.rows if cfg.rule_fit else None, every=cfg.rule_every or None,
                        max_batch=cfg.rule_max_batch or None)
     return rule, sha
 

@@ -74,29 +74,11 @@ def load_points(path, band=False):
     ``band=True`` two more lists follow: the envelope points' interval ends
     (``None`` when the source has none).
     """
-    from pathlib import Path
+    from ..schemas import FitFile, read_source
 
-    text = Path(path).read_text(encoding="utf-8") if Path(path).exists() else None
-    if text is None:
-        raise FileNotFoundError(f"no such file: {str(path)!r}")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: expected a JSON object from dbs fit or dbs simulate")
-    if "rows" in data:  # dbs fit
-        rows = data["rows"]
-        laws = data.get("laws") or []  # a hand-made file may have none
-        if not isinstance(laws, list) or (laws and len(laws) != len(rows)):
-            raise ValueError(f"{path}: 'laws' must list one entry per row (written by dbs fit; rerun it)")
-        lr, laws = data.get("lr"), [(r["target"], per_law) for r, per_law in zip(rows, laws)]
-    elif "targets" in data:  # dbs simulate
-        rows = data["targets"]
-        eta = (data.get("meta") or {}).get("eta")
-        lr, laws = (eta if isinstance(eta, (int, float)) else None), []
-    else:
-        raise ValueError(f"{path}: has neither 'rows' (dbs fit) nor 'targets' (dbs simulate)")
+    src = read_source(path)
+    rows, lr = (src.rows, src.lr) if isinstance(src, FitFile) else (src.targets, src.lr)
+    laws = src.target_laws() if isinstance(src, FitFile) else []
     from ..bopt_table import SOURCES, chosen
 
     est = chosen(rows, "bopt")  # the law-free envelope (dbs fit writes it) when identified at >= 2 targets
@@ -152,17 +134,16 @@ def load_envelope(path):
     """``(envelope, lr, laws)`` from a ``dbs fit`` ``fit.json`` whose envelope identifies ``Bopt`` at >= 2 data
     amounts and holds per-batch losses, else ``None`` (an older fit.json, a frontier.json, or too few points:
     the per-target path)."""
-    from pathlib import Path
+    from ..schemas import FitFile, read
 
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        fit = read(path, FitFile)
     except (OSError, ValueError):
         return None  # load_points names what is wrong with the file
-    env = data.get("envelope") if isinstance(data, dict) else None
-    if not isinstance(env, dict) or sum(bool(v) for v in env.get("identified") or []) < 2 or not env.get("by_batch"):
+    env = fit.envelope
+    if env is None or sum(env.identified) < 2 or not env.by_batch:
         return None
-    laws = data.get("laws") or []
-    return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
+    return env.as_dict(), fit.lr, fit.target_laws()
 
 
 def _from_fit(args, rule):
@@ -270,19 +251,12 @@ def run(args):
 
 def _sweep_envelope(path):
     """``(envelope, lr, laws)`` of a ``dbs fit`` ``fit.json`` whatever it identifies; one-line refusals."""
-    from pathlib import Path
+    from ..schemas import FitFile, read
 
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise FileNotFoundError(f"cannot read {str(path)!r}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise ValueError(f"{path}: not a JSON file from dbs fit ({str(exc).splitlines()[0]})") from None
-    env = data.get("envelope") if isinstance(data, dict) else None
-    if not isinstance(env, dict) or not env.get("by_batch"):
+    fit = read(path, FitFile)
+    if fit.envelope is None or not fit.envelope.by_batch:
         raise ValueError(f"{path}: no sweep envelope with per-batch losses (a fit.json from dbs fit on a sweep)")
-    laws = data.get("laws") or []
-    return env, data.get("lr"), [(r["target"], law) for r, law in zip(data.get("rows") or [], laws)]
+    return fit.envelope.as_dict(), fit.lr, fit.target_laws()
 
 
 def _print_choice(c, horizon):

@@ -26,6 +26,7 @@ from scipy import optimize
 
 from dbs_theory.bopt_table import bopt_table, chosen
 from dbs_theory.runs import es_points, load_runs, smooth
+from dbs_theory.schemas import FitFile, read
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import Claim, Interval, error_verdict, paired_interval, verdict
 from sim import NQM, bmin as nqm_bmin, bopt as nqm_bopt, loss_at_steps, steps_to_target
@@ -147,7 +148,7 @@ def run(tier, root, jobs=None, progress=True):
     nqm, eta, info = calibrate(cal, L_init, start)
     info["k_lr_to_nqm"] = eta / tier.lr
     curve_rows, detail = _held_out_curves(nqm, eta, cal, test, start)
-    bt_rows, err = _target_errors(nqm, eta, cal, test, json.loads((sweep_dir / "fit.json").read_text()))
+    bt_rows, err = _target_errors(nqm, eta, cal, test, read(sweep_dir / "fit.json", FitFile))
     adv = _advantage(nqm, eta, Path(root) / "schedule" / "summary.json", tier.budget)
     claims = _claims(curve_rows, info, test, err, adv)
     md = ("Calibrated NQM: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()) + "\n\n```\n"
@@ -184,8 +185,8 @@ def _reference(rows, key):
 def _target_errors(nqm, eta, cal, test, full):
     """Per target: Bmin/Bopt of the full sweep, the NQM and the three-phase law on the calibration runs;
     median absolute log errors of those and of the held-out runs' data to target."""
-    sweep = {k: _reference(full["rows"], k) for k in ("bmin", "bopt")}
-    ref = [(r, bmin, bopt) for r, bmin, bopt in zip(full["rows"], sweep["bmin"], sweep["bopt"])
+    sweep = {k: _reference(full.rows, k) for k in ("bmin", "bopt")}
+    ref = [(r, bmin, bopt) for r, bmin, bopt in zip(full.rows, sweep["bmin"], sweep["bopt"])
            if math.isfinite(bopt) or math.isfinite(bmin)]
     targets = np.array([r["target"] for r, _, _ in ref])
     naive = None
