@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -14,7 +15,7 @@ from .fit import fit_es
 from .verdicts import R2_MIN
 from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, es_points, fixed_batch_runs
 
-__all__ = ["bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN", "Estimate", "SOURCES", "estimate",
+__all__ = ["sweep_lr", "LR_TOL", "bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN", "Estimate", "SOURCES", "estimate",
            "chosen_column", "chosen", "COLUMNS"]
 
 #: quantity -> its estimators as ``(row column, source name)``, the law-free one first
@@ -267,11 +268,39 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
         fits.append(fit)
     env = _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, level)
     verdict = _verdicts(rows, bootstrap)
-    lrs = [r.lr for r in runs if r.lr is not None]
-    lr = float(np.median(lrs)) if lrs else None
+    lr = sweep_lr(runs)
     excluded = [(r.name, math.nan, DYNAMIC) for r in dynamic] + list(pts.excluded)
     return BoptTable(rows, verdict, law, lr, excluded, crossovers(runs, smoothing, window, use),
                      fits, pts, env, [_dynamic_rows(r) for r in dynamic])
+
+
+#: learning rates within this factor are one rate (a logged rate is rounded; a sweep holds one)
+LR_TOL = 1.05
+
+
+def sweep_lr(runs):
+    """The sweep's learning rate: the median of the runs' (``Run.lr``), or ``None`` when none is logged or
+    when runs differ by more than :data:`LR_TOL` (Bmin and Bopt hold at one rate: they are not stated for a
+    sweep at several, with a warning naming the spread). A run whose own rate varies over its second half (a
+    decay, or rows at two rates) is warned."""
+    for r in runs:
+        lr = r.extra.get("lr")
+        tail = None if lr is None else lr[len(lr) // 2:][np.isfinite(lr[len(lr) // 2:])]
+        if tail is not None and tail.size and tail.min() > 0 and tail.max() > LR_TOL * tail.min():
+            warnings.warn(f"run {r.name!r}: its learning rate varies {tail.max() / tail.min():.3g}x over its second "
+                          f"half ({tail.min():g} .. {tail.max():g}); the sweep's estimates assume one constant rate",
+                          stacklevel=3)
+    lrs = {r.name: r.lr for r in runs if r.lr is not None}
+    if not lrs:
+        return None
+    lo, hi = min(lrs.values()), max(lrs.values())
+    if lo > 0 and hi > LR_TOL * lo:
+        slow = [n for n, v in lrs.items() if v == lo][:3]
+        warnings.warn(f"the runs' learning rates differ {hi / lo:.3g}x ({lo:g} .. {hi:g}; {', '.join(map(repr, slow))} "
+                      f"at {lo:g}): Bmin and Bopt hold at one rate, so no rate is recorded; fit each rate's runs "
+                      "apart", stacklevel=3)
+        return None
+    return float(np.median(list(lrs.values())))
 
 
 def _dynamic_rows(run, n=600):
@@ -394,6 +423,9 @@ def _linear_phase_check(law, S, B):
     n_lin = int(np.sum(_above(S, law.s2)))
     if n_lin < 3:
         return f"{n_lin} point(s) in the linear phase (need 3)"
+    if _above(B.min(), 100 * law.bmin):
+        return (f"the fitted Bmin ({law.bmin:.3g}) lies far below every batch that reached the target (the "
+                f"smallest, {B.min():.4g}): the linear phase is not measured")
     if _above(B.min(), 1.5 * law.bmin):
         return (f"the smallest batch that reached the target ({B.min():.4g}) is {B.min() / law.bmin:.1f}x the "
                 "fitted Bmin: the asymptote is extrapolated")
@@ -443,7 +475,25 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
             row.pop(k, None)
     if not (math.isfinite(row["bopt"]) and row["bopt"] > 0):
         row["status"] = "fit gave no positive Bopt"
+        return row, fits
+    off = _off_grid(row, B)
+    if off:  # a Bopt whose interval leaves the batches that reached the target is not pinned down by them
+        row["bopt_status"] = f"not identified: {off}"
+        for k in ("bopt", "bopt_lo", "bopt_hi"):
+            row.pop(k, None)
     return row, fits
+
+
+def _off_grid(row, B):
+    """Why the fit's ``Bopt`` (its interval where it has one) is not inside the batches ``B`` that reached
+    the target, or '' (the fit extrapolates past the grid there: the minimum is not bracketed by runs)."""
+    lo, hi = row.get("bopt_lo", row["bopt"]), row.get("bopt_hi", row["bopt"])
+    what = "its interval" if "bopt_lo" in row else "it"
+    if _above(B.min(), lo):
+        return f"{what} runs below the grid (to {lo:.4g}; the smallest batch that reached the target is {B.min():.4g})"
+    if _above(hi, B.max()):
+        return f"{what} runs above the grid (to {hi:.4g}; the largest batch that reached the target is {B.max():.4g})"
+    return ""
 
 
 def points_table(pts, law="three_phase", laws=("three_phase", "hyperbolic"), bootstrap=0, seed=0) -> BoptTable:

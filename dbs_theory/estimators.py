@@ -65,6 +65,8 @@ class EnvelopeBopt:
         expected loss. The running minimum of a noisy curve sits below it (by 4x at
         batch 1 of a one-seed NQM sweep near its floor); a model of the expected loss
         (:mod:`dbs_theory.calibrate`) is fitted to this one.
+    log_gap : the runs' median last logging interval, data units (NaN for one-row runs): a horizon within
+        it of the sweep's end is the sweep's end (:func:`dbs_theory.sweep_schedule.past_measured`).
     """
 
     data: np.ndarray
@@ -80,6 +82,7 @@ class EnvelopeBopt:
     batches: np.ndarray = None
     by_batch: np.ndarray = None
     mean_by_batch: np.ndarray = None
+    log_gap: float = float("nan")
 
     def to_dict(self) -> dict:
         """JSON-ready columns (NaN as ``None``): what ``fit.json`` stores as its ``envelope``."""
@@ -91,6 +94,7 @@ class EnvelopeBopt:
         for key in ("by_batch", "mean_by_batch"):
             rows = getattr(self, key)
             out[key] = None if rows is None else [clean(row) for row in rows]
+        out["log_gap"] = float(self.log_gap) if np.isfinite(self.log_gap) else None
         return out
 
 
@@ -293,8 +297,9 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
                   "best batch's neighbours"}
     few = _few_rows(groups, L, data, window)
     mean = _loss_matrix(groups, lines, data) if smoothing == "centered" else None
+    gaps = [float(r.tokens[-1] - r.tokens[-2]) for r in runs if r.tokens.size > 1]
     return EnvelopeBopt(data, bopt, lo, hi, loss, code == 0, [reasons[int(c)] for c in code], loss_lo, loss_hi,
-                        few, batches, L, mean)
+                        few, batches, L, mean, float(np.median(gaps)) if gaps else float("nan"))
 
 
 def _few_rows(groups, L, data, window):

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import csv
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -130,6 +131,11 @@ def read_grid(path) -> dict:
     if missing:
         raise ValueError(f"{path}: missing column {missing[0]!r} (needs {', '.join(GRID_COLUMNS)}; optional lr, "
                          f"model; the header is {','.join(header) or 'empty'})")
+    unknown = [h for h in header if h not in (*GRID_COLUMNS, "lr", "model")]
+    if unknown:
+        warnings.warn(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the grid format "
+                      f"({', '.join(GRID_COLUMNS)}, lr, model) and are ignored: rows that differ only in them read "
+                      "as one cell (split the file by them, or name each setting in 'model')", stacklevel=2)
     col = {h: i for i, h in enumerate(header)}
     out, seen = {}, {}
     for line, r in enumerate(rows[1:], start=2):

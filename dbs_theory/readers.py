@@ -137,7 +137,7 @@ def _mapping_file(path: Path) -> dict:
 
             got = tomllib.loads(path.read_text(encoding="utf-8"))
         else:
-            got = json.loads(path.read_text(encoding="utf-8"))
+            got = json.loads(path.read_text(encoding="utf-8-sig"))
     except (ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: not a {path.suffix[1:].upper()} file ({str(exc).splitlines()[0]})") from None
     if not isinstance(got, dict):
@@ -265,7 +265,7 @@ def _hf_states(path: Path) -> dict:
 
 def _load_state(f: Path) -> dict:
     try:
-        state = json.loads(f.read_text(encoding="utf-8"))
+        state = json.loads(f.read_text(encoding="utf-8-sig"))
         if not isinstance(state, dict) or not isinstance(state["log_history"], list):
             raise TypeError("log_history is not a list")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
@@ -444,18 +444,38 @@ def _wandb_names(path, header, cols) -> dict:
     return names
 
 
+def _wandb_loss_columns(path, header, loss_tag) -> list:
+    """The loss column of each run: ``loss_tag``, else the first of :data:`LOSS_TAGS` the run logs (runs of one
+    export may log under different names). A run with none is refused, naming it and what it logs."""
+    cols = [j for j, h in enumerate(header) if " - " in h and not h.endswith(("__MIN", "__MAX"))]
+    by_run = {}
+    for j in cols:
+        run, metric = header[j].rsplit(" - ", 1)
+        by_run.setdefault(run, {}).setdefault(metric, []).append(j)
+    chosen, tags = [], set()
+    for run, metrics in by_run.items():
+        tag = loss_tag if loss_tag in metrics else None if loss_tag else next((t for t in LOSS_TAGS if t in metrics),
+                                                                              None)
+        if tag is None:
+            want = f"--loss-tag {loss_tag!r}" if loss_tag else f"a loss column ({', '.join(LOSS_TAGS)})"
+            raise ValueError(f"{path}: run {run!r} has no {want} (--loss-tag names the metric every run logs); "
+                             f"metrics present: {', '.join(sorted(metrics))}")
+        chosen += metrics[tag]
+        tags.add(tag)
+    if not chosen:
+        raise ValueError(f"{path}: no '<run> - <metric>' columns")
+    if len(tags) > 1:
+        warnings.warn(f"{path}: runs log their loss under different names ({', '.join(sorted(tags))}); each run's "
+                      f"is read (--loss-tag chooses one for all)", stacklevel=4)
+    return sorted(chosen)
+
+
 @reader("wandb", _holds_wandb, ("batch_sizes", "loss_tag"))
 def read_wandb(path, batch_sizes=None, loss_tag=None) -> list:
     """Runs of a W&B panel export (module docstring) as load_runs parts: one per column, never per name."""
     path, batch_sizes = Path(path), batch_sizes or {}
     header, rows, lines = _wandb_rows(path)
-    cols = [j for j, h in enumerate(header) if " - " in h and not h.endswith(("__MIN", "__MAX"))]
-    metrics = {header[j].rsplit(" - ", 1)[1] for j in cols}
-    tag = loss_tag or next((t for t in LOSS_TAGS if t in metrics), None)
-    if tag is None or tag not in metrics:
-        raise ValueError(f"{path}: no loss column{f' for --loss-tag {loss_tag!r}' if loss_tag else ''}; "
-                         f"metrics present: {', '.join(sorted(metrics)) or 'none'}")
-    cols = [j for j in cols if header[j].rsplit(" - ", 1)[1] == tag]
+    cols = _wandb_loss_columns(path, header, loss_tag)
     names, si = _wandb_names(path, header, cols), header.index("Step")
     steps = [_wandb_cell(path, line, si, header, r[si]) for r, line in zip(rows, lines)]
     parts = []
@@ -467,7 +487,7 @@ def read_wandb(path, batch_sizes=None, loss_tag=None) -> list:
                              "(or a .json/.toml file for names holding ',' or '=')")
         got = [i for i, r in enumerate(rows) if r[j].strip()]
         if not got:
-            raise ValueError(f"{path}: run {name!r} has no {tag} values")
+            raise ValueError(f"{path}: run {name!r} has no {header[j].rsplit(' - ', 1)[1]} values")
         step = np.array([steps[i] for i in got])
         loss = [_wandb_cell(path, lines[i], j, header, rows[i][j]) for i in got]
         parts.append(_part(name, batch, step, step * batch, loss,

@@ -9,6 +9,7 @@ consumed so far (tokens or examples); ``batch_size`` is in the same unit.
 from __future__ import annotations
 
 import csv
+import math
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -333,7 +334,7 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     ValueError
         One line naming the file and line (or entry, or step) at fault:
         empty, binary or malformed file, missing column, non-numeric value
-        (a bool or a string in JSON), non-positive batch size, a negative
+        (a bool or a string in JSON), non-positive batch size, a negative loss, a negative
         step or token count, tokens that fall or disagree with step x
         batch_size by more than :data:`dbs_theory.readers.REL_TOL`, a value
         beyond :data:`LIMITS`, a run whose loss is mostly NaN/inf, or one run
@@ -368,7 +369,24 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     runs = [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction, locate)
             for name, g in codes.items()]
     _warn_copies(runs)
+    _check_batch_sizes(runs, batch_sizes or {})
     return runs
+
+
+def _check_batch_sizes(runs, batch_sizes):
+    """``--batch-size`` against the runs read: a run whose log states another batch is refused (which one is
+    meant?); names that match no run are warned (a run of that name was not read)."""
+    for r in runs:
+        given = batch_sizes.get(r.name)
+        if given is not None and not r.dynamic and not math.isclose(given, r.batch_size, rel_tol=1e-9):
+            raise ValueError(f"run {r.name!r}: --batch-size says {given:g} but its log says batch_size "
+                             f"{r.batch_size:g}; drop one (the log's batch_size column needs no --batch-size)")
+    names = [r.name for r in runs]
+    unused = [k for k in batch_sizes if not any(n == k or n.startswith(f"{k} (column ") for n in names)]
+    if unused:
+        warnings.warn(f"--batch-size names {len(unused)} run(s) the logs do not hold: {', '.join(map(repr, unused))} "
+                      f"(runs read: {', '.join(map(repr, names[:8]))}{' ...' if len(names) > 8 else ''})",
+                      stacklevel=3)
 
 
 def _warn_copies(runs):
@@ -390,6 +408,12 @@ def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
     if not p.exists():
         raise FileNotFoundError(f"no such file or directory: {str(p)!r}")
     kind = "native" if log_format in ("csv", "jsonl") else log_format or readers.detect(p)
+    if kind in ("hf", "tensorboard") and log_format is None and p.is_dir():
+        own = [q.name for q in p.iterdir() if q.suffix.lower() in (".csv", ".jsonl", ".ndjson") and q.is_file()]
+        if own:
+            what = "Trainer states (trainer_state.json)" if kind == "hf" else "TensorBoard event files"
+            raise ValueError(f"{p}: holds both loss logs ({', '.join(sorted(own)[:3])}{' ...' if len(own) > 3 else ''})"
+                             f" and {what} below it; give each as its own path (or --format to read one kind)")
     if kind == "native":
         return [(f, _read_file(f, log_format)) for f in _files(p, log_format)]
     parts = readers.read(kind, p, batch_sizes=batch_sizes, loss_tag=loss_tag, batch_tag=batch_tag)
@@ -412,6 +436,9 @@ def _check_rows(name, idx, cols, locate):
         elif c != "loss":
             checks[:0] = [(~fin, lambda x: f"{c} must be a finite number; got {x:g}"),
                           (v < 0, lambda x: f"{c} {x:g} is negative")]
+        else:  # a language model's cross-entropy is never below 0: a negative one is a shifted or corrupt log
+            checks.insert(0, (fin & (v < 0), lambda x: f"loss {x:g} is negative (a cross-entropy is >= 0: a "
+                                                       "shifted or corrupt log?)"))
         for bad, say in checks:
             if bad.any():
                 j = int(np.flatnonzero(bad)[0])

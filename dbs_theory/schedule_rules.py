@@ -170,7 +170,7 @@ def schedule_from_fit(fit, horizon: float, rule: str = DEFAULT_RULE, lr_plan: LR
     is refused unless ``extrapolate``. ``interval``, ``momentum``: the paper's rule; ``switch_at`` (default
     0.75 of the stable phase's data: the horizon's, less a WSD decay), ``switch_ratio``: late switch.
     """
-    from .sweep_schedule import best_fixed_batch, measured_range
+    from .sweep_schedule import best_fixed_batch, measured_range, past_measured
 
     if rule not in RULES:
         raise ValueError(f"rule={rule!r} must be one of {', '.join(RULES)}" +
@@ -179,7 +179,7 @@ def schedule_from_fit(fit, horizon: float, rule: str = DEFAULT_RULE, lr_plan: LR
         raise ValueError(f"horizon={horizon!r} must be a positive amount of data")
     env = envelope_of(fit)
     measured_to = measured_range(env)
-    if horizon > measured_to * (1 + 1e-9) and not extrapolate:
+    if past_measured(env, horizon) and not extrapolate:
         raise ValueError(f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); run the "
                          "sweep longer, or allow extrapolation (the rule then holds what it measured last)")
     at = min(horizon, measured_to)

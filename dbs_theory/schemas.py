@@ -150,6 +150,7 @@ class Envelope(_Record):
     reason: list[Optional[str]] = Field(default_factory=list)
     by_batch: list[list[Optional[Number]]] = Field(default_factory=list)
     mean_by_batch: list[list[Optional[Number]]] = Field(default_factory=list)
+    log_gap: Optional[float] = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _lengths(self):

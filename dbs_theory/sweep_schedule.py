@@ -28,7 +28,7 @@ import numpy as np
 from .batch_schedules import BatchSchedule, constant_batch, dynamic_batch
 from .bopt_curve import BoptCurve, envelope_curve
 
-__all__ = ["MIN_GROWTH", "SweepSchedule", "schedule_from_envelope", "best_fixed_batch", "growth_resolved", "measured_range"]
+__all__ = ["past_measured", "MIN_GROWTH", "SweepSchedule", "schedule_from_envelope", "best_fixed_batch", "growth_resolved", "measured_range"]
 
 
 #: The least rise of the followed ``Bopt(D)`` over the run for which a dynamic schedule is handed out: a
@@ -85,6 +85,15 @@ def measured_range(env, share=0.75):
     reach = np.isfinite(L).sum(axis=0)
     ok = np.nonzero(reach >= share * reach.max())[0]
     return float(D[ok[-1]])
+
+
+def past_measured(env, horizon) -> bool:
+    """Whether ``horizon`` lies past the sweep's data: beyond :func:`measured_range` by more than one logging
+    interval (the envelope's ``log_gap``; a sweep cut at 2e5 whose last row sits at 199680 covers 2e5)."""
+    gap = env.get("log_gap") if isinstance(env, dict) else getattr(env, "log_gap", None)
+    gap = float(gap) if gap is not None and np.isfinite(gap) and gap > 0 else 0.0
+    end = measured_range(env)
+    return horizon > (end + gap) * (1 + 1e-9)
 
 
 #: a run that ends within this factor below ``at`` competes there at its last smoothed loss (a sweep cut at a
@@ -165,9 +174,9 @@ def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granula
     SweepSchedule
     """
     measured_to = measured_range(env)
-    if horizon > measured_to * (1 + 1e-9) and not extrapolate:
-        raise ValueError(f"--horizon {horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
-                         "run the sweep longer, or allow it with --extrapolate (Bopt is then held at its last "
+    if past_measured(env, horizon) and not extrapolate:
+        raise ValueError(f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
+                         "run the sweep longer, or allow it with extrapolate=True (Bopt is then held at its last "
                          "measured value)")
     interval = horizon / 50 if interval is None else interval
     # held flat past its last reading: within the sweep's data where Bopt is not identified (past the grid's

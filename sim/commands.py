@@ -473,7 +473,7 @@ def run_schedule(args):
     with atomic_write(out / "schedule_eval.json") as fh:
         json.dump(dict(nqm=dict(spectrum=args.spectrum, d=args.d, nbins=args.nbins), eta=eta,
                        results=results, measured=measured), fh, indent=1)
-    print(f"NQM {args.spectrum}, d={args.d} in {args.nbins} bins, eta={eta}; dynamic schedule: interval "
+    print(f"NQM {args.spectrum}, d={args.d} in {args.nbins or 100} bins, eta={eta}; dynamic schedule: interval "
           "= budget/50, momentum = 1 (the NQM's Bopt(D) is exact: nothing to smooth)")
     for r in results:
         print(f"\nBudget D = {r['budget']:.3g} examples (final expected loss, lower is better):")

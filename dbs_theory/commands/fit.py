@@ -110,8 +110,8 @@ def print_table(table, format_table):
     from ..bopt_table import COLUMNS, SOURCES
     from ..curves import DYNAMIC
 
-    lr = "not logged" if table.lr is None else f"{table.lr:g}"
-    print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr} (Bmin/Bopt hold at this rate)")
+    lr = "none recorded" if table.lr is None else f"{table.lr:g} (Bmin/Bopt hold at this rate)"
+    print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr}")
     cols, heads = [c for c, _ in COLUMNS], [h for _, h in COLUMNS]
     rows = []
     for r in table.rows:
@@ -152,7 +152,7 @@ def read_points(path):
     """An :class:`~dbs_theory.curves.ESPoints` from a CSV with columns ``batch_size, target, steps``.
 
     Read strictly: UTF-8 (a BOM is fine), a header naming the three columns
-    (others are ignored), every cell a positive finite number; anything else
+    once each (others are ignored, with a warning naming them), every cell a positive finite number; anything else
     is one ``ValueError`` naming the file, line and column. ``E = batch_size x
     steps`` (the batch's unit); rows of one batch and target are repeats.
     """
@@ -160,13 +160,27 @@ def read_points(path):
 
     import numpy as np
 
-    from ..curves import ESPoints
+    import warnings
+    from pathlib import Path
 
+    from ..curves import ESPoints
+    from ..runs import regular_file
+
+    if not Path(path).exists():
+        raise OSError(f"cannot read --points file {str(path)!r}: no such file")
+    regular_file(path)  # a FIFO is never opened: reading it could block forever
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
             header = [h.strip() for h in reader.fieldnames or []]
             reader.fieldnames = header
+            twice = sorted({h for h in header if header.count(h) > 1})
+            if twice:
+                raise ValueError(f"{path}: column {twice[0]!r} appears twice in the header (which one is meant?)")
+            unknown = [h for h in header if h not in POINT_COLUMNS]
+            if unknown:
+                warnings.warn(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the points format "
+                              f"({', '.join(POINT_COLUMNS)}) and are ignored", stacklevel=2)
             missing = [c for c in POINT_COLUMNS if c not in header]
             if missing:
                 raise ValueError(f"{path}: missing column {missing[0]!r} (needs {', '.join(POINT_COLUMNS)}; "

@@ -79,9 +79,13 @@ def load_points(path, band=False):
     src = read_source(path)
     rows, lr = (src.rows, src.lr) if isinstance(src, FitFile) else (src.targets, src.lr)
     laws = src.target_laws() if isinstance(src, FitFile) else []
-    from ..bopt_table import SOURCES, chosen
+    from ..bopt_table import SOURCES, chosen, estimate
 
     est = chosen(rows, "bopt")  # the law-free envelope (dbs fit writes it) when identified at >= 2 targets
+    if sum(e.identified for e in est) < 2:  # no estimator identifies two: whatever any identifies (a fixed batch)
+        est = [next((e for e in (estimate(r, c) for c, _ in SOURCES["bopt"]) if e.identified), None) for r in rows]
+        est = [e for e in est if e is not None]
+        return ([e.data for e in est], [e.value for e in est], lr, laws) + ((None, None) if band else ())
     if est and est[0].column == SOURCES["bopt"][0][0]:
         est = [e for e in est if e.identified]
         out = [e.data for e in est], [e.value for e in est], lr, laws
@@ -99,7 +103,7 @@ def _build(args):
     from ..piecewise import Piecewise
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
 
-    laws, band = [], None
+    laws, band, points = [], None, None
     if args.steps:
         pairs = Piecewise.parse(args.steps, what="--steps", unit=args.unit).segments
         sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
@@ -117,17 +121,71 @@ def _build(args):
             if load_envelope(args.source) is not None:
                 return _from_fit(args, "paper")
             D, B, lr, laws, lo, hi = load_points(args.source, band=True)
+            if sum(math.isfinite(b) for b in B) < 2:
+                return _one_point(args, D, B, lr, laws)
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
             check_lr(curve.lr, args.lr, "Bopt curve")
             if lo is not None:
                 band = (D, B, lo, hi)
+            points = (D, B, lo, hi)
         interval = args.interval if args.interval is not None else args.horizon / 50
         initial = args.initial if args.initial is not None else float(curve(interval))
         max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
         sched = dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
                               granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
                               horizon=args.horizon, unit=args.unit, lr=curve.lr)
-    return sched, curve, laws, band, None
+    choice = None if points is None else _points_gate(args, sched, curve, points)
+    return sched if choice is None else choice.schedule, curve, laws, band, choice
+
+
+def _one_point(args, D, B, lr, laws):
+    """The fixed-batch fallback of a source that identifies Bopt at one target only (no curve through one
+    point); refused, naming why, where it identifies none."""
+    from ..batch_schedules import constant_batch
+    from ..bopt_curve import check_lr
+    from ..schedule_rules import ScheduleChoice
+
+    check_lr(lr, args.lr, "Bopt table")
+    got = [(d, b) for d, b in zip(D, B) if b == b]
+    if not got:
+        raise ValueError(f"{args.source}: no target identifies Bopt (dbs fit's table says why per target): no "
+                         "schedule and no fixed batch can be read from it")
+    d, b = got[0]
+    g = args.granularity or 1.0
+    fixed = max(args.min_batch or 0.0, g * max(1.0, round(b / g)))
+    sched = constant_batch(fixed, args.unit, lr)
+    choice = ScheduleChoice(sched, "paper", "fixed", f"only one target identifies Bopt ({b:.4g} at D={d:.4g}): no "
+                            "curve through one point, so a fixed batch at it", best_fixed=fixed, best_fixed_at=d,
+                            measured_to=d)
+    return sched, None, laws, None, choice
+
+
+def _points_gate(args, sched, curve, points):
+    """The gate a sweep's schedule passes (:func:`dbs_theory.sweep_schedule.growth_resolved`), on the Bopt
+    points of a table without curves: the dynamic schedule only where they resolve that Bopt grows over the
+    run, else a fixed batch at the curve's Bopt where the measured points end (one line says why)."""
+    from ..batch_schedules import constant_batch
+    from ..schedule_rules import ScheduleChoice
+    from ..sweep_schedule import growth_resolved
+
+    import math
+
+    keep = [i for i, (d, b) in enumerate(zip(*points[:2])) if math.isfinite(d) and math.isfinite(b)]
+    D, B, lo, hi = ([p[i] for i in keep] if p is not None else None for p in points)
+    env = dict(data=D, bopt=B, lo=lo, hi=hi, identified=[True] * len(D))
+    ok, why = growth_resolved(env, min(D), args.horizon)
+    why = why.replace("the envelope does not identify", "the table does not give")
+    end = min(args.horizon, max(D))
+    g = args.granularity or 1.0
+    fixed = max(args.min_batch or 0.0, g * max(1.0, round(float(curve(end)) / g)))
+    base = dict(rule="paper", best_fixed=fixed, best_fixed_at=end, measured_to=float(max(D)), dynamic=sched,
+                curve=curve)
+    if ok:
+        return ScheduleChoice(sched, recommendation="dynamic", reason=f"the table resolves that Bopt grows ({why})",
+                              **base)
+    return ScheduleChoice(constant_batch(fixed, args.unit, curve.lr), recommendation="fixed",
+                          reason=f"the table does not resolve that Bopt grows over the run ({why}); a fixed batch "
+                                 f"at Bopt({end:.4g})", **base)
 
 
 def load_envelope(path):
@@ -151,7 +209,7 @@ def _from_fit(args, rule):
     (:func:`dbs_theory.schedule_rules.schedule_from_fit`) under the run's LR plan (``--decay``)."""
     from ..bopt_curve import check_lr
     from ..schedule_rules import schedule_from_fit
-    from ..sweep_schedule import measured_range
+    from ..sweep_schedule import measured_range, past_measured
 
     if rule in ONLINE:
         raise ValueError(f"--rule {rule} is decided during the run from what the run measures: train with "
@@ -162,7 +220,7 @@ def _from_fit(args, rule):
     env, lr, laws = load_envelope(args.source) if rule == "paper" else _sweep_envelope(args.source)
     check_lr(lr, args.lr, "Bopt curve" if rule == "paper" else "sweep")
     measured_to = measured_range(env)
-    if args.horizon > measured_to * (1 + 1e-9) and not args.extrapolate:
+    if past_measured(env, args.horizon) and not args.extrapolate:
         raise ValueError(f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
                          "run the sweep longer, or allow it with --extrapolate (" +
                          ("Bopt is then held at its last measured value)" if rule == "paper" else
@@ -266,8 +324,9 @@ def _print_choice(c, horizon):
         print(f"the run's LR plan: {c.lr_plan.describe()}" +
               (" (this rule does not use it)" if c.rule != "calibrated" else ""))
     if c.recommendation == "fixed":
-        print(f"warning: {c.reason}. schedule.json holds that fixed batch; the dynamic schedule it replaces "
-              f"({c.dynamic.sizes[0]:.4g} -> {c.dynamic.sizes[-1]:.4g}) is in exports.json")
+        print(f"warning: {c.reason}. schedule.json holds that fixed batch" +
+              ("" if c.dynamic is None else f"; the dynamic schedule it replaces ({c.dynamic.sizes[0]:.4g} -> "
+                                            f"{c.dynamic.sizes[-1]:.4g}) is in exports.json"))
     else:
         print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
     if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic" and c.curve is not None:
