@@ -500,7 +500,7 @@ def _check_offset(name, s, t, b):
     a shifted step count moves every S, shifted tokens every E. One batch either way is a logging convention
     (tokens counted before or after the step)."""
     off = float(t[0] - s[0] * b[0])
-    if abs(off) > b[0] * (1 + readers.REL_TOL) and abs(off) > readers.REL_TOL * max(abs(float(t[0])), 1.0):
+    if abs(off) > b[0] * (1 + readers.REL_TOL):
         warnings.warn(f"run {name!r}: tokens are step x batch_size {off:+g} throughout ({off / b[0]:+g} steps at "
                       f"batch {b[0]:g}): E is read from tokens and S from steps, so if one column is shifted (a "
                       "resumed counter, an unlogged ramp-up) the fit is too", stacklevel=4)

@@ -58,7 +58,7 @@ class ScheduleFile(_Record):
 
     writer: ClassVar[str] = "dbs schedule"
 
-    unit: Literal["tokens", "samples", "examples"] = "tokens"
+    unit: Literal["tokens", "samples", "examples"]  # required: a schedule read in the wrong unit is off by seq_len
     lr: Optional[float] = Field(default=None, gt=0, allow_inf_nan=False)
     kind: str = "step"
     params: dict[str, Any] = Field(default_factory=dict)

@@ -288,7 +288,7 @@ def test_a_schedule_start_must_be_finite():
     from dbs_theory.batch_schedules import BatchSchedule
 
     with pytest.raises(ValueError, match="finite"):
-        BatchSchedule.from_json('{"segments": [{"from": 0, "batch_size": 4}, {"from": NaN, "batch_size": 8}]}')
+        BatchSchedule.from_json('{"unit": "tokens", "segments": [{"from": 0, "batch_size": 4}, {"from": NaN, "batch_size": 8}]}')
 
 
 def test_a_schedule_in_samples_converts_to_tokens():
