@@ -20,7 +20,7 @@ from .deprecation import renamed
 from .piecewise import UNITS, Piecewise
 
 __all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale",
-           "parse_megatron_step_schedule", "UNITS"]
+           "parse_megatron_step_schedule", "olmo_core_applied", "UNITS"]
 
 
 @dataclass(frozen=True)
@@ -83,18 +83,23 @@ class BatchSchedule(Piecewise):
                          for a, b in self.segments)
 
     # -- exports for trainers --------------------------------------------------------------
-    def to_olmo_core(self, strict=False) -> dict:
+    def to_olmo_core(self, strict=False, horizon=None) -> dict:
         """Arguments for OLMo-core's ``BatchSizeSchedulerCallback``.
 
         That callback takes ``batch_sizes`` (ints) and a ``schedule`` of
         durations starting at 0, and accepts only changes by an integer
         factor (``4M -> 8M``, not ``4M -> 6M``). Each change here is rounded
         in log space to the nearest integer factor (at least 2 for an
-        increase); ``error`` reports the data-weighted mean relative batch
-        difference this causes (0 when every change is already a factor).
-        ``strict=True`` raises instead of rounding. Note the callback also
-        rescales the learning rate by ``sqrt(ratio)``, which the paper found
-        no better than keeping it constant.
+        increase). The callback applies an increase by ``ratio`` only once
+        the batches it has processed at the current size are a multiple of
+        ``ratio`` (:func:`olmo_core_applied`), so a switch can land a few
+        steps late; ``applied`` lists the segments it will run and ``error``
+        the data-weighted mean relative batch difference from this schedule
+        over ``[0, horizon]`` (default: the schedule's own horizon), 0 when
+        OLMo-core runs it exactly. ``strict=True`` raises instead of
+        rounding. Note the callback also rescales the learning rate by
+        ``sqrt(ratio)``, which the paper found no better than keeping it
+        constant.
         """
         sizes = [int(round(self.sizes[0]))]
         starts = [0.0]
@@ -108,14 +113,16 @@ class BatchSchedule(Piecewise):
             if new != prev:
                 sizes.append(new)
                 starts.append(a)
-        approx = BatchSchedule(tuple(starts), tuple(float(s) for s in sizes), self.unit)
+        end = self._horizon(horizon)
+        applied = olmo_core_applied(starts, sizes, end, self.unit)
         out = dict(batch_sizes=sizes, schedule=[{"value": int(s), "unit": self.unit} for s in starts],
-                   error=self._mismatch(approx))
+                   error=self._mismatch(applied, end),
+                   applied=[{"from": a, "batch_size": b} for a, b in applied.segments], horizon=end)
         if self.unit != "tokens":
             out["note"] = "OLMo-core durations count tokens: multiply values and batch sizes by seq_len"
         return out
 
-    def to_megatron(self, seq_len=None) -> dict:
+    def to_megatron(self, seq_len=None, horizon=None) -> dict:
         """Megatron-LM's ``--rampup-batch-size <start> <increment> <samples>`` (a linear ramp).
 
         Megatron counts in samples: pass ``seq_len`` when the unit is tokens.
@@ -130,10 +137,11 @@ class BatchSchedule(Piecewise):
                 raise ValueError("the schedule is in tokens: pass seq_len to convert to Megatron samples")
             scale = 1.0 / seq_len
         start, final = (int(round(s * scale)) for s in (self.sizes[0], self.sizes[-1]))
-        horizon = self._horizon()
+        horizon = self._horizon(horizon)
         if final <= start:
             return dict(args=f"--global-batch-size {final}", start=start, increment=0, samples=0,
-                        global_batch_size=final, error=self._mismatch(constant_batch(final / scale, self.unit)))
+                        global_batch_size=final,
+                        error=self._mismatch(constant_batch(final / scale, self.unit), horizon))
         D = np.linspace(0, horizon, 4001)
         ours = self(D)
         best = None
@@ -200,14 +208,53 @@ class BatchSchedule(Piecewise):
             pairs.append((t, int(n)))
         return pairs
 
-    def _horizon(self):
-        last = self.starts[-1]
-        return float(self.params.get("horizon", last * 1.25 if last > 0 else 1.0))
+    def _horizon(self, horizon=None) -> float:
+        """``horizon`` if given, else the one the schedule was built for, else 1.25x its last start."""
+        if horizon is not None:
+            return float(_positive("horizon", horizon))
+        last, kept = self.starts[-1], self.params.get("horizon")
+        if isinstance(kept, (int, float)) and not isinstance(kept, bool) and math.isfinite(kept) and kept > 0:
+            return float(kept)
+        return last * 1.25 if last > 0 else 1.0
 
-    def _mismatch(self, other) -> float:
+    def _mismatch(self, other, horizon=None) -> float:
         """Data-weighted mean of ``|other(D)/self(D) - 1|`` over ``[0, horizon]``."""
-        D = np.linspace(0, self._horizon(), 4001)
+        D = np.linspace(0, self._horizon(horizon), 4001)
         return float(np.mean(np.abs(other(D) / self(D) - 1)))
+
+
+def olmo_core_applied(starts, sizes, horizon, unit="tokens") -> BatchSchedule:
+    """The batch sizes OLMo-core's ``BatchSizeSchedulerCallback`` runs for ``batch_sizes=sizes`` at
+    ``schedule=starts`` (integer factors, data units) over ``[0, horizon]``.
+
+    Before each batch the callback takes the latest event due (its start at or below the data seen). A
+    decrease applies at once; an increase by ``ratio`` only when the batches processed at the current size
+    are a multiple of ``ratio`` (its data loader re-indexes by the new size). So ``48 -> 144`` due at 480
+    tokens runs from 576 (12 batches of 48), and an event passed while waiting is skipped for the latest.
+    Constant stretches are jumped in closed form: O(number of events) work.
+    """
+    sizes = [int(b) for b in sizes]
+    T, b, i = 0.0, sizes[0], 0
+    out_s, out_b = [0.0], [float(b)]
+    while T < horizon:
+        while i + 1 < len(starts) and starts[i + 1] <= T:
+            i += 1
+        target = sizes[i]
+        nxt = starts[i + 1] if i + 1 < len(starts) else math.inf
+        if target != b:
+            wait = 0 if target < b else (-int(round(T / b))) % (target // b)
+            if wait == 0:
+                b = target
+                out_s.append(T)
+                out_b.append(float(b))
+                continue
+            due = math.inf if nxt == math.inf else max(1, math.ceil((nxt - T) / b))
+            T += b * min(wait, due)  # the steps until it applies, or until the next event is due
+            continue
+        if nxt == math.inf:
+            break
+        T += b * max(1, math.ceil((nxt - T) / b))
+    return BatchSchedule(tuple(out_s), tuple(out_b), unit, kind="step", params={"olmo_core": True})
 
 
 def _divisors(n):

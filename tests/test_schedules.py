@@ -114,9 +114,13 @@ class TestBatchSchedules:
 
 class TestExports:
     def test_olmo_core_integer_factors(self):
-        exact = step_batch([100, 300], [2048, 4096, 16384]).to_olmo_core()
+        # switches at whole multiples of the factor's batches run exactly (4 batches of 2048, then 8 of 4096)
+        exact = step_batch([8192, 32768], [2048, 4096, 16384]).to_olmo_core()
         assert exact["batch_sizes"] == [2048, 4096, 16384] and exact["error"] == 0
-        assert [s["value"] for s in exact["schedule"]] == [0, 100, 300]
+        assert [s["value"] for s in exact["schedule"]] == [0, 8192, 32768]
+        # one due within the first batch waits for OLMo-core's next whole pair of batches
+        late = step_batch([100], [2048, 4096]).to_olmo_core(horizon=8192)
+        assert late["applied"][1]["from"] == 4096 and late["error"] > 0
         paper = step_batch([125e9, 250e9, 375e9], [2e6, 4e6, 5e6, 6e6]).to_olmo_core()
         sizes = paper["batch_sizes"]
         assert all(b % a == 0 for a, b in zip(sizes, sizes[1:])) and paper["error"] > 0

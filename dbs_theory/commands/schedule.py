@@ -275,8 +275,8 @@ def run(args):
     check_writable(args.out)
     sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _from_fit(args, args.rule)
     out = ensure_writable_dir(args.out)
-    meg, step = _megatron(sched, args.seq_len), _megatron_step(sched, args.seq_len)
-    olmo = sched.to_olmo_core()
+    meg, step = _megatron(sched, args.seq_len, args.horizon), _megatron_step(sched, args.seq_len)
+    olmo = sched.to_olmo_core(horizon=args.horizon)
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
     band = _band(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
@@ -296,9 +296,11 @@ def run(args):
                                else step["megatron_note"]))
     print(f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
           + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else ""))
+    runs = " -> ".join(f"{x['batch_size']:g} from {x['from']:g}" for x in olmo["applied"][1:]) or "one batch"
     print(f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
           f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
-          f"(integer-factor rounding error {olmo['error']:.1%}; note it rescales the LR by sqrt(ratio))")
+          f"(it runs {runs}: batch error {olmo['error']:.1%} over [0, {olmo['horizon']:.4g}] from integer factors "
+          "and its switching rule; note it rescales the LR by sqrt(ratio))")
     if band and band["beyond"]:
         _print_band(band)
     if args.step_time:
@@ -410,13 +412,13 @@ def _check_args(args):
                          "that is a multiple of the granularity fits under the maximum")
 
 
-def _megatron(sched, seq_len):
+def _megatron(sched, seq_len, horizon=None):
     if sched.unit == "tokens" and not seq_len:
         return dict(note="pass --seq-len to export to Megatron-LM (it counts samples)")
     if any(b < a for a, b in zip(sched.sizes, sched.sizes[1:])):
         return dict(note="the schedule's batch falls somewhere and --rampup-batch-size only ramps up: use "
                          "--step-batch-size-schedule")
-    return sched.to_megatron(seq_len)
+    return sched.to_megatron(seq_len, horizon)
 
 
 def _megatron_step(sched, seq_len):
