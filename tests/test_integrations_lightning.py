@@ -117,3 +117,27 @@ def test_resuming_with_another_schedule_is_refused(tmp_path):
     other = ScheduleCallback(AccumulationPlan(step_batch([1024], [128, 512], unit="tokens"), 2, T), total_tokens=TOTAL)
     with pytest.raises(ValueError, match="another batch schedule"):
         other.load_state_dict(state)
+
+
+def test_a_resumed_run_under_max_epochs_1_ends_where_the_uninterrupted_one_does(tmp_path):
+    """Lightning restores the batches its epoch has counted while the resumed loader holds only the micro-batches
+    still to come: the loader's length is the whole run's, so the epoch ends where the plan does (it stopped at
+    (4, 192) of (5, 256) when the length was the remainder's)."""
+    torch.set_num_threads(1)
+    sched = step_batch([64], [32, 64], unit="tokens")  # 1 micro-batch of 32 tokens, then 2
+
+    def run(out, ckpt=None):
+        cb = ScheduleCallback(AccumulationPlan(sched, MICRO, T), 256)
+        saver = pl.callbacks.ModelCheckpoint(dirpath=out, every_n_train_steps=2, save_top_k=-1)
+        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=cb.max_steps, max_epochs=1, logger=False,
+                             callbacks=[cb, saver], enable_progress_bar=False, enable_model_summary=False)
+        module = Tiny()
+        trainer.fit(module, train_dataloaders=cb.dataloader(Data()), ckpt_path=ckpt)
+        return module, trainer, cb
+
+    full, t_full, cb_full = run(tmp_path / "full")
+    assert (t_full.global_step, cb_full.plan.tokens) == (5, 256)
+    resumed, t_res, cb_res = run(tmp_path / "resumed", tmp_path / "full" / "epoch=0-step=2.ckpt")
+    assert (t_res.global_step, cb_res.plan.tokens) == (5, 256)
+    a, b = full.state_dict(), resumed.state_dict()
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6

@@ -77,7 +77,15 @@ class MicroBatchSampler:
             first = 0
 
     def __len__(self):
-        return sum(s.micro_batches - first for s, first in self._micro_batches()) * self.cb.plan.micro_batch_size
+        """Indices of the whole run's micro-batches, from its start whatever the live position: a resumed
+        Lightning epoch restores the batches it already counted and ends when its count reaches this length
+        (the remainder's length ended a resumed ``max_epochs=1`` run early, at 4 of 5 steps)."""
+        from ._stream import fresh
+
+        p, n = fresh(self.cb.plan), 0
+        while p.steps < self.cb.max_steps:
+            n += p.advance().micro_batches
+        return n * self.cb.plan.micro_batch_size
 
     def __iter__(self):
         rank = self.cb.rank if self.rank is None else self.rank
