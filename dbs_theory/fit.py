@@ -171,8 +171,9 @@ def _starts(name, S, E):
     return starts
 
 
-#: weight of the pull towards the first start that picks one point of a flat valley (:func:`_solve`)
-RIDGE = 1e-5
+#: weight (log-space residual units) of the pull towards the first start that picks one point of a flat valley
+#: of the three-phase fit (:func:`_solve`)
+RIDGE = 1e-3
 
 
 def _solve(name, S, E, starts, max_nfev=300):
@@ -195,12 +196,13 @@ def _solve(name, S, E, starts, max_nfev=300):
 
     # Where no point lies in a phase, its parameters leave the residuals unchanged: a flat valley of equal
     # cost, on which the starts land wherever rounding sends them (a 1e-10 change of the losses moved Sopt by
-    # 0.6%). A vanishing pull towards the first start (RIDGE, in x) makes the minimum one point that moves
-    # continuously with the data, and leaves identified parameters where the residuals put them.
+    # 0.6%). A small pull towards the first start (RIDGE, in x) makes the minimum one point that moves
+    # continuously with the data (1e-10 moves no estimate by 1e-6; an unpulled last step undid that). The
+    # hyperbola has no phases, so no valley: it is fitted without the pull.
     jac = analytic_jac if name == "three_phase" else "2-point"
-    ref = np.asarray(starts[0], float)
-    ridged = lambda x: np.concatenate([resid(x), RIDGE * (x - ref)])
-    ridged_jac = jac if isinstance(jac, str) else (lambda x: np.vstack([jac(x), RIDGE * np.eye(x.size)]))
+    ref, r = np.asarray(starts[0], float), RIDGE if name.startswith("three_phase") else 0.0
+    ridged = lambda x: np.concatenate([resid(x), r * (x - ref)])
+    ridged_jac = jac if isinstance(jac, str) else (lambda x: np.vstack([jac(x), r * np.eye(x.size)]))
     best = None
     for x0 in starts:
         try:  # every parameter is unconstrained after the maps above: Levenberg-Marquardt

@@ -334,7 +334,7 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     ValueError
         One line naming the file and line (or entry, or step) at fault:
         empty, binary or malformed file, missing column, non-numeric value
-        (a bool or a string in JSON), non-positive batch size, a negative loss, a negative
+        (a bool or a string in JSON), non-positive batch size or loss, a negative
         step or token count, tokens that fall or disagree with step x
         batch_size by more than :data:`dbs_theory.readers.REL_TOL`, a value
         beyond :data:`LIMITS`, a run whose loss is mostly NaN/inf, or one run
@@ -436,9 +436,9 @@ def _check_rows(name, idx, cols, locate):
         elif c != "loss":
             checks[:0] = [(~fin, lambda x: f"{c} must be a finite number; got {x:g}"),
                           (v < 0, lambda x: f"{c} {x:g} is negative")]
-        else:  # a language model's cross-entropy is never below 0: a negative one is a shifted or corrupt log
-            checks.insert(0, (fin & (v < 0), lambda x: f"loss {x:g} is negative (a cross-entropy is >= 0: a "
-                                                       "shifted or corrupt log?)"))
+        else:  # a language model's cross-entropy is above 0: none or a negative one is a placeholder or a shift
+            checks.insert(0, (fin & (v <= 0), lambda x: f"loss {x:g} is not positive (a cross-entropy is > 0: a "
+                                                        "placeholder, or a shifted or corrupt log?)"))
         for bad, say in checks:
             if bad.any():
                 j = int(np.flatnonzero(bad)[0])
