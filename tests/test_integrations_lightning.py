@@ -1,6 +1,5 @@
 """ScheduleCallback with the real Lightning Trainer (CPU, 1 process): a tiny LightningModule follows a step
 schedule exactly through two batch changes and a resume from a step-6 checkpoint."""
-import numpy as np
 import pytest
 
 pytest.importorskip("lightning")

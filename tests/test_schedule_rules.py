@@ -3,7 +3,6 @@ trainers log them, scored against the exact answers (sim)."""
 from __future__ import annotations
 
 import json
-import math
 
 import numpy as np
 import pytest

@@ -11,7 +11,7 @@ import sim
 from sim import optimal as O
 from sim import rules as R
 from sim.nqm import NQM
-from sim.schedule_eval import best_fixed_batch, loss_at_budget
+from sim.schedule_eval import loss_at_budget
 from sim.strategies import nqms
 
 

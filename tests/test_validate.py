@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import warnings
-from pathlib import Path
 
 import numpy as np
 from logs import comparable

@@ -99,7 +99,7 @@ def _build(args):
     """``(schedule, Bopt curve or None, fitted laws, band points or None)`` from --steps, --curve or --from."""
     import math
 
-    from ..batch_schedules import dynamic_batch, step_batch
+    from ..batch_schedules import step_batch
     from ..piecewise import Piecewise
     from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
 
@@ -128,14 +128,29 @@ def _build(args):
             if lo is not None:
                 band = (D, B, lo, hi)
             points = (D, B, lo, hi)
-        interval = args.interval if args.interval is not None else args.horizon / 50
-        initial = args.initial if args.initial is not None else float(curve(interval))
-        max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
-        sched = dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
-                              granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
-                              horizon=args.horizon, unit=args.unit, lr=curve.lr)
-    choice = None if points is None else _points_gate(args, sched, curve, points)
+        curve(args.horizon)  # a horizon past the data is refused (--extrapolate), never a fixed batch
+        try:
+            sched, why = _dynamic(args, curve), None
+        except ValueError as exc:  # from a table: the fixed-batch fallback says why no schedule was derived
+            if points is None:
+                raise
+            sched, why = None, str(exc).splitlines()[0]
+    choice = None if points is None else _points_gate(args, sched, curve, points, why)
     return sched if choice is None else choice.schedule, curve, laws, band, choice
+
+
+def _dynamic(args, curve):
+    """The paper's rule along ``curve`` under the command's flags."""
+    import math
+
+    from ..batch_schedules import dynamic_batch
+
+    interval = args.interval if args.interval is not None else args.horizon / 50
+    initial = args.initial if args.initial is not None else float(curve(interval))
+    max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
+    return dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
+                         granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
+                         horizon=args.horizon, unit=args.unit, lr=curve.lr)
 
 
 def _one_point(args, D, B, lr, laws):
@@ -160,7 +175,7 @@ def _one_point(args, D, B, lr, laws):
     return sched, None, laws, None, choice
 
 
-def _points_gate(args, sched, curve, points):
+def _points_gate(args, sched, curve, points, failed=None):
     """The gate a sweep's schedule passes (:func:`dbs_theory.sweep_schedule.growth_resolved`), on the Bopt
     points of a table without curves: the dynamic schedule only where they resolve that Bopt grows over the
     run, else a fixed batch at the curve's Bopt where the measured points end (one line says why)."""
@@ -175,6 +190,8 @@ def _points_gate(args, sched, curve, points):
     env = dict(data=D, bopt=B, lo=lo, hi=hi, identified=[True] * len(D))
     ok, why = growth_resolved(env, min(D), args.horizon)
     why = why.replace("the envelope does not identify", "the table does not give")
+    if failed is not None:
+        ok, why = False, f"no dynamic schedule along its Bopt curve: {failed}"
     end = min(args.horizon, max(D))
     g = args.granularity or 1.0
     fixed = max(args.min_batch or 0.0, g * max(1.0, round(float(curve(end)) / g)))
