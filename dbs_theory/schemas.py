@@ -31,7 +31,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 __all__ = ["ScheduleFile", "Segment", "ExportsFile", "Band", "OlmoCoreExport", "FitFile", "Envelope",
            "FrontierFile", "read", "read_source", "parse", "SchemaError"]
 
-Finite = Field(allow_inf_nan=False)
 Number = Union[int, float]
 
 

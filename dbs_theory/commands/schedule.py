@@ -153,6 +153,12 @@ def _dynamic(args, curve):
                          horizon=args.horizon, unit=args.unit, lr=curve.lr)
 
 
+def _fixed_batch(args, b):
+    """``b`` as a fixed batch under the flags: a whole multiple of --granularity, at least --min-batch."""
+    g = args.granularity or 1.0
+    return max(args.min_batch or 0.0, g * max(1.0, round(b / g)))
+
+
 def _one_point(args, D, B, lr, laws):
     """The fixed-batch fallback of a source that identifies Bopt at one target only (no curve through one
     point); refused, naming why, where it identifies none."""
@@ -166,8 +172,7 @@ def _one_point(args, D, B, lr, laws):
         raise ValueError(f"{args.source}: no target identifies Bopt (dbs fit's table says why per target): no "
                          "schedule and no fixed batch can be read from it")
     d, b = got[0]
-    g = args.granularity or 1.0
-    fixed = max(args.min_batch or 0.0, g * max(1.0, round(b / g)))
+    fixed = _fixed_batch(args, b)
     sched = constant_batch(fixed, args.unit, lr)
     choice = ScheduleChoice(sched, "paper", "fixed", f"only one target identifies Bopt ({b:.4g} at D={d:.4g}): no "
                             "curve through one point, so a fixed batch at it", best_fixed=fixed, best_fixed_at=d,
@@ -193,8 +198,7 @@ def _points_gate(args, sched, curve, points, failed=None):
     if failed is not None:
         ok, why = False, f"no dynamic schedule along its Bopt curve: {failed}"
     end = min(args.horizon, max(D))
-    g = args.granularity or 1.0
-    fixed = max(args.min_batch or 0.0, g * max(1.0, round(float(curve(end)) / g)))
+    fixed = _fixed_batch(args, float(curve(end)))
     base = dict(rule="paper", best_fixed=fixed, best_fixed_at=end, measured_to=float(max(D)), dynamic=sched,
                 curve=curve)
     if ok:
