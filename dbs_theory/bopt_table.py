@@ -13,7 +13,7 @@ from .es_laws import LAWS
 from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
 from .verdicts import R2_MIN
-from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, es_points, fixed_batch_runs
+from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, measured_best, es_points, fixed_batch_runs
 
 __all__ = ["sweep_lr", "LR_TOL", "bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN", "Estimate", "SOURCES", "estimate",
            "chosen_column", "chosen", "COLUMNS"]
@@ -248,10 +248,13 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     runs, dynamic = fixed_batch_runs(runs)
     batches = {r.batch_size for r in runs}
     if len(batches) < 3:
-        raise ValueError(f"need runs at at least 3 distinct batch sizes; got {len(batches)} "
-                         f"({', '.join(f'{b:g}' for b in sorted(batches))})")
+        raise ValueError(f"need runs at at least 3 distinct batch sizes to fit E(S); got {len(batches)} "
+                         f"({', '.join(f'{b:g}' for b in sorted(batches))}); {measured_best(runs, use)}")
     if targets is None:
-        targets = choose_targets(runs, n_targets, smoothing=smoothing, window=window, use=use)
+        try:
+            targets = choose_targets(runs, n_targets, smoothing=smoothing, window=window, use=use)
+        except ValueError as exc:
+            raise ValueError(f"{exc}; {measured_best(runs, use)}") from None
     targets = np.sort(np.atleast_1d(np.asarray(targets, float)))[::-1]
     if targets.size and np.any(targets[1:] == targets[:-1]):
         rep = sorted({float(t) for t in targets[1:][targets[1:] == targets[:-1]]})

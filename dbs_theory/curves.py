@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["WINDOW", "MIN_ROWS", "ESPoints", "window_rows", "local_line", "smooth", "signal",
+__all__ = ["WINDOW", "MIN_ROWS", "measured_best", "ESPoints", "window_rows", "local_line", "smooth", "signal",
            "es_points", "choose_targets", "crossovers", "Crossover", "fixed_batch_runs", "DYNAMIC"]
 
 #: default half-width of the smoothing window, as a fraction of the data ``D`` on either side
@@ -284,6 +284,27 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
         raise ValueError("the runs do not descend far enough to place distinct targets "
                          f"(lowest reachable {lo:.4g}, highest common {hi:.4g})")
     return np.geomspace(hi, lo, n) if lo > 0 else np.linspace(hi, lo, n)
+
+
+def measured_best(runs, use="loss") -> str:
+    """The fixed-batch answer a sweep supports without any fit, in words: the batch whose logged loss is lowest
+    at the most data every run reached (linear interpolation in tokens between logged rows), or why the runs
+    cannot be compared (they share no range of data). The fallback when no E(S) can be fitted."""
+    tracks = []
+    for r in runs:
+        _, tok, sig = signal(r, use)
+        ok = np.isfinite(sig)
+        if ok.any():
+            tracks.append((r, tok[ok], sig[ok]))
+    if not tracks:
+        return "no run has a finite loss to compare"
+    common = min(t[-1] for _, t, _ in tracks)
+    if common < max(t[0] for _, t, _ in tracks):
+        return "the runs share no range of data to compare them at, so no fixed batch is measured either"
+    at = [(float(np.interp(common, t, y)), r) for r, t, y in tracks]
+    loss, best = min(at, key=lambda a: a[0])
+    return (f"the fixed batch these runs measure: {best.batch_size:g} (run {best.name!r}) has the lowest loss, "
+            f"{loss:.4g}, at {common:.4g} tokens, the most data every run reached")
 
 
 def _fifth(tokens):

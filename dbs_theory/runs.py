@@ -27,6 +27,9 @@ REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
 OPTIONAL = ("lr", "val_loss", "seq_len", "world_size", "b_simple", "gns_g2", "gns_trace", "wall_time")
 #: every column of the log format, in the order ``dbs train`` writes them (one schema for writer and reader)
 LOG_FIELDS = REQUIRED + OPTIONAL
+#: a column that marks each row's kind; only rows of a training kind are read (others warned and dropped)
+SPLIT = "split"
+TRAIN_SPLITS = ("train", "training")
 
 
 @dataclass(frozen=True)
@@ -129,8 +132,11 @@ def _read_rows(path: Path, as_json: bool):
     fast = _read_csv_fast(text, header)
     if fast is not None:
         return (*fast, header)
-    rows = [r for r in reader if r]
-    lines = _CsvLines(text, len(rows))
+    rows, lines = [], []
+    for r in reader:
+        if r:
+            rows.append(r)
+            lines.append(reader.line_num)
     n = len(header)
     for i, r in enumerate(rows):
         if len(r) != n:
@@ -151,7 +157,7 @@ def _read_csv_fast(text, header):
     import io
 
     want = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
-    if "run" not in want or len(set(header)) != len(header):
+    if "run" not in want or len(set(header)) != len(header) or SPLIT in header:
         return None
     numeric = [header.index(c) for c in want if c != "run"]
     try:
@@ -220,6 +226,8 @@ def regular_file(path: Path) -> Path:
     opened (reading one could block forever)."""
     if not Path(path).exists():
         raise FileNotFoundError(f"no such file: {str(path)!r}")
+    if Path(path).is_dir():
+        raise ValueError(f"{path}: is a folder; give a file")
     if not Path(path).is_file():
         raise ValueError(f"{path}: not a regular file (a FIFO, socket or device?); give a log file")
     return Path(path)
@@ -252,6 +260,12 @@ def _read_file(f: Path, log_format=None):
     got, lines, names_in_file = _read_rows(f, as_json)
     if not lines:
         raise ValueError(f"{f}: no data rows (only a header)" if got else f"{f}: no data rows")
+    if SPLIT in got:
+        got, lines = _training_rows(f, got, lines)
+    if "run" not in got and all(c in got for c in REQUIRED[1:]):  # one run's log, e.g. Lightning's metrics.csv
+        name = str(f.with_suffix(""))
+        warnings.warn(f"{f}: no 'run' column; the file is one run, named {name!r}", stacklevel=4)
+        got["run"] = [name] * len(lines)
     if "loss" not in got and "val_loss" in got:  # an eval-only log: its one loss is the held-out one
         warnings.warn(f"{f}: no 'loss' column; reading 'val_loss' as each row's loss (an evaluation-only log)",
                       stacklevel=4)
@@ -260,15 +274,32 @@ def _read_file(f: Path, log_format=None):
     if missing:
         raise ValueError(f"{f}: missing column(s) {', '.join(missing)} (the log format: {', '.join(REQUIRED)}; "
                          f"optional {', '.join(OPTIONAL)})")
-    unknown = [c for c in names_in_file if c not in LOG_FIELDS]
+    unknown = [c for c in names_in_file if c not in LOG_FIELDS and c != SPLIT]
     if unknown:
         warnings.warn(f"{f}: column(s) {', '.join(map(repr, unknown[:5]))} are not in the log format and are "
-                      "ignored (rows marked by them, e.g. split=eval, are read as training rows)", stacklevel=4)
+                      "ignored (a column marking eval rows is named split: split=eval rows are dropped)", stacklevel=4)
     names = _column(got["run"], "run", f, lines, numeric=False)
     _check_names(names, f, lines)
     cols = {c: _column(got[c], c, f, lines, typed=as_json) for c in REQUIRED[1:]}
     extra = {c: _column(got[c], c, f, lines, typed=as_json) for c in OPTIONAL if c in got}
     return names, cols, extra, lambda i: f"{f}:{lines[i]}"
+
+
+def _training_rows(f, got, lines):
+    """The rows a ``split`` column marks as training (``train``/``training``, any case); the others (eval,
+    validation, test rows logged beside training) are dropped with a warning naming them, never merged into
+    the training curve; a file with no training rows is refused."""
+    kind = [("" if v is None else str(v)).strip().lower() for v in got[SPLIT]]
+    keep = [i for i, k in enumerate(kind) if k in TRAIN_SPLITS]
+    if len(keep) == len(kind):
+        return got, lines
+    others = sorted({k for k in kind if k not in TRAIN_SPLITS})
+    if not keep:
+        raise ValueError(f"{f}: column 'split' holds no training rows (only {', '.join(map(repr, others[:3]))}); "
+                         "an evaluation log has split=train rows of its own or logs val_loss beside loss")
+    warnings.warn(f"{f}: dropped {len(kind) - len(keep)} row(s) whose split is {', '.join(map(repr, others[:3]))}: "
+                  "only split=train rows are the training curve", stacklevel=5)
+    return {c: [v[i] for i in keep] for c, v in got.items()}, [lines[i] for i in keep]
 
 
 def _check_names(names, f, lines):

@@ -4,6 +4,7 @@ of ``dbs fit``, ``dbs report``'s schedule section and ``dbs train --batch-schedu
 no hang, and either the unmutated answer, a refusal in one line (``ValueError``), or a warning that names
 what changed. Derandomized in CI (tests/conftest.py's ``ci`` profile); ``HYPOTHESIS_PROFILE=long`` runs
 more examples locally."""
+import contextlib
 import io
 import json
 import math
@@ -297,3 +298,50 @@ def test_dbs_fit_on_a_mutated_log_exits_0_or_2_with_one_line(text):
         if rc == 2:
             assert len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
             assert not (Path(d) / "out" / "fit.json").exists()
+
+
+@pytest.fixture(scope="module")
+def report_folder(tmp_path_factory):
+    """A results folder as a user has it: ``dbs fit`` and ``dbs schedule`` written into one folder."""
+    from dbs_theory.cli import main
+
+    d = tmp_path_factory.mktemp("report")
+    (d / "log.csv").write_text(_csv(COLUMNS, ROWS))
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        assert main(["fit", str(d / "log.csv"), "--out", str(d / "r"), "--bootstrap", "0"]) == 0
+        horizon = float(max(r[3] for r in ROWS))
+        assert main(["schedule", "--from", str(d / "r"), "--horizon", f"{horizon:g}", "--out", str(d / "r")]) == 0
+    return d / "r"
+
+
+@settings(max_examples=5 if EXAMPLES < 1000 else 60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(data=st.data())
+def test_dbs_report_on_a_folder_with_a_mutated_file_exits_0_or_2_with_one_line(report_folder, data):
+    """End to end: ``dbs report`` on a results folder one of whose JSON files is edited (a key dropped, a value
+    of another type, the text cut short) renders or refuses in one line, writing no report."""
+    import shutil
+
+    from dbs_theory.cli import main
+
+    name = data.draw(st.sampled_from(["fit.json", "schedule.json", "exports.json"]))
+    text = (report_folder / name).read_text()
+    if data.draw(st.booleans()):
+        bad_text = text[:data.draw(st.integers(0, len(text) - 1))]
+    else:
+        bad = json.loads(text)
+        path = data.draw(st.sampled_from([p for p, _ in _paths(bad) if p]))
+        _set(bad, path, data.draw(st.sampled_from([_DROP, "x", [1], {"a": 1}, True, math.nan, -1.0])))
+        bad_text = json.dumps(bad)
+    with tempfile.TemporaryDirectory() as d:
+        folder = Path(d) / "r"
+        shutil.copytree(report_folder, folder, ignore=shutil.ignore_patterns("report.*", "figures"))
+        (folder / name).write_text(bad_text)
+        err = io.StringIO()
+        with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rc = main(["report", str(folder)])
+        assert rc in (0, 2), err.getvalue()
+        if rc == 2:
+            assert len(err.getvalue().strip().splitlines()) == 1, err.getvalue()
+            assert not (folder / "report.md").exists()

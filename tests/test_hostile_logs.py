@@ -88,9 +88,9 @@ def test_a_row_without_a_run_name_is_refused_in_one_line(tmp_path, fmt):
 def test_an_unknown_column_is_named_in_a_warning(tmp_path):
     rows = base_rows()
     for i, r in enumerate(rows):
-        r["split"] = "eval" if i % 10 == 0 else "train"
+        r["phase"] = "eval" if i % 10 == 0 else "train"
     _, said = read(write_csv(tmp_path / "s.csv", rows))
-    assert any("'split'" in m and "ignored" in m for m in said), said
+    assert any("'phase'" in m and "ignored" in m for m in said), said
 
 
 def test_a_column_or_key_given_twice_is_refused(tmp_path):

@@ -148,3 +148,41 @@ def test_a_fitted_bmin_far_below_every_batch_is_named_plainly():
     assert "lies far below every batch that reached the target" in why and "x the" not in why
     assert "x the fitted Bmin" in _linear_phase_check(law, S, np.array([law.bmin * 50]))
     assert _linear_phase_check(law, S, np.array([law.bmin * 1.2])) == ""
+
+
+def test_rows_a_split_column_marks_as_eval_are_dropped_not_merged_into_training(tmp_path):
+    rows = base_rows()
+    train = load_runs(write_csv(tmp_path / "t.csv", rows))
+    marked = [dict(r, split="train") for r in rows]
+    evals = [dict(r, split="eval", loss=r["loss"] + 0.5) for r in rows[::10]]
+    with pytest.warns(UserWarning, match=rf"dropped {len(evals)} row\(s\) whose split is 'eval'"):
+        runs = load_runs(write_csv(tmp_path / "s.csv", marked + evals))
+    assert [r.loss.tolist() for r in runs] == [r.loss.tolist() for r in train]
+    only_eval = write_csv(tmp_path / "e.csv", evals)
+    with pytest.raises(ValueError, match="column 'split' holds no training rows \\(only 'eval'\\)"):
+        load_runs(only_eval)
+
+
+def test_a_csv_without_a_run_column_is_one_run_named_after_its_file(tmp_path):
+    rows = [r for r in base_rows() if r["run"] == "b64"]
+    p = write_csv(tmp_path / "metrics.csv", rows, header=["step", "batch_size", "tokens", "loss"])
+    with pytest.warns(UserWarning, match="no 'run' column; the file is one run"):
+        (run,) = load_runs(p)
+    assert run.name == str(tmp_path / "metrics") and run.batch_size == 64 and run.loss.size == len(rows)
+
+
+def test_when_no_e_of_s_can_be_fitted_dbs_fit_names_the_fixed_batch_the_runs_measure(tmp_path, capsys):
+    from dbs_theory.cli import main
+
+    two = [r for r in base_rows() if r["run"] in ("b8", "b64")]
+    out = tmp_path / "out"
+    assert main(["fit", str(write_csv(tmp_path / "two.csv", two)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "need runs at at least 3 distinct batch sizes" in err
+    assert "the fixed batch these runs measure: 64 (run 'b64') has the lowest loss" in err
+    assert not out.exists()
+    apart = [dict(run=n, batch_size=b, step=1, tokens=t, loss=v) for n, b, t, v in
+             [("a", 8, 8, 3.0), ("b", 64, 64, 2.9), ("c", 512, 512, 2.8)]]
+    assert main(["fit", str(write_csv(tmp_path / "one_row.csv", apart)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "do not descend far enough" in err and "share no range of data" in err and not out.exists()

@@ -37,24 +37,25 @@ class Tiny(pl.LightningModule):
         torch.manual_seed(0)
         self.emb, self.out = torch.nn.Embedding(64, 8), torch.nn.Linear(8, 64)
         self.automatic_optimization = False
-        self.seen = []
+        self.seen, self.losses = [], []
 
     def training_step(self, batch, batch_idx):
         idx, x = batch
         logits = self.out(self.emb(x[:, :-1]))
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, 64), x[:, 1:].reshape(-1))
         self.seen.append((self.trainer.global_step, idx.tolist(), x.numel()))
+        self.losses.append(float(loss))
         self.trainer.dbs.backward(self, loss)
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=1.0)
 
 
-def fit(tmp_path, ckpt=None):
+def fit(tmp_path, ckpt=None, logger=False):
     cb = ScheduleCallback(AccumulationPlan(SCHED, MICRO, T, lr=LR), TOTAL)
     saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
     trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=cb.max_steps, callbacks=[cb, saver],
-                         logger=False, enable_progress_bar=False, enable_model_summary=False)
+                         logger=logger, enable_progress_bar=False, enable_model_summary=False)
     module = Tiny()
     trainer.fit(module, train_dataloaders=cb.dataloader(Data()), ckpt_path=ckpt)
     return module, trainer, cb
@@ -83,8 +84,6 @@ def test_lightning_follows_the_schedule_through_two_changes_and_a_resume(tmp_pat
     ids = [i for _, batch, _ in module.seen for i in batch]
     assert ids == [i % 40 for i in range(TOTAL // T)]  # every sample once, in order, wrapping
     assert (cb.plan.tokens, cb.plan.samples, cb.plan.steps) == (TOTAL, TOTAL // T, len(want))
-    assert trainer.callback_metrics["tokens"] == TOTAL
-    assert trainer.callback_metrics["lr"] == pytest.approx(LR(TOTAL - 256))
 
     module2, trainer2, cb2 = fit(tmp_path / "resumed", ckpt=tmp_path / "full" / "ckpt" / "epoch=0-step=6.ckpt")
     steps2, tokens2 = per_step(module2.seen)
@@ -92,6 +91,27 @@ def test_lightning_follows_the_schedule_through_two_changes_and_a_resume(tmp_pat
     assert [i for _, b, _ in module2.seen for i in b] == ids[sum(want[:6]) // T:]  # the data position of step 6
     a, b = module.state_dict(), module2.state_dict()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6  # same trajectory as the uninterrupted run
+
+
+def test_metrics_csv_has_one_row_per_optimizer_step_in_the_log_format(tmp_path):
+    """Lightning counts micro-batches as steps under manual optimization (``module.log`` wrote one row per
+    micro-batch): the callback logs each optimizer step once, at its global step, and ``dbs fit``'s reader takes
+    a ``CSVLogger``'s metrics.csv as one run whose batches, tokens and rates are the schedule's."""
+    import numpy as np
+
+    from dbs_theory.runs import load_runs
+
+    torch.set_num_threads(1)
+    want = expected_tokens_per_step()
+    module, trainer, _ = fit(tmp_path, logger=pl.loggers.CSVLogger(tmp_path, name="logs"))
+    path = tmp_path / "logs" / "version_0" / "metrics.csv"
+    with pytest.warns(UserWarning, match="no 'run' column; the file is one run"):
+        (run,) = load_runs(path)
+    assert run.step.tolist() == list(range(1, len(want) + 1))
+    assert run.extra["batch_size"].tolist() == want and run.tokens.tolist() == np.cumsum(want).tolist()
+    assert run.extra["lr"].tolist() == pytest.approx([LR(t) for t in np.cumsum([0] + want[:-1])])
+    by_step = [np.mean([v for (k, _, _), v in zip(module.seen, module.losses) if k == j]) for j in range(len(want))]
+    assert run.loss.tolist() == pytest.approx(by_step, rel=1e-6)  # the step's mean over its micro-batches
 
 
 def test_callback_refuses_automatic_optimization_and_a_wrong_max_steps(tmp_path):

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from ..batch_rules import ONLINE
 from ..schedule_rules import DEFAULT_RULE, RULES
@@ -286,11 +287,24 @@ def _resolve_rule(args):
     return "paper"
 
 
+def _source_file(source):
+    """``--from``: a file, or the folder ``dbs fit`` / ``dbs simulate`` wrote it into (its fit.json or
+    frontier.json; one holding both, or neither, is refused in one line)."""
+    if source is None or not Path(source).is_dir():
+        return source
+    held = [Path(source) / n for n in ("fit.json", "frontier.json") if (Path(source) / n).is_file()]
+    if len(held) != 1:
+        what = "both fit.json and frontier.json" if held else "neither fit.json nor frontier.json"
+        raise ValueError(f"--from {source} is a folder holding {what}: name the file")
+    return str(held[0])
+
+
 def run(args):
     import math
 
     from ..io import atomic_write, check_writable, ensure_writable_dir
 
+    args.source = _source_file(args.source)
     args.rule = _resolve_rule(args)
     _check_args(args)
     check_writable(args.out)

@@ -41,7 +41,10 @@ epoch, continues where the data stood, never from the dataset's start.
 (Lightning's ModelCheckpoint warns that under manual optimization a checkpoint
 holds the weights after the step: that is the state the plan's counters
 describe.) Under DDP pass ``use_distributed_sampler=False`` (the sampler is per rank
-already). Logged per step (``module.log``): ``batch_tokens``, ``tokens``, ``lr``.
+already). Logged once per optimizer step to each of the trainer's loggers, at step ``trainer.global_step``:
+``loss`` (the step's mean over micro-batches and ranks), ``batch_size`` and ``tokens`` (tokens), ``lr`` -- the
+log format, so a ``CSVLogger``'s ``metrics.csv`` is read by ``dbs fit`` as one run. Log nothing per
+micro-batch from ``training_step``: Lightning counts micro-batches as steps under manual optimization.
 """
 from __future__ import annotations
 
@@ -122,7 +125,7 @@ class ScheduleCallback(pl.Callback):
     """
 
     def __init__(self, plan, total_tokens):
-        self.plan, self.micro_done, self.rank = plan, 0, 0
+        self.plan, self.micro_done, self.rank, self.loss_sum = plan, 0, 0, 0.0
         self.max_steps = plan.total_steps(total_tokens)
 
     def dataloader(self, dataset, seed=None, **kwargs) -> DataLoader:
@@ -157,6 +160,7 @@ class ScheduleCallback(pl.Callback):
         with contextlib.nullcontext() if last or no_sync is None else no_sync():
             module.manual_backward(loss / n)
         self.micro_done += 1
+        self.loss_sum = (0.0 if self.micro_done == 1 else self.loss_sum) + loss.detach() / n
         if not last:
             return
         opts = module.optimizers()
@@ -168,8 +172,18 @@ class ScheduleCallback(pl.Callback):
             opt.zero_grad()
         self.plan.advance()
         self.micro_done = 0
-        module.log_dict({"batch_tokens": float(step.tokens), "tokens": float(self.plan.tokens),
-                         **({} if step.lr is None else {"lr": step.lr})}, on_step=True, on_epoch=False)
+        self._log_step(module.trainer, step)
+
+    def _log_step(self, trainer, step) -> None:
+        """One row per optimizer step in every logger, at ``step = trainer.global_step``, in the log format
+        ``dbs fit`` reads: the step's mean ``loss`` (over its micro-batches and ranks), ``batch_size`` and
+        ``tokens`` (in tokens) and ``lr``. (``module.log`` in manual optimization counts micro-batches: its
+        rows would be one per micro-batch, at a step that is not the optimizer's.)"""
+        loss = float(trainer.strategy.reduce(self.loss_sum, reduce_op="mean"))
+        row = {"loss": loss, "batch_size": float(step.tokens), "tokens": float(self.plan.tokens),
+               **({} if step.lr is None else {"lr": step.lr})}
+        for logger in trainer.loggers:
+            logger.log_metrics(row, step=trainer.global_step)
 
     def state_dict(self) -> dict:
         """The plan's state (tokens, samples, optimizer steps): plain ints."""

@@ -133,8 +133,10 @@ def load_tier(path) -> Tier:
     ``base = "cpu"`` (or another tier) fills the fields the file leaves out. One line names a bad field."""
     import tomllib
 
+    from dbs_theory.runs import regular_file
+
     try:
-        spec = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        spec = tomllib.loads(regular_file(Path(path)).read_text(encoding="utf-8"))
     except OSError as exc:
         raise OSError(f"cannot read tier config {str(path)!r}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
