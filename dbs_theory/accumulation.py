@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from numbers import Integral
 
-from .batch_schedules import _whole
+from .batch_schedules import positive_int
 from .piecewise import Piecewise
 
 __all__ = ["AccumulationPlan", "Step"]
@@ -98,9 +98,9 @@ class AccumulationPlan:
         if lr is not None and not callable(lr):
             raise ValueError(f"lr must be a callable of tokens consumed; got {type(lr).__name__}")
         self.schedule, self.lr = schedule, lr
-        self.micro_batch_size = _whole("micro_batch_size", micro_batch_size)
-        self.seq_len = _whole("seq_len", seq_len)
-        self.world_size = _whole("world_size", world_size)
+        self.micro_batch_size = positive_int("micro_batch_size", micro_batch_size)
+        self.seq_len = positive_int("seq_len", seq_len)
+        self.world_size = positive_int("world_size", world_size)
         self._starts = [float(a) for a in schedule.starts]
         self._micro = [self._granules(a, b) for a, b in schedule.segments]
         self._warn_rounding()

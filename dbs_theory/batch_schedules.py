@@ -177,11 +177,11 @@ class BatchSchedule(Piecewise):
         itself checks only the current batch, at run time). Raises
         ``ValueError`` (one line) when the schedule cannot be written exactly.
         """
-        L = None if seq_len is None else _whole("seq_len", seq_len)
+        L = None if seq_len is None else positive_int("seq_len", seq_len)
         pairs = self._megatron_sample_pairs(L)
         if micro_batch_size is not None or data_parallel_size is not None:
-            mbs = _whole("micro_batch_size", 1 if micro_batch_size is None else micro_batch_size)
-            dp = _whole("data_parallel_size", 1 if data_parallel_size is None else data_parallel_size)
+            mbs = positive_int("micro_batch_size", 1 if micro_batch_size is None else micro_batch_size)
+            dp = positive_int("data_parallel_size", 1 if data_parallel_size is None else data_parallel_size)
             for _, b in pairs:
                 if b % (mbs * dp):
                     raise ValueError(f"batch size {b} samples is not divisible by micro_batch_size {mbs} x "
@@ -315,7 +315,7 @@ def parse_megatron_step_schedule(text, seq_len=None) -> BatchSchedule:
     threshold not 0, thresholds not strictly increasing after flooring, a
     batch size not positive) this raises ``ValueError`` in one line.
     """
-    L = None if seq_len is None else _whole("seq_len", seq_len)
+    L = None if seq_len is None else positive_int("seq_len", seq_len)
     entries = str(text).strip().replace(",", " ").split()
     if not entries:
         raise ValueError("empty step batch-size schedule: give THRESHOLD:BATCH_SIZE pairs such as '0:768 250B:1536'")
@@ -339,7 +339,7 @@ def parse_megatron_step_schedule(text, seq_len=None) -> BatchSchedule:
                          params=dict(megatron_step_schedule=str(text).strip(), seq_len=L))
 
 
-def _whole(name, value) -> int:
+def positive_int(name, value) -> int:
     """``value`` as a positive int (an integer-valued float is accepted); one-line error otherwise."""
     ok = isinstance(value, Integral) and not isinstance(value, bool)
     ok = ok or (isinstance(value, float) and value.is_integer())

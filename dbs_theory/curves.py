@@ -74,7 +74,7 @@ def window_rows(tokens, at, window=WINDOW):
 
 
 @dataclass(frozen=True)
-class _Sums:
+class LogSums:
     """Cumulative sums of a log in log data, centred for accuracy: windows are differences of these."""
 
     c: float
@@ -136,7 +136,7 @@ def local_line(tokens, loss, window=WINDOW):
     rows[:start] = 0
     if loss.ndim > 1:
         return np.stack([local_line(tokens, y, window)[0] for y in loss]), rows
-    s = _Sums.of(tokens, loss)
+    s = LogSums.of(tokens, loss)
     value = s.line(lo, hi, s.x)[0]
     return np.where(rows >= MIN_ROWS, value, loss), rows
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .curves import MIN_ROWS, WINDOW, _Sums, local_line, smooth, window_rows
+from .curves import MIN_ROWS, WINDOW, LogSums, local_line, smooth, window_rows
 
 __all__ = ["MAX_GAP", "EnvelopeBopt", "FloorBmin", "envelope_bopt", "floor_bmin", "line_se", "loss_at", "reaches",
            "tail_floor"]
@@ -369,7 +369,7 @@ def line_se(tokens, loss, data, window=WINDOW, blocks=5, fitted=None):
     tokens, loss = np.asarray(tokens, float), np.asarray(loss, float)
     e = loss - (local_line(tokens, loss, window)[0] if fitted is None else fitted)
     lo, hi = window_rows(tokens, data, window)
-    s = _Sums.of(tokens, loss)
+    s = LogSums.of(tokens, loss)
     with np.errstate(divide="ignore", invalid="ignore"):
         at = np.log(np.asarray(data, float)) - s.c
     _, n, xm, vxx = s.line(lo, hi, at)

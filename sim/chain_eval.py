@@ -1,4 +1,4 @@
-"""The main path end to end: a realistic NQM sweep, ``dbs fit``, ``dbs schedule``, scored exactly (issue 26).
+"""The main path end to end: a realistic NQM sweep, ``dbs fit``, ``dbs schedule``, scored exactly.
 
 A sweep is logged as trainers log it: one run per batch size (``k`` runs with
 different seeds for ``k`` seeds per batch), every run to the same budget in
@@ -13,7 +13,7 @@ its exact expected loss at the budget against:
 (a) the sweep's best fixed batch: the grid batch with the lowest exact loss
     at the budget (an oracle; with noisy logs a user without the package picks
     the batch whose logged loss is lowest, "the logs' own pick", which the
-    Monte Carlo bar is measured against: issue 26's "what the user would pick
+    Monte Carlo bar is measured against: the "what the user would pick
     without the package");
 (b) the paper's rule on the NQM's exact ``Bopt(D)`` (as
     :func:`sim.schedule_eval.compare_schedules` builds it);
@@ -51,7 +51,7 @@ LOGS = {"exact": ("exact", 1, 1), "MC 1 seed": ("mc", 1, 4), "MC 3 seeds": ("mc"
 ROWS_PER_RUN = 2000
 #: Monte Carlo logs cost d x steps; on 2 shared cores a 1e6 sweep takes about an hour per spectrum
 MC_MAX_BUDGET = 3e5
-#: issue 26's acceptance bars
+#: the bars the main path is held to (docs/main_path.md says what each one measures)
 BARS = dict(exact_of_paper=0.8, mc_worse_share=0.10, mc_worst_loss=0.02)
 #: fractions of the budget where the envelope's Bopt(D) is compared with the exact one
 PROBES = (1 / 50, 1 / 10, 1 / 3, 1.0)
@@ -95,10 +95,10 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
     compute once per spectrum and budget)."""
     from dbs_theory.batch_schedules import constant_batch
 
-    from .schedule_eval import _paper_schedule, best_fixed_batch, best_k_piece, loss_at_budget, nqm_bopt_curve
+    from .schedule_eval import paper_schedule, best_fixed_batch, best_k_piece, loss_at_budget, nqm_bopt_curve
 
     B_opt, L_opt = best_fixed_batch(nqm, eta, budget)
-    paper = _paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
+    paper = paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
     kp, L_c = best_k_piece(nqm, eta, budget, [constant_batch(B_opt, "examples"), paper], K=K)
     probes = [float(budget * f) for f in PROBES]
     return dict(budget=float(budget), B_opt=B_opt, L_opt=L_opt, paper=paper,

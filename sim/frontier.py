@@ -138,7 +138,7 @@ def bmin(nqm: NQM, eta: float, target):
     return numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, target, nqm.L_irr)
 
 
-def _argmin_log(fun, lo, hi, n=48, xtol=1e-8):
+def argmin_log(fun, lo, hi, n=48, xtol=1e-8):
     """Minimise ``fun(x)`` over ``x`` in ``[lo, hi]`` (log-spaced grid, then bounded Brent)."""
     x = np.geomspace(lo, hi, n)
     y = np.array([fun(v) for v in x])
@@ -269,7 +269,7 @@ def _bopt_scan(nqm, eta, target, lo, hi):
     form does not apply, and by ``benchmarks/bench_sim.py`` as the baseline.
     """
     data = lambda B: B * float(steps_to_target(nqm, eta, B, target))
-    return _argmin_log(data, lo, hi)[0]
+    return argmin_log(data, lo, hi)[0]
 
 
 def bopt(nqm: NQM, eta: float, target: float):
@@ -317,6 +317,6 @@ def tuned_steps(nqm: NQM, batch_size: float, target: float, eta_range=None):
         return math.inf, math.nan
     if not floor_ok(hi):
         hi = optimize.brentq(lambda e: floor(e) - target, lo, hi) * (1 - 1e-9)
-    eta, S = _argmin_log(lambda e: float(steps_to_target(nqm, e, batch_size, target)), lo, hi, n=24,
+    eta, S = argmin_log(lambda e: float(steps_to_target(nqm, e, batch_size, target)), lo, hi, n=24,
                          xtol=1e-6)
     return S, eta

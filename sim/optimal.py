@@ -1,4 +1,4 @@
-"""The loss-optimal batch schedule on the NQM, by gradients of the exact expected loss (issue 29).
+"""The loss-optimal batch schedule on the NQM, by gradients of the exact expected loss.
 
 The run is cut into ``pieces`` intervals of data (examples), log-spaced from
 ``FIRST_PIECE budget`` to half the budget, linear over the second half and over
@@ -129,7 +129,7 @@ def problem(eta: float, budget: float, lr_schedule="constant", pieces: int = 32,
     return Problem(g.starts, g.horizon, lr, lr_schedule, g.cell_data, g.cell_piece, float(eta) * g.cell_scale)
 
 
-def _cell_arrays(nqm: NQM, prob: Problem):
+def cell_arrays(nqm: NQM, prob: Problem):
     """Per cell and mode: ``log a = 2 log|1 - eta h|`` and ``q = B m_inf``; the loss weights."""
     eh = prob.cell_eta[:, None] * nqm.h[None, :]
     with np.errstate(divide="ignore"):

@@ -31,7 +31,7 @@ from dbs_theory.batch_rules import ANNEAL, GAMMA
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 
 from .nqm import NQM
-from .optimal import Problem, _cell_arrays, optimal_schedule, problem
+from .optimal import Problem, cell_arrays, optimal_schedule, problem
 
 __all__ = ["Unavailable", "RuleInputs", "rule_inputs", "noise_scales", "curves_along", "exact_envelope",
            "budget_record", "same_noise", "optimum_shape", "RULES", "MONOTONE", "paper", "noise_scale",
@@ -81,7 +81,7 @@ def curves_along(nqm: NQM, prob: Problem, schedule: BatchSchedule) -> dict:
     :func:`noise_scales`, examples) and ``bmin`` (``Bmin(L)``: the batch whose noise floor at the cell's rate
     equals the current excess loss, examples; :func:`floor_ratio` reads it).
     """
-    loga, q, w = _cell_arrays(nqm, prob)
+    loga, q, w = cell_arrays(nqm, prob)
     B = prob.on_pieces(schedule)[prob.cell_piece]
     m, rows = nqm.m0.astype(float).copy(), []
     for j in range(B.size):
@@ -126,7 +126,7 @@ def _online(inp: RuleInputs, decide, monotone=False):
     never falls below the previous piece's (a narrow piece may hold less than one step of it: the
     simulation's steps are continuous)."""
     nqm, prob = inp.nqm, inp.prob
-    loga, q, _ = _cell_arrays(nqm, prob)
+    loga, q, _ = cell_arrays(nqm, prob)
     m, prev, batches = nqm.m0.astype(float).copy(), None, []
     for k, D in enumerate(prob.starts):
         cells = np.nonzero(prob.cell_piece == k)[0]
@@ -143,9 +143,9 @@ def _online(inp: RuleInputs, decide, monotone=False):
 
 def paper(inp: RuleInputs):
     """The paper's rule (baseline): ``B = Bopt(D)`` from the envelope every ``budget / 50``, never falling."""
-    from .schedule_eval import _paper_schedule
+    from .schedule_eval import paper_schedule
 
-    return _paper_schedule(inp.envelope(), inp.budget, horizon=inp.prob.horizon), inp.prob.lr
+    return paper_schedule(inp.envelope(), inp.budget, horizon=inp.prob.horizon), inp.prob.lr
 
 
 def noise_scale(inp: RuleInputs):

@@ -28,7 +28,7 @@ from dbs_theory.deprecation import renamed
 from dbs_theory.lr_schedules import cosine, wsd
 
 from .dynamics import as_schedule, expected_loss
-from .frontier import _argmin_log, bopt, steps_to_target
+from .frontier import argmin_log, bopt, steps_to_target
 from .nqm import NQM
 
 __all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece", "compare_schedules",
@@ -81,7 +81,7 @@ def best_fixed_batch(nqm: NQM, lr, budget: float, min_batch: float = 0.0):
     """``(B, loss)``: the fixed batch with the lowest loss at the budget (10 to 200 000 steps, and at least
     ``min_batch`` examples)."""
     fun = lambda B: loss_at_budget(nqm, lr, B, budget)
-    return _argmin_log(fun, max(budget / 2e5, min(min_batch, budget / 20)), budget / 10, n=40, xtol=1e-6)
+    return argmin_log(fun, max(budget / 2e5, min(min_batch, budget / 20)), budget / 10, n=40, xtol=1e-6)
 
 
 def nqm_bopt_curve(nqm: NQM, eta: float, budget: float, n=10):
@@ -97,7 +97,7 @@ def nqm_bopt_curve(nqm: NQM, eta: float, budget: float, n=10):
     return fit_bopt_curve(np.array(E), np.array(B), lr=eta, extrapolate=True)
 
 
-def _paper_schedule(curve, budget, horizon=None):
+def paper_schedule(curve, budget, horizon=None):
     interval = budget / 50
     return dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(curve(interval)),
                          granularity=1e-9, min_batch=1e-9, max_batch=budget, monotone=True,
@@ -144,7 +144,7 @@ def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
     nqm.check_stable(eta)
     curve = nqm_bopt_curve(nqm, eta, budget)
     B_a, L_a = best_fixed_batch(nqm, eta, budget)
-    dyn = _paper_schedule(curve, budget)
+    dyn = paper_schedule(curve, budget)
     B_b = math.sqrt(dyn.sizes[0] * dyn.sizes[-1])
     L_b = loss_at_budget(nqm, eta, B_b, budget)
     L_c = loss_at_budget(nqm, eta, dyn, budget)
@@ -167,7 +167,7 @@ def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, f
     budget, which has already computed them.
     """
     curve = curve or nqm_bopt_curve(nqm, eta, budget)
-    dyn = _paper_schedule(curve, budget, horizon=budget * (1 + decay_frac))
+    dyn = paper_schedule(curve, budget, horizon=budget * (1 + decay_frac))
     B_fix = fixed_batch or best_fixed_batch(nqm, eta, budget)[0]
     rows = []
     # 1. constant LR vs sqrt-rescaled at each increase
@@ -241,8 +241,8 @@ def measured_schedules(nqm: NQM, eta: float, swept: float, budgets, batches=None
     rows = []
     for budget in budgets:
         B_fix, L_fix = best_fixed_batch(nqm, eta, budget)
-        scheds = {name: _paper_schedule(c, budget) for name, c in curves.items()}
-        scheds["exact Bopt(D) (NQM)"] = _paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
+        scheds = {name: paper_schedule(c, budget) for name, c in curves.items()}
+        scheds["exact Bopt(D) (NQM)"] = paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
         rows.append(dict(budget=budget, inside=budget <= swept * (1 + 1e-9), schedule="best fixed batch",
                          loss=L_fix, gain=0.0, batches=f"{B_fix:.4g}"))
         for name, s in scheds.items():

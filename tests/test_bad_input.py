@@ -198,7 +198,7 @@ CASES = [
     ("plan-two-batches", ["plan", "{d}/two_batches.csv", "--budget", "1e4", "--out", "{d}/o66"],
      ["3 batch"], "o66"),
     ("simulate-plan-tol", ["simulate", "plan", "--tol", "0", "--out", "{d}/o67"], ["--tol"], "o67"),
-    # -- issue 27: readers that never guess; each names the file and line (or entry) at fault --
+    # -- readers that never guess; each names the file and line (or entry) at fault --
     ("fit-wandb-non-numeric-cell", ["fit", "{d}/wandb_cell.csv", "--batch-size", "a=8", "--out", "{d}/o68"],
      ["wandb_cell.csv:3", "column 2", "abc"], "o68"),
     ("fit-wandb-empty-step", ["fit", "{d}/wandb_step.csv", "--batch-size", "a=8", "--out", "{d}/o69"],
@@ -215,7 +215,7 @@ CASES = [
      ["nomap.json"], "o75"),
     ("plan-format-mismatch", ["plan", "{d}/good.csv", "--format", "hf", "--budget", "1e4", "--out", "{d}/o76"],
      ["good.csv", "trainer_state"], "o76"),
-    # -- issue 27 items 8-10, 12, 14: options that contradict, values no run can use, nothing left behind --
+    # -- options that contradict, values no run can use, nothing left behind --
     ("train-resume-and-overwrite", [*TRAIN, "--resume", "--overwrite", "--out", "{d}/o77"],
      ["--resume", "--overwrite"], "o77"),
     ("train-stop-at-negative", [*TRAIN, "--stop-at-tokens", "-1", "--out", "{d}/o78"], ["stop_at_tokens"], "o78"),
@@ -239,7 +239,7 @@ CASES = [
                        ("lr", ["lr", "inf"]), ("seq", ["seq_len", "32.5"]), ("baselist", ["base", "tiny"]),
                        ("scalar", ["batches", "list"]), ("frac", ["batches", "100.5"]),
                        ("long", ["batches", "seq_len=4096"]), ("twice", ["batches", "repeats"])]],
-    # -- issue 27, found by a new user: contradictions and options that would be ignored or override others --
+    # -- found by a new user: contradictions and options that would be ignored or override others --
     ("train-branch-from-its-own-folder", [*TRAIN, "--overwrite", "--branch-from", "{d}/o86/ckpt.pt", "--out",
                                           "{d}/o86"], ["--branch-from", "replace"], None),
     ("train-stop-at-past-the-end", [*TRAIN, "--stop-at-tokens", "5000", "--out", "{d}/o87"],
@@ -360,7 +360,7 @@ def test_a_fit_folder_from_an_older_dbs_fit_is_one_line(tmp_path):
 
 
 def test_a_refusal_is_one_line_even_after_warnings_on_the_way(tmp_path):
-    """Issue 27: unsorted rows (a warning) and then falling tokens (a refusal) printed three lines; the
+    """Unsorted rows (a warning) and then falling tokens (a refusal) printed three lines; the
     warnings held back while the command may still be refused are dropped with it, and shown when it runs."""
     rows = ["run,batch_size,step,tokens,loss", "r,8,2,16,2.9", "r,8,1,8,3.0", "r,8,3,4,2.8"]
     (tmp_path / "bad.csv").write_text("\n".join(rows) + "\n")

@@ -1,7 +1,7 @@
-"""The main path end to end (issue 26): dbs fit + dbs schedule on NQM sweeps, scored exactly.
+"""The main path end to end: dbs fit + dbs schedule on NQM sweeps, scored exactly.
 
 The quick tests check the bookkeeping of the scores on a tiny exact case; the
-slow one runs a reduced benchmark and holds the package to issue 26's bars.
+slow one runs a reduced benchmark and holds the package to the main path's bars (sim.chain_eval.BARS).
 """
 import math
 
@@ -73,7 +73,7 @@ def test_the_monte_carlo_bar_is_at_most_one_sweep_in_ten_and_two_percent(excesse
 
 
 def test_the_monte_carlo_bar_is_against_the_logs_own_pick_and_the_oracle_is_reported():
-    """Noisy logs: a user without the package runs the batch whose logged loss is lowest (issue 26's (a));
+    """Noisy logs: a user without the package runs the batch whose logged loss is lowest;
     losing 4% to the oracle grid batch while beating that pick passes, and both are in the table."""
     rows = [_row("MC 1 seed", -0.1)] * 9 + [_row("MC 1 seed", 0.04, over_pick=-0.5)]
     case = summarize(rows)[0]

@@ -86,7 +86,7 @@ def test_floor_bmin_says_why_when_runs_have_not_flattened(small):
 
 @pytest.mark.slow
 def test_acceptance_on_the_exact_zhang_nqm():
-    """Issue 13's setting: d = 1e4, eta = 0.5, batches 1..4096 (2x), every run cut at 2e6 examples."""
+    """The setting: d = 1e4, eta = 0.5, batches 1..4096 (2x), every run cut at 2e6 examples."""
     nqm = sim.NQM.zhang2019(10_000)
     runs = plain_sweep(nqm)
     check_envelope(nqm, runs, tol=0.10)
@@ -231,7 +231,7 @@ def _ar1_sweep(base, seed, rel=0.03, rho=0.9):
 def test_90pct_intervals_cover_the_truth_under_correlated_noise():
     """20 noisy sweeps (AR(1), 3% of the loss): envelope and floor intervals cover >= 80%.
 
-    Measured: envelope 95% of 100, floors 89% of 56 (data-window smoothing, issue 25; with the row-window
+    Measured: envelope 95% of 100, floors 89% of 56 (data-window smoothing; with the row-window
     bootstrap 97% / 87%; before the slow-noise and interpolation terms: 73%; before the AR(1) standard
     error: 71%)."""
     nqm = sim.NQM.zhang2019(300)
@@ -254,9 +254,9 @@ def test_90pct_intervals_cover_the_truth_under_correlated_noise():
 @pytest.mark.slow
 @pytest.mark.parametrize("spacing", ["linear", "log"])
 def test_90pct_intervals_cover_the_truth_with_monte_carlo_sgd(spacing):
-    """Issue 13: Monte Carlo SGD on the Zhang NQM (d = 1000, eta = 0.5, 2x grid 1..2048, runs to 1e5),
+    """Monte Carlo SGD on the Zhang NQM (d = 1000, eta = 0.5, 2x grid 1..2048, runs to 1e5),
     16 one-seed sweeps and 4 four-seed sweeps, logged every steps/400 steps (as trainers log) or at 400
-    log-spaced steps. Measured (issue 25, data-window smoothing) on the linear logs: envelope 96% / 97%,
+    log-spaced steps. Measured (data-window smoothing) on the linear logs: envelope 96% / 97%,
     floors 98% / 100% (one / four seeds)."""
     from sim.identify import design_batches, mc_runs
 

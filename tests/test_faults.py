@@ -317,7 +317,7 @@ def test_the_run_cache_takes_a_final_checkpoint_without_done_json_as_done(tmp_pa
 @pytest.mark.parametrize("apart, stops_at_once", [(False, False), (True, True)])
 def test_a_second_stop_signal_skips_the_checkpoint_only_when_it_is_a_new_interrupt(monkeypatch, apart,
                                                                                     stops_at_once):
-    """Issue 27 item 11: a terminal's Ctrl-C reaches a launcher's job and the launcher passes it on; the two
+    """A terminal's Ctrl-C reaches a launcher's job and the launcher passes it on; the two
     copies within SAME_INTERRUPT seconds are one interrupt (checkpoint, then stop), a later one stops at once."""
     pytest.importorskip("torch")
     from validate import train as T

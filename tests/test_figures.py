@@ -142,7 +142,7 @@ def test_the_report_shows_the_band_of_an_extrapolated_schedule(tmp_path):
 
 
 def test_wide_report_tables_scroll_in_their_own_box():
-    """Issue 16: a wide per-target table overflowed the page; tables now scroll horizontally, and a
+    """A wide per-target table overflowed the page; tables now scroll horizontally, and a
     phone gets the device width."""
     from dbs_report.report import markdown_to_html
 

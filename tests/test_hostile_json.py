@@ -1,4 +1,4 @@
-"""Hand-edited JSON, round 3: the schedule parser dbs train uses is the one dbs report uses; edits no figure can
+"""Hand-edited JSON: the schedule parser dbs train uses is the one dbs report uses; edits no figure can
 draw are refused in one line naming the file, with nothing written."""
 import json
 import shutil

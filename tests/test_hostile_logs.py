@@ -1,4 +1,4 @@
-"""Hostile logs, round 3: each case a user met, read right, refused in one line, or warned by name.
+"""Hostile logs: each case a user met, read right, refused in one line, or warned by name.
 
 The base sweep: 9 runs, batch 8..2048, 150 log-spaced rows each,
 ``loss = 2 + 4/B + 3 (1 + D/(B+64)/10)^-0.5`` plus N(0, 0.002) noise.

@@ -1,4 +1,4 @@
-"""Hostile inputs, round 3 (second part): the cases a probe still found wrong, each read right, refused in one
+"""Hostile inputs (second part): the cases a probe still found wrong, each read right, refused in one
 line or warned by name."""
 import json
 

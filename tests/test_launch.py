@@ -50,7 +50,7 @@ def test_a_bad_cluster_option_is_one_line(tmp_path):
 
 @pytest.mark.slow
 def test_sigterm_stops_submitit_jobs_one_at_a_time_checkpointed_and_says_what_happened(tmp_path):
-    """Issue 27 item 11, with submitit's local executor (real job processes): the tiny tier's jobs = 1 holds
+    """With submitit's local executor (real job processes): the tiny tier's jobs = 1 holds
     (never two runs training at once); SIGTERM to dbs stops the running job once, it checkpoints, dbs exits
     130 with one line naming each run's state, no job process is left, and a rerun resumes and finishes."""
     out = tmp_path / "res"

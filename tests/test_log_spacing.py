@@ -1,4 +1,4 @@
-"""The estimators give the same answers however a log is spaced (issue 25).
+"""The estimators give the same answers however a log is spaced.
 
 Exact NQM curves (no noise: any error is the estimator's) of two spectra,
 logged the ways trainers log: every step; every 10 / 100 / 1000 steps; every

@@ -90,7 +90,7 @@ def test_bad_arguments_are_refused():
 
 
 def test_a_granularity_the_budget_cannot_hold_is_refused_and_one_it_can_rounds_at_most_2x(nqm):
-    """Issue 27 item 8: no proposal of a batch larger than the budget (not one step) or rounded more than
+    """No proposal of a batch larger than the budget (not one step) or rounded more than
     2x away from the batch wanted; the plan says why it proposes nothing."""
     runs = sweep(nqm, [1.0, 1.5, 2.0])  # Bopt lies above the grid: it wants batches 2.8 and 4
     with pytest.raises(ValueError, match="granularity"):
@@ -109,7 +109,7 @@ def test_a_budget_before_the_first_logged_row_says_so():
 
 
 def test_the_planner_needs_fewer_runs_than_plain_grids_on_two_spectra():
-    """Issue 13: +/-10% on Bopt at the budget. Measured (d = 1000, budget 1e5): 9 runs vs 13 on each of
+    """+/-10% on Bopt at the budget. Measured (d = 1000, budget 1e5): 9 runs vs 13 on each of
     zhang2019, power law 1.5 and power law 2.0, every final estimate within 1.1% of the exact value."""
     from sim.plan_eval import compare
 

@@ -13,7 +13,7 @@ def toy_format():
     def read_toy(path, batch_sizes=None):
         step, loss = np.loadtxt(path, ndmin=2).T
         b = (batch_sizes or {})[path.stem]
-        return [readers._part(path.stem, b, step, step * b, loss)]
+        return [readers.log_part(path.stem, b, step, step * b, loss)]
 
     yield read_toy
     del readers.READERS["toy"]

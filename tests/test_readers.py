@@ -197,7 +197,7 @@ def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
     assert not (tmp_path / "o").exists()  # nothing half-written
 
 
-# -- issue 27: readers that never guess. Each test below failed before its fix. --
+# -- readers that never guess. Each test below failed before its fix. --
 
 def state_of(name, step, tokens, loss, batch=8.0):
     """trainer_state.json text for a run with these rows (tokens None: no num_input_tokens_seen)."""

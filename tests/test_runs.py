@@ -81,7 +81,7 @@ class TestLoad:
             load_runs(write(tmp_path, '{"run": "a"\n', "x.jsonl"))
 
     def test_a_run_whose_batch_changes_keeps_its_batch_per_row(self, tmp_path):
-        """Issue 27 item 4: not the most common batch (8) but dynamic, per-row batches, the last stretch's."""
+        """Not the most common batch (8) but dynamic, per-row batches, the last stretch's."""
         text = HEADER + "r,8,1,8,3\nr,8,2,16,2.9\nr,8,3,24,2.8\nr,32,4,56,2.7\nr,32,5,88,2.6\n"
         with pytest.warns(UserWarning, match="'r'.*dynamic"):
             (run,) = load_runs(write(tmp_path, text))
@@ -103,13 +103,13 @@ class TestLoad:
         ("r,8,1,8,1e300\n", r"log.csv:2: loss 1e\+300 is beyond"),
     ])
     def test_garbage_is_refused_naming_the_row(self, tmp_path, rows, match):
-        """Issue 27 items 5, 6, 12: tokens against step x batch, negative steps and tokens, decreasing tokens,
+        """Tokens against step x batch, negative steps and tokens, decreasing tokens,
         absurd magnitudes: one line naming file and line."""
         with pytest.raises(ValueError, match=match):
             load_runs(write(tmp_path, HEADER + rows))
 
     def test_a_json_loss_must_be_a_number(self, tmp_path):
-        """Issue 27 item 6: true is not 1.0, "2.5" is not a number."""
+        """True is not 1.0, "2.5" is not a number."""
         for v, shown in (("true", "True"), ('"2.5"', "'2.5'")):
             text = '{"run": "r", "batch_size": 8, "step": 1, "tokens": 8, "loss": 3.0}\n' \
                    f'{{"run": "r", "batch_size": 8, "step": 2, "tokens": 16, "loss": {v}}}\n'

@@ -1,4 +1,4 @@
-"""The optimal batch schedule on the NQM (sim.optimal) and the rules scored against it (sim.rules): issue 29."""
+"""The optimal batch schedule on the NQM (sim.optimal) and the rules scored against it (sim.rules)."""
 from __future__ import annotations
 
 import math
@@ -17,7 +17,7 @@ from sim.strategies import nqms
 
 def relaxed_numpy(nqm, prob, log_batch):
     """Reference: the per-cell closed-form jumps and the adjoint gradient, in plain numpy."""
-    loga, q, w = O._cell_arrays(nqm, prob)
+    loga, q, w = O.cell_arrays(nqm, prob)
     B = np.exp(np.asarray(log_batch, float))[prob.cell_piece]
     n = prob.cell_data / B
     safe = np.where(np.isneginf(loga), 0.0, loga)
@@ -85,13 +85,13 @@ def test_problem_pieces_and_cells():
 
 
 def test_issue_numbers_and_optimum_constant_lr():
-    """Zhang d = 1000, eta = 0.5, budget 1e5: issue 29's best fixed, paper and best 8-piece, beaten."""
+    """Zhang d = 1000, eta = 0.5, budget 1e5: the measured best fixed, paper and best 8-piece, beaten."""
     nqm = NQM.zhang2019(1000)
     rows = {r["rule"]: r for r in sim.compare_rules(nqm, 0.5, 1e5, "constant", rules={"paper": R.paper})}
     assert rows["best fixed"]["loss"] == pytest.approx(0.03633, abs=5e-6)
     assert rows["best fixed"]["schedule"].sizes[0] == pytest.approx(35, abs=0.5)
     assert rows["paper"]["loss"] == pytest.approx(0.03369, abs=5e-6)
-    assert rows["optimal"]["loss"] < 0.01077  # the issue's best 8-piece schedule found
+    assert rows["optimal"]["loss"] < 0.01077  # the best 8-piece schedule found by search
     assert rows["optimal"]["gap_closed"] == 1.0 and rows["best fixed"]["gap_closed"] == 0.0
     sizes = rows["optimal"]["schedule"].sizes
     assert sizes[-1] > 10 * sizes[0]  # grows with the data seen
@@ -99,7 +99,7 @@ def test_issue_numbers_and_optimum_constant_lr():
 
 @pytest.mark.slow
 def test_issue_numbers_wsd_and_refinement():
-    """WSD numbers of issue 29; 64 pieces and 32 pieces within 1% of each other (1.5% under a constant
+    """The WSD numbers; 64 pieces and 32 pieces within 1% of each other (1.5% under a constant
     rate, whose optimum rises steeply in the last few percent of the run: measured 1.0%)."""
     nqm = NQM.zhang2019(1000)
     rows = {r["rule"]: r for r in sim.compare_rules(nqm, 0.5, 1e5, "wsd", rules={"paper": R.paper})}
@@ -141,7 +141,7 @@ _ONE_MODE = lambda h: NQM([h], [1.0], [1.0])
 @pytest.mark.parametrize("lrs", ["constant", "wsd"])
 @pytest.mark.parametrize("nqm, eta", [(_ONE_MODE(1.0), 1.0), (_ONE_MODE(1.0), 0.125), (_ONE_MODE(1 / 32), 32.0)])
 def test_counterexamples_hypothesis_found(nqm, eta, lrs):
-    """The three failures hypothesis found (issue 29): (1) few whole steps, where a rule's schedule beats
+    """The three failures hypothesis found: (1) few whole steps, where a rule's schedule beats
     the relaxed optimum on the pieces: the optimum is searched from it and keeps it; (2) Merrill's
     doubling fell where a narrow piece capped its batch; (3) no envelope (the loss never halves at
     eta h = 1): the paper's rule and Merrill's, which read it, are NaN with the reason."""
@@ -179,7 +179,7 @@ def test_seesaw_doubles_where_the_rate_halves():
 @pytest.mark.parametrize("nqm, eta", [(NQM.zhang2019(200), 0.5), (NQM.power_law(150, 1.7, L_irr=0.3), 1.2),
                                       (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5)])
 def test_pair_pass_hit_times_match_step_by_step(nqm, eta):
-    """Issue 29 item 5: the one-pass-per-Newton-step hit time, on its own (no fallback), warm-started
+    """The one-pass-per-Newton-step hit time, on its own (no fallback), warm-started
     from target to target as the frontier kernel runs it, against the plain recursion."""
     from naive import first_hit, iterate_moments
 

@@ -1,4 +1,4 @@
-"""The main path, dbs fit then dbs schedule, on a sweep with the truth known (issue 26).
+"""The main path, dbs fit then dbs schedule, on a sweep with the truth known.
 
 The exact answers come from the simulator: the loss at the budget of any batch
 schedule (``sim.schedule_eval.loss_at_budget``); the user's alternative is the
@@ -142,7 +142,7 @@ def test_a_dynamic_batch_run_is_left_out_of_fixed_batch_estimates_and_named(swee
     write_runs(runs + [dyn], tmp_path / "runs.csv")
     assert main(["plan", str(tmp_path / "runs.csv"), "--budget", f"{BUDGET:g}", "--out", str(tmp_path / "p")]) == 0
     assert "'grown': its batch size changes during the run" in capsys.readouterr().out
-    table.write(tmp_path / "fit")  # dbs report draws it with its batch steps (issue 27)
+    table.write(tmp_path / "fit")  # dbs report draws it with its batch steps
     (drawn,) = json.loads((tmp_path / "fit" / "fit.json").read_text())["dynamic_runs"]
     assert drawn["name"] == "grown" and sorted(set(drawn["batch"])) == [4.0, 16.0]
     k = drawn["batch"].index(16.0)  # the change is kept exactly, however the rows are thinned
@@ -154,7 +154,7 @@ def test_a_dynamic_batch_run_is_left_out_of_fixed_batch_estimates_and_named(swee
 
 @pytest.mark.slow
 def test_a_run_trained_with_a_batch_schedule_is_read_back_as_dynamic_by_fit_and_drawn_by_report(tmp_path, capsys):
-    """Issue 27 acceptance: dbs train --batch-schedule's own log, read back by dbs fit (left out of the
+    """dbs train --batch-schedule's own log, read back by dbs fit (left out of the
     fixed-batch estimates, named) and dbs report (drawn with its batch steps)."""
     pytest.importorskip("torch")
     common = ["train", "--preset", "tiny", "--seq-len", "32", "--tokens", "12000", "--lr", "3e-3", "--eval-tokens",

@@ -1,7 +1,7 @@
 """``dbs fit LOG...``: E(S) fits, Bmin/Bopt per target and crossovers from loss logs."""
 from __future__ import annotations
 
-from ..readers import add_foreign_log_arguments, foreign_log_options
+from .log_options import add_foreign_log_arguments, foreign_log_options
 
 __all__ = ["HELP", "add_arguments", "run", "print_table", "cell"]
 

@@ -1,7 +1,7 @@
 """``dbs plan LOG... --budget D``: the next runs that pin ``Bopt`` at a data budget."""
 from __future__ import annotations
 
-from ..readers import add_foreign_log_arguments, foreign_log_options
+from .log_options import add_foreign_log_arguments, foreign_log_options
 
 import json
 import math

@@ -102,7 +102,7 @@ def _sweep_summary(tier, root, jobs, progress):
     return json.loads((ensure("sweep", tier, root, jobs, progress) / "summary.json").read_text())
 
 
-def _save_schedule(root, sched) -> str:
+def save_schedule(root, sched) -> str:
     """Write a schedule JSON under ``<root>/schedules/`` named by its content (cache-safe)."""
     text = sched.to_json()
     path = Path(root) / "schedules" / f"{hashlib.sha256(text.encode()).hexdigest()[:10]}.json"
@@ -148,11 +148,11 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
         if len(set(sched.sizes)) == 1:
             rec["batch"] = float(sched.sizes[0])
         else:
-            rec["schedule"] = _save_schedule(root, sched)
+            rec["schedule"] = save_schedule(root, sched)
         rules[rule] = rec
     paper = rules["paper"]
     mid = rnd(math.sqrt(paper["sizes"][0] * paper["sizes"][-1]))
-    path = paper.get("schedule") or _save_schedule(root, table_constant(paper["batch"], tier.lr))
+    path = paper.get("schedule") or save_schedule(root, table_constant(paper["batch"], tier.lr))
     return Arms(schedule=path, sizes=paper["sizes"], starts=paper["starts"], best_fixed=rnd(best), mid_fixed=mid,
                 source=paper["reason"], notes=notes,
                 sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())}, rules=rules,

@@ -19,7 +19,7 @@ from dbs_theory.verdicts import Claim, interval_from_se, negate, paired_interval
 from .ablation import setup, train
 from .common import config_for, final_val, gain_claim
 from .runner import RunSpec
-from .schedule import _save_schedule
+from .schedule import save_schedule
 
 __all__ = ["run", "loss_jump"]
 
@@ -39,7 +39,7 @@ def run(tier, root, jobs=None, progress=True):
     gran = tier.dyn_micro * tier.seq_len
     B0 = float(max(gran, round(p.sizes[0] / gran) * gran))
     at = tier.budget / 2
-    sched = _save_schedule(root, step_batch([at], [B0, 2 * B0], unit="tokens", lr=tier.lr))
+    sched = save_schedule(root, step_batch([at], [B0, 2 * B0], unit="tokens", lr=tier.lr))
     seeds = list(tier.ablation_seeds)
     arms = {s: (RunSpec(f"grow-by-micro-s{s}", config_for(tier, tier.budget, schedule=sched, micro=tier.dyn_micro,
                                                           seed=s)),
