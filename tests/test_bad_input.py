@@ -333,7 +333,7 @@ def test_a_bug_is_a_traceback_with_a_report_line_not_a_user_error(monkeypatch, c
                                                      (10**6, 1600 * 10**6, True), (10**9, None, False)])
 def test_the_memory_check_at_its_boundary(modes, available, refused):
     """Refused above 80% of the available memory; with no reading (not Linux) nothing is refused."""
-    from sim import commands
+    from sim.modes import common as commands
 
     if available is None:
         import unittest.mock as mock

@@ -118,7 +118,7 @@ def test_resume_takes_a_shorter_run_whose_budgets_come_first(tmp_path):
     are the same; any other difference of options is refused."""
     import json
 
-    from sim.commands import _chain_partial
+    from sim.modes.chain import _chain_partial
 
     meta = dict(d=1000, eta=0.5, budgets=[1e5], seed=0)
     path = tmp_path / "chain_rows.jsonl"

@@ -279,7 +279,7 @@ def test_90pct_intervals_cover_the_truth_with_monte_carlo_sgd(spacing):
 
 
 def test_a_flat_noisy_tail_is_a_floor_and_a_descending_one_is_not():
-    from dbs_theory.estimators import _tail
+    from dbs_theory.floors import _tail
 
     rng = np.random.default_rng(0)
     steps = np.arange(1.0, 2001.0)
@@ -320,7 +320,7 @@ def test_floor_bmin_where_the_floor_law_exponent_is_not_one(gamma):
     (2, 6.0, np.nan, np.nan, ""),                  # no bootstrap: no interval to check
 ])
 def test_a_floor_bmin_is_withdrawn_where_the_floors_do_not_pin_it(n_floors, bmin, lo, hi, why):
-    from dbs_theory.estimators import _floor_reason
+    from dbs_theory.floors import _floor_reason
 
     B = np.array([4.0, 8.0, 16.0][:n_floors])
     got = _floor_reason(bmin, lo, hi, B, (1.0, 2.0, 1.0))

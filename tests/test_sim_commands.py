@@ -35,10 +35,10 @@ def test_the_refusal_is_one_line_and_exit_2(tmp_path):
 
 @pytest.mark.parametrize("what, d", [("sweep", 10_000), ("schedule", 10_000), ("chain", 1000), ("optimal", 1000)])
 def test_run_chooses_the_modes_default_size_without_changing_its_arguments(what, d, monkeypatch):
-    import sim.commands as C
+    import importlib
 
     seen = {}
-    monkeypatch.setattr(C, f"run_{what}", lambda a: seen.setdefault("d", a.d) and 0)
+    monkeypatch.setattr(importlib.import_module(f"sim.modes.{what}"), "run", lambda a: seen.setdefault("d", a.d) and 0)
     args = arguments(what=what)
     before = dict(vars(args))
     run(args)
@@ -50,7 +50,7 @@ def test_the_crossing_table_prints_the_data_at_each_crossing(capsys):
     from types import SimpleNamespace
 
     from dbs_theory.table import format_table
-    from sim.commands import _print_summary
+    from sim.modes.sweep import _print_summary
 
     fr = SimpleNamespace(meta=dict(d=10, initial_loss=1.0, eta=0.5), target_rows=lambda: [])
     _print_summary(fr, [dict(target=0.2, b_small=4.0, b_large=16.0, data=2921.5, loss=0.19)], format_table)

@@ -1,0 +1,210 @@
+"""The fit's table as a type: :class:`BoptTable` (what ``dbs fit`` writes as fit.json, bopt_table.csv and
+es_points.csv), each row's :class:`Estimate` of ``Bmin``/``Bopt``, and the verdict rule :func:`monotonicity`.
+Built by :func:`dbs_theory.bopt_table.bopt_table` (logs) or :func:`~dbs_theory.bopt_table.points_table`."""
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["BoptTable", "Estimate", "estimate", "chosen_column", "chosen", "monotonicity", "SOURCES", "COLUMNS",
+           "MIN_IDENTIFIED"]
+
+#: quantity -> its estimators as ``(row column, source name)``, the law-free one first
+SOURCES = {"bopt": (("bopt_envelope", "envelope"), ("bopt", "three-phase fit")),
+           "bmin": (("bmin_floor", "loss floors"), ("bmin", "three-phase fit"))}
+#: row column -> the column holding the data (tokens or examples) at which its value is read
+_DATA = {"bopt_envelope": "data_envelope", "bopt": "emin", "bmin": "emin"}
+#: a law-free estimator is used when it is identified at at least this many targets
+MIN_IDENTIFIED = 2
+#: The table for people: ``(column, heading)``; Bmin/Bopt cells print as ``value [lo, hi]`` or ``n/i``.
+COLUMNS = (("target", "L*"), ("n_batches", "batches"), ("smin", "Smin"), ("sopt", "Sopt"), ("emin", "Emin"),
+           ("bmin", "Bmin (3-phase)"), ("bmin_floor", "Bmin (floors)"), ("bopt", "Bopt (3-phase)"),
+           ("bopt_envelope", "Bopt (envelope)"))
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """One ``Bmin`` or ``Bopt`` cell of a table (batch units: tokens or examples, as the runs).
+
+    Attributes
+    ----------
+    value, lo, hi : float  The estimate and its interval (NaN where none).
+    status : str           ``ok``, or ``not identified: <why>`` (then ``value`` is NaN).
+    source : str           ``envelope``, ``loss floors`` or ``three-phase fit``.
+    column : str           The table column it was read from.
+    target : float         The target loss of its row.
+    data : float           Data (tokens or examples) at which the value is read: the envelope's data where
+                           it meets the target, the fit's ``Emin``; NaN for the floors.
+    """
+
+    value: float
+    lo: float
+    hi: float
+    status: str
+    source: str
+    column: str
+    target: float = math.nan
+    data: float = math.nan
+
+    @property
+    def identified(self) -> bool:
+        return self.status == "ok" and math.isfinite(self.value)
+
+    @property
+    def has_interval(self) -> bool:
+        return self.identified and math.isfinite(self.lo) and math.isfinite(self.hi)
+
+
+def _num(row, key):
+    v = row.get(key)
+    return math.nan if v is None else float(v)
+
+
+def estimate(row: dict, column: str) -> Estimate:
+    """The :class:`Estimate` in ``column`` (one of :data:`SOURCES`' columns) of a table row (a ``dict``, as
+    :class:`BoptTable` holds and ``fit.json`` stores)."""
+    source = next((name for pairs in SOURCES.values() for col, name in pairs if col == column), None)
+    if source is None:
+        raise ValueError(f"unknown estimate column {column!r}; choose one of "
+                         f"{[c for pairs in SOURCES.values() for c, _ in pairs]}")
+    value = _num(row, column)
+    status = row.get(f"{column}_status") or ("ok" if math.isfinite(value) else row.get("status", "not fitted"))
+    if not math.isfinite(value) and status == "ok":
+        status = "not identified: no value"
+    data = _num(row, _DATA[column]) if column in _DATA else math.nan
+    return Estimate(value, _num(row, f"{column}_lo"), _num(row, f"{column}_hi"), status, source, column,
+                    _num(row, "target"), data)
+
+
+def chosen_column(rows, quantity: str) -> str:
+    """THE rule for which estimator to use for ``quantity`` (``bmin`` or ``bopt``): the law-free one
+    (envelope, loss floors) when it is identified at >= :data:`MIN_IDENTIFIED` targets, else the
+    three-phase fit when it is, else the law-free one (whose status says why not)."""
+    if quantity not in SOURCES:
+        raise ValueError(f"unknown quantity {quantity!r}; choose one of {sorted(SOURCES)}")
+    cols = [c for c, _ in SOURCES[quantity]]
+    return next((c for c in cols if sum(estimate(r, c).identified for r in rows) >= MIN_IDENTIFIED), cols[0])
+
+
+def chosen(rows, quantity: str) -> list:
+    """Per row, the :class:`Estimate` of ``quantity`` from :func:`chosen_column`'s estimator."""
+    col = chosen_column(rows, quantity)
+    return [estimate(r, col) for r in rows]
+
+
+@dataclass(frozen=True)
+class BoptTable:
+    """The result of :func:`bopt_table`.
+
+    Attributes
+    ----------
+    rows : list of dict
+        One per target (highest first): ``target``, ``n_points``, ``n_batches``,
+        ``smin``, ``sopt`` (steps), ``emin``, ``bmin``, ``bopt`` (tokens or
+        examples) with ``*_lo``/``*_hi`` bootstrap bounds, ``r2_log_<law>``
+        and ``dof_<law>`` for every law fitted, and ``status``.
+    verdict : dict
+        ``{"bmin": ..., "bopt": ...}``: ``holds``, ``does not hold`` or
+        ``inconclusive`` for "grows as the target falls".
+    law : str                       The law ``bmin``/``bopt`` come from.
+    lr : float or None              The learning rate the runs used (``Bmin`` scales with it).
+    excluded : list                 ``(run, target, reason)`` for runs that missed a target.
+    crossovers : list of Crossover  Crossings of loss-vs-data curves.
+    fits : list                     ``{law: FitResult}`` per row (row ``i`` is target ``i``: :meth:`index`).
+    points : ESPoints               The (S, E) points behind the fits.
+    envelope : EnvelopeBopt or None Bopt(D) read off the runs over the whole data range they cover
+                                    (80 log-spaced amounts), not only at the targets.
+    dynamic : list of dict          The dynamic-batch runs left out of the estimates (``name``, and at up to
+                                    600 of their rows ``tokens``, ``loss``, ``batch``), for the report to draw.
+    """
+
+    rows: list
+    verdict: dict
+    law: str
+    lr: float | None
+    excluded: list
+    crossovers: list
+    fits: list = field(repr=False, default_factory=list)
+    points: object = field(repr=False, default=None)
+    envelope: object = field(repr=False, default=None)
+    dynamic: list = field(repr=False, default_factory=list)
+
+    def column(self, key):
+        """One column of ``rows`` as a float array (NaN where missing)."""
+        return np.array([np.nan if r.get(key) is None else r[key] for r in self.rows], float)
+
+    def estimates(self, quantity: str, column: str | None = None) -> list:
+        """Per row, the :class:`Estimate` of ``quantity`` (``bmin``/``bopt``) from ``column``, by default
+        the estimator :func:`chosen_column` picks."""
+        return chosen(self.rows, quantity) if column is None else [estimate(r, column) for r in self.rows]
+
+    def index(self, target: float) -> int:
+        """The row of ``target`` (targets are positions, not keys); ``ValueError`` if it is not one."""
+        for i, r in enumerate(self.rows):
+            if r["target"] == target:
+                return i
+        raise ValueError(f"target {target:g} is not one of this table's targets")
+
+    def to_dict(self) -> dict:
+        """``fit.json``: ``laws[i]`` holds the fitted laws' parameters of ``rows[i]``."""
+        laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
+        return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
+                    excluded=[list(e) for e in self.excluded], crossovers=[c.to_dict() for c in self.crossovers],
+                    envelope=None if self.envelope is None else self.envelope.to_dict(), dynamic_runs=self.dynamic)
+
+    def write(self, directory):
+        """Write ``bopt_table.csv``, ``fit.json`` and ``es_points.csv`` atomically."""
+        from .io import atomic_write, json_default
+
+        keys = sorted({k for r in self.rows for k in r}, key=_column_order)
+        with atomic_write(f"{directory}/bopt_table.csv") as fh:
+            w = csv.DictWriter(fh, fieldnames=keys)
+            w.writeheader()
+            w.writerows(self.rows)
+        with atomic_write(f"{directory}/fit.json") as fh:
+            json.dump(self.to_dict(), fh, indent=1, default=json_default)
+        p = self.points
+        row_of = {float(r["target"]): i for i, r in enumerate(self.rows)}
+        with atomic_write(f"{directory}/es_points.csv") as fh:
+            w = csv.writer(fh)
+            w.writerow(["run", "batch_size", "target_index", "target", "S", "E"])
+            w.writerows(zip(p.run, p.batch_size, (row_of[float(t)] for t in p.target), p.target, p.S, p.E))
+
+
+_ORDER = ["target", "status", "n_points", "n_batches", "smin", "sopt", "emin", "bmin", "bmin_lo",
+          "bmin_hi", "bopt", "bopt_lo", "bopt_hi"]
+
+
+def _column_order(k):
+    return (_ORDER.index(k), k) if k in _ORDER else (len(_ORDER), k)
+
+
+def monotonicity(values, lo=None, hi=None):
+    """Verdict on "non-decreasing as the target falls" for values ordered from the highest target.
+
+    ``holds``: every step is non-decreasing and, with intervals, the rise is
+    resolved: the last value's interval lies wholly above the first's (a rise
+    inside the noise is no evidence of growth). ``does not hold``: some
+    decrease is larger than the intervals allow (the lower target's upper
+    bound lies below the higher target's lower bound; without intervals,
+    any decrease). ``inconclusive``: otherwise, or fewer than two values.
+    Without intervals (exact values) a non-decreasing sequence holds.
+    """
+    v = np.asarray(values, float)
+    ok = np.isfinite(v)
+    if ok.sum() < 2:
+        return "inconclusive"
+    v = v[ok]
+    if lo is None or hi is None:
+        return "holds" if np.all(np.diff(v) >= 0) else "does not hold"
+    lo, hi = np.asarray(lo, float)[ok], np.asarray(hi, float)[ok]
+    if np.all(np.diff(v) >= 0):
+        return "holds" if lo[-1] > hi[0] else "inconclusive"
+    for i in range(v.size - 1):
+        if v[i + 1] < v[i] and hi[i + 1] < lo[i]:
+            return "does not hold"
+    return "inconclusive"

@@ -1,0 +1,121 @@
+"""``dbs simulate sweep``: the default NQM sweep: E(S) frontier, Bmin/Bopt per target, crossovers, and a trainer-like log."""
+from __future__ import annotations
+
+from .common import build_nqm, default_batches, default_targets
+
+__all__ = ["run"]
+
+
+def run(args):
+    """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :mod:`sim.sweep`)."""
+    import numpy as np
+
+    from dbs_theory.io import ensure_writable_dir, write_csv
+    from dbs_theory.table import format_table
+
+    from ..crossover import crossover
+    from ..sweep import es_frontier
+
+    eta = args.eta if args.eta == "tuned" else float(args.eta)
+    nqm = build_nqm(args)
+    fixed_eta = 0.5 if eta == "tuned" else eta
+    nqm.check_stable(fixed_eta)
+    if args.targets is not None and not args.targets:
+        raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
+    L0 = nqm.initial_loss()
+    targets = args.targets if args.targets is not None else default_targets(nqm, fixed_eta)
+    if args.targets is None and not all(nqm.L_irr < t < L0 for t in targets):
+        raise ValueError(f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
+                         f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
+                         "--eta")
+    for t in targets:
+        if not nqm.L_irr < t < L0:
+            raise ValueError(f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
+                             f"reaches it) and the initial loss {L0:.4g}")
+    batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
+    if not all(np.isfinite(b) and b > 0 for b in batches):
+        got = ", ".join(f"{b:g}" for b in batches)
+        raise ValueError(f"batch_sizes (--batch-sizes) must be positive and finite; got {got}")
+    out = ensure_writable_dir(args.out)
+    fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
+    cross = []
+    if eta != "tuned":
+        for row in fr.target_rows():
+            if np.isfinite(row["bopt"]):
+                c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
+                cross.append(dict(target=row["target"], b_small=row["bopt"] / 2, b_large=row["bopt"] * 2,
+                                  data=c.data if c else float("nan"), loss=c.loss if c else float("nan")))
+    runs = _loss_logs(nqm, eta, fr, args) if args.write_log and eta != "tuned" else None
+    fr.write(out)
+    if runs:
+        from dbs_theory.runs import write_runs
+
+        write_runs(runs, out / "runs.csv")
+    if cross:
+        write_csv(out / "crossovers.csv", cross)
+    _print_summary(fr, cross, format_table)
+    if eta != "tuned":
+        _print_phase_profile(nqm, eta, fr, format_table)
+    print(f"\nwrote {out}/frontier.csv, targets.csv, frontier.json" + (", crossovers.csv" if cross else "")
+          + (", runs.csv" if runs else ""))
+    return 0
+
+
+def _print_summary(fr, cross, format_table):
+    print(f"NQM: d={fr.meta['d']} modes, L0={fr.meta['initial_loss']:.4g}, eta={fr.meta['eta']}")
+    print("\nPer target (B in examples, S in steps, E in examples):")
+    print(format_table(fr.target_rows(), ["target", "smin", "bmin", "bopt", "sopt", "emin"],
+                       ["L*", "Smin", "Bmin", "Bopt", "Sopt", "Emin"]))
+    if cross:
+        print("\nCrossovers of loss-vs-data curves at Bopt/2 and 2 Bopt:")
+        print(format_table(cross, ["target", "b_small", "b_large", "data", "loss"],
+                           ["L*", "B small", "B large", "D at crossing", "loss there"]))
+
+
+def _print_phase_profile(nqm, eta, fr, format_table):
+    """The three phases at the middle target, on a batch grid dense near Bmin."""
+    import numpy as np
+
+    from ..frontier import steps_to_target
+    from ..sweep import FrontierResult
+
+    k = fr.targets.size // 2
+    t = fr.targets[k]
+    B = fr.bmin[k] * (1 + np.geomspace(1e-4, 3e3, 15))
+    S = steps_to_target(nqm, eta, B[:, None], np.array([t]))
+    one = FrontierResult(B, np.array([t]), S, B[:, None] * S, np.full(S.shape, eta), fr.smin[k:k + 1],
+                         fr.bmin[k:k + 1], fr.bopt[k:k + 1], fr.sopt[k:k + 1], fr.emin[k:k + 1])
+    ph = one.phases()[:, 0]
+    slope = np.gradient(one.E[:, 0], S[:, 0])
+    rows = [dict(B=B[i], ratio=B[i] / fr.bmin[k], S=S[i, 0], E=one.E[i, 0], slope=slope[i], phase=ph[i])
+            for i in range(B.size)]
+    print(f"\nThe three phases of E(S) at L* = {t:.4g} (Bmin = {fr.bmin[k]:.4g}, Bopt = {fr.bopt[k]:.4g}):")
+    print(format_table(rows, ["B", "ratio", "S", "E", "slope", "phase"],
+                       ["B", "B/Bmin", "S (steps)", "E (examples)", "dE/dS", "phase"]))
+
+
+def _loss_logs(nqm, eta, fr, args):
+    """One run per batch size, long enough to reach the lowest target it can (x1.3), logged as a trainer
+    logs (``--log-every``, ``--log-spacing``)."""
+    import math
+
+    import numpy as np
+    from tqdm.auto import tqdm
+
+    from dbs_theory.runs import Run
+
+    from ..trainer_logs import exact_log, mc_log
+
+    finite = np.where(np.isfinite(fr.S), fr.S, np.nan)
+    longest = np.nanmax(finite) if np.any(np.isfinite(finite)) else 1000.0
+    runs = []
+    for b, B in enumerate(tqdm(fr.batch_sizes, desc="loss logs", disable=args.quiet)):
+        S_b = np.nanmax(finite[b]) if np.any(np.isfinite(finite[b])) else longest
+        steps = int(math.ceil(1.3 * S_b)) + 2
+        how = dict(every=args.log_every, spacing=args.log_spacing)
+        if args.log_kind == "exact":
+            runs.append(exact_log(nqm, eta, float(B), steps=steps, name=f"B{B:.6g}", **how))
+            continue
+        step, D, loss = mc_log(nqm, eta, float(B), steps, replicas=1, seed=args.seed + b, **how)
+        runs.append(Run(f"B{B:.6g}", float(B), step, D, loss[0], {"lr": np.full(step.size, float(eta))}))
+    return runs
