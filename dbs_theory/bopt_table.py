@@ -50,7 +50,7 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     runs, dynamic = fixed_batch_runs(runs)
     batches = {r.batch_size for r in runs}
     if len(batches) < 3:
-        raise ValueError(f"need runs at at least 3 distinct batch sizes to fit E(S); got {len(batches)} "
+        raise ValueError(f"need runs at 3 or more distinct batch sizes to fit E(S); got {len(batches)} "
                          f"({', '.join(f'{b:g}' for b in sorted(batches))}); {measured_best(runs, use)}")
     if targets is None:
         try:

@@ -281,8 +281,11 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
     second = np.sort(starts)[::-1][min_runs - 1]  # min_runs runs are still above it at their second row
     hi = min(max(earlies), second - 1e-3 * abs(second))  # every run is at or below its own early loss
     if not lo < hi:
-        raise ValueError("the runs do not descend far enough to place distinct targets "
-                         f"(lowest reachable {lo:.4g}, highest common {hi:.4g})")
+        if max(len(r.loss) for r in runs) < 2:
+            raise ValueError("each run has a single logged row: a loss curve needs rows at two or more steps")
+        raise ValueError("the runs do not descend far enough to place distinct targets: every run must reach the "
+                         f"lowest target ({lo:.4g}, {min_runs} runs' final loss) after passing the highest "
+                         f"({hi:.4g}, the loss each has reached early), and {lo:.4g} is not below {hi:.4g}")
     return np.geomspace(hi, lo, n) if lo > 0 else np.linspace(hi, lo, n)
 
 
@@ -301,10 +304,11 @@ def measured_best(runs, use="loss") -> str:
     common = min(t[-1] for _, t, _ in tracks)
     if common < max(t[0] for _, t, _ in tracks):
         return "the runs share no range of data to compare them at, so no fixed batch is measured either"
-    at = [(float(np.interp(common, t, y)), r) for r, t, y in tracks]
-    loss, best = min(at, key=lambda a: a[0])
+    at = sorted(((float(np.interp(common, t, y)), r) for r, t, y in tracks), key=lambda a: a[0])
+    (loss, best), gap = at[0], (at[1][0] - at[0][0] if len(at) > 1 else float("nan"))
     return (f"the fixed batch these runs measure: {best.batch_size:g} (run {best.name!r}) has the lowest loss, "
-            f"{loss:.4g}, at {common:.4g} tokens, the most data every run reached")
+            f"{loss:.4g}, at {common:.4g} tokens, the most data every run reached ({gap:.2g} below the next run's; "
+            "a gap within the logs' noise decides nothing)")
 
 
 def _fifth(tokens):

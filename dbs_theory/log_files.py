@@ -67,6 +67,8 @@ def _read_rows(path: Path, as_json: bool):
                     rows.append(json.loads(line, object_pairs_hook=_unique_keys))
                 except json.JSONDecodeError as exc:
                     raise ValueError(f"{path}:{i}: malformed JSON ({exc.msg})") from None
+                except RecursionError:
+                    raise ValueError(f"{path}:{i}: JSON nested too deeply to be a log row") from None
                 except _DuplicateKey as exc:
                     raise ValueError(f"{path}:{i}: key {exc.args[0]!r} appears twice in one object (which one "
                                      "is meant?)") from None
@@ -111,7 +113,7 @@ def _read_csv_fast(text, header):
     import io
 
     want = [c for c in (*REQUIRED, *OPTIONAL) if c in header]
-    if "run" not in want or len(set(header)) != len(header) or SPLIT in header:
+    if "run" not in want or len(set(header)) != len(header) or any(h.lower() == SPLIT for h in header):
         return None
     numeric = [header.index(c) for c in want if c != "run"]
     try:
@@ -214,21 +216,24 @@ def read_log_file(f: Path, log_format=None):
     got, lines, names_in_file = _read_rows(f, as_json)
     if not lines:
         raise ValueError(f"{f}: no data rows (only a header)" if got else f"{f}: no data rows")
-    if SPLIT in got:
-        got, lines = _training_rows(f, got, lines)
+    split = [c for c in got if c.strip().lower() == SPLIT]
+    if len(split) > 1:
+        raise ValueError(f"{f}: columns {', '.join(map(repr, split))} both mark the rows' split (which one is meant?)")
+    if split:
+        got, lines = _training_rows(f, got, lines, split[0])
     if "run" not in got and all(c in got for c in REQUIRED[1:]):  # one run's log, e.g. Lightning's metrics.csv
-        name = str(f.with_suffix(""))
+        name = str(f)  # the file's path, suffix and all: never another file's run name
         warnings.warn(f"{f}: no 'run' column; the file is one run, named {name!r}", stacklevel=4)
         got["run"] = [name] * len(lines)
     if "loss" not in got and "val_loss" in got:  # an eval-only log: its one loss is the held-out one
         warnings.warn(f"{f}: no 'loss' column; reading 'val_loss' as each row's loss (an evaluation-only log)",
                       stacklevel=4)
         got["loss"] = got["val_loss"]
-    missing = [c for c in REQUIRED if c not in got]
+    missing = [c for c in REQUIRED if c not in got and c != "run"] or [c for c in REQUIRED if c not in got]
     if missing:
         raise ValueError(f"{f}: missing column(s) {', '.join(missing)} (the log format: {', '.join(REQUIRED)}; "
-                         f"optional {', '.join(OPTIONAL)})")
-    unknown = [c for c in names_in_file if c not in LOG_FIELDS and c != SPLIT]
+                         f"optional {', '.join(OPTIONAL)}; a file without 'run' is one run)")
+    unknown = [c for c in names_in_file if c not in LOG_FIELDS and c not in split]
     if unknown:
         warnings.warn(f"{f}: column(s) {', '.join(map(repr, unknown[:5]))} are not in the log format and are "
                       "ignored (a column marking eval rows is named split: split=eval rows are dropped)", stacklevel=4)
@@ -239,20 +244,25 @@ def read_log_file(f: Path, log_format=None):
     return names, cols, extra, lambda i: f"{f}:{lines[i]}"
 
 
-def _training_rows(f, got, lines):
-    """The rows a ``split`` column marks as training (``train``/``training``, any case); the others (eval,
-    validation, test rows logged beside training) are dropped with a warning naming them, never merged into
-    the training curve; a file with no training rows is refused."""
-    kind = [("" if v is None else str(v)).strip().lower() for v in got[SPLIT]]
-    keep = [i for i, k in enumerate(kind) if k in TRAIN_SPLITS]
+def _training_rows(f, got, lines, column):
+    """The rows the ``split`` column (any case) marks as training (``train``/``training``, any case) or leaves
+    unlabelled (empty, null); the others (eval, validation, test rows logged beside training) are dropped with
+    a warning counting each label, never merged into the training curve; a file with no training rows is
+    refused."""
+    kind = [("" if v is None else str(v)).strip().lower() for v in got[column]]
+    keep = [i for i, k in enumerate(kind) if k in TRAIN_SPLITS or k == ""]
     if len(keep) == len(kind):
         return got, lines
-    others = sorted({k for k in kind if k not in TRAIN_SPLITS})
+    counts = {}
+    for k in kind:
+        if not (k in TRAIN_SPLITS or k == ""):
+            counts[k] = counts.get(k, 0) + 1
+    said = ", ".join(f"{n} {k!r}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     if not keep:
-        raise ValueError(f"{f}: column 'split' holds no training rows (only {', '.join(map(repr, others[:3]))}); "
-                         "an evaluation log has split=train rows of its own or logs val_loss beside loss")
-    warnings.warn(f"{f}: dropped {len(kind) - len(keep)} row(s) whose split is {', '.join(map(repr, others[:3]))}: "
-                  "only split=train rows are the training curve", stacklevel=5)
+        raise ValueError(f"{f}: column {column!r} marks no row as training ({said}); give the training log "
+                         "(rows with split=train or no split), or log the held-out loss as val_loss beside loss")
+    warnings.warn(f"{f}: dropped {len(kind) - len(keep)} row(s) that column {column!r} marks as not training "
+                  f"({said}): only split=train (or unlabelled) rows are the training curve", stacklevel=5)
     return {c: [v[i] for i in keep] for c, v in got.items()}, [lines[i] for i in keep]
 
 

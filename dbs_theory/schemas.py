@@ -168,6 +168,10 @@ class Envelope(_Record):
         return self.model_dump(exclude_unset=True)
 
 
+#: fit.json row columns that are batches, steps or data amounts: positive wherever they are numbers
+POSITIVE = ("bopt", "bmin", "smin", "sopt", "emin", "data")
+
+
 class FitFile(_Record):
     """``fit.json``: the per-target table (``rows``), its fitted laws (``laws[i]`` for ``rows[i]``) and the
     sweep envelope."""
@@ -190,10 +194,15 @@ class FitFile(_Record):
             t = r.get("target")
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
                 raise ValueError(f"rows[{i}].target " + ("is missing" if t is None else f"must be a finite number; got {t!r}"))
+            if t <= 0:
+                raise ValueError(f"rows[{i}].target must be a positive loss; got {t!r}")
             for k, v in r.items():
                 text = k.endswith(("status", "source", "column"))
                 if v is not None and (isinstance(v, str) != text or (isinstance(v, bool) and not k.startswith("agree"))):
                     raise ValueError(f"rows[{i}].{k} must be {'a string' if text else 'a number'}; got {v!r}")
+                if not text and not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v):
+                    if (k.startswith(POSITIVE) and v <= 0) or (k.startswith("n_") and v < 0):
+                        raise ValueError(f"rows[{i}].{k} must be {'positive' if v <= 0 and k.startswith(POSITIVE) else '>= 0'}; got {v!r}")
         if self.laws and len(self.laws) != len(self.rows):
             raise ValueError(f"'laws' must list one entry per row ({len(self.rows)}); got {len(self.laws)}")
         return self
@@ -256,6 +265,8 @@ def _object(text: str, name) -> dict:
         raise SchemaError(f"{name}: {exc}") from None
     except json.JSONDecodeError as exc:
         raise SchemaError(f"{name}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise SchemaError(f"{name}: JSON nested too deeply to be a record this package wrote") from None
     if not isinstance(data, dict):
         raise SchemaError(f"{name}: expected a JSON object; got a {type(data).__name__}")
     return data

@@ -155,12 +155,17 @@ def test_rows_a_split_column_marks_as_eval_are_dropped_not_merged_into_training(
     train = load_runs(write_csv(tmp_path / "t.csv", rows))
     marked = [dict(r, split="train") for r in rows]
     evals = [dict(r, split="eval", loss=r["loss"] + 0.5) for r in rows[::10]]
-    with pytest.warns(UserWarning, match=rf"dropped {len(evals)} row\(s\) whose split is 'eval'"):
+    with pytest.warns(UserWarning, match=rf"dropped {len(evals)} row\(s\) that column 'split' marks as not training "
+                                         rf"\({len(evals)} 'eval'\)"):
         runs = load_runs(write_csv(tmp_path / "s.csv", marked + evals))
     assert [r.loss.tolist() for r in runs] == [r.loss.tolist() for r in train]
     only_eval = write_csv(tmp_path / "e.csv", evals)
-    with pytest.raises(ValueError, match="column 'split' holds no training rows \\(only 'eval'\\)"):
+    with pytest.raises(ValueError, match=f"column 'split' marks no row as training \\({len(evals)} 'eval'\\)"):
         load_runs(only_eval)
+    blank = [dict(r, Split="" if i % 3 else "train") for i, r in enumerate(rows)] + [dict(r, Split="EVAL") for r in evals]
+    with pytest.warns(UserWarning, match="column 'Split' marks as not training"):  # unlabelled rows are training
+        runs = load_runs(write_csv(tmp_path / "b.csv", blank))
+    assert [r.loss.tolist() for r in runs] == [r.loss.tolist() for r in train]
 
 
 def test_a_csv_without_a_run_column_is_one_run_named_after_its_file(tmp_path):
@@ -168,7 +173,7 @@ def test_a_csv_without_a_run_column_is_one_run_named_after_its_file(tmp_path):
     p = write_csv(tmp_path / "metrics.csv", rows, header=["step", "batch_size", "tokens", "loss"])
     with pytest.warns(UserWarning, match="no 'run' column; the file is one run"):
         (run,) = load_runs(p)
-    assert run.name == str(tmp_path / "metrics") and run.batch_size == 64 and run.loss.size == len(rows)
+    assert run.name == str(tmp_path / "metrics.csv") and run.batch_size == 64 and run.loss.size == len(rows)
 
 
 def test_when_no_e_of_s_can_be_fitted_dbs_fit_names_the_fixed_batch_the_runs_measure(tmp_path, capsys):
@@ -178,11 +183,11 @@ def test_when_no_e_of_s_can_be_fitted_dbs_fit_names_the_fixed_batch_the_runs_mea
     out = tmp_path / "out"
     assert main(["fit", str(write_csv(tmp_path / "two.csv", two)), "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.count("\n") == 0 and "need runs at at least 3 distinct batch sizes" in err
+    assert err.count("\n") == 0 and "need runs at 3 or more distinct batch sizes" in err
     assert "the fixed batch these runs measure: 64 (run 'b64') has the lowest loss" in err
     assert not out.exists()
     apart = [dict(run=n, batch_size=b, step=1, tokens=t, loss=v) for n, b, t, v in
              [("a", 8, 8, 3.0), ("b", 64, 64, 2.9), ("c", 512, 512, 2.8)]]
     assert main(["fit", str(write_csv(tmp_path / "one_row.csv", apart)), "--out", str(out)]) == 2
     err = capsys.readouterr().err
-    assert "do not descend far enough" in err and "share no range of data" in err and not out.exists()
+    assert "each run has a single logged row" in err and "share no range of data" in err and not out.exists()

@@ -74,3 +74,18 @@ def test_no_issue_numbers_in_code_or_docs():
     found = [f"{p.relative_to(ROOT)}:{i}" for p in files if p.name != "test_house.py"
              for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
     assert not found, found
+
+
+@__import__("pytest").mark.slow
+def test_the_benchmark_summary_runs_and_prints_its_table():
+    """``python benchmarks/run_all.py --quick`` runs every benchmark and prints one table (it once crashed
+    after the estimator benchmark, so no summary was produced). Only that it completes is checked: no timing."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
+                       timeout=1800)
+    assert r.returncode == 0, r.stderr[-2000:]
+    table = r.stdout.split("=" * 100)[-1]
+    assert "machine:" in table and "Monte Carlo kernel" in table and "calibrated rule" in table
+    assert "trainer compiled vs plain loop, micro 16" in table or "skipped: no torch" in table

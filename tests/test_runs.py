@@ -168,7 +168,7 @@ class TestTable:
         assert monotonicity([1, 2, 3], [0.9, 1.5, 1.0], [1.2, 2.5, 3.5]) == "inconclusive"
 
     def test_needs_three_batch_sizes_and_reachable_targets(self):
-        with pytest.raises(ValueError, match="3 distinct batch sizes"):
+        with pytest.raises(ValueError, match="3 or more distinct batch sizes"):
             bopt_table(decaying_runs((8, 16)), [0.5])
         with pytest.raises(ValueError, match="no run reaches"):
             bopt_table(decaying_runs(), [1e-6])
