@@ -318,7 +318,7 @@ def _schedule_band(d):
         what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex.recommendation ==
                 "dynamic" else f"a fixed batch, {sizes[0]:.4g} {unit} per step")
         rule = f" (rule {ex.rule})" if ex.rule not in (None, "paper") else ""
-        choice = f"**Recommended{rule}: {what}.** Why: {" ".join(str(ex.reason).split())}.\n\n"
+        choice = f"**Recommended{rule}: {what}.** Why: {' '.join(str(ex.reason).split())}.\n\n"
     elif ex.rule not in (None, "paper"):
         steps_text = "; then ".join(f"{b:.4g} {unit} per step from D = {a:.4g}" for a, b in zip(*steps))
         choice = (f"**Rule {ex.rule}** (dbs schedule --rule, from the sweep's best fixed batch; "
