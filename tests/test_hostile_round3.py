@@ -191,3 +191,18 @@ def test_when_no_e_of_s_can_be_fitted_dbs_fit_names_the_fixed_batch_the_runs_mea
     assert main(["fit", str(write_csv(tmp_path / "one_row.csv", apart)), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "each run has a single logged row" in err and "share no range of data" in err and not out.exists()
+
+
+def test_a_schedule_past_the_sweeps_largest_batch_is_warned_at_its_boundary():
+    import warnings
+
+    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.exports import warn_past_the_grid
+
+    env = dict(batches=[8.0, 64.0, 2048.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warn_past_the_grid(step_batch([100], [64, 2048]), env)  # the largest batch swept: measured
+        warn_past_the_grid(step_batch([100], [64, 2068]), env)  # within 1% of it
+    with pytest.warns(UserWarning, match=r"reaches batch 2100, 1.03x the largest the sweep ran \(2048\)"):
+        warn_past_the_grid(step_batch([100], [64, 2100]), env)

@@ -246,7 +246,7 @@ def test_a_falling_schedule_gets_no_rampup_export():
     """Megatron's --rampup-batch-size only ramps up: a schedule whose batch falls (the calibrated rule's may,
     in a decay) gets a note instead of a ramp to its last batch."""
     from dbs_theory.batch_schedules import BatchSchedule
-    from dbs_theory.commands.schedule import _megatron
+    from dbs_theory.exports import megatron_ramp as _megatron
 
     falling = BatchSchedule((0.0, 100.0, 200.0), (64.0, 512.0, 256.0), "examples", kind="step")
     assert "only ramps up" in _megatron(falling, None)["note"] and "args" not in _megatron(falling, None)

@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..exports import megatron_ramp, megatron_step, warn_past_the_grid
+
 from ..batch_rules import ONLINE
 from ..schedule_rules import DEFAULT_RULE, RULES
 
@@ -261,6 +263,7 @@ def _from_fit(args, rule):
         band = ([d for d, _ in pts], [b for _, b in pts], lo, hi) if None not in lo + hi else None
     elif rule in ("late-switch", "fixed"):
         print(f"{rule} rule from the sweep's best fixed batch {choice.best_fixed:.4g} at D={choice.best_fixed_at:.4g}")
+    warn_past_the_grid(choice.schedule, env)
     return choice.schedule, choice.curve, laws, band, choice
 
 
@@ -310,7 +313,7 @@ def run(args):
     check_writable(args.out)
     sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _from_fit(args, args.rule)
     out = ensure_writable_dir(args.out)
-    meg, step = _megatron(sched, args.seq_len, args.horizon), _megatron_step(sched, args.seq_len)
+    meg, step = megatron_ramp(sched, args.seq_len, args.horizon), megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core(horizon=args.horizon)
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
@@ -329,8 +332,9 @@ def run(args):
     print(sched.step_list())
     print("\nMegatron-LM: " + (f"{step['megatron_args']}  ({step['megatron_note']})" if step["megatron"]
                                else step["megatron_note"]))
-    print(f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
-          + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else ""))
+    if "args" in meg or step["megatron"]:  # a missing --seq-len is said once, above
+        print(f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
+              + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else ""))
     runs = " -> ".join(f"{x['batch_size']:g} from {x['from']:g}" for x in olmo["applied"][1:]) or "one batch"
     print(f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
           f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
@@ -445,34 +449,6 @@ def _check_args(args):
     if args.granularity > args.max_batch:
         raise ValueError(f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
                          "that is a multiple of the granularity fits under the maximum")
-
-
-def _megatron(sched, seq_len, horizon=None):
-    if sched.unit == "tokens" and not seq_len:
-        return dict(note="pass --seq-len to export to Megatron-LM (it counts samples)")
-    if any(b < a for a, b in zip(sched.sizes, sched.sizes[1:])):
-        return dict(note="the schedule's batch falls somewhere and --rampup-batch-size only ramps up: use "
-                         "--step-batch-size-schedule")
-    return sched.to_megatron(seq_len, horizon)
-
-
-def _megatron_step(sched, seq_len):
-    """``exports.json``'s ``megatron`` (the ``--step-batch-size-schedule`` value, or ``None``),
-    ``megatron_args`` (the flags to pass) and ``megatron_note`` (why not, or how thresholds count)."""
-    if sched.unit == "tokens" and not seq_len:
-        return dict(megatron=None, megatron_args=None,
-                    megatron_note="pass --seq-len to export --step-batch-size-schedule (Megatron counts samples)")
-    try:
-        value = sched.to_megatron_step_schedule(seq_len)
-    except ValueError as exc:
-        return dict(megatron=None, megatron_args=None, megatron_note=f"no --step-batch-size-schedule: {exc}")
-    flags = f'--step-batch-size-schedule "{value}"'
-    if seq_len:
-        note = f"thresholds in tokens: pass the same --seq-length {seq_len}"
-        flags += f" --seq-length {seq_len}"
-    else:
-        note = "thresholds in samples: only for a run without --seq-length, which makes them count tokens"
-    return dict(megatron=value, megatron_args=flags, megatron_note=note)
 
 
 def _time_optimal(args, laws):
