@@ -221,6 +221,7 @@ def read_log_file(f: Path, log_format=None):
         raise ValueError(f"{f}: columns {', '.join(map(repr, split))} both mark the rows' split (which one is meant?)")
     if split:
         got, lines = _training_rows(f, got, lines, split[0])
+    got, lines = _without_blank_rows(f, got, lines)
     if "run" not in got and all(c in got for c in REQUIRED[1:]):  # one run's log, e.g. Lightning's metrics.csv
         name = str(f)  # the file's path, suffix and all: never another file's run name
         warnings.warn(f"{f}: no 'run' column; the file is one run, named {name!r}", stacklevel=4)
@@ -242,6 +243,25 @@ def read_log_file(f: Path, log_format=None):
     cols = {c: _column(got[c], c, f, lines, typed=as_json) for c in REQUIRED[1:]}
     extra = {c: _column(got[c], c, f, lines, typed=as_json) for c in OPTIONAL if c in got}
     return names, cols, extra, lambda i: f"{f}:{lines[i]}"
+
+
+def _without_blank_rows(f, got, lines):
+    """Drop, with a warning, rows whose ``batch_size``, ``tokens`` and ``loss`` cells are all empty: a logger
+    that merges metrics by step (Lightning's CSVLogger) writes its validation rows so; they hold no training
+    point. A row with some of the three is kept (and checked)."""
+    cols = [c for c in ("batch_size", "tokens", "loss") if c in got]
+    if len(cols) < 3 or isinstance(got["loss"], np.ndarray):
+        return got, lines
+    blank = [all(got[c][i] in (None, "") for c in cols) for i in range(len(lines))]
+    if not any(blank):
+        return got, lines
+    if all(blank):
+        raise ValueError(f"{f}: every row leaves batch_size, tokens and loss empty: no training row")
+    keep = [i for i, b in enumerate(blank) if not b]
+    warnings.warn(f"{f}: dropped {len(lines) - len(keep)} row(s) with batch_size, tokens and loss all empty (e.g. "
+                  f"line {lines[blank.index(True)]}: a validation row of a logger that merges metrics by step)",
+                  stacklevel=5)
+    return {c: [v[i] for i in keep] for c, v in got.items()}, [lines[i] for i in keep]
 
 
 def _training_rows(f, got, lines, column):

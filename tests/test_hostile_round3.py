@@ -206,3 +206,21 @@ def test_a_schedule_past_the_sweeps_largest_batch_is_warned_at_its_boundary():
         warn_past_the_grid(step_batch([100], [64, 2068]), env)  # within 1% of it
     with pytest.warns(UserWarning, match=r"reaches batch 2100, 1.03x the largest the sweep ran \(2048\)"):
         warn_past_the_grid(step_batch([100], [64, 2100]), env)
+
+
+def test_validation_rows_of_a_logger_that_merges_by_step_are_dropped(tmp_path):
+    """Lightning's CSVLogger writes a validation metric on its own row, other cells empty."""
+    rows = [r for r in base_rows() if r["run"] == "b64"]
+    mixed = []
+    for i, r in enumerate(rows):
+        mixed.append(dict(r, val_loss=""))
+        if i % 20 == 0:
+            mixed.append(dict(step=r["step"], val_loss=r["loss"] + 0.1))
+    p = write_csv(tmp_path / "metrics.csv", mixed, header=["step", "batch_size", "tokens", "loss", "val_loss"])
+    with pytest.warns(UserWarning, match=r"dropped \d+ row\(s\) with batch_size, tokens and loss all empty"):
+        (run,) = load_runs(p)
+    assert run.loss.tolist() == [r["loss"] for r in rows]
+    half = write_csv(tmp_path / "half.csv", [dict(rows[0], tokens=""), *rows[1:]],
+                     header=["step", "batch_size", "tokens", "loss"])
+    with pytest.raises(ValueError, match="tokens"):  # a row with some of the three is a training row, checked
+        load_runs(half)
