@@ -1,4 +1,5 @@
 """Machine description printed by every benchmark."""
+
 import os
 import platform
 
@@ -17,8 +18,8 @@ def describe() -> str:
         pass
     try:
         import numba
+
         nb = numba.__version__
     except ImportError:
         nb = "absent"
-    return (f"{cpu}; {os.cpu_count()} cores; Python {platform.python_version()}; "
-            f"numpy {np.__version__}; numba {nb}")
+    return f"{cpu}; {os.cpu_count()} cores; Python {platform.python_version()}; numpy {np.__version__}; numba {nb}"

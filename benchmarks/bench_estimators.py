@@ -9,6 +9,7 @@ its window, O(rows x window)) against the moving sums of
 :func:`dbs_theory.curves.local_line` (O(rows)), on one 15,000-row curve.
 Run: python benchmarks/bench_estimators.py
 """
+
 from __future__ import annotations
 
 import os
@@ -53,7 +54,7 @@ def direct_local_line(tokens, loss, window=0.1):
     out = loss.copy()
     for i in range(tokens.size):
         if hi[i] - lo[i] >= 5:
-            xs, ys = x[lo[i]:hi[i]], loss[lo[i]:hi[i]]
+            xs, ys = x[lo[i] : hi[i]], loss[lo[i] : hi[i]]
             out[i] = np.polyval(np.polyfit(xs - x[i], ys, 1), 0.0)
     return out
 
@@ -78,8 +79,10 @@ def main(argv=None):
     r = small[5]
     ours = best_of(local_line, r.tokens, r.loss)
     direct = best_of(direct_local_line, r.tokens, r.loss, repeat=1)
-    print(f"smoothing one 15,000-row curve: moving sums {ours * 1e3:.1f} ms, direct per-row line "
-          f"{direct * 1e3:.0f} ms ({direct / ours:.0f}x)")
+    print(
+        f"smoothing one 15,000-row curve: moving sums {ours * 1e3:.1f} ms, direct per-row line "
+        f"{direct * 1e3:.0f} ms ({direct / ours:.0f}x)"
+    )
     return dict(small=t_small, large=t_large, smoothing_speedup=direct / ours)
 
 

@@ -4,6 +4,7 @@ Prints the wall time, and the same job with a numerical Jacobian (the
 baseline the analytic, sympy-derived one replaces), as a ratio.
 Run: python benchmarks/bench_fit.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -50,8 +51,10 @@ def main():
     job()  # warm: sympy derivation of the Jacobian, lambdify
     ours = min(timed(job) for _ in range(3))
     base = min(timed(numeric_jacobian_job) for _ in range(2))
-    print(f"three-phase fit, 40 points + 200 bootstrap resamples: {ours:.2f} s "
-          f"(aim 2 s); with a numerical Jacobian {base:.2f} s; speed-up {base / ours:.1f}x")
+    print(
+        f"three-phase fit, 40 points + 200 bootstrap resamples: {ours:.2f} s "
+        f"(aim 2 s); with a numerical Jacobian {base:.2f} s; speed-up {base / ours:.1f}x"
+    )
     return dict(fit_s=ours, fit_speedup=base / ours)
 
 

@@ -7,6 +7,7 @@ Times, steady state (after one warm call that compiles the kernel):
 - one L-BFGS-B optimisation with the adjoint gradient against finite differences, as a ratio.
 Run: python benchmarks/bench_rules.py
 """
+
 from __future__ import annotations
 
 import sys
@@ -71,14 +72,23 @@ def main():
     from scipy import optimize
 
     lo = modal.bounds(grid, 1.0)
-    fd = lambda: optimize.minimize(lambda v: modal.relaxed_loss(model, grid, v, False, arrays), np.log(np.full(
-        grid.starts.size, 30.0)), method="L-BFGS-B", bounds=lo, options=dict(maxiter=2000, ftol=1e-13, gtol=1e-9))
+    fd = lambda: optimize.minimize(
+        lambda v: modal.relaxed_loss(model, grid, v, False, arrays),
+        np.log(np.full(grid.starts.size, 30.0)),
+        method="L-BFGS-B",
+        bounds=lo,
+        options=dict(maxiter=2000, ftol=1e-13, gtol=1e-9),
+    )
     fd_s = best_of(fd, 1)
     print(f"schedule_from_fit calibrated (11-batch sweep, WSD plan): {total:.2f} s, of which calibrate {cal_s:.2f} s")
-    print(f"relaxed loss + adjoint gradient, {model.rate.size} modes x {grid.cell_data.size} cells: {k * 1e3:.2f} ms "
-          f"(numba) vs {ref * 1e3:.1f} ms (numpy reference): {ref / k:.1f}x")
-    print(f"one L-BFGS-B optimum: {adj:.2f} s with the adjoint gradient vs {fd_s:.2f} s with finite differences: "
-          f"{fd_s / adj:.1f}x")
+    print(
+        f"relaxed loss + adjoint gradient, {model.rate.size} modes x {grid.cell_data.size} cells: {k * 1e3:.2f} ms "
+        f"(numba) vs {ref * 1e3:.1f} ms (numpy reference): {ref / k:.1f}x"
+    )
+    print(
+        f"one L-BFGS-B optimum: {adj:.2f} s with the adjoint gradient vs {fd_s:.2f} s with finite differences: "
+        f"{fd_s / adj:.1f}x"
+    )
     return dict(total=total, calibrate=cal_s, kernel_speedup=ref / k, adjoint_speedup=fd_s / adj)
 
 

@@ -6,6 +6,7 @@ reader used before (one boolean mask per run: O(runs x rows)). Aim: load +
 crossovers under 5 s on 2 cores.
 Run: python benchmarks/bench_runs.py [--runs 1000 --rows-per-run 1000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -63,10 +64,14 @@ def main(argv=None):
     np.unique(np.asarray(sub), return_inverse=True)
     t_new = time.perf_counter() - t
     print(f"machine: {describe()}")
-    print(f"{args.runs} runs x {args.rows_per_run} rows: load_runs {t_load:.2f} s, crossovers {t_cross:.2f} s "
-          f"({len(cross)} crossings), total {t_load + t_cross:.2f} s (aim < 5 s)")
-    print(f"grouping a tenth of the rows: sort-once {t_new * 1e3:.1f} ms vs mask-per-run {t_old * 1e3:.0f} ms "
-          f"({t_old / t_new:.0f}x; the gap grows with runs x rows)")
+    print(
+        f"{args.runs} runs x {args.rows_per_run} rows: load_runs {t_load:.2f} s, crossovers {t_cross:.2f} s "
+        f"({len(cross)} crossings), total {t_load + t_cross:.2f} s (aim < 5 s)"
+    )
+    print(
+        f"grouping a tenth of the rows: sort-once {t_new * 1e3:.1f} ms vs mask-per-run {t_old * 1e3:.0f} ms "
+        f"({t_old / t_new:.0f}x; the gap grows with runs x rows)"
+    )
     return dict(load=t_load, cross=t_cross, total=t_load + t_cross, grouping_speedup=t_old / t_new)
 
 

@@ -7,6 +7,7 @@ the old ``Bopt`` search (one batch per kernel call, ``sim.frontier._bopt_scan``)
 Aim: ``es_frontier`` under 0.5 s warm.
 Run: python benchmarks/bench_sim.py [--quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,9 +80,11 @@ def bench_frontier(quick):
         stepping_baseline(nqm, eta, B, targets)
     base = (time.perf_counter() - t) * Bs.size / sub.size
     numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
-    print(f"frontier d=1e4 x 64 B x 16 targets, 1 thread: ours {ours:.3f} s; "
-          f"step-by-step baseline {base:.1f} s (timed on {sub.size} of 64 batches, scaled); "
-          f"speed-up {base / ours:.0f}x")
+    print(
+        f"frontier d=1e4 x 64 B x 16 targets, 1 thread: ours {ours:.3f} s; "
+        f"step-by-step baseline {base:.1f} s (timed on {sub.size} of 64 batches, scaled); "
+        f"speed-up {base / ours:.0f}x"
+    )
     return dict(frontier_s=ours, frontier_speedup=base / ours)
 
 
@@ -107,14 +110,23 @@ def bench_es_frontier(quick):
     rel = max(float(np.nanmax(np.abs(getattr(fr, k) / getattr(old_fr, k) - 1))) for k in ("bopt", "bmin", "sopt"))
     print("es_frontier d=1e4 x 64 B x 16 targets, eta=0.5, warm (aim 0.5 s):")
     print(f"  ours, {threads} threads: median {np.median(ours):.3f} s, min {ours.min():.3f} s ({n} runs)")
-    print(f"  ours, 1 thread:  median {np.median(one):.3f} s, min {one.min():.3f} s "
-          f"(CPU median {np.median(one_cpu):.3f} s)")
-    print(f"  old Bopt search (one batch per kernel call), {threads} threads: median {np.median(old):.3f} s, "
-          f"min {old.min():.3f} s ({old.size} runs)")
-    print(f"  speed-up (medians, {threads} threads) {np.median(old) / np.median(ours):.1f}x; "
-          f"max relative difference of bopt/bmin/sopt vs old {rel:.1e}")
-    return dict(es_frontier_s=float(np.median(ours)), es_frontier_speedup=float(np.median(old) / np.median(ours)),
-                es_frontier_rel_diff=rel)
+    print(
+        f"  ours, 1 thread:  median {np.median(one):.3f} s, min {one.min():.3f} s "
+        f"(CPU median {np.median(one_cpu):.3f} s)"
+    )
+    print(
+        f"  old Bopt search (one batch per kernel call), {threads} threads: median {np.median(old):.3f} s, "
+        f"min {old.min():.3f} s ({old.size} runs)"
+    )
+    print(
+        f"  speed-up (medians, {threads} threads) {np.median(old) / np.median(ours):.1f}x; "
+        f"max relative difference of bopt/bmin/sopt vs old {rel:.1e}"
+    )
+    return dict(
+        es_frontier_s=float(np.median(ours)),
+        es_frontier_speedup=float(np.median(old) / np.median(ours)),
+        es_frontier_rel_diff=rel,
+    )
 
 
 def bench_monte_carlo(quick):
@@ -150,8 +162,10 @@ def bench_monte_carlo(quick):
     print(f"  kernel 1 thread  {rate(t1):7.1f} M updates/s")
     print(f"  kernel 2 threads {rate(t2):7.1f} M updates/s   (c) 2-vs-1 thread speed-up {t1 / t2:.2f}x")
     print(f"  numpy reference  {rate(t_np):7.1f} M updates/s   (a) kernel(1 thread)/numpy {t_np / t1:.2f}x")
-    print(f"  numpy Generator normals {rate(t_rng):7.1f} M/s       (b) kernel(1 thread)/normal-fill bound "
-          f"{t_rng / t1:.2f}")
+    print(
+        f"  numpy Generator normals {rate(t_rng):7.1f} M/s       (b) kernel(1 thread)/normal-fill bound "
+        f"{t_rng / t1:.2f}"
+    )
     return dict(mc_vs_numpy=t_np / t1, mc_vs_rng=t_rng / t1, mc_threads=t1 / t2)
 
 

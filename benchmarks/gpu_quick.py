@@ -14,6 +14,7 @@ in seconds (the tests do).
 
 Run: python benchmarks/gpu_quick.py [--tier gpu-quick] [--out results/validate/gpu-quick]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,11 +55,15 @@ def main(argv=None):
     t2 = time.perf_counter()
     val = {k: final_val(_run(dirs[spec.label])) for k, spec in zip(ARMS, specs)}
     tokens = sum(spec.config.tokens for spec in sweep.specs(tier))
-    print(f"sweep: {len(tier.batches)} runs, {tokens:.3g} tokens in {t1 - t0:.0f} s ({tokens / (t1 - t0):,.0f} tokens/s; "
-          f"{s['claims'][0]['verdict']}: "
-          f"{s['claims'][0]['measured']})")
-    print(f"arms: {t2 - t1:.0f} s; final validation loss best fixed {p.best_fixed:g}: {val['best']:.4f}, calibrated "
-          f"({p.rules['calibrated']['recommendation']}): {val['calibrated']:.4f}; total {t2 - t0:.0f} s")
+    print(
+        f"sweep: {len(tier.batches)} runs, {tokens:.3g} tokens in {t1 - t0:.0f} s ({tokens / (t1 - t0):,.0f} tokens/s; "
+        f"{s['claims'][0]['verdict']}: "
+        f"{s['claims'][0]['measured']})"
+    )
+    print(
+        f"arms: {t2 - t1:.0f} s; final validation loss best fixed {p.best_fixed:g}: {val['best']:.4f}, calibrated "
+        f"({p.rules['calibrated']['recommendation']}): {val['calibrated']:.4f}; total {t2 - t0:.0f} s"
+    )
     return dict(val=val, seconds=t2 - t0)
 
 

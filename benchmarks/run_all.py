@@ -2,6 +2,7 @@
 
 Run: python benchmarks/run_all.py [--quick]   (the trainer benchmark needs the torch extra)
 """
+
 from __future__ import annotations
 
 import argparse
@@ -20,10 +21,12 @@ def main(argv=None):
     import bench_sim
 
     r = bench_sim.main(["--quick"] if args.quick else [])
-    rows += [("exact E(S) frontier (1 thread) vs stepping to each target", r["frontier_speedup"], "speed-up"),
-             ("Monte Carlo kernel (1 thread) vs numpy reference loop", r["mc_vs_numpy"], "speed-up"),
-             ("Monte Carlo kernel (1 thread) vs numpy normal fill alone", r["mc_vs_rng"], "fraction of bound"),
-             ("Monte Carlo kernel, 2 threads vs 1", r["mc_threads"], "speed-up")]
+    rows += [
+        ("exact E(S) frontier (1 thread) vs stepping to each target", r["frontier_speedup"], "speed-up"),
+        ("Monte Carlo kernel (1 thread) vs numpy reference loop", r["mc_vs_numpy"], "speed-up"),
+        ("Monte Carlo kernel (1 thread) vs numpy normal fill alone", r["mc_vs_rng"], "fraction of bound"),
+        ("Monte Carlo kernel, 2 threads vs 1", r["mc_threads"], "speed-up"),
+    ]
     import bench_fit
 
     r = bench_fit.main()
@@ -31,19 +34,25 @@ def main(argv=None):
     import bench_runs
 
     r = bench_runs.main(["--runs", "300", "--rows-per-run", "1000"] if args.quick else [])
-    rows += [("load_runs + crossovers, 1e6 rows in 1000 runs (seconds; aim < 5)", r["total"], "seconds"),
-             ("run grouping: sort once vs a mask per run", r["grouping_speedup"], "speed-up")]
+    rows += [
+        ("load_runs + crossovers, 1e6 rows in 1000 runs (seconds; aim < 5)", r["total"], "seconds"),
+        ("run grouping: sort once vs a mask per run", r["grouping_speedup"], "speed-up"),
+    ]
     import bench_estimators
 
     r = bench_estimators.main()
-    rows += [("envelope + floor + 200 bootstrap, 15 runs x 15,000 steps (aim < 2)", r["small"], "seconds"),
-             ("estimators: moving sums vs a direct line per row", r["smoothing_speedup"], "speed-up")]
+    rows += [
+        ("envelope + floor + 200 bootstrap, 15 runs x 15,000 steps (aim < 2)", r["small"], "seconds"),
+        ("estimators: moving sums vs a direct line per row", r["smoothing_speedup"], "speed-up"),
+    ]
     import bench_rules
 
     r = bench_rules.main()
-    rows += [("dbs schedule's calibrated rule, 11-batch sweep, WSD (seconds)", r["total"], "seconds"),
-             ("modal relaxed loss + adjoint: numba vs numpy", r["kernel_speedup"], "speed-up"),
-             ("optimum: adjoint gradient vs finite differences", r["adjoint_speedup"], "speed-up")]
+    rows += [
+        ("dbs schedule's calibrated rule, 11-batch sweep, WSD (seconds)", r["total"], "seconds"),
+        ("modal relaxed loss + adjoint: numba vs numpy", r["kernel_speedup"], "speed-up"),
+        ("optimum: adjoint gradient vs finite differences", r["adjoint_speedup"], "speed-up"),
+    ]
     try:
         import bench_train
     except ImportError:
@@ -51,11 +60,19 @@ def main(argv=None):
     else:
         by_micro = bench_train.main(["--tokens", "150000" if args.quick else "300000"])
         for micro, r in by_micro.items():  # one measurement per micro-batch size (sequences)
-            rows += [(f"trainer eager (schedule, logging, eval off) vs plain loop, micro {micro}",
-                      r["off"] / r["plain"], "throughput ratio"),
-                     (f"trainer compiled vs plain loop, micro {micro}", r["fast"] / r["plain"], "throughput ratio"),
-                     (f"trainer compiled (WSD, logging, eval every 25 steps) vs plain loop, micro {micro}",
-                      r["on"] / r["plain"], "throughput ratio")]
+            rows += [
+                (
+                    f"trainer eager (schedule, logging, eval off) vs plain loop, micro {micro}",
+                    r["off"] / r["plain"],
+                    "throughput ratio",
+                ),
+                (f"trainer compiled vs plain loop, micro {micro}", r["fast"] / r["plain"], "throughput ratio"),
+                (
+                    f"trainer compiled (WSD, logging, eval every 25 steps) vs plain loop, micro {micro}",
+                    r["on"] / r["plain"],
+                    "throughput ratio",
+                ),
+            ]
     print("\n" + "=" * 100)
     print("machine:", describe())
     w = max(len(n) for n, _, _ in rows)

@@ -1,4 +1,5 @@
 """``dbs report DIR``: report.md and a self-contained report.html with figures, from any results folder."""
+
 from __future__ import annotations
 
 __all__ = ["HELP", "add_arguments", "run"]

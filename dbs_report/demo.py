@@ -12,6 +12,7 @@
 6. writes ``report.md``/``report.html`` with the figures and ends with a
    verdict table: each claim, the NQM's answer, the demo sweep's, the CPU tier's.
 """
+
 from __future__ import annotations
 
 import json
@@ -31,9 +32,16 @@ def _demo_tier():
 
     # 10 batch sizes, 128..3072 tokens; every run to the same 256K tokens (2000 steps of the smallest), so the
     # envelope compares all batches at every data amount up to the budget.
-    return TIERS["cpu"].with_(name="demo", batches=tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48)),
-                              sweep_tokens=256_000, sweep_steps=2_000, warmup=25_000, eval_every_tokens=64_000,
-                              eval_tokens=16_384, gns_every=10)
+    return TIERS["cpu"].with_(
+        name="demo",
+        batches=tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48)),
+        sweep_tokens=256_000,
+        sweep_steps=2_000,
+        warmup=25_000,
+        eval_every_tokens=64_000,
+        eval_tokens=16_384,
+        gns_every=10,
+    )
 
 
 def add_arguments(p):
@@ -50,11 +58,13 @@ def _formulas():
 
     m, n, t = ALL["mccandlish"](), ALL["nqm_mode"](), ALL["three_phase"]()
     show = lambda e: sp.pretty(e, use_unicode=False, wrap_line=False)
-    items = [("classical law (McCandlish 2018): (S/Smin - 1)(E/Emin - 1) =", m.hyperbola, "derive mccandlish"),
-             ("noise scale B_noise =", m.B_noise, "derive mccandlish"),
-             ("NQM mode at a fixed LR: loss floor (what a batch can reach) =", n.floor, "derive nqm_mode"),
-             ("smallest batch reaching L*: B_min =", n.B_min, "derive nqm_mode"),
-             ("three-phase E(S): linear-phase slope A1 - B_min =", t.A1 - t.B_min, "derive three_phase")]
+    items = [
+        ("classical law (McCandlish 2018): (S/Smin - 1)(E/Emin - 1) =", m.hyperbola, "derive mccandlish"),
+        ("noise scale B_noise =", m.B_noise, "derive mccandlish"),
+        ("NQM mode at a fixed LR: loss floor (what a batch can reach) =", n.floor, "derive nqm_mode"),
+        ("smallest batch reaching L*: B_min =", n.B_min, "derive nqm_mode"),
+        ("three-phase E(S): linear-phase slope A1 - B_min =", t.A1 - t.B_min, "derive three_phase"),
+    ]
     lines = []
     for text, expr, where in items:
         body = show(sp.simplify(expr))
@@ -82,42 +92,58 @@ def _nqm_claims(sim_dir, sched_dir):
     gains = [r["rows"][0]["loss"] - r["rows"][2]["loss"] for r in sched]
     med = float(np.median(r2)) if r2 else math.nan
     return {
-        "fit": ((f"median R^2 {med:.4f} over {len(r2)} targets" if r2 else "not identified: no target had 9 "
-                 "points to fit"), fit_verdict(r2)),
+        "fit": (
+            (f"median R^2 {med:.4f} over {len(r2)} targets" if r2 else "not identified: no target had 9 points to fit"),
+            fit_verdict(r2),
+        ),
         "cross": (f"{cross} crossings (B = Bopt/2 vs 2 Bopt)", "holds" if cross else "does not hold"),
-        "bmin": ("exact: " + " -> ".join(f"{r['bmin']:.3g}" for r in t[:: max(1, len(t) // 4)]),
-                 monotonicity([r["bmin"] for r in t])),
-        "bopt": ("exact: " + " -> ".join(f"{r['bopt']:.3g}" for r in t[:: max(1, len(t) // 4)]),
-                 monotonicity([r["bopt"] for r in t])),
-        "dynamic": ("loss gain over best fixed: " + ", ".join(f"{g:+.3g}" for g in gains),
-                    "holds" if all(g > 0 for g in gains) else "does not hold"),
+        "bmin": (
+            "exact: " + " -> ".join(f"{r['bmin']:.3g}" for r in t[:: max(1, len(t) // 4)]),
+            monotonicity([r["bmin"] for r in t]),
+        ),
+        "bopt": (
+            "exact: " + " -> ".join(f"{r['bopt']:.3g}" for r in t[:: max(1, len(t) // 4)]),
+            monotonicity([r["bopt"] for r in t]),
+        ),
+        "dynamic": (
+            "loss gain over best fixed: " + ", ".join(f"{g:+.3g}" for g in gains),
+            "holds" if all(g > 0 for g in gains) else "does not hold",
+        ),
     }
 
 
 def _transformer_claims(summary):
     c = {k: summary["claims"][i] for i, k in enumerate(("fit", "cross", "bmin", "bopt"))}
     out = {k: (v["measured"], v["verdict"]) for k, v in c.items()}
-    out["dynamic"] = ("not identified: the demo trains no schedule (dbs validate schedule --tier cpu does)",
-                      "inconclusive")
+    out["dynamic"] = (
+        "not identified: the demo trains no schedule (dbs validate schedule --tier cpu does)",
+        "inconclusive",
+    )
     return out
 
 
-_CLAIMS = [("fit", "E(S) follows the three-phase law (R^2 ~ 0.99)"),
-           ("cross", "loss-vs-data curves of different batches cross"),
-           ("bmin", "Bmin grows as the target loss falls"),
-           ("bopt", "Bopt grows as the target loss falls"),
-           ("dynamic", "the dynamic schedule beats the best fixed batch")]
+_CLAIMS = [
+    ("fit", "E(S) follows the three-phase law (R^2 ~ 0.99)"),
+    ("cross", "loss-vs-data curves of different batches cross"),
+    ("bmin", "Bmin grows as the target loss falls"),
+    ("bopt", "Bopt grows as the target loss falls"),
+    ("dynamic", "the dynamic schedule beats the best fixed batch"),
+]
 
 
 def verdict_table(nqm, tf, cpu=None) -> str:
     """Markdown: claim | NQM | transformer, this demo's sweep | transformer, the CPU tier's committed logs."""
-    lines = ["| paper's claim | NQM (exact) | transformer, this demo's short sweep | transformer, CPU tier "
-             "(committed logs, refitted) |", "|---|---|---|---|"]
+    lines = [
+        "| paper's claim | NQM (exact) | transformer, this demo's short sweep | transformer, CPU tier "
+        "(committed logs, refitted) |",
+        "|---|---|---|---|",
+    ]
     for key, claim in _CLAIMS:
         a = nqm.get(key, ("-", "inconclusive"))
         b = tf.get(key, ("not run (needs the torch extra)", "inconclusive")) if tf else ("not run", "inconclusive")
-        c = (cpu or {}).get(key, ("not refitted (needs the torch extra and a checkout's docs/data/runs)",
-                                  "inconclusive"))
+        c = (cpu or {}).get(
+            key, ("not refitted (needs the torch extra and a checkout's docs/data/runs)", "inconclusive")
+        )
         lines.append(f"| {claim} | **{a[1]}**: {a[0]} | **{b[1]}**: {b[0]} | **{c[1]}**: {c[0]} |")
     return "\n".join(lines)
 
@@ -138,8 +164,12 @@ def _committed(out):
             s = get(name).run(tier, root, jobs=1, progress=False)
         except ValueError as exc:
             miss = f"not in the committed logs ({str(exc).split(';')[0]}); dbs validate {name} --tier cpu trains it"
-            got.update({k: (miss, "inconclusive") for k in (("fit", "cross", "bmin", "bopt") if name == "sweep"
-                                                             else ("dynamic",))})
+            got.update(
+                {
+                    k: (miss, "inconclusive")
+                    for k in (("fit", "cross", "bmin", "bopt") if name == "sweep" else ("dynamic",))
+                }
+            )
             if name == "sweep":
                 break
             continue
@@ -157,8 +187,10 @@ def _transformer_sweep(out, args):
     from validate.experiments import sweep
 
     tier = _demo_tier()
-    print(f"\n== Transformer sweep (tier demo: preset {tier.preset}, {len(tier.batches)} batch sizes "
-          f"{min(tier.batches)}-{max(tier.batches)} tokens, lr {tier.lr:g}, constant after warmup)\n")
+    print(
+        f"\n== Transformer sweep (tier demo: preset {tier.preset}, {len(tier.batches)} batch sizes "
+        f"{min(tier.batches)}-{max(tier.batches)} tokens, lr {tier.lr:g}, constant after warmup)\n"
+    )
     return _transformer_claims(sweep.run(tier, out / "transformer", jobs=args.jobs, progress=not args.quiet))
 
 
@@ -193,8 +225,11 @@ def run(args):
     except ImportError:
         have_torch = False
         print('(no PyTorch: the transformer sweep is skipped; pip install "dbs-theory[torch]" to add it)')
-    steps = ["formulas", "NQM sweep", "NQM schedules"] + (["transformer sweep", "CPU tier from logs"] if have_torch
-                                                             else []) + ["report"]
+    steps = (
+        ["formulas", "NQM sweep", "NQM schedules"]
+        + (["transformer sweep", "CPU tier from logs"] if have_torch else [])
+        + ["report"]
+    )
     bar = tqdm(total=len(steps), desc="demo", unit="stage", disable=args.quiet)
     timings = {}
 
@@ -218,9 +253,11 @@ def run(args):
     nqm = _nqm_claims(out / "nqm-sweep", out / "nqm-schedule")
     table = verdict_table(nqm, tf, cpu)
     stage("report")
-    intro = ("Made by `dbs demo`. The verdict table compares the paper's claims with the exact NQM, a short "
-             "transformer sweep on the embedded corpus (Python's standard library) that five minutes cannot make "
-             "decide, and the CPU tier's committed runs refitted from their logs.\n\n" + table)
+    intro = (
+        "Made by `dbs demo`. The verdict table compares the paper's claims with the exact NQM, a short "
+        "transformer sweep on the embedded corpus (Python's standard library) that five minutes cannot make "
+        "decide, and the CPU tier's committed runs refitted from their logs.\n\n" + table
+    )
     md, html = write_report(out, intro=intro)
     bar.update(1)
     bar.close()

@@ -6,6 +6,7 @@ rendered by Agg on ``savefig``) and never touches a user's plotting state.
 Data amounts are in the unit the caller names (tokens or examples); losses
 are in nats.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,9 +18,18 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from dbs_theory.curves import Crossover
 
-__all__ = ["loss_curves", "es_panels", "bmin_bopt", "bopt_schedule", "bopt_band", "rule_schedules",
-           "optimal_batches", "comparison",
-           "dynamic_runs", "save"]
+__all__ = [
+    "loss_curves",
+    "es_panels",
+    "bmin_bopt",
+    "bopt_schedule",
+    "bopt_band",
+    "rule_schedules",
+    "optimal_batches",
+    "comparison",
+    "dynamic_runs",
+    "save",
+]
 
 _PHASE_COLORS = {"inverse": "#f4cccc", "quadratic": "#fff2cc", "linear": "#d9ead3"}
 
@@ -79,8 +89,7 @@ def save(fig: Figure, path) -> str:
     return str(path)
 
 
-def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training loss (nats, smoothed)",
-                zoom=30.0):
+def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training loss (nats, smoothed)", zoom=30.0):
     """Loss vs data, one line per run coloured by batch size, crossings marked.
 
     Parameters
@@ -114,8 +123,15 @@ def loss_curves(curves, title, unit="tokens", crossovers=(), ylabel="training lo
             ax.plot(*_positive(c["D"], c["loss"]), lw=1.3, color=color, ls=c.get("style", "-"), label=c["label"])
         if crossovers:
             cs = [c if isinstance(c, Crossover) else Crossover.from_dict(c) for c in crossovers]
-            ax.scatter([c.data for c in cs], [c.loss for c in cs], marker="x", color="crimson", s=30, zorder=5,
-                       label=f"crossings ({len(crossovers)})")
+            ax.scatter(
+                [c.data for c in cs],
+                [c.loss for c in cs],
+                marker="x",
+                color="crimson",
+                s=30,
+                zorder=5,
+                label=f"crossings ({len(crossovers)})",
+            )
         if _spans_decades(allD):
             ax.set_xscale("log")
         if _spans_decades(allL, 1.5):
@@ -175,8 +191,14 @@ def es_panels(panels, unit="tokens", title="E(S): data vs steps to reach each ta
             for key, style in (("bmin", ":"), ("bopt", "-.")):
                 b = p.get(key)
                 if b and math.isfinite(b):
-                    ax.plot(grid, b * grid, color="C2" if key == "bmin" else "C1", ls=style, lw=1.2,
-                            label=f"E = {'Bmin' if key == 'bmin' else 'Bopt'}·S ({b:.3g})")
+                    ax.plot(
+                        grid,
+                        b * grid,
+                        color="C2" if key == "bmin" else "C1",
+                        ls=style,
+                        lw=1.2,
+                        label=f"E = {'Bmin' if key == 'bmin' else 'Bopt'}·S ({b:.3g})",
+                    )
             ax.set_xlim(grid[0], grid[-1])
             ax.set_ylim(E.min() / 1.6, E.max() * 1.6)
         ax.set_xscale("log")
@@ -204,8 +226,15 @@ def bmin_bopt(targets, bmin, bopt, bmin_ci=None, bopt_ci=None, unit="tokens", ti
         if ci is not None:
             lo, hi = (np.asarray(x, float) for x in ci)
             yerr = np.vstack([np.where(np.isfinite(lo), v - lo, 0), np.where(np.isfinite(hi), hi - v, 0)])
-            ax.errorbar(t[ok], v[ok], yerr=np.clip(yerr[:, ok], 0, None), marker="o", color=color, capsize=3,
-                        label=f"{name} (bootstrap interval)")
+            ax.errorbar(
+                t[ok],
+                v[ok],
+                yerr=np.clip(yerr[:, ok], 0, None),
+                marker="o",
+                color=color,
+                capsize=3,
+                label=f"{name} (bootstrap interval)",
+            )
         else:
             ax.plot(t[ok], v[ok], marker="o", color=color, label=name)
     if _spans_decades(t, 1.5):
@@ -214,12 +243,14 @@ def bmin_bopt(targets, bmin, bopt, bmin_ci=None, bopt_ci=None, unit="tokens", ti
     allv = np.concatenate([np.asarray(bmin, float), np.asarray(bopt, float)])
     if _spans_decades(allv, 0.5):
         ax.set_yscale("log")
-    return _finish(fig, ax, "target loss L* (nats; training proceeds to the right)",
-                   f"batch size ({unit} per step)", title)
+    return _finish(
+        fig, ax, "target loss L* (nats; training proceeds to the right)", f"batch size ({unit} per step)", title
+    )
 
 
-def bopt_schedule(D, B, curve=None, schedule=None, horizon=None, unit="tokens",
-                  title="Bopt(D) and the dynamic schedule built from it"):
+def bopt_schedule(
+    D, B, curve=None, schedule=None, horizon=None, unit="tokens", title="Bopt(D) and the dynamic schedule built from it"
+):
     """Per-target optima ``(Emin, Bopt)``, the fitted curve, and the schedule as a step line.
 
     ``curve``: a :class:`~dbs_theory.bopt_curve.BoptCurve` (drawn over the whole axis, so it must allow
@@ -256,8 +287,16 @@ def bopt_band(D, B, band, schedule=None, unit="tokens", title="Measured Bopt(D),
     inside = g <= band["measured_to"] * (1 + 1e-9)
     ax.fill_between(g, lo, hi, where=inside, color="C0", alpha=0.3, lw=0, label="90% band (measured)")
     if (~inside).any():
-        ax.fill_between(g, lo, hi, where=g >= band["measured_to"], color="C0", alpha=0.12, lw=0,
-                        label="band past the measured range")
+        ax.fill_between(
+            g,
+            lo,
+            hi,
+            where=g >= band["measured_to"],
+            color="C0",
+            alpha=0.12,
+            lw=0,
+            label="band past the measured range",
+        )
         ax.axvline(band["measured_to"], color="0.4", ls=":", lw=1)
     ax.scatter(D, B, color="k", zorder=5, s=14, label="envelope Bopt")
     if schedule is not None:
@@ -288,8 +327,15 @@ def rule_schedules(rules, best, horizon, unit="tokens", title="The batch each ru
     return _finish(fig, ax, f"data consumed D ({unit})", f"batch size ({unit} per step)", title)
 
 
-def optimal_batches(optimal, along, bopt=None, rules=(), horizon=None, unit="examples",
-                    title="The optimal batch schedule, Bopt(D), Bmin(L(D)), B_noise(D) and the rules"):
+def optimal_batches(
+    optimal,
+    along,
+    bopt=None,
+    rules=(),
+    horizon=None,
+    unit="examples",
+    title="The optimal batch schedule, Bopt(D), Bmin(L(D)), B_noise(D) and the rules",
+):
     """The loss-optimal batch schedule against the data, log-log, with the batches it is compared with.
 
     ``optimal``: ``(starts, sizes)``; ``along``: dict of arrays ``D``, ``bmin``, ``b_noise`` (along the
@@ -304,10 +350,21 @@ def optimal_batches(optimal, along, bopt=None, rules=(), horizon=None, unit="exa
     lo = min(float(D[D > 0].min()), hi / 1e3)
     colors = ["C1", "C4", "C5", "C6", "C7", "C8", "C9"]  # C0, C2, C3: the Bopt, Bmin and B_noise curves
     for k, (name, sched) in enumerate(rules):
-        _steps(ax, *sched, lo, hi, color=colors[k % len(colors)], lw=1.0, alpha=0.8,
-               ls="-" if k < len(colors) else "--", label=name)
-    for key, name, style in (("bmin", "Bmin(L(D)) along the optimum", ":"),
-                             ("b_noise", "B_noise(D) along the optimum", "-.")):
+        _steps(
+            ax,
+            *sched,
+            lo,
+            hi,
+            color=colors[k % len(colors)],
+            lw=1.0,
+            alpha=0.8,
+            ls="-" if k < len(colors) else "--",
+            label=name,
+        )
+    for key, name, style in (
+        ("bmin", "Bmin(L(D)) along the optimum", ":"),
+        ("b_noise", "B_noise(D) along the optimum", "-."),
+    ):
         v = np.asarray([np.nan if x is None else x for x in along[key]], float)
         ok = np.isfinite(v) & (v > 0) & (D > 0)
         ax.plot(D[ok], v[ok], color="C2" if key == "bmin" else "C3", ls=style, lw=1.6, label=name)
@@ -366,8 +423,16 @@ def comparison(curves, title, unit="tokens", ylabel="loss (nats)", zoom_from=0.5
                 lo_y, hi_y = min(lo_y, np.nanmin(L[sel])), max(hi_y, np.nanmax(L[sel]))
         for x, text in marks:
             ax.axvline(x, color="gray", ls=":", lw=1)
-            ax.annotate(text, (x, 0.97), xycoords=("data", "axes fraction"), fontsize=8, ha="right",
-                        va="top", rotation=90, color="gray")
+            ax.annotate(
+                text,
+                (x, 0.97),
+                xycoords=("data", "axes fraction"),
+                fontsize=8,
+                ha="right",
+                va="top",
+                rotation=90,
+                color="gray",
+            )
         if k == 0:
             allD = np.concatenate([np.asarray(c["D"], float) for c in curves])
             if _spans_decades(allD[allD > 0]):

@@ -4,6 +4,7 @@ Both the report's NQM figures and the demo's verdict table fit the
 three-phase law to the exact frontier that ``dbs simulate`` wrote
 (``frontier.json``); this is the one place that does it.
 """
+
 from __future__ import annotations
 
 import math

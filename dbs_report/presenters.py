@@ -7,6 +7,7 @@ reads its result through the producer's own reader (``load_runs``,
 :func:`dbs_report.report.build_report` just asks every presenter about every
 folder. Adding a result kind means adding a presenter here, nothing else.
 """
+
 from __future__ import annotations
 
 import csv
@@ -102,7 +103,9 @@ def _es_section(d, title, unit):
     with open(d / "es_points.csv") as fh:
         reader = csv.DictReader(fh)
         if "target_index" not in (reader.fieldnames or []):
-            raise ValueError(f"{d / 'es_points.csv'}: no target_index column (an older dbs fit wrote it); rerun dbs fit")
+            raise ValueError(
+                f"{d / 'es_points.csv'}: no target_index column (an older dbs fit wrote it); rerun dbs fit"
+            )
         for r in reader:
             pts.setdefault(int(r["target_index"]), []).append((float(r["S"]), float(r["E"])))
     laws = fit.laws or [{}] * len(fit.rows)
@@ -110,37 +113,67 @@ def _es_section(d, title, unit):
     for i, (row, fitted) in enumerate(zip(fit.rows, laws)):
         SE = np.array(pts.get(i, []), float).reshape(-1, 2)
         shown = {name: law_from_params(name, p) for name, p in fitted.items() if name in ("three_phase", "hyperbolic")}
-        panels.append(dict(target=float(row["target"]), S=SE[:, 0], E=SE[:, 1], laws=shown, bmin=row.get("bmin"),
-                           bopt=row.get("bopt")))
+        panels.append(
+            dict(
+                target=float(row["target"]),
+                S=SE[:, 0],
+                E=SE[:, 1],
+                laws=shown,
+                bmin=row.get("bmin"),
+                bopt=row.get("bopt"),
+            )
+        )
     est = {q: chosen(fit.rows, q) for q in ("bmin", "bopt")}  # the estimators the package chooses
     col = lambda q: [e.value if e.identified else math.nan for e in est[q]]
-    ci = lambda q: ([e.lo for e in est[q]], [e.hi for e in est[q]]) if any(e.has_interval for e in est[q]) \
-        else None
+    ci = lambda q: ([e.lo for e in est[q]], [e.hi for e in est[q]]) if any(e.has_interval for e in est[q]) else None
     src = lambda q: est[q][0].source if est[q] else "three-phase fit"
     source = f"Bmin from the {src('bmin')}, Bopt from the {src('bopt')}"
     targets = [float(r["target"]) for r in fit.rows]
-    return [(F.es_panels([p for p in panels if len(p["S"])], unit, f"{title}: E(S) per target"), "es",
-             "Data E vs steps S to reach each target: points from the runs, the fitted three-phase law "
-             "(phases shaded: inverse red, quadratic yellow, linear green) and the hyperbola; Bmin and Bopt "
-             "are the slopes of the lines through the origin."),
-            (F.bmin_bopt(targets, col("bmin"), col("bopt"), ci("bmin"), ci("bopt"), unit,
-                         f"{title}: Bmin and Bopt vs target"), "bmin-bopt",
-             f"Bmin (smallest batch that reaches the target) and Bopt (data-optimal batch) per target loss, "
-             f"with bootstrap intervals; {source}. Targets where a value is not identified are left out.")]
+    return [
+        (
+            F.es_panels([p for p in panels if len(p["S"])], unit, f"{title}: E(S) per target"),
+            "es",
+            "Data E vs steps S to reach each target: points from the runs, the fitted three-phase law "
+            "(phases shaded: inverse red, quadratic yellow, linear green) and the hyperbola; Bmin and Bopt "
+            "are the slopes of the lines through the origin.",
+        ),
+        (
+            F.bmin_bopt(
+                targets, col("bmin"), col("bopt"), ci("bmin"), ci("bopt"), unit, f"{title}: Bmin and Bopt vs target"
+            ),
+            "bmin-bopt",
+            f"Bmin (smallest batch that reaches the target) and Bopt (data-optimal batch) per target loss, "
+            f"with bootstrap intervals; {source}. Targets where a value is not identified are left out.",
+        ),
+    ]
 
 
 def _sweep(d, s):
     runs = _logs(d)
     fit = _fit(d)
-    figs = [(F.loss_curves([_run_curve(r, label=f"B = {r.batch_size:g}") for r in runs],
-                           "Batch-size sweep at a constant LR: loss vs tokens", "tokens", fit.crossovers),
-             "loss", "Training loss (centred moving average) per batch size; crosses mark where a larger "
-                     "batch overtakes a smaller one.")]
+    figs = [
+        (
+            F.loss_curves(
+                [_run_curve(r, label=f"B = {r.batch_size:g}") for r in runs],
+                "Batch-size sweep at a constant LR: loss vs tokens",
+                "tokens",
+                fit.crossovers,
+            ),
+            "loss",
+            "Training loss (centred moving average) per batch size; crosses mark where a larger "
+            "batch overtakes a smaller one.",
+        )
+    ]
     figs += _es_section(d, "sweep", "tokens")
     if (d / "bopt_curve.json").exists():
         c = BoptCurve.from_dict(_json(d / "bopt_curve.json"), extrapolate=True)
-        figs.append((F.bopt_schedule(c.D, c.B, c), "bopt-curve",
-                     "Bopt per target at the data Emin where it is optimal, and the power law fitted through them."))
+        figs.append(
+            (
+                F.bopt_schedule(c.D, c.B, c),
+                "bopt-curve",
+                "Bopt per target at the data Emin where it is optimal, and the power law fitted through them.",
+            )
+        )
     return figs
 
 
@@ -159,15 +192,28 @@ def _schedule(d, s):
     curves = _curves_of(runs, "val_loss")
     for c in curves:
         c["style"] = "-" if c["label"].endswith("s0") else "--"
-    figs = [(F.comparison(curves, "Each rule and the best fixed batch under WSD at equal tokens (validation loss)",
-                          ylabel="validation loss (nats)"), "compare",
-             "Held-out loss of each rule's schedule and the best fixed batch; solid seed 0, dashed seed 1.")]
+    figs = [
+        (
+            F.comparison(
+                curves,
+                "Each rule and the best fixed batch under WSD at equal tokens (validation loss)",
+                ylabel="validation loss (nats)",
+            ),
+            "compare",
+            "Held-out loss of each rule's schedule and the best fixed batch; solid seed 0, dashed seed 1.",
+        )
+    ]
     if (d / PLAN).exists():
         p = Arms.load(d / PLAN)
         if p.rules:
             rules = [(k, (r["starts"], r["sizes"])) for k, r in p.rules.items()]
-            figs.append((F.rule_schedules(rules, p.best_fixed, s["tier_config"]["budget"]), "rules",
-                         "The batch each rule hands out over the run, and the sweep's best fixed batch."))
+            figs.append(
+                (
+                    F.rule_schedules(rules, p.best_fixed, s["tier_config"]["budget"]),
+                    "rules",
+                    "The batch each rule hands out over the run, and the sweep's best fixed batch.",
+                )
+            )
     return figs
 
 
@@ -179,8 +225,13 @@ def _ablation(d, s):
     if s["experiment"] == "decay":
         marks = [(s["tier_config"]["budget"], "decay starts")]
     curves = _curves_of(runs, use)
-    return [(F.comparison(curves, f"Ablation {s['experiment']}: the arms at equal tokens", ylabel=ylabel,
-                          marks=marks), "compare", f"Ablation {s['experiment']}: each arm's loss curve.")]
+    return [
+        (
+            F.comparison(curves, f"Ablation {s['experiment']}: the arms at equal tokens", ylabel=ylabel, marks=marks),
+            "compare",
+            f"Ablation {s['experiment']}: each arm's loss curve.",
+        )
+    ]
 
 
 def _predict(d, s):
@@ -194,8 +245,14 @@ def _predict(d, s):
     if not curves:
         return []
     fig = F.loss_curves(curves, "NQM prediction vs real runs", "tokens", zoom=None)
-    return [(fig, "curves", "Smoothed training loss of real runs (solid) and the calibrated NQM's prediction "
-                            "(dashed), for the held-out and some calibration batch sizes.")]
+    return [
+        (
+            fig,
+            "curves",
+            "Smoothed training loss of real runs (solid) and the calibrated NQM's prediction "
+            "(dashed), for the held-out and some calibration batch sizes.",
+        )
+    ]
 
 
 def _growth(d, s):
@@ -217,37 +274,78 @@ def _growth(d, s):
         return []
     grid = np.linspace(curves[0]["D"][0], D2, 50)
     curves.append(dict(label="tie", D=grid, loss=np.zeros_like(grid), style=":"))
-    fig = F.comparison(curves, f"Loss of b2 = {b2:g} minus b3 = {b3:g} tokens per step (validation)",
-                       ylabel="L(b2) - L(b3) (nats)", marks=[(D1, "D1")], ylog=False)
-    return [(fig, "lead", "Per seed, how far the larger batch b3 is ahead of b2 (positive) or behind (negative) "
-                          "along the data: a crossing is where a curve passes zero. The last point of each run "
-                          "is on the large final slice.")]
+    fig = F.comparison(
+        curves,
+        f"Loss of b2 = {b2:g} minus b3 = {b3:g} tokens per step (validation)",
+        ylabel="L(b2) - L(b3) (nats)",
+        marks=[(D1, "D1")],
+        ylog=False,
+    )
+    return [
+        (
+            fig,
+            "lead",
+            "Per seed, how far the larger batch b3 is ahead of b2 (positive) or behind (negative) "
+            "along the data: a crossing is where a curve passes zero. The last point of each run "
+            "is on the large final slice.",
+        )
+    ]
 
 
 def _simulate(d):
     meta = _json(d / "frontier.json")
     t = meta["targets"]
     pts = frontier_points(meta)
-    panels = [dict(target=r["target"], S=[a for a, _ in pts.get(r["target"], [])],
-                   E=[b for _, b in pts.get(r["target"], [])], bmin=r["bmin"], bopt=r["bopt"]) for r in t]
-    panels = [p for p in panels if p["S"]][::max(1, len(panels) // 6)][:6]
+    panels = [
+        dict(
+            target=r["target"],
+            S=[a for a, _ in pts.get(r["target"], [])],
+            E=[b for _, b in pts.get(r["target"], [])],
+            bmin=r["bmin"],
+            bopt=r["bopt"],
+        )
+        for r in t
+    ]
+    panels = [p for p in panels if p["S"]][:: max(1, len(panels) // 6)][:6]
     fits = three_phase_fits(meta, [p["target"] for p in panels])
     for p in panels:  # the paper's law fitted to the exact frontier, to show how well it describes it
         p["laws"] = {"three_phase": fits[p["target"]].law} if p["target"] in fits else {}
-    figs = [(F.es_panels(panels, "examples", "NQM: exact E(S) per target, with the three-phase law fitted"), "es",
-             "Exact NQM frontier: data E vs steps S per target, the fitted three-phase law (phases shaded); "
-             "Bmin and Bopt (exact) as lines through the origin."),
-            (F.bmin_bopt([r["target"] for r in t], [r["bmin"] for r in t], [r["bopt"] for r in t], unit="examples",
-                         title="NQM: Bmin and Bopt vs target"), "bmin-bopt",
-             "Exact Bmin and Bopt of the NQM per target loss.")]
+    figs = [
+        (
+            F.es_panels(panels, "examples", "NQM: exact E(S) per target, with the three-phase law fitted"),
+            "es",
+            "Exact NQM frontier: data E vs steps S per target, the fitted three-phase law (phases shaded); "
+            "Bmin and Bopt (exact) as lines through the origin.",
+        ),
+        (
+            F.bmin_bopt(
+                [r["target"] for r in t],
+                [r["bmin"] for r in t],
+                [r["bopt"] for r in t],
+                unit="examples",
+                title="NQM: Bmin and Bopt vs target",
+            ),
+            "bmin-bopt",
+            "Exact Bmin and Bopt of the NQM per target loss.",
+        ),
+    ]
     if (d / "runs.csv").exists():
         runs = load_runs(d / "runs.csv")
         keep = runs[:: max(1, len(runs) // 10)]
-        figs.insert(0, (F.loss_curves([dict(label=f"B = {r.batch_size:.3g}", D=r.tokens, loss=r.loss,
-                                             batch=r.batch_size) for r in keep],
-                                      "NQM: expected loss vs data per batch size", "examples",
-                                      crossovers(keep), ylabel="expected loss (NQM units)"), "loss",
-                        "NQM loss vs data for a range of batch sizes; crosses mark crossings."))
+        figs.insert(
+            0,
+            (
+                F.loss_curves(
+                    [dict(label=f"B = {r.batch_size:.3g}", D=r.tokens, loss=r.loss, batch=r.batch_size) for r in keep],
+                    "NQM: expected loss vs data per batch size",
+                    "examples",
+                    crossovers(keep),
+                    ylabel="expected loss (NQM units)",
+                ),
+                "loss",
+                "NQM loss vs data for a range of batch sizes; crosses mark crossings.",
+            ),
+        )
     return figs
 
 
@@ -258,16 +356,36 @@ def _simulate_schedule(d):
         b = r["budget"]
         if r.get("trajectories"):
             curves = [dict(label=k, D=v["D"], loss=v["loss"]) for k, v in r["trajectories"].items()]
-            figs.append((F.comparison(curves, f"NQM: schedules at budget {b:.3g} examples",
-                                      unit="examples", ylabel="expected loss (NQM units)"), f"compare-{b:.3g}",
-                         "Expected loss of the best fixed batch, the paper's dynamic schedule and the best "
-                         "8-piece schedule found."))
+            figs.append(
+                (
+                    F.comparison(
+                        curves,
+                        f"NQM: schedules at budget {b:.3g} examples",
+                        unit="examples",
+                        ylabel="expected loss (NQM units)",
+                    ),
+                    f"compare-{b:.3g}",
+                    "Expected loss of the best fixed batch, the paper's dynamic schedule and the best "
+                    "8-piece schedule found.",
+                )
+            )
         c, dyn = BoptCurve.from_dict(r["curve"], extrapolate=True), r["dynamic"]
         segs = dyn["segments"]
-        figs.append((F.bopt_schedule(c.D, c.B, c, ([s["from"] for s in segs],
-                                                                   [s["batch_size"] for s in segs]), b,
-                                     "examples", f"NQM: Bopt(D) and the dynamic schedule (budget {b:.3g})"),
-                     f"schedule-{b:.3g}", "The NQM's exact Bopt(D) points, the fitted curve and the schedule."))
+        figs.append(
+            (
+                F.bopt_schedule(
+                    c.D,
+                    c.B,
+                    c,
+                    ([s["from"] for s in segs], [s["batch_size"] for s in segs]),
+                    b,
+                    "examples",
+                    f"NQM: Bopt(D) and the dynamic schedule (budget {b:.3g})",
+                ),
+                f"schedule-{b:.3g}",
+                "The NQM's exact Bopt(D) points, the fitted curve and the schedule.",
+            )
+        )
     return figs
 
 
@@ -285,22 +403,37 @@ def _simulate_optimal(d):
     text, figs = [], []
     for r in data["results"]:
         b, rows = r["budget"], r["rows"]
-        text += [f"**Budget {b:.3g} examples** (LR {data['lr_schedule']}, {data['pieces']} pieces, {inputs} inputs "
-                 "for the rules; gap closed = share of the best-fixed-to-optimal loss gap):", "",
-                 "| rule | final loss | gap closed | note |", "|---|---|---|---|"]
-        text += [f"| {x['rule']} | {_fmt(x['loss'], '.5g')} | {_fmt(x['gap_closed'], '.0%')} | {x['note']} |"
-                 for x in rows]
+        text += [
+            f"**Budget {b:.3g} examples** (LR {data['lr_schedule']}, {data['pieces']} pieces, {inputs} inputs "
+            "for the rules; gap closed = share of the best-fixed-to-optimal loss gap):",
+            "",
+            "| rule | final loss | gap closed | note |",
+            "|---|---|---|---|",
+        ]
+        text += [
+            f"| {x['rule']} | {_fmt(x['loss'], '.5g')} | {_fmt(x['gap_closed'], '.0%')} | {x['note']} |" for x in rows
+        ]
         text.append("")
         opt = next(x for x in rows if x["rule"] == "optimal")
         others = [(x["rule"], steps(x["schedule"])) for x in rows if x["rule"] != "optimal" and x["schedule"]]
         bopt = r.get("bopt") if r.get("bopt", {}).get("curve_D") else None
-        figs.append((F.optimal_batches(steps(opt["schedule"]), r["along_optimal"], bopt, others, r["horizon"],
-                                       title=f"NQM: the optimal batch schedule (budget {b:.3g}, LR "
-                                             f"{data['lr_schedule']})"), f"optimal-{b:.3g}",
-                     "The loss-optimal batch schedule (black) against the data, with the NQM's exact Bopt(D) "
-                     "(envelope at the peak rate), Bmin of the optimum's current loss and McCandlish's noise scale "
-                     "of its state, and each rule's schedule (thin steps)."
-                     + ("" if bopt else f" No Bopt(D) here: {r.get('bopt', {}).get('error', 'not written')}.")))
+        figs.append(
+            (
+                F.optimal_batches(
+                    steps(opt["schedule"]),
+                    r["along_optimal"],
+                    bopt,
+                    others,
+                    r["horizon"],
+                    title=f"NQM: the optimal batch schedule (budget {b:.3g}, LR {data['lr_schedule']})",
+                ),
+                f"optimal-{b:.3g}",
+                "The loss-optimal batch schedule (black) against the data, with the NQM's exact Bopt(D) "
+                "(envelope at the peak rate), Bmin of the optimum's current loss and McCandlish's noise scale "
+                "of its state, and each rule's schedule (thin steps)."
+                + ("" if bopt else f" No Bopt(D) here: {r.get('bopt', {}).get('error', 'not written')}."),
+            )
+        )
     return [(f"simulate optimal ({d})", "\n".join(text), figs)]
 
 
@@ -315,22 +448,36 @@ def _schedule_band(d):
     choice = ""
     if ex.recommendation and ex.rule not in ("late-switch", "fixed"):
         sizes = steps[1]
-        what = (f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step" if ex.recommendation ==
-                "dynamic" else f"a fixed batch, {sizes[0]:.4g} {unit} per step")
+        what = (
+            f"a dynamic schedule, {sizes[0]:.4g} -> {sizes[-1]:.4g} {unit} per step"
+            if ex.recommendation == "dynamic"
+            else f"a fixed batch, {sizes[0]:.4g} {unit} per step"
+        )
         rule = f" (rule {ex.rule})" if ex.rule not in (None, "paper") else ""
         choice = f"**Recommended{rule}: {what}.** Why: {' '.join(str(ex.reason).split())}.\n\n"
     elif ex.rule not in (None, "paper"):
         steps_text = "; then ".join(f"{b:.4g} {unit} per step from D = {a:.4g}" for a, b in zip(*steps))
-        choice = (f"**Rule {ex.rule}** (dbs schedule --rule, from the sweep's best fixed batch; "
-                  f"docs/optimal_schedules.md scores it): {steps_text}.\n\n")
+        choice = (
+            f"**Rule {ex.rule}** (dbs schedule --rule, from the sweep's best fixed batch; "
+            f"docs/optimal_schedules.md scores it): {steps_text}.\n\n"
+        )
     band = ex.band
     if band is None:
-        none = "" if ex.rule not in (None, "paper") else ("No measured interval in the source (the band "
-                                                          "needs dbs fit's envelope).")
+        none = (
+            ""
+            if ex.rule not in (None, "paper")
+            else ("No measured interval in the source (the band needs dbs fit's envelope).")
+        )
         return (f"schedule ({d})", (choice + none).strip(), [])
-    text = choice + (f"The sweep covers D up to {band.measured_to:.4g} {unit}"
-                     + (f"; past it the schedule is extrapolated and the band opens to [{band.lo[-1]:.4g}, "
-                        f"{band.hi[-1]:.4g}] at the horizon." if band.beyond else "."))
+    text = choice + (
+        f"The sweep covers D up to {band.measured_to:.4g} {unit}"
+        + (
+            f"; past it the schedule is extrapolated and the band opens to [{band.lo[-1]:.4g}, "
+            f"{band.hi[-1]:.4g}] at the horizon."
+            if band.beyond
+            else "."
+        )
+    )
     curve = ex.curve or {}
     fig = F.bopt_band(curve.get("D", []), curve.get("B", []), band.model_dump(), steps, unit)
     return (f"schedule ({d})", text, [(fig, "bopt-band", "Envelope Bopt(D), its 90% band and the schedule.")])
@@ -355,9 +502,14 @@ def _fit_folder(d):
     figs = _es_section(d, "fit", "tokens")
     dyn = _fit(d).dynamic_runs
     if dyn:
-        figs.append((F.dynamic_runs(dyn), "dynamic-runs",
-                     f"{len(dyn)} run(s) whose batch changes ({', '.join(r['name'] for r in dyn)}): drawn with "
-                     "their batch steps, left out of every fixed-batch estimate above."))
+        figs.append(
+            (
+                F.dynamic_runs(dyn),
+                "dynamic-runs",
+                f"{len(dyn)} run(s) whose batch changes ({', '.join(r['name'] for r in dyn)}): drawn with "
+                "their batch steps, left out of every fixed-batch estimate above.",
+            )
+        )
     return [(f"fit ({d})", "", figs)]
 
 
@@ -366,8 +518,11 @@ PRESENTERS = [
     Presenter("validate experiment", ("summary.json",), _experiment),
     Presenter("dbs fit", ("fit.json", "es_points.csv"), _fit_folder),
     Presenter("dbs simulate", ("frontier.json",), lambda d: [(f"simulate ({d})", "", _simulate(d))]),
-    Presenter("dbs simulate schedule", ("schedule_eval.json",),
-              lambda d: [(f"simulate schedule ({d})", "", _simulate_schedule(d))]),
+    Presenter(
+        "dbs simulate schedule",
+        ("schedule_eval.json",),
+        lambda d: [(f"simulate schedule ({d})", "", _simulate_schedule(d))],
+    ),
     Presenter("dbs simulate optimal", ("optimal.json",), _simulate_optimal),
     Presenter("dbs schedule", ("schedule.json", "exports.json"), lambda d: [_schedule_band(d)]),
 ]

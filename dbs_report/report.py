@@ -8,6 +8,7 @@ becomes a section with its figures (PNG, under ``figures/``) and, for
 experiments, its verdict table. The HTML embeds the images as base64, so it
 opens anywhere.
 """
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,11 @@ def build_report(directory):
     root = Path(directory)
     if not root.is_dir():
         raise FileNotFoundError(f"no such results folder: {str(root)!r}")
-    dirs = [root] + sorted(p for p in root.rglob("*") if p.is_dir() and not (_SKIP & set(p.relative_to(root).parts))
-                           and len(p.relative_to(root).parts) <= 3)
+    dirs = [root] + sorted(
+        p
+        for p in root.rglob("*")
+        if p.is_dir() and not (_SKIP & set(p.relative_to(root).parts)) and len(p.relative_to(root).parts) <= 3
+    )
     rank = lambda p: (len(p.relative_to(root).parts) > 0, str(p.parent), experiment_rank(p.name), p.name)
     dirs = sorted(dirs, key=rank)
     sections = []
@@ -74,8 +78,10 @@ def findings_table(directory) -> str:
     rows.sort(key=lambda r: experiment_rank(r[0]))
     lines = ["| experiment | claim | our measurement | verdict |", "|---|---|---|---|"]
     cell = lambda t: str(t).replace("|", "\u2223")  # a literal | would split the table cell
-    lines += [f"| `{e}` ({w / 60:.0f} min) | {cell(c['claim'])} | {cell(c['measured'])} | **{c['verdict']}** |"
-              for e, w, c in rows]
+    lines += [
+        f"| `{e}` ({w / 60:.0f} min) | {cell(c['claim'])} | {cell(c['measured'])} | **{c['verdict']}** |"
+        for e, w, c in rows
+    ]
     return "\n".join(lines)
 
 
@@ -120,11 +126,15 @@ def markdown_to_html(md, images=None) -> str:
     body = MarkdownIt("commonmark", {"html": False}).enable("table").render(md)
     # Wide tables scroll inside their own box instead of running past the page's edge; a phone
     # gets the device width (viewport) and tighter cells.
-    style = ("body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
-             "table{border-collapse:collapse;margin:1em 0;display:block;max-width:100%;overflow-x:auto}"
-             "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}"
-             "pre{background:#f7f7f7;padding:8px;overflow-x:auto}img{max-width:100%;border:1px solid #eee;"
-             "margin:0.5em 0}@media (max-width:600px){body{margin:1em auto}td,th{padding:2px 4px;font-size:90%}}")
-    return ("<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
-            "<meta name='viewport' content='width=device-width, initial-scale=1'><title>dbs-theory report</title>"
-            f"<style>{style}</style></head><body>\n" + body + "</body></html>\n")
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:1150px;margin:2em auto;padding:0 1em;color:#222}"
+        "table{border-collapse:collapse;margin:1em 0;display:block;max-width:100%;overflow-x:auto}"
+        "td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}th{background:#f3f3f3}"
+        "pre{background:#f7f7f7;padding:8px;overflow-x:auto}img{max-width:100%;border:1px solid #eee;"
+        "margin:0.5em 0}@media (max-width:600px){body{margin:1em auto}td,th{padding:2px 4px;font-size:90%}}"
+    )
+    return (
+        "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>dbs-theory report</title>"
+        f"<style>{style}</style></head><body>\n" + body + "</body></html>\n"
+    )

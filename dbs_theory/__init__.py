@@ -17,7 +17,8 @@ Schedules (``dbs schedule``):
     :func:`schedule_from_fit` and :class:`ScheduleChoice` (:mod:`dbs_theory.schedule_rules`, the main path: a
     rule's schedule from a sweep's fit, for the run's :class:`LRPlan`; the default rule optimises the batch on
     a :class:`ModalModel` fitted by :func:`dbs_theory.calibrate.calibrate`); :func:`schedule_from_envelope`
-    (:mod:`dbs_theory.sweep_schedule`, the paper's rule on the sweep's measured ``Bopt(D)``); :class:`BatchSchedule`, :func:`constant_batch`, :func:`step_batch`,
+    (:mod:`dbs_theory.sweep_schedule`, the paper's rule on the sweep's measured ``Bopt(D)``);
+    :class:`BatchSchedule`, :func:`constant_batch`, :func:`step_batch`,
     :func:`dynamic_batch` (:mod:`dbs_theory.batch_schedules`); :class:`BoptCurve`, :func:`envelope_curve`,
     :func:`fit_bopt_curve` (:mod:`dbs_theory.bopt_curve`); :func:`wsd`, :func:`cosine`, :func:`constant`
     (:mod:`dbs_theory.lr_schedules`, learning rates as functions of data); :func:`late_switch` and
@@ -27,6 +28,7 @@ Inside a trainer: :class:`AccumulationPlan` (:mod:`dbs_theory.accumulation`, mic
 The theory: :mod:`dbs_theory.derivations` (sympy) and :mod:`dbs_theory.numeric` (lambdified exports).
 The NQM laboratory is the :mod:`sim` package; the PyTorch trainer is :mod:`validate`.
 """
+
 from importlib import import_module as _import_module
 from importlib import metadata as _metadata
 
@@ -37,22 +39,40 @@ except _metadata.PackageNotFoundError:  # running from a source tree
 
 #: public name -> the module that defines it (loaded on first access)
 _EXPORTS = {
-    "load_runs": "runs", "Run": "runs", "write_runs": "runs",
+    "load_runs": "runs",
+    "Run": "runs",
+    "write_runs": "runs",
     "BoptTable": "bopt_table",  # the function bopt_table: from dbs_theory.bopt_table (its module's name)
-    "Estimate": "bopt_table", "chosen": "bopt_table", "Crossover": "curves",
-    "envelope_bopt": "estimators", "floor_bmin": "estimators",
-    "es_points": "curves", "smooth": "curves", "choose_targets": "curves",
-    "fit_es": "fit", "compare_laws": "fit",
+    "Estimate": "bopt_table",
+    "chosen": "bopt_table",
+    "Crossover": "curves",
+    "envelope_bopt": "estimators",
+    "floor_bmin": "estimators",
+    "es_points": "curves",
+    "smooth": "curves",
+    "choose_targets": "curves",
+    "fit_es": "fit",
+    "compare_laws": "fit",
     "plan_sweep": "planner",
-    "schedule_from_envelope": "sweep_schedule", "SweepSchedule": "sweep_schedule",
-    "schedule_from_fit": "schedule_rules", "ScheduleChoice": "schedule_rules", "LRPlan": "lr_plan",
+    "schedule_from_envelope": "sweep_schedule",
+    "SweepSchedule": "sweep_schedule",
+    "schedule_from_fit": "schedule_rules",
+    "ScheduleChoice": "schedule_rules",
+    "LRPlan": "lr_plan",
     "ModalModel": "modal",
-    "BatchSchedule": "batch_schedules", "constant_batch": "batch_schedules", "step_batch": "batch_schedules",
+    "BatchSchedule": "batch_schedules",
+    "constant_batch": "batch_schedules",
+    "step_batch": "batch_schedules",
     "dynamic_batch": "batch_schedules",
-    "BoptCurve": "bopt_curve", "envelope_curve": "bopt_curve", "fit_bopt_curve": "bopt_curve",
-    "wsd": "lr_schedules", "cosine": "lr_schedules", "constant": "lr_schedules",
+    "BoptCurve": "bopt_curve",
+    "envelope_curve": "bopt_curve",
+    "fit_bopt_curve": "bopt_curve",
+    "wsd": "lr_schedules",
+    "cosine": "lr_schedules",
+    "constant": "lr_schedules",
     "AccumulationPlan": "accumulation",
-    "late_switch": "batch_rules", "OnlineRule": "batch_rules",
+    "late_switch": "batch_rules",
+    "OnlineRule": "batch_rules",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -3,6 +3,7 @@
 Private: :mod:`dbs_theory.modal` validates inputs and documents units; the
 tests hold a plain numpy reference (``tests/test_sim_optimal.py``).
 """
+
 from __future__ import annotations
 
 import math

@@ -25,6 +25,7 @@ The plan's whole state is the data consumed -- ``tokens``, ``samples`` and
 optimizer ``steps`` -- so a resumed run that restores :meth:`state_dict`
 takes exactly the steps an uninterrupted run would.
 """
+
 from __future__ import annotations
 
 import bisect
@@ -109,14 +110,19 @@ class AccumulationPlan:
     def _warn_rounding(self):
         """One warning naming the segment whose batch moves most when rounded to whole micro-batches."""
         per = self.seq_len if self.schedule.unit == "tokens" else 1
-        off = [(abs(n * self.granularity * per / b - 1), b, n * self.granularity * per, a)
-               for (a, b), n in zip(self.schedule.segments, self._micro)]
+        off = [
+            (abs(n * self.granularity * per / b - 1), b, n * self.granularity * per, a)
+            for (a, b), n in zip(self.schedule.segments, self._micro)
+        ]
         worst = max(off)
         if worst[0] > 1e-12:
-            warnings.warn(f"the schedule's batch {worst[1]:.6g} {self.schedule.unit} from D={worst[3]:.6g} is not a "
-                          f"whole number of micro-batches of micro_batch_size {self.micro_batch_size} x world_size "
-                          f"{self.world_size}: each such step takes {worst[2]:.6g} ({worst[0]:+.1%}); choose sizes "
-                          "that divide the schedule's batches to follow it exactly", stacklevel=3)
+            warnings.warn(
+                f"the schedule's batch {worst[1]:.6g} {self.schedule.unit} from D={worst[3]:.6g} is not a "
+                f"whole number of micro-batches of micro_batch_size {self.micro_batch_size} x world_size "
+                f"{self.world_size}: each such step takes {worst[2]:.6g} ({worst[0]:+.1%}); choose sizes "
+                "that divide the schedule's batches to follow it exactly",
+                stacklevel=3,
+            )
 
     @property
     def granularity(self) -> int:
@@ -129,9 +135,11 @@ class AccumulationPlan:
         b = Fraction(batch) / per  # samples, exact
         g = self.granularity
         if b < g:
-            raise ValueError(f"the schedule's batch {batch:.17g} {self.schedule.unit} from D={start:.17g} is "
-                             f"{float(b):.6g} samples, below one micro_batch_size {self.micro_batch_size} x "
-                             f"world_size {self.world_size} = {g} samples")
+            raise ValueError(
+                f"the schedule's batch {batch:.17g} {self.schedule.unit} from D={start:.17g} is "
+                f"{float(b):.6g} samples, below one micro_batch_size {self.micro_batch_size} x "
+                f"world_size {self.world_size} = {g} samples"
+            )
         return math.floor(b / g + Fraction(1, 2))
 
     def _data(self, tokens, samples):
@@ -192,8 +200,14 @@ class AccumulationPlan:
     def state_dict(self) -> dict:
         """``{"tokens", "samples", "steps"}`` (plain ints, the plan's whole state) plus what they are counted in
         (``seq_len``, the schedule's ``unit`` and ``segments``), JSON-serialisable."""
-        return dict(tokens=self.tokens, samples=self.samples, steps=self.steps, seq_len=self.seq_len,
-                    unit=self.schedule.unit, segments=[[float(a), float(b)] for a, b in self.schedule.segments])
+        return dict(
+            tokens=self.tokens,
+            samples=self.samples,
+            steps=self.steps,
+            seq_len=self.seq_len,
+            unit=self.schedule.unit,
+            segments=[[float(a), float(b)] for a, b in self.schedule.segments],
+        )
 
     def load_state_dict(self, state) -> None:
         """Restore :meth:`state_dict`'s counters (a different ``world_size`` is allowed: data position is kept).
@@ -202,21 +216,30 @@ class AccumulationPlan:
         not be the run's), or counters that contradict each other (tokens != samples x seq_len).
         """
         st = _check_state(state)
-        if "segments" in state and (state.get("unit") != self.schedule.unit or [[float(a), float(b)] for a, b in
-                                    state["segments"]] != [[float(a), float(b)] for a, b in self.schedule.segments]):
-            raise ValueError(f"this state was saved with another batch schedule ({state.get('unit')}: "
-                             f"{_pairs(state['segments'])}; this plan: {self.schedule.unit}: "
-                             f"{_pairs(self.schedule.segments)}): resume with the plan it was saved with")
+        if "segments" in state and (
+            state.get("unit") != self.schedule.unit
+            or [[float(a), float(b)] for a, b in state["segments"]]
+            != [[float(a), float(b)] for a, b in self.schedule.segments]
+        ):
+            raise ValueError(
+                f"this state was saved with another batch schedule ({state.get('unit')}: "
+                f"{_pairs(state['segments'])}; this plan: {self.schedule.unit}: "
+                f"{_pairs(self.schedule.segments)}): resume with the plan it was saved with"
+            )
         if state.get("seq_len", self.seq_len) != self.seq_len:
             raise ValueError(f"this state was saved with seq_len {state['seq_len']}; this plan's is {self.seq_len}")
         if st["tokens"] != st["samples"] * self.seq_len:
-            raise ValueError(f"state tokens {st['tokens']} != samples {st['samples']} x seq_len {self.seq_len}: "
-                             "not a state this plan saved")
+            raise ValueError(
+                f"state tokens {st['tokens']} != samples {st['samples']} x seq_len {self.seq_len}: "
+                "not a state this plan saved"
+            )
         self.tokens, self.samples, self.steps = st["tokens"], st["samples"], st["steps"]
 
     def __repr__(self):
-        return (f"AccumulationPlan(micro_batch_size={self.micro_batch_size}, seq_len={self.seq_len}, "
-                f"world_size={self.world_size}, unit={self.schedule.unit!r}, state={self.state_dict()})")
+        return (
+            f"AccumulationPlan(micro_batch_size={self.micro_batch_size}, seq_len={self.seq_len}, "
+            f"world_size={self.world_size}, unit={self.schedule.unit!r}, state={self.state_dict()})"
+        )
 
 
 def _pairs(segments) -> str:

@@ -18,6 +18,7 @@ Rules decided during the run from what it measures (:class:`OnlineRule`,
 
 Units: data and batch sizes in tokens (or the sweep's unit, consistently).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,8 +36,9 @@ ONLINE = ("noise-scale", "floor-ratio")
 GAMMA, ANNEAL = 1.5, 3.0
 
 
-def late_switch(fixed_batch: float, switch_at: float, ratio: float = 4.0, unit="tokens", lr=None,
-                granularity: float | None = None) -> BatchSchedule:
+def late_switch(
+    fixed_batch: float, switch_at: float, ratio: float = 4.0, unit="tokens", lr=None, granularity: float | None = None
+) -> BatchSchedule:
     """Late switching: ``fixed_batch / 2`` until data ``switch_at``, then ``ratio`` times that (one switch).
 
     ``fixed_batch``: the sweep's best fixed batch for the run; ``switch_at``: the data of the switch (the
@@ -44,13 +46,20 @@ def late_switch(fixed_batch: float, switch_at: float, ratio: float = 4.0, unit="
     (at least one).
     """
     if not (fixed_batch > 0 and switch_at > 0 and ratio >= 1 and (granularity is None or granularity > 0)):
-        raise ValueError(f"late switch needs a positive batch and switch point and ratio >= 1; got batch "
-                         f"{fixed_batch!r}, switch at {switch_at!r}, ratio {ratio!r}")
+        raise ValueError(
+            f"late switch needs a positive batch and switch point and ratio >= 1; got batch "
+            f"{fixed_batch!r}, switch at {switch_at!r}, ratio {ratio!r}"
+        )
     snap = lambda b: b if granularity is None else max(granularity, round(b / granularity) * granularity)
     small = snap(0.5 * fixed_batch)  # the large batch is ratio x the small one as run (an integer ratio stays exact)
-    return BatchSchedule((0.0, float(switch_at)), (small, snap(ratio * small)), unit, kind="step", lr=lr,
-                         params=dict(rule="late switch", switch_at=float(switch_at), ratio=float(ratio),
-                                     fixed_batch=float(fixed_batch)))
+    return BatchSchedule(
+        (0.0, float(switch_at)),
+        (small, snap(ratio * small)),
+        unit,
+        kind="step",
+        lr=lr,
+        params=dict(rule="late switch", switch_at=float(switch_at), ratio=float(ratio), fixed_batch=float(fixed_batch)),
+    )
 
 
 def bmin_table(rows) -> tuple:
@@ -60,8 +69,10 @@ def bmin_table(rows) -> tuple:
 
     est = [e for e in chosen(rows, "bmin") if e.identified and e.value > 0 and e.target > 0]
     if len(est) < 2:
-        raise ValueError(f"the fit identifies Bmin at {len(est)} target(s); the floor-ratio rule needs at least 2 "
-                         "(add batches below the sweep's smallest, or longer runs: dbs plan)")
+        raise ValueError(
+            f"the fit identifies Bmin at {len(est)} target(s); the floor-ratio rule needs at least 2 "
+            "(add batches below the sweep's smallest, or longer runs: dbs plan)"
+        )
     est.sort(key=lambda e: e.target)
     return tuple(float(e.target) for e in est), tuple(float(e.value) for e in est)
 
@@ -96,8 +107,10 @@ class OnlineRule:
         if self.name not in ONLINE:
             raise ValueError(f"unknown online rule {self.name!r}; choose one of {', '.join(ONLINE)}")
         if not (self.every > 0 and 0 < self.min_batch <= self.max_batch and self.granularity > 0):
-            raise ValueError(f"online rule needs every > 0 and 0 < min_batch <= max_batch; got every={self.every!r}"
-                             f", min_batch={self.min_batch!r}, max_batch={self.max_batch!r}")
+            raise ValueError(
+                f"online rule needs every > 0 and 0 < min_batch <= max_batch; got every={self.every!r}"
+                f", min_batch={self.min_batch!r}, max_batch={self.max_batch!r}"
+            )
         if self.name == "floor-ratio" and len(self.bmin) != 2:
             raise ValueError("the floor-ratio rule needs the sweep's Bmin per target (--rule-fit fit.json)")
         if not self.decisions:
@@ -152,26 +165,44 @@ class OnlineRule:
     def schedule(self, unit="tokens", lr=None) -> BatchSchedule:
         """The decisions so far as a step schedule (the batch each run segment used)."""
         keep = [self.decisions[0]] + [p for q, p in zip(self.decisions, self.decisions[1:]) if p[1] != q[1]]
-        return BatchSchedule(tuple(d for d, _ in keep), tuple(b for _, b in keep), unit, kind="step", lr=lr,
-                             params=dict(rule=self.name))
+        return BatchSchedule(
+            tuple(d for d, _ in keep), tuple(b for _, b in keep), unit, kind="step", lr=lr, params=dict(rule=self.name)
+        )
 
     def state_dict(self) -> dict:
         """Everything a checkpoint keeps (plain numbers and lists)."""
-        return dict(name=self.name, decisions=[list(p) for p in self.decisions], loss_sum=self.loss_sum,
-                    loss_n=self.loss_n, b_simple=self.b_simple, bmin=[list(v) for v in self.bmin])
+        return dict(
+            name=self.name,
+            decisions=[list(p) for p in self.decisions],
+            loss_sum=self.loss_sum,
+            loss_n=self.loss_n,
+            b_simple=self.b_simple,
+            bmin=[list(v) for v in self.bmin],
+        )
 
     def load_state_dict(self, state: dict) -> None:
         """Restore :meth:`state_dict`; refuses another rule or another ``Bmin`` table."""
         if state.get("name") != self.name or [list(v) for v in self.bmin] != state.get("bmin"):
-            raise ValueError(f"the checkpoint's online rule ({state.get('name')!r}) differs from this run's "
-                             f"({self.name!r}) or was read from another sweep")
+            raise ValueError(
+                f"the checkpoint's online rule ({state.get('name')!r}) differs from this run's "
+                f"({self.name!r}) or was read from another sweep"
+            )
         self.decisions = [(float(d), float(b)) for d, b in state["decisions"]]
         self.loss_sum, self.loss_n = float(state["loss_sum"]), int(state["loss_n"])
         self.b_simple = float(state["b_simple"])
 
 
-def online_rule(name: str, initial: float, horizon: float, plan=None, *, granularity: float = 1.0, rows=None,
-                every: float | None = None, max_batch: float | None = None) -> OnlineRule:
+def online_rule(
+    name: str,
+    initial: float,
+    horizon: float,
+    plan=None,
+    *,
+    granularity: float = 1.0,
+    rows=None,
+    every: float | None = None,
+    max_batch: float | None = None,
+) -> OnlineRule:
     """The :class:`OnlineRule` ``dbs train --batch-rule NAME`` runs (and the NQM study scores): a decision every
     ``every`` (default ``horizon / 50``) data, batches whole multiples of ``granularity`` up to ``max_batch``
     (default ``horizon / 10``, never below ``initial``), the floor-ratio rule's ``Bmin`` from a fit's ``rows``
@@ -185,6 +216,13 @@ def online_rule(name: str, initial: float, horizon: float, plan=None, *, granula
     else:
         anneal_from = plan.stable_end(horizon) if plan.decay else 0.9 * horizon
     bmin = bmin_table(rows) if name == "floor-ratio" and rows is not None else ()
-    return OnlineRule(name, initial, every or horizon / 50, min_batch=granularity,
-                      max_batch=max(max_batch or horizon / 10, initial), granularity=granularity, bmin=bmin,
-                      anneal_from=anneal_from)
+    return OnlineRule(
+        name,
+        initial,
+        every or horizon / 50,
+        min_batch=granularity,
+        max_batch=max(max_batch or horizon / 10, initial),
+        granularity=granularity,
+        bmin=bmin,
+        anneal_from=anneal_from,
+    )

@@ -5,6 +5,7 @@ a callable ``B(D)`` that is piecewise constant in data ``D`` (tokens,
 samples or examples). Because it depends on ``D`` alone, a resumed run that
 restores its data counter gets exactly the same batch sizes.
 """
+
 from __future__ import annotations
 
 import json
@@ -19,8 +20,16 @@ from .messages import num
 from .deprecation import renamed
 from .piecewise import UNITS, Piecewise
 
-__all__ = ["BatchSchedule", "constant_batch", "step_batch", "dynamic_batch", "lr_rescale",
-           "parse_megatron_step_schedule", "olmo_core_applied", "UNITS"]
+__all__ = [
+    "BatchSchedule",
+    "constant_batch",
+    "step_batch",
+    "dynamic_batch",
+    "lr_rescale",
+    "parse_megatron_step_schedule",
+    "olmo_core_applied",
+    "UNITS",
+]
 
 
 @dataclass(frozen=True)
@@ -56,16 +65,28 @@ class BatchSchedule(Piecewise):
         if self.unit == "tokens":
             return self
         L = _positive("seq_len", seq_len)
-        return BatchSchedule(tuple(a * L for a in self.starts), tuple(b * L for b in self.sizes), "tokens",
-                             lr=self.lr, kind=self.kind,
-                             params={**self.params, "converted_from": self.unit, "seq_len": L})
+        return BatchSchedule(
+            tuple(a * L for a in self.starts),
+            tuple(b * L for b in self.sizes),
+            "tokens",
+            lr=self.lr,
+            kind=self.kind,
+            params={**self.params, "converted_from": self.unit, "seq_len": L},
+        )
 
     # -- serialisation -------------------------------------------------------------------
     def to_json(self) -> str:
         """The schedule format of docs/conventions.md: ``{"unit", "segments": [{"from", "batch_size"}], ...}``."""
-        return json.dumps(dict(unit=self.unit, lr=self.lr, kind=self.kind, params=self.params,
-                               segments=[{"from": a, "batch_size": b} for a, b in self.segments]),
-                          indent=1)
+        return json.dumps(
+            dict(
+                unit=self.unit,
+                lr=self.lr,
+                kind=self.kind,
+                params=self.params,
+                segments=[{"from": a, "batch_size": b} for a, b in self.segments],
+            ),
+            indent=1,
+        )
 
     @classmethod
     def from_json(cls, text: str) -> "BatchSchedule":
@@ -74,13 +95,18 @@ class BatchSchedule(Piecewise):
         from .schemas import ScheduleFile, parse
 
         f = parse(text, ScheduleFile, "not a batch-schedule JSON")
-        return cls(tuple(s.start for s in f.segments), tuple(s.batch_size for s in f.segments), f.unit, lr=f.lr,
-                   kind=f.kind, params=f.params)
+        return cls(
+            tuple(s.start for s in f.segments),
+            tuple(s.batch_size for s in f.segments),
+            f.unit,
+            lr=f.lr,
+            kind=f.kind,
+            params=f.params,
+        )
 
     def step_list(self) -> str:
         """A plain list for humans: one line per segment."""
-        return "\n".join(f"from {a:>14,.0f} {self.unit}: batch {b:,.0f} {self.unit}"
-                         for a, b in self.segments)
+        return "\n".join(f"from {a:>14,.0f} {self.unit}: batch {b:,.0f} {self.unit}" for a, b in self.segments)
 
     # -- exports for trainers --------------------------------------------------------------
     def to_olmo_core(self, strict=False, horizon=None) -> dict:
@@ -115,9 +141,13 @@ class BatchSchedule(Piecewise):
                 starts.append(a)
         end = self._horizon(horizon)
         applied = olmo_core_applied(starts, sizes, end, self.unit)
-        out = dict(batch_sizes=sizes, schedule=[{"value": int(s), "unit": self.unit} for s in starts],
-                   error=self._mismatch(applied, end),
-                   applied=[{"from": a, "batch_size": b} for a, b in applied.segments], horizon=end)
+        out = dict(
+            batch_sizes=sizes,
+            schedule=[{"value": int(s), "unit": self.unit} for s in starts],
+            error=self._mismatch(applied, end),
+            applied=[{"from": a, "batch_size": b} for a, b in applied.segments],
+            horizon=end,
+        )
         if self.unit != "tokens":
             out["note"] = "OLMo-core durations count tokens: multiply values and batch sizes by seq_len"
         return out
@@ -139,9 +169,14 @@ class BatchSchedule(Piecewise):
         start, final = (int(round(s * scale)) for s in (self.sizes[0], self.sizes[-1]))
         horizon = self._horizon(horizon)
         if final <= start:
-            return dict(args=f"--global-batch-size {final}", start=start, increment=0, samples=0,
-                        global_batch_size=final,
-                        error=self._mismatch(constant_batch(final / scale, self.unit), horizon))
+            return dict(
+                args=f"--global-batch-size {final}",
+                start=start,
+                increment=0,
+                samples=0,
+                global_batch_size=final,
+                error=self._mismatch(constant_batch(final / scale, self.unit), horizon),
+            )
         D = np.linspace(0, horizon, 4001)
         ours = self(D)
         best = None
@@ -153,8 +188,14 @@ class BatchSchedule(Piecewise):
                 if best is None or err < best[0]:
                     best = (err, inc, int(round(ramp)))
         err, inc, samples = best
-        return dict(args=f"--rampup-batch-size {start} {inc} {samples} --global-batch-size {final}",
-                    start=start, increment=inc, samples=samples, global_batch_size=final, error=err)
+        return dict(
+            args=f"--rampup-batch-size {start} {inc} {samples} --global-batch-size {final}",
+            start=start,
+            increment=inc,
+            samples=samples,
+            global_batch_size=final,
+            error=err,
+        )
 
     def to_megatron_step_schedule(self, seq_len=None, micro_batch_size=None, data_parallel_size=None) -> str:
         """Megatron-LM's ``--step-batch-size-schedule`` value, e.g. ``"0:768 250B:1536 500B:3072"``.
@@ -184,24 +225,30 @@ class BatchSchedule(Piecewise):
             dp = positive_int("data_parallel_size", 1 if data_parallel_size is None else data_parallel_size)
             for _, b in pairs:
                 if b % (mbs * dp):
-                    raise ValueError(f"batch size {b} samples is not divisible by micro_batch_size {mbs} x "
-                                     f"data_parallel_size {dp} = {mbs * dp}")
-        return " ".join(f"{_megatron_text(t * (L or 1), 'threshold')}:{_megatron_text(b, 'batch size')}"
-                        for t, b in pairs)
+                    raise ValueError(
+                        f"batch size {b} samples is not divisible by micro_batch_size {mbs} x "
+                        f"data_parallel_size {dp} = {mbs * dp}"
+                    )
+        return " ".join(
+            f"{_megatron_text(t * (L or 1), 'threshold')}:{_megatron_text(b, 'batch size')}" for t, b in pairs
+        )
 
     def _megatron_sample_pairs(self, L):
         """``[(threshold, batch)]`` in whole samples for Megatron (thresholds rounded up, see above)."""
         if self.unit == "tokens" and L is None:
-            raise ValueError("the schedule is in tokens: pass seq_len (tokens per sample) to write Megatron's "
-                             "batch sizes in samples")
+            raise ValueError(
+                "the schedule is in tokens: pass seq_len (tokens per sample) to write Megatron's batch sizes in samples"
+            )
         per = L if self.unit == "tokens" else 1
         pairs = []
         for a, b in self.segments:
             n = Fraction(b) / per
             if n.denominator != 1:
-                raise ValueError(f"batch size {b:.17g} {self.unit} is {float(n):.17g} samples"
-                                 + (f" at seq_len={L}" if per > 1 else "")
-                                 + ": Megatron's global batch must be a whole number of samples")
+                raise ValueError(
+                    f"batch size {b:.17g} {self.unit} is {float(n):.17g} samples"
+                    + (f" at seq_len={L}" if per > 1 else "")
+                    + ": Megatron's global batch must be a whole number of samples"
+                )
             t = math.ceil(Fraction(a) / per)
             if pairs and pairs[-1][0] == t:
                 pairs.pop()  # the earlier segment ends before one more whole sample: never used
@@ -334,9 +381,13 @@ def parse_megatron_step_schedule(text, seq_len=None) -> BatchSchedule:
     if any(b <= 0 for _, b in pairs):
         raise ValueError(f"batch sizes must be positive; got {[b for _, b in pairs]}")
     per = L or 1
-    return BatchSchedule(tuple(float(t * per) for t, _ in pairs), tuple(float(b * per) for _, b in pairs),
-                         "tokens" if L else "samples", kind="step",
-                         params=dict(megatron_step_schedule=str(text).strip(), seq_len=L))
+    return BatchSchedule(
+        tuple(float(t * per) for t, _ in pairs),
+        tuple(float(b * per) for _, b in pairs),
+        "tokens" if L else "samples",
+        kind="step",
+        params=dict(megatron_step_schedule=str(text).strip(), seq_len=L),
+    )
 
 
 def positive_int(name, value) -> int:
@@ -365,8 +416,9 @@ def constant_batch(batch_size, unit="tokens", lr=None) -> BatchSchedule:
     >>> constant_batch(4e6)(1e12)
     4000000.0
     """
-    return BatchSchedule((0.0,), (_positive("batch_size", batch_size),), unit, lr=lr, kind="constant",
-                         params=dict(B=float(batch_size)))
+    return BatchSchedule(
+        (0.0,), (_positive("batch_size", batch_size),), unit, lr=lr, kind="constant", params=dict(B=float(batch_size))
+    )
 
 
 def step_batch(boundaries, sizes, unit="tokens", lr=None) -> BatchSchedule:
@@ -380,12 +432,25 @@ def step_batch(boundaries, sizes, unit="tokens", lr=None) -> BatchSchedule:
     sizes = [_positive("batch size", s) for s in sizes]
     if len(sizes) != len(bounds) + 1:
         raise ValueError(f"need len(sizes) == len(boundaries) + 1; got {len(sizes)} and {len(bounds)}")
-    return BatchSchedule(tuple([0.0] + bounds), tuple(sizes), unit, lr=lr, kind="step",
-                         params=dict(boundaries=bounds, sizes=sizes))
+    return BatchSchedule(
+        tuple([0.0] + bounds), tuple(sizes), unit, lr=lr, kind="step", params=dict(boundaries=bounds, sizes=sizes)
+    )
 
 
-def dynamic_batch(f, *, interval, momentum, initial, granularity, min_batch, max_batch, monotone=True,
-                  horizon=None, unit="tokens", lr=None) -> BatchSchedule:
+def dynamic_batch(
+    f,
+    *,
+    interval,
+    momentum,
+    initial,
+    granularity,
+    min_batch,
+    max_batch,
+    monotone=True,
+    horizon=None,
+    unit="tokens",
+    lr=None,
+) -> BatchSchedule:
     """The paper's dynamic batch-size schedule.
 
     At every ``D_k = k * interval`` (``k = 1, 2, ...``) the unrounded state
@@ -419,8 +484,9 @@ def dynamic_batch(f, *, interval, momentum, initial, granularity, min_batch, max
     -------
     BatchSchedule
     """
-    interval, gran, lo, hi, b, horizon = _dynamic_args(f, interval, momentum, initial, granularity, min_batch,
-                                                       max_batch, horizon)
+    interval, gran, lo, hi, b, horizon = _dynamic_args(
+        f, interval, momentum, initial, granularity, min_batch, max_batch, horizon
+    )
 
     def used(state, prev):
         q = max(gran, round(min(max(state, lo), hi) / gran) * gran)
@@ -438,8 +504,16 @@ def dynamic_batch(f, *, interval, momentum, initial, granularity, min_batch, max
         if q != sizes[-1]:
             starts.append(D)
             sizes.append(q)
-    params = dict(interval=interval, momentum=momentum, initial=float(initial), granularity=gran,
-                  min_batch=lo, max_batch=hi, monotone=bool(monotone), horizon=horizon)
+    params = dict(
+        interval=interval,
+        momentum=momentum,
+        initial=float(initial),
+        granularity=gran,
+        min_batch=lo,
+        max_batch=hi,
+        monotone=bool(monotone),
+        horizon=horizon,
+    )
     return BatchSchedule(tuple(starts), tuple(sizes), unit, lr=lr, kind="dynamic", params=params)
 
 

@@ -6,6 +6,7 @@ results give points ``(D, B) = (Emin, Bopt)``. This module fits a curve
 through them: a power law ``B = k N^beta D^alpha`` (default) or a monotone
 interpolation in log-log space.
 """
+
 from __future__ import annotations
 
 import math
@@ -17,8 +18,7 @@ from scipy.interpolate import PchipInterpolator
 
 from .deprecation import renamed
 
-__all__ = ["BoptCurve", "fit_bopt_curve", "envelope_curve", "LearningRateMismatch", "check_lr", "bopt_band",
-           "isotonic"]
+__all__ = ["BoptCurve", "fit_bopt_curve", "envelope_curve", "LearningRateMismatch", "check_lr", "bopt_band", "isotonic"]
 
 
 class LearningRateMismatch(UserWarning):
@@ -30,9 +30,12 @@ def check_lr(measured, used, what="schedule", rtol=1e-6):
     if measured is None or used is None:
         return
     if abs(used - measured) > rtol * abs(measured):
-        warnings.warn(f"this {what} was derived at learning rate {measured:g} but is applied at "
-                      f"{used:g}; Bmin and Bopt scale with the learning rate (Bmin ~ eta on the NQM)",
-                      LearningRateMismatch, stacklevel=3)
+        warnings.warn(
+            f"this {what} was derived at learning rate {measured:g} but is applied at "
+            f"{used:g}; Bmin and Bopt scale with the learning rate (Bmin ~ eta on the NQM)",
+            LearningRateMismatch,
+            stacklevel=3,
+        )
 
 
 @dataclass(frozen=True)
@@ -72,8 +75,10 @@ class BoptCurve:
             lo = 0.0  # held at its first value below the range: Bopt does not fall as D grows
         if not self.extrapolate and (np.any(D < lo) or np.any(D > hi)):
             bad = float(D[(D < lo) | (D > hi)].flat[0])
-            raise ValueError(f"D={bad:g} lies far outside the fitted range [{self.D.min():g}, "
-                             f"{self.D.max():g}]; allow it with extrapolate=True (dbs schedule --extrapolate)")
+            raise ValueError(
+                f"D={bad:g} lies far outside the fitted range [{self.D.min():g}, "
+                f"{self.D.max():g}]; allow it with extrapolate=True (dbs schedule --extrapolate)"
+            )
         if self.form == "power":
             out = self.params["k"] * np.maximum(D, 1e-300) ** self.params["alpha"]
             if "beta" in self.params:
@@ -95,21 +100,38 @@ class BoptCurve:
 
     def with_extrapolation(self, allowed=True) -> "BoptCurve":
         """A copy that allows (or forbids) evaluation outside the fitted range."""
-        return BoptCurve(self.form, self.params, self.D, self.B, self.N, self.r2_log, self.lr,
-                         allowed, self.margin, self.weights)
+        return BoptCurve(
+            self.form, self.params, self.D, self.B, self.N, self.r2_log, self.lr, allowed, self.margin, self.weights
+        )
 
     def to_dict(self) -> dict:
-        return dict(form=self.form, params=self.params, D=self.D.tolist(), B=self.B.tolist(),
-                    N=None if self.N is None else self.N.tolist(), r2_log=self.r2_log, lr=self.lr,
-                    weights=None if self.weights is None else self.weights.tolist())
+        return dict(
+            form=self.form,
+            params=self.params,
+            D=self.D.tolist(),
+            B=self.B.tolist(),
+            N=None if self.N is None else self.N.tolist(),
+            r2_log=self.r2_log,
+            lr=self.lr,
+            weights=None if self.weights is None else self.weights.tolist(),
+        )
 
     @classmethod
     def from_dict(cls, d: dict, extrapolate: bool = False) -> "BoptCurve":
         """Inverse of :meth:`to_dict` (``bopt_curve.json``); a record without ``form`` is a power law."""
         N, w = d.get("N"), d.get("weights")
-        return cls(d.get("form", "power"), dict(d["params"]), np.asarray(d["D"], float), np.asarray(d["B"], float),
-                   None if N is None else np.asarray(N, float), float(d.get("r2_log", math.nan)), d.get("lr"),
-                   extrapolate, 2.0, None if w is None else np.asarray(w, float))
+        return cls(
+            d.get("form", "power"),
+            dict(d["params"]),
+            np.asarray(d["D"], float),
+            np.asarray(d["B"], float),
+            None if N is None else np.asarray(N, float),
+            float(d.get("r2_log", math.nan)),
+            d.get("lr"),
+            extrapolate,
+            2.0,
+            None if w is None else np.asarray(w, float),
+        )
 
 
 def isotonic(y, w=None):
@@ -155,8 +177,9 @@ def _points(D, Bopt):
 
 
 @renamed(D="data", Bopt="bopt")
-def fit_bopt_curve(data, bopt=None, model_size=None, form="power", extrapolate=False, lr=None,
-                   weights=None) -> BoptCurve:
+def fit_bopt_curve(
+    data, bopt=None, model_size=None, form="power", extrapolate=False, lr=None, weights=None
+) -> BoptCurve:
     """Fit ``Bopt(D)`` (or ``Bopt(N, D)``) through per-target optima.
 
     Parameters
@@ -226,16 +249,23 @@ def envelope_curve(env, upto=None, level=0.9, lr=None) -> BoptCurve:
     Seeds are already pooled by the envelope (it averages runs of one batch).
     """
     get = (lambda k: env.get(k)) if isinstance(env, dict) else (lambda k: getattr(env, k, None))
-    col = lambda k: np.full(len(get("data")), np.nan) if get(k) is None else \
-        np.array([np.nan if v is None else v for v in get(k)], float)
+    col = lambda k: (
+        np.full(len(get("data")), np.nan)
+        if get(k) is None
+        else np.array([np.nan if v is None else v for v in get(k)], float)
+    )
     D, B, lo, hi = col("data"), col("bopt"), col("lo"), col("hi")
     ident = np.asarray(get("identified"), bool) & np.isfinite(B)
-    value = np.where(ident, B, np.where(np.isfinite(lo) & np.isfinite(hi), np.sqrt(lo * hi),
-                                        np.where(np.isfinite(lo), lo, hi)))
+    value = np.where(
+        ident, B, np.where(np.isfinite(lo) & np.isfinite(hi), np.sqrt(lo * hi), np.where(np.isfinite(lo), lo, hi))
+    )
     ok = np.isfinite(value) & (D <= (np.inf if upto is None else upto))
     if ident[ok].sum() < 2:
-        raise ValueError(f"the envelope identifies Bopt at {int(ident[ok].sum())} data amount(s)"
-                         + ("" if upto is None else f" up to {upto:g}") + "; need >= 2 to follow it")
+        raise ValueError(
+            f"the envelope identifies Bopt at {int(ident[ok].sum())} data amount(s)"
+            + ("" if upto is None else f" up to {upto:g}")
+            + "; need >= 2 to follow it"
+        )
     from statistics import NormalDist
 
     z = NormalDist().inv_cdf(0.5 + level / 2)

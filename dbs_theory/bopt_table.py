@@ -1,4 +1,5 @@
 """Per-target ``Bmin``/``Bopt`` from a batch-size sweep's loss logs."""
+
 from __future__ import annotations
 
 import math
@@ -10,15 +11,48 @@ from .es_laws import LAWS
 from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
 from .verdicts import R2_MIN
-from .fit_table import (COLUMNS, SOURCES, BoptTable, Estimate, chosen, chosen_column,  # noqa: F401
-                        estimate, monotonicity)
+from .fit_table import (
+    COLUMNS,
+    SOURCES,
+    BoptTable,
+    Estimate,
+    chosen,
+    chosen_column,  # noqa: F401
+    estimate,
+    monotonicity,
+)
 from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, measured_best, es_points, fixed_batch_runs
 
-__all__ = ["sweep_lr", "LR_TOL", "bopt_table", "points_table", "BoptTable", "monotonicity", "R2_MIN", "Estimate", "SOURCES", "estimate",
-           "chosen_column", "chosen", "COLUMNS"]
+__all__ = [
+    "sweep_lr",
+    "LR_TOL",
+    "bopt_table",
+    "points_table",
+    "BoptTable",
+    "monotonicity",
+    "R2_MIN",
+    "Estimate",
+    "SOURCES",
+    "estimate",
+    "chosen_column",
+    "chosen",
+    "COLUMNS",
+]
 
-def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoothing="centered",
-               window=WINDOW, use="loss", n_targets=6, laws=("three_phase", "hyperbolic"), level=0.9) -> BoptTable:
+
+def bopt_table(
+    runs,
+    targets=None,
+    law="three_phase",
+    bootstrap=0,
+    seed=0,
+    smoothing="centered",
+    window=WINDOW,
+    use="loss",
+    n_targets=6,
+    laws=("three_phase", "hyperbolic"),
+    level=0.9,
+) -> BoptTable:
     """Fit E(S) per target and tabulate ``Bmin``/``Bopt`` with intervals.
 
     Parameters
@@ -50,8 +84,10 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     runs, dynamic = fixed_batch_runs(runs)
     batches = {r.batch_size for r in runs}
     if len(batches) < 3:
-        raise ValueError(f"need runs at 3 or more distinct batch sizes to fit E(S); got {len(batches)} "
-                         f"({', '.join(f'{b:g}' for b in sorted(batches))}); {measured_best(runs, use)}")
+        raise ValueError(
+            f"need runs at 3 or more distinct batch sizes to fit E(S); got {len(batches)} "
+            f"({', '.join(f'{b:g}' for b in sorted(batches))}); {measured_best(runs, use)}"
+        )
     if targets is None:
         try:
             targets = choose_targets(runs, n_targets, smoothing=smoothing, window=window, use=use)
@@ -60,8 +96,10 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     targets = np.sort(np.atleast_1d(np.asarray(targets, float)))[::-1]
     if targets.size and np.any(targets[1:] == targets[:-1]):
         rep = sorted({float(t) for t in targets[1:][targets[1:] == targets[:-1]]})
-        raise ValueError(f"repeated target(s) {', '.join(f'{t:g}' for t in rep)}: give each target once "
-                         "(a repeat would count the same points twice)")
+        raise ValueError(
+            f"repeated target(s) {', '.join(f'{t:g}' for t in rep)}: give each target once "
+            "(a repeat would count the same points twice)"
+        )
     pts = es_points(runs, targets, smoothing, window, use)
     reached = {float(t) for t in pts.target}
     if not reached:
@@ -75,8 +113,18 @@ def bopt_table(runs, targets=None, law="three_phase", bootstrap=0, seed=0, smoot
     verdict = _verdicts(rows, bootstrap)
     lr = sweep_lr(runs)
     excluded = [(r.name, math.nan, DYNAMIC) for r in dynamic] + list(pts.excluded)
-    return BoptTable(rows, verdict, law, lr, excluded, crossovers(runs, smoothing, window, use),
-                     fits, pts, env, [_dynamic_rows(r) for r in dynamic])
+    return BoptTable(
+        rows,
+        verdict,
+        law,
+        lr,
+        excluded,
+        crossovers(runs, smoothing, window, use),
+        fits,
+        pts,
+        env,
+        [_dynamic_rows(r) for r in dynamic],
+    )
 
 
 #: learning rates within this factor are one rate (a logged rate is rounded; a sweep holds one)
@@ -90,20 +138,25 @@ def sweep_lr(runs):
     decay, or rows at two rates) is warned."""
     for r in runs:
         lr = r.extra.get("lr")
-        tail = None if lr is None else lr[len(lr) // 2:][np.isfinite(lr[len(lr) // 2:])]
+        tail = None if lr is None else lr[len(lr) // 2 :][np.isfinite(lr[len(lr) // 2 :])]
         if tail is not None and tail.size and tail.min() > 0 and tail.max() > LR_TOL * tail.min():
-            warnings.warn(f"run {r.name!r}: its learning rate varies {tail.max() / tail.min():.3g}x over its second "
-                          f"half ({tail.min():g} .. {tail.max():g}); the sweep's estimates assume one constant rate",
-                          stacklevel=3)
+            warnings.warn(
+                f"run {r.name!r}: its learning rate varies {tail.max() / tail.min():.3g}x over its second "
+                f"half ({tail.min():g} .. {tail.max():g}); the sweep's estimates assume one constant rate",
+                stacklevel=3,
+            )
     lrs = {r.name: r.lr for r in runs if r.lr is not None}
     if not lrs:
         return None
     lo, hi = min(lrs.values()), max(lrs.values())
     if lo > 0 and hi > LR_TOL * lo:
         slow = [n for n, v in lrs.items() if v == lo][:3]
-        warnings.warn(f"the runs' learning rates differ {hi / lo:.3g}x ({lo:g} .. {hi:g}; {', '.join(map(repr, slow))} "
-                      f"at {lo:g}): Bmin and Bopt hold at one rate, so no rate is recorded; fit each rate's runs "
-                      "apart", stacklevel=3)
+        warnings.warn(
+            f"the runs' learning rates differ {hi / lo:.3g}x ({lo:g} .. {hi:g}; {', '.join(map(repr, slow))} "
+            f"at {lo:g}): Bmin and Bopt hold at one rate, so no rate is recorded; fit each rate's runs "
+            "apart",
+            stacklevel=3,
+        )
         return None
     return float(np.median(list(lrs.values())))
 
@@ -111,8 +164,13 @@ def sweep_lr(runs):
 def _dynamic_rows(run, n=600):
     """A dynamic-batch run at up to ``n`` of its rows (every batch change kept): name, tokens, loss, batch."""
     b = np.asarray(run.extra["batch_size"], float)
-    keep = np.unique(np.r_[np.linspace(0, b.size - 1, min(n, b.size)).astype(int),
-                           np.nonzero(np.diff(b))[0], np.nonzero(np.diff(b))[0] + 1])
+    keep = np.unique(
+        np.r_[
+            np.linspace(0, b.size - 1, min(n, b.size)).astype(int),
+            np.nonzero(np.diff(b))[0],
+            np.nonzero(np.diff(b))[0] + 1,
+        ]
+    )
     return dict(name=run.name, tokens=run.tokens[keep].tolist(), loss=run.loss[keep].tolist(), batch=b[keep].tolist())
 
 
@@ -126,15 +184,21 @@ def _add_estimators(rows, runs, targets, smoothing, window, bootstrap, seed, lev
     last = sorted(ends.values())[-3] if len(ends) >= 3 else max(ends.values())
     data = np.geomspace(first, max(last, first * 1.0001), 80)
     data = np.unique(np.r_[data, [e for e in ends.values() if first < e < last]])  # each run's last word
-    env = envelope_bopt(runs, data, smoothing, window, bootstrap=bootstrap, seed=seed, level=level) \
-        if len({r.batch_size for r in runs}) >= 3 else None
+    env = (
+        envelope_bopt(runs, data, smoothing, window, bootstrap=bootstrap, seed=seed, level=level)
+        if len({r.batch_size for r in runs}) >= 3
+        else None
+    )
     fl = floor_bmin(runs, targets, smoothing, window, bootstrap=bootstrap, seed=seed, level=level)
     for i, row in enumerate(rows):
         _put(row, "bmin_floor", fl.bmin[i], fl.lo[i], fl.hi[i], fl.identified[i], fl.reason[i])
         hit = np.nonzero(env.loss <= row["target"])[0] if env is not None else np.array([], int)
         if env is None or not hit.size:
-            why = "fewer than 3 batch sizes" if env is None else \
-                "fewer than 3 batch sizes reach this target within their logs"
+            why = (
+                "fewer than 3 batch sizes"
+                if env is None
+                else "fewer than 3 batch sizes reach this target within their logs"
+            )
             _put(row, "bopt_envelope", np.nan, np.nan, np.nan, False, why)
         else:
             j = hit[0]
@@ -169,8 +233,10 @@ def _cross_check(row, tolerance=1.25):
         if key in row and other in row:
             row[f"agree_{key}"] = not _above(abs(np.log(row[key] / row[other])), np.log(tolerance))
             if not row[f"agree_{key}"]:
-                row[f"{key}_status"] = (f"not identified: the three-phase fit ({row[key]:.4g}) disagrees with "
-                                        f"{name} ({row[other]:.4g}) by more than {tolerance - 1:.0%}")
+                row[f"{key}_status"] = (
+                    f"not identified: the three-phase fit ({row[key]:.4g}) disagrees with "
+                    f"{name} ({row[other]:.4g}) by more than {tolerance - 1:.0%}"
+                )
                 for k in (key, f"{key}_lo", f"{key}_hi"):
                     row.pop(k, None)
 
@@ -186,7 +252,7 @@ def _put(row, key, value, lo, hi, identified, reason):
 
 
 def _verdicts(rows, bootstrap):
-    """"Grows as the target falls" for Bmin and Bopt from the estimator :func:`chosen_column` picks.
+    """ "Grows as the target falls" for Bmin and Bopt from the estimator :func:`chosen_column` picks.
 
     Without bootstrap intervals the verdict is "inconclusive": measured values without
     intervals cannot tell a trend from noise (exact values use :func:`monotonicity` directly).
@@ -197,8 +263,10 @@ def _verdicts(rows, bootstrap):
         lo, hi = ([e.lo for e in est], [e.hi for e in est]) if bootstrap else (None, None)
         vals = [e.value if e.identified else math.nan for e in est]
         out[key] = monotonicity(vals, lo, hi) if bootstrap else "inconclusive"
-        out[f"{key}_source"], out[f"{key}_column"] = est[0].source if est else SOURCES[key][0][1], \
-            chosen_column(rows, key)
+        out[f"{key}_source"], out[f"{key}_column"] = (
+            est[0].source if est else SOURCES[key][0][1],
+            chosen_column(rows, key),
+        )
     return out
 
 
@@ -229,11 +297,15 @@ def _linear_phase_check(law, S, B):
     if n_lin < 3:
         return f"{n_lin} point(s) in the linear phase (need 3)"
     if _above(B.min(), 100 * law.bmin):
-        return (f"the fitted Bmin ({law.bmin:.3g}) lies far below every batch that reached the target (the "
-                f"smallest, {B.min():.4g}): the linear phase is not measured")
+        return (
+            f"the fitted Bmin ({law.bmin:.3g}) lies far below every batch that reached the target (the "
+            f"smallest, {B.min():.4g}): the linear phase is not measured"
+        )
     if _above(B.min(), 1.5 * law.bmin):
-        return (f"the smallest batch that reached the target ({B.min():.4g}) is {B.min() / law.bmin:.1f}x the "
-                "fitted Bmin: the asymptote is extrapolated")
+        return (
+            f"the smallest batch that reached the target ({B.min():.4g}) is {B.min() / law.bmin:.1f}x the "
+            "fitted Bmin: the asymptote is extrapolated"
+        )
     return ""
 
 
@@ -256,8 +328,10 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         return row, fits
     row["status"] = "ok"
     if not _at_least(main.r2_log, R2_MIN):
-        row["status"] = (f"not supported: the {law} fit explains too little (R^2 log {main.r2_log:.2f} < "
-                         f"{R2_MIN}); noisy or too few points")
+        row["status"] = (
+            f"not supported: the {law} fit explains too little (R^2 log {main.r2_log:.2f} < "
+            f"{R2_MIN}); noisy or too few points"
+        )
         return row, fits
     if law == "hyperbolic":
         return _hyperbolic_row(row, main), fits
@@ -265,11 +339,12 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
     if not (_at_least(law_.sopt, S.min()) and _at_least(S.max(), law_.sopt) and _at_least(law_.emin, 0.5 * E.min())):
         # The fitted minimum lies outside the observed steps (or far below every point): the data do
         # not bracket the optimum, so Bopt = Emin/Sopt is an extrapolation of a degenerate fit.
-        row["status"] = (f"optimum not bracketed by the data (Sopt {law_.sopt:.4g} outside "
-                         f"[{S.min():.4g}, {S.max():.4g}] steps or Emin far below the points)")
+        row["status"] = (
+            f"optimum not bracketed by the data (Sopt {law_.sopt:.4g} outside "
+            f"[{S.min():.4g}, {S.max():.4g}] steps or Emin far below the points)"
+        )
         return row, fits
-    row.update(smin=main.law.smin, sopt=main.law.sopt, emin=main.law.emin, bmin=main.law.bmin,
-               bopt=main.law.bopt)
+    row.update(smin=main.law.smin, sopt=main.law.sopt, emin=main.law.emin, bmin=main.law.bmin, bopt=main.law.bopt)
     for key, (lo, hi) in main.ci.items():
         if key in ("bmin", "bopt", "emin", "smin"):
             row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
@@ -322,7 +397,7 @@ def points_table(pts, law="three_phase", laws=("three_phase", "hyperbolic"), boo
         rows.append(row)
         fits.append(fit)
     verdict = {}
-    for key in (("b_crit",) if law == "hyperbolic" else ("bmin", "bopt")):
+    for key in ("b_crit",) if law == "hyperbolic" else ("bmin", "bopt"):
         ends = [[r.get(f"{key}_{e}") for r in rows] for e in ("lo", "hi")] if bootstrap else (None, None)
         verdict[key] = monotonicity([r.get(key) for r in rows], *ends) if bootstrap else "inconclusive"
         verdict[f"{key}_source"], verdict[f"{key}_column"] = f"{law.replace('_', '-')} fit", key
@@ -335,8 +410,11 @@ def _hyperbolic_row(row, fit):
     for key in ("smin", "emin"):
         if key in fit.ci:
             row[f"{key}_lo"], row[f"{key}_hi"] = fit.ci[key]
-    b = np.asarray(fit.boot.get("emin", []), float) / np.asarray(fit.boot.get("smin", []), float) \
-        if fit.boot else np.array([])
+    b = (
+        np.asarray(fit.boot.get("emin", []), float) / np.asarray(fit.boot.get("smin", []), float)
+        if fit.boot
+        else np.array([])
+    )
     b = b[np.isfinite(b)]
     if b.size:
         row["b_crit_lo"], row["b_crit_hi"] = float(np.percentile(b, 2.5)), float(np.percentile(b, 97.5))

@@ -25,6 +25,7 @@ another learning-rate plan (the plan's multiples of the sweep's rate):
 
 Units: the envelope's (tokens or examples per step); rates are per optimizer step.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -130,10 +131,18 @@ def calibrate(envelope, nodes: int = NODES, start=None) -> Calibration:
         return pred / obs - 1.0
 
     best = None
-    for x0 in (_starts(L, B) if start is None else [np.asarray(start, float)]):
+    for x0 in _starts(L, B) if start is None else [np.asarray(start, float)]:
         x0 = np.clip(x0, lo_bound, hi_bound)
-        res = optimize.least_squares(resid, x0, bounds=(lo_bound, hi_bound), method="trf", x_scale="jac",
-                                     max_nfev=300, loss="cauchy", f_scale=ROBUST_SCALE)
+        res = optimize.least_squares(
+            resid,
+            x0,
+            bounds=(lo_bound, hi_bound),
+            method="trf",
+            x_scale="jac",
+            max_nfev=300,
+            loss="cauchy",
+            f_scale=ROBUST_SCALE,
+        )
         if best is None or res.cost < best.cost:
             best = res
     rms = float(np.sqrt(np.mean(best.fun**2)))

@@ -14,6 +14,7 @@ stderr and exit code 2, with no traceback. Anything else is a bug: its
 traceback is printed with a line asking to report it (exit 1).
 Ctrl-C exits 130 with one line.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -56,17 +57,24 @@ def _commands():
 def build_parser() -> argparse.ArgumentParser:
     """The top-level parser with one sub-parser per registered command."""
     parser = _OneLineParser(
-        prog="dbs", description="Batch-size theory for WSD pretraining: derive, simulate, "
-        "fit, schedule and validate.", formatter_class=_HelpFormatter,
+        prog="dbs",
+        description="Batch-size theory for WSD pretraining: derive, simulate, fit, schedule and validate.",
+        formatter_class=_HelpFormatter,
         epilog="examples:\n  dbs demo                  # the main job: NQM + a small transformer sweep, "
         "a report\n  dbs fit logs/ --out results/fit\n  dbs COMMAND --help        # each command's options "
-        "and examples")
+        "and examples",
+    )
     parser.add_argument("--version", action="version", version=f"dbs-theory {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for ep in _commands():
         module = ep.load()
-        p = sub.add_parser(ep.name, help=module.HELP, description=module.HELP, formatter_class=_HelpFormatter,
-                           epilog=getattr(module, "EXAMPLES", None))
+        p = sub.add_parser(
+            ep.name,
+            help=module.HELP,
+            description=module.HELP,
+            formatter_class=_HelpFormatter,
+            epilog=getattr(module, "EXAMPLES", None),
+        )
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser
@@ -211,8 +219,11 @@ def _dispatch(args) -> int:
         import traceback
 
         traceback.print_exc()
-        print(f"dbs {args.command}: internal error (a bug in dbs-theory {__version__}); please report it "
-              "with the traceback and command line above", file=sys.stderr)
+        print(
+            f"dbs {args.command}: internal error (a bug in dbs-theory {__version__}); please report it "
+            "with the traceback and command line above",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -13,6 +13,7 @@ line is unbiased for a curve that is straight in ``log D`` there.
 Units: ``tokens`` (data consumed) and batch sizes in the log's unit (tokens or
 examples); steps are optimizer steps.
 """
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,22 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-__all__ = ["WINDOW", "MIN_ROWS", "measured_best", "ESPoints", "window_rows", "local_line", "smooth", "signal",
-           "es_points", "choose_targets", "crossovers", "Crossover", "fixed_batch_runs", "DYNAMIC"]
+__all__ = [
+    "WINDOW",
+    "MIN_ROWS",
+    "measured_best",
+    "ESPoints",
+    "window_rows",
+    "local_line",
+    "smooth",
+    "signal",
+    "es_points",
+    "choose_targets",
+    "crossovers",
+    "Crossover",
+    "fixed_batch_runs",
+    "DYNAMIC",
+]
 
 #: default half-width of the smoothing window, as a fraction of the data ``D`` on either side
 WINDOW = 0.1
@@ -48,8 +63,10 @@ def fixed_batch_runs(runs):
 
 def _check_window(window):
     if not (isinstance(window, (int, float)) and 0 < window <= 1):
-        raise ValueError(f"window={window!r} must be a fraction of the data in (0, 1] (the smoothing window's "
-                         "half-width: rows with data within D/(1+w)..D(1+w))")
+        raise ValueError(
+            f"window={window!r} must be a fraction of the data in (0, 1] (the smoothing window's "
+            "half-width: rows with data within D/(1+w)..D(1+w))"
+        )
 
 
 def _positive(tokens):
@@ -204,8 +221,11 @@ def _first_crossing(x_steps, x_tokens, curve, target):
     if k == 0:
         return float(x_steps[0]), float(x_tokens[0]), 0
     f = (curve[k - 1] - target) / (curve[k - 1] - curve[k])
-    return (float(x_steps[k - 1] + f * (x_steps[k] - x_steps[k - 1])),
-            float(x_tokens[k - 1] + f * (x_tokens[k] - x_tokens[k - 1])), int(k))
+    return (
+        float(x_steps[k - 1] + f * (x_steps[k] - x_steps[k - 1])),
+        float(x_tokens[k - 1] + f * (x_tokens[k] - x_tokens[k - 1])),
+        int(k),
+    )
 
 
 def es_points(runs, targets, smoothing="centered", window=WINDOW, use="loss"):
@@ -245,8 +265,14 @@ def es_points(runs, targets, smoothing="centered", window=WINDOW, use="loss"):
                 excluded.append((r.name, float(t), f"never reached (best {curve[-1]:.4g})"))
                 continue
             if hit[2] <= 1:
-                excluded.append((r.name, float(t), "reached by its first logged row or the next (the log does "
-                                                   "not resolve when: the target lies near the starting loss)"))
+                excluded.append(
+                    (
+                        r.name,
+                        float(t),
+                        "reached by its first logged row or the next (the log does "
+                        "not resolve when: the target lies near the starting loss)",
+                    )
+                )
                 continue
             few = bool(min(rows[hit[2] - 1], rows[hit[2]]) < MIN_ROWS)
             for k, v in zip(cols, (r.name, r.batch_size, float(t), hit[0], hit[1], few)):
@@ -262,7 +288,8 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
     fifth of its data, so the early transient is left out, and
     lies below the (smoothed) loss at the second row of ``min_runs`` runs, so
     that many hits are bracketed by two logged rows (a sparse log's hit before
-    its second row tells nothing: :func:`es_points` leaves it out). Spacing is linear instead when a noisy log dips to or below 0.
+    its second row tells nothing: :func:`es_points` leaves it out). Spacing is linear instead when a noisy log dips
+    to or below 0.
     """
     if len(runs) < 1:
         raise ValueError("no runs given")
@@ -283,9 +310,11 @@ def choose_targets(runs, n=6, min_runs=None, smoothing="centered", window=WINDOW
     if not lo < hi:
         if max(len(r.loss) for r in runs) < 2:
             raise ValueError("each run has a single logged row: a loss curve needs rows at two or more steps")
-        raise ValueError("the runs do not descend far enough to place distinct targets: every run must reach the "
-                         f"lowest target ({lo:.4g}, {min_runs} runs' final loss) after passing the highest "
-                         f"({hi:.4g}, the loss each has reached early), and {lo:.4g} is not below {hi:.4g}")
+        raise ValueError(
+            "the runs do not descend far enough to place distinct targets: every run must reach the "
+            f"lowest target ({lo:.4g}, {min_runs} runs' final loss) after passing the highest "
+            f"({hi:.4g}, the loss each has reached early), and {lo:.4g} is not below {hi:.4g}"
+        )
     return np.geomspace(hi, lo, n) if lo > 0 else np.linspace(hi, lo, n)
 
 
@@ -306,9 +335,11 @@ def measured_best(runs, use="loss") -> str:
         return "the runs share no range of data to compare them at, so no fixed batch is measured either"
     at = sorted(((float(np.interp(common, t, y)), r) for r, t, y in tracks), key=lambda a: a[0])
     (loss, best), gap = at[0], (at[1][0] - at[0][0] if len(at) > 1 else float("nan"))
-    return (f"the fixed batch these runs measure: {best.batch_size:g} (run {best.name!r}) has the lowest loss, "
-            f"{loss:.4g}, at {common:.4g} tokens, the most data every run reached ({gap:.2g} below the next run's; "
-            "a gap within the logs' noise decides nothing)")
+    return (
+        f"the fixed batch these runs measure: {best.batch_size:g} (run {best.name!r}) has the lowest loss, "
+        f"{loss:.4g}, at {common:.4g} tokens, the most data every run reached ({gap:.2g} below the next run's; "
+        "a gap within the logs' noise decides nothing)"
+    )
 
 
 def _fifth(tokens):
@@ -350,8 +381,14 @@ class Crossover:
     def from_dict(cls, d: dict) -> "Crossover":
         """From :meth:`to_dict` or an older ``fit.json`` row (data under ``tokens``)."""
         data = d["data"] if "data" in d else d["tokens"]
-        return cls(float(data), float(d["loss"]), float(d["b_small"]), float(d["b_large"]),
-                   d.get("run_small"), d.get("run_large"))
+        return cls(
+            float(data),
+            float(d["loss"]),
+            float(d["b_small"]),
+            float(d["b_large"]),
+            d.get("run_small"),
+            d.get("run_large"),
+        )
 
 
 def crossovers(runs, smoothing="centered", window=WINDOW, use="loss", grid=400):
@@ -396,6 +433,7 @@ def crossovers(runs, smoothing="centered", window=WINDOW, use="loss", grid=400):
             g0, g1 = gap[j, i], gap[j, i + 1]
             Dx = G[i] * (G[i + 1] / G[i]) ** (-g0 / (g1 - g0))
             rb = curves[bs[j]][0]
-            out.append(Crossover(float(Dx), float(np.interp(Dx, ta, la)), ra.batch_size, rb.batch_size,
-                                 ra.name, rb.name))
+            out.append(
+                Crossover(float(Dx), float(np.interp(Dx, ta, la)), ra.batch_size, rb.batch_size, ra.name, rb.name)
+            )
     return out

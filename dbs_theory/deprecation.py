@@ -1,5 +1,6 @@
 """Old keyword names kept working for a while: :func:`renamed` maps them to today's (docs/conventions.md,
 "Units and names"), with a ``DeprecationWarning`` naming both."""
+
 from __future__ import annotations
 
 import functools
@@ -18,6 +19,7 @@ def renamed(**old_to_new):
     >>> f(batch=4)
     4
     """
+
     def wrap(fn):
         @functools.wraps(fn)
         def call(*args, **kwargs):
@@ -25,9 +27,12 @@ def renamed(**old_to_new):
                 if old in kwargs:
                     if new in kwargs:
                         raise TypeError(f"{fn.__name__}() got both {old!r} (its old name) and {new!r}")
-                    warnings.warn(f"{fn.__name__}({old}=...) is deprecated; use {new}=", DeprecationWarning,
-                                  stacklevel=2)
+                    warnings.warn(
+                        f"{fn.__name__}({old}=...) is deprecated; use {new}=", DeprecationWarning, stacklevel=2
+                    )
                     kwargs[new] = kwargs.pop(old)
             return fn(*args, **kwargs)
+
         return call
+
     return wrap

@@ -9,6 +9,7 @@ so a slope ``dE/dS`` and the ratios ``bmin``/``bopt`` are batch sizes.
   (:meth:`ThreePhaseES.free`) or C1-continuous (:meth:`ThreePhaseES.c1`,
   the default in fitting).
 """
+
 from __future__ import annotations
 
 import math
@@ -111,8 +112,7 @@ class ThreePhaseES:
         if not (0 <= self.smin < self.s1 < self.s2):
             raise ValueError(f"need 0 <= smin < s1 < s2; got smin={self.smin}, s1={self.s1}, s2={self.s2}")
         if self.c <= 0 or self.emin <= 0 or self.sopt <= 0:
-            raise ValueError(f"need c > 0, emin > 0, sopt > 0; got c={self.c}, emin={self.emin}, "
-                             f"sopt={self.sopt}")
+            raise ValueError(f"need c > 0, emin > 0, sopt > 0; got c={self.c}, emin={self.emin}, sopt={self.sopt}")
         if self.continuous and not (self.s1 < self.sopt < self.s2):
             raise ValueError(f"need s1 < sopt < s2; got s1={self.s1}, sopt={self.sopt}, s2={self.s2}")
 
@@ -159,8 +159,11 @@ class ThreePhaseES:
         return self.emin / self.sopt
 
     def params(self) -> dict:
-        keys = ("smin", "s1", "sopt", "s2", "emin", "c") if self.continuous else \
-            ("smin", "b_m1", "b_0", "s1", "c", "sopt", "emin", "s2", "a1", "a0")
+        keys = (
+            ("smin", "s1", "sopt", "s2", "emin", "c")
+            if self.continuous
+            else ("smin", "b_m1", "b_0", "s1", "c", "sopt", "emin", "s2", "a1", "a0")
+        )
         return {k: getattr(self, k) for k in keys}
 
 

@@ -26,6 +26,7 @@ fit and say when the data cannot pin a value down.
 
 Units: ``data`` and batch sizes in the logs' unit (tokens or examples).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,8 +36,17 @@ import numpy as np
 from .curves import MIN_ROWS, WINDOW, LogSums, local_line, smooth, window_rows
 from .floors import FloorBmin, draw_quantiles, floor_bmin, tail_floor  # noqa: F401 (re-exported)
 
-__all__ = ["MAX_GAP", "EnvelopeBopt", "FloorBmin", "envelope_bopt", "floor_bmin", "line_se", "loss_at", "reaches",
-           "tail_floor"]
+__all__ = [
+    "MAX_GAP",
+    "EnvelopeBopt",
+    "FloorBmin",
+    "envelope_bopt",
+    "floor_bmin",
+    "line_se",
+    "loss_at",
+    "reaches",
+    "tail_floor",
+]
 
 
 @dataclass(frozen=True)
@@ -87,8 +97,9 @@ class EnvelopeBopt:
     def to_dict(self) -> dict:
         """JSON-ready columns (NaN as ``None``): what ``fit.json`` stores as its ``envelope``."""
         clean = lambda a: None if a is None else [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
-        out = {k: clean(getattr(self, k)) for k in ("data", "bopt", "lo", "hi", "loss", "loss_lo", "loss_hi",
-                                                    "batches")}
+        out = {
+            k: clean(getattr(self, k)) for k in ("data", "bopt", "lo", "hi", "loss", "loss_lo", "loss_hi", "batches")
+        }
         out["identified"] = [bool(v) for v in self.identified]
         out["reason"] = list(self.reason)
         for key in ("by_batch", "mean_by_batch"):
@@ -143,7 +154,7 @@ def _cubic_min(x, y, k):
     lower side, searched between the neighbours; a parabola when no fourth point exists."""
     lower = k - 2 if y[k - 1] < y[k + 1] else k + 2
     if not 0 <= lower < x.size:
-        return _vertex(x[k - 1:k + 2], y[k - 1:k + 2])
+        return _vertex(x[k - 1 : k + 2], y[k - 1 : k + 2])
     return _cubic_argmin(x, y, sorted((k - 1, k, k + 1, lower)), x[k - 1], x[k + 1])
 
 
@@ -174,7 +185,7 @@ MAX_GAP = 2.0
 
 #: batches closer than this factor are pooled (mean log B, mean loss) before the minimum is located:
 #: a cubic through two nearly equal batches extrapolates wildly
-POOL = 2 ** 0.125
+POOL = 2**0.125
 
 
 def _thin(x, y):
@@ -246,8 +257,9 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
     if batches.size < 3:
         raise ValueError(f"need runs at >= 3 batch sizes to locate a minimum; got {batches.size}")
     groups = [[r for r in runs if r.batch_size == b] for b in batches]
-    lines = [[local_line(r.tokens, r.loss, window)[0] if smoothing == "centered" else r.loss for r in g]
-             for g in groups]
+    lines = [
+        [local_line(r.tokens, r.loss, window)[0] if smoothing == "centered" else r.loss for r in g] for g in groups
+    ]
     curves = [[np.minimum.accumulate(c) for c in cs] for cs in lines]
     L = _loss_matrix(groups, curves, data)
     logB = np.log(batches)
@@ -269,16 +281,33 @@ def envelope_bopt(runs, data, smoothing="centered", window=WINDOW, bootstrap=200
         x, y = _thin(np.log(batches[have[:, j]]), L[have[:, j], j])
         k = int(np.argmin(y))
         lo[j], hi[j] = np.exp(x[k - 1]), np.exp(x[k + 1])
-    reasons = {0: "", -1: "the smallest batch that reached this data is best: Bopt lies below the grid",
-               1: "the largest batch that reached this data is best: Bopt lies above the grid",
-               2: "fewer than 3 batch sizes reached this data",
-               3: f"the batches around the minimum are more than {MAX_GAP:g}x apart: Bopt lies between the "
-                  "best batch's neighbours"}
+    reasons = {
+        0: "",
+        -1: "the smallest batch that reached this data is best: Bopt lies below the grid",
+        1: "the largest batch that reached this data is best: Bopt lies above the grid",
+        2: "fewer than 3 batch sizes reached this data",
+        3: f"the batches around the minimum are more than {MAX_GAP:g}x apart: Bopt lies between the "
+        "best batch's neighbours",
+    }
     few = _few_rows(groups, L, data, window)
     mean = _loss_matrix(groups, lines, data) if smoothing == "centered" else None
     gaps = [float(r.tokens[-1] - r.tokens[-2]) for r in runs if r.tokens.size > 1]
-    return EnvelopeBopt(data, bopt, lo, hi, loss, code == 0, [reasons[int(c)] for c in code], loss_lo, loss_hi,
-                        few, batches, L, mean, float(np.median(gaps)) if gaps else float("nan"))
+    return EnvelopeBopt(
+        data,
+        bopt,
+        lo,
+        hi,
+        loss,
+        code == 0,
+        [reasons[int(c)] for c in code],
+        loss_lo,
+        loss_hi,
+        few,
+        batches,
+        L,
+        mean,
+        float(np.median(gaps)) if gaps else float("nan"),
+    )
 
 
 def _few_rows(groups, L, data, window):
@@ -323,7 +352,7 @@ def _bootstrap_envelope(groups, lines, L, data, logB, window, n, seed):
         for r, c in zip(g, cs):
             pos = r.tokens > 0
             slow = _slow_noise(np.log(r.tokens[pos]), np.minimum.accumulate(c)[pos], log_data)
-            var += line_se(r.tokens, r.loss, data, window, fitted=c) ** 2 + slow ** 2
+            var += line_se(r.tokens, r.loss, data, window, fitted=c) ** 2 + slow**2
         sd[i] = np.sqrt(var) / len(g)
     draws = L[None] + sd[None] * rng.standard_normal((n, *L.shape))
     out = [_envelope(d, logB)[:2] for d in draws]
@@ -423,7 +452,7 @@ def _interpolation_spread(L, logB, bopt):
         have = np.nonzero(np.isfinite(L[:, j]))[0]
         x, y = _thin(logB[have], L[have, j])
         k = int(np.argmin(y))
-        alts = [_vertex(x[k - 1:k + 2], y[k - 1:k + 2])[0]]
+        alts = [_vertex(x[k - 1 : k + 2], y[k - 1 : k + 2])[0]]
         other = k + 2 if y[k - 1] < y[k + 1] else k - 2
         if 0 <= other < x.size:
             alts.append(_cubic_argmin(x, y, sorted((k - 1, k, k + 1, other)), x[k - 1], x[k + 1])[0])

@@ -11,6 +11,7 @@ does not hang on one lucky guess.
 Units: ``S`` in steps; ``E`` in tokens or examples; ``bmin``/``bopt`` in
 the same unit per step (a batch size).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -66,9 +67,21 @@ class FitResult:
 
     def summary(self) -> dict:
         """Plain numbers for tables and JSON."""
-        out = dict(law=self.name, n=self.n, k=self.k, dof=self.dof, r2=self.r2, r2_log=self.r2_log,
-                   aic=self.aic, bic=self.bic, smin=self.law.smin, emin=self.law.emin,
-                   bmin=self.law.bmin, bopt=self.law.bopt, sopt=getattr(self.law, "sopt", None))
+        out = dict(
+            law=self.name,
+            n=self.n,
+            k=self.k,
+            dof=self.dof,
+            r2=self.r2,
+            r2_log=self.r2_log,
+            aic=self.aic,
+            bic=self.bic,
+            smin=self.law.smin,
+            emin=self.law.emin,
+            bmin=self.law.bmin,
+            bopt=self.law.bopt,
+            sopt=getattr(self.law, "sopt", None),
+        )
         for key, (lo, hi) in self.ci.items():
             out[f"{key}_lo"], out[f"{key}_hi"] = lo, hi
         return out
@@ -78,6 +91,7 @@ class FitResult:
 # A tuple (smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0) describes every three-phase law;
 # the hyperbola is (smin, emin). Laws are built only once a fit is done: the least-squares
 # loop evaluates these plain numbers directly.
+
 
 def _frac(z):
     """Logistic map of an unconstrained number into (0, 1): Smin as a fraction of min S."""
@@ -104,8 +118,18 @@ def _c1_pieces(x, smax):
     s2 = max(math.sqrt(sopt * sopt + _frac(x[3]) * emin / c), sopt * (1 + 1e-12) + 1e-12)
     a1 = 2 * c * (s2 - sopt)
     b_m1 = -2 * c * (s1 - sopt) * (s1 - smin) ** 2
-    return (smin, s1, sopt, s2, emin, c, b_m1, c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin),
-            a1, c * (s2 - sopt) ** 2 + emin - a1 * s2)
+    return (
+        smin,
+        s1,
+        sopt,
+        s2,
+        emin,
+        c,
+        b_m1,
+        c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin),
+        a1,
+        c * (s2 - sopt) ** 2 + emin - a1 * s2,
+    )
 
 
 def _free_pieces(x, smax):
@@ -113,8 +137,7 @@ def _free_pieces(x, smax):
     s1 = smin + _gap(x[1])
     sopt = s1 + _gap(x[2])
     s2 = sopt + _gap(x[3])
-    return (smin, s1, sopt, s2, math.exp(x[4]), math.exp(x[5]), math.exp(x[6]), x[7],
-            math.exp(x[8]), x[9])
+    return (smin, s1, sopt, s2, math.exp(x[4]), math.exp(x[5]), math.exp(x[6]), x[7], math.exp(x[8]), x[9])
 
 
 def _hyp_pieces(x, smax):
@@ -142,8 +165,16 @@ def _make_law(name, p):
 
 def _x_from_c1(law, smax):
     u = law.c * (law.s2**2 - law.sopt**2) / law.emin
-    return np.array([_logit(law.smin / smax), math.log(law.s1 - law.smin), math.log(law.sopt - law.s1),
-                     _logit(u), math.log(law.emin), math.log(law.c)])
+    return np.array(
+        [
+            _logit(law.smin / smax),
+            math.log(law.s1 - law.smin),
+            math.log(law.sopt - law.s1),
+            _logit(u),
+            math.log(law.emin),
+            math.log(law.c),
+        ]
+    )
 
 
 def _starts(name, S, E):
@@ -165,8 +196,7 @@ def _starts(name, S, E):
         law = ThreePhaseES.c1(smin, s1, s_opt, s2, emin, c)
         x = _x_from_c1(law, smax)
         if name == "three_phase_free":
-            x = np.concatenate([x, [math.log(max(law.b_m1, 1e-12)), law.b_0,
-                                    math.log(max(law.a1, 1e-12)), law.a0]])
+            x = np.concatenate([x, [math.log(max(law.b_m1, 1e-12)), law.b_0, math.log(max(law.a1, 1e-12)), law.a0]])
         starts.append(x)
     return starts
 
@@ -233,13 +263,20 @@ def _levenberg_marquardt(resid, jac, x0, max_nfev):
     always 0 and the residuals ignore it. ``cost`` is half the sum of squared
     residuals (log units).
     """
+
     def padded_jac(z):
         J = jac(z[:-1])
         return np.column_stack([J, np.zeros(J.shape[0])])
 
-    res = optimize.least_squares(lambda z: resid(z[:-1]), np.append(x0, 0.0), method="lm",
-                                 jac=jac if isinstance(jac, str) else padded_jac, xtol=1e-9, ftol=1e-11,
-                                 max_nfev=max_nfev)
+    res = optimize.least_squares(
+        lambda z: resid(z[:-1]),
+        np.append(x0, 0.0),
+        method="lm",
+        jac=jac if isinstance(jac, str) else padded_jac,
+        xtol=1e-9,
+        ftol=1e-11,
+        max_nfev=max_nfev,
+    )
     return res.x[:-1], float(res.cost)
 
 
@@ -253,9 +290,19 @@ def _rescale(law, s_scale, e_scale):
     if isinstance(law, HyperbolicES):
         return HyperbolicES(law.smin * s_scale, law.emin * e_scale)
     b = e_scale / s_scale
-    return ThreePhaseES(law.smin * s_scale, law.s1 * s_scale, law.sopt * s_scale, law.s2 * s_scale,
-                        law.emin * e_scale, law.c * e_scale / s_scale**2, law.b_m1 * e_scale * s_scale,
-                        law.b_0 * e_scale, law.a1 * b, law.a0 * e_scale, law.continuous)
+    return ThreePhaseES(
+        law.smin * s_scale,
+        law.s1 * s_scale,
+        law.sopt * s_scale,
+        law.s2 * s_scale,
+        law.emin * e_scale,
+        law.c * e_scale / s_scale**2,
+        law.b_m1 * e_scale * s_scale,
+        law.b_0 * e_scale,
+        law.a1 * b,
+        law.a0 * e_scale,
+        law.continuous,
+    )
 
 
 def _check_points(S, E, name):
@@ -268,8 +315,7 @@ def _check_points(S, E, name):
         raise ValueError("S and E must be positive and finite")
     k = LAWS[name]
     if S.size < k + 3:
-        raise ValueError(f"the {name} law has {k} free parameters and needs at least {k + 3} points; "
-                         f"got {S.size}")
+        raise ValueError(f"the {name} law has {k} free parameters and needs at least {k + 3} points; got {S.size}")
     return S, E
 
 
@@ -310,9 +356,15 @@ def fit_es(S, E, law="three_phase", bootstrap=0, seed=0) -> FitResult:
     if law == "three_phase_free":  # the free form contains the C1 one: start from its optimum too
         xc, _ = _solve("three_phase", Ss, Es, _starts("three_phase", Ss, Es))
         c1 = _make_law("three_phase", _c1_pieces(xc, Ss.min()))
-        starts.insert(0, np.concatenate([[xc[0], xc[1], xc[2], math.log(c1.s2 - c1.sopt), xc[4], xc[5]],
-                                         [math.log(max(c1.b_m1, 1e-300)), c1.b_0,
-                                          math.log(max(c1.a1, 1e-300)), c1.a0]]))
+        starts.insert(
+            0,
+            np.concatenate(
+                [
+                    [xc[0], xc[1], xc[2], math.log(c1.s2 - c1.sopt), xc[4], xc[5]],
+                    [math.log(max(c1.b_m1, 1e-300)), c1.b_0, math.log(max(c1.a1, 1e-300)), c1.a0],
+                ]
+            ),
+        )
     x, cost = _solve(law, Ss, Es, starts)
     fitted = _rescale(_make_law(law, _PIECES[law](x, Ss.min())), s_scale, e_scale)
     Ehat = fitted(S)
@@ -322,8 +374,7 @@ def fit_es(S, E, law="three_phase", bootstrap=0, seed=0) -> FitResult:
     aic = n * math.log(max(rss, 1e-300) / n) + 2 * k
     bic = n * math.log(max(rss, 1e-300) / n) + k * math.log(n)
     ci, boot = ({}, {}) if bootstrap <= 0 else _bootstrap(law, Ss, Es, x, s_scale, e_scale, bootstrap, seed)
-    return FitResult(fitted, law, n, k, n - k, _r2(E, Ehat), _r2(np.log(E), np.log(Ehat)), aic, bic,
-                     resid, ci, boot)
+    return FitResult(fitted, law, n, k, n - k, _r2(E, Ehat), _r2(np.log(E), np.log(Ehat)), aic, bic, resid, ci, boot)
 
 
 def _bootstrap(law, Ss, Es, x_best, s_scale, e_scale, reps, seed):
@@ -344,14 +395,24 @@ def _bootstrap(law, Ss, Es, x_best, s_scale, e_scale, reps, seed):
         except ValueError:
             continue
         p = _PIECES[law](xb, Sb.min())
-        vals = dict(smin=p[0] * s_scale, emin=p[1] * e_scale) if law == "hyperbolic" else dict(
-            smin=p[0] * s_scale, emin=p[4] * e_scale, bmin=p[8] * e_scale / s_scale,
-            bopt=p[4] / p[2] * e_scale / s_scale)
+        vals = (
+            dict(smin=p[0] * s_scale, emin=p[1] * e_scale)
+            if law == "hyperbolic"
+            else dict(
+                smin=p[0] * s_scale,
+                emin=p[4] * e_scale,
+                bmin=p[8] * e_scale / s_scale,
+                bopt=p[4] / p[2] * e_scale / s_scale,
+            )
+        )
         for k in keys:
             draws[k].append(vals.get(k, np.nan))
     boot = {k: np.array(v) for k, v in draws.items()}
-    ci = {k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))
-          for k, v in boot.items() if v.size and np.any(np.isfinite(v))}
+    ci = {
+        k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))
+        for k, v in boot.items()
+        if v.size and np.any(np.isfinite(v))
+    }
     return ci, boot
 
 

@@ -1,6 +1,7 @@
 """The fit's table as a type: :class:`BoptTable` (what ``dbs fit`` writes as fit.json, bopt_table.csv and
 es_points.csv), each row's :class:`Estimate` of ``Bmin``/``Bopt``, and the verdict rule :func:`monotonicity`.
 Built by :func:`dbs_theory.bopt_table.bopt_table` (logs) or :func:`~dbs_theory.bopt_table.points_table`."""
+
 from __future__ import annotations
 
 import csv
@@ -10,20 +11,39 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["BoptTable", "Estimate", "estimate", "chosen_column", "chosen", "monotonicity", "SOURCES", "COLUMNS",
-           "MIN_IDENTIFIED"]
+__all__ = [
+    "BoptTable",
+    "Estimate",
+    "estimate",
+    "chosen_column",
+    "chosen",
+    "monotonicity",
+    "SOURCES",
+    "COLUMNS",
+    "MIN_IDENTIFIED",
+]
 
 #: quantity -> its estimators as ``(row column, source name)``, the law-free one first
-SOURCES = {"bopt": (("bopt_envelope", "envelope"), ("bopt", "three-phase fit")),
-           "bmin": (("bmin_floor", "loss floors"), ("bmin", "three-phase fit"))}
+SOURCES = {
+    "bopt": (("bopt_envelope", "envelope"), ("bopt", "three-phase fit")),
+    "bmin": (("bmin_floor", "loss floors"), ("bmin", "three-phase fit")),
+}
 #: row column -> the column holding the data (tokens or examples) at which its value is read
 _DATA = {"bopt_envelope": "data_envelope", "bopt": "emin", "bmin": "emin"}
 #: a law-free estimator is used when it is identified at at least this many targets
 MIN_IDENTIFIED = 2
 #: The table for people: ``(column, heading)``; Bmin/Bopt cells print as ``value [lo, hi]`` or ``n/i``.
-COLUMNS = (("target", "L*"), ("n_batches", "batches"), ("smin", "Smin"), ("sopt", "Sopt"), ("emin", "Emin"),
-           ("bmin", "Bmin (3-phase)"), ("bmin_floor", "Bmin (floors)"), ("bopt", "Bopt (3-phase)"),
-           ("bopt_envelope", "Bopt (envelope)"))
+COLUMNS = (
+    ("target", "L*"),
+    ("n_batches", "batches"),
+    ("smin", "Smin"),
+    ("sopt", "Sopt"),
+    ("emin", "Emin"),
+    ("bmin", "Bmin (3-phase)"),
+    ("bmin_floor", "Bmin (floors)"),
+    ("bopt", "Bopt (3-phase)"),
+    ("bopt_envelope", "Bopt (envelope)"),
+)
 
 
 @dataclass(frozen=True)
@@ -69,15 +89,17 @@ def estimate(row: dict, column: str) -> Estimate:
     :class:`BoptTable` holds and ``fit.json`` stores)."""
     source = next((name for pairs in SOURCES.values() for col, name in pairs if col == column), None)
     if source is None:
-        raise ValueError(f"unknown estimate column {column!r}; choose one of "
-                         f"{[c for pairs in SOURCES.values() for c, _ in pairs]}")
+        raise ValueError(
+            f"unknown estimate column {column!r}; choose one of {[c for pairs in SOURCES.values() for c, _ in pairs]}"
+        )
     value = _num(row, column)
     status = row.get(f"{column}_status") or ("ok" if math.isfinite(value) else row.get("status", "not fitted"))
     if not math.isfinite(value) and status == "ok":
         status = "not identified: no value"
     data = _num(row, _DATA[column]) if column in _DATA else math.nan
-    return Estimate(value, _num(row, f"{column}_lo"), _num(row, f"{column}_hi"), status, source, column,
-                    _num(row, "target"), data)
+    return Estimate(
+        value, _num(row, f"{column}_lo"), _num(row, f"{column}_hi"), status, source, column, _num(row, "target"), data
+    )
 
 
 def chosen_column(rows, quantity: str) -> str:
@@ -152,9 +174,17 @@ class BoptTable:
     def to_dict(self) -> dict:
         """``fit.json``: ``laws[i]`` holds the fitted laws' parameters of ``rows[i]``."""
         laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
-        return dict(law=self.law, lr=self.lr, verdict=self.verdict, rows=self.rows, laws=laws,
-                    excluded=[list(e) for e in self.excluded], crossovers=[c.to_dict() for c in self.crossovers],
-                    envelope=None if self.envelope is None else self.envelope.to_dict(), dynamic_runs=self.dynamic)
+        return dict(
+            law=self.law,
+            lr=self.lr,
+            verdict=self.verdict,
+            rows=self.rows,
+            laws=laws,
+            excluded=[list(e) for e in self.excluded],
+            crossovers=[c.to_dict() for c in self.crossovers],
+            envelope=None if self.envelope is None else self.envelope.to_dict(),
+            dynamic_runs=self.dynamic,
+        )
 
     def write(self, directory):
         """Write ``bopt_table.csv``, ``fit.json`` and ``es_points.csv`` atomically."""
@@ -175,8 +205,21 @@ class BoptTable:
             w.writerows(zip(p.run, p.batch_size, (row_of[float(t)] for t in p.target), p.target, p.S, p.E))
 
 
-_ORDER = ["target", "status", "n_points", "n_batches", "smin", "sopt", "emin", "bmin", "bmin_lo",
-          "bmin_hi", "bopt", "bopt_lo", "bopt_hi"]
+_ORDER = [
+    "target",
+    "status",
+    "n_points",
+    "n_batches",
+    "smin",
+    "sopt",
+    "emin",
+    "bmin",
+    "bmin_lo",
+    "bmin_hi",
+    "bopt",
+    "bopt_lo",
+    "bopt_hi",
+]
 
 
 def _column_order(k):

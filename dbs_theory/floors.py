@@ -8,6 +8,7 @@ floors across batches are fitted by ``L_floor(B) = L_inf + K / B^gamma``, and
 inverse. Runs still descending give no floor (they are not extrapolated).
 Units: batch sizes in the logs' unit (tokens or examples).
 """
+
 from __future__ import annotations
 
 import warnings
@@ -127,8 +128,15 @@ def floor_bmin(runs, targets, smoothing="centered", window=WINDOW, bootstrap=200
     B, F, se = _floors(runs, smoothing, window)
     n = targets.size
     floors = dict(zip(B.tolist(), F.tolist()))
-    empty = lambda why: FloorBmin(targets, np.full(n, np.nan), np.full(n, np.nan), np.full(n, np.nan),
-                                  np.zeros(n, bool), [why] * n, dict(floors=floors))
+    empty = lambda why: FloorBmin(
+        targets,
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.full(n, np.nan),
+        np.zeros(n, bool),
+        [why] * n,
+        dict(floors=floors),
+    )
     if B.size < 2:
         return empty(f"only {B.size} run(s) flattened enough to show a loss floor (need 2)")
     gamma = None if B.size >= 4 else 1.0
@@ -141,8 +149,7 @@ def floor_bmin(runs, targets, smoothing="centered", window=WINDOW, bootstrap=200
         lo, hi = _bootstrap_floors(B, F, se, law, gamma, targets, bootstrap, seed, level)
     reason = [_floor_reason(b, a, z, B, law) for b, a, z in zip(bmin, lo, hi)]
     ok = np.array([not r for r in reason], bool)
-    return FloorBmin(targets, bmin, lo, hi, ok, reason,
-                     dict(L_inf=law[0], K=law[1], gamma=law[2], floors=floors))
+    return FloorBmin(targets, bmin, lo, hi, ok, reason, dict(L_inf=law[0], K=law[1], gamma=law[2], floors=floors))
 
 
 #: with 2 floors (the law, exponent fixed at 1, passes through both: nothing tests it) a floor Bmin more than
@@ -159,8 +166,10 @@ def _floor_reason(bmin, lo, hi, B, law) -> str:
     if not np.isfinite(bmin):
         return f"the target lies at or below the fitted floor L_inf = {law[0]:.4g}"
     if B.size < 3 and (bmin < B.min() / FLOOR_REACH or bmin > B.max() * FLOOR_REACH):
-        return (f"{bmin:.4g} lies outside the batches with a measured floor ({B.min():.4g}..{B.max():.4g}) by more "
-                f"than {FLOOR_REACH:g}x: an extrapolation of the floor law")
+        return (
+            f"{bmin:.4g} lies outside the batches with a measured floor ({B.min():.4g}..{B.max():.4g}) by more "
+            f"than {FLOOR_REACH:g}x: an extrapolation of the floor law"
+        )
     if np.isfinite(lo) and np.isfinite(hi) and not lo <= bmin <= hi:
         return f"{bmin:.4g} lies outside its own interval [{lo:.4g}, {hi:.4g}]: {B.size} floors do not pin the law"
     return ""

@@ -12,6 +12,7 @@ Both are unbiased but noisy, so each gets its own exponential moving
 average, and the ratio is taken of the averages (not averaged ratios).
 Batch sizes are in tokens (or examples), so ``B_simple`` is too.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,16 +96,28 @@ def aggregate_b_simple(g2, trace, level=0.9, n_boot=400, seed=0, min_steps=8) ->
     if n < min_steps:
         return BSimple(nan, nan, nan, n, f"only {n} measured steps (need {min_steps})", level)
     if g2.mean() <= 0:
-        return BSimple(nan, nan, nan, n, f"the mean |G|^2 estimate is {g2.mean():.3g} <= 0 over {n} steps "
-                                         "(gradient signal below the noise)", level)
+        return BSimple(
+            nan,
+            nan,
+            nan,
+            n,
+            f"the mean |G|^2 estimate is {g2.mean():.3g} <= 0 over {n} steps (gradient signal below the noise)",
+            level,
+        )
     rng = np.random.default_rng(seed)
     idx = rng.integers(0, n, size=(n_boot, n))
     mg, mt = g2[idx].mean(axis=1), tr[idx].mean(axis=1)
     a = (1 - level) / 2
     if np.quantile(mg, a) <= 0:
-        return BSimple(nan, nan, nan, n, f"the {level:.0%} interval of mean |G|^2 reaches 0 over {n} steps "
-                                         "(B_simple unbounded above)", level)
+        return BSimple(
+            nan,
+            nan,
+            nan,
+            n,
+            f"the {level:.0%} interval of mean |G|^2 reaches 0 over {n} steps (B_simple unbounded above)",
+            level,
+        )
     ratio = mt / mg
-    return BSimple(float(tr.mean() / g2.mean()), float(np.quantile(ratio, a)), float(np.quantile(ratio, 1 - a)), n,
-                   "", level)
-
+    return BSimple(
+        float(tr.mean() / g2.mean()), float(np.quantile(ratio, a)), float(np.quantile(ratio, 1 - a)), n, "", level
+    )

@@ -25,6 +25,7 @@ With an ``lr`` column, each (batch, data) cell keeps its best learning rate
 (the lowest loss), and the fit says so; with a ``model`` column there is one
 fit per model. Batch sizes and data are in the table's units (tokens, usually).
 """
+
 from __future__ import annotations
 
 import csv
@@ -83,16 +84,26 @@ class GridFit:
     def power_law_text(self) -> str:
         if not math.isfinite(self.alpha):
             return "no power law (fewer than 2 data amounts inside the grid)"
-        iv = f" [{self.alpha_lo:.3f}, {self.alpha_hi:.3f}] (the exponent's 95% interval)" \
-            if math.isfinite(self.alpha_lo) else ""
+        iv = (
+            f" [{self.alpha_lo:.3f}, {self.alpha_hi:.3f}] (the exponent's 95% interval)"
+            if math.isfinite(self.alpha_lo)
+            else ""
+        )
         return f"Bopt = {self.k:.4g} D^{self.alpha:.3f}{iv}, through the data amounts inside the grid"
 
     def record(self) -> dict:
         """A JSON-safe dict (NaN written as null)."""
         clean = lambda v: None if isinstance(v, float) and not math.isfinite(v) else v
-        return dict(model=self.model, k=clean(self.k), alpha=clean(self.alpha), alpha_lo=clean(self.alpha_lo),
-                    alpha_hi=clean(self.alpha_hi), noise=self.noise, notes=list(self.notes),
-                    points=[{k: clean(v) for k, v in vars(p).items()} for p in self.points])
+        return dict(
+            model=self.model,
+            k=clean(self.k),
+            alpha=clean(self.alpha),
+            alpha_lo=clean(self.alpha_lo),
+            alpha_hi=clean(self.alpha_hi),
+            noise=self.noise,
+            notes=list(self.notes),
+            points=[{k: clean(v) for k, v in vars(p).items()} for p in self.points],
+        )
 
 
 def _number(path, line, column, text):
@@ -129,13 +140,18 @@ def read_grid(path) -> dict:
         raise ValueError(f"{path}: column {twice[0]!r} appears twice in the header")
     missing = [c for c in GRID_COLUMNS if c not in header]
     if missing:
-        raise ValueError(f"{path}: missing column {missing[0]!r} (needs {', '.join(GRID_COLUMNS)}; optional lr, "
-                         f"model; the header is {','.join(header) or 'empty'})")
+        raise ValueError(
+            f"{path}: missing column {missing[0]!r} (needs {', '.join(GRID_COLUMNS)}; optional lr, "
+            f"model; the header is {','.join(header) or 'empty'})"
+        )
     unknown = [h for h in header if h not in (*GRID_COLUMNS, "lr", "model")]
     if unknown:
-        warnings.warn(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the grid format "
-                      f"({', '.join(GRID_COLUMNS)}, lr, model) and are ignored: rows that differ only in them read "
-                      "as one cell (split the file by them, or name each setting in 'model')", stacklevel=2)
+        warnings.warn(
+            f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the grid format "
+            f"({', '.join(GRID_COLUMNS)}, lr, model) and are ignored: rows that differ only in them read "
+            "as one cell (split the file by them, or name each setting in 'model')",
+            stacklevel=2,
+        )
     col = {h: i for i, h in enumerate(header)}
     out, seen = {}, {}
     for line, r in enumerate(rows[1:], start=2):
@@ -149,15 +165,19 @@ def read_grid(path) -> dict:
         if "model" in col and not model:
             raise ValueError(f"{path} line {line} column 'model': empty")
         if raw != model:
-            raise ValueError(f"{path} line {line} column 'model': {raw!r} has surrounding spaces (the same model as "
-                             f"{model!r}, or another?); fix the name")
+            raise ValueError(
+                f"{path} line {line} column 'model': {raw!r} has surrounding spaces (the same model as "
+                f"{model!r}, or another?); fix the name"
+            )
         vals = [_number(path, line, c, r[col[c]]) for c in GRID_COLUMNS]
         lr = _number(path, line, "lr", r[col["lr"]]) if "lr" in col else math.nan
         key = (model, lr, vals[0], vals[1])
         if key in seen:
-            raise ValueError(f"{path} lines {seen[key]} and {line}: two rows for one run (model {model or '-'}, "
-                             f"lr {lr:g}, batch {vals[0]:g}, tokens {vals[1]:g}); give one row per run "
-                             "(average seeds yourself, and say so)")
+            raise ValueError(
+                f"{path} lines {seen[key]} and {line}: two rows for one run (model {model or '-'}, "
+                f"lr {lr:g}, batch {vals[0]:g}, tokens {vals[1]:g}); give one row per run "
+                "(average seeds yourself, and say so)"
+            )
         seen[key] = line
         out.setdefault(model, []).append((*vals, lr))
     if not out:
@@ -197,8 +217,9 @@ def _minimiser(x, y):
     if j == 0 or j == x.size - 1:
         return float(x[j]), "below" if j == 0 else "above"
     spline = CubicSpline(x, y)
-    r = minimize_scalar(lambda t: float(spline(t)), bounds=(x[j - 1], x[j + 1]), method="bounded",
-                        options=dict(xatol=1e-9))
+    r = minimize_scalar(
+        lambda t: float(spline(t)), bounds=(x[j - 1], x[j + 1]), method="bounded", options=dict(xatol=1e-9)
+    )
     return float(r.x), None
 
 
@@ -217,13 +238,16 @@ def grid_fit(batch_size, data, loss, lr=None, model="", bootstrap=200, seed=0, l
     lr = np.full(B.size, math.nan) if lr is None else np.asarray(lr, float)
     cells = {d: c for d, c in _cells(B, D, L, lr).items() if c[0].size >= 3}
     if not cells:
-        raise ValueError(f"model {model or '-'}: no data amount was reached by >= 3 batch sizes; Bopt(D) needs "
-                         "the loss of several batches at one data amount")
+        raise ValueError(
+            f"model {model or '-'}: no data amount was reached by >= 3 batch sizes; Bopt(D) needs "
+            "the loss of several batches at one data amount"
+        )
     notes = []
     if np.isfinite(lr).any():
         n_lr = np.unique(lr[np.isfinite(lr)]).size
-        notes.append(f"each (batch, data) cell at its best of {n_lr} learning rates "
-                     f"({np.nanmin(lr):.3g} to {np.nanmax(lr):.3g})")
+        notes.append(
+            f"each (batch, data) cell at its best of {n_lr} learning rates ({np.nanmin(lr):.3g} to {np.nanmax(lr):.3g})"
+        )
     noise = _roughness(cells)
     rng = np.random.default_rng(seed)
     points, draws = [], {}
@@ -231,24 +255,36 @@ def grid_fit(batch_size, data, loss, lr=None, model="", bootstrap=200, seed=0, l
         xm, edge = _minimiser(np.log(b), np.log(loss))
         j = int(np.argmin(loss))
         if edge is not None:
-            points.append(GridPoint(d, float(b[j]), math.nan, math.nan, edge, b.size, float(b[j]), float(loss[j]),
-                                    float(cells[d][2][j])))
+            points.append(
+                GridPoint(
+                    d, float(b[j]), math.nan, math.nan, edge, b.size, float(b[j]), float(loss[j]), float(cells[d][2][j])
+                )
+            )
             continue
-        reps = np.array([_minimiser(np.log(b), np.log(loss) + rng.normal(0, noise, loss.size))[0]
-                         for _ in range(bootstrap if noise > 0 else 0)]).reshape(-1)
+        reps = np.array(
+            [
+                _minimiser(np.log(b), np.log(loss) + rng.normal(0, noise, loss.size))[0]
+                for _ in range(bootstrap if noise > 0 else 0)
+            ]
+        ).reshape(-1)
         reps = reps if reps.size else np.array([xm])
         draws[d] = reps
         q = (1 - level) / 2
         lo, hi = np.exp(np.quantile(reps, [q, 1 - q])) if reps.size > 1 else (math.nan, math.nan)
         lo, hi = (min(lo, math.exp(xm)), max(hi, math.exp(xm))) if math.isfinite(lo) else (lo, hi)
-        points.append(GridPoint(d, math.exp(xm), float(lo), float(hi), "ok",
-                                b.size, float(b[j]), float(loss[j]), float(cells[d][2][j])))
+        points.append(
+            GridPoint(
+                d, math.exp(xm), float(lo), float(hi), "ok", b.size, float(b[j]), float(loss[j]), float(cells[d][2][j])
+            )
+        )
     edge = _lr_at_edge(cells, lr)
     if edge:
         notes.append(edge)
     if noise > 0 and bootstrap > 0:
-        notes.append(f"intervals: parametric bootstrap, {bootstrap} resamples, relative loss scatter {noise:.2g} "
-                     "(from third differences between neighbouring batches)")
+        notes.append(
+            f"intervals: parametric bootstrap, {bootstrap} resamples, relative loss scatter {noise:.2g} "
+            "(from third differences between neighbouring batches)"
+        )
     return _with_power_law(GridFit(model, points, noise=noise, notes=notes), draws, level)
 
 
@@ -261,8 +297,10 @@ def _lr_at_edge(cells, lr):
     for end, name in ((rates[0], "smallest"), (rates[-1], "largest")):
         share = float(np.mean(best == end)) if best.size else 0.0
         if share > 0.5:
-            return (f"warning: {share:.0%} of cells are best at the {name} learning rate run ({end:.3g}): the "
-                    "optimum may lie outside the lr grid, and Bopt with it")
+            return (
+                f"warning: {share:.0%} of cells are best at the {name} learning rate run ({end:.3g}): the "
+                "optimum may lie outside the lr grid, and Bopt with it"
+            )
     return ""
 
 
@@ -286,8 +324,9 @@ def _with_power_law(fit: GridFit, draws: dict, level) -> GridFit:
         q = (1 - level) / 2
         blo, bhi = np.quantile(alphas, [q, 1 - q])
         lo, hi = (blo, bhi) if not math.isfinite(lo) else (min(lo, blo), max(hi, bhi))
-    return GridFit(fit.model, fit.points, float(math.exp(icpt)), float(slope), float(lo), float(hi), fit.noise,
-                   fit.notes)
+    return GridFit(
+        fit.model, fit.points, float(math.exp(icpt)), float(slope), float(lo), float(hi), fit.noise, fit.notes
+    )
 
 
 def grid_fits(path, bootstrap=200, seed=0) -> list:

@@ -1,4 +1,5 @@
 """Atomic file writes: a file appears whole or not at all."""
+
 from __future__ import annotations
 
 import contextlib
@@ -8,7 +9,16 @@ import tempfile
 import time
 from pathlib import Path
 
-__all__ = ["atomic_write", "write_csv", "ensure_writable_dir", "check_writable", "json_default", "folder_lock", "folder_holder", "FolderLocked"]
+__all__ = [
+    "atomic_write",
+    "write_csv",
+    "ensure_writable_dir",
+    "check_writable",
+    "json_default",
+    "folder_lock",
+    "folder_holder",
+    "FolderLocked",
+]
 
 
 def write_csv(path, rows):
@@ -125,12 +135,10 @@ def folder_lock(directory, name=".lock"):
         except BlockingIOError:
             fh.seek(0)
             holder = fh.read().strip() or "another process"
-            raise FolderLocked(f"{str(directory)!r} is in use by {holder}; wait for it or use another "
-                               "folder") from None
+            raise FolderLocked(f"{str(directory)!r} is in use by {holder}; wait for it or use another folder") from None
         fh.seek(0)
         fh.truncate()
-        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since "
-                 f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n")
+        fh.write(f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         fh.flush()
         yield path
     finally:

@@ -4,6 +4,7 @@
 :func:`dbs_theory.runs.load_runs` to group into runs; every refusal names the
 file, the line and the column. Only regular files are opened (:func:`regular_file`).
 """
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,17 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["REQUIRED", "OPTIONAL", "LOG_FIELDS", "SPLIT", "TRAIN_SPLITS", "JSON_SUFFIXES", "regular_file",
-           "log_files", "read_log_file"]
+__all__ = [
+    "REQUIRED",
+    "OPTIONAL",
+    "LOG_FIELDS",
+    "SPLIT",
+    "TRAIN_SPLITS",
+    "JSON_SUFFIXES",
+    "regular_file",
+    "log_files",
+    "read_log_file",
+]
 
 REQUIRED = ("run", "batch_size", "step", "tokens", "loss")
 OPTIONAL = ("lr", "val_loss", "seq_len", "world_size", "b_simple", "gns_g2", "gns_trace", "wall_time")
@@ -29,8 +39,9 @@ def _read_text(path: Path) -> str:
     try:
         text = path.read_bytes().decode("utf-8-sig")  # a BOM (as Excel writes) is not part of a column name
     except UnicodeDecodeError as exc:
-        raise ValueError(f"{path}: not a UTF-8 text file (undecodable byte at offset {exc.start}; "
-                         "UTF-16 or binary?)") from None
+        raise ValueError(
+            f"{path}: not a UTF-8 text file (undecodable byte at offset {exc.start}; UTF-16 or binary?)"
+        ) from None
     if "\x00" in text:
         raise ValueError(f"{path}: not a text log (it holds NUL bytes: binary or UTF-16?)")
     if not text.strip():
@@ -70,8 +81,9 @@ def _read_rows(path: Path, as_json: bool):
                 except RecursionError:
                     raise ValueError(f"{path}:{i}: JSON nested too deeply to be a log row") from None
                 except _DuplicateKey as exc:
-                    raise ValueError(f"{path}:{i}: key {exc.args[0]!r} appears twice in one object (which one "
-                                     "is meant?)") from None
+                    raise ValueError(
+                        f"{path}:{i}: key {exc.args[0]!r} appears twice in one object (which one is meant?)"
+                    ) from None
                 if not isinstance(rows[-1], dict):
                     raise ValueError(f"{path}:{i}: each JSONL line must be an object")
                 lines.append(i)
@@ -119,10 +131,19 @@ def _read_csv_fast(text, header):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            vals = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=numeric, ndmin=2,
-                              quotechar='"', comments=None)
-            names = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1, usecols=header.index("run"),
-                               dtype=str, ndmin=1, quotechar='"', comments=None)
+            vals = np.loadtxt(
+                io.StringIO(text), delimiter=",", skiprows=1, usecols=numeric, ndmin=2, quotechar='"', comments=None
+            )
+            names = np.loadtxt(
+                io.StringIO(text),
+                delimiter=",",
+                skiprows=1,
+                usecols=header.index("run"),
+                dtype=str,
+                ndmin=1,
+                quotechar='"',
+                comments=None,
+            )
     except (ValueError, TypeError, IndexError):
         return None
     if text.count(",") != (names.size + 1) * (len(header) - 1):  # ragged rows (or quoted commas)
@@ -198,12 +219,19 @@ def log_files(path: Path, log_format=None):
         files = [p for p in named if p.is_file()]
         if len(files) < len(named):
             odd = [p.name for p in named if not p.is_file()]
-            warnings.warn(f"{path}: skipped {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that are not regular "
-                          f"files ({', '.join(odd[:3])}): a FIFO or device is never opened", stacklevel=4)
+            warnings.warn(
+                f"{path}: skipped {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that are not regular "
+                f"files ({', '.join(odd[:3])}): a FIFO or device is never opened",
+                stacklevel=4,
+            )
         if not files:
             deeper = sorted(p for p in path.glob("*/*") if p.suffix.lower() in suffixes)
-            hint = (f"; its subfolders hold {len(deeper)} (e.g. {str(deeper[0])!r}): pass the files, e.g. "
-                    f"{str(path / '*' / deeper[0].name)!r}" if deeper else "")
+            hint = (
+                f"; its subfolders hold {len(deeper)} (e.g. {str(deeper[0])!r}): pass the files, e.g. "
+                f"{str(path / '*' / deeper[0].name)!r}"
+                if deeper
+                else ""
+            )
             raise ValueError(f"{path}: the directory holds no {' or '.join(suffixes)} logs{hint}")
         return files
     return [regular_file(path)]
@@ -227,17 +255,23 @@ def read_log_file(f: Path, log_format=None):
         warnings.warn(f"{f}: no 'run' column; the file is one run, named {name!r}", stacklevel=4)
         got["run"] = [name] * len(lines)
     if "loss" not in got and "val_loss" in got:  # an eval-only log: its one loss is the held-out one
-        warnings.warn(f"{f}: no 'loss' column; reading 'val_loss' as each row's loss (an evaluation-only log)",
-                      stacklevel=4)
+        warnings.warn(
+            f"{f}: no 'loss' column; reading 'val_loss' as each row's loss (an evaluation-only log)", stacklevel=4
+        )
         got["loss"] = got["val_loss"]
     missing = [c for c in REQUIRED if c not in got and c != "run"] or [c for c in REQUIRED if c not in got]
     if missing:
-        raise ValueError(f"{f}: missing column(s) {', '.join(missing)} (the log format: {', '.join(REQUIRED)}; "
-                         f"optional {', '.join(OPTIONAL)}; a file without 'run' is one run)")
+        raise ValueError(
+            f"{f}: missing column(s) {', '.join(missing)} (the log format: {', '.join(REQUIRED)}; "
+            f"optional {', '.join(OPTIONAL)}; a file without 'run' is one run)"
+        )
     unknown = [c for c in names_in_file if c not in LOG_FIELDS and c not in split]
     if unknown:
-        warnings.warn(f"{f}: column(s) {', '.join(map(repr, unknown[:5]))} are not in the log format and are "
-                      "ignored (a column marking eval rows is named split: split=eval rows are dropped)", stacklevel=4)
+        warnings.warn(
+            f"{f}: column(s) {', '.join(map(repr, unknown[:5]))} are not in the log format and are "
+            "ignored (a column marking eval rows is named split: split=eval rows are dropped)",
+            stacklevel=4,
+        )
     names = _column(got["run"], "run", f, lines, numeric=False)
     _check_names(names, f, lines)
     cols = {c: _column(got[c], c, f, lines, typed=as_json) for c in REQUIRED[1:]}
@@ -258,9 +292,11 @@ def _without_blank_rows(f, got, lines):
     if all(blank):
         raise ValueError(f"{f}: every row leaves batch_size, tokens and loss empty: no training row")
     keep = [i for i, b in enumerate(blank) if not b]
-    warnings.warn(f"{f}: dropped {len(lines) - len(keep)} row(s) with batch_size, tokens and loss all empty (e.g. "
-                  f"line {lines[blank.index(True)]}: a validation row of a logger that merges metrics by step)",
-                  stacklevel=5)
+    warnings.warn(
+        f"{f}: dropped {len(lines) - len(keep)} row(s) with batch_size, tokens and loss all empty (e.g. "
+        f"line {lines[blank.index(True)]}: a validation row of a logger that merges metrics by step)",
+        stacklevel=5,
+    )
     return {c: [v[i] for i in keep] for c, v in got.items()}, [lines[i] for i in keep]
 
 
@@ -279,10 +315,15 @@ def _training_rows(f, got, lines, column):
             counts[k] = counts.get(k, 0) + 1
     said = ", ".join(f"{n} {k!r}" for k, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     if not keep:
-        raise ValueError(f"{f}: column {column!r} marks no row as training ({said}); give the training log "
-                         "(rows with split=train or no split), or log the held-out loss as val_loss beside loss")
-    warnings.warn(f"{f}: dropped {len(kind) - len(keep)} row(s) that column {column!r} marks as not training "
-                  f"({said}): only split=train (or unlabelled) rows are the training curve", stacklevel=5)
+        raise ValueError(
+            f"{f}: column {column!r} marks no row as training ({said}); give the training log "
+            "(rows with split=train or no split), or log the held-out loss as val_loss beside loss"
+        )
+    warnings.warn(
+        f"{f}: dropped {len(kind) - len(keep)} row(s) that column {column!r} marks as not training "
+        f"({said}): only split=train (or unlabelled) rows are the training curve",
+        stacklevel=5,
+    )
     return {c: [v[i] for i in keep] for c, v in got.items()}, [lines[i] for i in keep]
 
 
@@ -296,5 +337,6 @@ def _check_names(names, f, lines):
     for n in dict.fromkeys(names.tolist()):
         other = stripped.setdefault(n.strip(), n)
         if other != n:
-            raise ValueError(f"{f}: run names {other!r} and {n!r} differ only by surrounding spaces: one run or "
-                             "two? fix the names")
+            raise ValueError(
+                f"{f}: run names {other!r} and {n!r} differ only by surrounding spaces: one run or two? fix the names"
+            )

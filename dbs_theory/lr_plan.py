@@ -17,6 +17,7 @@ plan only holds fractions, so one plan serves every unit.
 >>> LRPlan(decay=0.2).scale([0.0, 0.8, 0.9, 1.0], horizon=1.0).round(3).tolist()
 [1.0, 1.0, 0.55, 0.1]
 """
+
 from __future__ import annotations
 
 import math

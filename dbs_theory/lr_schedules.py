@@ -7,6 +7,7 @@ returns a :class:`~dbs_theory.piecewise.Piecewise` built by ``join``ing its
 phases (warmup, stable, decay, final), so ``next_change(D)`` lets simulators
 jump the constant stretches in closed form.
 """
+
 from __future__ import annotations
 
 import math
@@ -44,8 +45,9 @@ def constant(value: float) -> Piecewise:
 
 def linear_warmup(peak: float, length: float) -> Piecewise:
     """The linear warmup from 0 to ``peak`` over ``length`` data, then ``peak`` (the one warmup line)."""
-    return Piecewise((0.0,), (lambda x: peak * np.minimum(x / length, 1.0),)) if length > 0 else \
-        Piecewise.constant(peak)
+    return (
+        Piecewise((0.0,), (lambda x: peak * np.minimum(x / length, 1.0),)) if length > 0 else Piecewise.constant(peak)
+    )
 
 
 def _decay(shape, frac):
@@ -58,8 +60,9 @@ def _decay(shape, frac):
     return 1 - np.sqrt(1 - frac)  # "sqrt": 1 - sqrt(1 - x)
 
 
-def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: float = 0.1,
-        decay_shape: str = "linear") -> Piecewise:
+def wsd(
+    peak: float, warmup: float, stable: float, decay: float, final_ratio: float = 0.1, decay_shape: str = "linear"
+) -> Piecewise:
     """Warmup-Stable-Decay, in data units.
 
     .. math::
@@ -88,8 +91,11 @@ def wsd(peak: float, warmup: float, stable: float, decay: float, final_ratio: fl
         raise ValueError(f"decay_shape={decay_shape!r} must be one of {_SHAPES}")
 
     decayed = lambda x: peak * (1 - (1 - r) * _decay(decay_shape, x / T))
-    return join([linear_warmup(peak, W), peak, Piecewise((0.0,), (decayed,)), peak * r], [W, W + S, W + S + T],
-                label=f"wsd(peak={peak:g}, W={W:g}, S={S:g}, T={T:g}, r={r:g}, {decay_shape})")
+    return join(
+        [linear_warmup(peak, W), peak, Piecewise((0.0,), (decayed,)), peak * r],
+        [W, W + S, W + S + T],
+        label=f"wsd(peak={peak:g}, W={W:g}, S={S:g}, T={T:g}, r={r:g}, {decay_shape})",
+    )
 
 
 def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 0.0) -> Piecewise:
@@ -107,5 +113,8 @@ def cosine(peak: float, total: float, warmup: float = 0.0, final_ratio: float = 
         raise ValueError(f"final_ratio={num(final_ratio)} must lie in [0, 1]")
 
     cos = lambda x: peak * (1 - (1 - r) * _decay("cosine", x / (total - W)))
-    return join([linear_warmup(peak, W), Piecewise((0.0,), (cos,)), peak * r], [W, total],
-                label=f"cosine(peak={peak:g}, total={total:g}, W={W:g}, r={r:g})")
+    return join(
+        [linear_warmup(peak, W), Piecewise((0.0,), (cos,)), peak * r],
+        [W, total],
+        label=f"cosine(peak={peak:g}, total={total:g}, W={W:g}, r={r:g})",
+    )

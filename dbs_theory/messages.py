@@ -1,4 +1,5 @@
 """Numbers in messages people read: ``0.5``, not ``array(0.5)`` or ``np.float64(0.5)``."""
+
 from __future__ import annotations
 
 __all__ = ["num"]

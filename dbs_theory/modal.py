@@ -25,6 +25,7 @@ rule (:mod:`dbs_theory.calibrate`, a model fitted to a sweep) both run it.
 Units: data and batch sizes in examples (or tokens: the model does not care,
 as long as the rates were measured per step of that unit's batch).
 """
+
 from __future__ import annotations
 
 import math
@@ -34,7 +35,17 @@ import numpy as np
 
 from .lr_plan import LRPlan
 
-__all__ = ["ModalModel", "Grid", "discretise", "relaxed_loss", "bounds", "warm_starts", "optimise", "FIRST_PIECE", "LR_CELLS"]
+__all__ = [
+    "ModalModel",
+    "Grid",
+    "discretise",
+    "relaxed_loss",
+    "bounds",
+    "warm_starts",
+    "optimise",
+    "FIRST_PIECE",
+    "LR_CELLS",
+]
 
 #: the first piece ends at this fraction of the stable phase; later pieces are log-spaced up to its middle
 FIRST_PIECE = 1e-3
@@ -51,7 +62,8 @@ class ModalModel:
     rate : ndarray      Per-step rate ``x_i`` at the peak learning rate (``eta h_i``); SGD is stable where the
                         rate times the plan's multiple stays below 2. (The NQM's own model, ``NQM.modal()``, has
                         ``x_i = h_i``: its "peak" is a rate of 1 and the multiples are the rates themselves.)
-    floor : ndarray     Floor coefficients ``F_i`` (loss x examples): the floor at batch ``B`` is ``F_i / (B (2 - x_i))``.
+    floor : ndarray     Floor coefficients ``F_i`` (loss x examples): the floor at batch ``B`` is ``F_i / (B (2 -
+    x_i))``.
     initial : ndarray   Excess loss of each mode at the start (loss units).
     L_irr : float       The loss no batch or step count removes.
     """
@@ -124,8 +136,10 @@ class Grid:
         the harmonic mean of the schedule's batch over the piece's data."""
         s, b = np.asarray(starts, float), np.asarray(sizes, float)
         edges = np.append(s[1:], np.inf)
-        steps = [np.sum(np.clip(np.minimum(edges, z) - np.maximum(s, a), 0.0, None) / b)
-                 for a, z in zip(self.starts, self.ends)]
+        steps = [
+            np.sum(np.clip(np.minimum(edges, z) - np.maximum(s, a), 0.0, None) / b)
+            for a, z in zip(self.starts, self.ends)
+        ]
         return (self.ends - self.starts) / np.array(steps)
 
 
@@ -170,8 +184,9 @@ def relaxed_loss(model: ModalModel, grid: Grid, log_batch, grad: bool = False, a
     g = np.empty(x.size)
     work = np.empty(loga.shape), np.empty((loga.shape[0] + 1, loga.shape[1]))
     ones = np.ones(loga.shape[1])
-    loss = model.L_irr + relaxed_schedule_loss(loga, q, ones, model.initial, grid.cell_data, grid.cell_piece,
-                                               x, g, *work)
+    loss = model.L_irr + relaxed_schedule_loss(
+        loga, q, ones, model.initial, grid.cell_data, grid.cell_piece, x, g, *work
+    )
     return (loss, g) if grad else loss
 
 
@@ -189,8 +204,9 @@ def warm_starts(grid: Grid, fixed_batch: float) -> list:
     return [np.full(grid.starts.size, float(fixed_batch)), fixed_batch * mid / (0.25 * grid.horizon)]
 
 
-def optimise(model: ModalModel, grid: Grid, starts, min_batch: float, max_batch: float = math.inf,
-             arrays=None) -> np.ndarray:
+def optimise(
+    model: ModalModel, grid: Grid, starts, min_batch: float, max_batch: float = math.inf, arrays=None
+) -> np.ndarray:
     """The per-piece batches (``grid.starts.size``) that minimise the relaxed loss, by L-BFGS-B in ``log B``
     from each start (a sequence of per-piece batches); the best descent's batches."""
     from scipy import optimize
@@ -203,8 +219,9 @@ def optimise(model: ModalModel, grid: Grid, starts, min_batch: float, max_batch:
         x0 = np.clip(np.log(np.asarray(x0, float)), lo, hi)
         scale = 1.0 / relaxed_loss(model, grid, x0, arrays=arrays)
         fun = lambda x: tuple(v * scale for v in relaxed_loss(model, grid, x, grad=True, arrays=arrays))
-        res = optimize.minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=bnd,
-                                options=dict(maxiter=2000, ftol=1e-13, gtol=1e-9))
+        res = optimize.minimize(
+            fun, x0, jac=True, method="L-BFGS-B", bounds=bnd, options=dict(maxiter=2000, ftol=1e-13, gtol=1e-9)
+        )
         if best is None or res.fun < best[0]:
             best = (res.fun, res.x)
     return np.exp(best[1])

@@ -11,6 +11,7 @@ Units: batch sizes ``B`` in examples, steps ``S`` in optimizer steps, data
 variance, ``m0`` the initial second moment of a mode, ``eta`` the (fixed)
 learning rate.
 """
+
 from __future__ import annotations
 
 import warnings
@@ -23,9 +24,23 @@ from . import _formulas
 from .messages import num
 
 __all__ = [
-    "compiled", "loss_floor", "bmin", "moment", "mode_loss", "stationary_moment", "log_contraction", "steps_to_target",
-    "data_to_target", "smin", "bopt", "three_phase", "ModeThreePhase", "b_noise", "b_simple",
-    "hyperbolic_data", "check_equivalence",
+    "compiled",
+    "loss_floor",
+    "bmin",
+    "moment",
+    "mode_loss",
+    "stationary_moment",
+    "log_contraction",
+    "steps_to_target",
+    "data_to_target",
+    "smin",
+    "bopt",
+    "three_phase",
+    "ModeThreePhase",
+    "b_noise",
+    "b_simple",
+    "hyperbolic_data",
+    "check_equivalence",
 ]
 
 
@@ -132,12 +147,12 @@ def log_contraction(h, eta):
 def mode_loss(t, h, c, eta, batch_size, m0=1.0, L_irr=0.0):
     """Expected loss of one mode after ``t`` steps (closed form)."""
     _check_lr(eta, h)
-    return compiled("loss_t")(np.asarray(t, float), compiled("a")(h, eta), h, c, eta,
-                              _check_positive("batch_size", batch_size), m0, L_irr)
+    return compiled("loss_t")(
+        np.asarray(t, float), compiled("a")(h, eta), h, c, eta, _check_positive("batch_size", batch_size), m0, L_irr
+    )
 
 
-def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
-                    discrete=True, unreachable="raise"):
+def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0, discrete=True, unreachable="raise"):
     """Steps for one mode to reach ``target`` at fixed ``eta`` and batch.
 
     Parameters
@@ -170,8 +185,10 @@ def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
     below = (target <= floor) & (L0 > target)
     if np.any(below) and unreachable == "raise":
         worst = float(np.max(np.where(below, floor, -np.inf)))
-        raise ValueError(f"target={num(target)} is at or below the loss floor {worst:.6g} "
-                         f"at batch_size={num(batch_size)}; use a larger batch or a higher target")
+        raise ValueError(
+            f"target={num(target)} is at or below the loss floor {worst:.6g} "
+            f"at batch_size={num(batch_size)}; use a larger batch or a higher target"
+        )
     ok = ~below & (L0 > target)
     Bs = np.where(ok, B, 1.0)
     a = compiled("a")(h, eta)
@@ -186,8 +203,7 @@ def steps_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0,
     return out[()] if out.ndim == 0 else out
 
 
-def data_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0, discrete=True,
-                   unreachable="raise"):
+def data_to_target(h, c, eta, batch_size, target, m0=1.0, L_irr=0.0, discrete=True, unreachable="raise"):
     """Data ``E = B S`` (examples) for one mode to reach ``target``; see :func:`steps_to_target`."""
     B = np.asarray(batch_size, float)
     return B * steps_to_target(h, c, eta, batch_size, target, m0, L_irr, discrete, unreachable)
@@ -197,13 +213,17 @@ def _reduced(h, c, eta, target, m0, L_irr):
     """One mode's reduced quantities; a spectrum (``h`` or ``c`` with more than one entry) is refused: the
     one-mode functions (``smin``, ``bopt``, ``three_phase``) would otherwise return one value per mode."""
     if np.size(h) > 1 or np.size(c) > 1:
-        raise ValueError(f"this formula is for one mode; got {max(np.size(h), np.size(c))} modes (for a spectrum "
-                         "use sim.bopt / sim.steps_to_target on sim.NQM; numeric.bmin sums over modes)")
+        raise ValueError(
+            f"this formula is for one mode; got {max(np.size(h), np.size(c))} modes (for a spectrum "
+            "use sim.bopt / sim.steps_to_target on sim.NQM; numeric.bmin sums over modes)"
+        )
     _check_lr(eta, h)
     q = compiled("q")(h, L_irr, np.asarray(target, float))
     if np.any(q <= 0) or np.any(q >= m0):
-        raise ValueError(f"target={num(target)} must lie strictly between L_irr={num(L_irr)} "
-                         f"and the initial loss {num(L_irr + 0.5 * h * m0)}")
+        raise ValueError(
+            f"target={num(target)} must lie strictly between L_irr={num(L_irr)} "
+            f"and the initial loss {num(L_irr + 0.5 * h * m0)}"
+        )
     return compiled("K")(h, c, eta), q, compiled("lam")(h, eta), m0
 
 
@@ -237,8 +257,9 @@ def bopt(h, c, eta, target, m0=1.0, L_irr=0.0):
 
 
 #: the keys :func:`three_phase` returned before it returned a :class:`ModeThreePhase` -> its fields
-_OLD_KEYS = dict(Smin="smin", B_m1="b_m1", B_0="b_0", A1="a1", A0="a0", Bmin="bmin", Bopt="bopt", Sopt="sopt",
-                 Emin="emin", C="c")
+_OLD_KEYS = dict(
+    Smin="smin", B_m1="b_m1", B_0="b_0", A1="a1", A0="a0", Bmin="bmin", Bopt="bopt", Sopt="sopt", Emin="emin", C="c"
+)
 
 
 @dataclass(frozen=True)
@@ -264,8 +285,9 @@ class ModeThreePhase:
 
     def __getitem__(self, key):
         """Deprecated: the dict keys of old (``tp["Bopt"]``); use the attributes (``tp.bopt``)."""
-        warnings.warn(f"three_phase(...)[{key!r}] is deprecated; use .{_OLD_KEYS[key]}", DeprecationWarning,
-                      stacklevel=2)
+        warnings.warn(
+            f"three_phase(...)[{key!r}] is deprecated; use .{_OLD_KEYS[key]}", DeprecationWarning, stacklevel=2
+        )
         return getattr(self, _OLD_KEYS[key])
 
 
@@ -275,9 +297,18 @@ def three_phase(h, c, eta, target, m0=1.0, L_irr=0.0) -> ModeThreePhase:
     B_opt = bopt(h, c, eta, target, m0, L_irr)
     S_opt = compiled("S_red")(K, q, lam, m0, B_opt)
     A1 = compiled("A1")(K, q, lam, m0)
-    return ModeThreePhase(smin=compiled("S_min")(K, q, lam, m0), b_m1=compiled("B_m1")(K, q, lam, m0),
-                          b_0=compiled("B_0")(K, q, lam, m0), a1=A1, a0=compiled("A0")(K, q, lam, m0), bmin=A1,
-                          bopt=B_opt, sopt=S_opt, emin=B_opt * S_opt, c=compiled("C")(K, q, lam, m0, B_opt))
+    return ModeThreePhase(
+        smin=compiled("S_min")(K, q, lam, m0),
+        b_m1=compiled("B_m1")(K, q, lam, m0),
+        b_0=compiled("B_0")(K, q, lam, m0),
+        a1=A1,
+        a0=compiled("A0")(K, q, lam, m0),
+        bmin=A1,
+        bopt=B_opt,
+        sopt=S_opt,
+        emin=B_opt * S_opt,
+        c=compiled("C")(K, q, lam, m0, B_opt),
+    )
 
 
 def b_noise(G2, GHG, trHS):
@@ -325,12 +356,9 @@ def check_equivalence(h, c, eta, target, m0=1.0, L_irr=0.0):
     lo = float(bmin(h, c, eta, target, L_irr)) * (1 + 1e-6)
     bounds = (np.log(lo), np.log(lo * 1e4))
     data = lambda lb: np.exp(lb) * _multimode_steps(h, c, eta, np.exp(lb), target, m0, L_irr)
-    opt = optimize.minimize_scalar(data, bounds=bounds, method="bounded",
-                                   options={"xatol": 1e-10})
+    opt = optimize.minimize_scalar(data, bounds=bounds, method="bounded", options={"xatol": 1e-10})
     emin = float(opt.fun)
     at_budget = lambda lb: _multimode_loss(emin / np.exp(lb), h, c, eta, np.exp(lb), m0, L_irr)
-    opt2 = optimize.minimize_scalar(at_budget, bounds=bounds, method="bounded",
-                                    options={"xatol": 1e-10})
+    opt2 = optimize.minimize_scalar(at_budget, bounds=bounds, method="bounded", options={"xatol": 1e-10})
     b1, b2 = float(np.exp(opt.x)), float(np.exp(opt2.x))
-    return dict(bopt=b1, emin=emin, b_budget=b2, loss_at_budget=float(opt2.fun),
-                rel_diff=abs(b2 / b1 - 1))
+    return dict(bopt=b1, emin=emin, b_budget=b2, loss_at_budget=float(opt2.fun), rel_diff=abs(b2 / b1 - 1))

@@ -19,6 +19,7 @@ The protocol every schedule in the package follows:
 One string grammar writes a piecewise-constant schedule: ``"D0:V0,D1:V1,..."``
 with strictly increasing ``D``; :meth:`Piecewise.parse` reads it.
 """
+
 from __future__ import annotations
 
 import math
@@ -81,16 +82,21 @@ class Piecewise:
         [(0.0, 64), (2000000.0, 128)]
         """
         pairs = [] if first is None else [(0.0, cast(first))]
-        for item in (str(text).split(",") if text else []):
+        for item in str(text).split(",") if text else []:
             try:
                 d, v = item.split(":")
                 pairs.append((float(d), cast(float(v))))
             except ValueError:
-                raise ValueError(f"{what} must look like '{'' if first is not None else '0:V0,'}D1:V1,D2:V2' "
-                                 f"(data:value pairs); got {text!r}") from None
+                raise ValueError(
+                    f"{what} must look like '{'' if first is not None else '0:V0,'}D1:V1,D2:V2' "
+                    f"(data:value pairs); got {text!r}"
+                ) from None
         if not pairs or pairs[0][0] != 0 or (first is not None and len(pairs) > 1 and pairs[1][0] <= 0):
-            raise ValueError(f"{what} {text!r} must start at D = 0" if first is None else
-                             f"{what} {text!r}: switch points must be > 0 (the value from 0 is {first})")
+            raise ValueError(
+                f"{what} {text!r} must start at D = 0"
+                if first is None
+                else f"{what} {text!r}: switch points must be > 0 (the value from 0 is {first})"
+            )
         try:
             return cls(tuple(d for d, _ in pairs), tuple(v for _, v in pairs), unit, what)
         except ValueError as exc:
@@ -132,8 +138,9 @@ class Piecewise:
         """``D`` (and constant values) times ``factor``, in ``unit``: samples -> tokens with the sequence length."""
         if not self.constant_pieces:
             raise TypeError("only a piecewise-constant schedule can change unit")
-        return Piecewise(tuple(a * factor for a in self.starts), tuple(v * factor for v in self.values), unit,
-                         self.label)
+        return Piecewise(
+            tuple(a * factor for a in self.starts), tuple(v * factor for v in self.values), unit, self.label
+        )
 
     def text(self) -> str:
         """The schedule in the grammar :meth:`parse` reads."""

@@ -23,6 +23,7 @@ spreading them over a wide uniform grid; ``sim.plan_eval`` measures the
 saving on the NQM. Units: batch sizes and data in the logs' unit (tokens or
 examples).
 """
+
 from __future__ import annotations
 
 import math
@@ -35,7 +36,7 @@ from .estimators import envelope_bopt, reaches
 __all__ = ["Proposal", "Plan", "plan_sweep", "precision"]
 
 #: batches closer than this factor to an existing one count as already run
-NEAR = 2 ** 0.25
+NEAR = 2**0.25
 
 
 @dataclass(frozen=True)
@@ -91,19 +92,27 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
     if n < 1:
         raise ValueError(f"n={n} must be >= 1")
     if granularity > budget:
-        raise ValueError(f"granularity={granularity:g} exceeds the budget {budget:g}: a run at that batch could not "
-                         "take one step")
+        raise ValueError(
+            f"granularity={granularity:g} exceeds the budget {budget:g}: a run at that batch could not take one step"
+        )
     reach = np.array(sorted({r.batch_size for r in runs if reaches(r, budget)}))
     env = _envelope_at(runs, budget, bootstrap, seed) if reach.size >= 3 else None
     if env is None:
         first = min(float(r.tokens[0]) for r in runs)
-        why = (f"only {reach.size} batch size(s) reach the budget (need 3)" if reach.size < 3 else
-               f"the budget {budget:g} is not past the runs' first logged rows (the earliest is at {first:g}): "
-               "no loss curve is measured there yet")
-        return Plan(budget, math.nan, math.nan, math.nan, False, why, math.inf, False,
-                    _extend(runs, budget, n))
-    b, lo, hi, ok, reason = (float(env.bopt[0]), float(env.lo[0]), float(env.hi[0]), bool(env.identified[0]),
-                             env.reason[0])
+        why = (
+            f"only {reach.size} batch size(s) reach the budget (need 3)"
+            if reach.size < 3
+            else f"the budget {budget:g} is not past the runs' first logged rows (the earliest is at {first:g}): "
+            "no loss curve is measured there yet"
+        )
+        return Plan(budget, math.nan, math.nan, math.nan, False, why, math.inf, False, _extend(runs, budget, n))
+    b, lo, hi, ok, reason = (
+        float(env.bopt[0]),
+        float(env.lo[0]),
+        float(env.hi[0]),
+        bool(env.identified[0]),
+        env.reason[0],
+    )
     prec = precision(b, lo, hi) if ok else math.inf
     if ok and prec <= tol:
         return Plan(budget, b, lo, hi, ok, reason, prec, True, [])
@@ -122,11 +131,18 @@ def plan_sweep(runs, budget, n=3, tol=0.10, bootstrap=200, seed=0, granularity=1
         props = _new_runs(cands, runs, budget, n, granularity, "narrows the interval around the minimum")
         if not props:
             near = reach[int(np.argmin(np.abs(np.log(reach / b))))]
-            props = [Proposal(float(near), budget, "the grid is already dense here; another seed averages "
-                              "the noise that sets the interval")]
+            props = [
+                Proposal(
+                    float(near),
+                    budget,
+                    "the grid is already dense here; another seed averages the noise that sets the interval",
+                )
+            ]
     if not props:
-        reason += (f"; no batch within 2x of the ones wanted ({', '.join(f'{c:.3g}' for c in cands[:3])}) is a "
-                   f"multiple of the granularity {granularity:g} and takes a step within the budget")
+        reason += (
+            f"; no batch within 2x of the ones wanted ({', '.join(f'{c:.3g}' for c in cands[:3])}) is a "
+            f"multiple of the granularity {granularity:g} and takes a step within the budget"
+        )
     return Plan(budget, b, lo, hi, ok, reason, prec, False, props)
 
 
@@ -167,15 +183,18 @@ def _extend(runs, budget, n):
         return []
     last = max(float(r.tokens[-1]) for r in short)
     env = envelope_bopt(runs, [last], bootstrap=0) if len({r.batch_size for r in runs}) >= 3 else None
-    best = float(env.bopt[0]) if env is not None and env.identified[0] else float(np.median([r.batch_size for r in short]))
+    best = (
+        float(env.bopt[0]) if env is not None and env.identified[0] else float(np.median([r.batch_size for r in short]))
+    )
     short.sort(key=lambda r: (abs(math.log(r.batch_size / best)), -r.tokens[-1]))
     out, seen = [], set()
     for r in short:
         if r.batch_size in seen:
             continue
         seen.add(r.batch_size)
-        out.append(Proposal(r.batch_size, float(budget), f"stops at {r.tokens[-1]:.4g}, short of the budget",
-                            extends=r.name))
+        out.append(
+            Proposal(r.batch_size, float(budget), f"stops at {r.tokens[-1]:.4g}, short of the budget", extends=r.name)
+        )
         if len(out) == n:
             break
     return out

@@ -6,6 +6,7 @@ optional ``lr, val_loss, seq_len, world_size, b_simple, gns_g2, gns_trace, wall_
 (Unix seconds). ``tokens`` is data
 consumed so far (tokens or examples); ``batch_size`` is in the same unit.
 """
+
 from __future__ import annotations
 
 import csv
@@ -18,12 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from . import readers
-from .log_files import (JSON_SUFFIXES, LOG_FIELDS, OPTIONAL, REQUIRED, log_files, read_log_file,  # noqa: F401
-                        regular_file)
+from .log_files import LOG_FIELDS, OPTIONAL, REQUIRED, log_files, read_log_file
+from .log_files import JSON_SUFFIXES, regular_file  # noqa: F401 (re-exported: older import paths)
 from .curves import ESPoints, choose_targets, crossovers, es_points, smooth  # re-exported: older import paths
 
-__all__ = ["Run", "load_runs", "write_runs", "smooth", "es_points", "ESPoints", "choose_targets",
-           "crossovers", "REQUIRED", "OPTIONAL", "LOG_FIELDS"]
+__all__ = [
+    "Run",
+    "load_runs",
+    "write_runs",
+    "smooth",
+    "es_points",
+    "ESPoints",
+    "choose_targets",
+    "crossovers",
+    "REQUIRED",
+    "OPTIONAL",
+    "LOG_FIELDS",
+]
 
 
 @dataclass(frozen=True)
@@ -60,7 +72,7 @@ class Run:
         lr = self.extra.get("lr")
         if lr is None or not np.any(np.isfinite(lr)):
             return None
-        tail = lr[len(lr) // 2:]
+        tail = lr[len(lr) // 2 :]
         tail = tail[np.isfinite(tail)]
         return float(np.median(tail)) if tail.size else None
 
@@ -79,17 +91,28 @@ def _check_sources(names, cols, source, files):
         name, f = n[a], int(src[a])
         idx = order[a:b]
         st, tok = cols["step"][idx], cols["tokens"][idx]
-        info = (f, set(np.unique(cols["batch_size"][idx]).tolist()), st.min(), st.max(), tok[np.argmin(st)],
-                tok[np.argmax(st)])
+        info = (
+            f,
+            set(np.unique(cols["batch_size"][idx]).tolist()),
+            st.min(),
+            st.max(),
+            tok[np.argmin(st)],
+            tok[np.argmax(st)],
+        )
         if name in seen:
             g, bs, lo, hi, t_lo, t_hi = seen[name]
             overlap = not (info[3] < lo or info[2] > hi)
             first, then = (seen[name], info) if hi < info[2] else (info, seen[name])
             if overlap or (bs != info[1] and then[4] < first[5]):
-                raise ValueError(f"run {name!r} appears in both {files[g]} and {files[f]} with "
-                                 + ("overlapping steps" if overlap else "different batch sizes, and the later "
-                                    "part's data does not continue the earlier's")
-                                 + "; rename one of them")
+                raise ValueError(
+                    f"run {name!r} appears in both {files[g]} and {files[f]} with "
+                    + (
+                        "overlapping steps"
+                        if overlap
+                        else "different batch sizes, and the later part's data does not continue the earlier's"
+                    )
+                    + "; rename one of them"
+                )
             info = (f, bs | info[1], min(lo, info[2]), max(hi, info[3]), first[4], then[5])
         seen[name] = info
 
@@ -145,9 +168,11 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     inverse = np.fromiter((codes.setdefault(n, len(codes)) for n in names), dtype=np.int64, count=names.size)
     groups = np.argsort(inverse, kind="stable")
     bounds = np.r_[0, np.cumsum(np.bincount(inverse, minlength=len(codes)))]
-    locate = (lambda g: parts[source[g]][3](int(row[g])))
-    runs = [_one_run(str(name), groups[bounds[g]:bounds[g + 1]], cols, extra, max_bad_fraction, locate)
-            for name, g in codes.items()]
+    locate = lambda g: parts[source[g]][3](int(row[g]))
+    runs = [
+        _one_run(str(name), groups[bounds[g] : bounds[g + 1]], cols, extra, max_bad_fraction, locate)
+        for name, g in codes.items()
+    ]
     _warn_copies(runs)
     _check_batch_sizes(runs, batch_sizes or {})
     return runs
@@ -159,14 +184,18 @@ def _check_batch_sizes(runs, batch_sizes):
     for r in runs:
         given = batch_sizes.get(r.name)
         if given is not None and not r.dynamic and not math.isclose(given, r.batch_size, rel_tol=1e-9):
-            raise ValueError(f"run {r.name!r}: --batch-size says {given:g} but its log says batch_size "
-                             f"{r.batch_size:g}; drop one (the log's batch_size column needs no --batch-size)")
+            raise ValueError(
+                f"run {r.name!r}: --batch-size says {given:g} but its log says batch_size "
+                f"{r.batch_size:g}; drop one (the log's batch_size column needs no --batch-size)"
+            )
     names = [r.name for r in runs]
     unused = [k for k in batch_sizes if not any(n == k or n.startswith(f"{k} (column ") for n in names)]
     if unused:
-        warnings.warn(f"--batch-size names {len(unused)} run(s) the logs do not hold: {', '.join(map(repr, unused))} "
-                      f"(runs read: {', '.join(map(repr, names[:8]))}{' ...' if len(names) > 8 else ''})",
-                      stacklevel=3)
+        warnings.warn(
+            f"--batch-size names {len(unused)} run(s) the logs do not hold: {', '.join(map(repr, unused))} "
+            f"(runs read: {', '.join(map(repr, names[:8]))}{' ...' if len(names) > 8 else ''})",
+            stacklevel=3,
+        )
 
 
 def _warn_copies(runs):
@@ -175,11 +204,15 @@ def _warn_copies(runs):
 
     seen = {}
     for r in runs:
-        key = hashlib.sha256(b"".join(np.ascontiguousarray(a, float).tobytes()
-                                      for a in (r.step, r.tokens, r.loss))).hexdigest()
+        key = hashlib.sha256(
+            b"".join(np.ascontiguousarray(a, float).tobytes() for a in (r.step, r.tokens, r.loss))
+        ).hexdigest()
         if key in seen:
-            warnings.warn(f"runs {seen[key]!r} and {r.name!r} hold identical rows (steps, tokens and losses): a "
-                          "copy under another name counts as a second run; drop one", stacklevel=3)
+            warnings.warn(
+                f"runs {seen[key]!r} and {r.name!r} hold identical rows (steps, tokens and losses): a "
+                "copy under another name counts as a second run; drop one",
+                stacklevel=3,
+            )
         seen.setdefault(key, r.name)
 
 
@@ -192,8 +225,10 @@ def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
         own = [q.name for q in p.iterdir() if q.suffix.lower() in (".csv", ".jsonl", ".ndjson") and q.is_file()]
         if own:
             what = "Trainer states (trainer_state.json)" if kind == "hf" else "TensorBoard event files"
-            raise ValueError(f"{p}: holds both loss logs ({', '.join(sorted(own)[:3])}{' ...' if len(own) > 3 else ''})"
-                             f" and {what} below it; give each as its own path (or --format to read one kind)")
+            raise ValueError(
+                f"{p}: holds both loss logs ({', '.join(sorted(own)[:3])}{' ...' if len(own) > 3 else ''})"
+                f" and {what} below it; give each as its own path (or --format to read one kind)"
+            )
     if kind == "native":
         return [(f, read_log_file(f, log_format)) for f in log_files(p, log_format)]
     parts = readers.read(kind, p, batch_sizes=batch_sizes, loss_tag=loss_tag, batch_tag=batch_tag)
@@ -209,16 +244,27 @@ def _check_rows(name, idx, cols, locate):
     for c in ("batch_size", "step", "tokens", "loss"):
         v = cols[c][idx]
         fin = np.isfinite(v)
-        checks = [(fin & (np.abs(v) > LIMITS[c]), lambda x: f"{c} {x:g} is beyond any training run "
-                   f"(|{c}| > {LIMITS[c]:g})")]
+        checks = [
+            (fin & (np.abs(v) > LIMITS[c]), lambda x: f"{c} {x:g} is beyond any training run (|{c}| > {LIMITS[c]:g})")
+        ]
         if c == "batch_size":
             checks.insert(0, (~(fin & (v > 0)), lambda x: f"batch_size must be positive; got {x:g}"))
         elif c != "loss":
-            checks[:0] = [(~fin, lambda x: f"{c} must be a finite number; got {x:g}"),
-                          (v < 0, lambda x: f"{c} {x:g} is negative")]
+            checks[:0] = [
+                (~fin, lambda x: f"{c} must be a finite number; got {x:g}"),
+                (v < 0, lambda x: f"{c} {x:g} is negative"),
+            ]
         else:  # a language model's cross-entropy is above 0: none or a negative one is a placeholder or a shift
-            checks.insert(0, (fin & (v <= 0), lambda x: f"loss {x:g} is not positive (a cross-entropy is > 0: a "
-                                                        "placeholder, or a shifted or corrupt log?)"))
+            checks.insert(
+                0,
+                (
+                    fin & (v <= 0),
+                    lambda x: (
+                        f"loss {x:g} is not positive (a cross-entropy is > 0: a "
+                        "placeholder, or a shifted or corrupt log?)"
+                    ),
+                ),
+            )
         for bad, say in checks:
             if bad.any():
                 j = int(np.flatnonzero(bad)[0])
@@ -240,12 +286,15 @@ def _order(name, step, bs, loss, max_bad):
     s = step[sel]
     last = np.r_[s[1:] != s[:-1], True]  # the last row of each repeated step wins
     if (~last).sum() > 0.5 * last.sum() and np.unique(bs[sel]).size > 1:
-        raise ValueError(f"run {name!r}: most steps appear twice with different batch sizes "
-                         f"({', '.join(f'{b:g}' for b in np.unique(bs[sel]))}): two runs under one name? "
-                         "give each its own name")
+        raise ValueError(
+            f"run {name!r}: most steps appear twice with different batch sizes "
+            f"({', '.join(f'{b:g}' for b in np.unique(bs[sel]))}): two runs under one name? "
+            "give each its own name"
+        )
     if not last.all():
-        warnings.warn(f"run {name!r}: {int((~last).sum())} repeated steps (a resume?); kept the last "
-                      "row of each", stacklevel=4)
+        warnings.warn(
+            f"run {name!r}: {int((~last).sum())} repeated steps (a resume?); kept the last row of each", stacklevel=4
+        )
     return sel[last]
 
 
@@ -256,16 +305,20 @@ def _check_tokens(name, s, t, b, where):
     falls = np.flatnonzero(dt < 0)
     if falls.size:
         j = falls[0] + 1
-        raise ValueError(f"{where(j)}: tokens fall from {t[j - 1]:g} to {t[j]:g} in run {name!r} "
-                         "(data consumed so far never decreases)")
+        raise ValueError(
+            f"{where(j)}: tokens fall from {t[j - 1]:g} to {t[j]:g} in run {name!r} "
+            "(data consumed so far never decreases)"
+        )
     lo, hi = np.minimum(b[:-1], b[1:]) * ds, np.maximum(b[:-1], b[1:]) * ds
     slack = 1e-6 * np.abs(t[1:])  # float32 logs (TensorBoard) round large counts
     off = np.flatnonzero((dt < lo * (1 - readers.REL_TOL) - slack) | (dt > hi * (1 + readers.REL_TOL) + slack))
     if off.size:
         j = off[0] + 1
-        raise ValueError(f"{where(j)}: tokens rise by {dt[j - 1]:g} over {ds[j - 1]:g} step(s) but batch_size "
-                         f"{b[j]:g} makes {b[j] * ds[j - 1]:g} in run {name!r}: tokens and batch_size must be "
-                         "in one unit (tokens: data consumed so far)")
+        raise ValueError(
+            f"{where(j)}: tokens rise by {dt[j - 1]:g} over {ds[j - 1]:g} step(s) but batch_size "
+            f"{b[j]:g} makes {b[j] * ds[j - 1]:g} in run {name!r}: tokens and batch_size must be "
+            "in one unit (tokens: data consumed so far)"
+        )
 
 
 def _snapped(b):
@@ -281,9 +334,12 @@ def _check_offset(name, s, t, b):
     (tokens counted before or after the step)."""
     off = float(t[0] - s[0] * b[0])
     if abs(off) > b[0] * (1 + readers.REL_TOL):
-        warnings.warn(f"run {name!r}: tokens are step x batch_size {off:+g} throughout ({off / b[0]:+g} steps at "
-                      f"batch {b[0]:g}): E is read from tokens and S from steps, so if one column is shifted (a "
-                      "resumed counter, an unlogged ramp-up) the fit is too", stacklevel=4)
+        warnings.warn(
+            f"run {name!r}: tokens are step x batch_size {off:+g} throughout ({off / b[0]:+g} steps at "
+            f"batch {b[0]:g}): E is read from tokens and S from steps, so if one column is shifted (a "
+            "resumed counter, an unlogged ramp-up) the fit is too",
+            stacklevel=4,
+        )
 
 
 def _one_run(name, idx, cols, extra, max_bad, locate=None):
@@ -301,9 +357,12 @@ def _one_run(name, idx, cols, extra, max_bad, locate=None):
         ex["batch_size"] = b
         stretches = b[np.r_[True, b[1:] != b[:-1]]]
         shown = " -> ".join(f"{x:g}" for x in stretches[:6]) + (" -> ..." if stretches.size > 6 else "")
-        warnings.warn(f"run {name!r}: its batch size changes ({shown}): "
-                      f"a dynamic-batch run; its batch per row is kept, batch_size is its last stretch's "
-                      f"({b[-1]:g})", stacklevel=3)
+        warnings.warn(
+            f"run {name!r}: its batch size changes ({shown}): "
+            f"a dynamic-batch run; its batch per row is kept, batch_size is its last stretch's "
+            f"({b[-1]:g})",
+            stacklevel=3,
+        )
     return Run(name, float(b[-1]), step[sel], tokens[sel], loss[sel], ex)
 
 
@@ -327,7 +386,8 @@ def write_runs(runs, path):
 
 
 def _row(r, i, keys):
-    base = dict(run=r.name, batch_size=r.batch_size, step=int(r.step[i]), tokens=float(r.tokens[i]),
-                loss=float(r.loss[i]))
+    base = dict(
+        run=r.name, batch_size=r.batch_size, step=int(r.step[i]), tokens=float(r.tokens[i]), loss=float(r.loss[i])
+    )
     base.update({k: float(r.extra[k][i]) for k in keys if k in r.extra})
     return base

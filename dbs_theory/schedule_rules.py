@@ -31,6 +31,7 @@ horizon and learning-rate plan (:class:`~dbs_theory.lr_plan.LRPlan`):
 
 Units: the fit's (tokens or examples); batches per optimizer step.
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,20 @@ from .batch_rules import ONLINE as ONLINE_RULES
 from .batch_schedules import BatchSchedule, constant_batch
 from .lr_plan import LRPlan
 
-__all__ = ["RULES", "DEFAULT_RULE", "MARGIN", "BLENDS", "EXTRAPOLATE", "MIN_R2", "ScheduleChoice",
-           "schedule_from_fit", "stitch", "calibrated", "sure_blend", "envelope_of"]
+__all__ = [
+    "RULES",
+    "DEFAULT_RULE",
+    "MARGIN",
+    "BLENDS",
+    "EXTRAPOLATE",
+    "MIN_R2",
+    "ScheduleChoice",
+    "schedule_from_fit",
+    "stitch",
+    "calibrated",
+    "sure_blend",
+    "envelope_of",
+]
 
 #: the offline rules, by id
 RULES = ("calibrated", "stitch", "paper", "late-switch", "fixed")
@@ -95,12 +108,17 @@ class ScheduleChoice:
 
     def record(self) -> dict:
         """``exports.json``'s record of which schedule was chosen and why."""
-        return dict(rule=self.rule, recommendation=self.recommendation, reason=self.reason,
-                    best_fixed=self.best_fixed, best_fixed_at=self.best_fixed_at, measured_to=self.measured_to,
-                    lr_plan=dict(decay=self.lr_plan.decay, final=self.lr_plan.final, shape=self.lr_plan.shape),
-                    predicted=self.predicted,
-                    dynamic=None if self.dynamic is None else
-                    [{"from": a, "batch_size": b} for a, b in self.dynamic.segments])
+        return dict(
+            rule=self.rule,
+            recommendation=self.recommendation,
+            reason=self.reason,
+            best_fixed=self.best_fixed,
+            best_fixed_at=self.best_fixed_at,
+            measured_to=self.measured_to,
+            lr_plan=dict(decay=self.lr_plan.decay, final=self.lr_plan.final, shape=self.lr_plan.shape),
+            predicted=self.predicted,
+            dynamic=None if self.dynamic is None else [{"from": a, "batch_size": b} for a, b in self.dynamic.segments],
+        )
 
 
 def envelope_of(fit) -> dict:
@@ -109,8 +127,10 @@ def envelope_of(fit) -> dict:
     env = fit.get("envelope", fit) if isinstance(fit, dict) else getattr(fit, "envelope", fit)
     env = env.to_dict() if hasattr(env, "to_dict") else env
     if not isinstance(env, dict) or not env.get("by_batch"):
-        raise ValueError("the fit holds no sweep envelope with per-batch losses (a fit.json from dbs fit on a "
-                         "sweep of >= 3 batch sizes)")
+        raise ValueError(
+            "the fit holds no sweep envelope with per-batch losses (a fit.json from dbs fit on a "
+            "sweep of >= 3 batch sizes)"
+        )
     batches, data = _numbers(env, "batches", positive=True), _numbers(env, "data", positive=True)
     for key in ("by_batch", "mean_by_batch"):
         rows = env.get(key)
@@ -119,8 +139,11 @@ def envelope_of(fit) -> dict:
         if not isinstance(rows, list) or len(rows) != len(batches):
             raise ValueError(f"envelope.{key} must hold one row per batch ({len(batches)}) in envelope.batches")
         for i, row in enumerate(rows):
-            if not isinstance(row, list) or len(row) != len(data) or \
-                    not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in row):
+            if (
+                not isinstance(row, list)
+                or len(row) != len(data)
+                or not all(v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)) for v in row)
+            ):
                 raise ValueError(f"envelope.{key}[{i}] must hold a number (or null) per data amount ({len(data)})")
     return env
 
@@ -128,8 +151,14 @@ def envelope_of(fit) -> dict:
 def _numbers(env, key, positive=False):
     """``env[key]`` as a list of finite numbers (positive where asked); one line naming the field otherwise."""
     v = env.get(key)
-    ok = isinstance(v, list) and v and all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                           and math.isfinite(x) and (x > 0 or not positive) for x in v)
+    ok = (
+        isinstance(v, list)
+        and v
+        and all(
+            isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and (x > 0 or not positive)
+            for x in v
+        )
+    )
     if not ok:
         raise ValueError(f"envelope.{key} must be a list of {'positive ' if positive else ''}finite numbers")
     return v
@@ -142,8 +171,9 @@ def _bounds(granularity, min_batch, max_batch):
     lo = granularity * max(1, math.ceil(min_batch / granularity - 1e-9))
     hi = granularity * math.floor(max_batch / granularity + 1e-9) if math.isfinite(max_batch) else math.inf
     if hi < lo:
-        raise ValueError(f"no multiple of granularity={granularity:g} lies in [min_batch={min_batch:g}, "
-                         f"max_batch={max_batch:g}]")
+        raise ValueError(
+            f"no multiple of granularity={granularity:g} lies in [min_batch={min_batch:g}, max_batch={max_batch:g}]"
+        )
     return lo, hi
 
 
@@ -155,14 +185,33 @@ def _snap(b, granularity, lo, hi):
 def _merged(starts, sizes, unit, lr, params):
     """A step schedule from per-piece batches, equal neighbours merged."""
     keep = [0] + [k for k in range(1, len(sizes)) if sizes[k] != sizes[k - 1]]
-    return BatchSchedule(tuple(float(starts[k]) for k in keep), tuple(float(sizes[k]) for k in keep), unit,
-                         kind="step", lr=lr, params=params)
+    return BatchSchedule(
+        tuple(float(starts[k]) for k in keep),
+        tuple(float(sizes[k]) for k in keep),
+        unit,
+        kind="step",
+        lr=lr,
+        params=params,
+    )
 
 
-def schedule_from_fit(fit, horizon: float, rule: str = DEFAULT_RULE, lr_plan: LRPlan = LRPlan(), *,
-                      unit: str = "tokens", granularity: float = 1.0, min_batch: float = 1.0,
-                      max_batch: float = math.inf, extrapolate: bool = False, lr=None, interval=None,
-                      momentum: float = 1.0, switch_at=None, switch_ratio: float = 4.0) -> ScheduleChoice:
+def schedule_from_fit(
+    fit,
+    horizon: float,
+    rule: str = DEFAULT_RULE,
+    lr_plan: LRPlan = LRPlan(),
+    *,
+    unit: str = "tokens",
+    granularity: float = 1.0,
+    min_batch: float = 1.0,
+    max_batch: float = math.inf,
+    extrapolate: bool = False,
+    lr=None,
+    interval=None,
+    momentum: float = 1.0,
+    switch_at=None,
+    switch_ratio: float = 4.0,
+) -> ScheduleChoice:
     """The batch schedule ``rule`` (module doc) makes for a run of ``horizon`` data under ``lr_plan``.
 
     ``fit``: a ``fit.json`` dict, :class:`~dbs_theory.bopt_table.BoptTable` or its envelope. Batches are
@@ -173,45 +222,81 @@ def schedule_from_fit(fit, horizon: float, rule: str = DEFAULT_RULE, lr_plan: LR
     from .sweep_schedule import best_fixed_batch, measured_range, past_measured
 
     if rule not in RULES:
-        raise ValueError(f"rule={rule!r} must be one of {', '.join(RULES)}" +
-                         (" (decided during the run: dbs train --batch-rule)" if rule in ONLINE_RULES else ""))
+        raise ValueError(
+            f"rule={rule!r} must be one of {', '.join(RULES)}"
+            + (" (decided during the run: dbs train --batch-rule)" if rule in ONLINE_RULES else "")
+        )
     if not (math.isfinite(horizon) and horizon > 0):
         raise ValueError(f"horizon={horizon!r} must be a positive amount of data")
     env = envelope_of(fit)
     measured_to = measured_range(env)
     if past_measured(env, horizon) and not extrapolate:
-        raise ValueError(f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); run the "
-                         "sweep longer, or allow extrapolation (the rule then holds what it measured last)")
+        raise ValueError(
+            f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); run the "
+            "sweep longer, or allow extrapolation (the rule then holds what it measured last)"
+        )
     at = min(horizon, measured_to)
     best = best_fixed_batch(env, at)[0]
     lo, hi = _bounds(granularity, min_batch, min(max_batch, horizon))
     snap = lambda b: _snap(b, granularity, lo, hi)
     fixed = constant_batch(snap(best), unit, lr)
     base = dict(best_fixed=best, best_fixed_at=at, measured_to=measured_to, lr_plan=lr_plan)
-    note = "" if snap(best) == best else (f"the sweep's best batch {best:.4g} is run as {snap(best):.4g}, the nearest "
-                                          "multiple of the granularity within the batch bounds")
+    note = (
+        ""
+        if snap(best) == best
+        else (
+            f"the sweep's best batch {best:.4g} is run as {snap(best):.4g}, the nearest "
+            "multiple of the granularity within the batch bounds"
+        )
+    )
     if rule == "paper":
-        return _paper(env, horizon, base, unit=unit, granularity=granularity, min_batch=min_batch,
-                      max_batch=max_batch, lr=lr, interval=interval, momentum=momentum, extrapolate=extrapolate)
+        return _paper(
+            env,
+            horizon,
+            base,
+            unit=unit,
+            granularity=granularity,
+            min_batch=min_batch,
+            max_batch=max_batch,
+            lr=lr,
+            interval=interval,
+            momentum=momentum,
+            extrapolate=extrapolate,
+        )
     tail = f" ({note})" if note else ""
     if rule == "fixed":
-        return ScheduleChoice(fixed, rule, "fixed", f"the sweep's best fixed batch at D={at:.4g}{tail}", dynamic=fixed,
-                              **base)
+        return ScheduleChoice(
+            fixed, rule, "fixed", f"the sweep's best fixed batch at D={at:.4g}{tail}", dynamic=fixed, **base
+        )
     if rule == "late-switch":
         from .batch_rules import late_switch
 
         stable = lr_plan.stable_end(horizon) if lr_plan.shape == "wsd" else horizon
-        raw = late_switch(best, 0.75 * stable if switch_at is None else switch_at, switch_ratio, unit, lr,
-                          granularity=granularity)
-        sched = BatchSchedule(raw.starts, tuple(snap(b) for b in raw.sizes), unit, lr=lr, kind="step",
-                              params=raw.params)
-        return ScheduleChoice(sched, rule, "dynamic", f"late switch from the sweep's best fixed batch {best:.4g}"
-                              + tail, dynamic=sched, **base)
+        raw = late_switch(
+            best, 0.75 * stable if switch_at is None else switch_at, switch_ratio, unit, lr, granularity=granularity
+        )
+        sched = BatchSchedule(
+            raw.starts, tuple(snap(b) for b in raw.sizes), unit, lr=lr, kind="step", params=raw.params
+        )
+        return ScheduleChoice(
+            sched,
+            rule,
+            "dynamic",
+            f"late switch from the sweep's best fixed batch {best:.4g}" + tail,
+            dynamic=sched,
+            **base,
+        )
     if rule == "stitch":
         starts, sizes = stitch(env, horizon)
         sched = _merged(starts, [snap(b) for b in sizes], unit, lr, dict(rule="stitch"))
-        return ScheduleChoice(sched, rule, "dynamic", "the batch whose sweep curve descends fastest at the run's "
-                              "loss, at each point of the run", dynamic=sched, **base)
+        return ScheduleChoice(
+            sched,
+            rule,
+            "dynamic",
+            "the batch whose sweep curve descends fastest at the run's loss, at each point of the run",
+            dynamic=sched,
+            **base,
+        )
     return calibrated(env, horizon, lr_plan, base, fixed, snap, unit=unit, lr=lr, min_batch=lo, max_batch=hi)
 
 
@@ -219,8 +304,9 @@ def _paper(env, horizon, base, **kw):
     from .sweep_schedule import schedule_from_envelope
 
     got = schedule_from_envelope(env, horizon, **kw)
-    return ScheduleChoice(got.schedule, "paper", got.recommendation, got.reason, dynamic=got.dynamic,
-                          curve=got.curve, **base)
+    return ScheduleChoice(
+        got.schedule, "paper", got.recommendation, got.reason, dynamic=got.dynamic, curve=got.curve, **base
+    )
 
 
 def stitch(env, horizon: float, points: int = 240):
@@ -230,9 +316,10 @@ def stitch(env, horizon: float, points: int = 240):
     along the curve that loses the most loss over that stretch from the run's current loss (where the curve
     has that loss). Where no curve reaches below the run's loss the batch is held.
     """
-    B, D, L = (np.asarray(env[k] if k != "by_batch" else
-                          [[np.nan if v is None else v for v in row] for row in env[k]], float)
-               for k in ("batches", "data", "by_batch"))
+    B, D, L = (
+        np.asarray(env[k] if k != "by_batch" else [[np.nan if v is None else v for v in row] for row in env[k]], float)
+        for k in ("batches", "data", "by_batch")
+    )
     logD = np.log(D)
     curves = []
     for i in range(B.size):
@@ -307,11 +394,20 @@ def calibrated(env, horizon, lr_plan, base, fixed, snap, *, unit, lr, min_batch,
     cal = calibrate(env)
     b_fix = float(fixed.sizes[0])
     if cal.r2 < MIN_R2:
-        why = (f"the calibrated model does not describe the sweep's curves (relative rms {cal.rms:.1%} against "
-               f"{cal.spread:.1%} between batches: it explains {max(cal.r2, -9.99):.0%} of their differences, "
-               f"< {MIN_R2:.0%}); run the sweep's best fixed batch {b_fix:.4g}")
-        return ScheduleChoice(fixed, "calibrated", "fixed", why, dynamic=fixed,
-                              predicted=dict(rms=cal.rms, spread=cal.spread, r2=cal.r2, blend=0.0), **base)
+        why = (
+            f"the calibrated model does not describe the sweep's curves (relative rms {cal.rms:.1%} against "
+            f"{cal.spread:.1%} between batches: it explains {max(cal.r2, -9.99):.0%} of their differences, "
+            f"< {MIN_R2:.0%}); run the sweep's best fixed batch {b_fix:.4g}"
+        )
+        return ScheduleChoice(
+            fixed,
+            "calibrated",
+            "fixed",
+            why,
+            dynamic=fixed,
+            predicted=dict(rms=cal.rms, spread=cal.spread, r2=cal.r2, blend=0.0),
+            **base,
+        )
     grid = modal.discretise(horizon, lr_plan, pieces)
     swept = np.asarray(env["batches"], float)
     lo = max(min_batch, float(swept.min()))
@@ -325,20 +421,33 @@ def calibrated(env, horizon, lr_plan, base, fixed, snap, *, unit, lr, min_batch,
     gains = [[1 - loss(m, B) / f for m, f in zip(models, L_fix)] for B in blends]
     k, worst = sure_blend(gains)
     chosen = None if k is None else (BLENDS[k], blends[k])
-    predicted = dict(rms=cal.rms, spread=cal.spread, r2=cal.r2, refits=len(models) - 1, fixed=L_fix[0],
-                     optimum=loss(cal.model, opt), params=cal.params)
+    predicted = dict(
+        rms=cal.rms,
+        spread=cal.spread,
+        r2=cal.r2,
+        refits=len(models) - 1,
+        fixed=L_fix[0],
+        optimum=loss(cal.model, opt),
+        params=cal.params,
+    )
     dyn = _merged(grid.starts, [snap(b) for b in opt], unit, lr, dict(rule="calibrated"))
     if chosen is None:
-        why = (f"the calibrated model's schedule is not sure to beat the best fixed batch {b_fix:.4g}: "
-               f"under the worst of {len(models)} fits (the full one, and each batch of the sweep left out once) no "
-               f"blend toward it gains more than {worst:+.1%} (a gain above {MARGIN:.0%} under every fit is needed)")
-        return ScheduleChoice(fixed, "calibrated", "fixed", why, dynamic=dyn, predicted=dict(predicted, blend=0.0),
-                              **base)
+        why = (
+            f"the calibrated model's schedule is not sure to beat the best fixed batch {b_fix:.4g}: "
+            f"under the worst of {len(models)} fits (the full one, and each batch of the sweep left out once) no "
+            f"blend toward it gains more than {worst:+.1%} (a gain above {MARGIN:.0%} under every fit is needed)"
+        )
+        return ScheduleChoice(
+            fixed, "calibrated", "fixed", why, dynamic=dyn, predicted=dict(predicted, blend=0.0), **base
+        )
     t, B = chosen
     sched = _merged(grid.starts, B, unit, lr, dict(rule="calibrated", blend=t))
     predicted.update(schedule=loss(cal.model, B), blend=t, worst_gain=worst)
-    why = (f"a modal model fitted to the sweep (relative rms {cal.rms:.1%}) predicts {1 - predicted['schedule'] / L_fix[0]:.1%} "
-           f"lower final loss than the best fixed batch {b_fix:.4g} under {lr_plan.describe()}, and at "
-           f"least {worst:.1%} under every refit with one batch left out"
-           + ("" if t == 1.0 else f" (a {t:g} blend toward the fixed batch: the full schedule was not sure to win)"))
+    why = (
+        f"a modal model fitted to the sweep (relative rms {cal.rms:.1%}) predicts "
+        f"{1 - predicted['schedule'] / L_fix[0]:.1%} "
+        f"lower final loss than the best fixed batch {b_fix:.4g} under {lr_plan.describe()}, and at "
+        f"least {worst:.1%} under every refit with one batch left out"
+        + ("" if t == 1.0 else f" (a {t:g} blend toward the fixed batch: the full schedule was not sure to win)")
+    )
     return ScheduleChoice(sched, "calibrated", "dynamic", why, dynamic=dyn, predicted=predicted, **base)

@@ -19,6 +19,7 @@ pydantic was chosen over jsonschema because it parses into typed objects in one 
 validates, and the records would still be taken apart by hand), and its core is one compiled wheel for
 every platform the package supports.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,20 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-__all__ = ["ScheduleFile", "Segment", "ExportsFile", "Band", "OlmoCoreExport", "FitFile", "Envelope",
-           "FrontierFile", "read", "read_source", "parse", "SchemaError"]
+__all__ = [
+    "ScheduleFile",
+    "Segment",
+    "ExportsFile",
+    "Band",
+    "OlmoCoreExport",
+    "FitFile",
+    "Envelope",
+    "FrontierFile",
+    "read",
+    "read_source",
+    "parse",
+    "SchemaError",
+]
 
 Number = Union[int, float]
 
@@ -71,8 +84,9 @@ class ScheduleFile(_Record):
             raise ValueError(f"the first segment must start at 0; got from={starts[0]!r}")
         for i, (a, b) in enumerate(zip(starts, starts[1:])):
             if not b > a:
-                raise ValueError(f"segments must start in increasing order; segment {i + 1} starts at {b!r} "
-                                 f"after {a!r}")
+                raise ValueError(
+                    f"segments must start in increasing order; segment {i + 1} starts at {b!r} after {a!r}"
+                )
         sizes = [s.batch_size for s in self.segments]
         if (self.monotone or self.params.get("monotone") is True) and any(b < a for a, b in zip(sizes, sizes[1:])):
             raise ValueError("the schedule says monotone but a segment's batch_size falls")
@@ -193,16 +207,23 @@ class FitFile(_Record):
         for i, r in enumerate(self.rows):
             t = r.get("target")
             if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t):
-                raise ValueError(f"rows[{i}].target " + ("is missing" if t is None else f"must be a finite number; got {t!r}"))
+                raise ValueError(
+                    f"rows[{i}].target " + ("is missing" if t is None else f"must be a finite number; got {t!r}")
+                )
             if t <= 0:
                 raise ValueError(f"rows[{i}].target must be a positive loss; got {t!r}")
             for k, v in r.items():
                 text = k.endswith(("status", "source", "column"))
-                if v is not None and (isinstance(v, str) != text or (isinstance(v, bool) and not k.startswith("agree"))):
+                if v is not None and (
+                    isinstance(v, str) != text or (isinstance(v, bool) and not k.startswith("agree"))
+                ):
                     raise ValueError(f"rows[{i}].{k} must be {'a string' if text else 'a number'}; got {v!r}")
                 if not text and not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v):
                     if (k.startswith(POSITIVE) and v <= 0) or (k.startswith("n_") and v < 0):
-                        raise ValueError(f"rows[{i}].{k} must be {'positive' if v <= 0 and k.startswith(POSITIVE) else '>= 0'}; got {v!r}")
+                        raise ValueError(
+                            f"rows[{i}].{k} must be "
+                            f"{'positive' if v <= 0 and k.startswith(POSITIVE) else '>= 0'}; got {v!r}"
+                        )
         if self.laws and len(self.laws) != len(self.rows):
             raise ValueError(f"'laws' must list one entry per row ({len(self.rows)}); got {len(self.laws)}")
         return self
@@ -236,11 +257,21 @@ def _unique(pairs):
     return dict(pairs)
 
 
-_PHRASES = dict(float_type="must be a number", int_type="must be a whole number", int_from_float="must be a whole "
-                "number", float_parsing="must be a number", finite_number="must be a finite number",
-                string_type="must be a string", bool_type="must be true or false", list_type="must be a list",
-                dict_type="must be an object", model_type="must be an object", model_attributes_type="must be "
-                "an object", missing="is missing", too_short="must not be empty")
+_PHRASES = dict(
+    float_type="must be a number",
+    int_type="must be a whole number",
+    int_from_float="must be a whole number",
+    float_parsing="must be a number",
+    finite_number="must be a finite number",
+    string_type="must be a string",
+    bool_type="must be true or false",
+    list_type="must be a list",
+    dict_type="must be an object",
+    model_type="must be an object",
+    model_attributes_type="must be an object",
+    missing="is missing",
+    too_short="must not be empty",
+)
 
 
 def _one_line(exc: ValidationError) -> str:
@@ -250,8 +281,9 @@ def _one_line(exc: ValidationError) -> str:
     where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
     kind, ctx = err["type"], err.get("ctx") or {}
     bound = {"greater_than": "> {gt:g}", "greater_than_equal": ">= {ge:g}", "less_than": "< {lt:g}"}.get(kind)
-    msg = (f"must be {bound.format(**ctx)}" if bound else _PHRASES.get(kind)) or \
-        err["msg"].removeprefix("Value error, ").replace("Input should be", "must be")
+    msg = (f"must be {bound.format(**ctx)}" if bound else _PHRASES.get(kind)) or err["msg"].removeprefix(
+        "Value error, "
+    ).replace("Input should be", "must be")
     if kind == "value_error":
         return (f"{where}: " if where else "") + msg
     got = "" if kind == "missing" else f"; got {err.get('input')!r}"

@@ -18,6 +18,7 @@ does not fall as ``D`` grows, and how far it keeps growing is not measured.
 
 Units: data and batch sizes in the logs' unit (tokens or examples).
 """
+
 from __future__ import annotations
 
 import math
@@ -28,7 +29,15 @@ import numpy as np
 from .batch_schedules import BatchSchedule, constant_batch, dynamic_batch
 from .bopt_curve import BoptCurve, envelope_curve
 
-__all__ = ["past_measured", "MIN_GROWTH", "SweepSchedule", "schedule_from_envelope", "best_fixed_batch", "growth_resolved", "measured_range"]
+__all__ = [
+    "past_measured",
+    "MIN_GROWTH",
+    "SweepSchedule",
+    "schedule_from_envelope",
+    "best_fixed_batch",
+    "growth_resolved",
+    "measured_range",
+]
 
 
 #: The least rise of the followed ``Bopt(D)`` over the run for which a dynamic schedule is handed out: a
@@ -140,16 +149,20 @@ def growth_resolved(env, D0, D1, early_to=0.25, late_from=0.5):
     early = np.nonzero(ident & (D >= D0 * (1 - 1e-9)) & (D <= early_to * D1))[0]
     late = np.nonzero(upto & (D >= late_from * D1 * (1 - 1e-9)))[0]
     if not early.size or not late.size:
-        return False, (f"the envelope does not identify Bopt both between {D0:.4g} and {early_to * D1:.4g} and "
-                       f"between {late_from * D1:.4g} and {D1:.4g} (where it is not identified, it lies at or "
-                       "past the grid's edge, or the batches are within noise of each other)")
+        return False, (
+            f"the envelope does not identify Bopt both between {D0:.4g} and {early_to * D1:.4g} and "
+            f"between {late_from * D1:.4g} and {D1:.4g} (where it is not identified, it lies at or "
+            "past the grid's edge, or the batches are within noise of each other)"
+        )
     have = lo is not None and hi is not None and np.isfinite(hi[early]).any() and np.isfinite(lo[late]).any()
     if have:
         a = early[int(np.argmin(np.where(np.isfinite(hi[early]), hi[early], np.inf)))]
         b = late[int(np.argmax(np.where(np.isfinite(lo[late]), lo[late], -np.inf)))]
         ok = hi[a] < lo[b]
-        text = (f"Bopt {B[a]:.4g} [{lo[a]:.4g}, {hi[a]:.4g}] at D={D[a]:.4g} vs {B[b]:.4g} [{lo[b]:.4g}, "
-                f"{hi[b]:.4g}] at D={D[b]:.4g}")
+        text = (
+            f"Bopt {B[a]:.4g} [{lo[a]:.4g}, {hi[a]:.4g}] at D={D[a]:.4g} vs {B[b]:.4g} [{lo[b]:.4g}, "
+            f"{hi[b]:.4g}] at D={D[b]:.4g}"
+        )
     else:
         a, b = early[int(np.argmin(B[early]))], late[int(np.argmax(B[late]))]
         ok = B[b] > B[a]
@@ -157,8 +170,20 @@ def growth_resolved(env, D0, D1, early_to=0.25, late_from=0.5):
     return bool(ok), text
 
 
-def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granularity=1.0, min_batch=1.0,
-                           max_batch=math.inf, unit="tokens", lr=None, extrapolate=False, level=0.9):
+def schedule_from_envelope(
+    env,
+    horizon,
+    *,
+    interval=None,
+    momentum=1.0,
+    granularity=1.0,
+    min_batch=1.0,
+    max_batch=math.inf,
+    unit="tokens",
+    lr=None,
+    extrapolate=False,
+    level=0.9,
+):
     """The paper's rule on the sweep's measured ``Bopt(D)``, or its best fixed batch when that is safer.
 
     Parameters
@@ -175,9 +200,11 @@ def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granula
     """
     measured_to = measured_range(env)
     if past_measured(env, horizon) and not extrapolate:
-        raise ValueError(f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
-                         "run the sweep longer, or allow it with extrapolate=True (Bopt is then held at its last "
-                         "measured value)")
+        raise ValueError(
+            f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
+            "run the sweep longer, or allow it with extrapolate=True (Bopt is then held at its last "
+            "measured value)"
+        )
     interval = horizon / 50 if interval is None else interval
     # held flat past its last reading: within the sweep's data where Bopt is not identified (past the grid's
     # edge, or batches within noise), and past the data (extrapolate) where nothing is measured
@@ -186,25 +213,39 @@ def schedule_from_envelope(env, horizon, *, interval=None, momentum=1.0, granula
     best, _ = best_fixed_batch(env, at)
     held = max(float(curve(measured_to)), best)
     follow = lambda x: float(curve(x)) if x <= measured_to else held
-    dyn = dynamic_batch(follow, interval=interval, momentum=momentum, initial=follow(interval),
-                        granularity=granularity, min_batch=min_batch, max_batch=min(max_batch, horizon),
-                        horizon=horizon, unit=unit, lr=lr)
+    dyn = dynamic_batch(
+        follow,
+        interval=interval,
+        momentum=momentum,
+        initial=follow(interval),
+        granularity=granularity,
+        min_batch=min_batch,
+        max_batch=min(max_batch, horizon),
+        horizon=horizon,
+        unit=unit,
+        lr=lr,
+    )
     ok, why = growth_resolved(env, interval, at)
     rise = float(curve(at)) / float(curve(interval))
     fixed = constant_batch(max(granularity, round(best / granularity) * granularity), unit, lr)
     if ok and rise >= MIN_GROWTH:
         reason = f"the sweep resolves that Bopt grows over the run ({rise:.2g}x): {why}"
     elif ok:
-        reason = (f"Bopt grows over the run ({why}) but the curve a schedule would follow rises only {rise:.2g}x "
-                  f"(< {MIN_GROWTH:g}x): too little to gain over the best fixed batch {best:.4g}; run that")
+        reason = (
+            f"Bopt grows over the run ({why}) but the curve a schedule would follow rises only {rise:.2g}x "
+            f"(< {MIN_GROWTH:g}x): too little to gain over the best fixed batch {best:.4g}; run that"
+        )
     else:
-        reason = (f"the sweep does not resolve that Bopt grows over the run ({why}): a dynamic schedule is not "
-                  f"expected to beat the best fixed batch {best:.4g}; run that, or add seeds where the envelope "
-                  "is uncertain (dbs plan)")
+        reason = (
+            f"the sweep does not resolve that Bopt grows over the run ({why}): a dynamic schedule is not "
+            f"expected to beat the best fixed batch {best:.4g}; run that, or add seeds where the envelope "
+            "is uncertain (dbs plan)"
+        )
     ok = ok and rise >= MIN_GROWTH
     grid = _get(env, "batches")
     if not ok and best in (grid.min(), grid.max()):
-        reason += (f"; {best:.4g} is the sweep's {'smallest' if best == grid.min() else 'largest'} batch, so a "
-                   f"{'smaller' if best == grid.min() else 'larger'} one may be better still (dbs plan proposes runs)")
-    return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at,
-                         measured_to)
+        reason += (
+            f"; {best:.4g} is the sweep's {'smallest' if best == grid.min() else 'largest'} batch, so a "
+            f"{'smaller' if best == grid.min() else 'larger'} one may be better still (dbs plan proposes runs)"
+        )
+    return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at, measured_to)

@@ -1,4 +1,5 @@
 """Plain-text tables for the CLI (no dependency beyond the standard library)."""
+
 from __future__ import annotations
 
 import math
@@ -27,7 +28,6 @@ def format_table(rows, columns, headers=None, digits=4):
     """Render ``rows`` (dicts) as an aligned text table of ``columns``."""
     headers = headers or columns
     cells = [[fmt(r.get(c), digits) for c in columns] for r in rows]
-    widths = [max(len(h), *(len(row[i]) for row in cells)) if cells else len(h)
-              for i, h in enumerate(headers)]
+    widths = [max(len(h), *(len(row[i]) for row in cells)) if cells else len(h) for i, h in enumerate(headers)]
     line = lambda vals: "  ".join(v.rjust(w) for v, w in zip(vals, widths))
     return "\n".join([line(headers), line(["-" * w for w in widths]), *(line(r) for r in cells)])

@@ -14,6 +14,7 @@ seeds the mean difference gets a Student-t interval; the claim then
 Units are whatever the differences are in (nats of validation loss in the
 experiments). :func:`seeds_needed` is the matching power computation.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,8 +23,22 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy import stats
 
-__all__ = ["VERDICTS", "LEVEL", "Interval", "paired_interval", "interval_from_se", "verdict", "negate", "all_of",
-           "Claim", "seeds_needed", "power", "R2_MIN", "fit_verdict", "error_verdict"]
+__all__ = [
+    "VERDICTS",
+    "LEVEL",
+    "Interval",
+    "paired_interval",
+    "interval_from_se",
+    "verdict",
+    "negate",
+    "all_of",
+    "Claim",
+    "seeds_needed",
+    "power",
+    "R2_MIN",
+    "fit_verdict",
+    "error_verdict",
+]
 
 VERDICTS = ("holds", "does not hold", "inconclusive")
 LEVEL = 0.95
@@ -55,13 +70,15 @@ class Interval:
             return f"not identified: no finite difference ({seeds})"
         if not self.identified:
             return f"{self.mean:+.{digits}f} (no interval: one {unit} and no measured spread)"
-        return (f"{self.mean:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}] "
-                f"({self.level:.0%}, {seeds})")
+        return f"{self.mean:+.{digits}f} [{self.lo:+.{digits}f}, {self.hi:+.{digits}f}] ({self.level:.0%}, {seeds})"
 
 
 def _t(level, dof):
-    return float(stats.t.ppf(0.5 + level / 2, dof)) if dof and math.isfinite(dof) else \
-        float(stats.norm.ppf(0.5 + level / 2))
+    return (
+        float(stats.t.ppf(0.5 + level / 2, dof))
+        if dof and math.isfinite(dof)
+        else float(stats.norm.ppf(0.5 + level / 2))
+    )
 
 
 def paired_interval(diffs, level: float = LEVEL, sd: float | None = None, dof: float | None = None) -> Interval:
@@ -177,7 +194,7 @@ def seeds_needed(sd: float, effect: float, level: float = LEVEL, want: float = 0
 
 
 def fit_verdict(r2_three_phase, r2_hyperbolic=None, min_r2: float = R2_MIN) -> str:
-    """"E(S) follows the three-phase law (not the hyperbola)" from per-target R^2 (log data).
+    """ "E(S) follows the three-phase law (not the hyperbola)" from per-target R^2 (log data).
 
     With the hyperbola's R^2 at the same targets: ``holds`` when the three-phase
     median reaches ``min_r2`` and it is at least as good at more than half the
@@ -216,4 +233,3 @@ def error_verdict(error, good: float, bad: float) -> str:
     if error < good:
         return "holds"
     return "does not hold" if error >= bad else "inconclusive"
-

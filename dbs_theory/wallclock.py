@@ -5,6 +5,7 @@ E(S) law for a target loss, the wall time to the target at batch ``B`` is
 ``S(B) t_step(B)``. Larger batches take fewer, slower steps; on enough
 devices they can win on time while losing on data (AdaptDL's "goodput").
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -73,5 +74,10 @@ def time_optimal_batch(law, step_time, max_overhead=None, n=4000) -> dict:
             raise ValueError(f"max_overhead={num(max_overhead)} must be >= 0")
         T = np.where(E <= (1 + max_overhead) * emin, T, np.inf)
     k = int(np.argmin(T))
-    return dict(batch_size=float(B[k]), steps=float(S[k]), data=float(E[k]), seconds=float(T[k]),
-                data_overhead=float(E[k] / emin - 1))
+    return dict(
+        batch_size=float(B[k]),
+        steps=float(S[k]),
+        data=float(E[k]),
+        seconds=float(T[k]),
+        data_overhead=float(E[k] / emin - 1),
+    )

@@ -16,6 +16,7 @@ Map (units: data and batch sizes in examples, steps are optimizer steps, ``eta``
   batch schedule and batch-size rules scored against it (docs/optimal_schedules.md).
 - :mod:`sim.strategies`: hypothesis strategies for random NQMs (needs hypothesis).
 """
+
 from .chain_eval import chain_case, study as chain_study
 from .crossover import Crossover, crossover
 from .dynamics import Trajectory, as_schedule, expected_loss
@@ -26,7 +27,25 @@ from .optimal import optimal_schedule
 from .rules import compare_rules
 from .sweep import FrontierResult, es_frontier, phase_labels
 
-__all__ = ["NQM", "DEFAULT_ETA", "steps_to_target", "bmin", "bopt", "tuned_steps", "loss_at_steps",
-           "expected_loss", "Trajectory", "as_schedule", "es_frontier", "FrontierResult", "phase_labels",
-           "crossover", "Crossover", "monte_carlo", "MonteCarloResult", "chain_case", "chain_study"]
+__all__ = [
+    "NQM",
+    "DEFAULT_ETA",
+    "steps_to_target",
+    "bmin",
+    "bopt",
+    "tuned_steps",
+    "loss_at_steps",
+    "expected_loss",
+    "Trajectory",
+    "as_schedule",
+    "es_frontier",
+    "FrontierResult",
+    "phase_labels",
+    "crossover",
+    "Crossover",
+    "monte_carlo",
+    "MonteCarloResult",
+    "chain_case",
+    "chain_study",
+]
 __all__ += ["optimal_schedule", "compare_rules"]

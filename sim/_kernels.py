@@ -4,6 +4,7 @@ Private: the public wrappers in :mod:`sim.frontier` and :mod:`sim.montecarlo`
 validate inputs and document units. Each kernel has a plain numpy reference
 in the tests (``tests/naive.py``) or beside its wrapper.
 """
+
 from __future__ import annotations
 
 import math
@@ -13,8 +14,15 @@ from numba import njit, prange
 
 from dbs_theory._kernels import relaxed_schedule_loss  # noqa: F401  (one implementation, in the library)
 
-__all__ = ["hit_time", "frontier_kernel", "frontier_kernel_serial", "loss_coefficients", "mc_kernel",
-           "mc_kernel_noise", "splitmix_normals"]
+__all__ = [
+    "hit_time",
+    "frontier_kernel",
+    "frontier_kernel_serial",
+    "loss_coefficients",
+    "mc_kernel",
+    "mc_kernel_noise",
+    "splitmix_normals",
+]
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -177,8 +185,11 @@ def _hit_time(w, minf, delta, loga, L_irr, target, L0, warm):
         else:
             lo, Llo = mid, Lmid
     n = hi
-    prev = L0 if n == 1.0 else (Llo if lo == n - 1.0 and not np.isnan(Llo) else
-                                _loss(n - 1.0, w, minf, delta, loga, L_irr, False))
+    prev = (
+        L0
+        if n == 1.0
+        else (Llo if lo == n - 1.0 and not np.isnan(Llo) else _loss(n - 1.0, w, minf, delta, loga, L_irr, False))
+    )
     return (n - 1.0) + (prev - target) / (prev - Lhi)
 
 

@@ -26,6 +26,7 @@ Scores: ``gain = 1 - L_pkg / L_a`` (> 0 beats the best grid batch),
 Units: data and batch sizes in examples, steps are optimizer steps, ``eta``
 the fixed learning rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -35,14 +36,32 @@ import numpy as np
 
 from .nqm import NQM
 
-__all__ = ["SPECTRA", "GRIDS", "LOGS", "ROWS_PER_RUN", "MC_MAX_BUDGET", "BARS", "sweep_logs", "references",
-           "package_schedule", "grid_losses", "score_schedule", "score_sweep", "chain_case", "study", "summarize",
-           "markdown_table", "losing_sweeps"]
+__all__ = [
+    "SPECTRA",
+    "GRIDS",
+    "LOGS",
+    "ROWS_PER_RUN",
+    "MC_MAX_BUDGET",
+    "BARS",
+    "sweep_logs",
+    "references",
+    "package_schedule",
+    "grid_losses",
+    "score_schedule",
+    "score_sweep",
+    "chain_case",
+    "study",
+    "summarize",
+    "markdown_table",
+    "losing_sweeps",
+]
 
 #: name -> NQM constructor of ``d`` modes
-SPECTRA = {"zhang2019": lambda d: NQM.zhang2019(d),
-           "power law 1.5": lambda d: NQM.power_law(d, alpha=1.5),
-           "power law 2.0": lambda d: NQM.power_law(d, alpha=2.0)}
+SPECTRA = {
+    "zhang2019": lambda d: NQM.zhang2019(d),
+    "power law 1.5": lambda d: NQM.power_law(d, alpha=1.5),
+    "power law 2.0": lambda d: NQM.power_law(d, alpha=2.0),
+}
 #: name -> (grid ratio, number of batch sizes, smallest batch): both span 1..1024 examples
 GRIDS = {"2x": (2.0, 11, 1.0), "sqrt2": (math.sqrt(2), 21, 1.0)}
 #: name -> (log kind, seeds per batch size, replicate sweeps)
@@ -79,8 +98,7 @@ def sweep_logs(nqm: NQM, eta, batches, budget, log_kind="exact", seeds_per_batch
             continue
         if log_kind != "mc":
             raise ValueError(f"log_kind={log_kind!r} must be 'exact' or 'mc'")
-        st, D, loss = mc_log(nqm, eta, B, steps, replicas=sweeps * seeds_per_batch, seed=seed + 7919 * i,
-                             every=every)
+        st, D, loss = mc_log(nqm, eta, B, steps, replicas=sweeps * seeds_per_batch, seed=seed + 7919 * i, every=every)
         lr = {"lr": np.full(st.size, float(eta))}
         for r in range(sweeps * seeds_per_batch):
             s, k = divmod(r, seeds_per_batch)
@@ -101,9 +119,17 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
     paper = paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
     kp, L_c = best_k_piece(nqm, eta, budget, [constant_batch(B_opt, "examples"), paper], K=K)
     probes = [float(budget * f) for f in PROBES]
-    return dict(budget=float(budget), B_opt=B_opt, L_opt=L_opt, paper=paper,
-                L_b=loss_at_budget(nqm, eta, paper, budget), k_piece=kp, L_c=L_c, probes=probes,
-                bopt_exact=[best_fixed_batch(nqm, eta, D)[0] for D in probes])
+    return dict(
+        budget=float(budget),
+        B_opt=B_opt,
+        L_opt=L_opt,
+        paper=paper,
+        L_b=loss_at_budget(nqm, eta, paper, budget),
+        k_piece=kp,
+        L_c=L_c,
+        probes=probes,
+        bopt_exact=[best_fixed_batch(nqm, eta, D)[0] for D in probes],
+    )
 
 
 def package_schedule(runs, budget, workdir=None, rule="paper") -> dict:
@@ -170,10 +196,20 @@ def score_schedule(nqm: NQM, eta, schedule, budget, ref, losses, fallback=None) 
     L_a = losses[B_a]
     L = losses[fallback] if schedule is None else loss_at_budget(nqm, eta, schedule, budget)
     gain, gain_b, gain_c = 1 - L / L_a, 1 - ref["L_b"] / L_a, 1 - ref["L_c"] / L_a
-    return dict(L_pkg=L, B_a=B_a, L_a=L_a, L_b=ref["L_b"], L_c=ref["L_c"], gain=gain, gain_b=gain_b,
-                gain_c=gain_c, of_paper=gain / gain_b if gain_b > 0 else math.nan,
-                gap_closed=gain / gain_c if gain_c > 0 else math.nan, excess=L / L_a - 1,
-                worse=bool(L > L_a * (1 + 1e-9)))
+    return dict(
+        L_pkg=L,
+        B_a=B_a,
+        L_a=L_a,
+        L_b=ref["L_b"],
+        L_c=ref["L_c"],
+        gain=gain,
+        gain_b=gain_b,
+        gain_c=gain_c,
+        of_paper=gain / gain_b if gain_b > 0 else math.nan,
+        gap_closed=gain / gain_c if gain_c > 0 else math.nan,
+        excess=L / L_a - 1,
+        worse=bool(L > L_a * (1 + 1e-9)),
+    )
 
 
 def score_sweep(nqm: NQM, eta, runs, budget, ref, losses) -> dict:
@@ -185,13 +221,21 @@ def score_sweep(nqm: NQM, eta, runs, budget, ref, losses) -> dict:
     sched, ex = got["schedule"], got["exports"]
     noisy = _noisy_pick(runs, budget)
     out = score_schedule(nqm, eta, sched, budget, ref, losses, fallback=noisy)
-    out.update(noisy_pick=noisy, L_noisy=losses[noisy], refused=sched is None, error=got["error"],
-               recommendation=ex.get("recommendation", "refused" if sched is None else "per-target"),
-               reason=ex.get("reason", got["error"]), best_fixed=ex.get("best_fixed", math.nan),
-               schedule=None if sched is None else [list(map(float, s)) for s in sched.segments],
-               first=math.nan if sched is None else float(sched.sizes[0]),
-               last=math.nan if sched is None else float(sched.sizes[-1]),
-               probes=ref["probes"], bopt_exact=ref["bopt_exact"], **_readings(got, ref))
+    out.update(
+        noisy_pick=noisy,
+        L_noisy=losses[noisy],
+        refused=sched is None,
+        error=got["error"],
+        recommendation=ex.get("recommendation", "refused" if sched is None else "per-target"),
+        reason=ex.get("reason", got["error"]),
+        best_fixed=ex.get("best_fixed", math.nan),
+        schedule=None if sched is None else [list(map(float, s)) for s in sched.segments],
+        first=math.nan if sched is None else float(sched.sizes[0]),
+        last=math.nan if sched is None else float(sched.sizes[-1]),
+        probes=ref["probes"],
+        bopt_exact=ref["bopt_exact"],
+        **_readings(got, ref),
+    )
     return out
 
 
@@ -206,12 +250,29 @@ def chain_case(nqm: NQM, eta, batches, budget, log_kind="exact", seeds_per_batch
 
 def _cases(spectra, grids, logs, budgets):
     """The grid of cases, in run order; Monte Carlo logs only at budgets <= :data:`MC_MAX_BUDGET`."""
-    return [(s, b, g, l) for b in budgets for s in spectra for g in grids for l in logs
-            if LOGS[l][0] == "exact" or b <= MC_MAX_BUDGET * (1 + 1e-9)]
+    return [
+        (s, b, g, l)
+        for b in budgets
+        for s in spectra
+        for g in grids
+        for l in logs
+        if LOGS[l][0] == "exact" or b <= MC_MAX_BUDGET * (1 + 1e-9)
+    ]
 
 
-def study(d=1000, eta=0.5, budgets=(1e5,), spectra=None, grids=None, logs=None, seed=0, K=8, progress=False,
-          on_row=None, done=()):
+def study(
+    d=1000,
+    eta=0.5,
+    budgets=(1e5,),
+    spectra=None,
+    grids=None,
+    logs=None,
+    seed=0,
+    K=8,
+    progress=False,
+    on_row=None,
+    done=(),
+):
     """Every case of budgets x spectra x grids x logs through the main path; ``(rows, cases)``.
 
     ``rows``: one per sweep (:func:`score_sweep` plus the case's names and
@@ -247,8 +308,16 @@ def study(d=1000, eta=0.5, budgets=(1e5,), spectra=None, grids=None, logs=None, 
         losses = grid_losses(nqm, eta, batches, budget)
         kind, per, reps = LOGS[log]
         for r, runs in enumerate(sweep_logs(nqm, eta, batches, budget, kind, per, reps, seed + 100_003 * n)):
-            rows.append(dict(spectrum=spec, grid=grid, logs=log, budget=float(budget), replicate=r,
-                             **score_sweep(nqm, eta, runs, budget, refs[spec, budget], losses)))
+            rows.append(
+                dict(
+                    spectrum=spec,
+                    grid=grid,
+                    logs=log,
+                    budget=float(budget),
+                    replicate=r,
+                    **score_sweep(nqm, eta, runs, budget, refs[spec, budget], losses),
+                )
+            )
             if on_row is not None:
                 on_row(rows[-1])
             bar.update()
@@ -268,8 +337,9 @@ def _passes(kind, rows):
     worse = sum(r["L_pkg"] > r["L_noisy"] * (1 + 1e-9) for r in rows)
     worst = max(0.0, max(r["L_pkg"] / r["L_noisy"] - 1 for r in rows))
     ok = worse <= BARS["mc_worse_share"] * len(rows) and worst <= BARS["mc_worst_loss"]
-    return ok, ("pass" if ok else "FAIL") + (f" (worse than the logs' own pick in <= {BARS['mc_worse_share']:.0%}, "
-                                            f"by <= {BARS['mc_worst_loss']:.0%})")
+    return ok, ("pass" if ok else "FAIL") + (
+        f" (worse than the logs' own pick in <= {BARS['mc_worse_share']:.0%}, by <= {BARS['mc_worst_loss']:.0%})"
+    )
 
 
 def _nan(f, values):
@@ -282,21 +352,29 @@ def _summary(name, rows):
     g = np.array([r["gain"] for r in rows])
     kind = "exact" if all(LOGS[r["logs"]][0] == "exact" for r in rows) else "mc"
     ok, text = _passes(kind, rows)
-    return dict(**name, sweeps=len(rows), gain_median=float(np.median(g)), gain_min=float(g.min()),
-                gain_max=float(g.max()), worse=int(sum(r["worse"] for r in rows)),
-                worst=float(max(0.0, max(r["excess"] for r in rows))),
-                of_paper=_nan(np.median, [r["of_paper"] for r in rows]),
-                of_paper_min=_nan(np.min, [r["of_paper"] for r in rows]),
-                gap_closed=_nan(np.median, [r["gap_closed"] for r in rows]),
-                gain_b=float(np.median([r["gain_b"] for r in rows])),
-                gain_c=float(np.median([r["gain_c"] for r in rows])),
-                pick_gain_median=float(np.median([1 - r["L_noisy"] / r["L_a"] for r in rows])),
-                pick_gain_min=float(min(1 - r["L_noisy"] / r["L_a"] for r in rows)),
-                beats_pick=int(sum(r["L_pkg"] < r["L_noisy"] * (1 - 1e-9) for r in rows)),
-                worse_pick=int(sum(r["L_pkg"] > r["L_noisy"] * (1 + 1e-9) for r in rows)),
-                worst_pick=float(max(0.0, max(r["L_pkg"] / r["L_noisy"] - 1 for r in rows))),
-                dynamic=int(sum(r["recommendation"] == "dynamic" for r in rows)),
-                refused=int(sum(r["refused"] for r in rows)), ok=ok, bar=text)
+    return dict(
+        **name,
+        sweeps=len(rows),
+        gain_median=float(np.median(g)),
+        gain_min=float(g.min()),
+        gain_max=float(g.max()),
+        worse=int(sum(r["worse"] for r in rows)),
+        worst=float(max(0.0, max(r["excess"] for r in rows))),
+        of_paper=_nan(np.median, [r["of_paper"] for r in rows]),
+        of_paper_min=_nan(np.min, [r["of_paper"] for r in rows]),
+        gap_closed=_nan(np.median, [r["gap_closed"] for r in rows]),
+        gain_b=float(np.median([r["gain_b"] for r in rows])),
+        gain_c=float(np.median([r["gain_c"] for r in rows])),
+        pick_gain_median=float(np.median([1 - r["L_noisy"] / r["L_a"] for r in rows])),
+        pick_gain_min=float(min(1 - r["L_noisy"] / r["L_a"] for r in rows)),
+        beats_pick=int(sum(r["L_pkg"] < r["L_noisy"] * (1 - 1e-9) for r in rows)),
+        worse_pick=int(sum(r["L_pkg"] > r["L_noisy"] * (1 + 1e-9) for r in rows)),
+        worst_pick=float(max(0.0, max(r["L_pkg"] / r["L_noisy"] - 1 for r in rows))),
+        dynamic=int(sum(r["recommendation"] == "dynamic" for r in rows)),
+        refused=int(sum(r["refused"] for r in rows)),
+        ok=ok,
+        bar=text,
+    )
 
 
 def summarize(rows) -> list:
@@ -323,23 +401,44 @@ def _pct(x, sign=True):
 
 def markdown_table(cases) -> str:
     """:func:`summarize`'s rows as a markdown table (gains relative to (a), the grid's best fixed batch)."""
-    head = ["spectrum", "grid", "logs", "budget", "sweeps", "dynamic", "gain over (a): median [min, max]",
-            "worse than (a) (worst)", "(b) gain", "share of (b)'s gain", "(c) gain", "(a)->(c) gap closed",
-            "logs' own pick: gain over (a), median [min]", "package beats the logs' pick",
-            "worse than the logs' pick (worst)", "bar"]
+    head = [
+        "spectrum",
+        "grid",
+        "logs",
+        "budget",
+        "sweeps",
+        "dynamic",
+        "gain over (a): median [min, max]",
+        "worse than (a) (worst)",
+        "(b) gain",
+        "share of (b)'s gain",
+        "(c) gain",
+        "(a)->(c) gap closed",
+        "logs' own pick: gain over (a), median [min]",
+        "package beats the logs' pick",
+        "worse than the logs' pick (worst)",
+        "bar",
+    ]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for c in cases:
-        cells = [c["spectrum"], c["grid"], c["logs"], "all" if math.isnan(c["budget"]) else f"{c['budget']:.0e}",
-                 str(c["sweeps"]), f"{c['dynamic']}/{c['sweeps']}" + (f" ({c['refused']} refused)"
-                                                                        if c["refused"] else ""),
-                 f"{_pct(c['gain_median'])} [{_pct(c['gain_min'])}, {_pct(c['gain_max'])}]",
-                 f"{c['worse']}/{c['sweeps']}" + (f" ({_pct(c['worst'])})" if c["worse"] else ""), _pct(c["gain_b"]),
-                 _pct(c["of_paper"], False) + (f" (min {_pct(c['of_paper_min'], False)})"
-                                               if c["sweeps"] > 1 else ""),
-                 _pct(c["gain_c"]), _pct(c["gap_closed"], False),
-                 f"{_pct(c['pick_gain_median'])} [{_pct(c['pick_gain_min'])}]", f"{c['beats_pick']}/{c['sweeps']}",
-                 f"{c['worse_pick']}/{c['sweeps']}" + (f" ({_pct(c['worst_pick'])})" if c["worse_pick"] else ""),
-                 c["bar"].split(" ")[0]]
+        cells = [
+            c["spectrum"],
+            c["grid"],
+            c["logs"],
+            "all" if math.isnan(c["budget"]) else f"{c['budget']:.0e}",
+            str(c["sweeps"]),
+            f"{c['dynamic']}/{c['sweeps']}" + (f" ({c['refused']} refused)" if c["refused"] else ""),
+            f"{_pct(c['gain_median'])} [{_pct(c['gain_min'])}, {_pct(c['gain_max'])}]",
+            f"{c['worse']}/{c['sweeps']}" + (f" ({_pct(c['worst'])})" if c["worse"] else ""),
+            _pct(c["gain_b"]),
+            _pct(c["of_paper"], False) + (f" (min {_pct(c['of_paper_min'], False)})" if c["sweeps"] > 1 else ""),
+            _pct(c["gain_c"]),
+            _pct(c["gap_closed"], False),
+            f"{_pct(c['pick_gain_median'])} [{_pct(c['pick_gain_min'])}]",
+            f"{c['beats_pick']}/{c['sweeps']}",
+            f"{c['worse_pick']}/{c['sweeps']}" + (f" ({_pct(c['worst_pick'])})" if c["worse_pick"] else ""),
+            c["bar"].split(" ")[0],
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -352,10 +451,14 @@ def losing_sweeps(rows) -> str:
         weak = LOGS[r["logs"]][0] == "exact" and r["of_paper"] < BARS["exact_of_paper"]  # NaN: no bar
         if not (r["worse"] or weak):
             continue
-        probes = ", ".join(f"D={D:.3g}: {c:.3g} (envelope {e:.3g}) vs {x:.3g}" for D, c, e, x in
-                           zip(r["probes"], r["bopt_curve"], r["bopt_readings"], r["bopt_exact"]))
-        out.append(f"- {r['spectrum']}, {r['grid']}, {r['logs']} #{r['replicate']}, budget {r['budget']:.0e}: "
-                   f"L={r['L_pkg']:.4g} vs (a) {r['L_a']:.4g} ({100 * r['excess']:+.2f}%; B={r['B_a']:.4g}; logs "
-                   f"pick {r['noisy_pick']:.4g}), "
-                   f"{r['recommendation']} {r['first']:.4g} -> {r['last']:.4g}; Bopt followed vs exact: {probes}")
+        probes = ", ".join(
+            f"D={D:.3g}: {c:.3g} (envelope {e:.3g}) vs {x:.3g}"
+            for D, c, e, x in zip(r["probes"], r["bopt_curve"], r["bopt_readings"], r["bopt_exact"])
+        )
+        out.append(
+            f"- {r['spectrum']}, {r['grid']}, {r['logs']} #{r['replicate']}, budget {r['budget']:.0e}: "
+            f"L={r['L_pkg']:.4g} vs (a) {r['L_a']:.4g} ({100 * r['excess']:+.2f}%; B={r['B_a']:.4g}; logs "
+            f"pick {r['noisy_pick']:.4g}), "
+            f"{r['recommendation']} {r['first']:.4g} -> {r['last']:.4g}; Bopt followed vs exact: {probes}"
+        )
     return "\n".join(out)

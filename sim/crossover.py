@@ -10,6 +10,7 @@ large batch keeps descending toward its lower one, so the two curves
 cross. The classical law assumes the rate is re-tuned for every batch,
 which removes the floors and with them the crossings.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -48,15 +49,17 @@ def crossover(nqm: NQM, eta: float, b_small: float, b_large: float, max_data: fl
     nqm.check_stable(eta)
     if not (0 < b_small < b_large):
         raise ValueError(f"need 0 < b_small < b_large; got b_small={b_small!r}, b_large={b_large!r}")
-    gap = lambda D: float(loss_at_steps(nqm, eta, b_small, D / b_small)
-                          - loss_at_steps(nqm, eta, b_large, D / b_large))
+    gap = lambda D: float(loss_at_steps(nqm, eta, b_small, D / b_small) - loss_at_steps(nqm, eta, b_large, D / b_large))
     if max_data is None:
         rate = -2 * np.log(np.abs(1 - eta * nqm.h[np.abs(1 - eta * nqm.h) > 0]).max())
         max_data = b_large * 40.0 / max(rate, 1e-300)  # ~ e^-40 of the slowest transient left
     D = np.geomspace(b_small * 1e-3, max_data, 600)
-    g = np.concatenate([loss_at_steps(nqm, eta, b_small, chunk / b_small)
-                        - loss_at_steps(nqm, eta, b_large, chunk / b_large)
-                        for chunk in np.array_split(D, max(1, D.size * nqm.h.size // 2_000_000))])
+    g = np.concatenate(
+        [
+            loss_at_steps(nqm, eta, b_small, chunk / b_small) - loss_at_steps(nqm, eta, b_large, chunk / b_large)
+            for chunk in np.array_split(D, max(1, D.size * nqm.h.size // 2_000_000))
+        ]
+    )
     sign = np.nonzero((g[:-1] < 0) & (g[1:] >= 0))[0]
     if sign.size == 0:
         return None

@@ -14,6 +14,7 @@ A schedule (for the learning rate or the batch size) is any of:
   (the next ``D`` at which its value may change, or ``D`` in a varying
   region) constant stretches are jumped over, else it is stepped.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,16 +46,19 @@ def as_schedule(spec, name="schedule"):
     except (TypeError, ValueError) as exc:
         if isinstance(exc, ValueError) and "start at D = 0" in str(exc):
             raise ValueError(f"a piecewise {name} must start at D = 0") from None
-        raise TypeError(f"{name} must be a number, (from_D, value) pairs or a callable of D; "
-                        f"got {type(spec).__name__}") from exc
+        raise TypeError(
+            f"{name} must be a number, (from_D, value) pairs or a callable of D; got {type(spec).__name__}"
+        ) from exc
 
 
 def check_batch_schedule(lr, batch_size):
     """Refuse a batch schedule in tokens (the NQM counts examples); warn when one derived at one learning
     rate is run at another constant one."""
     if getattr(batch_size, "unit", "examples") == "tokens" and getattr(batch_size, "kind", None) is not None:
-        raise ValueError("this batch schedule is in tokens but the NQM counts examples: build it with "
-                         "unit='examples' (or convert it: BatchSchedule.in_tokens goes the other way)")
+        raise ValueError(
+            "this batch schedule is in tokens but the NQM counts examples: build it with "
+            "unit='examples' (or convert it: BatchSchedule.in_tokens goes the other way)"
+        )
     measured = getattr(batch_size, "lr", None)
     if measured is not None and isinstance(lr, (int, float, np.floating)):
         from dbs_theory.bopt_curve import check_lr
@@ -105,8 +109,7 @@ def _record_offsets(t, n, D, B, every, at):
     return sorted(set(js))
 
 
-def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=None,
-                  record_at=None) -> Trajectory:
+def expected_loss(nqm: NQM, lr, batch_size, steps=None, data=None, record_every=None, record_at=None) -> Trajectory:
     """Expected loss of SGD on ``nqm`` under learning-rate and batch schedules.
 
     Parameters
@@ -191,8 +194,11 @@ def _varying_chunk(nqm, lr_s, b_s, t, D, m, max_steps, budget, every, at, rec, c
         n = int(min(limit, math.ceil((min(b_next, budget) - D) / B0 - 1e-12)))
         n = max(n, 1)
         Dstart = D + B0 * np.arange(n)
-        lrs = np.asarray(lr_s(Dstart), float) if isinstance(lr_s, Piecewise) else \
-            np.array([float(lr_s(x)) for x in Dstart])
+        lrs = (
+            np.asarray(lr_s(Dstart), float)
+            if isinstance(lr_s, Piecewise)
+            else np.array([float(lr_s(x)) for x in Dstart])
+        )
         bs = np.full(n, B0)
         _check_step(nqm, float(lrs.max()), B0, D)
         if lrs.min() < 0:

@@ -3,6 +3,7 @@
 Units: batch sizes in examples, steps in optimizer steps, data ``E = B S``
 in examples. ``eta`` is the fixed (stable-phase) learning rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,8 +48,11 @@ def _first_hit_mixed(nqm, eta, B, target):
     floor = nqm.L_irr + np.sum(w * minf)
     pos, neg = delta > 0, delta < 0
     L = lambda n: float(loss_at_steps(nqm, eta, B, n))
-    part = lambda n, mask: float(np.sum((w * delta * np.exp(n * np.where(mask, loga, 0)))[mask])) \
-        if n > 0 else float(np.sum((w * delta)[mask]))
+    part = lambda n, mask: (
+        float(np.sum((w * delta * np.exp(n * np.where(mask, loga, 0)))[mask]))
+        if n > 0
+        else float(np.sum((w * delta)[mask]))
+    )
     if L(0) <= target:
         return 0.0
     T = 1.0
@@ -144,8 +148,9 @@ def argmin_log(fun, lo, hi, n=48, xtol=1e-8):
     y = np.array([fun(v) for v in x])
     k = int(np.argmin(y))
     a, b = np.log(x[max(k - 1, 0)]), np.log(x[min(k + 1, n - 1)])
-    res = optimize.minimize_scalar(lambda lx: fun(math.exp(lx)), bounds=(a, b), method="bounded",
-                                   options={"xatol": xtol})
+    res = optimize.minimize_scalar(
+        lambda lx: fun(math.exp(lx)), bounds=(a, b), method="bounded", options={"xatol": xtol}
+    )
     return (math.exp(res.x), float(res.fun)) if res.fun <= y[k] else (float(x[k]), float(y[k]))
 
 
@@ -256,8 +261,10 @@ def _bopt_breakpoints(nqm, eta, target, lo, hi):
     if not lo <= Bn[1] <= hi:
         return None  # the optimum lies on the search's edge
     pieces = [(k, (max(Bn[j + 1], lo), min(Bn[j], hi)), slice(j, j + 2)) for j, k in ((0, n), (1, n + 1))]
-    best = min((_piece_minimum(k, ends, G[sl], beta[sl], excess) for k, ends, sl in pieces if ends[0] <= ends[1]),
-               key=lambda r: r[1])
+    best = min(
+        (_piece_minimum(k, ends, G[sl], beta[sl], excess) for k, ends, sl in pieces if ends[0] <= ends[1]),
+        key=lambda r: r[1],
+    )
     return best[0]
 
 
@@ -288,8 +295,10 @@ def bopt(nqm: NQM, eta: float, target: float):
     """
     L0 = nqm.initial_loss()
     if not nqm.L_irr < target < L0:
-        raise ValueError(f"target={target:g} must lie between the loss floor L_irr={nqm.L_irr:g} and the "
-                         f"initial loss {L0:.6g}: every batch starts below a higher target")
+        raise ValueError(
+            f"target={target:g} must lie between the loss floor L_irr={nqm.L_irr:g} and the "
+            f"initial loss {L0:.6g}: every batch starts below a higher target"
+        )
     b0 = float(bmin(nqm, eta, target))
     lo, hi = b0 * (1 + 1e-6), b0 * 1e5
     got = _bopt_breakpoints(nqm, eta, target, lo, hi)
@@ -309,14 +318,16 @@ def tuned_steps(nqm: NQM, batch_size: float, target: float, eta_range=None):
     """
     hmax = float(nqm.h.max())
     lo, hi = eta_range or (1e-4 / hmax, 1.999 / hmax)
-    floor = lambda e: (nqm.L_irr if math.isinf(batch_size) else
-                       float(numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size, nqm.L_irr)))
+    floor = lambda e: (
+        nqm.L_irr
+        if math.isinf(batch_size)
+        else float(numeric.loss_floor(nqm.h, nqm.c * nqm.weights, e, batch_size, nqm.L_irr))
+    )
     floor_ok = lambda e: floor(e) < target
     # The floor grows with eta; cap the search where the target stays reachable.
     if not floor_ok(lo):
         return math.inf, math.nan
     if not floor_ok(hi):
         hi = optimize.brentq(lambda e: floor(e) - target, lo, hi) * (1 - 1e-9)
-    eta, S = argmin_log(lambda e: float(steps_to_target(nqm, e, batch_size, target)), lo, hi, n=24,
-                         xtol=1e-6)
+    eta, S = argmin_log(lambda e: float(steps_to_target(nqm, e, batch_size, target)), lo, hi, n=24, xtol=1e-6)
     return S, eta

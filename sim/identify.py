@@ -11,6 +11,7 @@ bootstrap interval covers the truth.
 
 Units: batch sizes and data in examples, ``eta`` the fixed learning rate.
 """
+
 from __future__ import annotations
 
 import math
@@ -28,12 +29,19 @@ from .trainer_logs import exact_log, mc_log
 __all__ = ["DESIGNS", "design_batches", "exact_runs", "mc_runs", "score", "study", "QUANTITIES"]
 
 #: name -> (grid ratio, number of batch sizes, smallest batch)
-DESIGNS = {"2x, 12 sizes": (2.0, 12, 1.0), "sqrt2, 16 sizes": (math.sqrt(2), 16, 1.0),
-           "1.5x, 12 sizes": (1.5, 12, 2.0), "2x, 8 sizes from 4": (2.0, 8, 4.0)}
+DESIGNS = {
+    "2x, 12 sizes": (2.0, 12, 1.0),
+    "sqrt2, 16 sizes": (math.sqrt(2), 16, 1.0),
+    "1.5x, 12 sizes": (1.5, 12, 2.0),
+    "2x, 8 sizes from 4": (2.0, 8, 4.0),
+}
 
 #: table column -> (label, which truth it estimates): every estimator of the table (law-free first)
-QUANTITIES = {SOURCES[q][i][0]: (f"{q.capitalize()}, {SOURCES[q][i][1].removesuffix(' fit').removeprefix('loss ')}", q)
-              for i in (0, 1) for q in ("bopt", "bmin")}
+QUANTITIES = {
+    SOURCES[q][i][0]: (f"{q.capitalize()}, {SOURCES[q][i][1].removesuffix(' fit').removeprefix('loss ')}", q)
+    for i in (0, 1)
+    for q in ("bopt", "bmin")
+}
 
 
 def design_batches(ratio, n, lo):
@@ -44,8 +52,7 @@ def design_batches(ratio, n, lo):
 def exact_runs(nqm: NQM, eta, batches, budget, points=400, spacing="linear"):
     """One exact expected-loss log per batch, each to ``budget`` examples, logged as a trainer logs
     (``spacing="linear"``: every ``steps // points`` steps; ``"log"``: ``points`` log-spaced steps)."""
-    return [exact_log(nqm, eta, B, data=budget, spacing=spacing, points=points, name=f"b{B:.4g}")
-            for B in batches]
+    return [exact_log(nqm, eta, B, data=budget, spacing=spacing, points=points, name=f"b{B:.4g}") for B in batches]
 
 
 def mc_runs(nqm: NQM, eta, batches, budget, replicas, seeds_per_run, seed=0, points=400, spacing="linear"):
@@ -55,8 +62,9 @@ def mc_runs(nqm: NQM, eta, batches, budget, replicas, seeds_per_run, seed=0, poi
     sweeps = [[] for _ in range(reps)]
     for i, B in enumerate(batches):
         steps = max(1, int(math.ceil(budget / B)))
-        st, D, loss = mc_log(nqm, eta, B, steps, replicas=reps * seeds_per_run, seed=seed + 7919 * i,
-                             spacing=spacing, points=points)
+        st, D, loss = mc_log(
+            nqm, eta, B, steps, replicas=reps * seeds_per_run, seed=seed + 7919 * i, spacing=spacing, points=points
+        )
         loss = loss.reshape(reps, seeds_per_run, -1).mean(axis=1)
         for r in range(reps):
             sweeps[r].append(Run(f"b{B:.4g}", float(B), st, D, loss[r]))
@@ -92,16 +100,24 @@ def _summary(design, noise, scores):
         ident = np.concatenate([s[key]["identified"] for s in scores])
         err = np.concatenate([s[key]["errors"] for s in scores]) if ident.any() else np.array([])
         cov = np.concatenate([s[key]["covered"] for s in scores]) if ident.any() else np.array([])
-        rows.append(dict(design=design, noise=noise, quantity=label, n=int(ident.size),
-                         identified=float(ident.mean()), bias=float(np.median(err)) if err.size else math.nan,
-                         spread=float(np.median(np.abs(err - np.median(err)))) if err.size else math.nan,
-                         max_error=float(np.max(np.abs(err))) if err.size else math.nan,
-                         coverage=float(cov.mean()) if cov.size else math.nan, n_intervals=int(cov.size)))
+        rows.append(
+            dict(
+                design=design,
+                noise=noise,
+                quantity=label,
+                n=int(ident.size),
+                identified=float(ident.mean()),
+                bias=float(np.median(err)) if err.size else math.nan,
+                spread=float(np.median(np.abs(err - np.median(err)))) if err.size else math.nan,
+                max_error=float(np.max(np.abs(err))) if err.size else math.nan,
+                coverage=float(cov.mean()) if cov.size else math.nan,
+                n_intervals=int(cov.size),
+            )
+        )
     return rows
 
 
-def study(nqm: NQM, eta, budget, designs=None, replicas=16, bootstrap=100, seed=0, n_targets=5,
-          progress=False):
+def study(nqm: NQM, eta, budget, designs=None, replicas=16, bootstrap=100, seed=0, n_targets=5, progress=False):
     """Score every estimator on every design and noise level; a list of summary rows.
 
     Targets (``n_targets``, log-spaced) run from half the initial loss down
@@ -123,7 +139,8 @@ def study(nqm: NQM, eta, budget, designs=None, replicas=16, bootstrap=100, seed=
         rows += _summary(name, "exact", [score(bopt_table(runs, targets, bootstrap=0), truth)])
         for noise, per in (("1 seed", 1), ("4 seeds", 4)):
             sweeps = mc_runs(nqm, eta, batches, budget, replicas, per, seed)
-            scores = [score(bopt_table(s, targets, bootstrap=bootstrap, seed=seed + k), truth)
-                      for k, s in enumerate(sweeps)]
+            scores = [
+                score(bopt_table(s, targets, bootstrap=bootstrap, seed=seed + k), truth) for k, s in enumerate(sweeps)
+            ]
             rows += _summary(name, noise, scores)
     return rows, targets

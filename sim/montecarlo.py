@@ -6,6 +6,7 @@ stream seeded from ``(seed, replica)``, so results do not depend on the
 thread count. A binned NQM is expanded mode by mode (``counts`` copies of
 each bin), which keeps the noise variance of every mode exact.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -75,8 +76,9 @@ def _initial_theta(nqm: NQM, replicas: int, seed: int) -> np.ndarray:
 
 
 @renamed(batch="batch_size")
-def monte_carlo(nqm: NQM, lr, batch_size, steps: int, replicas: int = 8, seed: int = 0,
-                record_every: int = 1) -> MonteCarloResult:
+def monte_carlo(
+    nqm: NQM, lr, batch_size, steps: int, replicas: int = 8, seed: int = 0, record_every: int = 1
+) -> MonteCarloResult:
     """Run ``replicas`` independent SGD runs on ``nqm`` for ``steps`` steps.
 
     Parameters
@@ -100,8 +102,9 @@ def monte_carlo(nqm: NQM, lr, batch_size, steps: int, replicas: int = 8, seed: i
     MonteCarloResult
     """
     if int(steps) < 1 or int(replicas) < 1 or int(record_every) < 1:
-        raise ValueError(f"steps={steps!r}, replicas={replicas!r} and record_every={record_every!r} "
-                         "must be positive integers")
+        raise ValueError(
+            f"steps={steps!r}, replicas={replicas!r} and record_every={record_every!r} must be positive integers"
+        )
     check_batch_schedule(lr, batch_size)
     full = nqm.expanded()
     lrs, bs, D = per_step_schedule(lr, batch_size, int(steps))

@@ -4,6 +4,7 @@ Loss ``L(theta) = L_irr + 1/2 sum_i h_i theta_i^2`` in the Hessian's
 eigenbasis; the stochastic gradient of a batch of ``B`` examples is
 ``g_i = h_i theta_i + xi_i`` with ``xi_i ~ N(0, c_i / B)`` (Zhang et al. 2019).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -117,8 +118,10 @@ class NQM:
         eta = np.asarray(eta, float)
         hmax = float(self.h.max())
         if not np.all(np.isfinite(eta)) or np.any(eta <= 0) or np.any(eta * hmax >= 2):
-            raise ValueError(f"learning rate eta={num(eta)} is unstable: need 0 < eta*h_max < 2 "
-                             f"(h_max={hmax:g}, so eta < {2 / hmax:g})")
+            raise ValueError(
+                f"learning rate eta={num(eta)} is unstable: need 0 < eta*h_max < 2 "
+                f"(h_max={hmax:g}, so eta < {2 / hmax:g})"
+            )
 
     def expanded(self) -> "NQM":
         """The same model with every binned mode repeated ``counts`` times."""
@@ -139,9 +142,17 @@ class NQM:
         return cls.power_law(d, alpha=1.0, noise_exponent=1.0, nbins=nbins)
 
     @classmethod
-    def power_law(cls, d: int, alpha: float, noise_exponent: float = 1.0, h_max: float = 1.0,
-                  noise_scale: float = 1.0, m0: float = 1.0, L_irr: float = 0.0,
-                  nbins: int | None = None) -> "NQM":
+    def power_law(
+        cls,
+        d: int,
+        alpha: float,
+        noise_exponent: float = 1.0,
+        h_max: float = 1.0,
+        noise_scale: float = 1.0,
+        m0: float = 1.0,
+        L_irr: float = 0.0,
+        nbins: int | None = None,
+    ) -> "NQM":
         """Power-law spectrum ``h_i = h_max i^-alpha``, ``c_i = noise_scale (h_i/h_max)^noise_exponent``.
 
         A power-law spectrum gives power-law loss curves, as language models

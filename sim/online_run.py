@@ -13,6 +13,7 @@ never the expected state.
 
 Units: examples; the learning rate follows the run's :class:`~dbs_theory.lr_plan.LRPlan`.
 """
+
 from __future__ import annotations
 
 import math

@@ -29,6 +29,7 @@ over ``0.2 budget`` more; horizon ``1.2 budget``; the decay's batches are
 optimised too, on ``pieces // 8`` linear pieces), ``"cosine"`` (cosine from
 ``eta`` to 0 at the budget).
 """
+
 from __future__ import annotations
 
 import math
@@ -42,8 +43,20 @@ from dbs_theory.modal import Grid
 
 from .nqm import NQM
 
-__all__ = ["LR_SCHEDULES", "lr_plan", "lr_setup", "Problem", "problem", "relaxed_loss", "optimal_schedule",
-           "FIRST_PIECE", "WSD_DECAY", "WSD_FINAL", "BASE_PIECES", "MIN_BATCH"]
+__all__ = [
+    "LR_SCHEDULES",
+    "lr_plan",
+    "lr_setup",
+    "Problem",
+    "problem",
+    "relaxed_loss",
+    "optimal_schedule",
+    "FIRST_PIECE",
+    "WSD_DECAY",
+    "WSD_FINAL",
+    "BASE_PIECES",
+    "MIN_BATCH",
+]
 
 LR_SCHEDULES = ("constant", "wsd", "cosine")
 #: the first piece ends at this fraction of the budget; later pieces are log-spaced up to the budget
@@ -112,8 +125,13 @@ class Problem:
 
     def schedule(self, batch_size, **params) -> BatchSchedule:
         """The :class:`BatchSchedule` (examples) holding ``batch_size[k]`` (examples) on piece ``k``."""
-        return BatchSchedule(tuple(float(s) for s in self.starts), tuple(float(b) for b in batch_size), "examples",
-                             kind="step", params=dict(params))
+        return BatchSchedule(
+            tuple(float(s) for s in self.starts),
+            tuple(float(b) for b in batch_size),
+            "examples",
+            kind="step",
+            params=dict(params),
+        )
 
     def on_pieces(self, schedule: BatchSchedule) -> np.ndarray:
         """The batch (examples) per piece that takes as many steps on it as ``schedule`` (examples) does:
@@ -121,8 +139,9 @@ class Problem:
         return self.grid.on_pieces(schedule.starts, schedule.sizes)
 
 
-def problem(eta: float, budget: float, lr_schedule="constant", pieces: int = 32,
-            lr_cells: int = modal.LR_CELLS) -> Problem:
+def problem(
+    eta: float, budget: float, lr_schedule="constant", pieces: int = 32, lr_cells: int = modal.LR_CELLS
+) -> Problem:
     """The pieces and cells of a run of ``budget`` examples under ``lr_schedule`` (module doc)."""
     lr, horizon = lr_setup(eta, budget, lr_schedule)
     g = modal.discretise(horizon, lr_plan(lr_schedule), pieces, lr_cells)
@@ -148,8 +167,17 @@ def relaxed_loss(nqm: NQM, prob: Problem, log_batch, grad: bool = False, arrays=
 MIN_BATCH = 1.0
 
 
-def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces: int = 32,
-                     fixed=None, return_info=False, candidates=None, min_batch: float = MIN_BATCH):
+def optimal_schedule(
+    nqm: NQM,
+    eta: float,
+    budget: float,
+    lr_schedule="constant",
+    pieces: int = 32,
+    fixed=None,
+    return_info=False,
+    candidates=None,
+    min_batch: float = MIN_BATCH,
+):
     """The best ``pieces``-piece batch schedule for a run of ``budget`` examples (module doc).
 
     L-BFGS-B on the relaxed loss in ``log B`` per piece (:func:`dbs_theory.modal.optimise`; bounds:
@@ -191,8 +219,9 @@ def optimal_schedule(nqm: NQM, eta: float, budget: float, lr_schedule="constant"
     fixed = fixed or best_fixed_batch(nqm, prob.lr, prob.horizon, min_batch=min_batch)
     candidates = dict(candidates or {})
     if pieces > BASE_PIECES:
-        candidates["coarser optimum"] = optimal_schedule(nqm, eta, budget, lr_schedule, pieces // 2, fixed,
-                                                         min_batch=min_batch)[0]
+        candidates["coarser optimum"] = optimal_schedule(
+            nqm, eta, budget, lr_schedule, pieces // 2, fixed, min_batch=min_batch
+        )[0]
     name = lr_schedule if isinstance(lr_schedule, str) else lr_schedule.describe()
     run = _Search(nqm, prob, min_batch, dict(rule="optimal", lr_schedule=name, pieces=int(pieces)))
     best = (fixed[1], constant_batch(fixed[0], "examples"), "best fixed", math.nan)
@@ -223,5 +252,9 @@ class _Search:
     def __call__(self, batches, name):
         B = modal.optimise(self.model, self.prob.grid, [batches], self.min_batch, arrays=self.arrays)
         sched = self.prob.schedule(B, **self.params)
-        return self.loss(sched), sched, name, modal.relaxed_loss(self.model, self.prob.grid, np.log(B),
-                                                                 arrays=self.arrays)
+        return (
+            self.loss(sched),
+            sched,
+            name,
+            modal.relaxed_loss(self.model, self.prob.grid, np.log(B), arrays=self.arrays),
+        )

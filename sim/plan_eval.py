@@ -17,6 +17,7 @@ batch instead of denser grids (the noise, not the grid, limits them). Reported p
 data (examples), the final estimate and its error against the exact best
 fixed batch (``sim.schedule_eval.best_fixed_batch``).
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -32,8 +33,11 @@ from .schedule_eval import best_fixed_batch
 __all__ = ["compare", "grid_sweep", "planned_sweep", "SPECTRA"]
 
 #: name -> constructor arguments for :class:`sim.nqm.NQM`
-SPECTRA = {"zhang2019": ("zhang2019", {}), "power law, alpha 1.5": ("power_law", {"alpha": 1.5}),
-           "power law, alpha 2.0": ("power_law", {"alpha": 2.0})}
+SPECTRA = {
+    "zhang2019": ("zhang2019", {}),
+    "power law, alpha 1.5": ("power_law", {"alpha": 1.5}),
+    "power law, alpha 2.0": ("power_law", {"alpha": 2.0}),
+}
 
 
 def _log_grid(lo, hi, ratio):
@@ -54,10 +58,16 @@ class _Maker:
         for B in batches:
             self.seed += 1
             steps = max(1, int(np.ceil(budget / B)))
-            mc = monte_carlo(self.nqm, self.eta, B, steps=steps, replicas=1, seed=self.seed,
-                             record_every=max(1, steps // self.points))
-            out.append(Run(f"b{B:.4g}s{self.seed}", float(B), mc.step.astype(float), mc.D.astype(float),
-                           mc.loss[0]))
+            mc = monte_carlo(
+                self.nqm,
+                self.eta,
+                B,
+                steps=steps,
+                replicas=1,
+                seed=self.seed,
+                record_every=max(1, steps // self.points),
+            )
+            out.append(Run(f"b{B:.4g}s{self.seed}", float(B), mc.step.astype(float), mc.D.astype(float), mc.loss[0]))
         return out
 
 
@@ -98,8 +108,9 @@ def planned_sweep(make, budget, lo, hi, tol, per_round=3, max_runs=120, bootstra
     return n_runs, data, plan
 
 
-def compare(d=1000, eta=0.5, budget=1e5, lo=1.0, hi=4096.0, tol=0.10, spectra=None, noise="exact", seed=0,
-            progress=False):
+def compare(
+    d=1000, eta=0.5, budget=1e5, lo=1.0, hi=4096.0, tol=0.10, spectra=None, noise="exact", seed=0, progress=False
+):
     """One row per spectrum and method: runs, data, estimate, interval and error."""
     from tqdm.auto import tqdm
 
@@ -111,7 +122,19 @@ def compare(d=1000, eta=0.5, budget=1e5, lo=1.0, hi=4096.0, tol=0.10, spectra=No
         truth = best_fixed_batch(nqm, eta, budget)[0]
         for method, fn in (("plain grids", grid_sweep), ("planner", planned_sweep)):
             n_runs, data, plan = fn(_Maker(nqm, eta, noise, seed), budget, lo, hi, tol)
-            rows.append(dict(spectrum=name, method=method, noise=noise, runs=n_runs, data=data, done=plan.done,
-                             bopt=plan.bopt, lo=plan.lo, hi=plan.hi, exact=truth,
-                             error=plan.bopt / truth - 1 if plan.identified else float("nan")))
+            rows.append(
+                dict(
+                    spectrum=name,
+                    method=method,
+                    noise=noise,
+                    runs=n_runs,
+                    data=data,
+                    done=plan.done,
+                    bopt=plan.bopt,
+                    lo=plan.lo,
+                    hi=plan.hi,
+                    exact=truth,
+                    error=plan.bopt / truth - 1 if plan.identified else float("nan"),
+                )
+            )
     return rows

@@ -24,6 +24,7 @@ Scores, from exact losses at the horizon (:func:`sim.schedule_eval.loss_at_budge
 
 Units: examples; steps are optimizer steps.
 """
+
 from __future__ import annotations
 
 import json
@@ -36,8 +37,20 @@ from dbs_theory.lr_plan import LRPlan
 
 from .nqm import NQM
 
-__all__ = ["SPECTRA", "PLANS", "LOGS", "BATCHES", "gapped", "two_band", "reference", "sweep_fit", "score_rules",
-           "study", "summarize", "markdown"]
+__all__ = [
+    "SPECTRA",
+    "PLANS",
+    "LOGS",
+    "BATCHES",
+    "gapped",
+    "two_band",
+    "reference",
+    "sweep_fit",
+    "score_rules",
+    "study",
+    "summarize",
+    "markdown",
+]
 
 
 def gapped(d=1000, alpha=1.5, gap=(30, 300)) -> NQM:
@@ -84,8 +97,9 @@ def reference(nqm: NQM, eta: float, budget: float, plan: LRPlan) -> dict:
     lr = plan.schedule(eta, budget)
     B, L = best_fixed_batch(nqm, lr, budget, min_batch=1.0)
     opt, L_opt = optimal_schedule(nqm, eta, budget, plan, fixed=(B, L))
-    return dict(B_fixed=float(B), L_fixed=float(L), L_opt=float(L_opt),
-                optimum=[[float(a), float(b)] for a, b in opt.segments])
+    return dict(
+        B_fixed=float(B), L_fixed=float(L), L_opt=float(L_opt), optimum=[[float(a), float(b)] for a, b in opt.segments]
+    )
 
 
 def sweep_fit(nqm: NQM, eta: float, budget: float, log: str, seed: int) -> list:
@@ -98,8 +112,9 @@ def sweep_fit(nqm: NQM, eta: float, budget: float, log: str, seed: int) -> list:
     kind, per, reps = LOGS[log]
     sweeps = sweep_logs(nqm, eta, BATCHES, budget, kind, per, reps, seed)
     fits = [bopt_table(runs, bootstrap=200, seed=0).to_dict() for runs in sweeps]
-    return [json.loads(json.dumps(dict(rows=f["rows"], envelope=f["envelope"], lr=f["lr"]), default=_plain))
-            for f in fits]
+    return [
+        json.loads(json.dumps(dict(rows=f["rows"], envelope=f["envelope"], lr=f["lr"]), default=_plain)) for f in fits
+    ]
 
 
 def _plain(v):
@@ -128,17 +143,38 @@ def score_rules(nqm: NQM, eta: float, budget: float, plan: LRPlan, fit: dict, re
         try:
             sched, choice = _schedule(nqm, eta, budget, plan, fit, rule, seed)
         except ValueError as exc:
-            rows.append(dict(row, loss=math.nan, gap=math.nan, vs_pick=math.nan, recommendation="n/a",
-                             first=math.nan, last=math.nan, pieces=0, rms=math.nan, blend=math.nan,
-                             note=str(exc).splitlines()[0]))
+            rows.append(
+                dict(
+                    row,
+                    loss=math.nan,
+                    gap=math.nan,
+                    vs_pick=math.nan,
+                    recommendation="n/a",
+                    first=math.nan,
+                    last=math.nan,
+                    pieces=0,
+                    rms=math.nan,
+                    blend=math.nan,
+                    note=str(exc).splitlines()[0],
+                )
+            )
             continue
         L = loss_at_budget(nqm, lr, sched, budget)
         predicted = {} if choice is None else choice.predicted
-        rows.append(dict(row, loss=float(L), gap=(ref["L_fixed"] - L) / gap if gap > 0 else math.nan,
-                         vs_pick=float(L / L_pick - 1), first=float(sched.sizes[0]), last=float(sched.sizes[-1]),
-                         recommendation="dynamic" if choice is None else choice.recommendation,
-                         pieces=len(sched.sizes), rms=predicted.get("rms", math.nan),
-                         blend=predicted.get("blend", math.nan)))
+        rows.append(
+            dict(
+                row,
+                loss=float(L),
+                gap=(ref["L_fixed"] - L) / gap if gap > 0 else math.nan,
+                vs_pick=float(L / L_pick - 1),
+                first=float(sched.sizes[0]),
+                last=float(sched.sizes[-1]),
+                recommendation="dynamic" if choice is None else choice.recommendation,
+                pieces=len(sched.sizes),
+                rms=predicted.get("rms", math.nan),
+                blend=predicted.get("blend", math.nan),
+            )
+        )
     return rows
 
 
@@ -185,8 +221,12 @@ def study(budgets=(3e4, 1e5), spectra=None, logs=None, plans=None, rules=None, s
         make, eta = SPECTRA[spec]
         nqm = make()
         reps = LOGS[log][2]
-        todo = [(r, p) for r in range(reps) for p in plans
-                if any(((spec, budget, log, r), p, rule) not in done for rule in rules)]
+        todo = [
+            (r, p)
+            for r in range(reps)
+            for p in plans
+            if any(((spec, budget, log, r), p, rule) not in done for rule in rules)
+        ]
         if not todo:
             continue
         envs = cache.envelopes(spec, budget, log, lambda: sweep_fit(nqm, eta, budget, log, seed + 7919 * n))
@@ -194,8 +234,15 @@ def study(budgets=(3e4, 1e5), spectra=None, logs=None, plans=None, rules=None, s
             ref = cache.reference(spec, budget, p, lambda: reference(nqm, eta, budget, PLANS[p]))
             want = [rule for rule in rules if ((spec, budget, log, r), p, rule) not in done]
             for row in score_rules(nqm, eta, budget, PLANS[p], envs[r], ref, want, seed=seed + r):
-                row.update(spectrum=spec, budget=budget, logs=log, replicate=r, plan=p, L_fixed=ref["L_fixed"],
-                           L_opt=ref["L_opt"])
+                row.update(
+                    spectrum=spec,
+                    budget=budget,
+                    logs=log,
+                    replicate=r,
+                    plan=p,
+                    L_fixed=ref["L_fixed"],
+                    L_opt=ref["L_opt"],
+                )
                 rows.append(row)
                 cache.add(row)
     return rows
@@ -255,26 +302,52 @@ def summarize(rows) -> list:
                 if not every:
                     continue
                 if not mine:
-                    out.append(dict(plan=plan, logs=log, rule=rule, sweeps=0, median_gap=math.nan,
-                                    worst_gap=math.nan, loses=0, worst_vs_pick=math.nan, fixed=0,
-                                    unavailable=len(every), note=every[0]["note"]))
+                    out.append(
+                        dict(
+                            plan=plan,
+                            logs=log,
+                            rule=rule,
+                            sweeps=0,
+                            median_gap=math.nan,
+                            worst_gap=math.nan,
+                            loses=0,
+                            worst_vs_pick=math.nan,
+                            fixed=0,
+                            unavailable=len(every),
+                            note=every[0]["note"],
+                        )
+                    )
                     continue
                 g = np.array([r["gap"] for r in mine], float)
                 v = np.array([r["vs_pick"] for r in mine], float)
-                out.append(dict(plan=plan, logs=log, rule=rule, sweeps=len(mine), median_gap=float(np.nanmedian(g)),
-                                worst_gap=float(np.nanmin(g)), loses=int(np.sum(v > 1e-9)),
-                                worst_vs_pick=float(max(0.0, v.max())),
-                                fixed=sum(r["recommendation"] == "fixed" for r in mine),
-                                unavailable=len(every) - len(mine)))
+                out.append(
+                    dict(
+                        plan=plan,
+                        logs=log,
+                        rule=rule,
+                        sweeps=len(mine),
+                        median_gap=float(np.nanmedian(g)),
+                        worst_gap=float(np.nanmin(g)),
+                        loses=int(np.sum(v > 1e-9)),
+                        worst_vs_pick=float(max(0.0, v.max())),
+                        fixed=sum(r["recommendation"] == "fixed" for r in mine),
+                        unavailable=len(every) - len(mine),
+                    )
+                )
     return out
 
 
 def markdown(summary) -> str:
     """The summary as a markdown table."""
-    head = ("| plan | logs | rule | sweeps (n/a) | median gap closed | worst | loses to the logs' pick | worst loss "
-            "vs pick | handed out fixed |\n|---|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| plan | logs | rule | sweeps (n/a) | median gap closed | worst | loses to the logs' pick | worst loss "
+        "vs pick | handed out fixed |\n|---|---|---|---|---|---|---|---|---|\n"
+    )
     pct = lambda v, f: "n/a" if not math.isfinite(v) else format(v, f)
     return head + "".join(
-        f"| {s['plan']} | {s['logs']} | {s['rule']} | {s['sweeps']} ({s['unavailable']}) | {pct(s['median_gap'], '.0%')} "
+        f"| {s['plan']} | {s['logs']} | {s['rule']} | {s['sweeps']} ({s['unavailable']}) | "
+        f"{pct(s['median_gap'], '.0%')} "
         f"| {pct(s['worst_gap'], '.0%')} | {s['loses']}/{s['sweeps']} | {pct(s['worst_vs_pick'], '+.1%')} "
-        f"| {s['fixed']} |\n" for s in summary)
+        f"| {s['fixed']} |\n"
+        for s in summary
+    )

@@ -20,6 +20,7 @@ gradient ``h theta``, moments ``m = E theta^2``; sums weighted by ``counts``):
 two-batch estimates measure) and McCandlish's ``B_noise = tr(H Sigma) / G^T H G
 = sum h c / sum h^3 m``, both in expectation over the run's randomness.
 """
+
 from __future__ import annotations
 
 import math
@@ -33,10 +34,31 @@ from dbs_theory.batch_schedules import BatchSchedule, constant_batch
 from .nqm import NQM
 from .optimal import Problem, cell_arrays, optimal_schedule, problem
 
-__all__ = ["Unavailable", "RuleInputs", "rule_inputs", "noise_scales", "curves_along", "exact_envelope",
-           "budget_record", "same_noise", "optimum_shape", "RULES", "MONOTONE", "paper", "noise_scale",
-           "seesaw", "late_switch", "merrill_doubling", "floor_ratio", "compare_rules", "GAMMA",
-           "ANNEAL", "SPECTRA", "study", "summarize"]
+__all__ = [
+    "Unavailable",
+    "RuleInputs",
+    "rule_inputs",
+    "noise_scales",
+    "curves_along",
+    "exact_envelope",
+    "budget_record",
+    "same_noise",
+    "optimum_shape",
+    "RULES",
+    "MONOTONE",
+    "paper",
+    "noise_scale",
+    "seesaw",
+    "late_switch",
+    "merrill_doubling",
+    "floor_ratio",
+    "compare_rules",
+    "GAMMA",
+    "ANNEAL",
+    "SPECTRA",
+    "study",
+    "summarize",
+]
 
 
 class Unavailable(ValueError):
@@ -68,8 +90,10 @@ class RuleInputs:
 def noise_scales(nqm: NQM, m) -> tuple:
     """``(B_simple, B_noise)`` (examples) at second moments ``m`` (module doc)."""
     w = nqm.weights
-    return (float(np.sum(w * nqm.c) / np.sum(w * nqm.h**2 * m)),
-            float(np.sum(w * nqm.h * nqm.c) / np.sum(w * nqm.h**3 * m)))
+    return (
+        float(np.sum(w * nqm.c) / np.sum(w * nqm.h**2 * m)),
+        float(np.sum(w * nqm.h * nqm.c) / np.sum(w * nqm.h**3 * m)),
+    )
 
 
 def curves_along(nqm: NQM, prob: Problem, schedule: BatchSchedule) -> dict:
@@ -242,8 +266,14 @@ def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):
 
 
 #: name -> rule; every rule's schedule is scored at the run's horizon with the LR it returns
-RULES = {"paper": paper, "noise scale (McCandlish)": noise_scale, "Seesaw": seesaw, "late switch": late_switch,
-         "Merrill doubling": merrill_doubling, "floor ratio (ours)": floor_ratio}
+RULES = {
+    "paper": paper,
+    "noise scale (McCandlish)": noise_scale,
+    "Seesaw": seesaw,
+    "late switch": late_switch,
+    "Merrill doubling": merrill_doubling,
+    "floor ratio (ours)": floor_ratio,
+}
 #: rules that claim a non-decreasing batch
 MONOTONE = {"paper", "Seesaw", "late switch", "Merrill doubling", "floor ratio (ours)"}
 
@@ -257,12 +287,18 @@ def same_noise(inp: RuleInputs, schedule: BatchSchedule, lr) -> BatchSchedule:
     rate = lambda f: np.asarray(f(mid), float) if callable(f) else np.full(mid.size, float(f))
     B = np.asarray(schedule.sizes, float)[np.searchsorted(schedule.starts, mid, side="right") - 1]
     starts = np.append(0.0, np.cumsum(prob.cell_data)[:-1])
-    return BatchSchedule(tuple(starts.tolist()), tuple((B * prob.cell_eta / rate(lr)).tolist()), "examples",
-                         kind="step", params=dict(rule="same noise", of=schedule.params.get("rule")))
+    return BatchSchedule(
+        tuple(starts.tolist()),
+        tuple((B * prob.cell_eta / rate(lr)).tolist()),
+        "examples",
+        kind="step",
+        params=dict(rule="same noise", of=schedule.params.get("rule")),
+    )
 
 
-def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces=32, rules=None,
-                  optimal=None) -> list:
+def compare_rules(
+    nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces=32, rules=None, optimal=None
+) -> list:
     """Every rule against the best fixed batch and the optimal schedule, at equal data.
 
     Returns one dict per rule (``"best fixed"``, ``"optimal"`` and each of
@@ -291,17 +327,31 @@ def compare_rules(nqm: NQM, eta: float, budget: float, lr_schedule="constant", p
             built[name] = fn(inp)
         except Unavailable as exc:
             built[name] = (None, None, str(exc))
-    own_lr = {name if b[1] is inp.prob.lr else f"{name} (same noise)":
-              b[0] if b[1] is inp.prob.lr else same_noise(inp, *b[:2]) for name, b in built.items() if b[0] is not None}
+    own_lr = {
+        name if b[1] is inp.prob.lr else f"{name} (same noise)": b[0]
+        if b[1] is inp.prob.lr
+        else same_noise(inp, *b[:2])
+        for name, b in built.items()
+        if b[0] is not None
+    }
     opt, L_opt = optimal or optimal_schedule(nqm, eta, budget, lr_schedule, pieces, fixed=fixed, candidates=own_lr)
     gap = fixed[1] - L_opt
 
     def row(name, L, s, lr, note=""):
-        return dict(rule=name, loss=float(L), schedule=s, lr=lr, monotone=name in MONOTONE, note=note,
-                    gap_closed=(fixed[1] - L) / gap if gap > 0 else math.nan)
+        return dict(
+            rule=name,
+            loss=float(L),
+            schedule=s,
+            lr=lr,
+            monotone=name in MONOTONE,
+            note=note,
+            gap_closed=(fixed[1] - L) / gap if gap > 0 else math.nan,
+        )
 
-    rows = [row("best fixed", fixed[1], constant_batch(fixed[0], "examples"), prob.lr),
-            row("optimal", L_opt, opt, prob.lr)]
+    rows = [
+        row("best fixed", fixed[1], constant_batch(fixed[0], "examples"), prob.lr),
+        row("optimal", L_opt, opt, prob.lr),
+    ]
     for name, (sched, lr, *note) in built.items():
         L = loss_at_budget(nqm, lr, sched, prob.horizon) if sched is not None else math.nan
         rows.append(row(name, L, sched, lr, *note))
@@ -327,9 +377,14 @@ def optimum_shape(nqm: NQM, eta: float, budget: float, schedule, lr_schedule="co
     late = D > budget if lr_schedule == "wsd" else D > 0.9 * budget
     below = np.nonzero(~(B >= bopt))[0]
     cross = math.nan if curve is None else float(D[below[-1]] / budget) if below.size else 0.0
-    return dict(early_bopt=rng(B / bopt, D <= 0.01 * budget), end_bopt=float(B[-1] / bopt[-1]), cross=cross,
-                stable_bmin=rng(B / a["bmin"], stable), stable_noise=rng(B / a["b_noise"], stable),
-                late_bmin=rng(B / a["bmin"], late))
+    return dict(
+        early_bopt=rng(B / bopt, D <= 0.01 * budget),
+        end_bopt=float(B[-1] / bopt[-1]),
+        cross=cross,
+        stable_bmin=rng(B / a["bmin"], stable),
+        stable_noise=rng(B / a["b_noise"], stable),
+        late_bmin=rng(B / a["bmin"], late),
+    )
 
 
 def _finite(v):
@@ -355,22 +410,42 @@ def budget_record(nqm: NQM, eta: float, budget: float, rows, lr_schedule="consta
     bopt = dict(error=why)
     if curve is not None:
         grid = np.geomspace(prob.ends[0], prob.horizon, 60)
-        bopt = dict(D=[float(x) for x in curve.D], B=[float(x) for x in curve.B], curve_D=grid.tolist(),
-                    curve_B=[float(x) for x in curve(grid)])
-    out = [dict(rule=r["rule"], loss=_finite(r["loss"]), gap_closed=_finite(r["gap_closed"]), note=r["note"],
-                schedule=json.loads(r["schedule"].to_json()) if r["schedule"] is not None else None) for r in rows]
+        bopt = dict(
+            D=[float(x) for x in curve.D],
+            B=[float(x) for x in curve.B],
+            curve_D=grid.tolist(),
+            curve_B=[float(x) for x in curve(grid)],
+        )
+    out = [
+        dict(
+            rule=r["rule"],
+            loss=_finite(r["loss"]),
+            gap_closed=_finite(r["gap_closed"]),
+            note=r["note"],
+            schedule=json.loads(r["schedule"].to_json()) if r["schedule"] is not None else None,
+        )
+        for r in rows
+    ]
     return dict(budget=float(budget), horizon=float(prob.horizon), rows=out, along_optimal=along, bopt=bopt)
 
 
 #: the study's spectra (d = 1000 modes each)
-SPECTRA = {"Zhang (h = c = 1/i)": lambda: NQM.zhang2019(1000),
-           "power law 1.5": lambda: NQM.power_law(1000, 1.5),
-           "power law 2.5, c ~ h^0.5": lambda: NQM.power_law(1000, 2.5, noise_exponent=0.5),
-           "power law 1.2 + L_irr = 1": lambda: NQM.power_law(1000, 1.2, L_irr=1.0)}
+SPECTRA = {
+    "Zhang (h = c = 1/i)": lambda: NQM.zhang2019(1000),
+    "power law 1.5": lambda: NQM.power_law(1000, 1.5),
+    "power law 2.5, c ~ h^0.5": lambda: NQM.power_law(1000, 2.5, noise_exponent=0.5),
+    "power law 1.2 + L_irr = 1": lambda: NQM.power_law(1000, 1.2, L_irr=1.0),
+}
 
 
-def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), eta=0.5, spectra=None,
-          progress=False, shape=False) -> list:
+def study(
+    budgets=(1e4, 1e5, 1e6),
+    lr_schedules=("constant", "wsd", "cosine"),
+    eta=0.5,
+    spectra=None,
+    progress=False,
+    shape=False,
+) -> list:
     """:func:`compare_rules` over spectra x budgets x LR schedules: one row per (case, rule), schedules dropped;
     with ``shape``, the optimum's row carries :func:`optimum_shape` (``shape``)."""
     from tqdm.auto import tqdm
@@ -382,9 +457,19 @@ def study(budgets=(1e4, 1e5, 1e6), lr_schedules=("constant", "wsd", "cosine"), e
         nqm = made.setdefault(name, (spectra or SPECTRA)[name]())
         for r in compare_rules(nqm, eta, budget, sched):
             sizes = r["schedule"].sizes if r["schedule"] is not None else (math.nan,)
-            rows.append(dict(spectrum=name, budget=budget, lr_schedule=sched, rule=r["rule"],
-                             loss=r["loss"], gap_closed=r["gap_closed"], first=sizes[0], last=sizes[-1],
-                             note=r["note"]))
+            rows.append(
+                dict(
+                    spectrum=name,
+                    budget=budget,
+                    lr_schedule=sched,
+                    rule=r["rule"],
+                    loss=r["loss"],
+                    gap_closed=r["gap_closed"],
+                    first=sizes[0],
+                    last=sizes[-1],
+                    note=r["note"],
+                )
+            )
             if r["rule"] == "optimal" and shape:
                 rows[-1]["shape"] = optimum_shape(nqm, eta, budget, r["schedule"], sched)
     return rows
@@ -399,8 +484,16 @@ def summarize(rows) -> list:
             mine = [r for r in rows if r["lr_schedule"] == sched and r["rule"] == rule]
             ok = np.array([r["gap_closed"] for r in mine if np.isfinite(r["gap_closed"])])
             missing = sum(not np.isfinite(r["loss"]) for r in mine)
-            out.append(dict(lr_schedule=sched, rule=rule, cases=int(ok.size), unavailable=int(missing),
-                            min_gap=float(np.min(ok)) if ok.size else math.nan,
-                            median_gap=float(np.median(ok)) if ok.size else math.nan,
-                            loses=int(np.sum(ok < -1e-9)), at_least_60=int(np.sum(ok >= 0.6))))
+            out.append(
+                dict(
+                    lr_schedule=sched,
+                    rule=rule,
+                    cases=int(ok.size),
+                    unavailable=int(missing),
+                    min_gap=float(np.min(ok)) if ok.size else math.nan,
+                    median_gap=float(np.median(ok)) if ok.size else math.nan,
+                    loses=int(np.sum(ok < -1e-9)),
+                    at_least_60=int(np.sum(ok >= 0.6)),
+                )
+            )
     return out

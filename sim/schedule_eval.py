@@ -15,6 +15,7 @@ The loss at the budget is read from the exact trajectory, interpolated
 linearly in data between the last two steps, so every schedule is judged at
 exactly ``D``.
 """
+
 from __future__ import annotations
 
 import math
@@ -31,8 +32,17 @@ from .dynamics import as_schedule, expected_loss
 from .frontier import argmin_log, bopt, steps_to_target
 from .nqm import NQM
 
-__all__ = ["loss_at_budget", "best_fixed_batch", "nqm_bopt_curve", "best_k_piece", "compare_schedules",
-           "ablations", "trajectories", "measured_schedules", "crossing_step"]
+__all__ = [
+    "loss_at_budget",
+    "best_fixed_batch",
+    "nqm_bopt_curve",
+    "best_k_piece",
+    "compare_schedules",
+    "ablations",
+    "trajectories",
+    "measured_schedules",
+    "crossing_step",
+]
 
 
 @renamed(batch="batch_size")
@@ -99,9 +109,19 @@ def nqm_bopt_curve(nqm: NQM, eta: float, budget: float, n=10):
 
 def paper_schedule(curve, budget, horizon=None):
     interval = budget / 50
-    return dynamic_batch(curve, interval=interval, momentum=1.0, initial=float(curve(interval)),
-                         granularity=1e-9, min_batch=1e-9, max_batch=budget, monotone=True,
-                         horizon=horizon or budget, unit="examples", lr=curve.lr)
+    return dynamic_batch(
+        curve,
+        interval=interval,
+        momentum=1.0,
+        initial=float(curve(interval)),
+        granularity=1e-9,
+        min_batch=1e-9,
+        max_batch=budget,
+        monotone=True,
+        horizon=horizon or budget,
+        unit="examples",
+        lr=curve.lr,
+    )
 
 
 def _pieces(budget, K):
@@ -124,8 +144,9 @@ def best_k_piece(nqm: NQM, lr, budget: float, starts_from, K=8):
     best = None
     for sched in starts_from:
         x0 = np.log([sched(m) for m in mids])
-        res = optimize.minimize(fun, x0, method="Powell", bounds=[(lo, hi)] * K,
-                                options=dict(xtol=1e-4, ftol=1e-10, maxfev=4000))
+        res = optimize.minimize(
+            fun, x0, method="Powell", bounds=[(lo, hi)] * K, options=dict(xtol=1e-4, ftol=1e-10, maxfev=4000)
+        )
         cand = (res.fun, res.x) if res.fun <= fun(x0) else (fun(x0), x0)
         if best is None or cand[0] < best[0]:
             best = cand
@@ -149,15 +170,28 @@ def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
     L_b = loss_at_budget(nqm, eta, B_b, budget)
     L_c = loss_at_budget(nqm, eta, dyn, budget)
     kp, L_d = best_k_piece(nqm, eta, budget, [constant_batch(B_a, "examples"), dyn], K)
-    rows = [dict(name="(a) best fixed", loss=L_a, batch=f"{B_a:.4g}"),
-            dict(name="(b) mid-range fixed", loss=L_b, batch=f"{B_b:.4g}"),
-            dict(name="(c) dynamic (paper)", loss=L_c,
-                 batch=f"{dyn.sizes[0]:.3g} -> {dyn.sizes[-1]:.3g} ({len(dyn.sizes)} steps)"),
-            dict(name=f"(d) best {K}-piece", loss=L_d,
-                 batch=" ".join(f"{b:.3g}" for b in kp.sizes))]
+    rows = [
+        dict(name="(a) best fixed", loss=L_a, batch=f"{B_a:.4g}"),
+        dict(name="(b) mid-range fixed", loss=L_b, batch=f"{B_b:.4g}"),
+        dict(
+            name="(c) dynamic (paper)",
+            loss=L_c,
+            batch=f"{dyn.sizes[0]:.3g} -> {dyn.sizes[-1]:.3g} ({len(dyn.sizes)} steps)",
+        ),
+        dict(name=f"(d) best {K}-piece", loss=L_d, batch=" ".join(f"{b:.3g}" for b in kp.sizes)),
+    ]
     gap = L_a - L_d
-    return dict(budget=budget, eta=eta, rows=rows, gap_closed=(L_a - L_c) / gap if gap > 0 else float("nan"),
-                curve=curve.to_dict(), bopt_curve=curve, dynamic=dyn, k_piece=kp, fixed_batch=B_a)
+    return dict(
+        budget=budget,
+        eta=eta,
+        rows=rows,
+        gap_closed=(L_a - L_c) / gap if gap > 0 else float("nan"),
+        curve=curve.to_dict(),
+        bopt_curve=curve,
+        dynamic=dyn,
+        k_piece=kp,
+        fixed_batch=B_a,
+    )
 
 
 def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, fixed_batch=None) -> list:
@@ -178,21 +212,36 @@ def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, f
         L_sqrt = loss_at_budget(nqm, scaled, dyn, budget)
     else:
         L_sqrt = float("inf")  # the rescaled rate leaves the stable range: SGD diverges
-    rows.append(dict(name="lr: constant vs sqrt-rescaled (dynamic batch)", baseline=loss_at_budget(
-        nqm, eta, dyn, budget), variant=L_sqrt, note="variant = sqrt(B/B0) rescaling"))
+    rows.append(
+        dict(
+            name="lr: constant vs sqrt-rescaled (dynamic batch)",
+            baseline=loss_at_budget(nqm, eta, dyn, budget),
+            variant=L_sqrt,
+            note="variant = sqrt(B/B0) rescaling",
+        )
+    )
     # 2. WSD decay after the stable phase, to 10% over decay_frac * budget
     total = budget * (1 + decay_frac)
     lr_wsd = wsd(eta, 0.0, budget, budget * decay_frac, 0.1)
-    rows.append(dict(name=f"WSD decay to 10% over {decay_frac:.0%} more data",
-                     baseline=loss_at_budget(nqm, lr_wsd, B_fix, total),
-                     variant=loss_at_budget(nqm, lr_wsd, dyn, total),
-                     note="baseline = best fixed batch of the stable phase; variant = dynamic"))
+    rows.append(
+        dict(
+            name=f"WSD decay to 10% over {decay_frac:.0%} more data",
+            baseline=loss_at_budget(nqm, lr_wsd, B_fix, total),
+            variant=loss_at_budget(nqm, lr_wsd, dyn, total),
+            note="baseline = best fixed batch of the stable phase; variant = dynamic",
+        )
+    )
     # 3. cosine schedule: best fixed batch (re-optimised under cosine) vs dynamic
     lr_cos = cosine(eta, budget)
     B_cos, L_cos = best_fixed_batch(nqm, lr_cos, budget)
-    rows.append(dict(name="cosine LR: best fixed vs dynamic batch", baseline=L_cos,
-                     variant=loss_at_budget(nqm, lr_cos, dyn, budget),
-                     note=f"best fixed under cosine: B={B_cos:.4g}"))
+    rows.append(
+        dict(
+            name="cosine LR: best fixed vs dynamic batch",
+            baseline=L_cos,
+            variant=loss_at_budget(nqm, lr_cos, dyn, budget),
+            note=f"best fixed under cosine: B={B_cos:.4g}",
+        )
+    )
     for r in rows:
         r["gain"] = r["baseline"] - r["variant"]
     return rows
@@ -236,17 +285,35 @@ def measured_schedules(nqm: NQM, eta: float, swept: float, budgets, batches=None
     batches = 2.0 ** np.arange(13) if batches is None else np.asarray(batches, float)
     runs = exact_runs(nqm, eta, batches, swept)
     env = envelope_bopt(runs, np.geomspace(swept / 300, swept, 24), bootstrap=0)
-    curves = {"envelope (measured)": fit_bopt_curve(env, form="monotone", extrapolate=True, lr=eta),
-              "power law through the envelope": fit_bopt_curve(env, form="power", extrapolate=True, lr=eta)}
+    curves = {
+        "envelope (measured)": fit_bopt_curve(env, form="monotone", extrapolate=True, lr=eta),
+        "power law through the envelope": fit_bopt_curve(env, form="power", extrapolate=True, lr=eta),
+    }
     rows = []
     for budget in budgets:
         B_fix, L_fix = best_fixed_batch(nqm, eta, budget)
         scheds = {name: paper_schedule(c, budget) for name, c in curves.items()}
         scheds["exact Bopt(D) (NQM)"] = paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
-        rows.append(dict(budget=budget, inside=budget <= swept * (1 + 1e-9), schedule="best fixed batch",
-                         loss=L_fix, gain=0.0, batches=f"{B_fix:.4g}"))
+        rows.append(
+            dict(
+                budget=budget,
+                inside=budget <= swept * (1 + 1e-9),
+                schedule="best fixed batch",
+                loss=L_fix,
+                gain=0.0,
+                batches=f"{B_fix:.4g}",
+            )
+        )
         for name, s in scheds.items():
             L = loss_at_budget(nqm, eta, s, budget)
-            rows.append(dict(budget=budget, inside=budget <= swept * (1 + 1e-9), schedule=name, loss=L,
-                             gain=L_fix - L, batches=f"{s.sizes[0]:.3g} -> {s.sizes[-1]:.3g}"))
+            rows.append(
+                dict(
+                    budget=budget,
+                    inside=budget <= swept * (1 + 1e-9),
+                    schedule=name,
+                    loss=L,
+                    gain=L_fix - L,
+                    batches=f"{s.sizes[0]:.3g} -> {s.sizes[-1]:.3g}",
+                )
+            )
     return rows

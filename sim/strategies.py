@@ -14,6 +14,7 @@ For property tests of code built on the theory, e.g. that ``Bmin`` and
 
 The package's own property tests (``tests/test_sim_frontier.py``) use it.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """The E(S) frontier over a grid of batch sizes and targets, as one result object."""
+
 from __future__ import annotations
 
 import csv
@@ -57,15 +58,24 @@ class FrontierResult:
         out = []
         for k, L in enumerate(self.targets):
             for b, B in enumerate(self.batch_sizes):
-                out.append(dict(target=float(L), batch_size=float(B), S=float(self.S[b, k]),
-                                E=float(self.E[b, k]), eta=float(self.eta[b, k]), phase=ph[b, k]))
+                out.append(
+                    dict(
+                        target=float(L),
+                        batch_size=float(B),
+                        S=float(self.S[b, k]),
+                        E=float(self.E[b, k]),
+                        eta=float(self.eta[b, k]),
+                        phase=ph[b, k],
+                    )
+                )
         return out
 
     def target_rows(self):
         """One dict per target with ``Smin``, ``Bmin``, ``Bopt``, ``Sopt``, ``Emin``."""
         keys = ("smin", "bmin", "bopt", "sopt", "emin")
-        return [dict(target=float(L), **{k: float(getattr(self, k)[i]) for k in keys})
-                for i, L in enumerate(self.targets)]
+        return [
+            dict(target=float(L), **{k: float(getattr(self, k)[i]) for k in keys}) for i, L in enumerate(self.targets)
+        ]
 
     def to_pandas(self):
         """The tidy rows as a ``pandas.DataFrame`` (pandas is optional)."""
@@ -84,8 +94,9 @@ class FrontierResult:
                 wr.writeheader()
                 wr.writerows(data)
         with atomic_write(f"{directory}/frontier.json") as fh:
-            json.dump(dict(meta=self.meta, tuned=self.tuned, points=rows, targets=trows), fh,
-                      indent=1, default=json_default)
+            json.dump(
+                dict(meta=self.meta, tuned=self.tuned, points=rows, targets=trows), fh, indent=1, default=json_default
+            )
 
 
 def phase_labels(fr: FrontierResult) -> np.ndarray:
@@ -179,6 +190,17 @@ def es_frontier(nqm: NQM, eta, batch_sizes, targets, progress=False) -> Frontier
                 s_opt[k] = steps_to_target(nqm, eta, b_opt[k], t)
         bar.update()
     bar.close()
-    return FrontierResult(Bs, Ts, S, Bs[:, None] * S, np.full((nB, nT), float(eta)),
-                          np.atleast_1d(smin), b_min, b_opt, s_opt, b_opt * s_opt, False,
-                          dict(meta, eta=float(eta)))
+    return FrontierResult(
+        Bs,
+        Ts,
+        S,
+        Bs[:, None] * S,
+        np.full((nB, nT), float(eta)),
+        np.atleast_1d(smin),
+        b_min,
+        b_opt,
+        s_opt,
+        b_opt * s_opt,
+        False,
+        dict(meta, eta=float(eta)),
+    )

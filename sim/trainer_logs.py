@@ -9,6 +9,7 @@ fixed batch and learning rate) or a Monte Carlo SGD run there.
 Units: steps are optimizer steps; ``tokens`` in a :class:`~dbs_theory.runs.Run`
 holds examples (``step x batch_size``).
 """
+
 from __future__ import annotations
 
 import math
@@ -48,8 +49,9 @@ def logged_steps(steps, every=None, spacing="linear", points=400):
     return np.unique(np.r_[0, grid, steps]).astype(float)
 
 
-def exact_log(nqm: NQM, eta, batch_size, steps=None, data=None, every=None, spacing="linear", points=400,
-              name=None) -> Run:
+def exact_log(
+    nqm: NQM, eta, batch_size, steps=None, data=None, every=None, spacing="linear", points=400, name=None
+) -> Run:
     """A :class:`Run` holding the exact expected loss at the logged steps of a fixed-batch run.
 
     The run lasts ``steps`` optimizer steps, or ``ceil(data / batch_size)``
@@ -58,8 +60,9 @@ def exact_log(nqm: NQM, eta, batch_size, steps=None, data=None, every=None, spac
     B = float(batch_size)
     total = int(steps) if steps is not None else max(1, int(math.ceil(float(data) / B - 1e-9)))
     st = logged_steps(total, every, spacing, points)
-    return Run(name or f"b{B:.6g}", B, st, st * B, loss_at_steps(nqm, float(eta), B, st),
-               {"lr": np.full(st.size, float(eta))})
+    return Run(
+        name or f"b{B:.6g}", B, st, st * B, loss_at_steps(nqm, float(eta), B, st), {"lr": np.full(st.size, float(eta))}
+    )
 
 
 def mc_log(nqm: NQM, eta, batch_size, steps, replicas=1, seed=0, every=None, spacing="linear", points=400):

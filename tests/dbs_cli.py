@@ -7,6 +7,7 @@ returned (argparse's ``SystemExit`` included), and what ``main`` changes for
 the process (the warning printer) is put back. Tests where a process
 boundary is the point (signals, locks, torchrun) keep a subprocess.
 """
+
 import contextlib
 import io
 import os

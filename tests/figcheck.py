@@ -1,4 +1,5 @@
 """Checks every report figure must pass: labelled axes with units, log scales, readable legends."""
+
 import math
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Comparing training logs: everything but the wall-clock column must match between identical runs."""
+
 import csv
 
 __all__ = ["comparable", "tokens_per_step"]

@@ -1,4 +1,5 @@
 """Slow, obviously correct references (stumpy's tests/naive.py idea)."""
+
 import numpy as np
 
 __all__ = ["iterate_moments", "first_hit", "brute_bmin", "affine_loss_coefficients"]

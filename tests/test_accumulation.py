@@ -1,4 +1,5 @@
 """AccumulationPlan: each optimizer step consumes the schedule's batch, exactly, and resumes identically."""
+
 import itertools
 import json
 import math
@@ -40,8 +41,9 @@ def test_resume_continues_identically():
     first = plan()
     head = [first.advance() for _ in range(11)]
     saved = json.loads(json.dumps(first.state_dict()))  # through JSON, as a checkpoint would
-    assert {k: saved[k] for k in ("tokens", "samples", "steps")} == dict(tokens=first.tokens, samples=first.samples,
-                                                                          steps=11)
+    assert {k: saved[k] for k in ("tokens", "samples", "steps")} == dict(
+        tokens=first.tokens, samples=first.samples, steps=11
+    )
     resumed = plan()
     resumed.load_state_dict(saved)
     assert head + [resumed.advance() for _ in range(14)] == uninterrupted
@@ -69,16 +71,20 @@ def test_a_batch_that_is_not_whole_micro_batches_is_followed_approximately_with_
     from dbs_theory.batch_schedules import step_batch
 
     with pytest.warns(UserWarning, match=r"batch 512 tokens from D=1024 .* takes 576 \(\+12\.5%\)"):
-        AccumulationPlan(step_batch([1024], [192, 512], unit="tokens"), 3, 64)   # granule 192 tokens
+        AccumulationPlan(step_batch([1024], [192, 512], unit="tokens"), 3, 64)  # granule 192 tokens
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        AccumulationPlan(step_batch([1024], [192, 576], unit="tokens"), 3, 64)   # whole: no warning
+        AccumulationPlan(step_batch([1024], [192, 576], unit="tokens"), 3, 64)  # whole: no warning
 
 
 def test_bad_state_refused_in_one_line():
     p = plan()
-    for bad, word in (({"tokens": 1, "samples": 1}, "steps"), ({"tokens": -1, "samples": 0, "steps": 0}, "tokens"),
-                      ({"tokens": 1.5, "samples": 0, "steps": 0}, "tokens"), ([1, 2, 3], "dict")):
+    for bad, word in (
+        ({"tokens": 1, "samples": 1}, "steps"),
+        ({"tokens": -1, "samples": 0, "steps": 0}, "tokens"),
+        ({"tokens": 1.5, "samples": 0, "steps": 0}, "tokens"),
+        ([1, 2, 3], "dict"),
+    ):
         with pytest.raises(ValueError, match=word) as exc:
             p.load_state_dict(bad)
         assert "\n" not in str(exc.value)

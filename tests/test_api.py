@@ -1,4 +1,5 @@
 """The public API: the entry points importable from the package, loaded lazily."""
+
 import importlib
 import importlib.util
 import subprocess
@@ -25,8 +26,10 @@ def test_every_exported_name_is_the_object_its_module_defines():
 
 def test_importing_the_package_loads_no_heavy_dependency():
     """A process that only imports dbs_theory has not loaded numpy, scipy, sympy or numba."""
-    code = ("import sys, dbs_theory; print(sorted(m for m in ('numpy', 'scipy', 'sympy', 'numba', 'torch') "
-            "if m in sys.modules))")
+    code = (
+        "import sys, dbs_theory; print(sorted(m for m in ('numpy', 'scipy', 'sympy', 'numba', 'torch') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0 and out.stdout.strip() == "[]", out.stdout + out.stderr
 

@@ -1,5 +1,6 @@
 """The rules users run beside the paper's (dbs_theory.batch_rules): values worked by hand, decision boundaries,
 the state a checkpoint keeps."""
+
 import math
 
 import pytest
@@ -11,8 +12,7 @@ ROWS = [dict(target=t, bmin_floor=b, bmin_floor_status="ok") for t, b in ((4.0, 
 
 
 def _floor(**kw):
-    base = dict(name="floor-ratio", initial=64.0, every=1000.0, min_batch=1.0, max_batch=1e6,
-                bmin=bmin_table(ROWS))
+    base = dict(name="floor-ratio", initial=64.0, every=1000.0, min_batch=1.0, max_batch=1e6, bmin=bmin_table(ROWS))
     return OnlineRule(**{**base, **kw})
 
 

@@ -3,6 +3,7 @@
 The quick tests check the bookkeeping of the scores on a tiny exact case; the
 slow one runs a reduced benchmark and holds the package to the main path's bars (sim.chain_eval.BARS).
 """
+
 import math
 
 import numpy as np
@@ -10,8 +11,7 @@ import pytest
 
 import sim
 from dbs_theory.batch_schedules import constant_batch
-from sim.chain_eval import (BARS, grid_losses, markdown_table, references, score_schedule, study, summarize,
-                            sweep_logs)
+from sim.chain_eval import BARS, grid_losses, markdown_table, references, score_schedule, study, summarize, sweep_logs
 
 ETA, BUDGET = 0.5, 3e3  # the best fixed batch (13.5) lies inside the grid 1..32
 BATCHES = 2.0 ** np.arange(6)
@@ -60,13 +60,29 @@ def _row(logs, excess, of_paper=1.0, over_pick=None):
     """A scored sweep: ``excess`` over the oracle grid batch, ``over_pick`` over the logs' own pick (default:
     the logs picked the oracle's batch)."""
     L = 1 + excess
-    return dict(spectrum="s", grid="2x", logs=logs, budget=1e5, gain=-excess, excess=excess, worse=excess > 0,
-                of_paper=of_paper, gap_closed=0.2, gain_b=0.1, gain_c=0.5, recommendation="dynamic",
-                refused=False, L_pkg=L, L_a=1.0, L_noisy=L / (1 + (excess if over_pick is None else over_pick)))
+    return dict(
+        spectrum="s",
+        grid="2x",
+        logs=logs,
+        budget=1e5,
+        gain=-excess,
+        excess=excess,
+        worse=excess > 0,
+        of_paper=of_paper,
+        gap_closed=0.2,
+        gain_b=0.1,
+        gain_c=0.5,
+        recommendation="dynamic",
+        refused=False,
+        L_pkg=L,
+        L_a=1.0,
+        L_noisy=L / (1 + (excess if over_pick is None else over_pick)),
+    )
 
 
-@pytest.mark.parametrize("excesses, ok", [([-0.05] * 9 + [0.019], True), ([-0.05] * 9 + [0.021], False),
-                                          ([-0.05] * 8 + [0.01, 0.01], False)])
+@pytest.mark.parametrize(
+    "excesses, ok", [([-0.05] * 9 + [0.019], True), ([-0.05] * 9 + [0.021], False), ([-0.05] * 8 + [0.01, 0.01], False)]
+)
 def test_the_monte_carlo_bar_is_at_most_one_sweep_in_ten_and_two_percent(excesses, ok):
     case = summarize([_row("MC 1 seed", e) for e in excesses])[0]
     assert case["ok"] is ok and case["worse_pick"] == sum(e > 0 for e in excesses)
@@ -93,8 +109,7 @@ def test_the_exact_bar_is_never_worse_and_eighty_percent_of_the_paper_rule():
 
 @pytest.mark.slow
 def test_the_main_path_meets_issue_26s_bars_on_a_reduced_benchmark():
-    rows, cases = study(d=300, eta=ETA, budgets=[1e5], spectra=["zhang2019"], grids=["2x"],
-                        logs=["exact", "MC 1 seed"])
+    rows, cases = study(d=300, eta=ETA, budgets=[1e5], spectra=["zhang2019"], grids=["2x"], logs=["exact", "MC 1 seed"])
     exact = [r for r in rows if r["logs"] == "exact"]
     mc = [r for r in rows if r["logs"] != "exact"]
     assert exact and mc and not any(r["refused"] for r in rows)
@@ -108,8 +123,9 @@ def test_the_main_path_meets_issue_26s_bars_on_a_reduced_benchmark():
 def test_an_interrupted_study_reuses_its_finished_cases_and_reruns_nothing_else():
     old = dict(_row("exact", -0.1), spectrum="zhang2019", budget=1e3)
     seen = []
-    rows, cases = study(d=10, budgets=[1e3], spectra=["zhang2019"], grids=["2x"], logs=["exact"], done=[old],
-                        on_row=seen.append)
+    rows, cases = study(
+        d=10, budgets=[1e3], spectra=["zhang2019"], grids=["2x"], logs=["exact"], done=[old], on_row=seen.append
+    )
     assert rows == seen == [old] and cases[0]["sweeps"] == 1
 
 

@@ -1,4 +1,5 @@
 """The dbs console script: dispatch, --help/--version, derive, error handling."""
+
 import subprocess
 import sys
 
@@ -9,8 +10,7 @@ from dbs_theory import cli
 
 def run_dbs(*args):
     """A real ``python -m dbs_theory.cli`` process: the entry point itself is what is tested."""
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *args],
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *args], capture_output=True, text=True, timeout=300)
 
 
 def test_help_lists_registered_commands():

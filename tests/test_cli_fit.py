@@ -1,4 +1,5 @@
 """dbs simulate and dbs fit end to end, and their bad-input behaviour."""
+
 import csv
 import json
 
@@ -7,8 +8,6 @@ import pytest
 from dbs_cli import dbs
 
 HEADER = "run,batch_size,step,tokens,loss,lr\n"
-
-
 
 
 def hand_made_csv(path, batches=(2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96)):
@@ -50,18 +49,21 @@ def test_fit_hand_made_csv(tmp_path):
     assert all(fit["rows"][int(p["target_index"])]["target"] == float(p["target"]) for p in pts)
 
 
-@pytest.mark.parametrize("case, match", [
-    ("missing_file", "no such file"),
-    ("missing_column", "missing column"),
-    ("single_run", "single run"),
-    ("two_batches", "3 distinct batch sizes"),
-    ("negative_batch", "batch_size must be positive"),
-    ("nan_loss", "NaN or inf"),
-    ("unreached", "no run reaches"),
-    ("unknown_law", "unknown law"),
-    ("bad_targets", "--targets"),
-    ("not_writable", "lies under the file"),
-])
+@pytest.mark.parametrize(
+    "case, match",
+    [
+        ("missing_file", "no such file"),
+        ("missing_column", "missing column"),
+        ("single_run", "single run"),
+        ("two_batches", "3 distinct batch sizes"),
+        ("negative_batch", "batch_size must be positive"),
+        ("nan_loss", "NaN or inf"),
+        ("unreached", "no run reaches"),
+        ("unknown_law", "unknown law"),
+        ("bad_targets", "--targets"),
+        ("not_writable", "lies under the file"),
+    ],
+)
 def test_fit_bad_input(tmp_path, case, match):
     log = hand_made_csv(tmp_path / "ok.csv")
     out = tmp_path / "out"
@@ -102,11 +104,14 @@ def test_fit_bad_input(tmp_path, case, match):
     assert not out.exists() or not any(out.iterdir())
 
 
-@pytest.mark.parametrize("args, match", [
-    (["--eta", "3.0"], "unstable"),
-    (["--batch-sizes", "0,4,8"], "batch_sizes"),
-    (["--spectrum", "power-law", "--alpha", "-1"], "alpha"),
-])
+@pytest.mark.parametrize(
+    "args, match",
+    [
+        (["--eta", "3.0"], "unstable"),
+        (["--batch-sizes", "0,4,8"], "batch_sizes"),
+        (["--spectrum", "power-law", "--alpha", "-1"], "alpha"),
+    ],
+)
 def test_simulate_bad_input(tmp_path, args, match):
     r = dbs("simulate", "--d", "200", "--quiet", "--out", tmp_path / "o", *args)
     assert r.returncode == 2 and match in r.stderr and "Traceback" not in r.stderr
@@ -118,12 +123,10 @@ def test_plan_on_a_simulated_sweep_writes_json_without_nan(tmp_path):
     null (not NaN) wherever a value is missing."""
     sim_out = tmp_path / "sim"
     assert dbs("simulate", "--write-log", "--d", "300", "--quiet", "--out", str(sim_out)).returncode == 0
-    ok = dbs("plan", str(sim_out / "runs.csv"), "--budget", "2e4", "--bootstrap", "30", "--out",
-             str(tmp_path / "p1"))
+    ok = dbs("plan", str(sim_out / "runs.csv"), "--budget", "2e4", "--bootstrap", "30", "--out", str(tmp_path / "p1"))
     assert ok.returncode == 0, ok.stderr
     assert "Bopt at 2e+04: " in ok.stdout and "[90%: " in ok.stdout and "nan" not in ok.stdout.lower()
-    far = dbs("plan", str(sim_out / "runs.csv"), "--budget", "1e9", "--bootstrap", "30", "--out",
-              str(tmp_path / "p2"))
+    far = dbs("plan", str(sim_out / "runs.csv"), "--budget", "1e9", "--bootstrap", "30", "--out", str(tmp_path / "p2"))
     assert far.returncode == 0, far.stderr
     assert "not identified: " in far.stdout and "nan" not in far.stdout.lower()
     text = (tmp_path / "p2" / "plan.json").read_text()

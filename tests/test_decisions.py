@@ -1,5 +1,6 @@
 """Decision rules and intervals at their boundaries: the verdicts, the information criteria, the bootstrap
 percentiles, which curve a first hit is read from, and interval calibration over seeds."""
+
 import math
 
 import numpy as np
@@ -12,16 +13,19 @@ from dbs_theory.runs import Run, es_points
 
 
 # (the experiments' gain verdict is tested in test_verdicts.py, with the one rule it uses)
-@pytest.mark.parametrize("values, lo, hi, want", [
-    ([1, 2, 3], None, None, "holds"),
-    ([1, 1, 1], None, None, "holds"),                     # non-decreasing includes flat
-    ([1, 3, 2], None, None, "does not hold"),
-    ([1, 3, 2], [0.5, 2.5, 1.5], [1.5, 3.5, 2.6], "inconclusive"),   # the dip lies within the intervals
-    ([1, 3, 2], [0.5, 2.5, 1.5], [1.5, 3.5, 2.4], "does not hold"),  # the dip's upper bound below 2.5
-    ([1, np.nan, 2], None, None, "holds"),                # a missing value is skipped, not a decrease
-    ([1], None, None, "inconclusive"),
-    ([np.nan, np.nan], None, None, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "values, lo, hi, want",
+    [
+        ([1, 2, 3], None, None, "holds"),
+        ([1, 1, 1], None, None, "holds"),  # non-decreasing includes flat
+        ([1, 3, 2], None, None, "does not hold"),
+        ([1, 3, 2], [0.5, 2.5, 1.5], [1.5, 3.5, 2.6], "inconclusive"),  # the dip lies within the intervals
+        ([1, 3, 2], [0.5, 2.5, 1.5], [1.5, 3.5, 2.4], "does not hold"),  # the dip's upper bound below 2.5
+        ([1, np.nan, 2], None, None, "holds"),  # a missing value is skipped, not a decrease
+        ([1], None, None, "inconclusive"),
+        ([np.nan, np.nan], None, None, "inconclusive"),
+    ],
+)
 def test_monotonicity_boundaries(values, lo, hi, want):
     assert monotonicity(values, lo, hi) == want
 
@@ -35,7 +39,7 @@ def test_information_criteria_follow_their_formulas():
     E = TRUE(S_GRID) * np.exp(0.02 * np.random.default_rng(3).standard_normal(S_GRID.size))
     for law, k in (("three_phase", 6), ("hyperbolic", 2)):
         f = fit_es(S_GRID, E, law)
-        rss = float(np.sum(f.residuals ** 2))
+        rss = float(np.sum(f.residuals**2))
         n = S_GRID.size
         assert f.k == k and f.dof == n - k
         assert f.aic == pytest.approx(n * math.log(rss / n) + 2 * k, rel=1e-12)
@@ -69,7 +73,7 @@ def test_bootstrap_intervals_cover_the_truth_over_seeds():
 def test_a_first_hit_is_read_from_the_smoothed_curve_not_a_noise_dip():
     step = np.arange(400.0)
     loss = 3.0 - step / 200  # crosses 2.0 at step 200
-    loss[50] = 1.9          # one noisy row dips below the target far too early
+    loss[50] = 1.9  # one noisy row dips below the target far too early
     run = Run("r", 4.0, step, step * 4, loss)
     pts = es_points([run], [2.0], smoothing="centered", window=0.05)
     assert pts.S[0] == pytest.approx(200, abs=10)  # the raw loss would say step 50

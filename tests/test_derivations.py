@@ -1,4 +1,5 @@
 """Layer 1: symbolic identities of the derivations (simplify(a - b) == 0)."""
+
 import sympy as sp
 
 from dbs_theory import derivations as dv
@@ -88,8 +89,15 @@ class TestThreePhase:
     def test_reduced_S_matches_raw(self):
         raw = dv.nqm_mode()
         o = raw.symbols
-        vals = {o["h"]: sp.Rational(3, 10), o["c"]: sp.Rational(1, 2), o["eta"]: sp.Rational(1, 2),
-                o["B"]: 7, o["m0"]: 1, o["L_irr"]: sp.Rational(1, 10), o["L_star"]: sp.Rational(1, 8)}
+        vals = {
+            o["h"]: sp.Rational(3, 10),
+            o["c"]: sp.Rational(1, 2),
+            o["eta"]: sp.Rational(1, 2),
+            o["B"]: 7,
+            o["m0"]: 1,
+            o["L_irr"]: sp.Rational(1, 10),
+            o["L_star"]: sp.Rational(1, 8),
+        }
         lhs = self.tp.to_raw(self.tp.S).subs(vals)
         rhs = raw.S.subs(o["a"], raw.a).subs(vals)
         assert abs(float(lhs - rhs)) < 1e-12

@@ -1,5 +1,6 @@
 """The same input gives the same answer: bit-identical fits across processes, and statuses that do not
 hang on a fit's last bits."""
+
 import os
 import subprocess
 import sys
@@ -31,8 +32,19 @@ def test_dbs_fit_writes_byte_identical_files_in_separate_processes(tmp_path):
     procs = []
     for i in range(PROCESSES):
         env = dict(os.environ, PYTHONHASHSEED=str(i), MALLOC_PERTURB_=str(1 + 50 * i))
-        cmd = [sys.executable, "-m", "dbs_theory.cli", "fit", str(log), "--bootstrap", "8", "--seed", "3",
-               "--out", str(tmp_path / f"fit{i}")]
+        cmd = [
+            sys.executable,
+            "-m",
+            "dbs_theory.cli",
+            "fit",
+            str(log),
+            "--bootstrap",
+            "8",
+            "--seed",
+            "3",
+            "--out",
+            str(tmp_path / f"fit{i}"),
+        ]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outs = []
     for i, p in enumerate(procs):
@@ -64,9 +76,14 @@ def test_the_generated_jacobian_is_its_expressions_and_the_fitted_model():
     for x in np.random.default_rng(0).normal(0.0, 1.5, (20, 6)):
         with np.errstate(all="ignore"):
             for name in jac.PIECES:
-                np.testing.assert_allclose(columns(getattr(code, name)(*x, S, S.min())),
-                                           columns(fresh[name](*x, S, S.min())), rtol=1e-8, atol=1e-10,
-                                           equal_nan=True, err_msg=name)
+                np.testing.assert_allclose(
+                    columns(getattr(code, name)(*x, S, S.min())),
+                    columns(fresh[name](*x, S, S.min())),
+                    rtol=1e-8,
+                    atol=1e-10,
+                    equal_nan=True,
+                    err_msg=name,
+                )
             np.testing.assert_allclose(code.bounds(*x, S.min()), fresh["bounds"](*x, S.min()), rtol=1e-12)
             logE = jac.c1_log_model_and_jacobian(x, S, S.min())[0]
             np.testing.assert_allclose(logE, np.log(_evaluate(_c1_pieces(x, S.min()), S)), rtol=1e-12, atol=1e-12)

@@ -1,4 +1,5 @@
 """Typed Bmin/Bopt estimates: one reader of a table row's cells, one rule for which estimator to use."""
+
 import math
 import re
 from pathlib import Path
@@ -28,8 +29,13 @@ def _row(target, env=None, fit=None, env_status=None):
     """A row as bopt_table writes it: identified values present with status ok, others only a status."""
     row = dict(target=target, emin=1000.0 * target, status="ok")
     if env is not None:
-        row.update(bopt_envelope=env, bopt_envelope_lo=env / 2, bopt_envelope_hi=env * 2,
-                   bopt_envelope_status="ok", data_envelope=500.0 * target)
+        row.update(
+            bopt_envelope=env,
+            bopt_envelope_lo=env / 2,
+            bopt_envelope_hi=env * 2,
+            bopt_envelope_status="ok",
+            data_envelope=500.0 * target,
+        )
     else:
         row["bopt_envelope_status"] = env_status or "not identified: too few batch sizes"
     if fit is not None:
@@ -54,10 +60,13 @@ def test_an_unknown_column_or_quantity_is_refused():
         chosen_column([], "b")
 
 
-@pytest.mark.parametrize("envelopes, want", [
-    ((64.0, 80.0, None), "bopt_envelope"),   # law-free identified at exactly 2 targets: it is used
-    ((64.0, None, None), "bopt"),            # at 1 target only: the fit, identified at 3
-])
+@pytest.mark.parametrize(
+    "envelopes, want",
+    [
+        ((64.0, 80.0, None), "bopt_envelope"),  # law-free identified at exactly 2 targets: it is used
+        ((64.0, None, None), "bopt"),  # at 1 target only: the fit, identified at 3
+    ],
+)
 def test_the_law_free_estimator_wins_when_identified_at_two_targets(envelopes, want):
     rows = [_row(t, env=e, fit=50.0 + t) for t, e in zip((3.0, 2.0, 1.0), envelopes)]
     assert chosen_column(rows, "bopt") == want
@@ -83,8 +92,9 @@ def test_a_table_hands_out_the_estimates_its_verdict_used(tmp_path):
     for B in (4.0, 8.0, 16.0, 32.0, 64.0):
         steps = np.arange(1, 4001, dtype=float)
         D = steps * B
-        runs.append(Run(f"b{B:g}", B, steps, D, 1.0 + 30.0 / (D / B) ** 0.5 + 3e3 / D * (B / 16) ** 0.2
-                        + 0.001 * B / 64))
+        runs.append(
+            Run(f"b{B:g}", B, steps, D, 1.0 + 30.0 / (D / B) ** 0.5 + 3e3 / D * (B / 16) ** 0.2 + 0.001 * B / 64)
+        )
     table = bopt_table(runs, n_targets=4)
     est = table.estimates("bopt")
     assert [e.column for e in est] == [table.verdict["bopt_column"]] * len(table.rows)

@@ -5,6 +5,7 @@ fixed batch at a data budget is a direct minimisation of the expected loss
 over continuous B (``sim.schedule_eval.best_fixed_batch``), and Bmin is the
 closed-form asymptote (``dbs_theory.numeric.bmin``).
 """
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -174,6 +175,7 @@ def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
 
 # --- intervals: how they are built, and whether they cover the truth -----------------------------
 
+
 def test_the_smoothed_curve_follows_a_straight_line_in_log_data_to_both_ends():
     """A cut-off window at either end of a log must not sit above a descending line (no padding)."""
     from dbs_theory.curves import local_line
@@ -263,7 +265,7 @@ def test_90pct_intervals_cover_the_truth_with_monte_carlo_sgd(spacing):
     nqm = sim.NQM.zhang2019(1000)
     batches = design_batches(2.0, 12, 1.0)
     ones = mc_runs(nqm, ETA, batches, 1e5, 16, 1, seed=1, spacing=spacing)
-    fours = [sum(ones[4 * i:4 * i + 4], []) for i in range(4)]  # four seeds per batch, as separate runs
+    fours = [sum(ones[4 * i : 4 * i + 4], []) for i in range(4)]  # four seeds per batch, as separate runs
     D = np.geomspace(3e2, 5e4, 8)
     truth = np.array([best_fixed_batch(nqm, ETA, x)[0] for x in D])
     targets = np.geomspace(1.0, 0.03, 5)
@@ -311,14 +313,17 @@ def test_floor_bmin_where_the_floor_law_exponent_is_not_one(gamma):
     np.testing.assert_allclose(fb.bmin, (2 / (targets - 1)) ** (1 / gamma), rtol=0.02)
 
 
-@pytest.mark.parametrize("n_floors, bmin, lo, hi, why", [
-    (2, 4.0 / 2.0, 1.0, 3.0, ""),                  # exactly FLOOR_REACH below the smallest floored batch: kept
-    (2, 4.0 / 2.0 * 0.999, 1.0, 3.0, "extrapolation"),  # just past it, with 2 floors: withdrawn
-    (2, 8.0 * 2.0 * 1.001, 10, 20, "extrapolation"),  # above the floored batches
-    (3, 0.1, 0.05, 0.2, ""),                       # 3 floors: the law may extrapolate inside its interval
-    (3, 6.0, 7.0, 9.0, "outside its own interval"),  # never a value outside its own interval
-    (2, 6.0, np.nan, np.nan, ""),                  # no bootstrap: no interval to check
-])
+@pytest.mark.parametrize(
+    "n_floors, bmin, lo, hi, why",
+    [
+        (2, 4.0 / 2.0, 1.0, 3.0, ""),  # exactly FLOOR_REACH below the smallest floored batch: kept
+        (2, 4.0 / 2.0 * 0.999, 1.0, 3.0, "extrapolation"),  # just past it, with 2 floors: withdrawn
+        (2, 8.0 * 2.0 * 1.001, 10, 20, "extrapolation"),  # above the floored batches
+        (3, 0.1, 0.05, 0.2, ""),  # 3 floors: the law may extrapolate inside its interval
+        (3, 6.0, 7.0, 9.0, "outside its own interval"),  # never a value outside its own interval
+        (2, 6.0, np.nan, np.nan, ""),  # no bootstrap: no interval to check
+    ],
+)
 def test_a_floor_bmin_is_withdrawn_where_the_floors_do_not_pin_it(n_floors, bmin, lo, hi, why):
     from dbs_theory.floors import _floor_reason
 

@@ -3,6 +3,7 @@
 The paper's claims are not asserted here (tiny runs cannot show them); the
 CPU tier is where they are measured.
 """
+
 import json
 import math
 import shutil
@@ -59,8 +60,12 @@ def test_finished_runs_are_reused(tiny_results):
     root, _ = tiny_results
     stamp = lambda: {p: p.stat().st_mtime_ns for p in (root / "runs").glob("*/log.csv")}
     before = stamp()
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--out",
-                        str(root), "--quiet"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--out", str(root), "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert stamp() == before  # no run was trained again: every log is untouched
 
@@ -83,8 +88,12 @@ def test_micro_batch_divides_the_batch():
 
 def test_unknown_experiment_and_tier_are_one_line_errors(tmp_path):
     for args, word in ((["nope"], "unknown experiment"), (["sweep", "--tier", "huge"], "unknown tier")):
-        r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", *args, "--out", str(tmp_path)],
-                           capture_output=True, text=True, timeout=120)
+        r = subprocess.run(
+            [sys.executable, "-m", "dbs_theory.cli", "validate", *args, "--out", str(tmp_path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert r.returncode == 2 and word in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1
 
@@ -102,14 +111,16 @@ def test_report_of_the_experiments(tiny_results):
     for s in sections:
         for fig, name, caption in s.figures:
             check_figure(fig, f"{s.title}/{name}")
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "report", str(root)], capture_output=True,
-                       text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", "report", str(root)], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr
     assert (root / "report.html").read_text().count("data:image/png;base64,") >= 9
     md = (root / "report.md").read_text()
     assert "Verdicts of the experiments" in md
-    assert md.count("| `") >= sum(len(json.loads((root / n / "summary.json").read_text())["claims"])
-                                  for n in EXPERIMENTS)
+    assert md.count("| `") >= sum(
+        len(json.loads((root / n / "summary.json").read_text())["claims"]) for n in EXPERIMENTS
+    )
 
 
 @pytest.mark.slow
@@ -118,9 +129,23 @@ def test_an_ablation_under_several_seeds_uses_its_own_spread(tiny_results, tmp_p
     (the tiny runs already trained are reused from a copy of their cache)."""
     shutil.copytree(tiny_results[0] / "runs", tmp_path / "res" / "runs")
     (tmp_path / "two.toml").write_text('base = "tiny"\nablation_seeds = [0, 1]\n')
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", "cosine", "--tier-config",
-                        str(tmp_path / "two.toml"), "--out", str(tmp_path / "res"), "--quiet"],
-                       capture_output=True, text=True, timeout=1500)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dbs_theory.cli",
+            "validate",
+            "cosine",
+            "--tier-config",
+            str(tmp_path / "two.toml"),
+            "--out",
+            str(tmp_path / "res"),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=1500,
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     s = json.loads((tmp_path / "res" / "cosine" / "summary.json").read_text())
     (claim,) = s["claims"]
@@ -156,8 +181,20 @@ def test_the_log_store_serves_another_results_folder_without_training(tmp_path):
 
 def test_validate_from_logs_refits_an_experiment_without_training(tmp_path):
     store, a, b = tmp_path / "store", tmp_path / "a", tmp_path / "b"
-    cmd = [sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--quiet", "--jobs", "1",
-           "--logs", str(store)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dbs_theory.cli",
+        "validate",
+        "sweep",
+        "--tier",
+        "tiny",
+        "--quiet",
+        "--jobs",
+        "1",
+        "--logs",
+        str(store),
+    ]
     r = subprocess.run(cmd + ["--out", str(a)], capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     r = subprocess.run(cmd + ["--out", str(b), "--from-logs"], capture_output=True, text=True, timeout=600)
@@ -165,8 +202,9 @@ def test_validate_from_logs_refits_an_experiment_without_training(tmp_path):
     assert not list(b.glob("runs/*/ckpt.pt"))  # nothing trained
     sa, sb = (json.loads((d / "sweep" / "summary.json").read_text()) for d in (a, b))
     assert sa["claims"] == sb["claims"] and sa["final_loss"] == sb["final_loss"]
-    r = subprocess.run(cmd[:-2] + ["--out", str(tmp_path / "c"), "--from-logs"], capture_output=True, text=True,
-                       timeout=600)
+    r = subprocess.run(
+        cmd[:-2] + ["--out", str(tmp_path / "c"), "--from-logs"], capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 2 and "--from-logs needs a log store" in r.stderr
 
 
@@ -184,9 +222,23 @@ def test_the_gpu_quick_tier_is_sized_for_eight_minutes():
 
 @pytest.mark.slow
 def test_the_gpu_quick_script_runs_its_path_at_tiny_size(tmp_path):
-    r = subprocess.run([sys.executable, "benchmarks/gpu_quick.py", "--tier", "tiny", "--device", "cpu", "--out",
-                        str(tmp_path / "out"), "--logs", str(tmp_path / "store")], capture_output=True, text=True,
-                       timeout=900)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "benchmarks/gpu_quick.py",
+            "--tier",
+            "tiny",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path / "out"),
+            "--logs",
+            str(tmp_path / "store"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     assert "final validation loss best fixed" in r.stdout
     assert len(list((tmp_path / "store").glob("*.csv.gz"))) >= len(TIERS["tiny"].batches) + 1

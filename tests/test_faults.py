@@ -4,6 +4,7 @@ Each test drives the real ``dbs`` command in a subprocess (signals, locks
 and resource limits need a real process) and checks the one-line contract:
 exit code, a single stderr line naming the problem, nothing lost or executed.
 """
+
 import glob
 import json
 import pickle
@@ -23,8 +24,22 @@ from validate.checkpoint import FORMAT, load_checkpoint  # noqa: E402
 from dbs_cli import dbs as in_process  # noqa: E402
 from logs import comparable  # noqa: E402
 
-TRAIN = ["train", "--preset", "tiny", "--tokens", "4096", "--seq-len", "32", "--micro-batch", "4",
-         "--batch-size", "256", "--checkpoint-every", "4", "--quiet"]
+TRAIN = [
+    "train",
+    "--preset",
+    "tiny",
+    "--tokens",
+    "4096",
+    "--seq-len",
+    "32",
+    "--micro-batch",
+    "4",
+    "--batch-size",
+    "256",
+    "--checkpoint-every",
+    "4",
+    "--quiet",
+]
 
 
 def dbs(args, **kw):
@@ -32,8 +47,9 @@ def dbs(args, **kw):
     process has (``preexec_fn``: a file-size limit)."""
     if not kw:
         return in_process(args)
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True, text=True, timeout=300, **kw
+    )
 
 
 def one_line(r, code):
@@ -106,7 +122,7 @@ def test_flipped_bytes_in_tensor_data_are_refused(tmp_path, trained):
         start = info.header_offset + 30 + len(info.filename.encode()) + len(info.extra)
     raw = bytearray(path.read_bytes())
     mid = start + info.file_size // 2
-    raw[mid:mid + 8] = bytes(b ^ 0xFF for b in raw[mid:mid + 8])
+    raw[mid : mid + 8] = bytes(b ^ 0xFF for b in raw[mid : mid + 8])
     path.write_bytes(bytes(raw))
     log_before = (out / "log.csv").read_text()
     msg = one_line(dbs([*TRAIN, "--out", out, "--resume", "--tokens", "8192"]), 2)
@@ -137,8 +153,12 @@ def test_a_fresh_start_into_a_run_folder_is_refused_unless_overwrite(tmp_path, t
 
 def test_a_second_trainer_on_the_same_folder_fails_naming_the_holder(tmp_path):
     out = tmp_path / "shared"
-    first = subprocess.Popen([sys.executable, "-m", "dbs_theory.cli", *TRAIN, "--tokens", "4000000",
-                              "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(
+        [sys.executable, "-m", "dbs_theory.cli", *TRAIN, "--tokens", "4000000", "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 120
         while not (out / "log.csv").exists() and time.monotonic() < deadline:
@@ -163,8 +183,12 @@ def test_a_stop_signal_checkpoints_dbs_train_and_resume_matches_an_unbroken_run(
     long = [*TRAIN, "--tokens", "20480"]  # 80 steps: the signal lands well before the end (3 rows)
     assert dbs([*long, "--out", tmp_path / "ref"]).returncode == 0
     out = tmp_path / "cut"
-    p = subprocess.Popen([sys.executable, "-m", "dbs_theory.cli", *long, "--out", str(out)],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "dbs_theory.cli", *long, "--out", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while _rows(out / "log.csv") < 3 and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -207,6 +231,7 @@ def test_a_log_that_lost_rows_behind_its_checkpoint_is_refused(tmp_path, trained
 def _limit_file_size(n):
     def apply():
         resource.setrlimit(resource.RLIMIT_FSIZE, (n, n))
+
     return apply
 
 
@@ -225,8 +250,9 @@ def test_a_full_disk_while_checkpointing_keeps_the_old_checkpoint(tmp_path):
 
 def test_an_edited_schedule_file_is_noticed_on_resume(tmp_path):
     sched = tmp_path / "s.json"
-    sched.write_text(json.dumps({"unit": "tokens", "segments": [{"from": 0, "batch_size": 256},
-                                                               {"from": 2048, "batch_size": 512}]}))
+    sched.write_text(
+        json.dumps({"unit": "tokens", "segments": [{"from": 0, "batch_size": 256}, {"from": 2048, "batch_size": 512}]})
+    )
     out = tmp_path / "r"
     r = dbs([*TRAIN, "--out", out, "--batch-schedule", sched, "--stop-at-tokens", "1024"])
     assert r.returncode == 0, r.stderr
@@ -237,8 +263,9 @@ def test_an_edited_schedule_file_is_noticed_on_resume(tmp_path):
 
 def test_a_schedule_in_samples_is_converted_to_tokens(tmp_path):
     sched = tmp_path / "s.json"
-    sched.write_text(json.dumps({"unit": "samples", "segments": [{"from": 0, "batch_size": 8},
-                                                                {"from": 64, "batch_size": 16}]}))
+    sched.write_text(
+        json.dumps({"unit": "samples", "segments": [{"from": 0, "batch_size": 8}, {"from": 64, "batch_size": 16}]})
+    )
     out = tmp_path / "r"
     r = dbs([*TRAIN, "--out", out, "--batch-schedule", sched])
     assert r.returncode == 0, r.stderr
@@ -260,8 +287,20 @@ def _summary_claims(root):
 def test_ctrl_c_stops_validate_and_a_rerun_gives_identical_summaries(tiny_results, tmp_path, jobs, sig):
     """The reference is the session's uninterrupted tiny sweep (``validate all``, one job)."""
     ref, root = tiny_results[0], tmp_path / "cut"
-    cmd = [sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--quiet",
-           "--out", str(root), "--jobs", str(jobs)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dbs_theory.cli",
+        "validate",
+        "sweep",
+        "--tier",
+        "tiny",
+        "--quiet",
+        "--out",
+        str(root),
+        "--jobs",
+        str(jobs),
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # during the first run: a few logged steps, nothing finished
@@ -315,8 +354,7 @@ def test_the_run_cache_takes_a_final_checkpoint_without_done_json_as_done(tmp_pa
 
 
 @pytest.mark.parametrize("apart, stops_at_once", [(False, False), (True, True)])
-def test_a_second_stop_signal_skips_the_checkpoint_only_when_it_is_a_new_interrupt(monkeypatch, apart,
-                                                                                    stops_at_once):
+def test_a_second_stop_signal_skips_the_checkpoint_only_when_it_is_a_new_interrupt(monkeypatch, apart, stops_at_once):
     """A terminal's Ctrl-C reaches a launcher's job and the launcher passes it on; the two
     copies within SAME_INTERRUPT seconds are one interrupt (checkpoint, then stop), a later one stops at once."""
     pytest.importorskip("torch")

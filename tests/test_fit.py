@@ -1,4 +1,5 @@
 """E(S) laws and fitting: recovery, NQM frontiers, invariances, refusals."""
+
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -35,8 +36,15 @@ class TestLaws:
         assert h.b_crit == pytest.approx(40.0)
         assert h.bmin is None and h.bopt is None  # the law defines neither
 
-    @pytest.mark.parametrize("args", [(10, 5, 80, 100, 5000, 0.5), (10, 30, 80, 100, -1, 0.5),
-                                      (10, 30, 80, 100, 5000, 0.0), (10, 30, 20, 100, 5000, 0.5)])
+    @pytest.mark.parametrize(
+        "args",
+        [
+            (10, 5, 80, 100, 5000, 0.5),
+            (10, 30, 80, 100, -1, 0.5),
+            (10, 30, 80, 100, 5000, 0.0),
+            (10, 30, 20, 100, 5000, 0.5),
+        ],
+    )
     def test_bad_parameters(self, args):
         with pytest.raises(ValueError):
             ThreePhaseES.c1(*args)

@@ -4,6 +4,7 @@ of ``dbs fit``, ``dbs report``'s schedule section and ``dbs train --batch-schedu
 no hang, and either the unmutated answer, a refusal in one line (``ValueError``), or a warning that names
 what changed. Derandomized in CI (tests/conftest.py's ``ci`` profile); ``HYPOTHESIS_PROFILE=long`` runs
 more examples locally."""
+
 import contextlib
 import io
 import json
@@ -81,9 +82,25 @@ def _check(got):
 @st.composite
 def mutated_csv(draw):
     header, rows = list(COLUMNS), [list(r) for r in ROWS]
-    kind = draw(st.sampled_from(["dup_col", "drop_col", "blank_name", "flip", "inject", "shift_tokens",
-                                 "shift_steps", "reorder_rows", "reorder_cols", "unknown_col", "dup_row",
-                                 "space_name", "truncate_header"]))
+    kind = draw(
+        st.sampled_from(
+            [
+                "dup_col",
+                "drop_col",
+                "blank_name",
+                "flip",
+                "inject",
+                "shift_tokens",
+                "shift_steps",
+                "reorder_rows",
+                "reorder_cols",
+                "unknown_col",
+                "dup_row",
+                "space_name",
+                "truncate_header",
+            ]
+        )
+    )
     i = draw(st.integers(0, len(rows) - 1))
     j = draw(st.integers(0, len(header) - 1))
     run = draw(st.sampled_from(["b8", "b32", "b128", "b512"]))
@@ -92,7 +109,7 @@ def mutated_csv(draw):
         rows = [r + [r[j]] for r in rows]
     elif kind == "drop_col":
         header.pop(j)
-        rows = [r[:j] + r[j + 1:] for r in rows]
+        rows = [r[:j] + r[j + 1 :] for r in rows]
     elif kind == "blank_name":
         rows[i][0] = ""
     elif kind == "flip":
@@ -103,7 +120,7 @@ def mutated_csv(draw):
         # beyond one batch: one batch either way is a logging convention (tokens counted before or after a step)
         k = draw(st.integers(2, 500)) * draw(st.sampled_from([1, -1]))
         col, by = (3, k * int(run[1:]) + draw(st.integers(0, 7))) if kind == "shift_tokens" else (2, k)
-        rows = [r[:col] + [str(int(r[col]) + by)] + r[col + 1:] if r[0] == run else r for r in rows]
+        rows = [r[:col] + [str(int(r[col]) + by)] + r[col + 1 :] if r[0] == run else r for r in rows]
     elif kind == "reorder_rows":
         rows = draw(st.permutations(rows))
     elif kind == "reorder_cols":
@@ -117,7 +134,7 @@ def mutated_csv(draw):
     elif kind == "space_name":
         rows[i][0] += " "
     elif kind == "truncate_header":
-        return _csv(header, rows)[:draw(st.integers(0, len(",".join(header))))]
+        return _csv(header, rows)[: draw(st.integers(0, len(",".join(header))))]
     return _csv(header, rows)
 
 
@@ -136,7 +153,7 @@ def mutated_jsonl(draw):
     lines = [json.dumps(r) for r in records]
     if kind == "truncate":
         text = "\n".join(lines)
-        return text[:draw(st.integers(0, len(text) - 2))]
+        return text[: draw(st.integers(0, len(text) - 2))]
     if kind == "drop_key":
         del records[i][key]
     elif kind == "flip":
@@ -179,8 +196,11 @@ def _flip(draw, v):
 @st.composite
 def mutated_schedule(draw):
     d = json.loads(json.dumps(GOOD))
-    kind = draw(st.sampled_from(["drop", "flip", "flip_seg", "drop_seg_key", "reorder", "truncate", "dup_key",
-                                 "empty", "not_object"]))
+    kind = draw(
+        st.sampled_from(
+            ["drop", "flip", "flip_seg", "drop_seg_key", "reorder", "truncate", "dup_key", "empty", "not_object"]
+        )
+    )
     k = draw(st.integers(0, len(d["segments"]) - 1))
     if kind == "drop":
         d.pop(draw(st.sampled_from(["unit", "lr", "kind", "params", "segments"])))
@@ -196,7 +216,7 @@ def mutated_schedule(draw):
         d["segments"] = draw(st.permutations(d["segments"]))
     elif kind == "truncate":
         text = json.dumps(d)
-        return text[:draw(st.integers(0, len(text) - 1))]
+        return text[: draw(st.integers(0, len(text) - 1))]
     elif kind == "dup_key":
         return json.dumps(d)[:-1] + ', "unit": "samples"}'
     elif kind == "empty":
@@ -327,7 +347,7 @@ def test_dbs_report_on_a_folder_with_a_mutated_file_exits_0_or_2_with_one_line(r
     name = data.draw(st.sampled_from(["fit.json", "schedule.json", "exports.json"]))
     text = (report_folder / name).read_text()
     if data.draw(st.booleans()):
-        bad_text = text[:data.draw(st.integers(0, len(text) - 1))]
+        bad_text = text[: data.draw(st.integers(0, len(text) - 1))]
     else:
         bad = json.loads(text)
         path = data.draw(st.sampled_from([p for p, _ in _paths(bad) if p]))

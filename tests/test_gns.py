@@ -1,5 +1,6 @@
 """B_simple from the two-batch estimator, aggregated over steps, against a synthetic gradient stream with a
 known |G|^2 and tr(Sigma)."""
+
 import math
 
 import numpy as np

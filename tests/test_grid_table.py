@@ -1,4 +1,5 @@
 """``dbs fit --grid``: Bopt(D) from a table of final losses, checked where the answer is known."""
+
 import csv
 import json
 import math
@@ -23,8 +24,9 @@ def nqm_loss(B, D, eta=ETA):
 
 def exact_bopt(D, eta=ETA):
     """The batch minimising the NQM's exact loss at data D (continuous, by a bounded search in log B)."""
-    r = minimize_scalar(lambda x: nqm_loss(math.exp(x), D, eta), bounds=(0.0, math.log(D)), method="bounded",
-                        options=dict(xatol=1e-8))
+    r = minimize_scalar(
+        lambda x: nqm_loss(math.exp(x), D, eta), bounds=(0.0, math.log(D)), method="bounded", options=dict(xatol=1e-8)
+    )
     return math.exp(r.x)
 
 
@@ -105,19 +107,26 @@ def test_each_cell_keeps_its_best_learning_rate_and_models_fit_apart(tmp_path):
         assert p.best_loss == pytest.approx(min(v for (b, d), v in best.items() if d == p.data))
 
 
-@pytest.mark.parametrize("rows, header, message", [
-    ([(64, 1e6, 3.0), (64, 1e6, 3.1)], None, "two rows for one run"),
-    ([(64, 1e6, 3.0)], ("batch_size", "loss"), "missing column 'tokens'"),
-    ([(64, 1e6, 3.0, 2.9)], ("batch_size", "tokens", "loss", "loss"), "appears twice"),
-    ([(64, "1e6x", 3.0)], None, "line 2 column 'tokens': not a number"),
-    ([(64, 1e6, "nan")], None, "positive finite"),
-    ([(64, 1e6, 3.0), (128, 1e6, 2.9), (256, 1e6, 2.95)], None, None),  # the one good table here
-])
+@pytest.mark.parametrize(
+    "rows, header, message",
+    [
+        ([(64, 1e6, 3.0), (64, 1e6, 3.1)], None, "two rows for one run"),
+        ([(64, 1e6, 3.0)], ("batch_size", "loss"), "missing column 'tokens'"),
+        ([(64, 1e6, 3.0, 2.9)], ("batch_size", "tokens", "loss", "loss"), "appears twice"),
+        ([(64, "1e6x", 3.0)], None, "line 2 column 'tokens': not a number"),
+        ([(64, 1e6, "nan")], None, "positive finite"),
+        ([(64, 1e6, 3.0), (128, 1e6, 2.9), (256, 1e6, 2.95)], None, None),  # the one good table here
+    ],
+)
 def test_the_command_refuses_a_bad_table_in_one_line_and_writes_nothing(tmp_path, rows, header, message):
     path = write(tmp_path / "t.csv", rows, header or ("batch_size", "tokens", "loss"))
     out = tmp_path / "out"
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     if message is None:
         assert r.returncode == 0, r.stderr
         rec = json.loads((out / "grid_fit.json").read_text())
@@ -173,16 +182,26 @@ def test_what_a_new_user_met_is_said_plainly(tmp_path):
     assert all(p.best_lr in (0.05, 0.1, 0.2) for p in fit.points)  # the rate each Bopt cell ran at
     assert any("largest learning rate" in n for n in fit.notes)
     out = tmp_path / "o"
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", str(out),
-                        "--bootstrap", "0"], capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", str(out), "--bootstrap", "0"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode == 0 and "its lr" in r.stdout, r.stderr
     json.loads((out / "grid_fit.json").read_text(), parse_constant=lambda c: pytest.fail(f"{c} in JSON"))
-    spaced = write(tmp_path / "m.csv", [("m1", 64, 1e6, 3.0), (" m1", 128, 1e6, 2.9)],
-                   ("model", "batch_size", "tokens", "loss"))
+    spaced = write(
+        tmp_path / "m.csv", [("m1", 64, 1e6, 3.0), (" m1", 128, 1e6, 2.9)], ("model", "batch_size", "tokens", "loss")
+    )
     with pytest.raises(ValueError, match="surrounding spaces"):
         read_grid(spaced)
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", ""],
-                       capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    r = subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", "fit", "--grid", str(path), "--out", ""],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+    )
     assert r.returncode == 2 and "--out ''" in r.stderr
     if hasattr(os, "mkfifo"):
         os.mkfifo(tmp_path / "pipe.csv")

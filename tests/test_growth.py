@@ -1,4 +1,5 @@
 """The growth experiment's design (which batches, which data) and its two claims' decision rules."""
+
 import math
 
 import numpy as np
@@ -10,13 +11,16 @@ from validate.experiments.tiers import get_tier, load_tier
 CPU_GRID = get_tier("cpu").batches  # 128 .. 16384 tokens
 
 
-@pytest.mark.parametrize("early, b2, gran, want", [
-    (196, 768, 256, 256),     # 192 is nearer 196 but not whole micro-batches of 256 tokens
-    (196, 768, 64, 192),
-    (50, 768, 64, 128),       # Bopt(D1) below the grid: its smallest batch
-    (1000, 768, 64, 384),     # Bopt(D1) above b2/2: the largest batch at most b2/2
-    (300, 1024, 256, 256),    # |log(256/300)| < |log(512/300)|
-])
+@pytest.mark.parametrize(
+    "early, b2, gran, want",
+    [
+        (196, 768, 256, 256),  # 192 is nearer 196 but not whole micro-batches of 256 tokens
+        (196, 768, 64, 192),
+        (50, 768, 64, 128),  # Bopt(D1) below the grid: its smallest batch
+        (1000, 768, 64, 384),  # Bopt(D1) above b2/2: the largest batch at most b2/2
+        (300, 1024, 256, 256),  # |log(256/300)| < |log(512/300)|
+    ],
+)
 def test_b1_and_b3_chosen_by_hand(early, b2, gran, want):
     assert nearest_batch(CPU_GRID, early, gran, hi=b2 / 2) == want
 
@@ -30,13 +34,16 @@ def test_no_room_below_b2_or_a_bad_bopt_is_refused():
     assert nearest_batch(CPU_GRID, 20000, 256, lo=2 * 2048) == 16384
 
 
-@pytest.mark.parametrize("bopt, best, grid, gran, want", [
-    ((196, 2213), 4096, CPU_GRID, 256, (256, 1024, 4096)),  # b2 = sqrt(256 * 4096) exactly
-    ((120, 2213), 4096, CPU_GRID, 64, (128, 768, 4096)),    # sqrt(128 * 4096) = 724: 768 is nearest
-    ((900, 2213), 4096, CPU_GRID, 256, (1024, 2048, 4096)), # b1 capped at b3 / 4, b2 at b3 / 2
-    ((200, 600), 256, (128, 256, 512, 1024), 64, (128, 256, 512)),  # best fixed 256 < 4 * 128: b3 near 600
-    ((200, 600), 1024, (128, 256, 512, 1024), 256, (256, 512, 1024)),  # 128 is not whole micro-batches
-])
+@pytest.mark.parametrize(
+    "bopt, best, grid, gran, want",
+    [
+        ((196, 2213), 4096, CPU_GRID, 256, (256, 1024, 4096)),  # b2 = sqrt(256 * 4096) exactly
+        ((120, 2213), 4096, CPU_GRID, 64, (128, 768, 4096)),  # sqrt(128 * 4096) = 724: 768 is nearest
+        ((900, 2213), 4096, CPU_GRID, 256, (1024, 2048, 4096)),  # b1 capped at b3 / 4, b2 at b3 / 2
+        ((200, 600), 256, (128, 256, 512, 1024), 64, (128, 256, 512)),  # best fixed 256 < 4 * 128: b3 near 600
+        ((200, 600), 1024, (128, 256, 512, 1024), 256, (256, 512, 1024)),  # 128 is not whole micro-batches
+    ],
+)
 def test_three_batches_chosen_by_hand(bopt, best, grid, gran, want):
     assert choose_batches(grid, bopt, best, gran) == want
 
@@ -49,7 +56,7 @@ def test_a_grid_without_room_for_three_batches_2x_apart_is_refused():
 
 
 def test_fresh_seeds_leave_out_the_sweeps_seed(tmp_path):
-    assert fresh_seeds(get_tier("tiny")) == [1]              # no growth_seeds: the tier's seeds without 0
+    assert fresh_seeds(get_tier("tiny")) == [1]  # no growth_seeds: the tier's seeds without 0
     (tmp_path / "g.toml").write_text('base = "tiny"\ngrowth_seeds = [0, 2, 3]\n')
     assert fresh_seeds(load_tier(tmp_path / "g.toml")) == [2, 3]
 

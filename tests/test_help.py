@@ -1,4 +1,5 @@
 """The CLI teaches: every option of every subcommand has help, and README only names options that exist."""
+
 import argparse
 import re
 from pathlib import Path
@@ -61,7 +62,7 @@ def test_readme_and_docs_name_only_options_the_parsers_have():
             cmd = m.group(1)
             if cmd not in known:
                 continue
-            rest = line[m.end():].split("#")[0].split("dbs ")[0]
+            rest = line[m.end() :].split("#")[0].split("dbs ")[0]
             bad += [(cmd, o) for o in re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]*)", rest) if o not in known[cmd]]
     assert not bad, f"README names options that do not exist: {sorted(set(bad))}"
 
@@ -71,8 +72,12 @@ def test_split_batch_is_exact_whenever_a_micro_batch_can_be():
 
     from validate.config import split_batch
 
-    @given(seqs=st.integers(1, 400), seq_len=st.sampled_from([16, 32, 64]), world=st.integers(1, 4),
-           max_micro=st.integers(1, 32))
+    @given(
+        seqs=st.integers(1, 400),
+        seq_len=st.sampled_from([16, 32, 64]),
+        world=st.integers(1, 4),
+        max_micro=st.integers(1, 32),
+    )
     def exact(seqs, seq_len, world, max_micro):
         micro, accum, used = split_batch(seqs * seq_len * world, seq_len, world, max_micro=max_micro)
         assert used == seqs * seq_len * world and micro * accum == seqs and 1 <= micro <= max_micro
@@ -89,6 +94,7 @@ def test_dbs_train_runs_the_batch_asked_for(tmp_path, batch, used):
     pytest.importorskip("torch")
     import csv
     import json
+
     out = tmp_path / "r"
     r = dbs("train", "--preset", "tiny", "--batch-size", batch, "--tokens", "4096", "--out", out, "--quiet")
     assert r.returncode == 0, r.stderr

@@ -3,6 +3,7 @@
 The base sweep: 9 runs, batch 8..2048, 150 log-spaced rows each,
 ``loss = 2 + 4/B + 3 (1 + D/(B+64)/10)^-0.5`` plus N(0, 0.002) noise.
 """
+
 import json
 import os
 import warnings
@@ -22,8 +23,10 @@ def base_rows(seed=0):
         steps = np.unique(np.geomspace(1, 20_000, 150).astype(int))
         D = steps * B
         loss = 2 + 4 / B + 3 * (1 + D / (B + 64) / 10) ** -0.5 + rng.normal(0, 0.002, steps.size)
-        rows += [dict(run=f"b{B}", batch_size=B, step=int(s), tokens=int(d), loss=float(v))
-                 for s, d, v in zip(steps, D, loss)]
+        rows += [
+            dict(run=f"b{B}", batch_size=B, step=int(s), tokens=int(d), loss=float(v))
+            for s, d, v in zip(steps, D, loss)
+        ]
     return rows
 
 
@@ -51,8 +54,9 @@ def test_the_base_sweep_reads_silently(tmp_path):
     assert len(runs) == 9 and not said
 
 
-@pytest.mark.parametrize("column, shift, words", [("step", 2000, "step x batch_size -128000"),
-                                                   ("tokens", 30000, "step x batch_size +30000")])
+@pytest.mark.parametrize(
+    "column, shift, words", [("step", 2000, "step x batch_size -128000"), ("tokens", 30000, "step x batch_size +30000")]
+)
 def test_steps_or_tokens_shifted_by_a_constant_are_named(tmp_path, column, shift, words):
     rows = base_rows()
     for r in rows:
@@ -117,7 +121,8 @@ def test_unclear_headers_and_names_are_read_or_refused_clearly(tmp_path):
         load_runs(tmp_path / "h.csv")
     rows = base_rows()
     text = "run, batch_size, step, tokens, loss\n" + "\n".join(
-        f"{r['run']}, {r['batch_size']}, {r['step']}, {r['tokens']}, {r['loss']}" for r in rows)
+        f"{r['run']}, {r['batch_size']}, {r['step']}, {r['tokens']}, {r['loss']}" for r in rows
+    )
     (tmp_path / "spaces.csv").write_text(text + "\n")
     runs, _ = read(tmp_path / "spaces.csv")
     assert len(runs) == 9

@@ -1,5 +1,6 @@
 """Hostile inputs (second part): the cases a probe still found wrong, each read right, refused in one
 line or warned by name."""
+
 import json
 
 import numpy as np
@@ -14,8 +15,7 @@ def _wandb(path, metric_of):
     """A W&B panel export: ``Step`` and ``<run> - <metric>`` columns, one run per batch in ``metric_of``."""
     steps = np.arange(5, 505, 5)
     head = ["Step"] + [f"b{B} - {m}" for B, m in metric_of.items()]
-    rows = [[str(s)] + [f"{2 + 4 / B + 3 * (1 + s * B / (B + 64) / 10) ** -0.5:.6f}" for B in metric_of]
-            for s in steps]
+    rows = [[str(s)] + [f"{2 + 4 / B + 3 * (1 + s * B / (B + 64) / 10) ** -0.5:.6f}" for B in metric_of] for s in steps]
     path.write_text("\n".join(",".join(r) for r in [head, *rows]) + "\n")
     return path
 
@@ -33,8 +33,9 @@ def test_a_folder_of_logs_beside_trainer_states_is_refused(tmp_path):
     write_csv(tmp_path / "b8.csv", [r for r in base_rows() if r["run"] == "b8"])
     hf = tmp_path / "hf_b16"
     hf.mkdir()
-    (hf / "trainer_state.json").write_text(json.dumps({"log_history": [{"step": 1, "loss": 3.0}],
-                                                       "train_batch_size": 16}))
+    (hf / "trainer_state.json").write_text(
+        json.dumps({"log_history": [{"step": 1, "loss": 3.0}], "train_batch_size": 16})
+    )
     with pytest.raises(ValueError, match="holds both loss logs .*b8.csv.* and Trainer states"):
         load_runs(tmp_path)
 
@@ -82,8 +83,14 @@ def test_a_sweep_at_several_learning_rates_records_none_and_a_varying_rate_is_wa
 def test_a_horizon_within_one_logging_interval_of_the_sweeps_end_is_its_end():
     from dbs_theory.sweep_schedule import past_measured
 
-    env = dict(data=[1e4, 1e5, 199680.0], bopt=[8, 16, 32], identified=[True] * 3, log_gap=1024.0,
-               batches=[8, 16, 32], by_batch=[[3.0, 2.9, 2.8]] * 3)
+    env = dict(
+        data=[1e4, 1e5, 199680.0],
+        bopt=[8, 16, 32],
+        identified=[True] * 3,
+        log_gap=1024.0,
+        batches=[8, 16, 32],
+        by_batch=[[3.0, 2.9, 2.8]] * 3,
+    )
     assert not past_measured(env, 2e5) and not past_measured(env, 199680 + 1024)
     assert past_measured(env, 199680 + 1025) and past_measured({**env, "log_gap": None}, 2e5)
 
@@ -123,8 +130,9 @@ def _points_fit(tmp_path, rows):
 
 
 def test_a_points_table_that_does_not_resolve_growth_gets_the_fixed_batch(tmp_path, capsys):
-    main, p = _points_fit(tmp_path, [{"target": 3.0, "emin": 1e4, "bopt": 45.0},
-                                     {"target": 2.6, "emin": 3.6e4, "bopt": 53.0}])
+    main, p = _points_fit(
+        tmp_path, [{"target": 3.0, "emin": 1e4, "bopt": 45.0}, {"target": 2.6, "emin": 3.6e4, "bopt": 53.0}]
+    )
     assert main(["schedule", "--from", str(p), "--horizon", "3.6e4", "--out", str(tmp_path / "s")]) == 0
     ex = json.loads((tmp_path / "s" / "exports.json").read_text())
     sched = json.loads((tmp_path / "s" / "schedule.json").read_text())
@@ -155,14 +163,19 @@ def test_rows_a_split_column_marks_as_eval_are_dropped_not_merged_into_training(
     train = load_runs(write_csv(tmp_path / "t.csv", rows))
     marked = [dict(r, split="train") for r in rows]
     evals = [dict(r, split="eval", loss=r["loss"] + 0.5) for r in rows[::10]]
-    with pytest.warns(UserWarning, match=rf"dropped {len(evals)} row\(s\) that column 'split' marks as not training "
-                                         rf"\({len(evals)} 'eval'\)"):
+    with pytest.warns(
+        UserWarning,
+        match=rf"dropped {len(evals)} row\(s\) that column 'split' marks as not training "
+        rf"\({len(evals)} 'eval'\)",
+    ):
         runs = load_runs(write_csv(tmp_path / "s.csv", marked + evals))
     assert [r.loss.tolist() for r in runs] == [r.loss.tolist() for r in train]
     only_eval = write_csv(tmp_path / "e.csv", evals)
     with pytest.raises(ValueError, match=f"column 'split' marks no row as training \\({len(evals)} 'eval'\\)"):
         load_runs(only_eval)
-    blank = [dict(r, Split="" if i % 3 else "train") for i, r in enumerate(rows)] + [dict(r, Split="EVAL") for r in evals]
+    blank = [dict(r, Split="" if i % 3 else "train") for i, r in enumerate(rows)] + [
+        dict(r, Split="EVAL") for r in evals
+    ]
     with pytest.warns(UserWarning, match="column 'Split' marks as not training"):  # unlabelled rows are training
         runs = load_runs(write_csv(tmp_path / "b.csv", blank))
     assert [r.loss.tolist() for r in runs] == [r.loss.tolist() for r in train]
@@ -186,8 +199,10 @@ def test_when_no_e_of_s_can_be_fitted_dbs_fit_names_the_fixed_batch_the_runs_mea
     assert err.count("\n") == 0 and "need runs at 3 or more distinct batch sizes" in err
     assert "the fixed batch these runs measure: 64 (run 'b64') has the lowest loss" in err
     assert not out.exists()
-    apart = [dict(run=n, batch_size=b, step=1, tokens=t, loss=v) for n, b, t, v in
-             [("a", 8, 8, 3.0), ("b", 64, 64, 2.9), ("c", 512, 512, 2.8)]]
+    apart = [
+        dict(run=n, batch_size=b, step=1, tokens=t, loss=v)
+        for n, b, t, v in [("a", 8, 8, 3.0), ("b", 64, 64, 2.9), ("c", 512, 512, 2.8)]
+    ]
     assert main(["fit", str(write_csv(tmp_path / "one_row.csv", apart)), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert "each run has a single logged row" in err and "share no range of data" in err and not out.exists()
@@ -220,7 +235,8 @@ def test_validation_rows_of_a_logger_that_merges_by_step_are_dropped(tmp_path):
     with pytest.warns(UserWarning, match=r"dropped \d+ row\(s\) with batch_size, tokens and loss all empty"):
         (run,) = load_runs(p)
     assert run.loss.tolist() == [r["loss"] for r in rows]
-    half = write_csv(tmp_path / "half.csv", [dict(rows[0], tokens=""), *rows[1:]],
-                     header=["step", "batch_size", "tokens", "loss"])
+    half = write_csv(
+        tmp_path / "half.csv", [dict(rows[0], tokens=""), *rows[1:]], header=["step", "batch_size", "tokens", "loss"]
+    )
     with pytest.raises(ValueError, match="tokens"):  # a row with some of the three is a training row, checked
         load_runs(half)

@@ -1,5 +1,6 @@
 """House rules read from the source: small modules, no private name used across modules, no command driven
 in-process outside the CLI, no issue numbers in code or docs."""
+
 import ast
 import re
 from pathlib import Path
@@ -24,8 +25,11 @@ def private_imports(path):
     out = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom) and node.level and node.module:
-            out += [f"{path.relative_to(ROOT)}: from {'.' * node.level}{node.module} import {a.name}"
-                    for a in node.names if a.name.startswith("_") and not a.name.startswith("__")]
+            out += [
+                f"{path.relative_to(ROOT)}: from {'.' * node.level}{node.module} import {a.name}"
+                for a in node.names
+                if a.name.startswith("_") and not a.name.startswith("__")
+            ]
     return out
 
 
@@ -61,18 +65,33 @@ def test_the_private_import_check_catches_a_planted_one(tmp_path):
 def test_commands_are_not_driven_in_process_outside_the_cli():
     """A library function does each decision; ``cli.main`` / ``commands.run`` are for the CLI and tests."""
     pat = re.compile(r"\bcli\.main\(|\bcommands\.run\(|from dbs_theory\.cli import main|from \.+cli import main")
-    found = [f"{p.relative_to(ROOT)}:{i}" for p in sources() if p.name != "cli.py"
-             for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
+    found = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in sources()
+        if p.name != "cli.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pat.search(line)
+    ]
     assert not found, found
 
 
 def test_no_issue_numbers_in_code_or_docs():
     """An issue number means nothing in the repository: say what the code does instead."""
     pat = re.compile(r"\bissue\s*#?\d+|\bissue's\b", re.I)
-    files = [*sources(), *(ROOT / "tests").glob("*.py"), *(ROOT / "docs").glob("*.md"), ROOT / "README.md",
-             *(ROOT / "benchmarks").glob("*.py")]
-    found = [f"{p.relative_to(ROOT)}:{i}" for p in files if p.name != "test_house.py"
-             for i, line in enumerate(p.read_text().splitlines(), 1) if pat.search(line)]
+    files = [
+        *sources(),
+        *(ROOT / "tests").glob("*.py"),
+        *(ROOT / "docs").glob("*.md"),
+        ROOT / "README.md",
+        *(ROOT / "benchmarks").glob("*.py"),
+    ]
+    found = [
+        f"{p.relative_to(ROOT)}:{i}"
+        for p in files
+        if p.name != "test_house.py"
+        for i, line in enumerate(p.read_text().splitlines(), 1)
+        if pat.search(line)
+    ]
     assert not found, found
 
 
@@ -83,8 +102,9 @@ def test_the_benchmark_summary_runs_and_prints_its_table():
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "benchmarks/run_all.py", "--quick"], cwd=ROOT, capture_output=True, text=True,
-                       timeout=1800)
+    r = subprocess.run(
+        [sys.executable, "benchmarks/run_all.py", "--quick"], cwd=ROOT, capture_output=True, text=True, timeout=1800
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     table = r.stdout.split("=" * 100)[-1]
     assert "machine:" in table and "Monte Carlo kernel" in table and "calibrated rule" in table

@@ -1,5 +1,6 @@
 """docs/integrations.md: every ```python block runs as written (one section per framework), each in a fresh
 namespace and folder; a block that fails (a planted error, a wrong assertion) fails its test."""
+
 import re
 from pathlib import Path
 
@@ -7,10 +8,12 @@ import pytest
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "integrations.md"
 #: section title -> the packages its block needs (an extra the CI installs; skipped only where absent)
-NEEDS = {"Hugging Face Trainer": ("torch", "transformers", "accelerate"),
-         "PyTorch Lightning": ("torch", "lightning"),
-         "Plain PyTorch (also under DDP)": ("torch",),
-         "Megatron-LM": ()}
+NEEDS = {
+    "Hugging Face Trainer": ("torch", "transformers", "accelerate"),
+    "PyTorch Lightning": ("torch", "lightning"),
+    "Plain PyTorch (also under DDP)": ("torch",),
+    "Megatron-LM": (),
+}
 
 
 def blocks(text):

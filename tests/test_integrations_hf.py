@@ -1,5 +1,6 @@
 """ScheduleTrainer with the real transformers Trainer: a tiny GPT-2 from a config (random init, nothing
 downloaded) on CPU follows a step schedule exactly through two batch changes and a resume from checkpoint-6."""
+
 import json
 import shutil
 import warnings
@@ -52,9 +53,18 @@ def trainer(out, data):
 
     torch.manual_seed(0)
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=32))
-    args = TrainingArguments(output_dir=str(out), per_device_train_batch_size=MICRO, learning_rate=1e-3,
-                             logging_steps=1, save_steps=3, report_to="none", use_cpu=True, seed=0,
-                             disable_tqdm=True, save_only_model=False)
+    args = TrainingArguments(
+        output_dir=str(out),
+        per_device_train_batch_size=MICRO,
+        learning_rate=1e-3,
+        logging_steps=1,
+        save_steps=3,
+        report_to="none",
+        use_cpu=True,
+        seed=0,
+        disable_tqdm=True,
+        save_only_model=False,
+    )
     plan = AccumulationPlan(SCHED, MICRO, T, lr=LR)
     return ScheduleTrainer(model=model, args=args, train_dataset=data, plan=plan, total_tokens=TOTAL)
 
@@ -89,7 +99,7 @@ def test_trainer_follows_the_schedule_through_two_changes_and_a_resume(tmp_path)
     t.save_state()
     rows2 = losses(json.loads((tmp_path / "resumed" / "trainer_state.json").read_text()))
     assert [e["num_input_tokens_seen"] for e in rows2] == seen
-    assert again.read == full.read[sum(want[:6]) // T:]  # the data position of step 6, not the start
+    assert again.read == full.read[sum(want[:6]) // T :]  # the data position of step 6, not the start
     assert np.allclose([e["loss"] for e in rows2[6:]], [e["loss"] for e in rows[6:]], rtol=1e-4)
 
     with warnings.catch_warnings():
@@ -108,8 +118,9 @@ def fit_and_report_read_it_back(tmp_path, seen):
     from dbs_theory.runs import write_runs
     from sim.identify import exact_runs
 
-    write_runs(exact_runs(sim.NQM.zhang2019(100), 0.5, [2.0, 4.0, 8.0, 16.0, 32.0], 2e3, points=200),
-               tmp_path / "sweep.csv")
+    write_runs(
+        exact_runs(sim.NQM.zhang2019(100), 0.5, [2.0, 4.0, 8.0, 16.0, 32.0], 2e3, points=200), tmp_path / "sweep.csv"
+    )
     r = dbs("fit", str(tmp_path / "resumed"), str(tmp_path / "sweep.csv"), "--out", str(tmp_path / "fit"))
     assert r.returncode == 0, r.stderr
     assert "dynamic" in r.stdout and "resumed" in r.stdout
@@ -127,9 +138,12 @@ def test_trainer_refuses_a_plan_the_arguments_contradict(tmp_path):
 
     model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_embd=32, n_head=2, vocab_size=64, n_positions=32))
     plan = AccumulationPlan(SCHED, MICRO, T)
-    for kw, msg in [(dict(gradient_accumulation_steps=4), "gradient_accumulation_steps=4: set it to 1"),
-                    (dict(per_device_train_batch_size=4), "per_device_train_batch_size=4 but")]:
-        args = TrainingArguments(output_dir=str(tmp_path), report_to="none", use_cpu=True,
-                                 **{"per_device_train_batch_size": MICRO, **kw})
+    for kw, msg in [
+        (dict(gradient_accumulation_steps=4), "gradient_accumulation_steps=4: set it to 1"),
+        (dict(per_device_train_batch_size=4), "per_device_train_batch_size=4 but"),
+    ]:
+        args = TrainingArguments(
+            output_dir=str(tmp_path), report_to="none", use_cpu=True, **{"per_device_train_batch_size": MICRO, **kw}
+        )
         with pytest.raises(ValueError, match=msg):
             ScheduleTrainer(model=model, args=args, train_dataset=Data(), plan=plan, total_tokens=TOTAL)

@@ -1,5 +1,6 @@
 """ScheduleCallback with the real Lightning Trainer (CPU, 1 process): a tiny LightningModule follows a step
 schedule exactly through two batch changes and a resume from a step-6 checkpoint."""
+
 import pytest
 
 pytest.importorskip("lightning")
@@ -54,8 +55,15 @@ class Tiny(pl.LightningModule):
 def fit(tmp_path, ckpt=None, logger=False):
     cb = ScheduleCallback(AccumulationPlan(SCHED, MICRO, T, lr=LR), TOTAL)
     saver = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", every_n_train_steps=3, save_top_k=-1)
-    trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=cb.max_steps, callbacks=[cb, saver],
-                         logger=logger, enable_progress_bar=False, enable_model_summary=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        devices=1,
+        max_steps=cb.max_steps,
+        callbacks=[cb, saver],
+        logger=logger,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+    )
     module = Tiny()
     trainer.fit(module, train_dataloaders=cb.dataloader(Data()), ckpt_path=ckpt)
     return module, trainer, cb
@@ -88,7 +96,7 @@ def test_lightning_follows_the_schedule_through_two_changes_and_a_resume(tmp_pat
     module2, trainer2, cb2 = fit(tmp_path / "resumed", ckpt=tmp_path / "full" / "ckpt" / "epoch=0-step=6.ckpt")
     steps2, tokens2 = per_step(module2.seen)
     assert steps2 == list(range(6, len(want))) and tokens2 == want[6:]
-    assert [i for _, b, _ in module2.seen for i in b] == ids[sum(want[:6]) // T:]  # the data position of step 6
+    assert [i for _, b, _ in module2.seen for i in b] == ids[sum(want[:6]) // T :]  # the data position of step 6
     a, b = module.state_dict(), module2.state_dict()
     assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-6  # same trajectory as the uninterrupted run
 
@@ -116,12 +124,22 @@ def test_metrics_csv_has_one_row_per_optimizer_step_in_the_log_format(tmp_path):
 
 def test_callback_refuses_automatic_optimization_and_a_wrong_max_steps(tmp_path):
     cb = ScheduleCallback(AccumulationPlan(SCHED, MICRO, T), TOTAL)
-    for max_steps, auto, msg in [(cb.max_steps, True, "needs manual optimization"),
-                                 (cb.max_steps + 1, False, "pass max_steps=callback.max_steps")]:
+    for max_steps, auto, msg in [
+        (cb.max_steps, True, "needs manual optimization"),
+        (cb.max_steps + 1, False, "pass max_steps=callback.max_steps"),
+    ]:
         module = Tiny()
         module.automatic_optimization = auto
-        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=max_steps, callbacks=[cb], logger=False,
-                             enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False)
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=max_steps,
+            callbacks=[cb],
+            logger=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            enable_checkpointing=False,
+        )
         with pytest.raises(ValueError, match=msg):
             trainer.fit(module, train_dataloaders=cb.dataloader(Data()))
 
@@ -148,8 +166,16 @@ def test_a_resumed_run_under_max_epochs_1_ends_where_the_uninterrupted_one_does(
     def run(out, ckpt=None):
         cb = ScheduleCallback(AccumulationPlan(sched, MICRO, T), 256)
         saver = pl.callbacks.ModelCheckpoint(dirpath=out, every_n_train_steps=2, save_top_k=-1)
-        trainer = pl.Trainer(accelerator="cpu", devices=1, max_steps=cb.max_steps, max_epochs=1, logger=False,
-                             callbacks=[cb, saver], enable_progress_bar=False, enable_model_summary=False)
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            devices=1,
+            max_steps=cb.max_steps,
+            max_epochs=1,
+            logger=False,
+            callbacks=[cb, saver],
+            enable_progress_bar=False,
+            enable_model_summary=False,
+        )
         module = Tiny()
         trainer.fit(module, train_dataloaders=cb.dataloader(Data()), ckpt_path=ckpt)
         return module, trainer, cb

@@ -1,6 +1,7 @@
 """Plain PyTorch on AccumulationPlan under DDP: docs/integrations.md's loop in 2 gloo processes (CPU) consumes
 exactly the schedule's samples per optimizer step, split between the ranks without overlap, and ends with the
 parameters of the same loop in one process."""
+
 import json
 import subprocess
 import sys
@@ -16,7 +17,7 @@ from dbs_theory.batch_schedules import step_batch  # noqa: E402
 
 SECTION = "Plain PyTorch (also under DDP)"
 
-WORKER = textwrap.dedent('''
+WORKER = textwrap.dedent("""
     import json, sys
     import torch
     import torch.distributed as dist
@@ -35,7 +36,7 @@ WORKER = textwrap.dedent('''
 
     if __name__ == "__main__":
         worker(int(sys.argv[1]), open(sys.argv[2]).read(), sys.argv[3])
-''')
+""")
 
 
 def test_the_plain_loop_under_two_process_ddp_takes_the_schedules_samples(tmp_path, monkeypatch):
@@ -43,9 +44,16 @@ def test_the_plain_loop_under_two_process_ddp_takes_the_schedules_samples(tmp_pa
     (code,) = blocks(DOC.read_text(encoding="utf-8"))[SECTION]
     (tmp_path / "block.py").write_text(code)
     (tmp_path / "worker.py").write_text(WORKER)
-    ranks = [subprocess.Popen([sys.executable, str(tmp_path / "worker.py"), str(rank), str(tmp_path / "block.py"),
-                               str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
-             for rank in (0, 1)]  # two processes started at once (torchrun's job), gloo over a file rendezvous
+    ranks = [
+        subprocess.Popen(
+            [sys.executable, str(tmp_path / "worker.py"), str(rank), str(tmp_path / "block.py"), str(tmp_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=tmp_path,
+        )
+        for rank in (0, 1)
+    ]  # two processes started at once (torchrun's job), gloo over a file rendezvous
     for p in ranks:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err[-3000:]
@@ -53,7 +61,7 @@ def test_the_plain_loop_under_two_process_ddp_takes_the_schedules_samples(tmp_pa
 
     # the schedule alone: each step takes the batch at the tokens consumed before it (32 tokens per sample)
     sched, T, total = step_batch([1024], [256, 512], unit="tokens"), 32, 3072
-    assert f"step_batch({[1024]}, {[256, 512]}, unit=\"tokens\")" in code and "total, micro, T = 3072, 2, 32" in code
+    assert f'step_batch({[1024]}, {[256, 512]}, unit="tokens")' in code and "total, micro, T = 3072, 2, 32" in code
     want, D = [], 0
     while D < total:
         want.append(int(sched(D)) // T)

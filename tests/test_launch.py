@@ -1,5 +1,6 @@
 """Sweeps through submitit: the local executor's real subprocesses train the runs, and the cache is the same
 one the local launcher uses."""
+
 import json
 import signal
 import subprocess
@@ -15,16 +16,20 @@ from validate.experiments.launch import parse_sbatch  # noqa: E402
 
 
 def test_sbatch_flags_become_submitit_parameters():
-    assert parse_sbatch("--qos=high --constraint='a100 | h100' --exclusive") == \
-        {"qos": "high", "constraint": "a100 | h100", "exclusive": True}
+    assert parse_sbatch("--qos=high --constraint='a100 | h100' --exclusive") == {
+        "qos": "high",
+        "constraint": "a100 | h100",
+        "exclusive": True,
+    }
     assert parse_sbatch(None) == {}
     with pytest.raises(ValueError, match="--key=value"):
         parse_sbatch("qos=high")
 
 
 def dbs(*args):
-    return subprocess.run([sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=900)
+    return subprocess.run(
+        [sys.executable, "-m", "dbs_theory.cli", *map(str, args)], capture_output=True, text=True, timeout=900
+    )
 
 
 @pytest.mark.slow
@@ -54,11 +59,26 @@ def test_sigterm_stops_submitit_jobs_one_at_a_time_checkpointed_and_says_what_ha
     (never two runs training at once); SIGTERM to dbs stops the running job once, it checkpoints, dbs exits
     130 with one line naming each run's state, no job process is left, and a rerun resumes and finishes."""
     out = tmp_path / "res"
-    cmd = [sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier", "tiny", "--launcher", "submitit",
-           "--out", str(out), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "dbs_theory.cli",
+        "validate",
+        "sweep",
+        "--tier",
+        "tiny",
+        "--launcher",
+        "submitit",
+        "--out",
+        str(out),
+        "--quiet",
+    ]
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    running = lambda: [d for d in (out / "runs").glob("*") if (d / "log.csv").exists() and
-                       not (d / "done.json").exists()] if (out / "runs").exists() else []
+    running = lambda: (
+        [d for d in (out / "runs").glob("*") if (d / "log.csv").exists() and not (d / "done.json").exists()]
+        if (out / "runs").exists()
+        else []
+    )
     deadline, most = time.monotonic() + 300, 0
     while time.monotonic() < deadline:  # until the second run has logged a few steps; count runs in flight
         now = running()

@@ -4,6 +4,7 @@ Every ``import`` statement counts, also those inside functions (a late import
 still ties two modules together). A module importing its own parent package
 (``from . import EXPERIMENTS``) is not an edge: the parent is initialised first.
 """
+
 import ast
 import subprocess
 import sys
@@ -37,8 +38,11 @@ def imports(name, path, known):
         if isinstance(node, ast.Import):
             out |= {a.name for a in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = ".".join(here[:len(here) - node.level + 1] + ([node.module] if node.module else [])) \
-                if node.level else node.module
+            base = (
+                ".".join(here[: len(here) - node.level + 1] + ([node.module] if node.module else []))
+                if node.level
+                else node.module
+            )
             for a in node.names:
                 full = f"{base}.{a.name}"
                 out.add(full if full in known else base)
@@ -94,8 +98,12 @@ def test_no_module_imports_itself_back_through_others(graph):
 
 
 def test_imports_flow_one_way_between_the_packages(graph):
-    back = [(m, d) for m, deps in graph.items() for d in deps
-            if d.split(".")[0] in LAYERS and LAYERS.index(d.split(".")[0]) > LAYERS.index(m.split(".")[0])]
+    back = [
+        (m, d)
+        for m, deps in graph.items()
+        for d in deps
+        if d.split(".")[0] in LAYERS and LAYERS.index(d.split(".")[0]) > LAYERS.index(m.split(".")[0])
+    ]
     assert not back, f"imports against the layering {' <- '.join(LAYERS)}: {back}"
 
 
@@ -122,9 +130,15 @@ def framework_strays(graph):
 
 
 def test_the_framework_check_catches_a_planted_import():
-    planted = {"dbs_theory.fit": {"torch"}, "dbs_theory.integrations": {"transformers"},
-               "validate.train": {"torch.nn"}, "validate.x": {"lightning"}, "dbs_report.demo": {"torch"},
-               "dbs_theory.integrations.hf": {"transformers", "torch"}, "sim.model": {"numpy"}}
+    planted = {
+        "dbs_theory.fit": {"torch"},
+        "dbs_theory.integrations": {"transformers"},
+        "validate.train": {"torch.nn"},
+        "validate.x": {"lightning"},
+        "dbs_report.demo": {"torch"},
+        "dbs_theory.integrations.hf": {"transformers", "torch"},
+        "sim.model": {"numpy"},
+    }
     assert framework_strays(planted) == ["dbs_theory.fit", "dbs_theory.integrations", "validate.x"]
 
 
@@ -134,8 +148,10 @@ def test_torch_is_imported_only_by_validate_and_named_integrations(graph):
 
 
 def test_importing_the_package_and_the_integrations_map_loads_no_framework():
-    code = ("import sys, dbs_theory, dbs_theory.integrations, dbs_theory.integrations._stream, "
-            "dbs_theory.accumulation; print(sorted(m for m in " + repr(FRAMEWORKS) + " if m in sys.modules))")
+    code = (
+        "import sys, dbs_theory, dbs_theory.integrations, dbs_theory.integrations._stream, "
+        "dbs_theory.accumulation; print(sorted(m for m in " + repr(FRAMEWORKS) + " if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"

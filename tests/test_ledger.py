@@ -5,6 +5,7 @@ recording the values fed to the model (not the arguments passed to the
 sampler) catches a sampler that indexes by sequence instead of by token, and a
 token counter that advances by the batch asked for instead of the batch run.
 """
+
 import json
 
 import numpy as np
@@ -45,9 +46,18 @@ def test_a_whole_run_reads_every_position_once(tmp_path, monkeypatch):
     np.arange(N, dtype=np.uint16).tofile(data)
     sched = tmp_path / "s.json"
     # 200 tokens is not a whole number of 32-token sequences: the run uses 192, then 512, then 320.
-    sched.write_text(json.dumps({"unit": "tokens", "segments": [{"from": 0, "batch_size": 200},
-                                                               {"from": 1500, "batch_size": 512},
-                                                               {"from": 3500, "batch_size": 320}]}))
+    sched.write_text(
+        json.dumps(
+            {
+                "unit": "tokens",
+                "segments": [
+                    {"from": 0, "batch_size": 200},
+                    {"from": 1500, "batch_size": 512},
+                    {"from": 3500, "batch_size": 320},
+                ],
+            }
+        )
+    )
     read = []
     real = loop_mod.batch_at
 
@@ -58,8 +68,17 @@ def test_a_whole_run_reads_every_position_once(tmp_path, monkeypatch):
         return x, y
 
     monkeypatch.setattr(loop_mod, "batch_at", recording)
-    cfg = TrainConfig(preset="tiny", seq_len=32, tokens=5000, batch_schedule=str(sched), data=str(data),
-                      vocab_size=N, data_block=64, eval_every=1000, out=str(tmp_path / "r"))
+    cfg = TrainConfig(
+        preset="tiny",
+        seq_len=32,
+        tokens=5000,
+        batch_schedule=str(sched),
+        data=str(data),
+        vocab_size=N,
+        data_block=64,
+        eval_every=1000,
+        out=str(tmp_path / "r"),
+    )
     with pytest.warns(UserWarning, match="200 tokens"):
         res = train_mod.train(cfg, progress=False)
     values = np.concatenate(read)

@@ -12,6 +12,7 @@ Tolerances: a first hitting step within one logging interval plus 2%; the
 envelope's Bopt within 10% wherever the best grid batch has at least 20 logged
 rows before D.
 """
+
 import numpy as np
 import pytest
 
@@ -23,7 +24,7 @@ from sim.frontier import loss_at_steps, steps_to_target
 from sim.schedule_eval import best_fixed_batch
 
 BATCHES = 2.0 ** np.arange(11)  # 1 .. 1024 examples
-BUDGET = 1e5                     # examples; the smallest batch runs 1e5 steps
+BUDGET = 1e5  # examples; the smallest batch runs 1e5 steps
 MODES = ["every1", "every10", "every100", "every1000", "S/8000", "log800", "irregular", "val250"]
 D = np.geomspace(1e3, 8e4, 7)
 DENSE = ("every1", "every10", "S/8000", "log800", "irregular")
@@ -126,6 +127,7 @@ def test_the_envelope_does_not_depend_on_the_log_spacing(spectrum, mode):
 
 # --- the window itself: its meaning, counted by hand -----------------------------------------------
 
+
 def test_the_default_window_holds_the_rows_within_ten_percent_of_the_data_either_side():
     """Rows every step (data = step): at D = 1000 the window is [1000/1.1, 1100] = rows 910..1100, 191 rows."""
     from dbs_theory.curves import local_line
@@ -144,7 +146,7 @@ def test_the_start_of_a_log_is_not_padded_with_its_first_value():
     line = 4.0 - 0.25 * np.log(tokens)
     curve, rows = local_line(tokens, line)
     np.testing.assert_allclose(curve, line, atol=1e-9)
-    assert np.all(rows[rows.size // 2:] >= MIN_ROWS)
+    assert np.all(rows[rows.size // 2 :] >= MIN_ROWS)
 
 
 def test_the_window_is_read_in_data_so_a_long_and_a_short_run_smooth_alike():
@@ -154,7 +156,7 @@ def test_the_window_is_read_in_data_so_a_long_and_a_short_run_smooth_alike():
 
     rng = np.random.default_rng(0)
     D = np.arange(1.0, 64001.0)
-    curve = 3.0 * D ** -0.2
+    curve = 3.0 * D**-0.2
     noisy = curve + 0.01 * rng.standard_normal(D.size)
     long_run = local_line(D, noisy)[0]
     short_run = local_line(D[63::64], noisy[63::64])[0]
@@ -170,8 +172,16 @@ def test_dbs_simulate_writes_logs_the_way_trainers_do(tmp_path, spacing, every, 
     from dbs_theory.runs import load_runs
     from sim.commands import arguments, run
 
-    args = arguments(d=50, write_log=True, log_every=every, log_spacing=spacing, out=str(tmp_path), quiet=True,
-                     batch_sizes=[2.0, 8.0, 32.0], targets=[1.0, 0.5])
+    args = arguments(
+        d=50,
+        write_log=True,
+        log_every=every,
+        log_spacing=spacing,
+        out=str(tmp_path),
+        quiet=True,
+        batch_sizes=[2.0, 8.0, 32.0],
+        targets=[1.0, 0.5],
+    )
     assert run(args) == 0
     for r in load_runs(tmp_path / "runs.csv"):
         gaps = np.diff(r.step)

@@ -1,4 +1,5 @@
 """The modal loss model and the run's LR plan (dbs_theory.modal, dbs_theory.lr_plan), against the simulator."""
+
 from __future__ import annotations
 
 import math
@@ -18,8 +19,7 @@ from sim.schedule_eval import loss_at_budget
 def test_lr_plan_wsd_by_hand():
     """Stable to 80% of the run, then linear to 10%: values worked out by hand."""
     plan = LRPlan(decay=0.2, final=0.1)
-    assert plan.scale([0.0, 79.0, 80.0, 90.0, 100.0, 150.0], 100.0).tolist() == pytest.approx(
-        [1, 1, 1, 0.55, 0.1, 0.1])
+    assert plan.scale([0.0, 79.0, 80.0, 90.0, 100.0, 150.0], 100.0).tolist() == pytest.approx([1, 1, 1, 0.55, 0.1, 0.1])
     assert plan.stable_end(100.0) == pytest.approx(80.0)
     f = plan.schedule(2.0, 100.0)
     g = wsd(2.0, 0.0, 80.0, 20.0, 0.1)
@@ -28,8 +28,17 @@ def test_lr_plan_wsd_by_hand():
     assert LRPlan(shape="cosine", final=0.0).scale([0.0, 50.0, 100.0], 100.0).tolist() == pytest.approx([1, 0.5, 0])
 
 
-@pytest.mark.parametrize("kw", [dict(decay=1.0), dict(decay=-0.1), dict(final=1.5), dict(decay=math.nan),
-                                dict(shape="linear"), dict(shape="cosine", decay=0.2)])
+@pytest.mark.parametrize(
+    "kw",
+    [
+        dict(decay=1.0),
+        dict(decay=-0.1),
+        dict(final=1.5),
+        dict(decay=math.nan),
+        dict(shape="linear"),
+        dict(shape="cosine", decay=0.2),
+    ],
+)
 def test_lr_plan_refuses(kw):
     with pytest.raises(ValueError):
         LRPlan(**kw)
@@ -66,6 +75,7 @@ def test_optimise_respects_the_batch_bounds():
 
 
 # --- loss_at_budget at the step that crosses the budget (a schedule switching inside the last step) ---
+
 
 def _repro_nqm():
     i = np.arange(1, 1201, dtype=float)
@@ -132,7 +142,8 @@ def test_loss_at_budget_through_a_decay_reads_the_step_before_the_end():
 
 
 def test_more_pieces_never_make_the_optimum_worse():
-    """A steep spectrum (smaller than the documented case): 32 -> 64 -> 128 pieces, each at least as good as the one before."""
+    """A steep spectrum (smaller than the documented case): 32 -> 64 -> 128 pieces, each at least as good as the
+    one before."""
     nqm = NQM.power_law(200, 2.2, noise_exponent=0.5)
     losses = [sim.optimal_schedule(nqm, 0.8, 2e4, "constant", pieces=p)[1] for p in (32, 64, 128)]
     assert losses[1] <= losses[0] * (1 + 1e-12) and losses[2] <= losses[1] * (1 + 1e-12)

@@ -1,4 +1,5 @@
 """One name per concept: the public signatures of dbs_theory and sim use the names docs/conventions.md lists."""
+
 import importlib
 import inspect
 import pkgutil
@@ -49,8 +50,9 @@ def test_the_conventions_table_is_read():
 
 def test_public_signatures_use_the_conventions_names():
     bad = forbidden()
-    found = sorted({f"{q}({p}): use {bad[p]}" for q, f in public_callables()
-                    for p in inspect.signature(f).parameters if p in bad})
+    found = sorted(
+        {f"{q}({p}): use {bad[p]}" for q, f in public_callables() for p in inspect.signature(f).parameters if p in bad}
+    )
     assert not found, "\n".join(found)
 
 

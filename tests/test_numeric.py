@@ -1,4 +1,5 @@
 """Layers 2 and 3: lambdified numerics against hand formulas and brute force."""
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -12,16 +13,39 @@ RTOL = 1e-9
 
 
 def test_the_registry_names_the_derived_fields():
-    o, tp, mm, mc, bc = (dv.nqm_mode(), dv.three_phase_coefficients(), dv.multimode(),
-                         dv.mccandlish(), dv.bopt_condition())
+    o, tp, mm, mc, bc = (
+        dv.nqm_mode(),
+        dv.three_phase_coefficients(),
+        dv.multimode(),
+        dv.mccandlish(),
+        dv.bopt_condition(),
+    )
     Q = sp.Symbol("Q")
-    fields = {"m_t": o.m_t, "loss_t": o.loss_t, "floor": o.floor, "S": o.S, "a": o.a,
-              "S_min": tp.S_min, "B_m1": tp.B_m1, "B_0": tp.B_0, "A1": tp.A1, "A0": tp.A0,
-              "C": tp.C, "S_red": tp.S, "G": bc.G, "bopt_v": bc.bopt,
-              "K": tp.definitions["K"], "q": tp.definitions["q"], "lam": tp.definitions["lam"],
-              "floor_Q": mm.floor.subs(mm.spectral_sum, Q), "bmin_Q": mm.B_min.subs(mm.spectral_sum, Q),
-              "spectral_term": mm.spectral_sum.function,
-              "B_noise": mc.B_noise, "B_simple": mc.B_simple, "E_of_S": mc.E_of_S}
+    fields = {
+        "m_t": o.m_t,
+        "loss_t": o.loss_t,
+        "floor": o.floor,
+        "S": o.S,
+        "a": o.a,
+        "S_min": tp.S_min,
+        "B_m1": tp.B_m1,
+        "B_0": tp.B_0,
+        "A1": tp.A1,
+        "A0": tp.A0,
+        "C": tp.C,
+        "S_red": tp.S,
+        "G": bc.G,
+        "bopt_v": bc.bopt,
+        "K": tp.definitions["K"],
+        "q": tp.definitions["q"],
+        "lam": tp.definitions["lam"],
+        "floor_Q": mm.floor.subs(mm.spectral_sum, Q),
+        "bmin_Q": mm.B_min.subs(mm.spectral_sum, Q),
+        "spectral_term": mm.spectral_sum.function,
+        "B_noise": mc.B_noise,
+        "B_simple": mc.B_simple,
+        "E_of_S": mc.E_of_S,
+    }
     assert set(fields) == set(export.REGISTRY)
     for name, want in fields.items():
         assert sp.simplify(export.field(name)[0] - want) == 0, name
@@ -90,8 +114,11 @@ class TestAgainstHandFormulas:
 
     def test_one_mode_formulas_refuse_a_spectrum(self):
         h = np.array([0.4, 0.2])
-        for f in (lambda: nm.bopt(h, h, 0.8, 0.12), lambda: nm.three_phase(h, h, 0.8, 0.12),
-                  lambda: nm.smin(h, 0.8, 0.12)):
+        for f in (
+            lambda: nm.bopt(h, h, 0.8, 0.12),
+            lambda: nm.three_phase(h, h, 0.8, 0.12),
+            lambda: nm.smin(h, 0.8, 0.12),
+        ):
             with pytest.raises(ValueError, match="this formula is for one mode; got 2 modes"):
                 f()
         assert nm.bmin(h, h, 0.8, 0.12) > 0  # bmin sums over modes
@@ -199,6 +226,5 @@ def test_the_stationary_moment_is_the_derived_fixed_point():
     h, c, B = np.array([0.1, 1.0, 1.9]), np.array([0.5, 2.0, 0.1]), np.array([[1.0], [64.0]])
     got = nm.stationary_moment(h, c, 0.5, B)
     assert got.shape == (2, 3)
-    np.testing.assert_allclose(got, [[expr(hi, ci, 0.5, b) for hi, ci in zip(h, c)] for b in B[:, 0]],
-                               rtol=1e-13)
+    np.testing.assert_allclose(got, [[expr(hi, ci, 0.5, b) for hi, ci in zip(h, c)] for b in B[:, 0]], rtol=1e-13)
     assert np.all(nm.stationary_moment(h, c, 0.5, np.inf) == 0)

@@ -1,5 +1,6 @@
 """The OLMo-core export is the schedule OLMo-core will run: its BatchSizeSchedulerCallback applies an
 increase by ``ratio`` only once the batches processed at the current size are a multiple of ``ratio``."""
+
 import json
 
 from hypothesis import given, settings
@@ -25,13 +26,18 @@ def _callback(starts, sizes, horizon):
 def test_an_increase_waits_for_a_whole_number_of_batches():
     # 480 tokens are 10 batches of 48; a 3x increase waits for 12 (576 tokens); 1200 = 25 batches waits for 26
     assert list(olmo_core_applied([0, 480], [48, 144], 4800).segments) == [(0.0, 48.0), (576.0, 144.0)]
-    assert list(olmo_core_applied([0, 1200, 2400], [48, 96, 192], 4800).segments) == \
-        [(0.0, 48.0), (1248.0, 96.0), (2496.0, 192.0)]
+    assert list(olmo_core_applied([0, 1200, 2400], [48, 96, 192], 4800).segments) == [
+        (0.0, 48.0),
+        (1248.0, 96.0),
+        (2496.0, 192.0),
+    ]
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.integers(1, 64), st.lists(st.tuples(st.integers(1, 4000), st.sampled_from([1, 2, 3, 4, 6, 8])),
-                                     min_size=1, max_size=4))
+@given(
+    st.integers(1, 64),
+    st.lists(st.tuples(st.integers(1, 4000), st.sampled_from([1, 2, 3, 4, 6, 8])), min_size=1, max_size=4),
+)
 def test_the_closed_form_matches_the_callback_batch_by_batch(b0, events):
     starts, sizes = [0], [b0]
     for gap, factor in events:

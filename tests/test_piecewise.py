@@ -1,4 +1,5 @@
 """The one schedule type: evaluation, next_change, join, the one string grammar, and its users."""
+
 import math
 
 import numpy as np
@@ -38,31 +39,40 @@ def test_wsd_and_cosine_are_joined_phases_with_their_hand_values():
     assert g(10) == pytest.approx(0.5) and g(110) == pytest.approx(0.5) and g(300) == 0.0
 
 
-@pytest.mark.parametrize("text, first, want", [
-    ("0:2e6,125e9:4e6", None, [(0.0, 2e6), (125e9, 4e6)]),
-    ("2e6:128,3e6:32", 64, [(0.0, 64), (2e6, 128), (3e6, 32)]),
-    ("", 64, [(0.0, 64)]),
-])
+@pytest.mark.parametrize(
+    "text, first, want",
+    [
+        ("0:2e6,125e9:4e6", None, [(0.0, 2e6), (125e9, 4e6)]),
+        ("2e6:128,3e6:32", 64, [(0.0, 64), (2e6, 128), (3e6, 32)]),
+        ("", 64, [(0.0, 64)]),
+    ],
+)
 def test_the_one_grammar(text, first, want):
     assert Piecewise.parse(text, first=first, cast=int if first else float).segments == want
 
 
-@pytest.mark.parametrize("text, first, match", [
-    ("5:2e6", None, "start at D = 0"),       # without a value from 0 the pairs must start there
-    ("0:64", 64, "switch points must be > 0"),  # with one they start after it
-    ("0:abc", None, "data:value pairs"),
-    ("2e6", 64, "data:value pairs"),
-    ("0:1,3:2,2:3", None, "increase strictly"),
-    ("0:1,inf:2", None, "finite"),
-])
+@pytest.mark.parametrize(
+    "text, first, match",
+    [
+        ("5:2e6", None, "start at D = 0"),  # without a value from 0 the pairs must start there
+        ("0:64", 64, "switch points must be > 0"),  # with one they start after it
+        ("0:abc", None, "data:value pairs"),
+        ("2e6", 64, "data:value pairs"),
+        ("0:1,3:2,2:3", None, "increase strictly"),
+        ("0:1,inf:2", None, "finite"),
+    ],
+)
 def test_the_grammar_names_what_is_wrong(text, first, match):
     with pytest.raises(ValueError, match=match):
         Piecewise.parse(text, first=first, what="--steps")
 
 
 @settings(max_examples=50, deadline=None)
-@given(st.lists(st.tuples(st.floats(1.0, 1e6), st.floats(1.0, 1e4)), min_size=1, max_size=6, unique_by=lambda p: p[0]),
-       st.floats(1.0, 1e4), st.floats(0.0, 2e6))
+@given(
+    st.lists(st.tuples(st.floats(1.0, 1e6), st.floats(1.0, 1e4)), min_size=1, max_size=6, unique_by=lambda p: p[0]),
+    st.floats(1.0, 1e4),
+    st.floats(0.0, 2e6),
+)
 def test_a_parsed_step_schedule_is_the_step_batch_it_writes(pairs, b0, D):
     pairs = sorted(pairs)
     s = Piecewise.parse(",".join(f"{d!r}:{b!r}" for d, b in [(0.0, b0), *pairs]))

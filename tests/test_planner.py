@@ -3,6 +3,7 @@
 The truth is the simulator's best fixed batch at the budget (a direct
 minimisation over continuous B), not anything the planner computes.
 """
+
 import math
 
 import numpy as np
@@ -26,8 +27,10 @@ def sweep(nqm, batches, budget=BUDGET):
     return exact_runs(nqm, ETA, batches, budget, points=300)
 
 
-@pytest.mark.parametrize("b, lo, hi, want", [(10, 9, 11, 0.1), (10, 9.5, 12, 0.2), (10, 5, 10, 0.5),
-                                             (10, math.nan, 12, math.inf), (0, 1, 2, math.inf)])
+@pytest.mark.parametrize(
+    "b, lo, hi, want",
+    [(10, 9, 11, 0.1), (10, 9.5, 12, 0.2), (10, 5, 10, 0.5), (10, math.nan, 12, math.inf), (0, 1, 2, math.inf)],
+)
 def test_precision_is_the_larger_relative_half_width(b, lo, hi, want):
     assert precision(b, lo, hi) == pytest.approx(want)
 
@@ -37,8 +40,7 @@ def test_a_grid_that_brackets_bopt_densely_is_done(nqm):
     plan = plan_sweep(sweep(nqm, 2.0 ** np.arange(0, 10, 0.5)), BUDGET, tol=0.10, bootstrap=50)
     assert plan.done and not plan.proposals and plan.precision <= 0.10
     assert abs(plan.bopt / exact - 1) <= 0.10
-    strict = plan_sweep(sweep(nqm, 2.0 ** np.arange(0, 10, 0.5)), BUDGET, tol=plan.precision * 0.99,
-                        bootstrap=50)
+    strict = plan_sweep(sweep(nqm, 2.0 ** np.arange(0, 10, 0.5)), BUDGET, tol=plan.precision * 0.99, bootstrap=50)
     assert not strict.done and strict.proposals  # just inside the tolerance vs just outside it
 
 
@@ -102,8 +104,10 @@ def test_a_granularity_the_budget_cannot_hold_is_refused_and_one_it_can_rounds_a
 
 
 def test_a_budget_before_the_first_logged_row_says_so():
-    runs = [Run(f"b{b}", b, np.arange(1.0, 50), b * np.arange(1.0, 50), 3 - np.arange(1.0, 50) / 100 + 1 / b)
-            for b in (8.0, 16.0, 32.0, 64.0)]
+    runs = [
+        Run(f"b{b}", b, np.arange(1.0, 50), b * np.arange(1.0, 50), 3 - np.arange(1.0, 50) / 100 + 1 / b)
+        for b in (8.0, 16.0, 32.0, 64.0)
+    ]
     plan = plan_sweep(runs, 5.0, bootstrap=20)
     assert not plan.identified and "not past the runs' first logged rows" in plan.reason and "8" in plan.reason
 
@@ -116,8 +120,9 @@ def test_the_planner_needs_fewer_runs_than_plain_grids_on_two_spectra():
     spectra = {"zhang2019": ("zhang2019", {}), "power 2": ("power_law", {"alpha": 2.0})}
     rows = compare(d=300, budget=BUDGET, spectra=spectra)
     for name in spectra:
-        grid, planner = (next(r for r in rows if r["spectrum"] == name and r["method"] == m)
-                         for m in ("plain grids", "planner"))
+        grid, planner = (
+            next(r for r in rows if r["spectrum"] == name and r["method"] == m) for m in ("plain grids", "planner")
+        )
         assert grid["done"] and planner["done"]
         assert planner["runs"] < grid["runs"] and planner["data"] < grid["data"]
         assert abs(planner["error"]) <= 0.10

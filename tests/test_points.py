@@ -1,4 +1,5 @@
 """dbs fit --points: a published steps-to-target table (batch_size, target, steps) instead of loss curves."""
+
 import json
 
 import numpy as np
@@ -102,8 +103,12 @@ def test_points_and_logs_are_exclusive_and_one_is_needed(tmp_path, capsys):
 def test_three_phase_on_nqm_points_finds_the_frontier_bopt(tmp_path):
     sim = pytest.importorskip("sim")
     fr = sim.es_frontier(sim.NQM.zhang2019(500), 0.5, np.geomspace(1, 128, 30), [0.6, 0.4, 0.3])
-    rows = [(B, t, fr.S[i, k]) for i, B in enumerate(fr.batch_sizes) for k, t in enumerate(fr.targets)
-            if np.isfinite(fr.S[i, k])]  # a batch that never reaches a target has no row, as in a paper
+    rows = [
+        (B, t, fr.S[i, k])
+        for i, B in enumerate(fr.batch_sizes)
+        for k, t in enumerate(fr.targets)
+        if np.isfinite(fr.S[i, k])
+    ]  # a batch that never reaches a target has no row, as in a paper
     table = write_table(tmp_path / "nqm.csv", rows)
     out = tmp_path / "out"
     assert main(["fit", "--points", str(table), "--bootstrap", "0", "--out", str(out)]) == 0

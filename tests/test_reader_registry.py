@@ -1,4 +1,5 @@
 """A log format is one registered function: detect, --format and load_runs all find it there."""
+
 import numpy as np
 import pytest
 
@@ -9,6 +10,7 @@ from dbs_theory.runs import LOG_FIELDS, load_runs
 @pytest.fixture
 def toy_format():
     """A made-up format ('*.toy' files: 'step loss' lines, batch from --batch-size), removed afterwards."""
+
     @readers.reader("toy", lambda p: p.suffix == ".toy", ("batch_sizes",))
     def read_toy(path, batch_sizes=None):
         step, loss = np.loadtxt(path, ndmin=2).T

@@ -1,5 +1,6 @@
 """Logs other tools wrote: Hugging Face Trainer folders and W&B panel exports give the same runs, and the
 same dbs fit table, as the same data in the project's CSV."""
+
 import csv
 import json
 import os
@@ -24,21 +25,59 @@ def hf_state(run, with_tokens):
     """A trainer_state.json as transformers' TrainerState.save_to_json writes it (JSON, indent 2, sorted keys)."""
     hist = []
     for s, D, L in zip(run.step, run.tokens, run.loss):
-        e = {"epoch": round(float(s) / 1000, 4), "grad_norm": 1.0, "learning_rate": 5e-05, "loss": float(L),
-             "step": int(s)}
+        e = {
+            "epoch": round(float(s) / 1000, 4),
+            "grad_norm": 1.0,
+            "learning_rate": 5e-05,
+            "loss": float(L),
+            "step": int(s),
+        }
         if with_tokens:
             e["num_input_tokens_seen"] = int(D)
         hist.append(e)
-    hist.append({"eval_loss": float(run.loss[-1]), "eval_runtime": 1.0, "eval_samples_per_second": 10.0,
-                 "eval_steps_per_second": 1.0, "epoch": 1.0, "step": int(run.step[-1])})
-    hist.append({"epoch": 1.0, "step": int(run.step[-1]), "total_flos": 1.0, "train_loss": float(run.loss.mean()),
-                 "train_runtime": 10.0, "train_samples_per_second": 1.0, "train_steps_per_second": 1.0})
-    state = {"best_global_step": None, "best_metric": None, "best_model_checkpoint": None, "epoch": 1.0,
-             "eval_steps": 500, "global_step": int(run.step[-1]), "is_hyper_param_search": False,
-             "is_local_process_zero": True, "is_world_process_zero": True, "log_history": hist,
-             "logging_steps": 1, "max_steps": int(run.step[-1]), "num_input_tokens_seen": int(run.tokens[-1]),
-             "num_train_epochs": 1, "save_steps": 500, "stateful_callbacks": {}, "total_flos": 1.0,
-             "train_batch_size": 2, "trial_name": None, "trial_params": None}
+    hist.append(
+        {
+            "eval_loss": float(run.loss[-1]),
+            "eval_runtime": 1.0,
+            "eval_samples_per_second": 10.0,
+            "eval_steps_per_second": 1.0,
+            "epoch": 1.0,
+            "step": int(run.step[-1]),
+        }
+    )
+    hist.append(
+        {
+            "epoch": 1.0,
+            "step": int(run.step[-1]),
+            "total_flos": 1.0,
+            "train_loss": float(run.loss.mean()),
+            "train_runtime": 10.0,
+            "train_samples_per_second": 1.0,
+            "train_steps_per_second": 1.0,
+        }
+    )
+    state = {
+        "best_global_step": None,
+        "best_metric": None,
+        "best_model_checkpoint": None,
+        "epoch": 1.0,
+        "eval_steps": 500,
+        "global_step": int(run.step[-1]),
+        "is_hyper_param_search": False,
+        "is_local_process_zero": True,
+        "is_world_process_zero": True,
+        "log_history": hist,
+        "logging_steps": 1,
+        "max_steps": int(run.step[-1]),
+        "num_input_tokens_seen": int(run.tokens[-1]),
+        "num_train_epochs": 1,
+        "save_steps": 500,
+        "stateful_callbacks": {},
+        "total_flos": 1.0,
+        "train_batch_size": 2,
+        "trial_name": None,
+        "trial_params": None,
+    }
     return json.dumps(state, indent=2, sort_keys=True) + "\n"
 
 
@@ -177,11 +216,21 @@ def test_dbs_fit_on_tensorboard_logs_matches_the_csv(tmp_path):
     float32-rounded data."""
     runs = exact_runs(sim.NQM.zhang2019(200), 0.5, 2.0 ** np.arange(1, 13), 2e5, points=40)
     root = write_tensorboard(runs, tmp_path / "tb_logs")
-    f32 = [type(r)(r.name, r.batch_size, r.step, r.tokens.astype(np.float32).astype(float),
-                   r.loss.astype(np.float32).astype(float)) for r in runs]
+    f32 = [
+        type(r)(
+            r.name,
+            r.batch_size,
+            r.step,
+            r.tokens.astype(np.float32).astype(float),
+            r.loss.astype(np.float32).astype(float),
+        )
+        for r in runs
+    ]
     write_runs(f32, tmp_path / "runs.csv")
-    assert_same_table(fit_table(root, tmp_path / "fit-tb", "--batch-tag", "train/batch_size"),
-                      fit_table(tmp_path / "runs.csv", tmp_path / "fit-csv"))
+    assert_same_table(
+        fit_table(root, tmp_path / "fit-tb", "--batch-tag", "train/batch_size"),
+        fit_table(tmp_path / "runs.csv", tmp_path / "fit-csv"),
+    )
 
 
 def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
@@ -189,9 +238,11 @@ def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
     empty = tmp_path / "hf_empty" / "run1"
     empty.mkdir(parents=True)
     (empty / "trainer_state.json").write_text(json.dumps({"log_history": [{"eval_loss": 1.0, "step": 5}]}))
-    for args, match in ((["fit", str(path)], "no batch size for run"),
-                        (["fit", str(path), "--batch-size", "b4=4", "--loss-tag", "x"], "metrics present"),
-                        (["fit", str(tmp_path / "hf_empty")], "no training loss entries")):
+    for args, match in (
+        (["fit", str(path)], "no batch size for run"),
+        (["fit", str(path), "--batch-size", "b4=4", "--loss-tag", "x"], "metrics present"),
+        (["fit", str(tmp_path / "hf_empty")], "no training loss entries"),
+    ):
         r = dbs(*args, "--out", tmp_path / "o")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1 and match in r.stderr, r.stderr
     assert not (tmp_path / "o").exists()  # nothing half-written
@@ -199,10 +250,16 @@ def test_bad_foreign_logs_are_one_line_exit_2(runs, tmp_path):
 
 # -- readers that never guess. Each test below failed before its fix. --
 
+
 def state_of(name, step, tokens, loss, batch=8.0):
     """trainer_state.json text for a run with these rows (tokens None: no num_input_tokens_seen)."""
-    run = Run(name, batch, np.asarray(step, float), np.asarray(tokens if tokens is not None else step, float),
-              np.asarray(loss, float))
+    run = Run(
+        name,
+        batch,
+        np.asarray(step, float),
+        np.asarray(tokens if tokens is not None else step, float),
+        np.asarray(loss, float),
+    )
     text = hf_state(run, tokens is not None)
     return text
 
@@ -354,8 +411,11 @@ def test_hf_log_history_out_of_order_or_partly_counted(tmp_path):
         (run,) = load_runs(tmp_path / "rev")
     assert run.batch_size == 8 and run.step.tolist() == [1, 2, 3, 4]
     put(tmp_path / "dec" / "r" / "trainer_state.json", state_of("r", [1, 2, 3], [8, 16, 4], [3.0, 2.0, 1.0]))
-    with pytest.raises(ValueError, match=r"trainer_state.json: log_history entry 2 \(step 3\): num_input_tokens_"
-                                         r"seen falls from 16 to 4"):
+    with pytest.raises(
+        ValueError,
+        match=r"trainer_state.json: log_history entry 2 \(step 3\): num_input_tokens_"
+        r"seen falls from 16 to 4",
+    ):
         load_runs(tmp_path / "dec")
     state = json.loads(state_of("r", [1, 2, 3], [8, 16, 24], [3.0, 2.0, 1.0]))
     del state["log_history"][1]["num_input_tokens_seen"]

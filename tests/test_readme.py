@@ -1,4 +1,5 @@
 """The README and docs stay true: the Quickstart, the CI command, the own-loop example and every Python block run."""
+
 import os
 import re
 from pathlib import Path
@@ -62,8 +63,11 @@ def python_blocks(text):
     against the examples they come from): ``(line, code)``."""
     loop = re.search(r"<!-- loop-begin -->\n```python\n(.*?)```", text, re.S).group(1)
     skip = {loop} | {m.group(2) for m in EXCERPT.finditer(text)}
-    return [(text[:m.start()].count("\n") + 1, m.group(1)) for m in re.finditer(r"```python\n(.*?)```", text, re.S)
-            if m.group(1) not in skip]
+    return [
+        (text[: m.start()].count("\n") + 1, m.group(1))
+        for m in re.finditer(r"```python\n(.*?)```", text, re.S)
+        if m.group(1) not in skip
+    ]
 
 
 def excerpt_mismatches(text):
@@ -93,20 +97,27 @@ def test_readme_excerpts_come_from_the_integration_examples_the_tests_run():
 def test_a_planted_change_in_an_excerpt_is_caught():
     broken = README.replace("total_tokens=total)\ntrainer.train()", "total_tokens=2 * total)\ntrainer.train()", 1)
     assert broken != README
-    assert excerpt_mismatches(broken) == [("Hugging Face Trainer", "trainer = ScheduleTrainer(model=model, "
-                                           "args=args, train_dataset=data, plan=plan, total_tokens=2 * total)")]
+    assert excerpt_mismatches(broken) == [
+        (
+            "Hugging Face Trainer",
+            "trainer = ScheduleTrainer(model=model, args=args, train_dataset=data, plan=plan, total_tokens=2 * total)",
+        )
+    ]
 
 
 #: README value -> what the test runs instead: the examples are written at a pretraining run's scale (tokens),
 #: the test's sweep is an NQM one to 2e4 examples (and draws fewer bootstrap samples). Each must apply.
-SMALLER = {"horizon = 6e6": "horizon = 2e4", "bootstrap=200": "bootstrap=20",
-           "curve = fit_bopt_curve(table) ": "curve = fit_bopt_curve(table, extrapolate=True) ",
-           "interval=125e9, momentum=0.5, initial=2e6, granularity=65536,":
-               "interval=2e3, momentum=0.5, initial=4, granularity=1,",
-           "min_batch=1e6, max_batch=8e6, horizon=500e9)": "min_batch=1, max_batch=1e3, horizon=2e4)",
-           "sched(300e9)": "sched(1e4)",
-           "seq_len=4096, micro_batch_size=1, data_parallel_size=16": "seq_len=1, micro_batch_size=1, "
-                                                                       "data_parallel_size=1"}
+SMALLER = {
+    "horizon = 6e6": "horizon = 2e4",
+    "bootstrap=200": "bootstrap=20",
+    "curve = fit_bopt_curve(table) ": "curve = fit_bopt_curve(table, extrapolate=True) ",
+    "interval=125e9, momentum=0.5, initial=2e6, granularity=65536,": (
+        "interval=2e3, momentum=0.5, initial=4, granularity=1,"
+    ),
+    "min_batch=1e6, max_batch=8e6, horizon=500e9)": "min_batch=1, max_batch=1e3, horizon=2e4)",
+    "sched(300e9)": "sched(1e4)",
+    "seq_len=4096, micro_batch_size=1, data_parallel_size=16": "seq_len=1, micro_batch_size=1, data_parallel_size=1",
+}
 
 
 def run_blocks(text, folder):
@@ -117,8 +128,10 @@ def run_blocks(text, folder):
     from sim.identify import exact_runs
 
     (folder / "logs").mkdir(exist_ok=True)
-    write_runs(exact_runs(sim.NQM.zhang2019(300), 0.5, 2.0 ** np.arange(0, 10, 0.5), 2e4, points=300),
-               folder / "logs" / "runs.csv")
+    write_runs(
+        exact_runs(sim.NQM.zhang2019(300), 0.5, 2.0 ** np.arange(0, 10, 0.5), 2e4, points=300),
+        folder / "logs" / "runs.csv",
+    )
     blocks = python_blocks(text)
     assert len(blocks) >= 5
     stale = [old for old in SMALLER if not any(old in code for _, code in blocks)]

@@ -1,4 +1,5 @@
 """The rules benchmark (sim.rule_chain) and the simulated run that drives online rules (sim.online_run)."""
+
 from __future__ import annotations
 
 import math
@@ -57,8 +58,9 @@ def test_online_rule_is_the_trainers():
 
 def test_study_resumes_from_its_files(tmp_path):
     """A second study on the same folder rescores nothing: the same rows, none appended."""
-    kw = dict(budgets=(3e3,), spectra=["Zhang (h = c = 1/i)"], logs=["exact"], rules=["fixed", "late-switch"],
-              out=tmp_path)
+    kw = dict(
+        budgets=(3e3,), spectra=["Zhang (h = c = 1/i)"], logs=["exact"], rules=["fixed", "late-switch"], out=tmp_path
+    )
     first = rc.study(**kw)
     lines = (tmp_path / "rows.jsonl").read_text().count("\n")
     assert len(first) == 4 and lines == 4

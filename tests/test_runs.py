@@ -1,4 +1,5 @@
 """Loss logs: reading, repairs, refusals, E(S) points, crossovers, the Bmin/Bopt table."""
+
 import json
 
 import numpy as np
@@ -62,14 +63,17 @@ class TestLoad:
         with pytest.raises(ValueError, match="NaN or inf"):
             load_runs(write(tmp_path, HEADER + bad, "bad.csv"))
 
-    @pytest.mark.parametrize("text, match", [
-        ("", "empty"),
-        ("run,step,tokens,loss\nr,0,0,1.0\n", "missing column"),
-        (HEADER + "r,0,0,0,1.0\n", "batch_size must be positive"),
-        (HEADER + "r,-8,0,0,1.0\n", "batch_size must be positive"),
-        (HEADER + "r,8,0,0,abc\n", "non-numeric"),
-        (HEADER + "r,8,0,0,1.0,7\n", "malformed CSV"),
-    ])
+    @pytest.mark.parametrize(
+        "text, match",
+        [
+            ("", "empty"),
+            ("run,step,tokens,loss\nr,0,0,1.0\n", "missing column"),
+            (HEADER + "r,0,0,0,1.0\n", "batch_size must be positive"),
+            (HEADER + "r,-8,0,0,1.0\n", "batch_size must be positive"),
+            (HEADER + "r,8,0,0,abc\n", "non-numeric"),
+            (HEADER + "r,8,0,0,1.0,7\n", "malformed CSV"),
+        ],
+    )
     def test_refusals(self, tmp_path, text, match):
         with pytest.raises(ValueError, match=match):
             load_runs(write(tmp_path, text))
@@ -94,14 +98,17 @@ class TestLoad:
         (fixed,) = load_runs(write(tmp_path, HEADER + "r,8,1,8,3\nr,8,2,16,2.9\n", "fixed.csv"))
         assert not fixed.dynamic and "batch_size" not in fixed.extra
 
-    @pytest.mark.parametrize("rows, match", [
-        ("r,8,1,4096,3\nr,8,2,8192,2.9\n", r"log.csv:3: tokens rise by 4096 over 1 step.*batch_size 8"),
-        ("r,8,-2,0,3\nr,8,-1,8,2.9\n", r"log.csv:2: step -2 is negative"),
-        ("r,8,1,-8,3\nr,8,2,0,2.9\n", r"log.csv:2: tokens -8 is negative"),
-        ("r,8,1,8,3\nr,8,2,16,2.9\nr,8,3,4,2.8\n", r"log.csv:4: tokens fall from 16 to 4"),
-        ("r,7.6e300,1,8,3\n", r"log.csv:2: batch_size 7.6e\+300 is beyond"),
-        ("r,8,1,8,1e300\n", r"log.csv:2: loss 1e\+300 is beyond"),
-    ])
+    @pytest.mark.parametrize(
+        "rows, match",
+        [
+            ("r,8,1,4096,3\nr,8,2,8192,2.9\n", r"log.csv:3: tokens rise by 4096 over 1 step.*batch_size 8"),
+            ("r,8,-2,0,3\nr,8,-1,8,2.9\n", r"log.csv:2: step -2 is negative"),
+            ("r,8,1,-8,3\nr,8,2,0,2.9\n", r"log.csv:2: tokens -8 is negative"),
+            ("r,8,1,8,3\nr,8,2,16,2.9\nr,8,3,4,2.8\n", r"log.csv:4: tokens fall from 16 to 4"),
+            ("r,7.6e300,1,8,3\n", r"log.csv:2: batch_size 7.6e\+300 is beyond"),
+            ("r,8,1,8,1e300\n", r"log.csv:2: loss 1e\+300 is beyond"),
+        ],
+    )
     def test_garbage_is_refused_naming_the_row(self, tmp_path, rows, match):
         """Tokens against step x batch, negative steps and tokens, decreasing tokens,
         absurd magnitudes: one line naming file and line."""
@@ -111,8 +118,10 @@ class TestLoad:
     def test_a_json_loss_must_be_a_number(self, tmp_path):
         """True is not 1.0, "2.5" is not a number."""
         for v, shown in (("true", "True"), ('"2.5"', "'2.5'")):
-            text = '{"run": "r", "batch_size": 8, "step": 1, "tokens": 8, "loss": 3.0}\n' \
-                   f'{{"run": "r", "batch_size": 8, "step": 2, "tokens": 16, "loss": {v}}}\n'
+            text = (
+                '{"run": "r", "batch_size": 8, "step": 1, "tokens": 8, "loss": 3.0}\n'
+                f'{{"run": "r", "batch_size": 8, "step": 2, "tokens": 16, "loss": {v}}}\n'
+            )
             with pytest.raises(ValueError, match=rf"x.jsonl:2: column 'loss' has a non-numeric value {shown}"):
                 load_runs(write(tmp_path, text, "x.jsonl"))
 
@@ -197,8 +206,9 @@ def test_noisy_single_run_logs_to_bopt(tmp_path):
         S = sim.steps_to_target(nqm, eta, B, 0.6 * target)
         steps = int(min(1.5 * S, 60_000)) if np.isfinite(S) else 60_000
         mc = sim.monte_carlo(nqm, eta, B, steps, replicas=1, seed=i, record_every=max(1, steps // 600))
-        runs.append(Run(f"B{B:.4g}", float(B), mc.step.astype(float), mc.D, mc.loss[0],
-                        {"lr": np.full(mc.step.size, eta)}))
+        runs.append(
+            Run(f"B{B:.4g}", float(B), mc.step.astype(float), mc.D, mc.loss[0], {"lr": np.full(mc.step.size, eta)})
+        )
     write_runs(runs, tmp_path / "runs.csv")
     table = bopt_table(load_runs(tmp_path / "runs.csv"), [target], bootstrap=50)
     row = table.rows[0]
@@ -232,12 +242,11 @@ def test_a_hit_near_the_end_of_a_log_is_kept_and_unbiased():
     assert pts.S[0] == pytest.approx(994.0, abs=0.5)
 
 
-
 def test_bopt_is_withheld_when_the_data_do_not_bracket_the_optimum():
     """Runs whose E(S) keeps falling (no interior minimum in the data) must not yield a Bopt."""
     runs = []
     for B in (4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048):  # hyperbola: E = 1e4 S/(S - 50), no minimum
-        S_hit = 50 * (1 + 1e4 / (B * 50))      # solves B S = 1e4 S/(S - 50)
+        S_hit = 50 * (1 + 1e4 / (B * 50))  # solves B S = 1e4 S/(S - 50)
         step = np.arange(0, int(3 * S_hit) + 200, dtype=float)
         loss = 1 + 2 * np.exp(-step / S_hit * np.log(2))  # loss 2 exactly at S_hit
         runs.append(Run(f"b{B}", float(B), step, step * B, loss, {}))
@@ -247,7 +256,7 @@ def test_bopt_is_withheld_when_the_data_do_not_bracket_the_optimum():
 
 
 def _sweep_text(batches=(2, 4, 8), steps=60, header=HEADER):
-    rows = [header] + [f"r{b},{b},{s},{s * b},{1 + 2 / b + 3 * 0.97 ** s:.6f}\n" for b in batches for s in range(steps)]
+    rows = [header] + [f"r{b},{b},{s},{s * b},{1 + 2 / b + 3 * 0.97**s:.6f}\n" for b in batches for s in range(steps)]
     return "".join(rows)
 
 
@@ -312,8 +321,7 @@ def test_automatic_targets_lie_below_every_run_start_and_survive_noise():
     runs = decaying_runs(batches=(8, 16, 32, 64, 128))
     t = choose_targets(runs, 6)
     assert t.max() < min(smooth(r.tokens, r.loss)[0] for r in runs)
-    noisy = [Run(r.name, r.batch_size, r.step, r.tokens, r.loss + 0.3 * rng.standard_normal(r.loss.size))
-             for r in runs]
+    noisy = [Run(r.name, r.batch_size, r.step, r.tokens, r.loss + 0.3 * rng.standard_normal(r.loss.size)) for r in runs]
     t = choose_targets(noisy, 6)  # 0.3 nats of additive noise: targets stay finite and distinct
     assert np.all(np.isfinite(t)) and np.all(np.diff(t) < 0)
 
@@ -323,7 +331,7 @@ def _law_runs(noise, multiplicative, seed=0):
     out = []
     for b in (2, 4, 8, 16, 32, 64, 128, 256, 512):
         s = np.arange(0, 2000, 10.0)
-        loss = 1 + 2 / b + 3 * 0.99 ** s
+        loss = 1 + 2 / b + 3 * 0.99**s
         eps = noise * rng.standard_normal(s.size)
         out.append(Run(f"r{b}", float(b), s, s * b, loss * (1 + eps) if multiplicative else loss + eps))
     return out
@@ -341,8 +349,9 @@ def test_a_fit_below_the_quality_bar_is_not_supported_and_draws_no_verdict():
     assert table.verdict["bmin"] == table.verdict["bopt"] == "inconclusive"
     clean = bopt_table(_law_runs(0.0, multiplicative=True))
     clean_fits = [r for r in clean.rows if "r2_log_three_phase" in r]
-    assert clean_fits and all(r["r2_log_three_phase"] >= R2_MIN and not r["status"].startswith("not supported")
-                              for r in clean_fits)
+    assert clean_fits and all(
+        r["r2_log_three_phase"] >= R2_MIN and not r["status"].startswith("not supported") for r in clean_fits
+    )
 
 
 def test_repeated_targets_are_refused():

@@ -1,4 +1,5 @@
 """The schedule experiment's decision rules: which comparisons it makes, and when it adds seeds."""
+
 import numpy as np
 import pytest
 
@@ -9,8 +10,12 @@ from validate.experiments.schedule import NAMES, comparisons, seeds_to_add  # no
 
 
 def test_each_rule_is_compared_with_the_best_fixed_batch_and_the_papers_rule_by_seed():
-    val = {"best": [3.0, 3.1, 3.2], "paper": [2.9, 3.0, 3.3], "calibrated": [2.8, 3.0, 3.1],
-           "late-switch": [3.0, 3.1, 3.2]}
+    val = {
+        "best": [3.0, 3.1, 3.2],
+        "paper": [2.9, 3.0, 3.3],
+        "calibrated": [2.8, 3.0, 3.1],
+        "late-switch": [3.0, 3.1, 3.2],
+    }
     comps = {(c.rule, c.baseline): c for c in comparisons(val)}
     assert set(comps) == {(r, b) for r in NAMES if r in val for b in ("best", "paper") if r != b}
     c = comps["calibrated", "best"]

@@ -1,5 +1,6 @@
 """The offline rules of dbs schedule (dbs_theory.schedule_rules, dbs_theory.calibrate) on NQM sweeps logged as
 trainers log them, scored against the exact answers (sim)."""
+
 from __future__ import annotations
 
 import json
@@ -81,8 +82,8 @@ def test_stitch_switches_where_the_curves_cross():
     """Two batches: the small one fast early and flat late, the large one slow early and lower late; the
     stitched run starts small and moves to the large batch, never back."""
     D = np.geomspace(10.0, 1e4, 60)
-    small = 1.0 + 1.0 / (1 + D / 50.0)                    # settles at 1.0
-    large = 0.5 + 1.5 / (1 + D / 500.0)                   # slower, settles at 0.5
+    small = 1.0 + 1.0 / (1 + D / 50.0)  # settles at 1.0
+    large = 0.5 + 1.5 / (1 + D / 500.0)  # slower, settles at 0.5
     env = dict(batches=[4.0, 64.0], data=D.tolist(), by_batch=[small.tolist(), large.tolist()])
     starts, sizes = stitch(env, 1e4)
     assert sizes[0] == 4.0 and sizes[-1] == 64.0 and len(sizes) == 2
@@ -105,8 +106,19 @@ def test_dbs_schedule_main_path_with_decay(tmp_path, sweep):
     nqm, runs, _ = sweep
     write_runs(runs, tmp_path / "logs.csv")
     assert dbs("fit", str(tmp_path / "logs.csv"), "--out", str(tmp_path / "fit")).returncode == 0
-    r = dbs("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", repr(BUDGET), "--decay",
-            repr(1 / 6), "--unit", "examples", "--out", str(tmp_path / "s"))
+    r = dbs(
+        "schedule",
+        "--from",
+        str(tmp_path / "fit" / "fit.json"),
+        "--horizon",
+        repr(BUDGET),
+        "--decay",
+        repr(1 / 6),
+        "--unit",
+        "examples",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert r.returncode == 0, r.stderr
     assert "LR plan: WSD" in r.stdout
     ex = json.loads((tmp_path / "s" / "exports.json").read_text())
@@ -133,8 +145,15 @@ def test_calibrated_rule_uses_the_lr_plan():
     lr = WSD.schedule(eta, BUDGET)
     B, L_fix = best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
     L_opt = sim.optimal_schedule(nqm, eta, BUDGET, WSD, fixed=(B, L_fix))[1]
-    gap = lambda plan: (L_fix - loss_at_budget(
-        nqm, lr, schedule_from_fit(fit, BUDGET, "calibrated", plan, unit="examples").schedule, BUDGET)) / (L_fix - L_opt)
+    gap = lambda plan: (
+        (
+            L_fix
+            - loss_at_budget(
+                nqm, lr, schedule_from_fit(fit, BUDGET, "calibrated", plan, unit="examples").schedule, BUDGET
+            )
+        )
+        / (L_fix - L_opt)
+    )
     told, untold = gap(WSD), gap(LRPlan())
     assert told >= 0.95 and told > untold + 0.03
 
@@ -142,7 +161,8 @@ def test_calibrated_rule_uses_the_lr_plan():
 @pytest.mark.slow
 @pytest.mark.parametrize("seed", [0, 3])
 def test_main_path_on_the_steep_spectrum_beats_the_best_fixed_batch_under_wsd(seed):
-    """The documented steep case: d = 800, h = i^-1.8, c = h^1.2, eta 0.4, 1.2e5 examples with the last 1/6 decaying; one
+    """The documented steep case: d = 800, h = i^-1.8, c = h^1.2, eta 0.4, 1.2e5 examples with the last 1/6
+    decaying; one
     Monte Carlo seed per batch (2x grid 1..1024, logged every S/2000 steps), dbs fit's code, then the default
     rule told the decay: the schedule beats the exact best fixed batch under that WSD run (not only the logs'
     pick; seeds 0-4 beat it by 17-50% when this was written)."""
@@ -160,8 +180,17 @@ def test_dbs_schedule_cosine_plan(tmp_path, sweep):
     _, runs, _ = sweep
     write_runs(runs, tmp_path / "logs.csv")
     assert dbs("fit", str(tmp_path / "logs.csv"), "--out", str(tmp_path / "fit")).returncode == 0
-    argv = ["schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", repr(BUDGET), "--unit", "examples",
-            "--lr-shape", "cosine"]
+    argv = [
+        "schedule",
+        "--from",
+        str(tmp_path / "fit" / "fit.json"),
+        "--horizon",
+        repr(BUDGET),
+        "--unit",
+        "examples",
+        "--lr-shape",
+        "cosine",
+    ]
     r = dbs(*argv, "--out", str(tmp_path / "c"))
     assert r.returncode == 0, r.stderr
     assert json.loads((tmp_path / "c" / "exports.json").read_text())["lr_plan"]["shape"] == "cosine"
@@ -220,12 +249,16 @@ def test_late_switch_switches_at_three_quarters_of_the_stable_phase(sweep):
     assert s.starts[1] == pytest.approx(0.75 * 0.8 * BUDGET)
 
 
-@pytest.mark.parametrize("edit, field", [
-    (lambda e: e.update(batches=e["batches"][:4]), "envelope.by_batch"),
-    (lambda e: e.update(by_batch="oops"), "envelope.by_batch"),
-    (lambda e: e["by_batch"][2].pop(), "envelope.by_batch[2]"),
-    (lambda e: e["batches"].__setitem__(3, -5), "envelope.batches"),
-    (lambda e: e["mean_by_batch"][0].__setitem__(1, "x"), "envelope.mean_by_batch[0]")])
+@pytest.mark.parametrize(
+    "edit, field",
+    [
+        (lambda e: e.update(batches=e["batches"][:4]), "envelope.by_batch"),
+        (lambda e: e.update(by_batch="oops"), "envelope.by_batch"),
+        (lambda e: e["by_batch"][2].pop(), "envelope.by_batch[2]"),
+        (lambda e: e["batches"].__setitem__(3, -5), "envelope.batches"),
+        (lambda e: e["mean_by_batch"][0].__setitem__(1, "x"), "envelope.mean_by_batch[0]"),
+    ],
+)
 def test_a_hand_edited_envelope_is_refused_naming_the_field(sweep, edit, field):
     _, _, fit = sweep
     env = json.loads(json.dumps(fit["envelope"], default=float))
@@ -234,9 +267,14 @@ def test_a_hand_edited_envelope_is_refused_naming_the_field(sweep, edit, field):
         schedule_from_fit(dict(envelope=env), BUDGET, "calibrated", unit="examples")
 
 
-@pytest.mark.parametrize("argv, words", [(["--curve", "1,0.5", "--decay", "0.2"], "--from fit.json"),
-                                         (["--steps", "0:64,1e5:512", "--lr-shape", "cosine"], "--from fit.json"),
-                                         (["--curve", "1,0.5", "--final-lr", "0.5"], "--from fit.json")])
+@pytest.mark.parametrize(
+    "argv, words",
+    [
+        (["--curve", "1,0.5", "--decay", "0.2"], "--from fit.json"),
+        (["--steps", "0:64,1e5:512", "--lr-shape", "cosine"], "--from fit.json"),
+        (["--curve", "1,0.5", "--final-lr", "0.5"], "--from fit.json"),
+    ],
+)
 def test_an_lr_plan_for_an_explicit_schedule_is_refused(tmp_path, argv, words):
     r = dbs("schedule", *argv, "--horizon", "1e6", "--out", str(tmp_path / "s"))
     assert r.returncode == 2 and words in r.stderr and not (tmp_path / "s").exists()
@@ -268,8 +306,9 @@ def test_main_path_on_logs_with_a_gap_a_restart_and_noise(tmp_path, sweep):
         w.writerow(["run", "batch_size", "step", "tokens", "loss"])
         for k, r in enumerate(runs):
             n = r.step.size
-            rows = [(s, t, v) for j, (s, t, v) in enumerate(zip(r.step, r.tokens, r.loss))
-                    if not 0.4 * n <= j < 0.55 * n]
+            rows = [
+                (s, t, v) for j, (s, t, v) in enumerate(zip(r.step, r.tokens, r.loss)) if not 0.4 * n <= j < 0.55 * n
+            ]
             if k % 3 == 0:
                 a, b = int(0.2 * n), int(0.3 * n)
                 rows = rows[:b] + list(zip(r.step[a:b], r.tokens[a:b], r.loss[a:b])) + rows[b:]
@@ -277,8 +316,19 @@ def test_main_path_on_logs_with_a_gap_a_restart_and_noise(tmp_path, sweep):
                 w.writerow([r.name, r.batch_size, int(s), t, v * (1 + 0.005 * rng.standard_normal())])
     fitted = dbs("fit", str(tmp_path / "logs.csv"), "--out", str(tmp_path / "fit"))
     assert fitted.returncode == 0 and "repeated steps" in fitted.stderr
-    r = dbs("schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--horizon", repr(BUDGET), "--decay",
-            repr(1 / 6), "--unit", "examples", "--out", str(tmp_path / "s"))
+    r = dbs(
+        "schedule",
+        "--from",
+        str(tmp_path / "fit" / "fit.json"),
+        "--horizon",
+        repr(BUDGET),
+        "--decay",
+        repr(1 / 6),
+        "--unit",
+        "examples",
+        "--out",
+        str(tmp_path / "s"),
+    )
     assert r.returncode == 0, r.stderr
     from dbs_theory.batch_schedules import BatchSchedule
 

@@ -1,12 +1,15 @@
 """dbs simulate: one mode per run, and an option the mode would ignore is refused instead of dropped."""
+
 import pytest
 
 from sim.commands import MODE_OPTIONS, _check_mode_options, arguments, run
 from dbs_cli import dbs
 
 
-@pytest.mark.parametrize("what, option, value", [("sweep", "pieces", 64), ("optimal", "tol", 0.2),
-                                                 ("chain", "write_log", True), ("sweep", "budgets", "1e5")])
+@pytest.mark.parametrize(
+    "what, option, value",
+    [("sweep", "pieces", 64), ("optimal", "tol", 0.2), ("chain", "write_log", True), ("sweep", "budgets", "1e5")],
+)
 def test_an_option_the_mode_ignores_is_refused(what, option, value):
     with pytest.raises(ValueError, match=f"--{option.replace('_', '-')} applies to dbs simulate"):
         _check_mode_options(arguments(what=what, **{option: value}))

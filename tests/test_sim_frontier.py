@@ -1,4 +1,5 @@
 """Hitting times, Bmin/Bopt, frontier and crossovers against brute force and theory."""
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings, strategies as st
@@ -15,8 +16,7 @@ def brute_S(nqm, eta, B, target, steps=20_000):
     return first_hit(nqm.L_irr + iterate_moments(full.h, full.c, eta, B, full.m0, steps), target)
 
 
-@pytest.mark.parametrize("nqm", [NQM.zhang2019(200), NQM.power_law(150, 1.7, L_irr=0.3),
-                                 NQM.zhang2019(1000, nbins=30)])
+@pytest.mark.parametrize("nqm", [NQM.zhang2019(200), NQM.power_law(150, 1.7, L_irr=0.3), NQM.zhang2019(1000, nbins=30)])
 def test_steps_match_brute_force(nqm):
     eta = 0.5
     for B in [4.0, 32.0, 500.0]:
@@ -31,8 +31,7 @@ def test_eta_h_exactly_one():
     nqm = NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0])
     eta = 0.5  # eta*h = 1 for the first mode
     for target in [0.4, 0.2, 0.1]:
-        assert sim.steps_to_target(nqm, eta, 50.0, target) == pytest.approx(
-            brute_S(nqm, eta, 50.0, target), rel=1e-9)
+        assert sim.steps_to_target(nqm, eta, 50.0, target) == pytest.approx(brute_S(nqm, eta, 50.0, target), rel=1e-9)
 
 
 def test_eta_h_one_has_no_linear_phase():
@@ -118,7 +117,6 @@ def test_tuned_eta_shows_classical_regime():
 # -- properties over random NQMs -----------------------------------------------------------
 
 
-
 def _frontier_ok(nqm, eta, frac):
     target = frac * nqm.initial_loss()
     b0 = float(sim.bmin(nqm, eta, target))
@@ -127,8 +125,7 @@ def _frontier_ok(nqm, eta, frac):
     return target, b0, B, bool(np.all(nqm.m0 >= minf))
 
 
-@settings(max_examples=40, deadline=None,
-          suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(nqms(), st.floats(0.05, 0.6))
 def test_frontier_properties(p, frac):
     nqm, eta = p
@@ -142,7 +139,7 @@ def test_frontier_properties(p, frac):
     E = B * S
     k = int(np.argmin(E))
     tol = 1e-9 * E
-    assert np.all(np.diff(E[: k + 1]) <= tol[:k]) and np.all(np.diff(E[k:]) >= -tol[k + 1:]), "unimodal"
+    assert np.all(np.diff(E[: k + 1]) <= tol[:k]) and np.all(np.diff(E[k:]) >= -tol[k + 1 :]), "unimodal"
     # the slope dE/dS tends to Bmin as S -> inf (B -> Bmin+)
     Bn = b0 * (1 + np.array([1e-7, 2e-7]))
     Sn = sim.steps_to_target(nqm, eta, Bn, target)
@@ -165,6 +162,7 @@ def test_crossover_exists_for_pairs_straddling_bopt(p, frac):
 
 
 # -- Bopt monotonicity: where it holds, and where it does not --------------------------------
+
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 @given(nqms(max_modes=1), st.floats(0.3, 0.9))
@@ -277,8 +275,12 @@ def test_the_loss_at_a_budget_lies_between_the_steps_that_straddle_it():
 
 # -- closed-form Bopt and the kernels behind it --------------------------------------------
 
-_KERNEL_NQMS = [(NQM.zhang2019(200), 0.5), (NQM.zhang2019(1000, nbins=30), 0.5),
-                (NQM.power_law(150, 1.7, L_irr=0.3), 1.2), (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5)]
+_KERNEL_NQMS = [
+    (NQM.zhang2019(200), 0.5),
+    (NQM.zhang2019(1000, nbins=30), 0.5),
+    (NQM.power_law(150, 1.7, L_irr=0.3), 1.2),
+    (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5),
+]
 
 
 @pytest.mark.parametrize("nqm, eta", _KERNEL_NQMS)
@@ -336,14 +338,17 @@ def _bopt_both(nqm, eta, target):
     return _bopt_breakpoints(nqm, eta, target, lo, hi), _bopt_scan(nqm, eta, target, lo, hi)
 
 
-@pytest.mark.parametrize("nqm, eta, fracs", [
-    (NQM.zhang2019(2000), 0.5, [0.3, 0.1, 0.03]),
-    (NQM.zhang2019(1000, nbins=30), 0.5, [0.5, 0.1, 0.01]),
-    (NQM.power_law(300, 2.0, 1.5), 0.5, [0.3, 0.05]),
-    (NQM.power_law(150, 1.7, L_irr=0.3), 1.2, [0.5, 0.1, 0.02]),
-    (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5, [0.5, 0.1]),  # a mode with eta*h = 1
-    (NQM([0.096, 0.0055, 0.2], [2.1, 0.0018, 2.0], [0.31, 1.33, 0.89]), 0.72, [0.035, 0.022]),
-])
+@pytest.mark.parametrize(
+    "nqm, eta, fracs",
+    [
+        (NQM.zhang2019(2000), 0.5, [0.3, 0.1, 0.03]),
+        (NQM.zhang2019(1000, nbins=30), 0.5, [0.5, 0.1, 0.01]),
+        (NQM.power_law(300, 2.0, 1.5), 0.5, [0.3, 0.05]),
+        (NQM.power_law(150, 1.7, L_irr=0.3), 1.2, [0.5, 0.1, 0.02]),
+        (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5, [0.5, 0.1]),  # a mode with eta*h = 1
+        (NQM([0.096, 0.0055, 0.2], [2.1, 0.0018, 2.0], [0.31, 1.33, 0.89]), 0.72, [0.035, 0.022]),
+    ],
+)
 def test_bopt_closed_form_matches_the_scan(nqm, eta, fracs):
     """The breakpoint minimum agrees with the one-batch-per-call scan (which it replaced) to
     1e-6 and never needs more data: the scan stops at Brent's tolerance, the closed form is exact."""

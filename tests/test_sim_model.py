@@ -1,4 +1,5 @@
 """sim.NQM validation and exact expected dynamics against the step recursion."""
+
 import numpy as np
 import pytest
 
@@ -8,15 +9,18 @@ from sim import NQM
 
 
 class TestNQM:
-    @pytest.mark.parametrize("kwargs, match", [
-        (dict(h=[1.0, -1.0]), "positive"),
-        (dict(h=[1.0, np.nan]), "finite"),
-        (dict(h=[1.0, 0.5], c=[1.0, -0.1]), "c must be >= 0"),
-        (dict(h=[1.0, 0.5], c=[1.0, 1.0, 1.0]), "shape mismatch"),
-        (dict(h=[1.0], m0=[-1.0]), "m0"),
-        (dict(h=[1.0], counts=[0.5]), "counts"),
-        (dict(h=[1.0], m0=[1.0], mean0=[2.0]), "mean0"),
-    ])
+    @pytest.mark.parametrize(
+        "kwargs, match",
+        [
+            (dict(h=[1.0, -1.0]), "positive"),
+            (dict(h=[1.0, np.nan]), "finite"),
+            (dict(h=[1.0, 0.5], c=[1.0, -0.1]), "c must be >= 0"),
+            (dict(h=[1.0, 0.5], c=[1.0, 1.0, 1.0]), "shape mismatch"),
+            (dict(h=[1.0], m0=[-1.0]), "m0"),
+            (dict(h=[1.0], counts=[0.5]), "counts"),
+            (dict(h=[1.0], m0=[1.0], mean0=[2.0]), "mean0"),
+        ],
+    )
     def test_bad_input(self, kwargs, match):
         with pytest.raises(ValueError, match=match):
             NQM(**kwargs)
@@ -55,11 +59,10 @@ def step_loop(nqm, lr, batch, steps):
     return np.array(out)
 
 
-@pytest.mark.parametrize("lr", [
-    0.5,
-    wsd(0.5, warmup=500, stable=20_000, decay=5_000, final_ratio=0.1),
-    cosine(0.5, total=30_000, warmup=1_000),
-])
+@pytest.mark.parametrize(
+    "lr",
+    [0.5, wsd(0.5, warmup=500, stable=20_000, decay=5_000, final_ratio=0.1), cosine(0.5, total=30_000, warmup=1_000)],
+)
 def test_expected_loss_matches_recursion(lr):
     nqm = NQM.power_law(300, 1.3, L_irr=0.1)
     batch = [(0, 8), (4_000, 32), (12_000, 64)]

@@ -1,4 +1,5 @@
 """The numba Monte Carlo kernel against its numpy reference and the exact mean."""
+
 import numba
 import numpy as np
 import pytest
@@ -81,8 +82,8 @@ def test_single_runs_cross_with_spread():
     large = sim.monte_carlo(nqm, 0.5, 32, steps_small // 8, replicas=16, seed=0, record_every=1)
     early, late = 0.1 * c.data, 1.9 * c.data
     at = lambda r, D: r.loss[:, np.searchsorted(r.D, D)]
-    assert np.mean(at(small, early) < at(large, early)) > 0.9   # small batch ahead early
-    assert np.mean(at(small, late) > at(large, late)) > 0.9     # large batch ahead late
+    assert np.mean(at(small, early) < at(large, early)) > 0.9  # small batch ahead early
+    assert np.mean(at(small, late) > at(large, late)) > 0.9  # large batch ahead late
 
 
 def test_bad_input():

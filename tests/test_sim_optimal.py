@@ -1,4 +1,5 @@
 """The optimal batch schedule on the NQM (sim.optimal) and the rules scored against it (sim.rules)."""
+
 from __future__ import annotations
 
 import math
@@ -34,8 +35,11 @@ def relaxed_numpy(nqm, prob, log_batch):
     return nqm.L_irr + w @ ms[-1], g
 
 
-_CASES = [(NQM.zhang2019(200), 0.5, "constant"), (NQM.power_law(50, 1.5, L_irr=0.2), 0.8, "wsd"),
-          (NQM([2.0, 0.3, 0.01], [1.0, 0.2, 0.5], [1.0, 1.0, 2.0]), 0.5, "cosine")]  # eta h = 1 on the first mode
+_CASES = [
+    (NQM.zhang2019(200), 0.5, "constant"),
+    (NQM.power_law(50, 1.5, L_irr=0.2), 0.8, "wsd"),
+    (NQM([2.0, 0.3, 0.01], [1.0, 0.2, 0.5], [1.0, 1.0, 2.0]), 0.5, "cosine"),
+]  # eta h = 1 on the first mode
 
 
 @pytest.mark.parametrize("nqm, eta, lrs", _CASES)
@@ -47,8 +51,10 @@ def test_relaxed_kernel_matches_numpy_and_finite_differences(nqm, eta, lrs):
     assert L == pytest.approx(want_L, rel=1e-12)
     np.testing.assert_allclose(g, want_g, rtol=1e-9, atol=1e-14)
     eps = 1e-6
-    fd = [(O.relaxed_loss(nqm, prob, x + eps * e) - O.relaxed_loss(nqm, prob, x - eps * e)) / (2 * eps)
-          for e in np.eye(x.size)]
+    fd = [
+        (O.relaxed_loss(nqm, prob, x + eps * e) - O.relaxed_loss(nqm, prob, x - eps * e)) / (2 * eps)
+        for e in np.eye(x.size)
+    ]
     np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-9 * abs(L))
 
 
@@ -56,8 +62,7 @@ def test_relaxed_loss_is_loss_at_budget_on_whole_steps():
     """Every piece a whole number of steps at a constant rate: the relaxation is the exact loss."""
     nqm, eta = NQM.zhang2019(300), 0.5
     starts, B = np.array([0.0, 64.0, 256.0, 1024.0]), np.array([1.0, 2.0, 4.0, 8.0])
-    prob = O.Problem(starts, 4096.0, eta, "constant", np.diff(np.append(starts, 4096.0)), np.arange(4),
-                     np.full(4, eta))
+    prob = O.Problem(starts, 4096.0, eta, "constant", np.diff(np.append(starts, 4096.0)), np.arange(4), np.full(4, eta))
     want = loss_at_budget(nqm, eta, prob.schedule(B), 4096.0)
     assert O.relaxed_loss(nqm, prob, np.log(B)) == pytest.approx(want, rel=1e-12)
 
@@ -176,8 +181,14 @@ def test_seesaw_doubles_where_the_rate_halves():
     assert const.sizes == (8.0,)
 
 
-@pytest.mark.parametrize("nqm, eta", [(NQM.zhang2019(200), 0.5), (NQM.power_law(150, 1.7, L_irr=0.3), 1.2),
-                                      (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5)])
+@pytest.mark.parametrize(
+    "nqm, eta",
+    [
+        (NQM.zhang2019(200), 0.5),
+        (NQM.power_law(150, 1.7, L_irr=0.3), 1.2),
+        (NQM([2.0, 0.3], [1.0, 0.2], [1.0, 1.0]), 0.5),
+    ],
+)
 def test_pair_pass_hit_times_match_step_by_step(nqm, eta):
     """The one-pass-per-Newton-step hit time, on its own (no fallback), warm-started
     from target to target as the frontier kernel runs it, against the plain recursion."""

@@ -2,6 +2,7 @@
 against the doubles a Trainer state holds) changes no reported estimate, interval or status of ``dbs fit``
 by more than 1e-6 relative. Flat valleys of the three-phase fit (a phase with no point in it) used to let a
 1e-10 change move Sopt by 0.6%."""
+
 import dataclasses
 import math
 import warnings

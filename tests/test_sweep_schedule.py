@@ -4,6 +4,7 @@ The exact answers come from the simulator: the loss at the budget of any batch
 schedule (``sim.schedule_eval.loss_at_budget``); the user's alternative is the
 sweep's own best grid batch at the budget.
 """
+
 import json
 
 import numpy as np
@@ -42,10 +43,27 @@ def test_fit_json_holds_bopt_over_the_data_the_sweep_covers_not_only_at_targets(
 
 
 def test_dbs_schedule_within_the_swept_range_needs_no_extrapolate_and_beats_the_best_fixed_batch(
-        sweep, tmp_path, capsys):
+    sweep, tmp_path, capsys
+):
     nqm, runs, _, path = sweep
-    assert main(["schedule", "--from", str(path), "--rule", "paper", "--horizon", f"{BUDGET:g}", "--unit", "examples",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                "--from",
+                str(path),
+                "--rule",
+                "paper",
+                "--horizon",
+                f"{BUDGET:g}",
+                "--unit",
+                "examples",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     sched = BatchSchedule.from_json((tmp_path / "schedule.json").read_text())
     grid_best = min(loss_at_budget(nqm, ETA, B, BUDGET) for B in BATCHES)
     assert sched.kind != "constant" and sched.sizes[-1] > 4 * sched.sizes[0]
@@ -55,8 +73,19 @@ def test_dbs_schedule_within_the_swept_range_needs_no_extrapolate_and_beats_the_
 
 def test_past_the_swept_range_extrapolate_is_asked_for_and_holds_the_curve(sweep, tmp_path, capsys):
     _, _, _, path = sweep
-    argv = ["schedule", "--from", str(path), "--rule", "paper", "--horizon", f"{3 * BUDGET:g}", "--unit", "examples",
-            "--out", str(tmp_path)]
+    argv = [
+        "schedule",
+        "--from",
+        str(path),
+        "--rule",
+        "paper",
+        "--horizon",
+        f"{3 * BUDGET:g}",
+        "--unit",
+        "examples",
+        "--out",
+        str(tmp_path),
+    ]
     assert main(argv) == 2
     assert "past the sweep's data" in capsys.readouterr().err and not (tmp_path / "schedule.json").exists()
     assert main(argv + ["--extrapolate"]) == 0
@@ -71,15 +100,22 @@ def _env(lo0, hi0, lo1, hi1, b0=4.0, b1=32.0, mid=(np.nan, np.nan, np.nan), mid_
     b1 [lo1, hi1] at D = 1e4; batches 2..64."""
     batches = [2.0, 4.0, 8.0, 16.0, 32.0, 64.0]
     by = [[3.0, 2.0, 1.0 + 0.01 * abs(np.log(b / 32))] for b in batches]
-    return dict(data=[100.0, mid_at, 1e4], bopt=[b0, mid[0], b1], lo=[lo0, mid[1], lo1], hi=[hi0, mid[2], hi1],
-                identified=[True, bool(np.isfinite(mid[0])), True], batches=batches, by_batch=by,
-                reason=["", "", ""])
+    return dict(
+        data=[100.0, mid_at, 1e4],
+        bopt=[b0, mid[0], b1],
+        lo=[lo0, mid[1], lo1],
+        hi=[hi0, mid[2], hi1],
+        identified=[True, bool(np.isfinite(mid[0])), True],
+        batches=batches,
+        by_batch=by,
+        reason=["", "", ""],
+    )
 
 
 def test_growth_counts_as_resolved_only_when_the_intervals_separate():
     assert growth_resolved(_env(3, 5, 5.01, 40), 100, 1e4)[0]
-    assert not growth_resolved(_env(3, 5, 5.0, 40), 100, 1e4)[0]      # touching: not resolved
-    assert not growth_resolved(_env(3, 20, 10, 40), 100, 1e4)[0]       # overlapping
+    assert not growth_resolved(_env(3, 5, 5.0, 40), 100, 1e4)[0]  # touching: not resolved
+    assert not growth_resolved(_env(3, 20, 10, 40), 100, 1e4)[0]  # overlapping
     assert growth_resolved(_env(np.nan, np.nan, np.nan, np.nan), 100, 1e4)[0]  # exact values: a rise is real
     assert not growth_resolved(_env(np.nan, np.nan, np.nan, np.nan, 32.0, 32.0), 100, 1e4)[0]
 
@@ -157,8 +193,20 @@ def test_a_run_trained_with_a_batch_schedule_is_read_back_as_dynamic_by_fit_and_
     """dbs train --batch-schedule's own log, read back by dbs fit (left out of the
     fixed-batch estimates, named) and dbs report (drawn with its batch steps)."""
     pytest.importorskip("torch")
-    common = ["train", "--preset", "tiny", "--seq-len", "32", "--tokens", "12000", "--lr", "3e-3", "--eval-tokens",
-              "2048", "--quiet"]
+    common = [
+        "train",
+        "--preset",
+        "tiny",
+        "--seq-len",
+        "32",
+        "--tokens",
+        "12000",
+        "--lr",
+        "3e-3",
+        "--eval-tokens",
+        "2048",
+        "--quiet",
+    ]
     for b in (128, 256, 512):
         assert main([*common, "--batch-size", str(b), "--out", str(tmp_path / f"b{b}")]) == 0
     from dbs_theory.batch_schedules import step_batch
@@ -211,9 +259,24 @@ def test_the_schedule_folder_reports_its_recommendation_and_one_measured_range(s
     dbs report states the recommendation and its reason."""
     bopt_table(sweep[1], bootstrap=20).write(tmp_path / "fit")  # intervals: the band needs them
     out = tmp_path / "sched"
-    assert main(["schedule", "--from", str(tmp_path / "fit" / "fit.json"), "--rule", "paper", "--horizon", f"{BUDGET:g}",
-                 "--unit", "examples",
-                 "--out", str(out)]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                "--from",
+                str(tmp_path / "fit" / "fit.json"),
+                "--rule",
+                "paper",
+                "--horizon",
+                f"{BUDGET:g}",
+                "--unit",
+                "examples",
+                "--out",
+                str(out),
+            ]
+        )
+        == 0
+    )
     ex = json.loads((out / "exports.json").read_text())
     assert ex["band"]["measured_to"] == ex["measured_to"] and not ex["band"]["beyond"]
     assert main(["report", str(out)]) == 0
@@ -227,22 +290,54 @@ def test_the_band_ends_its_measured_range_where_the_schedule_does_not_at_the_las
     env = _env(3, 5, np.nan, np.nan, b1=np.nan, mid=(6.0, 5.0, 9.0))
     env["identified"] = [True, True, False]
     (tmp_path / "fit.json").write_text(json.dumps(dict(envelope=env, rows=[], laws=[], lr=None)))
-    assert main(["schedule", "--from", str(tmp_path / "fit.json"), "--rule", "paper", "--horizon", "1e4", "--unit",
-                 "examples",
-                 "--out", str(tmp_path / "s")]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                "--from",
+                str(tmp_path / "fit.json"),
+                "--rule",
+                "paper",
+                "--horizon",
+                "1e4",
+                "--unit",
+                "examples",
+                "--out",
+                str(tmp_path / "s"),
+            ]
+        )
+        == 0
+    )
     ex = json.loads((tmp_path / "s" / "exports.json").read_text())
     assert ex["measured_to"] == 1e4 and ex["band"]["measured_to"] == 1e4 and not ex["band"]["beyond"]
 
 
 @pytest.mark.parametrize("rule", ["late-switch", "fixed"])
 def test_dbs_schedule_by_rule_starts_from_the_sweeps_best_fixed_batch_and_the_late_switch_beats_it(
-        rule, sweep, tmp_path, capsys):
+    rule, sweep, tmp_path, capsys
+):
     """--rule late-switch: half the best grid batch until 75% of the horizon, then twice it; on the exact NQM
     it reaches a lower loss than the best grid batch (the user's alternative), as the rules study says
     (docs/optimal_schedules.md: late switching never loses with exact inputs at constant LR)."""
     nqm, _, _, path = sweep
-    assert main(["schedule", "--from", str(path), "--rule", rule, "--horizon", f"{BUDGET:g}", "--unit", "examples",
-                 "--out", str(tmp_path)]) == 0
+    assert (
+        main(
+            [
+                "schedule",
+                "--from",
+                str(path),
+                "--rule",
+                rule,
+                "--horizon",
+                f"{BUDGET:g}",
+                "--unit",
+                "examples",
+                "--out",
+                str(tmp_path),
+            ]
+        )
+        == 0
+    )
     losses = {float(B): loss_at_budget(nqm, ETA, float(B), BUDGET) for B in BATCHES}
     best = min(losses, key=losses.get)
     sched = BatchSchedule.from_json((tmp_path / "schedule.json").read_text())
@@ -260,13 +355,14 @@ def test_dbs_schedule_by_rule_starts_from_the_sweeps_best_fixed_batch_and_the_la
 
 def test_dbs_schedule_refuses_an_online_rule_and_a_rule_without_a_sweep(sweep, tmp_path, capsys):
     _, _, _, path = sweep
-    for argv, words in ((["--from", str(path), "--rule", "floor-ratio"], "dbs train --batch-rule floor-ratio"),
-                        (["--curve", "1,0.5", "--rule", "late-switch"], "needs --from fit.json"),
-                        (["--from", str(path), "--rule", "fixed", "--switch-at", "10"], "late-switch only"),
-                        (["--from", str(path), "--rule", "late-switch", "--switch-at", f"{BUDGET:g}"], "inside the run"),
-                        (["--from", str(path), "--rule", "late-switch", "--momentum", "0.5"], "paper's rule only"),
-                        (["--from", str(path), "--rule", "fixed", "--min-batch", "30", "--max-batch", "20"],
-                         "exceeds --max-batch")):
+    for argv, words in (
+        (["--from", str(path), "--rule", "floor-ratio"], "dbs train --batch-rule floor-ratio"),
+        (["--curve", "1,0.5", "--rule", "late-switch"], "needs --from fit.json"),
+        (["--from", str(path), "--rule", "fixed", "--switch-at", "10"], "late-switch only"),
+        (["--from", str(path), "--rule", "late-switch", "--switch-at", f"{BUDGET:g}"], "inside the run"),
+        (["--from", str(path), "--rule", "late-switch", "--momentum", "0.5"], "paper's rule only"),
+        (["--from", str(path), "--rule", "fixed", "--min-batch", "30", "--max-batch", "20"], "exceeds --max-batch"),
+    ):
         assert main(["schedule", *argv, "--horizon", f"{BUDGET:g}", "--out", str(tmp_path / "s")]) == 2
         err = capsys.readouterr().err
         assert words in err and len(err.strip().splitlines()) == 1 and not (tmp_path / "s").exists()

@@ -4,6 +4,7 @@
 here the runs are exact NQM logs (the curves cross, Bopt and Bmin grow) and
 logs built so that nothing crosses and the largest batch always wins.
 """
+
 import dataclasses
 
 import numpy as np
@@ -42,8 +43,9 @@ def test_on_the_nqm_the_curves_cross_and_bopt_and_bmin_grow(tmp_path):
     rows = summary["table"]["rows"]
     for key, col in (("Bopt", "bopt_envelope"), ("Bmin", "bmin_floor")):  # the numbers are that estimator's
         shown = claims[f"{key} grows as the target loss falls"]["measured"].split(": ", 1)[1]
-        want = " -> ".join(f"{r[col]:.4g} [{r[col + '_lo']:.3g}, {r[col + '_hi']:.3g}]" if col in r else "n/i"
-                           for r in rows)  # every number with its interval
+        want = " -> ".join(
+            f"{r[col]:.4g} [{r[col + '_lo']:.3g}, {r[col + '_hi']:.3g}]" if col in r else "n/i" for r in rows
+        )  # every number with its interval
         assert shown.split(" (n/i")[0] == want
     text = (tmp_path / "sweep" / "summary.md").read_text()
     assert "nan" not in text.lower()
@@ -60,16 +62,17 @@ def test_when_the_largest_batch_always_wins_nothing_is_claimed(tmp_path):
     claims, _ = _claims(tmp_path, runs, batches)
     assert claims["Loss-vs-data curves of different batch sizes cross"]["verdict"] == "inconclusive"
     assert claims["Bopt grows as the target loss falls"]["verdict"] == "inconclusive"
-    assert "does not hold" == claims["(check) the grid brackets Bopt and the measured noise scale B_simple"][
-        "verdict"]
+    assert "does not hold" == claims["(check) the grid brackets Bopt and the measured noise scale B_simple"]["verdict"]
 
 
 def test_crossings_of_noisy_curves_of_one_seed_decide_nothing(tmp_path):
     """The same NQM sweep with 1% noise on each logged loss: its crossings are counted but not a verdict."""
     batches = 2.0 ** np.arange(11)
     rng = np.random.default_rng(0)
-    runs = [dataclasses.replace(r, loss=r.loss * (1 + 0.01 * rng.standard_normal(r.loss.size)))
-            for r in exact_runs(sim.NQM.zhang2019(300), 0.5, batches, 3e4, points=300)]
+    runs = [
+        dataclasses.replace(r, loss=r.loss * (1 + 0.01 * rng.standard_normal(r.loss.size)))
+        for r in exact_runs(sim.NQM.zhang2019(300), 0.5, batches, 3e4, points=300)
+    ]
     claims, summary = _claims(tmp_path, runs, batches)
     c = claims["Loss-vs-data curves of different batch sizes cross"]
     assert summary["n_crossovers"] > 0 and c["verdict"] == "inconclusive" and "paired seeds" in c["measured"]

@@ -1,4 +1,5 @@
 """Users' data and scale in dbs validate: a text folder read the way real folders are, and a tier from TOML."""
+
 import json
 import os
 import subprocess
@@ -61,7 +62,7 @@ def test_a_tier_from_toml_inherits_or_names_what_is_missing(tmp_path):
     f.write_text('base = "tiny"\nbatches = [128, 256]\nlr = 1e-3\n')
     t = load_tier(f)
     assert t.name == "mine" and t.batches == (128, 256) and t.lr == 1e-3 and t.seq_len == get_tier("tiny").seq_len
-    f.write_text('lr = 1e-3\n')
+    f.write_text("lr = 1e-3\n")
     with pytest.raises(ValueError, match="missing tier field.*preset"):
         load_tier(f)
     f.write_text('base = "tiny"\nbatchez = [1]\n')
@@ -76,16 +77,48 @@ def test_a_tier_from_toml_inherits_or_names_what_is_missing(tmp_path):
 def test_dbs_validate_sweep_on_a_user_folder_with_a_tier_defined_only_in_a_file(tmp_path):
     data = messy_folder(tmp_path / "data", n=30)
     tiny = get_tier("tiny")
-    fields = dict(name="mine", preset="tiny", seq_len=32, lr=3e-3, weight_decay=0.1, warmup=500,
-                  batches=[128, 256, 512], sweep_tokens=6000, sweep_steps=50, budget=6000, decay_tokens=1500,
-                  seeds=[0, 1], max_micro=8, dyn_micro=2, eval_every_tokens=3000, eval_tokens=1024, jobs=1,
-                  gns_every=tiny.gns_every)
+    fields = dict(
+        name="mine",
+        preset="tiny",
+        seq_len=32,
+        lr=3e-3,
+        weight_decay=0.1,
+        warmup=500,
+        batches=[128, 256, 512],
+        sweep_tokens=6000,
+        sweep_steps=50,
+        budget=6000,
+        decay_tokens=1500,
+        seeds=[0, 1],
+        max_micro=8,
+        dyn_micro=2,
+        eval_every_tokens=3000,
+        eval_tokens=1024,
+        jobs=1,
+        gns_every=tiny.gns_every,
+    )
     toml = "\n".join(f"{k} = {json.dumps(v)}" for k, v in fields.items()) + "\n"
     (tmp_path / "mine.toml").write_text(toml)
     out = tmp_path / "res"
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "validate", "sweep", "--tier-config",
-                        str(tmp_path / "mine.toml"), "--data", str(data), "--out", str(out), "--quiet"],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dbs_theory.cli",
+            "validate",
+            "sweep",
+            "--tier-config",
+            str(tmp_path / "mine.toml"),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr
     cfgs = sorted((out / "sweep" / "configs").glob("*.json"))
     assert len(cfgs) == 3

@@ -1,4 +1,5 @@
 """The PyTorch trainer: a real tiny run, exact resume, the token ledger, non-finite stops."""
+
 import csv
 import json
 import math
@@ -26,8 +27,17 @@ from validate.model import Transformer, preset  # noqa: E402
 
 
 def cfg(tmp_path, name, **kw):
-    base = dict(preset="tiny", seq_len=32, micro_batch=4, batch_size=256, tokens=12_800, lr=3e-3,
-                eval_every=20, checkpoint_every=10, out=str(tmp_path / name))
+    base = dict(
+        preset="tiny",
+        seq_len=32,
+        micro_batch=4,
+        batch_size=256,
+        tokens=12_800,
+        lr=3e-3,
+        eval_every=20,
+        checkpoint_every=10,
+        out=str(tmp_path / name),
+    )
     base.update(kw)
     return T.TrainConfig(**base)
 
@@ -81,8 +91,15 @@ def test_token_ledger_across_batch_seq_len_change_and_resume(tmp_path, monkeypat
 
     monkeypatch.setattr(L, "batch_at", ledger)
     # sequence length 32 -> 64 at 5000 tokens and -> 16 at 9000 (mid-run switches, as in the ablation)
-    c = cfg(tmp_path, "ledger", batch_schedule=str(path), eval_every=10_000, seq_len_schedule="5000:64,9000:16",
-            micro_batch=2, data_block=64)
+    c = cfg(
+        tmp_path,
+        "ledger",
+        batch_schedule=str(path),
+        eval_every=10_000,
+        seq_len_schedule="5000:64,9000:16",
+        micro_batch=2,
+        data_block=64,
+    )
     T.train(T.TrainConfig(**{**c.__dict__, "stop_at_tokens": 4_000}), progress=False)
     T.train(c, resume=True, progress=False)
     spans.sort()
@@ -129,24 +146,71 @@ def test_non_finite_loss_stops_cleanly(tmp_path):
 
 def test_dbs_train_cli_and_bad_resume(tmp_path):
     out = tmp_path / "cli"
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
-                        "4096", "--batch-size", "512", "--seq-len", "32", "--micro-batch", "4",
-                        "--out", str(out), "--quiet"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dbs_theory.cli",
+            "train",
+            "--preset",
+            "tiny",
+            "--tokens",
+            "4096",
+            "--batch-size",
+            "512",
+            "--seq-len",
+            "32",
+            "--micro-batch",
+            "4",
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 0, r.stderr
     (out / "ckpt.pt").write_bytes(b"not a checkpoint")
-    r = subprocess.run([sys.executable, "-m", "dbs_theory.cli", "train", "--preset", "tiny", "--tokens",
-                        "8192", "--batch-size", "512", "--seq-len", "32", "--micro-batch", "4",
-                        "--out", str(out), "--resume", "--quiet"], capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dbs_theory.cli",
+            "train",
+            "--preset",
+            "tiny",
+            "--tokens",
+            "8192",
+            "--batch-size",
+            "512",
+            "--seq-len",
+            "32",
+            "--micro-batch",
+            "4",
+            "--out",
+            str(out),
+            "--resume",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert r.returncode == 2 and "refusing checkpoint" in r.stderr and "corrupted" in r.stderr
     assert "Traceback" not in r.stderr
 
 
 def test_dbs_train_without_torch_says_how_to_install():
-    code = ("import sys; sys.modules['torch'] = None; from dbs_theory.cli import main; "
-            "sys.exit(main(['train', '--preset', 'tiny']))")
+    code = (
+        "import sys; sys.modules['torch'] = None; from dbs_theory.cli import main; "
+        "sys.exit(main(['train', '--preset', 'tiny']))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
-    assert r.stderr.strip().splitlines() == ['dbs train: error: dbs train needs PyTorch: pip install "dbs-theory[torch]"']
+    assert r.stderr.strip().splitlines() == [
+        'dbs train: error: dbs train needs PyTorch: pip install "dbs-theory[torch]"'
+    ]
 
 
 @pytest.mark.slow
@@ -157,14 +221,46 @@ def test_ddp_two_processes_match_one(tmp_path):
     (float32 all-reduce order differs)."""
     sched = tmp_path / "sched.json"
     sched.write_text(step_batch([2048, 4096], [512, 1024, 768], unit="tokens").to_json())
-    args = ["--preset", "tiny", "--tokens", "7168", "--batch-schedule", str(sched), "--seq-len", "32",
-            "--micro-batch", "4", "--quiet", "--checkpoint-every", "1000"]
-    one = subprocess.run([sys.executable, "-m", "validate.train", *args, "--out", str(tmp_path / "one")],
-                         capture_output=True, text=True, timeout=300)
+    args = [
+        "--preset",
+        "tiny",
+        "--tokens",
+        "7168",
+        "--batch-schedule",
+        str(sched),
+        "--seq-len",
+        "32",
+        "--micro-batch",
+        "4",
+        "--quiet",
+        "--checkpoint-every",
+        "1000",
+    ]
+    one = subprocess.run(
+        [sys.executable, "-m", "validate.train", *args, "--out", str(tmp_path / "one")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert one.returncode == 0, one.stderr
-    two = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                          "--master_port=29531", "-m", "validate.train", *args, "--out", str(tmp_path / "two")],
-                         capture_output=True, text=True, timeout=300, env={**os.environ, "DBS_DDP_TIMEOUT": "60"})
+    two = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc_per_node=2",
+            "--master_port=29531",
+            "-m",
+            "validate.train",
+            *args,
+            "--out",
+            str(tmp_path / "two"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "DBS_DDP_TIMEOUT": "60"},
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     a = load_checkpoint(tmp_path / "one" / "ckpt.pt")["model"]
     b = load_checkpoint(tmp_path / "two" / "ckpt.pt")["model"]
@@ -195,6 +291,7 @@ def test_gns_estimator_recovers_known_noise():
 def test_gns_is_logged_when_on(tmp_path):
     T.train(cfg(tmp_path, "gns", gns_every=2), progress=False)
     import csv
+
     rows = list(csv.DictReader((tmp_path / "gns" / "log.csv").open()))
     vals = [float(r["b_simple"]) for r in rows if r["b_simple"] not in ("", "nan")]
     assert len(vals) >= 10 and all(np.isfinite(vals))
@@ -319,7 +416,9 @@ def test_the_run_key_names_what_a_run_computes_not_where_it_is_written(tmp_path)
 
 def _rule_fit(tmp_path):
     """A sweep's Bmin per target (fit.json rows as dbs fit writes them) spanning the tiny model's losses."""
-    rows = [dict(target=t, bmin_floor=b, bmin_floor_status="ok") for t, b in ((5.0, 128.0), (4.0, 256.0), (3.0, 1024.0))]
+    rows = [
+        dict(target=t, bmin_floor=b, bmin_floor_status="ok") for t, b in ((5.0, 128.0), (4.0, 256.0), (3.0, 1024.0))
+    ]
     (tmp_path / "fit.json").write_text(json.dumps(dict(rows=rows, lr=3e-3)))
     return str(tmp_path / "fit.json")
 
@@ -327,8 +426,16 @@ def _rule_fit(tmp_path):
 def test_an_online_rule_resumed_mid_way_decides_as_the_uninterrupted_run(tmp_path):
     """floor-ratio: the batch grows at decision points only, never falls, and a run stopped between decisions and
     resumed logs the same batches and losses (the rule's readings and decisions are in the checkpoint)."""
-    kw = dict(batch_size=64, micro_batch=2, batch_rule="floor-ratio", rule_fit=_rule_fit(tmp_path), rule_every=600,
-              decay=0.25, tokens=6_400, eval_tokens=1_024)
+    kw = dict(
+        batch_size=64,
+        micro_batch=2,
+        batch_rule="floor-ratio",
+        rule_fit=_rule_fit(tmp_path),
+        rule_every=600,
+        decay=0.25,
+        tokens=6_400,
+        eval_tokens=1_024,
+    )
     full = T.train(cfg(tmp_path, "full", **kw), progress=False)
     T.train(cfg(tmp_path, "cut", stop_at_tokens=2_500, **kw), progress=False)
     T.train(cfg(tmp_path, "cut", **kw), resume=True, progress=False)
@@ -344,8 +451,15 @@ def test_an_online_rule_resumed_mid_way_decides_as_the_uninterrupted_run(tmp_pat
 def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision_and_resumes_exactly(tmp_path):
     """Each decision is the logged B_simple moving average (whole micro-batches, never lower, at most tokens/10);
     stopped and resumed, the run logs the same noise scales and batches (the moving averages are checkpointed)."""
-    kw = dict(batch_size=64, micro_batch=1, gns_every=1, batch_rule="noise-scale", rule_every=500, tokens=6_400,
-              eval_tokens=1_024)
+    kw = dict(
+        batch_size=64,
+        micro_batch=1,
+        gns_every=1,
+        batch_rule="noise-scale",
+        rule_every=500,
+        tokens=6_400,
+        eval_tokens=1_024,
+    )
     c = cfg(tmp_path, "ns", **kw)
     T.train(c, progress=False)
     T.train(cfg(tmp_path, "cut", stop_at_tokens=2_500, **kw), progress=False)
@@ -365,22 +479,32 @@ def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision_and_
     assert checked >= 8
 
 
-@pytest.mark.parametrize("kw, words", [
-    (dict(batch_rule="paper"), "must be noise-scale or floor-ratio"),
-    (dict(batch_rule="noise-scale"), "set gns_every"),
-    (dict(batch_rule="floor-ratio"), "needs it"),
-    (dict(rule_every=100.0), "needs batch_rule"),
-    (dict(batch_rule="noise-scale", gns_every=1, rule_max_batch=32.0), "below the starting batch_size"),
-    (dict(batch_rule="noise-scale", gns_every=1, rule_every=1e9), "below the run"),
-    (dict(batch_rule="noise-scale", gns_every=1, batch_schedule="s.json"), "give one"),
-])
+@pytest.mark.parametrize(
+    "kw, words",
+    [
+        (dict(batch_rule="paper"), "must be noise-scale or floor-ratio"),
+        (dict(batch_rule="noise-scale"), "set gns_every"),
+        (dict(batch_rule="floor-ratio"), "needs it"),
+        (dict(rule_every=100.0), "needs batch_rule"),
+        (dict(batch_rule="noise-scale", gns_every=1, rule_max_batch=32.0), "below the starting batch_size"),
+        (dict(batch_rule="noise-scale", gns_every=1, rule_every=1e9), "below the run"),
+        (dict(batch_rule="noise-scale", gns_every=1, batch_schedule="s.json"), "give one"),
+    ],
+)
 def test_online_rule_options_are_refused_in_one_line(tmp_path, kw, words):
     with pytest.raises(ValueError, match=words):
         cfg(tmp_path, "x", **kw).validate()
 
 
-@pytest.mark.parametrize("text, words", [("{}", "rows is missing"), ("[1]", "expected a JSON object"), ("{", "malformed JSON"),
-                                         ('{"rows": [{"target": 3.0}]}', "identifies Bmin at 0 target")])
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("{}", "rows is missing"),
+        ("[1]", "expected a JSON object"),
+        ("{", "malformed JSON"),
+        ('{"rows": [{"target": 3.0}]}', "identifies Bmin at 0 target"),
+    ],
+)
 def test_a_rule_fit_that_is_not_a_usable_table_is_refused_naming_why(tmp_path, text, words):
     (tmp_path / "f.json").write_text(text)
     c = cfg(tmp_path, "x", batch_rule="floor-ratio", rule_fit=str(tmp_path / "f.json"))

@@ -1,16 +1,28 @@
 """The one verdict rule at its boundaries, the paired interval against hand values, and the seed count
 against published sample-size tables."""
+
 import math
 
 import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dbs_theory.verdicts import (Claim, Interval, all_of, error_verdict, fit_verdict, interval_from_se, negate, paired_interval, power,
-                                 seeds_needed, verdict)
+from dbs_theory.verdicts import (
+    Claim,
+    Interval,
+    all_of,
+    error_verdict,
+    fit_verdict,
+    interval_from_se,
+    negate,
+    paired_interval,
+    power,
+    seeds_needed,
+    verdict,
+)
 
 T975_1 = 12.706204736174698  # Student t, 97.5% quantile, 1 degree of freedom (printed tables: 12.706)
-T975_3 = 3.182446305284263   # 3 degrees of freedom (tables: 3.182)
+T975_3 = 3.182446305284263  # 3 degrees of freedom (tables: 3.182)
 
 
 def test_paired_interval_of_two_seeds_by_hand():
@@ -38,33 +50,38 @@ def test_nan_differences_are_dropped_not_averaged():
     assert empty.n == 0 and verdict(empty) == "inconclusive" and "not identified" in empty.text()
 
 
-@pytest.mark.parametrize("lo, hi, positive, effect, want", [
-    (1e-12, 0.02, True, None, "holds"),            # excludes zero in the claimed direction
-    (0.0, 0.02, True, None, "inconclusive"),       # touches zero: not excluded
-    (-0.02, -1e-12, True, None, "does not hold"),  # excludes zero the other way
-    (-0.02, 0.0, True, None, "inconclusive"),
-    (-0.01, 0.0099, True, 0.01, "does not hold"),  # the claimed effect size is ruled out
-    (-0.01, 0.01, True, 0.01, "inconclusive"),     # the effect size is still inside
-    (-0.02, -1e-12, False, None, "holds"),         # a claimed decrease
-    (1e-12, 0.02, False, None, "does not hold"),
-    (-0.0099, 0.01, False, 0.01, "does not hold"),  # a decrease of 0.01 is ruled out
-    (math.nan, math.nan, True, None, "inconclusive"),
-])
+@pytest.mark.parametrize(
+    "lo, hi, positive, effect, want",
+    [
+        (1e-12, 0.02, True, None, "holds"),  # excludes zero in the claimed direction
+        (0.0, 0.02, True, None, "inconclusive"),  # touches zero: not excluded
+        (-0.02, -1e-12, True, None, "does not hold"),  # excludes zero the other way
+        (-0.02, 0.0, True, None, "inconclusive"),
+        (-0.01, 0.0099, True, 0.01, "does not hold"),  # the claimed effect size is ruled out
+        (-0.01, 0.01, True, 0.01, "inconclusive"),  # the effect size is still inside
+        (-0.02, -1e-12, False, None, "holds"),  # a claimed decrease
+        (1e-12, 0.02, False, None, "does not hold"),
+        (-0.0099, 0.01, False, 0.01, "does not hold"),  # a decrease of 0.01 is ruled out
+        (math.nan, math.nan, True, None, "inconclusive"),
+    ],
+)
 def test_verdict_boundaries(lo, hi, positive, effect, want):
     assert verdict(Interval((lo + hi) / 2, lo, hi, 3), positive, effect) == want
 
 
 def test_negation_swaps_only_decided_verdicts():
-    assert [negate(v) for v in ("holds", "does not hold", "inconclusive")] == \
-        ["does not hold", "holds", "inconclusive"]
+    assert [negate(v) for v in ("holds", "does not hold", "inconclusive")] == ["does not hold", "holds", "inconclusive"]
 
 
-@pytest.mark.parametrize("parts, want", [
-    (("holds", "holds"), "holds"),
-    (("holds", "inconclusive"), "inconclusive"),
-    (("holds", "does not hold"), "does not hold"),
-    (("inconclusive", "does not hold"), "does not hold"),
-])
+@pytest.mark.parametrize(
+    "parts, want",
+    [
+        (("holds", "holds"), "holds"),
+        (("holds", "inconclusive"), "inconclusive"),
+        (("holds", "does not hold"), "does not hold"),
+        (("inconclusive", "does not hold"), "does not hold"),
+    ],
+)
 def test_a_conjunction_holds_only_when_every_part_does(parts, want):
     assert all_of(*parts) == want
 
@@ -111,13 +128,16 @@ def test_interval_covers_at_its_level_over_paired_seeds():
     assert 0.935 <= np.mean(cover) <= 0.965
 
 
-@pytest.mark.parametrize("r3, rh, want", [
-    ([0.91, 0.90, 0.92], [0.85, 0.85, 0.99], "holds"),         # median 0.91 >= R2_MIN 0.9, better at 2 of 3
-    ([0.96, 0.8999, 0.89], [0.85, 0.85, 0.85], "inconclusive"),  # better everywhere but median 0.8999 < 0.9
-    ([0.99, 0.99], [0.98, 0.995], "inconclusive"),             # better at exactly half: no majority either way
-    ([0.99, 0.99, 0.99], [0.995, 0.995, 0.98], "does not hold"),  # worse at 2 of 3
-    ([np.nan, 0.99], [0.5, np.nan], "inconclusive"),           # no target with both values
-])
+@pytest.mark.parametrize(
+    "r3, rh, want",
+    [
+        ([0.91, 0.90, 0.92], [0.85, 0.85, 0.99], "holds"),  # median 0.91 >= R2_MIN 0.9, better at 2 of 3
+        ([0.96, 0.8999, 0.89], [0.85, 0.85, 0.85], "inconclusive"),  # better everywhere but median 0.8999 < 0.9
+        ([0.99, 0.99], [0.98, 0.995], "inconclusive"),  # better at exactly half: no majority either way
+        ([0.99, 0.99, 0.99], [0.995, 0.995, 0.98], "does not hold"),  # worse at 2 of 3
+        ([np.nan, 0.99], [0.5, np.nan], "inconclusive"),  # no target with both values
+    ],
+)
 def test_fit_verdict_boundaries(r3, rh, want):
     assert fit_verdict(r3, rh) == want
 
@@ -133,16 +153,31 @@ def test_one_r2_bar_for_the_table_and_the_verdicts():
     assert fit_verdict([]) == "inconclusive"
 
 
-@pytest.mark.parametrize("err, want", [(0.0499, "holds"), (0.05, "inconclusive"), (0.0999, "inconclusive"),
-                                       (0.1, "does not hold"), (math.nan, "inconclusive")])
+@pytest.mark.parametrize(
+    "err, want",
+    [
+        (0.0499, "holds"),
+        (0.05, "inconclusive"),
+        (0.0999, "inconclusive"),
+        (0.1, "does not hold"),
+        (math.nan, "inconclusive"),
+    ],
+)
 def test_error_verdict_boundaries(err, want):
     assert error_verdict(err, 0.05, 0.10) == want
     assert error_verdict(0.4, 0.4, 0.4) == "does not hold"  # one tolerance: at it is a miss
 
 
-@pytest.mark.parametrize("lo, hi, want", [(0.01, 0.0499, "holds"), (0.01, 0.05, "inconclusive"),
-                                          (0.0999, 0.2, "inconclusive"), (0.1, 0.2, "does not hold"),
-                                          (math.nan, math.nan, "inconclusive")])
+@pytest.mark.parametrize(
+    "lo, hi, want",
+    [
+        (0.01, 0.0499, "holds"),
+        (0.01, 0.05, "inconclusive"),
+        (0.0999, 0.2, "inconclusive"),
+        (0.1, 0.2, "does not hold"),
+        (math.nan, math.nan, "inconclusive"),
+    ],
+)
 def test_an_error_interval_must_lie_wholly_on_one_side(lo, hi, want):
     """The mean error's interval: below the good tolerance holds, at or above the bad one fails."""
     assert error_verdict(Interval((lo + hi) / 2, lo, hi, 5), 0.05, 0.10) == want

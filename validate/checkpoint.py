@@ -16,6 +16,7 @@ payload does not match it (flipped bits, a half-copied file) is refused.
 Any file that is not such a checkpoint -- an old-format or foreign pickle, a
 truncated zip -- is refused with one line, and nothing in it runs.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "digest",
-           "rng_state", "set_rng_state"]
+__all__ = ["FORMAT", "CheckpointError", "save_checkpoint", "load_checkpoint", "digest", "rng_state", "set_rng_state"]
 
 FORMAT = "dbs-theory-ckpt/2"
 
@@ -65,10 +65,13 @@ def digest(obj) -> str:
 def rng_state() -> dict:
     """The torch, numpy and Python RNG states as plain data (tensors, ints, floats, tuples)."""
     name, key, pos, has_gauss, gauss = np.random.get_state()
-    return dict(torch=torch.get_rng_state(),
-                numpy=dict(key=torch.from_numpy(key.astype(np.int64)), pos=int(pos),
-                           has_gauss=int(has_gauss), gauss=float(gauss)),
-                python=random.getstate())
+    return dict(
+        torch=torch.get_rng_state(),
+        numpy=dict(
+            key=torch.from_numpy(key.astype(np.int64)), pos=int(pos), has_gauss=int(has_gauss), gauss=float(gauss)
+        ),
+        python=random.getstate(),
+    )
 
 
 def set_rng_state(state: dict) -> None:
@@ -95,8 +98,7 @@ def save_checkpoint(path, payload: dict) -> None:
         with contextlib.suppress(OSError):
             tmp.unlink()
         reason = getattr(exc, "strerror", None) or str(exc).splitlines()[0]
-        raise OSError(f"cannot write checkpoint {str(path)!r}: {reason}; the previous checkpoint "
-                      "is kept") from None
+        raise OSError(f"cannot write checkpoint {str(path)!r}: {reason}; the previous checkpoint is kept") from None
     except BaseException:  # Ctrl-C in the middle of a write: no temporary file is left
         with contextlib.suppress(OSError):
             tmp.unlink()
@@ -114,20 +116,26 @@ def load_checkpoint(path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {str(path)!r}")
     if not zipfile.is_zipfile(path):  # torch.save writes a zip archive; anything else is not ours
-        raise CheckpointError(f"refusing checkpoint {str(path)!r}: not a checkpoint file (truncated, corrupted "
-                              "or foreign)")
+        raise CheckpointError(
+            f"refusing checkpoint {str(path)!r}: not a checkpoint file (truncated, corrupted or foreign)"
+        )
     try:
         with warnings.catch_warnings():  # torch warns about foreign pickle protocols; we refuse anyway
             warnings.simplefilter("ignore")
             ck = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 -- torch raises many kinds (Unpickling, zip, runtime)
-        kind = "not a dbs-theory checkpoint (a foreign or unsafe pickle; nothing in it was run)" \
-            if "weights_only" in str(exc) else f"unreadable or corrupted ({exc.__class__.__name__})"
+        kind = (
+            "not a dbs-theory checkpoint (a foreign or unsafe pickle; nothing in it was run)"
+            if "weights_only" in str(exc)
+            else f"unreadable or corrupted ({exc.__class__.__name__})"
+        )
         raise CheckpointError(f"refusing checkpoint {str(path)!r}: {kind}") from None
     if not isinstance(ck, dict) or ck.get("format") != FORMAT or not isinstance(ck.get("payload"), dict):
-        raise CheckpointError(f"refusing checkpoint {str(path)!r}: not a {FORMAT} checkpoint "
-                              "(foreign or written by an older dbs-theory)")
+        raise CheckpointError(
+            f"refusing checkpoint {str(path)!r}: not a {FORMAT} checkpoint (foreign or written by an older dbs-theory)"
+        )
     if digest(ck["payload"]) != ck.get("sha256"):
-        raise CheckpointError(f"refusing checkpoint {str(path)!r}: corrupted (its contents do not match "
-                              "the stored checksum)")
+        raise CheckpointError(
+            f"refusing checkpoint {str(path)!r}: corrupted (its contents do not match the stored checksum)"
+        )
     return ck["payload"]

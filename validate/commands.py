@@ -1,4 +1,5 @@
 """``dbs train``: the PyTorch trainer (needs the ``torch`` extra)."""
+
 from __future__ import annotations
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -28,12 +29,13 @@ def run(args):
     from .train import NonFiniteLoss, summary_line, train
 
     if args.resume and args.overwrite:
-        raise ValueError("--resume and --overwrite contradict each other: --resume continues the run in --out, "
-                         "--overwrite starts it again; give one")
+        raise ValueError(
+            "--resume and --overwrite contradict each other: --resume continues the run in --out, "
+            "--overwrite starts it again; give one"
+        )
 
     try:
-        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet,
-                    overwrite=args.overwrite)
+        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     except NonFiniteLoss as exc:
         print(f"dbs train: stopped: {exc}", file=sys.stderr)
         return 3

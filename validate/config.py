@@ -1,4 +1,5 @@
 """The trainer's configuration: a dataclass parsed from the CLI or a JSON/TOML file (no torch)."""
+
 from __future__ import annotations
 
 import argparse
@@ -11,13 +12,26 @@ from pathlib import Path
 
 from dbs_theory.piecewise import Piecewise
 
-__all__ = ["TrainConfig", "build_parser", "config_from_args", "PRESET_NAMES", "PRESETS", "MAX_MICRO",
-           "seq_lengths", "check_device_name", "split_batch"]
+__all__ = [
+    "TrainConfig",
+    "build_parser",
+    "config_from_args",
+    "PRESET_NAMES",
+    "PRESETS",
+    "MAX_MICRO",
+    "seq_lengths",
+    "check_device_name",
+    "split_batch",
+]
 
 #: preset -> what it is (validate.model.PRESETS holds the shapes; a test keeps the two in step)
-PRESETS = {"tiny": "2 layers x 64, ~0.1M parameters, tests", "cpu": "4 x 128, ~0.8M, the CPU tier",
-           "cpu-large": "6 x 384, ~10M", "gpu-124m": "12 x 768, 124M, GPT-2 small",
-           "gpu-350m": "24 x 1024, 350M"}
+PRESETS = {
+    "tiny": "2 layers x 64, ~0.1M parameters, tests",
+    "cpu": "4 x 128, ~0.8M, the CPU tier",
+    "cpu-large": "6 x 384, ~10M",
+    "gpu-124m": "12 x 768, 124M, GPT-2 small",
+    "gpu-350m": "24 x 1024, 350M",
+}
 PRESET_NAMES = tuple(PRESETS)
 #: the largest micro-batch (sequences per process) chosen automatically for each preset
 MAX_MICRO = {"tiny": 8, "cpu": 16, "cpu-large": 16, "gpu-124m": 32, "gpu-350m": 16}
@@ -57,20 +71,30 @@ class TrainConfig:
 
     preset: str = _opt("tiny", "model size: " + "; ".join(f"{k} ({v})" for k, v in PRESETS.items()))
     seq_len: int = _opt(64, "tokens per sequence (until the first seq_len_schedule switch)")
-    seq_len_schedule: str | None = _opt(None, "switch the sequence length during the run: 'D1:L1,D2:L2' "
-                                        "= length L1 from D1 tokens on, ... (an ablation)")
-    micro_batch: int | None = _opt(None, "sequences per forward pass on each process; default: the largest "
-                                   "(up to the preset's maximum) that makes every batch exact")
+    seq_len_schedule: str | None = _opt(
+        None,
+        "switch the sequence length during the run: 'D1:L1,D2:L2' = length L1 from D1 tokens on, ... (an ablation)",
+    )
+    micro_batch: int | None = _opt(
+        None,
+        "sequences per forward pass on each process; default: the largest "
+        "(up to the preset's maximum) that makes every batch exact",
+    )
     batch_size: float = _opt(2048, "global batch, tokens per optimizer step")
-    batch_schedule: str | None = _opt(None, "a batch-size schedule JSON file from dbs schedule (tokens, or "
-                                      "samples converted with --seq-len); overrides --batch-size")
-    batch_rule: str | None = _opt(None, "an online batch rule decided during the run, starting at --batch-size "
-                                  "and never falling: noise-scale (the measured B_simple; needs --gns-every) or "
-                                  "floor-ratio (1.5 x the sweep's Bmin at the current loss, 3 x while the rate "
-                                  "decays; needs --rule-fit)")
+    batch_schedule: str | None = _opt(
+        None,
+        "a batch-size schedule JSON file from dbs schedule (tokens, or "
+        "samples converted with --seq-len); overrides --batch-size",
+    )
+    batch_rule: str | None = _opt(
+        None,
+        "an online batch rule decided during the run, starting at --batch-size "
+        "and never falling: noise-scale (the measured B_simple; needs --gns-every) or "
+        "floor-ratio (1.5 x the sweep's Bmin at the current loss, 3 x while the rate "
+        "decays; needs --rule-fit)",
+    )
     rule_every: float = _opt(0.0, "tokens between the online rule's decisions (0: --tokens / 50)")
-    rule_fit: str | None = _opt(None, "fit.json of a sweep (dbs fit) whose Bmin per target the floor-ratio rule "
-                                "reads")
+    rule_fit: str | None = _opt(None, "fit.json of a sweep (dbs fit) whose Bmin per target the floor-ratio rule reads")
     rule_max_batch: float = _opt(0.0, "largest batch the online rule may choose, tokens (0: --tokens / 10)")
     tokens: float = _opt(200_000, "length of the run, tokens")
     lr: float = _opt(3e-3, "peak learning rate")
@@ -78,8 +102,9 @@ class TrainConfig:
     warmup: float = _opt(0.02, "warmup length, fraction of --tokens")
     decay: float = _opt(0.0, "WSD decay length, fraction of --tokens (0: no decay)")
     final_ratio: float = _opt(0.1, "learning rate at the end of a decay, fraction of --lr")
-    lr_rescale: str = _opt("none", "on a batch change multiply the LR by (B/B0)^p: none (p=0), sqrt (1/2) "
-                           "or linear (1)")
+    lr_rescale: str = _opt(
+        "none", "on a batch change multiply the LR by (B/B0)^p: none (p=0), sqrt (1/2) or linear (1)"
+    )
     beta1: float = _opt(0.9, "AdamW beta1")
     beta2: float = _opt(0.95, "AdamW beta2")
     weight_decay: float = _opt(0.1, "AdamW weight decay")
@@ -87,30 +112,44 @@ class TrainConfig:
     eval_every: int = _opt(50, "steps between validation losses (and always at the end)")
     eval_every_tokens: float = _opt(0.0, "also evaluate each time this many tokens pass (0: off)")
     eval_tokens: int = _opt(16384, "tokens of the fixed held-out slice each evaluation reads")
-    final_eval_tokens: int = _opt(0, "tokens of the held-out slice the run's last evaluation reads (0: "
-                                     "--eval-tokens); final comparisons want a larger slice than the curve")
-    eval_block: int = _opt(0, "read the held-out slice in blocks of this many tokens spread over the whole "
-                              "validation set (0: its first tokens, in order); a multiple of --seq-len")
+    final_eval_tokens: int = _opt(
+        0,
+        "tokens of the held-out slice the run's last evaluation reads (0: "
+        "--eval-tokens); final comparisons want a larger slice than the curve",
+    )
+    eval_block: int = _opt(
+        0,
+        "read the held-out slice in blocks of this many tokens spread over the whole "
+        "validation set (0: its first tokens, in order); a multiple of --seq-len",
+    )
     checkpoint_every: int = _opt(100, "steps between checkpoints (and always at the end and on Ctrl-C)")
     seed: int = _opt(0, "seed of the initialisation and every random draw")
-    data: str | None = _opt(None, "a folder of text files or a uint16 .bin of tokens (default: the Python "
-                            "standard library's sources, bytes)")
-    data_block: int = _opt(0, "read the stream in shuffled blocks of this many tokens (0: in order); a "
-                           "multiple of every sequence length")
+    data: str | None = _opt(
+        None,
+        "a folder of text files or a uint16 .bin of tokens (default: the Python standard library's sources, bytes)",
+    )
+    data_block: int = _opt(
+        0, "read the stream in shuffled blocks of this many tokens (0: in order); a multiple of every sequence length"
+    )
     vocab_size: int | None = _opt(None, "vocabulary size of a .bin --data (default 256: bytes)")
-    data_glob: str | None = _opt(None, "with a --data folder: read only the files matching this glob, relative to it "
-                                 "(e.g. '**/*.txt'); binary files, links to files already read and duplicates "
-                                 "are skipped either way")
+    data_glob: str | None = _opt(
+        None,
+        "with a --data folder: read only the files matching this glob, relative to it "
+        "(e.g. '**/*.txt'); binary files, links to files already read and duplicates "
+        "are skipped either way",
+    )
     device: str = _opt("auto", "auto (CUDA if present), cpu, cuda, cuda:N or mps")
     dtype: str = _opt("auto", "auto (bf16 autocast on CUDA, fp32 on CPU), bf16 or fp32")
     compile: int = _opt(0, "1: torch.compile the model")
     out: str = _opt("results/train", "run folder: log.csv, ckpt.pt, config.json")
     run: str | None = _opt(None, "run name in the log (default: the --out folder's name)")
-    stop_at_tokens: float | None = _opt(None, "stop early at this many tokens, as a job time limit would "
-                                        "(resume later with --resume)")
+    stop_at_tokens: float | None = _opt(
+        None, "stop early at this many tokens, as a job time limit would (resume later with --resume)"
+    )
     branch_from: str | None = _opt(None, "start from another run's ckpt.pt (e.g. a WSD decay branch)")
-    gns_every: int = _opt(0, "measure the noise scale B_simple every N steps (0: off; needs gradient "
-                          "accumulation and one process)")
+    gns_every: int = _opt(
+        0, "measure the noise scale B_simple every N steps (0: off; needs gradient accumulation and one process)"
+    )
 
     def validate(self):
         if self.preset not in PRESET_NAMES:
@@ -127,14 +166,18 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r} must be finite and >= 0")
         for name in ("eval_tokens", "final_eval_tokens"):
             if 0 < getattr(self, name) < self.seq_len or (name == "eval_tokens" and self.eval_tokens < 1):
-                raise ValueError(f"{name}={getattr(self, name)!r} must be at least one sequence "
-                                 f"(seq_len={self.seq_len} tokens)")
+                raise ValueError(
+                    f"{name}={getattr(self, name)!r} must be at least one sequence (seq_len={self.seq_len} tokens)"
+                )
         if self.stop_at_tokens is not None and not (math.isfinite(self.stop_at_tokens) and self.stop_at_tokens > 0):
-            raise ValueError(f"stop_at_tokens={self.stop_at_tokens!r} must be positive and finite (tokens at which "
-                             "to stop)")
+            raise ValueError(
+                f"stop_at_tokens={self.stop_at_tokens!r} must be positive and finite (tokens at which to stop)"
+            )
         if self.stop_at_tokens is not None and self.stop_at_tokens >= self.tokens:
-            raise ValueError(f"stop_at_tokens={self.stop_at_tokens:g} is not before the run's end (tokens="
-                             f"{self.tokens:g}): nothing to stop early")
+            raise ValueError(
+                f"stop_at_tokens={self.stop_at_tokens:g} is not before the run's end (tokens="
+                f"{self.tokens:g}): nothing to stop early"
+            )
         if self.batch_size > self.tokens and not self.batch_schedule:
             raise ValueError(f"batch_size={self.batch_size:g} exceeds the whole run (tokens={self.tokens:g})")
         check_device_name(self.device)
@@ -147,8 +190,10 @@ class TrainConfig:
             raise ValueError(f"lr_rescale={self.lr_rescale!r} must be none, sqrt or linear")
         lengths = seq_lengths(self.seq_len_schedule, self.seq_len).values
         if self.data_block < 0 or (self.data_block and any(self.data_block % L for L in lengths)):
-            raise ValueError(f"data_block={self.data_block!r} must be 0 or a multiple of every sequence "
-                             f"length ({', '.join(map(str, lengths))})")
+            raise ValueError(
+                f"data_block={self.data_block!r} must be 0 or a multiple of every sequence "
+                f"length ({', '.join(map(str, lengths))})"
+            )
         if self.eval_block < 0 or self.eval_block % self.seq_len:
             raise ValueError(f"eval_block={self.eval_block!r} must be 0 or a multiple of seq_len={self.seq_len}")
         return self
@@ -173,8 +218,9 @@ class TrainConfig:
             if not (math.isfinite(v) and 0 <= v < self.tokens):
                 raise ValueError(f"{name}={v!r} must be finite, >= 0 and below the run (tokens={self.tokens:g})")
         if self.rule_max_batch and self.rule_max_batch < self.batch_size:
-            raise ValueError(f"rule_max_batch={self.rule_max_batch:g} is below the starting batch_size="
-                             f"{self.batch_size:g}")
+            raise ValueError(
+                f"rule_max_batch={self.rule_max_batch:g} is below the starting batch_size={self.batch_size:g}"
+            )
 
     def seq_len_at(self, D) -> int:
         """Sequence length (tokens) in use after ``D`` tokens."""
@@ -220,19 +266,33 @@ def build_parser(parser=None):
     p = parser or argparse.ArgumentParser(prog="python -m validate.train", description=__doc__)
     for f in fields(TrainConfig):
         kind = {"int": _whole, "float": float}.get(str(f.type).split(" ")[0], str)
-        default = "" if f.default is None else f" (default {f.default:g})" if isinstance(f.default, float) \
+        default = (
+            ""
+            if f.default is None
+            else f" (default {f.default:g})"
+            if isinstance(f.default, float)
             else f" (default {f.default})"
-        p.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None,
-                       help=f.metadata["help"] + default)
+        )
+        p.add_argument(
+            "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None, help=f.metadata["help"] + default
+        )
     for old, new in DEPRECATED.items():
-        p.add_argument("--" + old.replace("_", "-"), dest=old, type=float, default=None,
-                       help=f"deprecated spelling of --{new.replace('_', '-')} (default: none)")
-    p.add_argument("--config", default=None, help="a JSON or TOML file of these fields (options given on "
-                   "the command line win)")
-    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt (a finished run: "
-                   "nothing to do)")
-    p.add_argument("--overwrite", action="store_true",
-                   help="start again in an --out folder that already holds a run (its log is replaced)")
+        p.add_argument(
+            "--" + old.replace("_", "-"),
+            dest=old,
+            type=float,
+            default=None,
+            help=f"deprecated spelling of --{new.replace('_', '-')} (default: none)",
+        )
+    p.add_argument(
+        "--config", default=None, help="a JSON or TOML file of these fields (options given on the command line win)"
+    )
+    p.add_argument("--resume", action="store_true", help="continue from <out>/ckpt.pt (a finished run: nothing to do)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="start again in an --out folder that already holds a run (its log is replaced)",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
 
@@ -244,6 +304,7 @@ def config_from_args(args) -> TrainConfig:
         try:
             if args.config.endswith(".toml"):
                 import tomllib
+
                 values = tomllib.loads(text)
             else:
                 values = json.loads(text)
@@ -256,10 +317,12 @@ def config_from_args(args) -> TrainConfig:
         if unknown:
             raise ValueError(f"{args.config}: unknown config field(s) {', '.join(sorted(unknown))}")
         values = {k: _typed(k, v, args.config) for k, v in values.items()}
-    values.update(_renamed({k: getattr(args, k) for k in DEPRECATED if getattr(args, k, None) is not None},
-                           "the command line"))
-    values.update({f.name: getattr(args, f.name) for f in fields(TrainConfig)
-                   if getattr(args, f.name, None) is not None})
+    values.update(
+        _renamed({k: getattr(args, k) for k in DEPRECATED if getattr(args, k, None) is not None}, "the command line")
+    )
+    values.update(
+        {f.name: getattr(args, f.name) for f in fields(TrainConfig) if getattr(args, f.name, None) is not None}
+    )
     return TrainConfig(**values)
 
 
@@ -272,8 +335,11 @@ def _renamed(values: dict, source) -> dict:
     out = dict(values)
     for old, new in DEPRECATED.items():
         if old in out:
-            warnings.warn(f"{source}: {old!r} is now called {new!r}; the old name will be removed",
-                          DeprecationWarning, stacklevel=3)
+            warnings.warn(
+                f"{source}: {old!r} is now called {new!r}; the old name will be removed",
+                DeprecationWarning,
+                stacklevel=3,
+            )
             out.setdefault(new, out.pop(old))
             out.pop(old, None)
     return out
@@ -300,5 +366,3 @@ def _typed(name, value, source):
     except (TypeError, ValueError, OverflowError):
         noun = {"int": "a whole number", "float": "a number"}.get(want, "a string")
         raise ValueError(f"{source}: field {name!r} must be {noun}; got {value!r}") from None
-
-

@@ -17,6 +17,7 @@ skipped): a batch then holds sequences from many places in the corpus, as in
 real pretraining, instead of one stretch of one file. Targets are always the
 true next token of the text.
 """
+
 from __future__ import annotations
 
 import functools
@@ -61,8 +62,10 @@ class Corpus:
     skipped: tuple = ()
 
     def describe(self) -> str:
-        return (f"{self.name}: {self.train.size:,} train + {self.val.size:,} val tokens, "
-                f"{self.n_files} files, sha256 {self.sha256[:12]}")
+        return (
+            f"{self.name}: {self.train.size:,} train + {self.val.size:,} val tokens, "
+            f"{self.n_files} files, sha256 {self.sha256[:12]}"
+        )
 
 
 def _from_files(files, name, val_every=20):
@@ -145,11 +148,14 @@ def load_corpus(path=None, vocab_size=None, pattern=None) -> Corpus:
     if p.is_dir():
         files, skipped = text_files(p, pattern)
         if not files:
-            raise ValueError(f"{p}: no text files{f' matching {pattern!r}' if pattern else ''} "
-                             f"({len(skipped)} skipped: {skipped[0][1] if skipped else 'empty folder'})")
+            raise ValueError(
+                f"{p}: no text files{f' matching {pattern!r}' if pattern else ''} "
+                f"({len(skipped)} skipped: {skipped[0][1] if skipped else 'empty folder'})"
+            )
         c = _from_files(files, str(p))
-        return Corpus(c.train, c.val, c.vocab_size, c.name, c.sha256, c.n_files,
-                      tuple(str(f) for f in files), tuple(skipped))
+        return Corpus(
+            c.train, c.val, c.vocab_size, c.name, c.sha256, c.n_files, tuple(str(f) for f in files), tuple(skipped)
+        )
     if p.suffix != ".bin":
         raise ValueError(f"--data must be a folder of text files or a .bin of uint16 tokens; got {str(p)!r}")
     if not vocab_size:

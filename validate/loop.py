@@ -11,6 +11,7 @@ weights. What happens around a step is a hook with two moments:
 Every quantity is a pure function of tokens consumed, so a resumed run needs
 only ``(step, tokens)``. Batch sizes and data are tokens.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -31,8 +32,20 @@ from .config import MAX_MICRO, seq_lengths, split_batch
 from .data import batch_at
 from .gns import GNSEstimator, two_batch_estimates
 
-__all__ = ["Step", "Trainer", "NoiseScale", "BatchRule", "Logger", "Checkpointer", "Progress", "LOG_FIELDS",
-           "NonFiniteLoss", "evaluate", "grad_sq", "compile_options"]
+__all__ = [
+    "Step",
+    "Trainer",
+    "NoiseScale",
+    "BatchRule",
+    "Logger",
+    "Checkpointer",
+    "Progress",
+    "LOG_FIELDS",
+    "NonFiniteLoss",
+    "evaluate",
+    "grad_sq",
+    "compile_options",
+]
 
 #: Columns of ``log.csv``: one row per optimizer step. ``wall_time`` is Unix seconds (rates come from its
 #: differences); ``gns_g2`` / ``gns_trace`` are the raw two-batch estimates of |G|^2 and tr(Sigma) on
@@ -97,7 +110,8 @@ class Trainer:
         self.net, self.autocast = _wrap(model, cfg, device, world)
         self.seq_len_at = seq_lengths(cfg.seq_len_schedule, cfg.seq_len)
         self._split = functools.lru_cache(maxsize=None)(
-            lambda want, L: split_batch(want, L, world, cfg.micro_batch, MAX_MICRO[cfg.preset]))
+            lambda want, L: split_batch(want, L, world, cfg.micro_batch, MAX_MICRO[cfg.preset])
+        )
         self._rescale = lr_rescale(cfg.lr_rescale, self._split(batch_for(0), cfg.seq_len)[2])
         self._warned = False
         self.hooks = []
@@ -109,9 +123,12 @@ class Trainer:
         micro, accum, actual = self._split(want, L)
         if actual != want and not self._warned and self.rank == 0:  # once: the log records every size run
             self._warned = True
-            warnings.warn(f"batch of {want:g} tokens is not a whole number of micro-batches (seq_len x "
-                          f"world_size = {L * self.world} tokens each); using {actual} (recorded in config.json "
-                          "and the summary)", stacklevel=3)
+            warnings.warn(
+                f"batch of {want:g} tokens is not a whole number of micro-batches (seq_len x "
+                f"world_size = {L * self.world} tokens each); using {actual} (recorded in config.json "
+                "and the summary)",
+                stacklevel=3,
+            )
         every = self.cfg.gns_every
         measure = every > 0 and accum > 1 and self.world == 1 and (self.n_steps + 1) % every == 0
         return Step(L, micro, accum, actual, want, self._rescale(self.lr_at(self.tokens), actual), measure)
@@ -144,10 +161,15 @@ class Trainer:
         per_micro = s.micro * s.seq_len
         group, total = per_micro * self.world, 0.0
         for a in range(s.accum):
-            x, y = batch_at(self.corpus.train, int(self.tokens) + a * group + self.rank * per_micro, s.micro,
-                            s.seq_len, block=self.cfg.data_block)
+            x, y = batch_at(
+                self.corpus.train,
+                int(self.tokens) + a * group + self.rank * per_micro,
+                s.micro,
+                s.seq_len,
+                block=self.cfg.data_block,
+            )
             sync = self.world == 1 or a == s.accum - 1  # DDP all-reduces only on the last micro-step
-            with (contextlib.nullcontext() if sync else self.net.no_sync()), self.autocast():
+            with contextlib.nullcontext() if sync else self.net.no_sync(), self.autocast():
                 _, loss = self.net(torch.from_numpy(x).to(self.device), torch.from_numpy(y).to(self.device))
                 (loss / s.accum).backward()
             total += float(loss.detach()) / s.accum
@@ -174,8 +196,7 @@ def _wrap(model, cfg, device, world):
     """``(net, autocast)``: the model compiled and DDP-wrapped as configured, and its precision context."""
     net = torch.compile(model, **compile_options(device)) if cfg.compile else model
     bf16 = cfg.dtype == "bf16" or (cfg.dtype == "auto" and device.startswith("cuda"))
-    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else \
-        contextlib.nullcontext
+    autocast = (lambda: torch.autocast(device.split(":")[0], dtype=torch.bfloat16)) if bf16 else contextlib.nullcontext
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -234,8 +255,9 @@ class Logger:
     @staticmethod
     def eval_due(cfg, step, tokens, batch) -> bool:
         """Every ``eval_every`` steps, each time ``eval_every_tokens`` pass, and at the end of the run."""
-        crossed = cfg.eval_every_tokens > 0 and \
-            int(tokens // cfg.eval_every_tokens) > int((tokens - batch) // cfg.eval_every_tokens)
+        crossed = cfg.eval_every_tokens > 0 and int(tokens // cfg.eval_every_tokens) > int(
+            (tokens - batch) // cfg.eval_every_tokens
+        )
         return step % cfg.eval_every == 0 or crossed or tokens >= cfg.tokens
 
     @staticmethod
@@ -246,10 +268,19 @@ class Logger:
 
     def after_step(self, t: Trainer, s: Step) -> None:
         due = self.eval_due(t.cfg, t.n_steps, t.tokens, s.batch_size)
-        row = dict(run=self.run, batch_size=s.batch_size, step=t.n_steps, tokens=int(t.tokens), loss=s.loss,
-                   lr=s.lr, val_loss=self._val(t) if due else "",
-                   seq_len=s.seq_len, world_size=t.world, wall_time=f"{time.time():.3f}",
-                   **(self.noise.columns() if self.noise else dict(b_simple="", gns_g2="", gns_trace="")))
+        row = dict(
+            run=self.run,
+            batch_size=s.batch_size,
+            step=t.n_steps,
+            tokens=int(t.tokens),
+            loss=s.loss,
+            lr=s.lr,
+            val_loss=self._val(t) if due else "",
+            seq_len=s.seq_len,
+            world_size=t.world,
+            wall_time=f"{time.time():.3f}",
+            **(self.noise.columns() if self.noise else dict(b_simple="", gns_g2="", gns_trace="")),
+        )
         self.writer.writerow(row)
         self.logf.flush()
 

@@ -5,6 +5,7 @@ RMSNorm, rotary position embeddings, a SwiGLU MLP, no biases, and
 in :class:`ModelConfig`; :data:`PRESETS` names sizes from ``tiny`` (tests)
 to GPU sizes.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,9 +35,9 @@ class ModelConfig:
 
 
 PRESETS = {
-    "tiny": ModelConfig(n_layer=2, n_head=2, d_model=64),             # ~0.1M parameters, tests
-    "cpu": ModelConfig(n_layer=4, n_head=4, d_model=128),             # ~0.8M, the CPU tier
-    "cpu-large": ModelConfig(n_layer=6, n_head=6, d_model=384),       # ~10M
+    "tiny": ModelConfig(n_layer=2, n_head=2, d_model=64),  # ~0.1M parameters, tests
+    "cpu": ModelConfig(n_layer=4, n_head=4, d_model=128),  # ~0.8M, the CPU tier
+    "cpu-large": ModelConfig(n_layer=6, n_head=6, d_model=384),  # ~10M
     "gpu-124m": ModelConfig(n_layer=12, n_head=12, d_model=768, vocab_size=50304, seq_len=1024),
     "gpu-350m": ModelConfig(n_layer=24, n_head=16, d_model=1024, vocab_size=50304, seq_len=1024),
 }

@@ -6,6 +6,7 @@ that changes over training (learning rate, batch size, sequence length) is
 a pure function of tokens consumed, so a resumed run needs only the token
 counter, and every DDP rank takes the same decisions without talking.
 """
+
 from __future__ import annotations
 
 import csv
@@ -37,8 +38,19 @@ from .data import load_corpus
 from .loop import LOG_FIELDS, BatchRule, Checkpointer, Logger, NoiseScale, NonFiniteLoss, Progress, Trainer
 from .model import Transformer, preset
 
-__all__ = ["TrainConfig", "train", "main", "NonFiniteLoss", "Interrupted", "RunFolderInconsistent", "LOG_FIELDS",
-           "build_parser", "config_from_args", "summary_line", "resolve_device"]
+__all__ = [
+    "TrainConfig",
+    "train",
+    "main",
+    "NonFiniteLoss",
+    "Interrupted",
+    "RunFolderInconsistent",
+    "LOG_FIELDS",
+    "build_parser",
+    "config_from_args",
+    "summary_line",
+    "resolve_device",
+]
 
 
 class Interrupted(KeyboardInterrupt):
@@ -83,13 +95,16 @@ def batch_schedule(cfg: TrainConfig, world=1):
     check_lr(sched.lr, cfg.lr, f"batch schedule {cfg.batch_schedule}")  # Bmin and Bopt move with the rate
     if sched.unit != "tokens":
         if cfg.seq_len_schedule:
-            raise ValueError(f"{cfg.batch_schedule}: a schedule in {sched.unit} cannot be converted to tokens "
-                             "while seq_len_schedule changes the sequence length; write it in tokens")
+            raise ValueError(
+                f"{cfg.batch_schedule}: a schedule in {sched.unit} cannot be converted to tokens "
+                "while seq_len_schedule changes the sequence length; write it in tokens"
+            )
         sched = sched.in_tokens(cfg.seq_len)
     used = [b for a, b in sched.segments if a < cfg.tokens]
     if max(used) > cfg.tokens:
-        raise ValueError(f"{cfg.batch_schedule}: batch_size {max(used):g} tokens exceeds the whole run "
-                         f"(tokens={cfg.tokens:g})")
+        raise ValueError(
+            f"{cfg.batch_schedule}: batch_size {max(used):g} tokens exceeds the whole run (tokens={cfg.tokens:g})"
+        )
     return sched, hashlib.sha256(raw).hexdigest()
 
 
@@ -116,12 +131,24 @@ def online_rule(cfg: TrainConfig, world=1):
         check_lr(fit.lr, cfg.lr, "sweep (--rule-fit)")
     # a WSD run without a decay holds its rate after warmup: the floor-ratio rule anneals its last tenth, as a
     # constant-rate run's (it used to never anneal there)
-    plan = LRPlan(decay=cfg.decay) if cfg.lr_schedule == "wsd" and cfg.decay > 0 else \
-        LRPlan(shape="cosine") if cfg.lr_schedule == "cosine" else LRPlan()
+    plan = (
+        LRPlan(decay=cfg.decay)
+        if cfg.lr_schedule == "wsd" and cfg.decay > 0
+        else LRPlan(shape="cosine")
+        if cfg.lr_schedule == "cosine"
+        else LRPlan()
+    )
     g = float(cfg.seq_len * world * (cfg.micro_batch or 1))
-    rule = online_rule(cfg.batch_rule, cfg.batch_size, cfg.tokens, plan, granularity=g,
-                       rows=fit.rows if cfg.rule_fit else None, every=cfg.rule_every or None,
-                       max_batch=cfg.rule_max_batch or None)
+    rule = online_rule(
+        cfg.batch_rule,
+        cfg.batch_size,
+        cfg.tokens,
+        plan,
+        granularity=g,
+        rows=fit.rows if cfg.rule_fit else None,
+        every=cfg.rule_every or None,
+        max_batch=cfg.rule_max_batch or None,
+    )
     return rule, sha
 
 
@@ -139,8 +166,16 @@ def resolve_device(name):
 def _payload(model, opt, step, D, cfg, schedule_sha, online=None):
     """A checkpoint; ``online``: the online rule's and the noise scale's state (a resumed run decides as an
     uninterrupted one)."""
-    return dict(model=model.state_dict(), opt=opt.state_dict(), step=int(step), tokens=float(D),
-                config=asdict(cfg), rng=rng_state(), schedule_sha256=schedule_sha, online=online)
+    return dict(
+        model=model.state_dict(),
+        opt=opt.state_dict(),
+        step=int(step),
+        tokens=float(D),
+        config=asdict(cfg),
+        rng=rng_state(),
+        schedule_sha256=schedule_sha,
+        online=online,
+    )
 
 
 #: Config fields that may differ between a checkpoint and the run resuming it.
@@ -160,8 +195,9 @@ def _load(path, model, opt, cfg, schedule_sha, check_config=True):
             if ck.get("schedule_sha256") != schedule_sha:
                 diff.append("the contents of the batch_schedule or rule_fit file")
             if diff:
-                raise CheckpointError(f"checkpoint {str(path)!r} was written with a different config "
-                                      f"({', '.join(diff)})")
+                raise CheckpointError(
+                    f"checkpoint {str(path)!r} was written with a different config ({', '.join(diff)})"
+                )
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         set_rng_state(ck["rng"])
@@ -169,8 +205,9 @@ def _load(path, model, opt, cfg, schedule_sha, check_config=True):
     except (KeyError, RuntimeError, TypeError, ValueError) as exc:
         if isinstance(exc, CheckpointError):
             raise
-        raise CheckpointError(f"cannot resume from {str(path)!r}: mismatched checkpoint "
-                              f"({exc.__class__.__name__})") from None
+        raise CheckpointError(
+            f"cannot resume from {str(path)!r}: mismatched checkpoint ({exc.__class__.__name__})"
+        ) from None
 
 
 def _truncate_log(path, step):
@@ -182,8 +219,10 @@ def _truncate_log(path, step):
     rows = list(csv.DictReader(path.open(encoding="utf-8"))) if path.exists() else []
     last = max((int(float(r["step"])) for r in rows), default=0)
     if last < step:
-        raise RunFolderInconsistent(f"{str(path)!r} ends at step {last} but the checkpoint is at step {step}: "
-                                    "log rows were lost; start the run again with --overwrite")
+        raise RunFolderInconsistent(
+            f"{str(path)!r} ends at step {last} but the checkpoint is at step {step}: "
+            "log rows were lost; start the run again with --overwrite"
+        )
     with atomic_write(path) as fh:
         w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         w.writeheader()
@@ -209,10 +248,20 @@ def _start_fresh(cfg, out, run, step, overwrite, corpus, model, rounding):
         for name in ("ckpt.pt", "done.json"):
             (out / name).unlink(missing_ok=True)
     with atomic_write(out / "config.json") as fh:
-        json.dump(dict(config=asdict(cfg), corpus=corpus.describe(), sha256=corpus.sha256,
-                       files_read=list(corpus.read), files_skipped=[list(s) for s in corpus.skipped],
-                       n_params=model.n_params(), flops_per_token=model.flops_per_token(cfg.seq_len),
-                       batch_rounding=rounding), fh, indent=1)
+        json.dump(
+            dict(
+                config=asdict(cfg),
+                corpus=corpus.describe(),
+                sha256=corpus.sha256,
+                files_read=list(corpus.read),
+                files_skipped=[list(s) for s in corpus.skipped],
+                n_params=model.n_params(),
+                flops_per_token=model.flops_per_token(cfg.seq_len),
+                batch_rounding=rounding,
+            ),
+            fh,
+            indent=1,
+        )
     with atomic_write(out / "log.csv") as fh:
         w = csv.DictWriter(fh, fieldnames=LOG_FIELDS)
         w.writeheader()
@@ -231,8 +280,10 @@ def _check_sources(cfg, resume):
             raise FolderLocked(f"{str(cfg.out)!r} is in use by {holder}; wait for it or use another folder")
         raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
     if cfg.branch_from and not resume and Path(cfg.branch_from).resolve().parent == Path(cfg.out).resolve():
-        raise ValueError(f"--branch-from {str(cfg.branch_from)!r} lies in --out {str(cfg.out)!r}: a new run there "
-                         "would replace the checkpoint it starts from; branch into another folder")
+        raise ValueError(
+            f"--branch-from {str(cfg.branch_from)!r} lies in --out {str(cfg.out)!r}: a new run there "
+            "would replace the checkpoint it starts from; branch into another folder"
+        )
     if cfg.branch_from and not resume and not Path(cfg.branch_from).is_file():
         raise ValueError(f"--branch-from: no checkpoint at {str(cfg.branch_from)!r}")
 
@@ -254,13 +305,17 @@ def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
         return step, D, online
     held = [n for n in ("log.csv", "ckpt.pt", "done.json") if (out / n).exists()]
     if held and not overwrite:
-        raise ValueError(f"{str(out)!r} already holds a run ({', '.join(held)}); pass --resume to continue "
-                         "it or --overwrite to start it again")
+        raise ValueError(
+            f"{str(out)!r} already holds a run ({', '.join(held)}); pass --resume to continue "
+            "it or --overwrite to start it again"
+        )
     if cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
         step, D, _ = _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
         if D >= cfg.tokens:
-            raise ValueError(f"--branch-from {str(cfg.branch_from)!r} is at {D:.0f} tokens, not before this run's "
-                             f"end (--tokens {cfg.tokens:g}): nothing to train; raise --tokens")
+            raise ValueError(
+                f"--branch-from {str(cfg.branch_from)!r} is at {D:.0f} tokens, not before this run's "
+                f"end (--tokens {cfg.tokens:g}): nothing to train; raise --tokens"
+            )
         return step, D, None
     return 0, 0.0, None
 
@@ -283,10 +338,18 @@ def _finished(out, step, D, corpus) -> dict:
     rows = list(csv.DictReader((out / "log.csv").open(encoding="utf-8"))) if (out / "log.csv").exists() else []
     done = [r for r in rows if int(float(r["step"])) == step]
     if not done:
-        raise RunFolderInconsistent(f"{str(out / 'log.csv')!r} has no row for the final step {step}: log rows "
-                                    "were lost; start the run again with --overwrite")
-    return dict(steps=step, tokens=D, final_loss=float(done[-1]["loss"]), log=str(out / "log.csv"),
-                corpus=corpus.describe(), already_finished=True)
+        raise RunFolderInconsistent(
+            f"{str(out / 'log.csv')!r} has no row for the final step {step}: log rows "
+            "were lost; start the run again with --overwrite"
+        )
+    return dict(
+        steps=step,
+        tokens=D,
+        final_loss=float(done[-1]["loss"]),
+        log=str(out / "log.csv"),
+        corpus=corpus.describe(),
+        already_finished=True,
+    )
 
 
 #: Signals that stop a run at the next step boundary after a checkpoint: Ctrl-C, and the SIGTERM a batch
@@ -348,8 +411,7 @@ def _distributed(device):
 def _model_and_opt(cfg, corpus, device):
     model = Transformer(preset(cfg.preset, vocab_size=corpus.vocab_size, seq_len=max(cfg.max_seq_len(), 8)))
     model = model.to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2),
-                            weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=(cfg.beta1, cfg.beta2), weight_decay=cfg.weight_decay)
     return model, opt
 
 
@@ -394,8 +456,21 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
         if world > 1:
             torch.distributed.barrier()  # rank 0 has created the log
         with _stop_flag() as flag:
-            res = _loop(cfg, out, model, opt, corpus, sched, schedule_sha, (step, D, online), device, rank, world,
-                        progress, flag)
+            res = _loop(
+                cfg,
+                out,
+                model,
+                opt,
+                corpus,
+                sched,
+                schedule_sha,
+                (step, D, online),
+                device,
+                rank,
+                world,
+                progress,
+                flag,
+            )
         return {**res, "batch_rounding": rounding}
 
 
@@ -414,31 +489,52 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, start, device, 
     bar = Progress(cfg.tokens, D, run, progress and rank == 0)
     t.hooks = [noise, bar] + ([BatchRule(rule, noise)] if rule else [])
     s = None
-    with (log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext()) as logf:
+    with log_path.open("a", newline="") if rank == 0 else contextlib.nullcontext() as logf:
         if rank == 0:
-            payload = lambda tr: _payload(tr.model, tr.opt, tr.n_steps, tr.tokens, cfg, schedule_sha, dict(
-                rule=rule.state_dict() if rule else None, noise=noise.state_dict()))
+            payload = lambda tr: _payload(
+                tr.model,
+                tr.opt,
+                tr.n_steps,
+                tr.tokens,
+                cfg,
+                schedule_sha,
+                dict(rule=rule.state_dict() if rule else None, noise=noise.state_dict()),
+            )
             t.hooks += [Logger(logf, run, noise), Checkpointer(ck_path, payload)]
         while t.tokens < cfg.tokens:
             try:
                 s = t.step(flag)
             except NonFiniteLoss as exc:
-                where = f"the last good checkpoint is {str(ck_path)!r}" if ck_path.exists() else \
-                    "no checkpoint was written yet (try a lower --lr)"
+                where = (
+                    f"the last good checkpoint is {str(ck_path)!r}"
+                    if ck_path.exists()
+                    else "no checkpoint was written yet (try a lower --lr)"
+                )
                 raise NonFiniteLoss(f"{exc}; {where}") from None
             if s.stop:
                 bar.close()
-                raise Interrupted(f"interrupted at step {t.n_steps} ({t.tokens:.0f} of {cfg.tokens:.0f} tokens); "
-                                  f"checkpoint saved: rerun with --resume to continue")
+                raise Interrupted(
+                    f"interrupted at step {t.n_steps} ({t.tokens:.0f} of {cfg.tokens:.0f} tokens); "
+                    f"checkpoint saved: rerun with --resume to continue"
+                )
             if cfg.stop_at_tokens is not None and t.tokens >= cfg.stop_at_tokens:
                 break
     bar.close()
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return dict(steps=t.n_steps, tokens=t.tokens, final_loss=s.loss if s else math.nan, log=str(log_path),
-                corpus=corpus.describe(), **({} if rule is None else dict(
-                    batch_rule=cfg.batch_rule, decisions=[list(p) for p in rule.schedule().segments])))
+    return dict(
+        steps=t.n_steps,
+        tokens=t.tokens,
+        final_loss=s.loss if s else math.nan,
+        log=str(log_path),
+        corpus=corpus.describe(),
+        **(
+            {}
+            if rule is None
+            else dict(batch_rule=cfg.batch_rule, decisions=[list(p) for p in rule.schedule().segments])
+        ),
+    )
 
 
 def main(argv=None) -> int:
@@ -446,8 +542,7 @@ def main(argv=None) -> int:
     SIGTERM."""
     args = build_parser().parse_args(argv)
     try:
-        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet,
-                    overwrite=args.overwrite)
+        res = train(config_from_args(args), resume=args.resume, progress=not args.quiet, overwrite=args.overwrite)
     except NonFiniteLoss as exc:
         print(f"train: stopped: {exc}", file=sys.stderr)
         return 3
@@ -467,17 +562,24 @@ def main(argv=None) -> int:
 def summary_line(res) -> str:
     """One line for people about a finished (or already finished) run."""
     if res.get("already_finished"):
-        return (f"already finished: {res['steps']} steps, {res['tokens']:.0f} tokens, final loss "
-                f"{res['final_loss']:.4f}; nothing to do (log {res['log']})")
+        return (
+            f"already finished: {res['steps']} steps, {res['tokens']:.0f} tokens, final loss "
+            f"{res['final_loss']:.4f}; nothing to do (log {res['log']})"
+        )
     if res.get("decisions"):
         sizes = " -> ".join(f"{b:g}" for _, b in res["decisions"])
         note = f"; {res['batch_rule']} rule chose batches {sizes} tokens"
     else:
         note = ""
-    note += "".join(f"; note: batch {r['requested']:g} tokens from {r['tokens_from']:g} ran as {r['used']} "
-                   f"(not a whole number of {r['seq_len']}-token sequences)" for r in res.get("batch_rounding", []))
-    return (f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
-            f"log {res['log']} ({res['corpus']}){note}")
+    note += "".join(
+        f"; note: batch {r['requested']:g} tokens from {r['tokens_from']:g} ran as {r['used']} "
+        f"(not a whole number of {r['seq_len']}-token sequences)"
+        for r in res.get("batch_rounding", [])
+    )
+    return (
+        f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
+        f"log {res['log']} ({res['corpus']}){note}"
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """``dbs derive [NAME] [--latex]``: print the derivations and their checks."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,8 +15,13 @@ EXAMPLES = """examples:
 def add_arguments(parser):
     from ..derivations import ALL
 
-    parser.add_argument("name", nargs="?", choices=sorted(ALL), metavar="NAME",
-                        help="one derivation: " + ", ".join(ALL) + " (default: all)")
+    parser.add_argument(
+        "name",
+        nargs="?",
+        choices=sorted(ALL),
+        metavar="NAME",
+        help="one derivation: " + ", ".join(ALL) + " (default: all)",
+    )
     parser.add_argument("--latex", action="store_true", help="print LaTeX instead of text")
 
 
@@ -34,8 +40,11 @@ def _checks(name, d):
         return [("G(r/2) - (1 - w + log w)", d.G_at_half - (1 - w + sp.log(w)), 0)]
     if name == "multimode":
         from ..derivations import nqm_mode
-        return [("floor(d=1) - single-mode floor", d.floor_d1 - nqm_mode().floor, 0),
-                ("B_min(d=1) - single-mode B_min", d.B_min_d1 - nqm_mode().B_min, 0)]
+
+        return [
+            ("floor(d=1) - single-mode floor", d.floor_d1 - nqm_mode().floor, 0),
+            ("B_min(d=1) - single-mode B_min", d.B_min_d1 - nqm_mode().B_min, 0),
+        ]
     return []
 
 
@@ -61,15 +70,16 @@ def render(name, latex=False):
         lines.append(f"-- {field.name} ={sep}{text}")
     for label, expr, expected in _checks(name, d):
         got = sp.simplify(expr)
-        lines.append(f"check: {label} simplifies to {fmt(got)} "
-                     f"({'ok' if sp.simplify(got - expected) == 0 else 'FAILED'})")
+        lines.append(
+            f"check: {label} simplifies to {fmt(got)} ({'ok' if sp.simplify(got - expected) == 0 else 'FAILED'})"
+        )
     return "\n".join(lines)
 
 
 def run(args):
     from ..derivations import ALL
 
-    for name in ([args.name] if args.name else list(ALL)):
+    for name in [args.name] if args.name else list(ALL):
         print(render(name, args.latex))
         print()
     return 0

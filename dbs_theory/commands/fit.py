@@ -1,4 +1,5 @@
 """``dbs fit LOG...``: E(S) fits, Bmin/Bopt per target and crossovers from loss logs."""
+
 from __future__ import annotations
 
 from .log_options import add_foreign_log_arguments, foreign_log_options
@@ -36,29 +37,57 @@ def _floats(text):
 
 
 def add_arguments(p):
-    p.add_argument("logs", nargs="*", metavar="LOG", help="CSV/JSONL loss logs or directories of them, "
-                   "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export")
-    p.add_argument("--points", metavar="FILE", default=None, help="instead of LOGs: a CSV table of steps to "
-                   "target with columns batch_size, target, steps (one row per batch size and target, as papers "
-                   "publish them); E = batch_size x steps. No envelope, floors or crossovers (they need curves)")
-    p.add_argument("--grid", metavar="FILE", default=None, help="instead of LOGs: a CSV table of final losses, "
-                   "one row per run, with columns batch_size, tokens, loss and optional lr, model (as sweep papers "
-                   "publish them); Bopt(D) at each data amount >= 3 batches reached, a power law Bopt = k D^alpha, "
-                   "one fit per model, each cell at its best learning rate")
+    p.add_argument(
+        "logs",
+        nargs="*",
+        metavar="LOG",
+        help="CSV/JSONL loss logs or directories of them, "
+        "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export",
+    )
+    p.add_argument(
+        "--points",
+        metavar="FILE",
+        default=None,
+        help="instead of LOGs: a CSV table of steps to "
+        "target with columns batch_size, target, steps (one row per batch size and target, as papers "
+        "publish them); E = batch_size x steps. No envelope, floors or crossovers (they need curves)",
+    )
+    p.add_argument(
+        "--grid",
+        metavar="FILE",
+        default=None,
+        help="instead of LOGs: a CSV table of final losses, "
+        "one row per run, with columns batch_size, tokens, loss and optional lr, model (as sweep papers "
+        "publish them); Bopt(D) at each data amount >= 3 batches reached, a power law Bopt = k D^alpha, "
+        "one fit per model, each cell at its best learning rate",
+    )
     add_foreign_log_arguments(p)
-    p.add_argument("--targets", type=str, default=None, help="comma-separated target losses "
-                   "(default: 6 chosen from the runs)")
-    p.add_argument("--law", default="three_phase", help="three_phase (default) or three_phase_free; "
-                   "with --points also hyperbolic (McCandlish: Smin, Emin and B_crit = Emin/Smin)")
+    p.add_argument(
+        "--targets", type=str, default=None, help="comma-separated target losses (default: 6 chosen from the runs)"
+    )
+    p.add_argument(
+        "--law",
+        default="three_phase",
+        help="three_phase (default) or three_phase_free; "
+        "with --points also hyperbolic (McCandlish: Smin, Emin and B_crit = Emin/Smin)",
+    )
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200; 0 = off)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    p.add_argument("--smoothing", choices=("centered", "running_min"), default="centered",
-                   help="how a noisy loss is made monotone before reading when it reaches a target: centered "
-                   "(smoothed in data over --window, then a running minimum) or running_min (raw rows)")
-    p.add_argument("--window", type=float, default=0.1,
-                   help="smoothing window in data, the same however the log is spaced: the loss at data D is "
-                   "a straight line in log D fitted to the rows with data in [D/(1+w), D(1+w)] (default "
-                   "0.1: 10%% either side); where fewer than 5 rows lie inside, the raw row is used")
+    p.add_argument(
+        "--smoothing",
+        choices=("centered", "running_min"),
+        default="centered",
+        help="how a noisy loss is made monotone before reading when it reaches a target: centered "
+        "(smoothed in data over --window, then a running minimum) or running_min (raw rows)",
+    )
+    p.add_argument(
+        "--window",
+        type=float,
+        default=0.1,
+        help="smoothing window in data, the same however the log is spaced: the loss at data D is "
+        "a straight line in log D fitted to the rows with data in [D/(1+w), D(1+w)] (default "
+        "0.1: 10%% either side); where fewer than 5 rows lie inside, the raw row is used",
+    )
     p.add_argument("--use", choices=("loss", "val_loss"), default="loss", help="which loss column")
     p.add_argument("--out", default="results/fit", help="output directory (default results/fit)")
 
@@ -87,8 +116,16 @@ def run(args):
     targets = _floats(args.targets) if args.targets is not None else None
     if not 0 < args.window <= 1:
         raise ValueError(f"--window={args.window:g} must be a fraction of the data in (0, 1]")
-    table = bopt_table(runs, targets, law=args.law, bootstrap=args.bootstrap, seed=args.seed,
-                       smoothing=args.smoothing, window=args.window, use=args.use)
+    table = bopt_table(
+        runs,
+        targets,
+        law=args.law,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        smoothing=args.smoothing,
+        window=args.window,
+        use=args.use,
+    )
     out = ensure_writable_dir(args.out)
     table.write(out)
     print_table(table, format_table)
@@ -120,16 +157,21 @@ def print_table(table, format_table):
             row[k] = cell(r, k)
         for law in ("three_phase", "three_phase_free", "hyperbolic"):
             if f"dof_{law}" in r:
-                row[law] = (f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})" if f"r2_log_{law}" in r
-                            else f"dof {r[f'dof_{law}']}: not fitted")
+                row[law] = (
+                    f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})"
+                    if f"r2_log_{law}" in r
+                    else f"dof {r[f'dof_{law}']}: not fitted"
+                )
         rows.append(row)
     laws = [k for k in ("three_phase", "three_phase_free", "hyperbolic") if any(k in r for r in rows)]
-    print(format_table(rows, cols + laws + ["status"],
-                       heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
-    print(f"\nBmin grows as the target falls: {table.verdict['bmin']} (from the {table.verdict['bmin_source']}); "
-          f"Bopt: {table.verdict['bopt']} (from the {table.verdict['bopt_source']})")
-    why = sorted({r[k].removeprefix("not identified: ") for r in table.rows for k in r
-                  if k.endswith("_status") and r[k] != "ok"})
+    print(format_table(rows, cols + laws + ["status"], heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
+    print(
+        f"\nBmin grows as the target falls: {table.verdict['bmin']} (from the {table.verdict['bmin_source']}); "
+        f"Bopt: {table.verdict['bopt']} (from the {table.verdict['bopt_source']})"
+    )
+    why = sorted(
+        {r[k].removeprefix("not identified: ") for r in table.rows for k in r if k.endswith("_status") and r[k] != "ok"}
+    )
     if why:
         print("not identified (n/i) because: " + "; ".join(why[:4]) + ("; ..." if len(why) > 4 else ""))
     for r, _, why in table.excluded:
@@ -137,12 +179,19 @@ def print_table(table, format_table):
             print(f"run {r!r}: {why}")
     missed = [(r, t) for r, t, why in table.excluded if why != DYNAMIC]
     if missed:
-        print(f"excluded {len(missed)} (run, target) pairs that never reached the target, e.g. "
-              + "; ".join(f"{r} @ {t:.4g}" for r, t in missed[:3]))
+        print(
+            f"excluded {len(missed)} (run, target) pairs that never reached the target, e.g. "
+            + "; ".join(f"{r} @ {t:.4g}" for r, t in missed[:3])
+        )
     if table.crossovers:
         print(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
-        print(format_table([c.to_dict() for c in table.crossovers[:6]], ["b_small", "b_large", "data", "loss"],
-                           ["B small", "B large", "data at crossing", "loss"]))
+        print(
+            format_table(
+                [c.to_dict() for c in table.crossovers[:6]],
+                ["b_small", "b_large", "data", "loss"],
+                ["B small", "B large", "data at crossing", "loss"],
+            )
+        )
 
 
 POINT_COLUMNS = ("batch_size", "target", "steps")
@@ -179,12 +228,17 @@ def read_points(path):
                 raise ValueError(f"{path}: column {twice[0]!r} appears twice in the header (which one is meant?)")
             unknown = [h for h in header if h not in POINT_COLUMNS]
             if unknown:
-                warnings.warn(f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the points format "
-                              f"({', '.join(POINT_COLUMNS)}) and are ignored", stacklevel=2)
+                warnings.warn(
+                    f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the points format "
+                    f"({', '.join(POINT_COLUMNS)}) and are ignored",
+                    stacklevel=2,
+                )
             missing = [c for c in POINT_COLUMNS if c not in header]
             if missing:
-                raise ValueError(f"{path}: missing column {missing[0]!r} (needs {', '.join(POINT_COLUMNS)}; "
-                                 f"the header is {','.join(header) or 'empty'})")
+                raise ValueError(
+                    f"{path}: missing column {missing[0]!r} (needs {', '.join(POINT_COLUMNS)}; "
+                    f"the header is {','.join(header) or 'empty'})"
+                )
             rows = [[_cell(path, reader.line_num, c, r, None in r) for c in POINT_COLUMNS] for r in reader]
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
@@ -230,24 +284,43 @@ def _run_grid(args):
     for f in fits:
         print(f"\nmodel {f.model}:" if f.model else "")
         lr = any(math.isfinite(p.best_lr) for p in f.points)
-        print(format_table([dict(tokens=f"{p.data:.4g}", bopt=p.text(), batches=p.batches, best=f"{p.best_batch:g}",
-                                 loss=f"{p.best_loss:.4g}", lr=f"{p.best_lr:.3g}") for p in f.points],
-                           ["tokens", "bopt", "batches", "best", "loss"] + (["lr"] if lr else []),
-                           ["tokens D", "Bopt(D) [95%]", "batches at D", "best grid batch", "its loss"]
-                           + (["its lr"] if lr else [])))
+        print(
+            format_table(
+                [
+                    dict(
+                        tokens=f"{p.data:.4g}",
+                        bopt=p.text(),
+                        batches=p.batches,
+                        best=f"{p.best_batch:g}",
+                        loss=f"{p.best_loss:.4g}",
+                        lr=f"{p.best_lr:.3g}",
+                    )
+                    for p in f.points
+                ],
+                ["tokens", "bopt", "batches", "best", "loss"] + (["lr"] if lr else []),
+                ["tokens D", "Bopt(D) [95%]", "batches at D", "best grid batch", "its loss"]
+                + (["its lr"] if lr else []),
+            )
+        )
         print(f.power_law_text())
         for n in f.notes:
             print(f"note: {n}")
     out = ensure_writable_dir(args.out)
     with atomic_write(out / "grid_fit.json") as fh:
-        json.dump(dict(source=str(args.grid), fits=[f.record() for f in fits]), fh, indent=1, default=json_default,
-                  allow_nan=False)
+        json.dump(
+            dict(source=str(args.grid), fits=[f.record() for f in fits]),
+            fh,
+            indent=1,
+            default=json_default,
+            allow_nan=False,
+        )
     with atomic_write(out / "grid_bopt.csv") as fh:
         w = csv.writer(fh)
         w.writerow(["model", "tokens", "bopt", "bopt_lo", "bopt_hi", "status", "batches", "best_batch", "best_lr"])
         for f in fits:
-            w.writerows([f.model, p.data, p.bopt, p.lo, p.hi, p.status, p.batches, p.best_batch, p.best_lr]
-                        for p in f.points)
+            w.writerows(
+                [f.model, p.data, p.bopt, p.lo, p.hi, p.status, p.batches, p.best_batch, p.best_lr] for p in f.points
+            )
     print(f"\nwrote {out}/grid_fit.json, grid_bopt.csv")
     return 0
 
@@ -287,8 +360,21 @@ def _run_points(args):
 def _print_hyperbolic(table, format_table):
     """Print a hyperbolic points table: Smin, Emin and McCandlish's B_crit = Emin/Smin per target."""
     print(f"{len(table.rows)} targets; law hyperbolic (McCandlish): B_crit = Emin/Smin")
-    rows = [dict(r, smin=cell(r, "smin"), emin=cell(r, "emin"), b_crit=cell(r, "b_crit"),
-                 r2=f"{r['r2_log_hyperbolic']:.3f}" if "r2_log_hyperbolic" in r else "-") for r in table.rows]
-    print(format_table(rows, ["target", "n_batches", "smin", "emin", "b_crit", "r2", "status"],
-                       ["L*", "batches", "Smin", "Emin", "B_crit", "R2log", "status"]))
+    rows = [
+        dict(
+            r,
+            smin=cell(r, "smin"),
+            emin=cell(r, "emin"),
+            b_crit=cell(r, "b_crit"),
+            r2=f"{r['r2_log_hyperbolic']:.3f}" if "r2_log_hyperbolic" in r else "-",
+        )
+        for r in table.rows
+    ]
+    print(
+        format_table(
+            rows,
+            ["target", "n_batches", "smin", "emin", "b_crit", "r2", "status"],
+            ["L*", "batches", "Smin", "Emin", "B_crit", "R2log", "status"],
+        )
+    )
     print(f"\nB_crit grows as the target falls: {table.verdict['b_crit']}")

@@ -1,4 +1,5 @@
 """``dbs plan LOG... --budget D``: the next runs that pin ``Bopt`` at a data budget."""
+
 from __future__ import annotations
 
 from .log_options import add_foreign_log_arguments, foreign_log_options
@@ -15,16 +16,33 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p):
-    p.add_argument("logs", nargs="+", metavar="LOG", help="CSV/JSONL loss logs or directories of them, "
-                   "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export")
+    p.add_argument(
+        "logs",
+        nargs="+",
+        metavar="LOG",
+        help="CSV/JSONL loss logs or directories of them, "
+        "Hugging Face Trainer output folders (trainer_state.json) or a W&B panel CSV export",
+    )
     add_foreign_log_arguments(p)
-    p.add_argument("--budget", type=float, required=True, help="data the real run will consume (the logs' "
-                   "unit: tokens or examples)")
+    p.add_argument(
+        "--budget",
+        type=float,
+        required=True,
+        help="data the real run will consume (the logs' unit: tokens or examples)",
+    )
     p.add_argument("--n", type=int, default=3, help="most runs to propose (default 3)")
-    p.add_argument("--tol", type=float, default=0.10, help="relative half-width of the 90%% interval that "
-                   "counts as pinned (default 0.10)")
-    p.add_argument("--granularity", type=float, default=1.0, help="round proposed batches to a multiple "
-                   "of this (micro-batch x seq-len x world size; default 1)")
+    p.add_argument(
+        "--tol",
+        type=float,
+        default=0.10,
+        help="relative half-width of the 90%% interval that counts as pinned (default 0.10)",
+    )
+    p.add_argument(
+        "--granularity",
+        type=float,
+        default=1.0,
+        help="round proposed batches to a multiple of this (micro-batch x seq-len x world size; default 1)",
+    )
     p.add_argument("--bootstrap", type=int, default=200, help="bootstrap resamples (default 200)")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--out", default="results/plan", help="output directory (default results/plan)")
@@ -38,8 +56,10 @@ def _check(args):
     if not (0 < args.tol < 1):
         raise ValueError(f"--tol={args.tol:g} must lie in (0, 1)")
     if not (math.isfinite(args.granularity) and args.granularity >= 1 and float(args.granularity).is_integer()):
-        raise ValueError(f"--granularity={args.granularity:g} must be a whole number >= 1 (tokens or examples "
-                         "per step come in whole units)")
+        raise ValueError(
+            f"--granularity={args.granularity:g} must be a whole number >= 1 (tokens or examples "
+            "per step come in whole units)"
+        )
     if args.bootstrap < 1:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 1 (the plan needs an interval)")
 
@@ -60,16 +80,25 @@ def run(args):
         print(f"run {r.name!r}: {DYNAMIC}")
     if len({r.batch_size for r in runs}) < 3:
         raise ValueError(f"need runs at >= 3 batch sizes to plan from; got {len({r.batch_size for r in runs})}")
-    plan = plan_sweep(runs, args.budget, n=args.n, tol=args.tol, bootstrap=args.bootstrap, seed=args.seed,
-                      granularity=args.granularity)
+    plan = plan_sweep(
+        runs,
+        args.budget,
+        n=args.n,
+        tol=args.tol,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+        granularity=args.granularity,
+    )
     out = ensure_writable_dir(args.out)
     record = {k: (None if isinstance(v, float) and not math.isfinite(v) else v) for k, v in asdict(plan).items()}
     with atomic_write(out / "plan.json") as fh:  # NaN/inf are not JSON: a missing value is null
         json.dump(record, fh, indent=1, default=json_default)
     print(describe(plan, args.tol))
     if plan.proposals:
-        rows = [dict(batch=p.batch, data=p.data, action=f"extend {p.extends}" if p.extends else "new run",
-                     why=p.why) for p in plan.proposals]
+        rows = [
+            dict(batch=p.batch, data=p.data, action=f"extend {p.extends}" if p.extends else "new run", why=p.why)
+            for p in plan.proposals
+        ]
         print("\nNext runs (each to the data shown; only runs that reach the budget compete there):")
         print(format_table(rows, ["batch", "data", "action", "why"], ["batch", "run to", "action", "why"]))
     print(f"\nwrote {out}/plan.json")
@@ -80,10 +109,15 @@ def describe(plan, tol):
     """One or two lines: Bopt at the budget with its interval, or why it is not identified, and the verdict."""
     head = f"Bopt at {plan.budget:.4g}: "
     if plan.identified:
-        head += (f"{plan.bopt:.4g} [90%: {plan.lo:.4g}, {plan.hi:.4g}] "
-                 f"(+/-{100 * plan.precision:.0f}%, asked {100 * tol:.0f}%)")
+        head += (
+            f"{plan.bopt:.4g} [90%: {plan.lo:.4g}, {plan.hi:.4g}] "
+            f"(+/-{100 * plan.precision:.0f}%, asked {100 * tol:.0f}%)"
+        )
     else:
         head += f"not identified: {plan.reason}"
-    tail = "pinned: no more runs needed" if plan.done else ("not pinned yet" if plan.proposals else
-                                                            "not pinned, and no run to propose")
+    tail = (
+        "pinned: no more runs needed"
+        if plan.done
+        else ("not pinned yet" if plan.proposals else "not pinned, and no run to propose")
+    )
     return f"{head}\n{tail}"

@@ -1,4 +1,5 @@
 """``dbs schedule``: build a batch-size schedule from a fit result or explicit options."""
+
 from __future__ import annotations
 
 import json
@@ -26,45 +27,94 @@ def add_arguments(p):
     src.add_argument("--curve", help="an explicit power law Bopt(D) = k D^alpha, as 'k,alpha'")
     src.add_argument("--steps", help="a step schedule 'D0:B0,D1:B1,...' (D0 = 0)")
     p.add_argument("--horizon", type=float, required=True, help="total data of the run (tokens)")
-    p.add_argument("--rule", choices=RULES + ONLINE, default=None,
-                   help="with --from a sweep's fit.json: calibrated (default: optimise the batch on a loss model "
-                   "fitted to the sweep, under the run's LR plan), stitch (the batch whose curve descends fastest "
-                   "at the run's loss), paper (follow Bopt(D); the default for --curve and for fits without a "
-                   "sweep envelope), late-switch (half the sweep's best fixed batch, then --switch-ratio times "
-                   "that from --switch-at) or fixed (the best fixed batch); noise-scale and floor-ratio are "
-                   "decided during the run: dbs train --batch-rule (docs/optimal_schedules.md)")
-    p.add_argument("--decay", type=float, default=0.0, help="the run's LR plan: fraction of --horizon in a "
-                   "final linear (WSD) decay, 0 for a constant rate (default 0); the calibrated rule "
-                   "optimises for it")
-    p.add_argument("--lr-shape", choices=("wsd", "cosine"), default="wsd", help="the run's LR shape: wsd (stable, "
-                   "then --decay; default) or cosine (from the peak to --final-lr over the whole run)")
-    p.add_argument("--final-lr", type=float, default=0.1, help="the rate at the end of the decay, as a multiple "
-                   "of the peak (default 0.1)")
-    p.add_argument("--switch-at", type=float, default=None, help="late-switch: data of the switch (default 0.75 "
-                   "x --horizon; for a WSD run, 0.75 x the stable phase's data, as the NQM study scored it)")
-    p.add_argument("--switch-ratio", type=float, default=4.0, help="late-switch: batch after / before the "
-                   "switch (default 4)")
+    p.add_argument(
+        "--rule",
+        choices=RULES + ONLINE,
+        default=None,
+        help="with --from a sweep's fit.json: calibrated (default: optimise the batch on a loss model "
+        "fitted to the sweep, under the run's LR plan), stitch (the batch whose curve descends fastest "
+        "at the run's loss), paper (follow Bopt(D); the default for --curve and for fits without a "
+        "sweep envelope), late-switch (half the sweep's best fixed batch, then --switch-ratio times "
+        "that from --switch-at) or fixed (the best fixed batch); noise-scale and floor-ratio are "
+        "decided during the run: dbs train --batch-rule (docs/optimal_schedules.md)",
+    )
+    p.add_argument(
+        "--decay",
+        type=float,
+        default=0.0,
+        help="the run's LR plan: fraction of --horizon in a "
+        "final linear (WSD) decay, 0 for a constant rate (default 0); the calibrated rule "
+        "optimises for it",
+    )
+    p.add_argument(
+        "--lr-shape",
+        choices=("wsd", "cosine"),
+        default="wsd",
+        help="the run's LR shape: wsd (stable, "
+        "then --decay; default) or cosine (from the peak to --final-lr over the whole run)",
+    )
+    p.add_argument(
+        "--final-lr",
+        type=float,
+        default=0.1,
+        help="the rate at the end of the decay, as a multiple of the peak (default 0.1)",
+    )
+    p.add_argument(
+        "--switch-at",
+        type=float,
+        default=None,
+        help="late-switch: data of the switch (default 0.75 "
+        "x --horizon; for a WSD run, 0.75 x the stable phase's data, as the NQM study scored it)",
+    )
+    p.add_argument(
+        "--switch-ratio", type=float, default=4.0, help="late-switch: batch after / before the switch (default 4)"
+    )
     p.add_argument("--interval", type=float, default=None, help="re-evaluation interval (default horizon/50)")
     p.add_argument("--momentum", type=float, default=1.0, help="smoothing factor in (0, 1] (default 1)")
     p.add_argument("--initial", type=float, default=None, help="initial batch (default Bopt(interval))")
-    p.add_argument("--granularity", type=float, default=1.0,
-                   help="batch multiple: micro-batch x seq-len x world size (default 1)")
+    p.add_argument(
+        "--granularity", type=float, default=1.0, help="batch multiple: micro-batch x seq-len x world size (default 1)"
+    )
     p.add_argument("--min-batch", type=float, default=1.0, help="smallest batch, in --unit (default 1)")
-    p.add_argument("--max-batch", type=float, default=float("inf"), help="largest batch, in --unit (default: "
-                   "no limit but the horizon)")
-    p.add_argument("--unit", choices=("tokens", "samples", "examples"), default="tokens",
-                   help="unit of data and batch sizes in the schedule (default tokens)")
-    p.add_argument("--seq-len", type=int, default=None, help="sequence length (tokens per sample), for the "
-                   "Megatron exports: with it --step-batch-size-schedule thresholds count tokens")
-    p.add_argument("--lr", type=float, default=None, help="learning rate the run will use (warns if "
-                   "it differs from the one the fit was measured at)")
+    p.add_argument(
+        "--max-batch",
+        type=float,
+        default=float("inf"),
+        help="largest batch, in --unit (default: no limit but the horizon)",
+    )
+    p.add_argument(
+        "--unit",
+        choices=("tokens", "samples", "examples"),
+        default="tokens",
+        help="unit of data and batch sizes in the schedule (default tokens)",
+    )
+    p.add_argument(
+        "--seq-len",
+        type=int,
+        default=None,
+        help="sequence length (tokens per sample), for the "
+        "Megatron exports: with it --step-batch-size-schedule thresholds count tokens",
+    )
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="learning rate the run will use (warns if it differs from the one the fit was measured at)",
+    )
     p.add_argument("--extrapolate", action="store_true", help="allow Bopt(D) outside the fitted range")
-    p.add_argument("--step-time", default=None, help="'a,b': step time a + b B / devices seconds, "
-                   "to report the time-optimal batch per target (needs --from fit.json)")
-    p.add_argument("--devices", type=int, default=1, help="accelerators sharing each step, for --step-time "
-                   "(default 1)")
-    p.add_argument("--max-overhead", type=float, default=None, help="data overhead allowed over Emin "
-                   "for the time-optimal batch (e.g. 0.1)")
+    p.add_argument(
+        "--step-time",
+        default=None,
+        help="'a,b': step time a + b B / devices seconds, "
+        "to report the time-optimal batch per target (needs --from fit.json)",
+    )
+    p.add_argument("--devices", type=int, default=1, help="accelerators sharing each step, for --step-time (default 1)")
+    p.add_argument(
+        "--max-overhead",
+        type=float,
+        default=None,
+        help="data overhead allowed over Emin for the time-optimal batch (e.g. 0.1)",
+    )
     p.add_argument("--out", default="results/schedule", help="output directory")
 
 
@@ -118,8 +168,17 @@ def _build(args):
             except ValueError:
                 raise ValueError(f"--curve must be 'k,alpha'; got {args.curve!r}") from None
             import numpy as np
-            curve = BoptCurve("power", dict(k=k, alpha=alpha), np.array([args.horizon / 100, args.horizon]),
-                              np.array([1.0, 1.0]), None, math.nan, args.lr, True)
+
+            curve = BoptCurve(
+                "power",
+                dict(k=k, alpha=alpha),
+                np.array([args.horizon / 100, args.horizon]),
+                np.array([1.0, 1.0]),
+                None,
+                math.nan,
+                args.lr,
+                True,
+            )
         else:
             if load_envelope(args.source) is not None:
                 return _from_fit(args, "paper")
@@ -151,9 +210,18 @@ def _dynamic(args, curve):
     interval = args.interval if args.interval is not None else args.horizon / 50
     initial = args.initial if args.initial is not None else float(curve(interval))
     max_batch = args.max_batch if math.isfinite(args.max_batch) else args.horizon
-    return dynamic_batch(curve, interval=interval, momentum=args.momentum, initial=initial,
-                         granularity=args.granularity, min_batch=args.min_batch, max_batch=max_batch,
-                         horizon=args.horizon, unit=args.unit, lr=curve.lr)
+    return dynamic_batch(
+        curve,
+        interval=interval,
+        momentum=args.momentum,
+        initial=initial,
+        granularity=args.granularity,
+        min_batch=args.min_batch,
+        max_batch=max_batch,
+        horizon=args.horizon,
+        unit=args.unit,
+        lr=curve.lr,
+    )
 
 
 def _fixed_batch(args, b):
@@ -172,14 +240,22 @@ def _one_point(args, D, B, lr, laws):
     check_lr(lr, args.lr, "Bopt table")
     got = [(d, b) for d, b in zip(D, B) if b == b]
     if not got:
-        raise ValueError(f"{args.source}: no target identifies Bopt (dbs fit's table says why per target): no "
-                         "schedule and no fixed batch can be read from it")
+        raise ValueError(
+            f"{args.source}: no target identifies Bopt (dbs fit's table says why per target): no "
+            "schedule and no fixed batch can be read from it"
+        )
     d, b = got[0]
     fixed = _fixed_batch(args, b)
     sched = constant_batch(fixed, args.unit, lr)
-    choice = ScheduleChoice(sched, "paper", "fixed", f"only one target identifies Bopt ({b:.4g} at D={d:.4g}): no "
-                            "curve through one point, so a fixed batch at it", best_fixed=fixed, best_fixed_at=d,
-                            measured_to=d)
+    choice = ScheduleChoice(
+        sched,
+        "paper",
+        "fixed",
+        f"only one target identifies Bopt ({b:.4g} at D={d:.4g}): no curve through one point, so a fixed batch at it",
+        best_fixed=fixed,
+        best_fixed_at=d,
+        measured_to=d,
+    )
     return sched, None, laws, None, choice
 
 
@@ -202,14 +278,19 @@ def _points_gate(args, sched, curve, points, failed=None):
         ok, why = False, f"no dynamic schedule along its Bopt curve: {failed}"
     end = min(args.horizon, max(D))
     fixed = _fixed_batch(args, float(curve(end)))
-    base = dict(rule="paper", best_fixed=fixed, best_fixed_at=end, measured_to=float(max(D)), dynamic=sched,
-                curve=curve)
+    base = dict(
+        rule="paper", best_fixed=fixed, best_fixed_at=end, measured_to=float(max(D)), dynamic=sched, curve=curve
+    )
     if ok:
-        return ScheduleChoice(sched, recommendation="dynamic", reason=f"the table resolves that Bopt grows ({why})",
-                              **base)
-    return ScheduleChoice(constant_batch(fixed, args.unit, curve.lr), recommendation="fixed",
-                          reason=f"the table does not resolve that Bopt grows over the run ({why}); a fixed batch "
-                                 f"at Bopt({end:.4g})", **base)
+        return ScheduleChoice(
+            sched, recommendation="dynamic", reason=f"the table resolves that Bopt grows ({why})", **base
+        )
+    return ScheduleChoice(
+        constant_batch(fixed, args.unit, curve.lr),
+        recommendation="fixed",
+        reason=f"the table does not resolve that Bopt grows over the run ({why}); a fixed batch at Bopt({end:.4g})",
+        **base,
+    )
 
 
 def load_envelope(path):
@@ -236,24 +317,41 @@ def _from_fit(args, rule):
     from ..sweep_schedule import measured_range, past_measured
 
     if rule in ONLINE:
-        raise ValueError(f"--rule {rule} is decided during the run from what the run measures: train with "
-                         f"dbs train --batch-rule {rule}" + (" --rule-fit FIT.json" if rule == "floor-ratio"
-                                                             else " --gns-every N"))
+        raise ValueError(
+            f"--rule {rule} is decided during the run from what the run measures: train with "
+            f"dbs train --batch-rule {rule}" + (" --rule-fit FIT.json" if rule == "floor-ratio" else " --gns-every N")
+        )
     if not args.source:
         raise ValueError(f"--rule {rule} needs --from fit.json (a dbs fit of a sweep: it reads the sweep's curves)")
     env, lr, laws = load_envelope(args.source) if rule == "paper" else _sweep_envelope(args.source)
     check_lr(lr, args.lr, "Bopt curve" if rule == "paper" else "sweep")
     measured_to = measured_range(env)
     if past_measured(env, args.horizon) and not args.extrapolate:
-        raise ValueError(f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
-                         "run the sweep longer, or allow it with --extrapolate (" +
-                         ("Bopt is then held at its last measured value)" if rule == "paper" else
-                          "the rule then holds what the sweep measured last)"))
-    choice = schedule_from_fit(dict(envelope=env), args.horizon, rule, _lr_plan(args),
-                               unit=args.unit, granularity=args.granularity, min_batch=args.min_batch,
-                               max_batch=args.max_batch, extrapolate=args.extrapolate, lr=lr,
-                               interval=args.interval, momentum=args.momentum, switch_at=args.switch_at,
-                               switch_ratio=args.switch_ratio)
+        raise ValueError(
+            f"--horizon {args.horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
+            "run the sweep longer, or allow it with --extrapolate ("
+            + (
+                "Bopt is then held at its last measured value)"
+                if rule == "paper"
+                else "the rule then holds what the sweep measured last)"
+            )
+        )
+    choice = schedule_from_fit(
+        dict(envelope=env),
+        args.horizon,
+        rule,
+        _lr_plan(args),
+        unit=args.unit,
+        granularity=args.granularity,
+        min_batch=args.min_batch,
+        max_batch=args.max_batch,
+        extrapolate=args.extrapolate,
+        lr=lr,
+        interval=args.interval,
+        momentum=args.momentum,
+        switch_at=args.switch_at,
+        switch_ratio=args.switch_ratio,
+    )
     band = None
     if rule == "paper":
         ok = env["identified"]
@@ -319,27 +417,46 @@ def run(args):
         fh.write(sched.to_json())
     band = _band(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
     with atomic_write(out / "exports.json") as fh:
-        json.dump(dict(**step, megatron_rampup=meg, olmo_core=olmo,
-                       curve=None if curve is None else curve.to_dict(), band=band,
-                       **(dict(rule=args.rule) if chosen is None else chosen.record())), fh, indent=1)
+        json.dump(
+            dict(
+                **step,
+                megatron_rampup=meg,
+                olmo_core=olmo,
+                curve=None if curve is None else curve.to_dict(),
+                band=band,
+                **(dict(rule=args.rule) if chosen is None else chosen.record()),
+            ),
+            fh,
+            indent=1,
+        )
     if chosen is not None:
         _print_choice(chosen, args.horizon)
-    print(f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
-          + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}"))
+    print(
+        f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
+        + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}")
+    )
     if curve is not None and curve.form == "power":
-        print(f"Bopt(D) = {curve.params['k']:.4g} * D^{curve.params['alpha']:.4f}"
-              + ("" if math.isnan(curve.r2_log) else f"  (R2 log {curve.r2_log:.3f})"))
+        print(
+            f"Bopt(D) = {curve.params['k']:.4g} * D^{curve.params['alpha']:.4f}"
+            + ("" if math.isnan(curve.r2_log) else f"  (R2 log {curve.r2_log:.3f})")
+        )
     print(sched.step_list())
-    print("\nMegatron-LM: " + (f"{step['megatron_args']}  ({step['megatron_note']})" if step["megatron"]
-                               else step["megatron_note"]))
+    print(
+        "\nMegatron-LM: "
+        + (f"{step['megatron_args']}  ({step['megatron_note']})" if step["megatron"] else step["megatron_note"])
+    )
     if "args" in meg or step["megatron"]:  # a missing --seq-len is said once, above
-        print(f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
-              + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else ""))
+        print(
+            f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
+            + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else "")
+        )
     runs = " -> ".join(f"{x['batch_size']:g} from {x['from']:g}" for x in olmo["applied"][1:]) or "one batch"
-    print(f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
-          f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
-          f"(it runs {runs}: batch error {olmo['error']:.1%} over [0, {olmo['horizon']:.4g}] from integer factors "
-          "and its switching rule; note it rescales the LR by sqrt(ratio))")
+    print(
+        f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
+        f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
+        f"(it runs {runs}: batch error {olmo['error']:.1%} over [0, {olmo['horizon']:.4g}] from integer factors "
+        "and its switching rule; note it rescales the LR by sqrt(ratio))"
+    )
     if band and band["beyond"]:
         _print_band(band)
     if args.step_time:
@@ -362,19 +479,29 @@ def _print_choice(c, horizon):
     if c.rule in ("late-switch", "fixed"):
         return
     if not c.lr_plan.constant:
-        print(f"the run's LR plan: {c.lr_plan.describe()}" +
-              (" (this rule does not use it)" if c.rule != "calibrated" else ""))
+        print(
+            f"the run's LR plan: {c.lr_plan.describe()}"
+            + (" (this rule does not use it)" if c.rule != "calibrated" else "")
+        )
     if c.recommendation == "fixed":
-        print(f"warning: {c.reason}. schedule.json holds that fixed batch" +
-              ("" if c.dynamic is None else f"; the dynamic schedule it replaces ({c.dynamic.sizes[0]:.4g} -> "
-                                            f"{c.dynamic.sizes[-1]:.4g}) is in exports.json"))
+        print(
+            f"warning: {c.reason}. schedule.json holds that fixed batch"
+            + (
+                ""
+                if c.dynamic is None
+                else f"; the dynamic schedule it replaces ({c.dynamic.sizes[0]:.4g} -> "
+                f"{c.dynamic.sizes[-1]:.4g}) is in exports.json"
+            )
+        )
     else:
         print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
     if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic" and c.curve is not None:
-        print(f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
-              f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
-              "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
-              "measured")
+        print(
+            f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
+            f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
+            "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
+            "measured"
+        )
 
 
 def _band(curve, points, horizon, measured_to=None):
@@ -392,8 +519,9 @@ def _band(curve, points, horizon, measured_to=None):
     edge = float(max(D)) if measured_to is None else float(measured_to)
     at = np.geomspace(min(D), max(horizon, edge, max(D)), 40)
     blo, bhi = bopt_band(D, B, lo, hi, at)
-    return dict(D=at.tolist(), lo=blo.tolist(), hi=bhi.tolist(), measured_to=edge,
-                beyond=bool(horizon > edge * (1 + 1e-9)))
+    return dict(
+        D=at.tolist(), lo=blo.tolist(), hi=bhi.tolist(), measured_to=edge, beyond=bool(horizon > edge * (1 + 1e-9))
+    )
 
 
 def _print_band(band):
@@ -401,8 +529,10 @@ def _print_band(band):
 
     edge = band["measured_to"]
     D = np.asarray(band["D"])
-    print(f"\nPast the measured range (D > {edge:.4g}) the schedule extrapolates; the 90% band of Bopt opens "
-          "(lower edge held, upper edge at the steepest measured slope):")
+    print(
+        f"\nPast the measured range (D > {edge:.4g}) the schedule extrapolates; the 90% band of Bopt opens "
+        "(lower edge held, upper edge at the steepest measured slope):"
+    )
     for j in np.unique(np.linspace(np.searchsorted(D, edge), D.size - 1, 4).astype(int)):
         print(f"  D = {D[j]:.4g}: Bopt in [{band['lo'][j]:.4g}, {band['hi'][j]:.4g}]")
 
@@ -420,8 +550,10 @@ def _check_args(args):
     if not (math.isfinite(args.final_lr) and 0 <= args.final_lr <= 1):
         raise ValueError(f"--final-lr={args.final_lr:g} must be a multiple of the peak rate in [0, 1]")
     if (args.decay or args.lr_shape != "wsd" or args.final_lr != 0.1) and not args.source:
-        raise ValueError("--decay, --lr-shape and --final-lr describe the run for a rule read from a sweep "
-                         "(--from fit.json); an explicit --curve or --steps schedule does not use them")
+        raise ValueError(
+            "--decay, --lr-shape and --final-lr describe the run for a rule read from a sweep "
+            "(--from fit.json); an explicit --curve or --steps schedule does not use them"
+        )
     if args.final_lr != 0.1 and args.lr_shape == "wsd" and not args.decay:
         raise ValueError(f"--final-lr={args.final_lr:g} is the end of a decay: give --decay F or --lr-shape cosine")
     if args.lr_shape == "cosine" and args.decay:
@@ -440,15 +572,20 @@ def _check_args(args):
         raise ValueError(f"--switch-ratio={args.switch_ratio:g} must be a finite number >= 1")
     if args.rule != "late-switch" and (args.switch_at is not None or args.switch_ratio != 4.0):
         raise ValueError(f"--switch-at/--switch-ratio apply to --rule late-switch only (not {args.rule})")
-    paper_only = [f"--{k}" for k, default in (("interval", None), ("momentum", 1.0), ("initial", None))
-                  if getattr(args, k) != default]
+    paper_only = [
+        f"--{k}"
+        for k, default in (("interval", None), ("momentum", 1.0), ("initial", None))
+        if getattr(args, k) != default
+    ]
     if args.rule != "paper" and paper_only:
         raise ValueError(f"{', '.join(paper_only)} apply to the paper's rule only (not --rule {args.rule})")
     if args.min_batch > args.max_batch:
         raise ValueError(f"--min-batch={args.min_batch:g} exceeds --max-batch={args.max_batch:g}")
     if args.granularity > args.max_batch:
-        raise ValueError(f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
-                         "that is a multiple of the granularity fits under the maximum")
+        raise ValueError(
+            f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
+            "that is a multiple of the granularity fits under the maximum"
+        )
 
 
 def _time_optimal(args, laws):
@@ -465,10 +602,14 @@ def _time_optimal(args, laws):
     print(f"\nTime-optimal batch per target (step time {a:g} + {b:g} B / {args.devices} s):")
     fitted = [(t, per_law["three_phase"]) for t, per_law in laws if per_law.get("three_phase")]
     if not fitted:
-        print("  none: no target of this fit has a three-phase E(S) law (dbs fit fits one where a target is "
-              "reached by enough runs)")
+        print(
+            "  none: no target of this fit has a three-phase E(S) law (dbs fit fits one where a target is "
+            "reached by enough runs)"
+        )
     for target, p in fitted:
         law = ThreePhaseES.c1(**p)
         best = time_optimal_batch(law, model, args.max_overhead)
-        print(f"  L*={float(target):.4g}: B={best['batch_size']:.4g}, {best['seconds']:.4g} s, "
-              f"data overhead {best['data_overhead']:.1%} over Emin")
+        print(
+            f"  L*={float(target):.4g}: B={best['batch_size']:.4g}, {best['seconds']:.4g} s, "
+            f"data overhead {best['data_overhead']:.1%} over Emin"
+        )

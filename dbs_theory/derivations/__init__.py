@@ -5,6 +5,7 @@ Each function derives its results from first principles with ``diff``,
 frozen dataclass of sympy expressions, and is cached. ``dbs derive`` prints
 them; :mod:`dbs_theory.numeric` lambdifies them.
 """
+
 from .bopt import BoptCondition, bopt_condition
 from .mccandlish import McCandlish, mccandlish
 from .multimode import Equivalence, MultiMode, equivalence, multimode
@@ -12,10 +13,19 @@ from .nqm_mode import NQMMode, nqm_mode
 from .three_phase import ThreePhaseCoefficients, three_phase_coefficients
 
 __all__ = [
-    "McCandlish", "mccandlish", "NQMMode", "nqm_mode",
-    "ThreePhaseCoefficients", "three_phase_coefficients",
-    "BoptCondition", "bopt_condition", "MultiMode", "multimode",
-    "Equivalence", "equivalence", "ALL",
+    "McCandlish",
+    "mccandlish",
+    "NQMMode",
+    "nqm_mode",
+    "ThreePhaseCoefficients",
+    "three_phase_coefficients",
+    "BoptCondition",
+    "bopt_condition",
+    "MultiMode",
+    "multimode",
+    "Equivalence",
+    "equivalence",
+    "ALL",
 ]
 
 #: name -> derivation function, in the order ``dbs derive`` prints them.

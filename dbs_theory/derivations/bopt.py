@@ -29,6 +29,7 @@ This is a theorem for ONE mode only. With several modes ``Bopt`` need not be
 monotone in ``L*`` (docs/conventions.md keeps a verified three-mode
 counterexample).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -100,5 +101,4 @@ def bopt_condition() -> BoptCondition:
     dv_dr = sp.factor(sp.simplify(-sp.diff(G, r) / sp.diff(G, v)))
     ratio = sp.simplify((K / (m0 * v)) / tp.B_min.subs(q, r * m0))
     symbols = dict(sy, r=r, v=v, w=w)
-    return BoptCondition(symbols, foc, F, G, dG_dv, G_half, dv_dr, ratio,
-                         K / (m0 * v))
+    return BoptCondition(symbols, foc, F, G, dG_dv, G_half, dv_dr, ratio, K / (m0 * v))

@@ -10,6 +10,7 @@ the loss under SGD with learning rate ``eps`` and batch ``B`` (examples):
 
 The law assumes the learning rate is re-optimised for every batch size.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,7 +91,8 @@ def mccandlish() -> McCandlish:
     1
     """
     eps, B, G2, GHG, trHS, trS, h, Bn, Smin = sp.symbols(
-        "epsilon B G2 GHG trHSigma trSigma h B_noise S_min", positive=True)
+        "epsilon B G2 GHG trHSigma trSigma h B_noise S_min", positive=True
+    )
     delta = -eps * G2 + eps**2 / 2 * (GHG + trHS / B)
     eps_opt = sp.solve(sp.diff(delta, eps), eps)[0]
     eps_max = sp.limit(eps_opt, B, sp.oo)
@@ -114,8 +116,20 @@ def mccandlish() -> McCandlish:
     S_sym, Emin_sym = sp.symbols("S E_min", positive=True)
     B_of_S = sp.solve(sp.Eq(S_expr, S_sym), B)[0]
     E_of_S = sp.simplify((E_expr.subs(B, B_of_S)).subs(Bn, Emin_sym / Smin))
-    syms = dict(eps=eps, B=B, G2=G2, GHG=GHG, trHS=trHS, trS=trS, h=h, Bn=Bn,
-                Smin=Smin, Emin=Emin_sym, S=S_sym)
-    return McCandlish(syms, delta, eps_opt, eps_max, dL_opt, dL_max, B_noise,
-                      progress, steps_ratio, data_ratio, hyperbola, B_crit,
-                      B_simple, E_of_S)
+    syms = dict(eps=eps, B=B, G2=G2, GHG=GHG, trHS=trHS, trS=trS, h=h, Bn=Bn, Smin=Smin, Emin=Emin_sym, S=S_sym)
+    return McCandlish(
+        syms,
+        delta,
+        eps_opt,
+        eps_max,
+        dL_opt,
+        dL_max,
+        B_noise,
+        progress,
+        steps_ratio,
+        data_ratio,
+        hyperbola,
+        B_crit,
+        B_simple,
+        E_of_S,
+    )

@@ -4,6 +4,7 @@ The modes are independent under SGD on the NQM, so the expected loss is
 ``L_irr`` plus the sum of the single-mode excess losses of
 :func:`nqm_mode`. Sums run over ``i = 1..d`` with indexed ``h[i]``, ``c[i]``.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -64,8 +65,7 @@ def multimode() -> MultiMode:
     one = {h[1]: s["h"], c[1]: s["c"]}
     floor_d1 = floor.subs(d, 1).doit().subs(one)
     B_min_d1 = B_min.subs(d, 1).doit().subs(one)
-    symbols = dict(h=h, c=c, i=i, d=d, eta=s["eta"], B=s["B"],
-                   L_irr=s["L_irr"], L_star=s["L_star"])
+    symbols = dict(h=h, c=c, i=i, d=d, eta=s["eta"], B=s["B"], L_irr=s["L_irr"], L_star=s["L_star"])
     return MultiMode(symbols, term, floor, spectral, B_min, floor_d1, B_min_d1)
 
 
@@ -117,6 +117,8 @@ def equivalence() -> Equivalence:
     s = o.symbols
     D = sp.Symbol("D", positive=True)
     loss = o.loss_t.subs(s["t"], D / s["B"]).subs(s["a"], o.a)
-    statement = ("For a fixed model and learning rate, the batch minimising data "
-                 "to reach L* also minimises loss at the data budget Emin(L*).")
+    statement = (
+        "For a fixed model and learning rate, the batch minimising data "
+        "to reach L* also minimises loss at the data budget Emin(L*)."
+    )
     return Equivalence(dict(s, D=D), loss, statement)

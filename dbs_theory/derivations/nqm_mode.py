@@ -9,6 +9,7 @@ closed form, the loss floor, ``Bmin`` and steps-to-target ``S(B; L*)``.
 Batch sizes ``B`` are in examples; ``S`` is in optimizer steps; data
 ``E = B S`` is in examples.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -90,8 +91,7 @@ def nqm_mode() -> NQMMode:
     >>> sp.simplify(d.m_t_check)
     0
     """
-    h, c, eta, B, m0, L_irr, L_star, a_sym = sp.symbols(
-        "h c eta B m_0 L_irr L_star a", positive=True)
+    h, c, eta, B, m0, L_irr, L_star, a_sym = sp.symbols("h c eta B m_0 L_irr L_star a", positive=True)
     M = sp.Symbol("M", positive=True)
     t = sp.Symbol("t", integer=True, nonnegative=True)
     tau = sp.Symbol("tau", positive=True)
@@ -110,7 +110,5 @@ def nqm_mode() -> NQMMode:
     S = sp.solve(sp.Eq(loss_t.subs(t, tau), L_star), tau)[0]
     q = 2 * (L_star - L_irr) / h
     domain = sp.And(m_inf < q, q < m0)
-    syms = dict(h=h, c=c, eta=eta, B=B, m0=m0, L_irr=L_irr, L_star=L_star,
-                t=t, tau=tau, M=M, a=a_sym)
-    return NQMMode(syms, rec, a, noise, m_inf, m_t, check, loss_t, floor,
-                   B_min, S, B * S, domain)
+    syms = dict(h=h, c=c, eta=eta, B=B, m0=m0, L_irr=L_irr, L_star=L_star, t=t, tau=tau, M=M, a=a_sym)
+    return NQMMode(syms, rec, a, noise, m_inf, m_t, check, loss_t, floor, B_min, S, B * S, domain)

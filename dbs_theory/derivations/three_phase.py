@@ -12,6 +12,7 @@ obtained from :func:`nqm_mode` by substitution, and each coefficient by a
 sympy limit, series or derivative. ``to_raw`` maps any field back to the
 original symbols.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -143,5 +144,4 @@ def three_phase_coefficients() -> ThreePhaseCoefficients:
     A0 = sp.limit((E - A1 * S).subs(B, B_min + eps), eps, 0, "+")
     C = sp.simplify(sp.diff(E, B, 2) / (2 * dS**2))
     symbols = dict(sy, x=x, eps=eps)
-    return ThreePhaseCoefficients(symbols, defs, S, E, B_min, S_min, s1, s2,
-                                  B_m1, B_0, dE_dS, A1, A0, C)
+    return ThreePhaseCoefficients(symbols, defs, S, E, B_min, S_min, s1, s2, B_m1, B_0, dE_dS, A1, A0, C)

@@ -9,6 +9,7 @@ through a permutation drawn once per pass over the data. A step of an
 samples - 1``; the position is therefore a function of the plan's state only,
 which is what makes a resume land on the right data.
 """
+
 from __future__ import annotations
 
 import numpy as np

@@ -45,6 +45,7 @@ batches of one size); each process's sampler takes its own share. Tested in
 one process; several processes follow the same code with ``rank =
 args.process_index`` but have no test here.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -92,8 +93,10 @@ class _ResumeCheck(TrainerCallback):
         step = self.trainer.dbs_clock.at(state.global_step)
         seen = int(state.num_input_tokens_seen or 0)
         if state.global_step and seen != step.tokens_before:
-            raise ValueError(f"the checkpoint at global_step {state.global_step} has num_input_tokens_seen {seen}, "
-                             f"the plan has {step.tokens_before} tokens there: resume with the plan it was saved with")
+            raise ValueError(
+                f"the checkpoint at global_step {state.global_step} has num_input_tokens_seen {seen}, "
+                f"the plan has {step.tokens_before} tokens there: resume with the plan it was saved with"
+            )
 
 
 class ScheduleTrainer(Trainer):
@@ -136,8 +139,13 @@ class ScheduleTrainer(Trainer):
         else:
             collate = self._get_collator_with_removed_columns(collate, description="training")
         sampler = StepBatchSampler(self.plan, len(ds), self.args.max_steps, self.dbs_seed, self.args.process_index)
-        return DataLoader(ds, batch_sampler=sampler, collate_fn=collate,
-                          num_workers=self.args.dataloader_num_workers, pin_memory=self.args.dataloader_pin_memory)
+        return DataLoader(
+            ds,
+            batch_sampler=sampler,
+            collate_fn=collate,
+            num_workers=self.args.dataloader_num_workers,
+            pin_memory=self.args.dataloader_pin_memory,
+        )
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         """One optimizer step's forward/backward: the step's batch in micro-batches of ``micro_batch_size``
@@ -146,12 +154,14 @@ class ScheduleTrainer(Trainer):
         n, m = step.micro_batches, self.plan.micro_batch_size
         x = inputs[getattr(self.model, "main_input_name", "input_ids")]
         if x.shape[0] != n * m or x.shape[-1] != self.plan.seq_len:
-            raise ValueError(f"step {step.index}: got a batch of shape {tuple(x.shape)}, the plan needs "
-                             f"{n} x {m} samples of {self.plan.seq_len} tokens")
+            raise ValueError(
+                f"step {step.index}: got a batch of shape {tuple(x.shape)}, the plan needs "
+                f"{n} x {m} samples of {self.plan.seq_len} tokens"
+            )
         model.train()
         total = torch.zeros((), device=self.args.device)
         for j in range(n):
-            part = {k: v[j * m:(j + 1) * m] if torch.is_tensor(v) and v.dim() else v for k, v in inputs.items()}
+            part = {k: v[j * m : (j + 1) * m] if torch.is_tensor(v) and v.dim() else v for k, v in inputs.items()}
             part = self._prepare_inputs(part)
             sync = contextlib.nullcontext() if j == n - 1 else self.accelerator.no_sync(model)
             with sync:
@@ -169,11 +179,14 @@ class ScheduleTrainer(Trainer):
         if self.plan.lr is None or self.lr_scheduler is not None:
             return super().create_scheduler(num_training_steps, optimizer)
         if not self.args.learning_rate > 0:
-            raise ValueError(f"args.learning_rate={self.args.learning_rate} must be > 0: the plan's LR is "
-                             "applied as a multiple of it")
+            raise ValueError(
+                f"args.learning_rate={self.args.learning_rate} must be > 0: the plan's LR is "
+                "applied as a multiple of it"
+            )
         base, clock = float(self.args.learning_rate), self.dbs_clock
-        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer,
-                                                              lambda k: clock.at(k).lr / base)
+        self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer or self.optimizer, lambda k: clock.at(k).lr / base
+        )
         self._created_lr_scheduler = True
         return self.lr_scheduler
 
@@ -182,8 +195,12 @@ class ScheduleTrainer(Trainer):
         ``learning_rate`` is the plan's LR of that step (when the plan has one)."""
         if "loss" in logs and self.state.global_step > 0:
             step = self.dbs_clock.at(self.state.global_step - 1)
-            logs.update(batch_tokens=step.tokens, batch_samples=step.samples, micro_batches=step.micro_batches,
-                        tokens=step.tokens_before + step.tokens)
+            logs.update(
+                batch_tokens=step.tokens,
+                batch_samples=step.samples,
+                micro_batches=step.micro_batches,
+                tokens=step.tokens_before + step.tokens,
+            )
             if step.lr is not None:  # the LR the step used (transformers < 4.46 logs the next step's)
                 logs["learning_rate"] = step.lr
         return super().log(logs, *args, **kwargs)
@@ -192,13 +209,19 @@ class ScheduleTrainer(Trainer):
 def _check_args(args, plan, steps):
     """One-line ``ValueError`` where ``TrainingArguments`` contradict the plan."""
     if args.gradient_accumulation_steps != 1:
-        raise ValueError(f"gradient_accumulation_steps={args.gradient_accumulation_steps}: set it to 1, the plan "
-                         "decides how many micro-batches each step accumulates")
+        raise ValueError(
+            f"gradient_accumulation_steps={args.gradient_accumulation_steps}: set it to 1, the plan "
+            "decides how many micro-batches each step accumulates"
+        )
     if args.per_device_train_batch_size != plan.micro_batch_size:
-        raise ValueError(f"per_device_train_batch_size={args.per_device_train_batch_size} but the plan's "
-                         f"micro_batch_size is {plan.micro_batch_size} samples")
+        raise ValueError(
+            f"per_device_train_batch_size={args.per_device_train_batch_size} but the plan's "
+            f"micro_batch_size is {plan.micro_batch_size} samples"
+        )
     if args.world_size != plan.world_size:
         raise ValueError(f"the run has {args.world_size} processes but the plan's world_size is {plan.world_size}")
     if args.max_steps > 0 and args.max_steps != steps:
-        raise ValueError(f"max_steps={args.max_steps} but the plan reaches total_tokens in {steps} optimizer "
-                         "steps: leave max_steps unset (-1)")
+        raise ValueError(
+            f"max_steps={args.max_steps} but the plan reaches total_tokens in {steps} optimizer "
+            "steps: leave max_steps unset (-1)"
+        )

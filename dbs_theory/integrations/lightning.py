@@ -46,6 +46,7 @@ already). Logged once per optimizer step to each of the trainer's loggers, at st
 log format, so a ``CSVLogger``'s ``metrics.csv`` is read by ``dbs fit`` as one run. Log nothing per
 micro-batch from ``training_step``: Lightning counts micro-batches as steps under manual optimization.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -137,17 +138,24 @@ class ScheduleCallback(pl.Callback):
     def setup(self, trainer, pl_module, stage):
         """Check the trainer against the plan (one-line ``ValueError``); expose the callback as ``trainer.dbs``."""
         if pl_module.automatic_optimization:
-            raise ValueError("ScheduleCallback needs manual optimization: set self.automatic_optimization = False "
-                             "in the module and call self.trainer.dbs.backward(self, loss) in training_step")
+            raise ValueError(
+                "ScheduleCallback needs manual optimization: set self.automatic_optimization = False "
+                "in the module and call self.trainer.dbs.backward(self, loss) in training_step"
+            )
         if trainer.world_size != self.plan.world_size:
-            raise ValueError(f"the trainer has {trainer.world_size} processes but the plan's world_size is "
-                             f"{self.plan.world_size}")
+            raise ValueError(
+                f"the trainer has {trainer.world_size} processes but the plan's world_size is {self.plan.world_size}"
+            )
         if trainer.max_steps != self.max_steps:
-            raise ValueError(f"Trainer(max_steps={trainer.max_steps}) but the plan reaches total_tokens in "
-                             f"{self.max_steps} optimizer steps: pass max_steps=callback.max_steps")
+            raise ValueError(
+                f"Trainer(max_steps={trainer.max_steps}) but the plan reaches total_tokens in "
+                f"{self.max_steps} optimizer steps: pass max_steps=callback.max_steps"
+            )
         if trainer.world_size > 1 and getattr(trainer._accelerator_connector, "use_distributed_sampler", False):
-            raise ValueError("pass Trainer(use_distributed_sampler=False): the callback's sampler already gives "
-                             "each rank its own micro-batches")
+            raise ValueError(
+                "pass Trainer(use_distributed_sampler=False): the callback's sampler already gives "
+                "each rank its own micro-batches"
+            )
         self.rank = trainer.global_rank
         trainer.dbs = self
 
@@ -180,8 +188,12 @@ class ScheduleCallback(pl.Callback):
         ``tokens`` (in tokens) and ``lr``. (``module.log`` in manual optimization counts micro-batches: its
         rows would be one per micro-batch, at a step that is not the optimizer's.)"""
         loss = float(trainer.strategy.reduce(self.loss_sum, reduce_op="mean"))
-        row = {"loss": loss, "batch_size": float(step.tokens), "tokens": float(self.plan.tokens),
-               **({} if step.lr is None else {"lr": step.lr})}
+        row = {
+            "loss": loss,
+            "batch_size": float(step.tokens),
+            "tokens": float(self.plan.tokens),
+            **({} if step.lr is None else {"lr": step.lr}),
+        }
         for logger in trainer.loggers:
             logger.log_metrics(row, step=trainer.global_step)
 

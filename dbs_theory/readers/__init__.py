@@ -45,6 +45,7 @@ takes): :func:`detect` asks the registered readers in order, ``--format``
 tokens non-negative, tokens non-decreasing and within :data:`REL_TOL` of
 step x batch over each logged interval, loss a real number.
 """
+
 from __future__ import annotations
 
 import json
@@ -55,8 +56,24 @@ from typing import Callable
 
 from .common import LOSS_TAGS, REL_TOL, TOKEN_TAGS, is_number, log_part, run_name, walk
 
-__all__ = ["detect", "read", "reader", "Reader", "READERS", "read_hf", "read_wandb", "read_tensorboard",
-           "parse_batch_sizes", "walk", "log_part", "run_name", "LOSS_TAGS", "TOKEN_TAGS", "FORMATS", "REL_TOL"]
+__all__ = [
+    "detect",
+    "read",
+    "reader",
+    "Reader",
+    "READERS",
+    "read_hf",
+    "read_wandb",
+    "read_tensorboard",
+    "parse_batch_sizes",
+    "walk",
+    "log_part",
+    "run_name",
+    "LOSS_TAGS",
+    "TOKEN_TAGS",
+    "FORMATS",
+    "REL_TOL",
+]
 
 
 @dataclass(frozen=True)
@@ -83,9 +100,11 @@ READERS: dict = {}
 
 def reader(name: str, matches: Callable, options=()):
     """Decorator registering a format's read function: adding a format is this one decorated function."""
+
     def add(fn):
         READERS[name] = Reader(name, matches, fn, tuple(options))
         return fn
+
     return add
 
 
@@ -101,13 +120,14 @@ def parse_batch_sizes(text) -> dict:
     if text and str(text).lower().endswith((".json", ".toml")):
         return _mapping_file(Path(str(text)))
     out = {}
-    for item in (str(text).split(",") if text else []):
+    for item in str(text).split(",") if text else []:
         name, _, value = item.partition("=")
         try:
             out[name.strip()] = float(value)
         except ValueError:
-            raise ValueError(f"--batch-size must look like 'run=256,other=512' or name a .json/.toml file; "
-                             f"got {text!r}") from None
+            raise ValueError(
+                f"--batch-size must look like 'run=256,other=512' or name a .json/.toml file; got {text!r}"
+            ) from None
         if not name.strip() or not (math.isfinite(out[name.strip()]) and out[name.strip()] > 0):
             raise ValueError(f"--batch-size {item!r}: a run name and a positive batch size")
     return out

@@ -1,5 +1,6 @@
 """What the log readers share: finding files, naming runs, one run's columns, the tolerance on batch and
 tokens."""
+
 from __future__ import annotations
 
 import os
@@ -50,8 +51,12 @@ def log_part(name, batch_size, step, tokens, loss, lr=None, where=None):
     ``batch_size`` is one number or one per row; ``where(i)`` names row ``i``'s origin (file, line or entry).
     """
     n = len(step)
-    cols = dict(batch_size=np.broadcast_to(np.asarray(batch_size, float), (n,)).copy(), step=np.asarray(step, float),
-                tokens=np.asarray(tokens, float), loss=np.asarray(loss, float))
+    cols = dict(
+        batch_size=np.broadcast_to(np.asarray(batch_size, float), (n,)).copy(),
+        step=np.asarray(step, float),
+        tokens=np.asarray(tokens, float),
+        loss=np.asarray(loss, float),
+    )
     extra = {} if lr is None else dict(lr=np.asarray(lr, float))
     return np.array([name] * n, dtype=object), cols, extra, where or (lambda i: f"run {name!r}, row {i + 1}")
 

@@ -1,5 +1,6 @@
 """Hugging Face ``Trainer`` output folders (``trainer_state.json``): the ``hf`` reader (see the package
 docstring)."""
+
 from __future__ import annotations
 
 import json
@@ -39,8 +40,10 @@ def _load_state(f: Path) -> dict:
         if not isinstance(state, dict) or not isinstance(state["log_history"], list):
             raise TypeError("log_history is not a list")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{f}: not a Trainer state (a trainer_state.json with a log_history list; "
-                         f"{exc.__class__.__name__}); --format chooses the reader") from None
+        raise ValueError(
+            f"{f}: not a Trainer state (a trainer_state.json with a log_history list; "
+            f"{exc.__class__.__name__}); --format chooses the reader"
+        ) from None
     return state
 
 
@@ -49,13 +52,15 @@ def _last_step(state) -> float:
     g = state.get("global_step")
     if is_number(g):
         return float(g)
-    return max((e["step"] for e in state["log_history"] if isinstance(e, dict) and is_number(e.get("step"))),
-               default=-math.inf)
+    return max(
+        (e["step"] for e in state["log_history"] if isinstance(e, dict) and is_number(e.get("step"))), default=-math.inf
+    )
 
 
 def _pick_state(run_dir: Path, files: list):
     """``(file, state)``: of the run folder's own state and its latest ``checkpoint-N``'s, the one with the
     largest ``global_step`` (the folder's own on a tie), with a warning when a checkpoint's is newer."""
+
     def number(f):
         tail = f.parent.name.split("-")[-1]
         return int(tail) if tail.isdigit() else -1
@@ -65,8 +70,11 @@ def _pick_state(run_dir: Path, files: list):
     got = [(f, _load_state(f)) for f in own + ([ckpt] if ckpt else [])]
     best = max(got, key=lambda fs: (_last_step(fs[1]), fs[0].parent == run_dir))
     if own and best[0] != own[0]:
-        warnings.warn(f"{best[0]} (global_step {_last_step(best[1]):g}) is newer than {own[0]} (global_step "
-                      f"{_last_step(got[0][1]):g}): read {best[0].parent.name}'s", stacklevel=4)
+        warnings.warn(
+            f"{best[0]} (global_step {_last_step(best[1]):g}) is newer than {own[0]} (global_step "
+            f"{_last_step(got[0][1]):g}): read {best[0].parent.name}'s",
+            stacklevel=4,
+        )
     return best
 
 
@@ -107,7 +115,7 @@ def _hf_run(f, state, name, batch):
     step = np.array([e["step"] for _, e in logs], float)
     tokens, batch = _hf_tokens(f, logs, name, batch, step)
     lr = [e.get("learning_rate") if is_number(e.get("learning_rate")) else math.nan for _, e in logs]
-    where = (lambda i: f"{f}: log_history entry {logs[i][0]} (step {step[i]:g})")
+    where = lambda i: f"{f}: log_history entry {logs[i][0]} (step {step[i]:g})"
     return log_part(name, batch, step, tokens, [e["loss"] for _, e in logs], lr, where)
 
 
@@ -118,16 +126,23 @@ def _hf_tokens(f, logs, name, batch, step):
     if not all(have):
         if batch is None and any(have):
             k, e = logs[have.index(False)]
-            raise ValueError(f"{f}: num_input_tokens_seen is in {sum(have)} of {len(have)} loss entries (not in "
-                             f"entry {k}, step {e['step']:g}) of run {name!r}: its data cannot be counted one way; "
-                             f"pass --batch-size {name}=<global batch> to count it as step x batch")
+            raise ValueError(
+                f"{f}: num_input_tokens_seen is in {sum(have)} of {len(have)} loss entries (not in "
+                f"entry {k}, step {e['step']:g}) of run {name!r}: its data cannot be counted one way; "
+                f"pass --batch-size {name}=<global batch> to count it as step x batch"
+            )
         if batch is None:
-            raise ValueError(f"{f}: no global batch size for run {name!r}: the log has no num_input_tokens_seen "
-                             f"and gradient accumulation and world size live in training_args.bin, a pickle "
-                             f"dbs does not open; pass --batch-size {name}=<global batch>")
+            raise ValueError(
+                f"{f}: no global batch size for run {name!r}: the log has no num_input_tokens_seen "
+                f"and gradient accumulation and world size live in training_args.bin, a pickle "
+                f"dbs does not open; pass --batch-size {name}=<global batch>"
+            )
         if any(have):
-            warnings.warn(f"{f}: num_input_tokens_seen is in only {sum(have)} of {len(have)} loss entries of run "
-                          f"{name!r}: its data is step x --batch-size {batch:g}", stacklevel=4)
+            warnings.warn(
+                f"{f}: num_input_tokens_seen is in only {sum(have)} of {len(have)} loss entries of run "
+                f"{name!r}: its data is step x --batch-size {batch:g}",
+                stacklevel=4,
+            )
         return step * batch, batch
     for k, e in logs:
         v = e["num_input_tokens_seen"]
@@ -137,14 +152,18 @@ def _hf_tokens(f, logs, name, batch, step):
     falls = np.flatnonzero(np.diff(tokens) < 0)
     if falls.size:
         j = falls[0] + 1
-        raise ValueError(f"{f}: log_history entry {logs[j][0]} (step {step[j]:g}): num_input_tokens_seen falls "
-                         f"from {tokens[j - 1]:g} to {tokens[j]:g} (run {name!r}); data consumed never decreases")
+        raise ValueError(
+            f"{f}: log_history entry {logs[j][0]} (step {step[j]:g}): num_input_tokens_seen falls "
+            f"from {tokens[j - 1]:g} to {tokens[j]:g} (run {name!r}); data consumed never decreases"
+        )
     per = per_step(step, tokens)
     if batch is None:
         return tokens, one_batch(per, tokens, step)
     off = np.flatnonzero(np.abs(per / batch - 1) > REL_TOL)
     if off.size:
-        raise ValueError(f"{f}: --batch-size {name}={batch:g} contradicts the run's num_input_tokens_seen "
-                         f"({per[off[0]]:g} per step at entry {logs[off[0]][0]}): give the batch in tokens, "
-                         "or leave it out to read it from the count")
+        raise ValueError(
+            f"{f}: --batch-size {name}={batch:g} contradicts the run's num_input_tokens_seen "
+            f"({per[off[0]]:g} per step at entry {logs[off[0]][0]}): give the batch in tokens, "
+            "or leave it out to read it from the count"
+        )
     return tokens, batch

@@ -1,4 +1,5 @@
 """TensorBoard event files: the ``tensorboard`` reader (see the package docstring)."""
+
 from __future__ import annotations
 
 import warnings
@@ -24,8 +25,9 @@ def _event_accumulator():
     try:
         from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     except ImportError:
-        raise ValueError('reading TensorBoard event files needs the tensorboard package: '
-                         'pip install "dbs-theory[tensorboard]"') from None
+        raise ValueError(
+            'reading TensorBoard event files needs the tensorboard package: pip install "dbs-theory[tensorboard]"'
+        ) from None
     return EventAccumulator
 
 
@@ -36,8 +38,11 @@ def _check_complete(f: Path) -> None:
         while at < size:
             head = fh.read(8)
             if len(head) < 8 or at + 16 + int.from_bytes(head, "little") > size:
-                warnings.warn(f"{f} ends in a partial record at byte {at} of {size} (still being written, or cut "
-                              "short): read the records before it", stacklevel=4)
+                warnings.warn(
+                    f"{f} ends in a partial record at byte {at} of {size} (still being written, or cut "
+                    "short): read the records before it",
+                    stacklevel=4,
+                )
                 return
             at += 16 + int.from_bytes(head, "little")
             fh.seek(at)
@@ -63,9 +68,12 @@ def read_tensorboard(folder, batch_sizes=None, loss_tag=None, batch_tag=None) ->
         part, counted[name] = _tb_run(acc, d, name, loss_tag, batch_tag, batch_sizes)
         parts.append(part)
     if len(set(counted.values())) > 1:
-        warnings.warn(f"{folder}: data of run(s) {', '.join(n for n, c in counted.items() if c)} is their token "
-                      f"scalar, of run(s) {', '.join(n for n, c in counted.items() if not c)} step x batch: "
-                      "their batch sizes must be in tokens too", stacklevel=3)
+        warnings.warn(
+            f"{folder}: data of run(s) {', '.join(n for n, c in counted.items() if c)} is their token "
+            f"scalar, of run(s) {', '.join(n for n, c in counted.items() if not c)} step x batch: "
+            "their batch sizes must be in tokens too",
+            stacklevel=3,
+        )
     return parts
 
 
@@ -74,8 +82,10 @@ def _tb_run(acc, d, name, loss_tag, batch_tag, batch_sizes):
     tags = set(acc.Tags().get("scalars", []))
     tag = loss_tag or next((t for t in LOSS_TAGS if t in tags), None)
     if tag is None or tag not in tags:
-        raise ValueError(f"{d}: no loss scalar{f' {loss_tag!r}' if loss_tag else ''} in run {name!r}; "
-                         f"scalars present: {', '.join(sorted(tags)) or 'none'} (choose one with --loss-tag)")
+        raise ValueError(
+            f"{d}: no loss scalar{f' {loss_tag!r}' if loss_tag else ''} in run {name!r}; "
+            f"scalars present: {', '.join(sorted(tags)) or 'none'} (choose one with --loss-tag)"
+        )
     ev = acc.Scalars(tag)
     step = np.array([e.step for e in ev], float)
     batch, tokens = _tb_batch(acc, tags, name, d, batch_tag, batch_sizes, step)
@@ -84,9 +94,11 @@ def _tb_run(acc, d, name, loss_tag, batch_tag, batch_sizes):
         seen = {e.step: e.value for e in acc.Scalars(tok)}
         missing = [s for s in step if s not in seen]
         if missing:
-            raise ValueError(f"{d}: run {name!r} logs {tok!r} at {step.size - len(missing)} of {step.size} loss "
-                             f"steps (not at step {missing[0]:g}): its data cannot be counted one way; log it with "
-                             "every loss")
+            raise ValueError(
+                f"{d}: run {name!r} logs {tok!r} at {step.size - len(missing)} of {step.size} loss "
+                f"steps (not at step {missing[0]:g}): its data cannot be counted one way; log it with "
+                "every loss"
+            )
         tokens = np.array([seen[s] for s in step], float)
     part = log_part(name, batch, step, tokens, [e.value for e in ev], where=lambda i: f"{d}: step {step[i]:g}")
     return part, tok is not None
@@ -98,22 +110,29 @@ def _tb_batch(acc, tags, name, d, batch_tag, batch_sizes, step):
     given = batch_sizes.get(name)
     if batch_tag is None or (given is not None and batch_tag not in tags):
         if given is None:
-            raise ValueError(f"{d}: no batch size for run {name!r}; pass --batch-tag (a scalar) or "
-                             f"--batch-size {name}=<global batch>")
+            raise ValueError(
+                f"{d}: no batch size for run {name!r}; pass --batch-tag (a scalar) or "
+                f"--batch-size {name}=<global batch>"
+            )
         return given, step * given
     if batch_tag not in tags:
-        raise ValueError(f"{d}: run {name!r} has no scalar {batch_tag!r} (--batch-tag); "
-                         f"scalars present: {', '.join(sorted(tags))}")
+        raise ValueError(
+            f"{d}: run {name!r} has no scalar {batch_tag!r} (--batch-tag); scalars present: {', '.join(sorted(tags))}"
+        )
     ev = sorted(acc.Scalars(batch_tag), key=lambda e: e.step)
     at, value = np.array([e.step for e in ev], float), np.array([e.value for e in ev], float)
     k = np.searchsorted(at, step, side="right") - 1
     early = np.flatnonzero((k < 0) & (step > 0))
     if early.size:
-        raise ValueError(f"{d}: run {name!r} logs its loss at step {step[early[0]]:g}, before its first "
-                         f"{batch_tag!r} (step {at[0]:g}): the batch there is unknown")
+        raise ValueError(
+            f"{d}: run {name!r} logs its loss at step {step[early[0]]:g}, before its first "
+            f"{batch_tag!r} (step {at[0]:g}): the batch there is unknown"
+        )
     k = np.maximum(k, 0)
     if given is not None and np.any(np.abs(value / given - 1) > REL_TOL):
-        raise ValueError(f"{d}: --batch-size {name}={given:g} contradicts the run's {batch_tag!r} "
-                         f"({', '.join(f'{v:g}' for v in np.unique(value)[:4])})")
+        raise ValueError(
+            f"{d}: --batch-size {name}={given:g} contradicts the run's {batch_tag!r} "
+            f"({', '.join(f'{v:g}' for v in np.unique(value)[:4])})"
+        )
     before = np.r_[0.0, np.cumsum(value[:-1] * np.diff(at))] + value[0] * (at[0] - 1)  # data before step at[j]
     return value[k], before[k] + value[k] * (step - at[k] + 1)

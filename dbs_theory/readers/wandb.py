@@ -1,5 +1,6 @@
 """W&B panel exports (``Step`` and ``<run> - <metric>`` columns): the ``wandb`` reader (see the package
 docstring)."""
+
 from __future__ import annotations
 
 import csv
@@ -66,9 +67,12 @@ def _wandb_names(path, header, cols) -> dict:
         display = head.rsplit(" - ", 1)[0]
         names.update({j: display if len(js) == 1 else f"{display} (column {j + 1})" for j in js})
         if len(js) > 1:
-            warnings.warn(f"{path}: {head!r} heads columns {' and '.join(str(j + 1) for j in js)}: two runs of one "
-                          f"display name, kept apart as {' and '.join(repr(names[j]) for j in js)} (give batch "
-                          f"sizes by these names, or by {display!r} for all)", stacklevel=4)
+            warnings.warn(
+                f"{path}: {head!r} heads columns {' and '.join(str(j + 1) for j in js)}: two runs of one "
+                f"display name, kept apart as {' and '.join(repr(names[j]) for j in js)} (give batch "
+                f"sizes by these names, or by {display!r} for all)",
+                stacklevel=4,
+            )
     return names
 
 
@@ -82,19 +86,29 @@ def _wandb_loss_columns(path, header, loss_tag) -> list:
         by_run.setdefault(run, {}).setdefault(metric, []).append(j)
     chosen, tags = [], set()
     for run, metrics in by_run.items():
-        tag = loss_tag if loss_tag in metrics else None if loss_tag else next((t for t in LOSS_TAGS if t in metrics),
-                                                                              None)
+        tag = (
+            loss_tag
+            if loss_tag in metrics
+            else None
+            if loss_tag
+            else next((t for t in LOSS_TAGS if t in metrics), None)
+        )
         if tag is None:
             want = f"--loss-tag {loss_tag!r}" if loss_tag else f"a loss column ({', '.join(LOSS_TAGS)})"
-            raise ValueError(f"{path}: run {run!r} has no {want} (--loss-tag names the metric every run logs); "
-                             f"metrics present: {', '.join(sorted(metrics))}")
+            raise ValueError(
+                f"{path}: run {run!r} has no {want} (--loss-tag names the metric every run logs); "
+                f"metrics present: {', '.join(sorted(metrics))}"
+            )
         chosen += metrics[tag]
         tags.add(tag)
     if not chosen:
         raise ValueError(f"{path}: no '<run> - <metric>' columns")
     if len(tags) > 1:
-        warnings.warn(f"{path}: runs log their loss under different names ({', '.join(sorted(tags))}); each run's "
-                      f"is read (--loss-tag chooses one for all)", stacklevel=4)
+        warnings.warn(
+            f"{path}: runs log their loss under different names ({', '.join(sorted(tags))}); each run's "
+            f"is read (--loss-tag chooses one for all)",
+            stacklevel=4,
+        )
     return sorted(chosen)
 
 
@@ -111,13 +125,16 @@ def read_wandb(path, batch_sizes=None, loss_tag=None) -> list:
         name = names[j]
         batch = batch_sizes.get(name, batch_sizes.get(header[j].rsplit(" - ", 1)[0]))
         if batch is None:
-            raise ValueError(f"{path}: no batch size for run {name!r}; pass --batch-size {name}=<global batch> "
-                             "(or a .json/.toml file for names holding ',' or '=')")
+            raise ValueError(
+                f"{path}: no batch size for run {name!r}; pass --batch-size {name}=<global batch> "
+                "(or a .json/.toml file for names holding ',' or '=')"
+            )
         got = [i for i, r in enumerate(rows) if r[j].strip()]
         if not got:
             raise ValueError(f"{path}: run {name!r} has no {header[j].rsplit(' - ', 1)[1]} values")
         step = np.array([steps[i] for i in got])
         loss = [_wandb_cell(path, lines[i], j, header, rows[i][j]) for i in got]
-        parts.append(log_part(name, batch, step, step * batch, loss,
-                           where=lambda k, got=got: f"{path}:{lines[got[k]]}"))
+        parts.append(
+            log_part(name, batch, step, step * batch, loss, where=lambda k, got=got: f"{path}:{lines[got[k]]}")
+        )
     return parts

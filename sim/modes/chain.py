@@ -1,4 +1,5 @@
 """``dbs simulate chain``: the main path (dbs fit + dbs schedule) scored on NQM sweeps."""
+
 from __future__ import annotations
 
 from .common import parse_budgets
@@ -28,17 +29,32 @@ def run(args):
     start = time.perf_counter()
     with open(out / "chain_rows.jsonl", "w", encoding="utf-8") as partial:  # partial results, for --resume
         print(json.dumps(dict(meta=meta, seconds=before)), file=partial, flush=True)
-        rows, cases = study(d=args.d, eta=eta, budgets=budgets, seed=args.seed, progress=not args.quiet, done=done,
-                            on_row=lambda r: print(json.dumps(r, default=json_default), file=partial, flush=True))
+        rows, cases = study(
+            d=args.d,
+            eta=eta,
+            budgets=budgets,
+            seed=args.seed,
+            progress=not args.quiet,
+            done=done,
+            on_row=lambda r: print(json.dumps(r, default=json_default), file=partial, flush=True),
+        )
     seconds = before + time.perf_counter() - start
     with atomic_write(out / "chain.json") as fh:
-        json.dump(dict(d=args.d, eta=eta, budgets=budgets, seed=args.seed, bars=BARS, seconds=seconds,
-                       cases=cases, rows=rows), fh, indent=1, default=json_default)
+        json.dump(
+            dict(
+                d=args.d, eta=eta, budgets=budgets, seed=args.seed, bars=BARS, seconds=seconds, cases=cases, rows=rows
+            ),
+            fh,
+            indent=1,
+            default=json_default,
+        )
     table, losing = markdown_table(cases), losing_sweeps(rows)
-    text = (f"NQM d={args.d}, eta={eta}; every run to the budget (examples), a row every S/2000 steps; "
-            f"dbs fit + dbs schedule with default options; (a) the grid's best fixed batch, (b) the paper's "
-            f"rule on the exact Bopt(D), (c) the best 8-piece schedule; {seconds / 60:.0f} min\n\n{table}\n"
-            + (f"\nSweeps that lose to (a) or miss the exact bar:\n{losing}\n" if losing else ""))
+    text = (
+        f"NQM d={args.d}, eta={eta}; every run to the budget (examples), a row every S/2000 steps; "
+        f"dbs fit + dbs schedule with default options; (a) the grid's best fixed batch, (b) the paper's "
+        f"rule on the exact Bopt(D), (c) the best 8-piece schedule; {seconds / 60:.0f} min\n\n{table}\n"
+        + (f"\nSweeps that lose to (a) or miss the exact bar:\n{losing}\n" if losing else "")
+    )
     with atomic_write(out / "chain.md") as fh:
         fh.write(text)
     print(text)
@@ -57,8 +73,10 @@ def _chain_partial(path, meta):
     lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     old = lines[0].get("meta") if lines else None
     rest = lambda m: {k: v for k, v in m.items() if k != "budgets"}
-    same = old is not None and rest(old) == rest(meta) and old.get("budgets") == meta["budgets"][:len(old["budgets"])]
+    same = old is not None and rest(old) == rest(meta) and old.get("budgets") == meta["budgets"][: len(old["budgets"])]
     if not same:
-        raise ValueError(f"--resume: {path} comes from a run with other options "
-                         f"({lines[0].get('meta') if lines else 'none'}, not {meta}); drop --resume or use its options")
+        raise ValueError(
+            f"--resume: {path} comes from a run with other options "
+            f"({lines[0].get('meta') if lines else 'none'}, not {meta}); drop --resume or use its options"
+        )
     return lines[1:], float(lines[0].get("seconds", 0.0))

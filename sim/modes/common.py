@@ -1,5 +1,6 @@
 """What the modes of ``dbs simulate`` share: the NQM the flags describe, default targets and batches, the
 memory check, budgets, JSON-safe values."""
+
 from __future__ import annotations
 
 __all__ = ["build_nqm", "default_targets", "default_batches", "parse_budgets", "json_safe", "check_memory"]
@@ -13,8 +14,10 @@ def default_targets(nqm, eta, n=8):
 
     b1 = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, nqm.L_irr + 1.0, nqm.L_irr))
     if not b1 > 0:
-        raise ValueError("the noise spectrum is all zero: no batch size limits the loss (Bmin = 0 for every "
-                         "target), so there are no default targets; give targets explicitly")
+        raise ValueError(
+            "the noise spectrum is all zero: no batch size limits the loss (Bmin = 0 for every "
+            "target), so there are no default targets; give targets explicitly"
+        )
     # Bmin = b1 / (L* - L_irr), so L* = L_irr + b1 / Bmin.
     return list(nqm.L_irr + b1 / np.geomspace(1, 64, n))
 
@@ -58,8 +61,10 @@ def check_memory(modes, available=None):
     need = BYTES_PER_MODE * int(modes)
     available = _available_memory() if available is None else available
     if available is not None and need > 0.8 * available:
-        raise ValueError(f"an NQM with {int(modes):,} stored modes needs about {need / 2**30:.1f} GiB but "
-                         f"{available / 2**30:.1f} GiB is available; bin the spectrum (--nbins 200) or lower --d")
+        raise ValueError(
+            f"an NQM with {int(modes):,} stored modes needs about {need / 2**30:.1f} GiB but "
+            f"{available / 2**30:.1f} GiB is available; bin the spectrum (--nbins 200) or lower --d"
+        )
 
 
 def build_nqm(args):

@@ -1,4 +1,5 @@
 """``dbs simulate optimal``: the optimal schedule and every rule per budget; --study over the spectra."""
+
 from __future__ import annotations
 
 from .common import build_nqm, json_safe, parse_budgets
@@ -23,8 +24,10 @@ def run(args):
     if args.pieces < 4:
         raise ValueError(f"--pieces={args.pieces} must be >= 4")
     if args.measured:
-        raise ValueError("--measured is gone: its rules read the simulator's state; dbs simulate rules scores the "
-                         "rules users run, from Monte Carlo logs read by dbs fit")
+        raise ValueError(
+            "--measured is gone: its rules read the simulator's state; dbs simulate rules scores the "
+            "rules users run, from Monte Carlo logs read by dbs fit"
+        )
     if args.study:
         return run_study(args)
     eta, nqm, budgets = float(args.eta), build_nqm(args), parse_budgets(args.budgets)
@@ -33,16 +36,36 @@ def run(args):
     out, results = ensure_writable_dir(args.out), []
     for budget in budgets:
         rows = compare_rules(nqm, eta, budget, args.lr_schedule, pieces=args.pieces)
-        show = [dict(rule=r["rule"], loss=f"{r['loss']:.5g}", gap=f"{r['gap_closed']:.0%}",
-                     batches=f"{r['schedule'].sizes[0]:.3g} -> {max(r['schedule'].sizes):.3g}" if r["schedule"]
-                     else f"n/a: {r['note']}") for r in rows]
-        print(f"\n{args.spectrum}, d={args.d}, eta={eta}, budget {budget:g} examples, LR {args.lr_schedule}"
-              ", oracle inputs (final loss; gap = share of best fixed -> optimal):")
+        show = [
+            dict(
+                rule=r["rule"],
+                loss=f"{r['loss']:.5g}",
+                gap=f"{r['gap_closed']:.0%}",
+                batches=f"{r['schedule'].sizes[0]:.3g} -> {max(r['schedule'].sizes):.3g}"
+                if r["schedule"]
+                else f"n/a: {r['note']}",
+            )
+            for r in rows
+        ]
+        print(
+            f"\n{args.spectrum}, d={args.d}, eta={eta}, budget {budget:g} examples, LR {args.lr_schedule}"
+            ", oracle inputs (final loss; gap = share of best fixed -> optimal):"
+        )
         print(format_table(show, ["rule", "loss", "gap", "batches"], ["rule", "loss", "gap closed", "batches"]))
         results.append(budget_record(nqm, eta, budget, rows, args.lr_schedule, args.pieces))
     with atomic_write(out / "optimal.json") as fh:
-        json.dump(dict(nqm=dict(spectrum=args.spectrum, d=args.d), eta=eta, lr_schedule=args.lr_schedule,
-                       pieces=args.pieces, inputs="oracle", results=results), fh, indent=1)
+        json.dump(
+            dict(
+                nqm=dict(spectrum=args.spectrum, d=args.d),
+                eta=eta,
+                lr_schedule=args.lr_schedule,
+                pieces=args.pieces,
+                inputs="oracle",
+                results=results,
+            ),
+            fh,
+            indent=1,
+        )
     print(f"\nwrote {out}/optimal.json")
     return 0
 
@@ -63,18 +86,29 @@ def run_study(args):
     out = ensure_writable_dir(args.out)
     rows = study(budgets, eta=eta, progress=not args.quiet, shape=True)
     summary = summarize(rows)
-    print(f"\nRules over {len({r['spectrum'] for r in rows})} spectra x budgets {', '.join(f'{b:g}' for b in budgets)}"
-          f", eta={eta}, oracle inputs (gap = share of best fixed -> optimal):")
+    print(
+        f"\nRules over {len({r['spectrum'] for r in rows})} spectra x budgets {', '.join(f'{b:g}' for b in budgets)}"
+        f", eta={eta}, oracle inputs (gap = share of best fixed -> optimal):"
+    )
     cols = ["lr_schedule", "rule", "cases", "min_gap", "median_gap", "loses", "at_least_60", "unavailable"]
     print(format_table(summary, cols, ["LR", "rule", "cases", "min gap", "median gap", "loses", ">= 60%", "n/a"]))
-    shapes = [dict(spectrum=r["spectrum"], budget=r["budget"], lr=r["lr_schedule"],
-                   **{k: "-".join(f"{x:.3g}" for x in v) if isinstance(v, tuple) else f"{v:.3g}"
-                      for k, v in r["shape"].items()}) for r in rows if "shape" in r]
+    shapes = [
+        dict(
+            spectrum=r["spectrum"],
+            budget=r["budget"],
+            lr=r["lr_schedule"],
+            **{
+                k: "-".join(f"{x:.3g}" for x in v) if isinstance(v, tuple) else f"{v:.3g}"
+                for k, v in r["shape"].items()
+            },
+        )
+        for r in rows
+        if "shape" in r
+    ]
     if shapes:
         print("\nThe optimum against Bopt(D), Bmin(L(D)), B_noise(D) (batch ratios; sim.rules.optimum_shape):")
         print(format_table(shapes, list(shapes[0])))
     with atomic_write(out / "study.json") as fh:
-        json.dump(json_safe(dict(eta=eta, budgets=budgets, inputs="oracle", summary=summary, rows=rows)),
-                  fh, indent=1)
+        json.dump(json_safe(dict(eta=eta, budgets=budgets, inputs="oracle", summary=summary, rows=rows)), fh, indent=1)
     print(f"\nwrote {out}/study.json")
     return 0

@@ -1,4 +1,5 @@
 """``dbs simulate rules``: the rules from measured inputs, scored on the NQM (resumable)."""
+
 from __future__ import annotations
 
 from .common import json_safe, parse_budgets

@@ -1,4 +1,6 @@
-"""``dbs simulate sweep``: the default NQM sweep: E(S) frontier, Bmin/Bopt per target, crossovers, and a trainer-like log."""
+"""``dbs simulate sweep``: the default NQM sweep: E(S) frontier, Bmin/Bopt per target, crossovers, and a
+trainer-like log."""
+
 from __future__ import annotations
 
 from .common import build_nqm, default_batches, default_targets
@@ -25,13 +27,17 @@ def run(args):
     L0 = nqm.initial_loss()
     targets = args.targets if args.targets is not None else default_targets(nqm, fixed_eta)
     if args.targets is None and not all(nqm.L_irr < t < L0 for t in targets):
-        raise ValueError(f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
-                         f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
-                         "--eta")
+        raise ValueError(
+            f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
+            f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
+            "--eta"
+        )
     for t in targets:
         if not nqm.L_irr < t < L0:
-            raise ValueError(f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
-                             f"reaches it) and the initial loss {L0:.4g}")
+            raise ValueError(
+                f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
+                f"reaches it) and the initial loss {L0:.4g}"
+            )
     batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
     if not all(np.isfinite(b) and b > 0 for b in batches):
         got = ", ".join(f"{b:g}" for b in batches)
@@ -43,8 +49,15 @@ def run(args):
         for row in fr.target_rows():
             if np.isfinite(row["bopt"]):
                 c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
-                cross.append(dict(target=row["target"], b_small=row["bopt"] / 2, b_large=row["bopt"] * 2,
-                                  data=c.data if c else float("nan"), loss=c.loss if c else float("nan")))
+                cross.append(
+                    dict(
+                        target=row["target"],
+                        b_small=row["bopt"] / 2,
+                        b_large=row["bopt"] * 2,
+                        data=c.data if c else float("nan"),
+                        loss=c.loss if c else float("nan"),
+                    )
+                )
     runs = _loss_logs(nqm, eta, fr, args) if args.write_log and eta != "tuned" else None
     fr.write(out)
     if runs:
@@ -56,20 +69,33 @@ def run(args):
     _print_summary(fr, cross, format_table)
     if eta != "tuned":
         _print_phase_profile(nqm, eta, fr, format_table)
-    print(f"\nwrote {out}/frontier.csv, targets.csv, frontier.json" + (", crossovers.csv" if cross else "")
-          + (", runs.csv" if runs else ""))
+    print(
+        f"\nwrote {out}/frontier.csv, targets.csv, frontier.json"
+        + (", crossovers.csv" if cross else "")
+        + (", runs.csv" if runs else "")
+    )
     return 0
 
 
 def _print_summary(fr, cross, format_table):
     print(f"NQM: d={fr.meta['d']} modes, L0={fr.meta['initial_loss']:.4g}, eta={fr.meta['eta']}")
     print("\nPer target (B in examples, S in steps, E in examples):")
-    print(format_table(fr.target_rows(), ["target", "smin", "bmin", "bopt", "sopt", "emin"],
-                       ["L*", "Smin", "Bmin", "Bopt", "Sopt", "Emin"]))
+    print(
+        format_table(
+            fr.target_rows(),
+            ["target", "smin", "bmin", "bopt", "sopt", "emin"],
+            ["L*", "Smin", "Bmin", "Bopt", "Sopt", "Emin"],
+        )
+    )
     if cross:
         print("\nCrossovers of loss-vs-data curves at Bopt/2 and 2 Bopt:")
-        print(format_table(cross, ["target", "b_small", "b_large", "data", "loss"],
-                           ["L*", "B small", "B large", "D at crossing", "loss there"]))
+        print(
+            format_table(
+                cross,
+                ["target", "b_small", "b_large", "data", "loss"],
+                ["L*", "B small", "B large", "D at crossing", "loss there"],
+            )
+        )
 
 
 def _print_phase_profile(nqm, eta, fr, format_table):
@@ -83,15 +109,32 @@ def _print_phase_profile(nqm, eta, fr, format_table):
     t = fr.targets[k]
     B = fr.bmin[k] * (1 + np.geomspace(1e-4, 3e3, 15))
     S = steps_to_target(nqm, eta, B[:, None], np.array([t]))
-    one = FrontierResult(B, np.array([t]), S, B[:, None] * S, np.full(S.shape, eta), fr.smin[k:k + 1],
-                         fr.bmin[k:k + 1], fr.bopt[k:k + 1], fr.sopt[k:k + 1], fr.emin[k:k + 1])
+    one = FrontierResult(
+        B,
+        np.array([t]),
+        S,
+        B[:, None] * S,
+        np.full(S.shape, eta),
+        fr.smin[k : k + 1],
+        fr.bmin[k : k + 1],
+        fr.bopt[k : k + 1],
+        fr.sopt[k : k + 1],
+        fr.emin[k : k + 1],
+    )
     ph = one.phases()[:, 0]
     slope = np.gradient(one.E[:, 0], S[:, 0])
-    rows = [dict(B=B[i], ratio=B[i] / fr.bmin[k], S=S[i, 0], E=one.E[i, 0], slope=slope[i], phase=ph[i])
-            for i in range(B.size)]
+    rows = [
+        dict(B=B[i], ratio=B[i] / fr.bmin[k], S=S[i, 0], E=one.E[i, 0], slope=slope[i], phase=ph[i])
+        for i in range(B.size)
+    ]
     print(f"\nThe three phases of E(S) at L* = {t:.4g} (Bmin = {fr.bmin[k]:.4g}, Bopt = {fr.bopt[k]:.4g}):")
-    print(format_table(rows, ["B", "ratio", "S", "E", "slope", "phase"],
-                       ["B", "B/Bmin", "S (steps)", "E (examples)", "dE/dS", "phase"]))
+    print(
+        format_table(
+            rows,
+            ["B", "ratio", "S", "E", "slope", "phase"],
+            ["B", "B/Bmin", "S (steps)", "E (examples)", "dE/dS", "phase"],
+        )
+    )
 
 
 def _loss_logs(nqm, eta, fr, args):

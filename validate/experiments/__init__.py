@@ -7,6 +7,7 @@ summary dict. :data:`REQUIRES` declares what each reads; :func:`ensure`
 runs a missing prerequisite first (``schedule`` needs ``sweep``, ``growth`` the ``schedule``, the
 ablations the ``schedule`` experiment's saved plan).
 """
+
 from __future__ import annotations
 
 import importlib
@@ -37,8 +38,12 @@ def get(name):
 
 
 #: name -> experiments whose results it reads.
-REQUIRES = {"schedule": ("sweep",), "predict": ("sweep",), "growth": ("schedule",),
-            **{name: ("schedule",) for name in ("lr-scaling", "seq-len", "weight-decay", "decay", "cosine")}}
+REQUIRES = {
+    "schedule": ("sweep",),
+    "predict": ("sweep",),
+    "growth": ("schedule",),
+    **{name: ("schedule",) for name in ("lr-scaling", "seq-len", "weight-decay", "decay", "cosine")},
+}
 
 
 def ensure(name, tier, root, jobs=None, progress=True) -> Path:

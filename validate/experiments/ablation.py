@@ -6,6 +6,7 @@ measured over the schedule experiment's seeds
 (:func:`~validate.experiments.common.spread_of`), with that many degrees of
 freedom; with more it uses its own.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,6 +28,13 @@ def setup(name, tier, root, jobs, progress):
 
 
 def train(exp, specs, jobs, progress):
-    dirs = train_runs(exp.root, specs, jobs or exp.tier.jobs, progress, desc=exp.name, launcher=exp.tier.launcher,
-                      store=exp.tier.store)
+    dirs = train_runs(
+        exp.root,
+        specs,
+        jobs or exp.tier.jobs,
+        progress,
+        desc=exp.name,
+        launcher=exp.tier.launcher,
+        store=exp.tier.store,
+    )
     return exp.collect(specs, dirs), dirs

@@ -1,4 +1,5 @@
 """``dbs validate NAME``: run one experiment (or ``all``) at a tier; needs the torch extra."""
+
 from __future__ import annotations
 
 __all__ = ["HELP", "add_arguments", "run"]
@@ -18,37 +19,68 @@ def add_arguments(p):
 
     p.add_argument("name", help=f"experiment: {', '.join(EXPERIMENTS)} or all")
     p.add_argument("--tier", default=None, help=f"{', '.join(TIERS)} (default cpu)")
-    p.add_argument("--tier-config", default=None, help="a TOML file defining the tier (Tier fields: preset, "
-                   "seq_len, lr, warmup, batches, budgets, seeds, eval sizes...; base = 'cpu' inherits the rest); "
-                   "replaces --tier (default: none)")
-    p.add_argument("--data", default=None, help="training text: a folder of text files or a uint16 .bin "
-                   "(default: the tier's, else the Python standard library's sources)")
+    p.add_argument(
+        "--tier-config",
+        default=None,
+        help="a TOML file defining the tier (Tier fields: preset, "
+        "seq_len, lr, warmup, batches, budgets, seeds, eval sizes...; base = 'cpu' inherits the rest); "
+        "replaces --tier (default: none)",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="training text: a folder of text files or a uint16 .bin "
+        "(default: the tier's, else the Python standard library's sources)",
+    )
     p.add_argument("--vocab-size", type=int, default=None, help="vocabulary size of a .bin --data (default: none)")
-    p.add_argument("--data-glob", default=None, help="with a --data folder: only files matching this glob, e.g. "
-                   "'**/*.txt' (default: every text file; binary, linked-again and duplicate files are skipped)")
+    p.add_argument(
+        "--data-glob",
+        default=None,
+        help="with a --data folder: only files matching this glob, e.g. "
+        "'**/*.txt' (default: every text file; binary, linked-again and duplicate files are skipped)",
+    )
     p.add_argument("--out", default=None, help="results root (default results/validate/<tier>)")
     p.add_argument("--jobs", type=int, default=None, help="runs trained at once (default: the tier's)")
     p.add_argument("--device", default=None, help="auto, cpu or cuda (default: the tier's)")
-    p.add_argument("--resume", action="store_true",
-                   help="accepted for clarity: finished runs are always reused, interrupted ones resumed")
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="accepted for clarity: finished runs are always reused, interrupted ones resumed",
+    )
     p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.add_argument("--logs", default=None, help="log store: finished runs' compressed logs by config hash, reused "
-                   "instead of training and added to as runs finish; 'none' for no store (default: the "
-                   "repository's docs/data/runs for the cpu and gpu tiers in a checkout, else none)")
-    p.add_argument("--from-logs", action="store_true", help="train nothing: refit every experiment from the log "
-                   "store, refusing (by name) a run it lacks")
+    p.add_argument(
+        "--logs",
+        default=None,
+        help="log store: finished runs' compressed logs by config hash, reused "
+        "instead of training and added to as runs finish; 'none' for no store (default: the "
+        "repository's docs/data/runs for the cpu and gpu tiers in a checkout, else none)",
+    )
+    p.add_argument(
+        "--from-logs",
+        action="store_true",
+        help="train nothing: refit every experiment from the log store, refusing (by name) a run it lacks",
+    )
     g = p.add_argument_group("cluster (with --launcher submitit)")
-    g.add_argument("--launcher", default="local", choices=("local", "submitit"),
-                   help="where runs train: local processes, or one submitit job per run (Slurm when sbatch "
-                        "exists, else submitit's local executor) (default local)")
+    g.add_argument(
+        "--launcher",
+        default="local",
+        choices=("local", "submitit"),
+        help="where runs train: local processes, or one submitit job per run (Slurm when sbatch "
+        "exists, else submitit's local executor) (default local)",
+    )
     g.add_argument("--partition", default=None, help="Slurm partition (default: the cluster's)")
     g.add_argument("--account", default=None, help="Slurm account (default: none)")
     g.add_argument("--gpus-per-run", type=int, default=0, help="GPUs per run (default 0)")
     g.add_argument("--cpus-per-run", type=int, default=2, help="CPU cores per run (default 2)")
-    g.add_argument("--time-limit", type=int, default=240, help="minutes per job; a job that reaches it is "
-                   "requeued and resumes from its checkpoint (default 240)")
-    g.add_argument("--sbatch", default=None, help="extra sbatch flags, e.g. '--qos=high --constraint=a100' "
-                   "(default: none)")
+    g.add_argument(
+        "--time-limit",
+        type=int,
+        default=240,
+        help="minutes per job; a job that reaches it is requeued and resumes from its checkpoint (default 240)",
+    )
+    g.add_argument(
+        "--sbatch", default=None, help="extra sbatch flags, e.g. '--qos=high --constraint=a100' (default: none)"
+    )
 
 
 def run(args):
@@ -113,10 +145,18 @@ def _launcher(args):
             raise ValueError(f"--{k.replace('_', '-')}={getattr(args, k)} is out of range")
     cluster = [k for k in ("partition", "account", "sbatch") if getattr(args, k) is not None]
     if cluster and args.launcher != "submitit":
-        raise ValueError(f"--{cluster[0]} applies to cluster jobs: add --launcher submitit (the local launcher "
-                         "would ignore it)")
-    return Launcher(args.launcher, partition=args.partition, account=args.account, gpus=args.gpus_per_run,
-                    cpus=args.cpus_per_run, time_min=args.time_limit, sbatch=parse_sbatch(args.sbatch))
+        raise ValueError(
+            f"--{cluster[0]} applies to cluster jobs: add --launcher submitit (the local launcher would ignore it)"
+        )
+    return Launcher(
+        args.launcher,
+        partition=args.partition,
+        account=args.account,
+        gpus=args.gpus_per_run,
+        cpus=args.cpus_per_run,
+        time_min=args.time_limit,
+        sbatch=parse_sbatch(args.sbatch),
+    )
 
 
 def _run_one(name, mod, tier, root, args):
@@ -133,8 +173,10 @@ def _tier(args):
     from .tiers import get_tier, load_tier
 
     if args.tier_config and args.tier:
-        raise ValueError(f"--tier {args.tier} and --tier-config {args.tier_config}: give one (a tier file inherits "
-                         "another tier with base = 'NAME')")
+        raise ValueError(
+            f"--tier {args.tier} and --tier-config {args.tier_config}: give one (a tier file inherits "
+            "another tier with base = 'NAME')"
+        )
     tier = load_tier(args.tier_config) if args.tier_config else get_tier(args.tier or "cpu")
     over = {k: getattr(args, k) for k in ("data", "vocab_size", "data_glob") if getattr(args, k) is not None}
     tier = tier.with_(**over) if over else tier
@@ -143,4 +185,3 @@ def _tier(args):
     if tier.data:
         load_corpus(tier.data, tier.vocab_size, tier.data_glob)  # a bad path or an empty folder: one line now
     return tier
-

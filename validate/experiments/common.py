@@ -1,4 +1,5 @@
 """What every experiment shares: run configs from a tier, result folders, verdicts, summaries."""
+
 from __future__ import annotations
 
 import json
@@ -29,22 +30,47 @@ def micro_for(tier: Tier, batch_size: float) -> int:
     return split_batch(batch_size, tier.seq_len, max_micro=tier.max_micro)[0]
 
 
-def config_for(tier: Tier, tokens: float, batch: float | None = None, schedule: str | None = None,
-               micro: int | None = None, seed: int = 0, **over) -> TrainConfig:
+def config_for(
+    tier: Tier,
+    tokens: float,
+    batch: float | None = None,
+    schedule: str | None = None,
+    micro: int | None = None,
+    seed: int = 0,
+    **over,
+) -> TrainConfig:
     """A run of ``tier`` over ``tokens``: constant ``batch`` or a schedule JSON, WSD without decay.
 
     The warmup is ``tier.warmup`` tokens whatever the run length, so every run
     has the same learning rate at the same data.
     """
     micro = micro or micro_for(tier, batch or tier.seq_len)
-    base = dict(preset=tier.preset, seq_len=tier.seq_len, micro_batch=micro, batch_size=batch or 1.0,
-                batch_schedule=schedule, tokens=float(tokens), lr=tier.lr, lr_schedule="wsd",
-                warmup=min(tier.warmup / tokens, 0.5), decay=0.0, weight_decay=tier.weight_decay,
-                eval_every=10**9, eval_every_tokens=tier.eval_every_tokens, eval_tokens=tier.eval_tokens,
-                final_eval_tokens=tier.final_eval_tokens, eval_block=tier.eval_block,
-                checkpoint_every=10**9, seed=seed, device=tier.device, data=tier.data, vocab_size=tier.vocab_size,
-                data_glob=tier.data_glob, compile=tier.compile,
-                data_block=2 * tier.seq_len)  # shuffled blocks; 2x so the seq-len ablation can double
+    base = dict(
+        preset=tier.preset,
+        seq_len=tier.seq_len,
+        micro_batch=micro,
+        batch_size=batch or 1.0,
+        batch_schedule=schedule,
+        tokens=float(tokens),
+        lr=tier.lr,
+        lr_schedule="wsd",
+        warmup=min(tier.warmup / tokens, 0.5),
+        decay=0.0,
+        weight_decay=tier.weight_decay,
+        eval_every=10**9,
+        eval_every_tokens=tier.eval_every_tokens,
+        eval_tokens=tier.eval_tokens,
+        final_eval_tokens=tier.final_eval_tokens,
+        eval_block=tier.eval_block,
+        checkpoint_every=10**9,
+        seed=seed,
+        device=tier.device,
+        data=tier.data,
+        vocab_size=tier.vocab_size,
+        data_glob=tier.data_glob,
+        compile=tier.compile,
+        data_block=2 * tier.seq_len,
+    )  # shuffled blocks; 2x so the seq-len ablation can double
     base.update(over)
     return TrainConfig(**base)
 
@@ -77,16 +103,27 @@ class Experiment:
         """
         claims = [c.as_dict() if isinstance(c, Claim) else Claim(**c).as_dict() for c in claims]
         wall = time.perf_counter() - self.t0
-        summary = dict(experiment=self.name, tier=self.tier.name, wall_seconds=wall, claims=claims,
-                       tier_config={k: v for k, v in asdict(self.tier).items() if k not in ("launcher", "store")}, **data)
+        summary = dict(
+            experiment=self.name,
+            tier=self.tier.name,
+            wall_seconds=wall,
+            claims=claims,
+            tier_config={k: v for k, v in asdict(self.tier).items() if k not in ("launcher", "store")},
+            **data,
+        )
         self.dir.mkdir(parents=True, exist_ok=True)
         with atomic_write(self.dir / "summary.json") as fh:
             json.dump(summary, fh, indent=1, default=json_default)
-        lines = [f"# {self.name} (tier {self.tier.name})", "",
-                 f"Wall time {wall / 60:.1f} min (cached runs are not retrained). "
-                 f"Model preset `{self.tier.preset}`, sequence length {self.tier.seq_len}, "
-                 f"lr {self.tier.lr:g}, weight decay {self.tier.weight_decay:g}.", "",
-                 "| paper's claim | our measurement | verdict |", "|---|---|---|"]
+        lines = [
+            f"# {self.name} (tier {self.tier.name})",
+            "",
+            f"Wall time {wall / 60:.1f} min (cached runs are not retrained). "
+            f"Model preset `{self.tier.preset}`, sequence length {self.tier.seq_len}, "
+            f"lr {self.tier.lr:g}, weight decay {self.tier.weight_decay:g}.",
+            "",
+            "| paper's claim | our measurement | verdict |",
+            "|---|---|---|",
+        ]
         cell = lambda t: str(t).replace("|", "\u2223")  # a literal | would split the table cell
         lines += [f"| {cell(c['claim'])} | {cell(c['measured'])} | **{c['verdict']}** |" for c in claims]
         for title, md in tables:

@@ -28,6 +28,7 @@ below it, ``b3`` is the grid batch nearest the sweep's ``Bopt(D2)`` at least
 4 times the smallest one. Data amounts and batch sizes are tokens; losses
 nats.
 """
+
 from __future__ import annotations
 
 import math
@@ -65,8 +66,7 @@ def nearest_batch(grid, target: float, granularity: float, lo: float = 0.0, hi: 
         raise ValueError(f"the sweep's Bopt must be positive; got {target!r}")
     cand = [float(b) for b in grid if lo <= b <= hi and b % granularity == 0]
     if not cand:
-        raise ValueError(f"no batch of the grid lies in [{lo:g}, {hi:g}] tokens and is a multiple of "
-                         f"{granularity:g}")
+        raise ValueError(f"no batch of the grid lies in [{lo:g}, {hi:g}] tokens and is a multiple of {granularity:g}")
     return min(cand, key=lambda b: (abs(math.log(b / target)), b))
 
 
@@ -79,8 +79,11 @@ def specs(tier, batches, seeds) -> list:
     the config of the schedule experiment's fixed arms, so its run of ``b3`` is cached)."""
     (b1, b2, b3), (D1, D2) = batches, data_points(tier)
     cfg = lambda B, D, seed: config_for(tier, D, batch=B, micro=tier.dyn_micro, seed=seed)
-    return [RunSpec(_label(B, D, seed), cfg(B, D, seed))
-            for seed in seeds for B, D in ((b1, D1), (b2, D1), (b3, D1), (b2, D2), (b3, D2))]
+    return [
+        RunSpec(_label(B, D, seed), cfg(B, D, seed))
+        for seed in seeds
+        for B, D in ((b1, D1), (b2, D1), (b3, D1), (b2, D2), (b3, D2))
+    ]
 
 
 def claims(early, late) -> list:
@@ -91,16 +94,22 @@ def claims(early, late) -> list:
     """
     e1, e2, e3 = (np.asarray(x, float) for x in early)
     l2, l3 = (np.asarray(x, float) for x in late)
-    small_ahead = paired_interval(e2 - e1)   # b1 ahead of b2 early
-    mid_ahead = paired_interval(e3 - e2)     # b2 ahead of b3 early
-    large_ahead = paired_interval(l2 - l3)   # b3 ahead of b2 late
+    small_ahead = paired_interval(e2 - e1)  # b1 ahead of b2 early
+    mid_ahead = paired_interval(e3 - e2)  # b2 ahead of b3 early
+    large_ahead = paired_interval(l2 - l3)  # b3 ahead of b2 late
     v_late = verdict(large_ahead)
-    cross = Claim("Loss-vs-data curves of different batch sizes cross (the classical law forbids it)",
-                  f"b2 ahead of b3 at D1 by {mid_ahead.text()}; b3 ahead of b2 at D2 by {large_ahead.text()}",
-                  all_of(verdict(mid_ahead), v_late), large_ahead)
-    grows = Claim("Bopt grows with data: Bopt(D1) < b2 < Bopt(D2)",
-                  f"b1 ahead of b2 at D1 by {small_ahead.text()}; b3 ahead of b2 at D2 by {large_ahead.text()}",
-                  all_of(verdict(small_ahead), v_late), small_ahead)
+    cross = Claim(
+        "Loss-vs-data curves of different batch sizes cross (the classical law forbids it)",
+        f"b2 ahead of b3 at D1 by {mid_ahead.text()}; b3 ahead of b2 at D2 by {large_ahead.text()}",
+        all_of(verdict(mid_ahead), v_late),
+        large_ahead,
+    )
+    grows = Claim(
+        "Bopt grows with data: Bopt(D1) < b2 < Bopt(D2)",
+        f"b1 ahead of b2 at D1 by {small_ahead.text()}; b3 ahead of b2 at D2 by {large_ahead.text()}",
+        all_of(verdict(small_ahead), v_late),
+        small_ahead,
+    )
     return [cross, grows]
 
 
@@ -131,20 +140,26 @@ def _design(tier, root, jobs, progress):
     located = np.where(env.identified, env.bopt, np.where(np.isfinite(env.hi), env.hi, env.lo))
     bopt = [float(b) if np.isfinite(b) else math.sqrt(min(tier.batches) * max(tier.batches)) for b in located]
     b1, b2, b3 = choose_batches(tier.batches, bopt, p.best_fixed, tier.dyn_micro * tier.seq_len)
-    why3 = ("the schedule experiment's best fixed batch (its runs to D2 for the schedule's seeds are reused)"
-            if b3 == p.best_fixed else
-            f"nearest the sweep's envelope Bopt at D2 ({bopt[1]:.4g} tokens), as the schedule's best fixed "
-            f"batch ({p.best_fixed:g}) leaves no room below it")
-    note = (f"b3 is {why3}; b1 is nearest the sweep's envelope Bopt at D1 ({bopt[0]:.4g} tokens) at most b3/4; "
-            f"b2 is nearest their geometric mean ({math.sqrt(b1 * b3):.4g} tokens)")
+    why3 = (
+        "the schedule experiment's best fixed batch (its runs to D2 for the schedule's seeds are reused)"
+        if b3 == p.best_fixed
+        else f"nearest the sweep's envelope Bopt at D2 ({bopt[1]:.4g} tokens), as the schedule's best fixed "
+        f"batch ({p.best_fixed:g}) leaves no room below it"
+    )
+    note = (
+        f"b3 is {why3}; b1 is nearest the sweep's envelope Bopt at D1 ({bopt[0]:.4g} tokens) at most b3/4; "
+        f"b2 is nearest their geometric mean ({math.sqrt(b1 * b3):.4g} tokens)"
+    )
     return (b1, b2, b3), bopt, note
 
 
 def run(tier, root, jobs=None, progress=True):
     seeds = fresh_seeds(tier)
     if not seeds:
-        raise ValueError(f"tier {tier.name!r}: the growth experiment needs a seed other than 0 in growth_seeds "
-                         "or seeds (the sweep that chooses its batches ran seed 0)")
+        raise ValueError(
+            f"tier {tier.name!r}: the growth experiment needs a seed other than 0 in growth_seeds "
+            "or seeds (the sweep that chooses its batches ran seed 0)"
+        )
     batches, bopt, note = _design(tier, root, jobs, progress)
     exp = Experiment(root, "growth", tier)
     sp = specs(tier, batches, seeds)
@@ -154,13 +169,23 @@ def run(tier, root, jobs=None, progress=True):
     val = lambda B, D: [final_val(runs[_label(B, D, s)]) for s in seeds]
     early, late = [val(b, D1) for b in batches], [val(b, D2) for b in (b2, b3)]
     sd = lambda v: float(np.std(v, ddof=1)) if len(v) > 1 else None
-    rows = [dict(arm=f"b{i}", batch=B, data=D, val_mean=float(np.mean(v)), val_sd=sd(v), seeds=len(v))
-            for i, B, D, v in ((1, b1, D1, early[0]), (2, b2, D1, early[1]), (3, b3, D1, early[2]),
-                               (2, b2, D2, late[0]), (3, b3, D2, late[1]))]
-    md = ("```\n" + format_table(rows, ["arm", "batch", "data", "val_mean", "val_sd", "seeds"]) + "\n```\n\n"
-          f"b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g} tokens: {note}. Seeds {seeds} (the sweep that chose the "
-          "batches ran seed 0). "
-          "Final validation loss on the large held-out slice.")
-    data = dict(batches=list(batches), data=[D1, D2], seeds=seeds, sweep_bopt=bopt,
-                val_loss=dict(early=early, late=late))
+    rows = [
+        dict(arm=f"b{i}", batch=B, data=D, val_mean=float(np.mean(v)), val_sd=sd(v), seeds=len(v))
+        for i, B, D, v in (
+            (1, b1, D1, early[0]),
+            (2, b2, D1, early[1]),
+            (3, b3, D1, early[2]),
+            (2, b2, D2, late[0]),
+            (3, b3, D2, late[1]),
+        )
+    ]
+    md = (
+        "```\n" + format_table(rows, ["arm", "batch", "data", "val_mean", "val_sd", "seeds"]) + "\n```\n\n"
+        f"b1 = {b1:g}, b2 = {b2:g}, b3 = {b3:g} tokens: {note}. Seeds {seeds} (the sweep that chose the "
+        "batches ran seed 0). "
+        "Final validation loss on the large held-out slice."
+    )
+    data = dict(
+        batches=list(batches), data=[D1, D2], seeds=seeds, sweep_bopt=bopt, val_loss=dict(early=early, late=late)
+    )
     return exp.write(claims(early, late), data, [("Final validation loss per arm (mean and sd over seeds)", md)])

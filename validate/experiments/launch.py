@@ -1,7 +1,8 @@
 """Where runs train: this machine (subprocesses or this process) or a Slurm cluster through submitit.
 
 :func:`~validate.experiments.runner.train_runs` takes the launcher to use
-(``dbs validate --launcher submitit`` puts it on the tier, ``Tier.launcher``). With submitit each run is one job that calls the same
+(``dbs validate --launcher submitit`` puts it on the tier, ``Tier.launcher``). With submitit each run is one job
+that calls the same
 ``train_one`` the local launcher does, so the run cache, ``done.json``, the
 folder claim (two runners on shared storage never train one run twice) and
 resume from ``ckpt.pt`` work the same. A job that Slurm preempts or times out
@@ -9,6 +10,7 @@ is requeued by submitit (``checkpoint``) and resumes from the run's last
 checkpoint (``checkpoint_every`` steps). Without ``sbatch`` on the machine
 submitit's local executor runs the jobs as real subprocesses (what CI tests).
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -37,13 +39,17 @@ class Launcher:
 
 
 #: sbatch flags the launcher sets itself (or that would break how it runs jobs): what to use instead
-OWN_FLAGS = {**{k: "set with --time-limit" for k in ("time", "t")},
-             **{k: "set with --partition" for k in ("partition", "p")},
-             **{k: "set with --account" for k in ("account", "A")},
-             **{k: "set with --gpus-per-run" for k in ("gres", "gpus", "gpus-per-node", "G")},
-             **{k: "set with --cpus-per-run" for k in ("cpus-per-task", "c")},
-             **{k: "submitit writes each job's logs and runs it from its own folder; not settable"
-                for k in ("output", "o", "error", "e", "wrap", "chdir", "D", "job-name", "J")}}
+OWN_FLAGS = {
+    **{k: "set with --time-limit" for k in ("time", "t")},
+    **{k: "set with --partition" for k in ("partition", "p")},
+    **{k: "set with --account" for k in ("account", "A")},
+    **{k: "set with --gpus-per-run" for k in ("gres", "gpus", "gpus-per-node", "G")},
+    **{k: "set with --cpus-per-run" for k in ("cpus-per-task", "c")},
+    **{
+        k: "submitit writes each job's logs and runs it from its own folder; not settable"
+        for k in ("output", "o", "error", "e", "wrap", "chdir", "D", "job-name", "J")
+    },
+}
 
 
 def parse_sbatch(text) -> dict:
@@ -98,11 +104,18 @@ def _executor(root, la: Launcher):
         import submitit
     except ImportError:
         raise ValueError('--launcher submitit needs submitit: pip install "dbs-theory[slurm]"') from None
-    ex = submitit.AutoExecutor(folder=Path(root) / "submitit" / "%j",
-                               cluster=None if la.cluster == "auto" else la.cluster)
-    ex.update_parameters(timeout_min=la.time_min, gpus_per_node=la.gpus or None, cpus_per_task=la.cpus,
-                         name="dbs-validate", slurm_partition=la.partition, slurm_account=la.account,
-                         slurm_additional_parameters=la.sbatch or None)
+    ex = submitit.AutoExecutor(
+        folder=Path(root) / "submitit" / "%j", cluster=None if la.cluster == "auto" else la.cluster
+    )
+    ex.update_parameters(
+        timeout_min=la.time_min,
+        gpus_per_node=la.gpus or None,
+        cpus_per_task=la.cpus,
+        name="dbs-validate",
+        slurm_partition=la.partition,
+        slurm_account=la.account,
+        slurm_additional_parameters=la.sbatch or None,
+    )
     return ex
 
 
@@ -131,8 +144,9 @@ def submitit_runs(root, todo, bar, launcher: Launcher, jobs=None) -> None:
                 job.result()
             except Exception as exc:  # submitit wraps the job's error (FailedJobError and friends)
                 last = str(exc).strip().splitlines()[-1:] or ["(no message)"]
-                raise RunFailed(f"run {spec.label!r} failed in submitit job {job.job_id}: {last[0]}; see "
-                                f"{Path(root) / 'submitit'}") from None
+                raise RunFailed(
+                    f"run {spec.label!r} failed in submitit job {job.job_id}: {last[0]}; see {Path(root) / 'submitit'}"
+                ) from None
             bar.update(1)
     except KeyboardInterrupt:
         _stop(job for _, job in running)

@@ -11,6 +11,7 @@ the store lacks (a later command with more seeds adds runs, it retrains
 none). With ``from_logs`` nothing is trained: a missing run is refused by
 name, so the findings can be refitted by anyone without training.
 """
+
 from __future__ import annotations
 
 import gzip
@@ -35,7 +36,7 @@ class LogStore:
 
     def _stem(self, key: str):
         hits = sorted(Path(self.path).glob(f"*-{key}.json"))
-        return Path(str(hits[0])[:-len(".json")]) if hits else None  # labels hold dots (weightdecay0.01)
+        return Path(str(hits[0])[: -len(".json")]) if hits else None  # labels hold dots (weightdecay0.01)
 
     def has(self, key: str) -> bool:
         return self._stem(key) is not None
@@ -50,8 +51,10 @@ class LogStore:
             log = gzip.decompress(Path(f"{stem}.csv.gz").read_bytes())
             record["config"], record["done"]  # noqa: B018 (both must be there)
         except (OSError, ValueError, EOFError, KeyError, TypeError, gzip.BadGzipFile) as exc:
-            raise ValueError(f"log store {self.path}: stored run {stem.name} is unreadable "
-                             f"({exc.__class__.__name__}: {str(exc)[:80]}); remove its two files to retrain it") from None
+            raise ValueError(
+                f"log store {self.path}: stored run {stem.name} is unreadable "
+                f"({exc.__class__.__name__}: {str(exc)[:80]}); remove its two files to retrain it"
+            ) from None
         d.mkdir(parents=True, exist_ok=True)
         with atomic_write(d / "log.csv", "wb") as fh:
             fh.write(log)
@@ -72,8 +75,12 @@ class LogStore:
             fh.write(gzip.compress((d / "log.csv").read_bytes(), compresslevel=9, mtime=0))
         config = json.loads((d / "config.json").read_text(encoding="utf-8"))
         with atomic_write(f"{stem}.json") as fh:
-            json.dump(dict(config=config, done={k: v for k, v in done.items() if k != "restored_from"}), fh,
-                      indent=1, sort_keys=True)
+            json.dump(
+                dict(config=config, done={k: v for k, v in done.items() if k != "restored_from"}),
+                fh,
+                indent=1,
+                sort_keys=True,
+            )
 
 
 def default_store(tier_name: str):

@@ -9,6 +9,7 @@ difference (what a paired one fights), each with its 95% upper bound, and
 from those the seeds a paired or unpaired comparison needs to resolve the
 paper's effect sizes (0.01-0.04 nats) with a 95% interval, 80% of the time.
 """
+
 from __future__ import annotations
 
 import math
@@ -55,14 +56,26 @@ def spread_table(val_a, val_b) -> tuple:
     n = int(min(a.size, b.size))
     single = float(np.sqrt((a.var(ddof=1) + b.var(ddof=1)) / 2)) if n >= 2 else math.nan
     paired = float(np.std(b - a, ddof=1)) if n >= 2 else math.nan
-    spread = dict(n=n, sd_single=single, sd_single_hi=_sd_upper(single, n), sd_paired=paired,
-                  sd_paired_hi=_sd_upper(paired, n), difference=paired_interval(b - a))
+    spread = dict(
+        n=n,
+        sd_single=single,
+        sd_single_hi=_sd_upper(single, n),
+        sd_paired=paired,
+        sd_paired_hi=_sd_upper(paired, n),
+        difference=paired_interval(b - a),
+    )
     need = lambda sd, e: seeds_needed(sd, e) if math.isfinite(sd) else math.nan
     rows = []
     for e in EFFECTS:
-        rows.append(dict(effect=e, paired=need(paired, e), paired_conservative=need(spread["sd_paired_hi"], e),
-                         unpaired=need(math.sqrt(2) * single, e),
-                         unpaired_conservative=need(math.sqrt(2) * spread["sd_single_hi"], e)))
+        rows.append(
+            dict(
+                effect=e,
+                paired=need(paired, e),
+                paired_conservative=need(spread["sd_paired_hi"], e),
+                unpaired=need(math.sqrt(2) * single, e),
+                unpaired_conservative=need(math.sqrt(2) * spread["sd_single_hi"], e),
+            )
+        )
     return spread, rows
 
 
@@ -74,17 +87,26 @@ def run(tier, root, jobs=None, progress=True):
     A, B = arms(tier)
     val = {X: [final_val(runs[f"b{X:g}-s{s}"]) for s in range(tier.power_seeds)] for X in (A, B)}
     spread, rows = spread_table(val[A], val[B])
-    md = ("```\n" + format_table(rows, ["effect", "paired", "paired_conservative", "unpaired",
-                                        "unpaired_conservative"]) + "\n```\n\n"
-          f"Seeds for a 95% interval that excludes zero 80% of the time, from the measured spread over "
-          f"{spread['n']} seeds (conservative: its 95% upper bound). One arm's final validation loss varies "
-          f"by sd {spread['sd_single']:.4f} (upper {spread['sd_single_hi']:.4f}); the paired difference "
-          f"(B = {B:g} minus B = {A:g}, same seed) by sd {spread['sd_paired']:.4f} "
-          f"(upper {spread['sd_paired_hi']:.4f}).")
-    claim = dict(claim="(design) pairing arms by seed cancels most seed noise",
-                 measured=f"sd of one arm {spread['sd_single']:.4f} vs sd of the paired difference "
-                          f"{spread['sd_paired']:.4f} nats over {spread['n']} seeds",
-                 verdict="holds" if spread["sd_paired_hi"] < spread["sd_single"] else
-                 ("does not hold" if spread["sd_paired"] >= spread["sd_single"] else "inconclusive"))
-    return exp.write([claim], dict(arms=[A, B], val_loss={str(k): v for k, v in val.items()}, spread=spread,
-                                   seeds_needed=rows), [("Seeds each comparison needs", md)])
+    md = (
+        "```\n"
+        + format_table(rows, ["effect", "paired", "paired_conservative", "unpaired", "unpaired_conservative"])
+        + "\n```\n\n"
+        f"Seeds for a 95% interval that excludes zero 80% of the time, from the measured spread over "
+        f"{spread['n']} seeds (conservative: its 95% upper bound). One arm's final validation loss varies "
+        f"by sd {spread['sd_single']:.4f} (upper {spread['sd_single_hi']:.4f}); the paired difference "
+        f"(B = {B:g} minus B = {A:g}, same seed) by sd {spread['sd_paired']:.4f} "
+        f"(upper {spread['sd_paired_hi']:.4f})."
+    )
+    claim = dict(
+        claim="(design) pairing arms by seed cancels most seed noise",
+        measured=f"sd of one arm {spread['sd_single']:.4f} vs sd of the paired difference "
+        f"{spread['sd_paired']:.4f} nats over {spread['n']} seeds",
+        verdict="holds"
+        if spread["sd_paired_hi"] < spread["sd_single"]
+        else ("does not hold" if spread["sd_paired"] >= spread["sd_single"] else "inconclusive"),
+    )
+    return exp.write(
+        [claim],
+        dict(arms=[A, B], val_loss={str(k): v for k, v in val.items()}, spread=spread, seeds_needed=rows),
+        [("Seeds each comparison needs", md)],
+    )

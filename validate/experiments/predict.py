@@ -15,6 +15,7 @@ dynamic schedule's advantage at the budget. The naive alternative fits the
 three-phase law per target to the same calibration runs; it predicts data
 to target (solving ``E(S) = B S``) and ``Bmin``/``Bopt``, but no curves.
 """
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,10 @@ def _nqm(x, L_init):
 
 
 def _unpack(x, L_init):
-    alpha = 0.3 + 4.7 / (1 + math.exp(-x[0]))            # (0.3, 5)
+    alpha = 0.3 + 4.7 / (1 + math.exp(-x[0]))  # (0.3, 5)
     sigma = math.exp(x[1])
-    eta = 1.999 / (1 + math.exp(-x[2]))                     # (0, 2): stable for h_max = 1
-    L_irr = 0.95 * L_init / (1 + math.exp(-x[3]))           # [0, L_init)
+    eta = 1.999 / (1 + math.exp(-x[2]))  # (0, 2): stable for h_max = 1
+    L_irr = 0.95 * L_init / (1 + math.exp(-x[3]))  # [0, L_init)
     return alpha, sigma, eta, L_irr
 
 
@@ -151,14 +152,27 @@ def run(tier, root, jobs=None, progress=True):
     bt_rows, err = _target_errors(nqm, eta, cal, test, read(sweep_dir / "fit.json", FitFile))
     adv = _advantage(nqm, eta, Path(root) / "schedule" / "summary.json", tier.budget)
     claims = _claims(curve_rows, info, test, err, adv)
-    md = ("Calibrated NQM: " + ", ".join(f"{k}={v:.4g}" for k, v in info.items()) + "\n\n```\n"
-          + format_table(curve_rows, ["batch", "rms_log_error", "end_rel_error"]) + "\n```\n\n```\n"
-          + format_table(bt_rows, ["target", "bmin_sweep", "bmin_nqm", "bmin_naive", "bopt_sweep", "bopt_nqm",
-                                   "bopt_naive"]) + "\n```")
-    data = dict(nqm=info, held_out=[r.batch_size for r in test], calibration=[r.batch_size for r in cal],
-                curves=curve_rows, curve_detail=detail, targets=bt_rows,
-                errors={k: v if isinstance(v, Interval) else list(v) for k, v in err.items()},
-                advantage=adv)
+    md = (
+        "Calibrated NQM: "
+        + ", ".join(f"{k}={v:.4g}" for k, v in info.items())
+        + "\n\n```\n"
+        + format_table(curve_rows, ["batch", "rms_log_error", "end_rel_error"])
+        + "\n```\n\n```\n"
+        + format_table(
+            bt_rows, ["target", "bmin_sweep", "bmin_nqm", "bmin_naive", "bopt_sweep", "bopt_nqm", "bopt_naive"]
+        )
+        + "\n```"
+    )
+    data = dict(
+        nqm=info,
+        held_out=[r.batch_size for r in test],
+        calibration=[r.batch_size for r in cal],
+        curves=curve_rows,
+        curve_detail=detail,
+        targets=bt_rows,
+        errors={k: v if isinstance(v, Interval) else list(v) for k, v in err.items()},
+        advantage=adv,
+    )
     return exp.write(claims, data, [("Held-out predictions", md)])
 
 
@@ -171,8 +185,11 @@ def _held_out_curves(nqm, eta, cal, test, start):
             detail.append(dict(batch=float(B), held_out=held, D=D.tolist(), real=L.tolist(), nqm=pred.tolist()))
             if held:
                 e = np.log(pred / L)
-                curve_rows.append(dict(batch=B, rms_log_error=float(np.sqrt(np.mean(e**2))),
-                                       end_rel_error=float(pred[-1] / L[-1] - 1)))
+                curve_rows.append(
+                    dict(
+                        batch=B, rms_log_error=float(np.sqrt(np.mean(e**2))), end_rel_error=float(pred[-1] / L[-1] - 1)
+                    )
+                )
     return curve_rows, detail
 
 
@@ -186,8 +203,11 @@ def _target_errors(nqm, eta, cal, test, full):
     """Per target: Bmin/Bopt of the full sweep, the NQM and the three-phase law on the calibration runs;
     median absolute log errors of those and of the held-out runs' data to target."""
     sweep = {k: _reference(full.rows, k) for k in ("bmin", "bopt")}
-    ref = [(r, bmin, bopt) for r, bmin, bopt in zip(full.rows, sweep["bmin"], sweep["bopt"])
-           if math.isfinite(bopt) or math.isfinite(bmin)]
+    ref = [
+        (r, bmin, bopt)
+        for r, bmin, bopt in zip(full.rows, sweep["bmin"], sweep["bopt"])
+        if math.isfinite(bopt) or math.isfinite(bmin)
+    ]
     targets = np.array([r["target"] for r, _, _ in ref])
     naive = None
     if targets.size:
@@ -201,17 +221,27 @@ def _target_errors(nqm, eta, cal, test, full):
         t = r["target"]
         reach = t > nqm.L_irr
         law = naive.fits[naive.index(t)].get("three_phase") if naive else None
-        rows.append(dict(target=t, bmin_sweep=bmin_sweep, bopt_sweep=bopt_sweep,
-                         bmin_nqm=float(nqm_bmin(nqm, eta, t)) if reach else math.nan,
-                         bopt_nqm=float(nqm_bopt(nqm, eta, t)) if reach else math.nan,
-                         bmin_naive=law.law.bmin if law else math.nan, bopt_naive=law.law.bopt if law else math.nan))
+        rows.append(
+            dict(
+                target=t,
+                bmin_sweep=bmin_sweep,
+                bopt_sweep=bopt_sweep,
+                bmin_nqm=float(nqm_bmin(nqm, eta, t)) if reach else math.nan,
+                bopt_nqm=float(nqm_bopt(nqm, eta, t)) if reach else math.nan,
+                bmin_naive=law.law.bmin if law else math.nan,
+                bopt_naive=law.law.bopt if law else math.nan,
+            )
+        )
         S, E, Bs = pts.for_target(float(t))
         for B, E_real in zip(Bs, E):
             e_real.append(E_real)
             e_nqm.append(B * float(steps_to_target(nqm, eta, B, t)) if reach else math.nan)
             e_naive.append(data_from_law(law.law, B) if law else math.nan)
-    err = {f"{key}_{src}": _median_abs_log([r[f"{key}_{src}"] for r in rows], [r[f"{key}_sweep"] for r in rows])
-           for key in ("bmin", "bopt") for src in ("nqm", "naive")}
+    err = {
+        f"{key}_{src}": _median_abs_log([r[f"{key}_{src}"] for r in rows], [r[f"{key}_sweep"] for r in rows])
+        for key in ("bmin", "bopt")
+        for src in ("nqm", "naive")
+    }
     err["data_nqm"] = _median_abs_log(e_nqm, e_real)
     err["data_naive"] = _median_abs_log(e_naive, e_real)
     err["data_gain"] = error_gain(e_naive, e_nqm, e_real)
@@ -228,8 +258,9 @@ def _advantage(nqm, eta, sched_path, budget):
         pairs = list(zip(p.starts, p.sizes))
         adv["predicted"] = loss_at_budget(nqm, eta, p.best_fixed, budget) - loss_at_budget(nqm, eta, pairs, budget)
         r = s["rows"][0]
-        adv["measured"] = Interval(float(r["gain"]), float(r.get("lo", math.nan)), float(r.get("hi", math.nan)),
-                                   int(r.get("seeds", 1)))
+        adv["measured"] = Interval(
+            float(r["gain"]), float(r.get("lo", math.nan)), float(r.get("hi", math.nan)), int(r.get("seeds", 1))
+        )
     return adv
 
 
@@ -237,27 +268,45 @@ def _claims(curve_rows, info, test, err, adv):
     fmt_err = lambda e: "not identified" if not math.isfinite(e[0]) else f"{100 * (math.exp(e[0]) - 1):.0f}% (n={e[1]})"
     curve = paired_interval([c["rms_log_error"] for c in curve_rows])  # the mean over held-out runs
     have_adv = math.isfinite(adv["predicted"]) and math.isfinite(adv["measured"].mean)
-    adv_txt = (f"predicted gain {adv['predicted']:+.4f} (NQM loss units), measured {adv['measured'].text()}" if have_adv
-               else "not identified: the schedule experiment has not run (dbs validate schedule)")
+    adv_txt = (
+        f"predicted gain {adv['predicted']:+.4f} (NQM loss units), measured {adv['measured'].text()}"
+        if have_adv
+        else "not identified: the schedule experiment has not run (dbs validate schedule)"
+    )
     gain, bopt = err["data_gain"], err["bopt_each"]
     return [
-        Claim("(ours) a 4-parameter power-law NQM calibrated on some batch sizes predicts the held-out "
-              "batches' loss curves",
-              (f"mean RMS log error {curve.text(3, unit='held-out run')}, one seed (calibration fit "
-               f"{info['rms_log_error']:.3f}; a prediction below {CURVE_GOOD:g}, a miss from {CURVE_BAD:g})"
-               if curve_rows else "not identified: no held-out curve"),
-              error_verdict(curve, CURVE_GOOD, CURVE_BAD), curve),
-        Claim("(ours) the NQM predicts data-to-target of held-out batches better than the three-phase law "
-              "fitted per target to the same runs",
-              f"median abs. error: NQM {fmt_err(err['data_nqm'])} vs three-phase {fmt_err(err['data_naive'])}; "
-              f"the law's abs. log error minus the NQM's, per case: {gain.text(3, unit='case')}, one seed",
-              verdict(gain), gain),
-        Claim("(ours) the NQM predicts Bopt per target (reference: the full sweep's envelope)",
-              f"median abs. error: NQM {fmt_err(err['bopt_nqm'])}, three-phase on the subset "
-              f"{fmt_err(err['bopt_naive'])}; the NQM's mean abs. log error {bopt.text(3, unit='target')} "
-              f"(a prediction below log 1.5 = {BOPT_TOLERANCE:.3f}), one seed",
-              error_verdict(bopt, BOPT_TOLERANCE, BOPT_TOLERANCE), bopt),
-        Claim("(ours) the NQM predicts the sign of the dynamic schedule's advantage", adv_txt,
-              verdict(adv["measured"], expect_positive=adv["predicted"] > 0) if have_adv else "inconclusive",
-              adv["measured"] if have_adv else None),
+        Claim(
+            "(ours) a 4-parameter power-law NQM calibrated on some batch sizes predicts the held-out "
+            "batches' loss curves",
+            (
+                f"mean RMS log error {curve.text(3, unit='held-out run')}, one seed (calibration fit "
+                f"{info['rms_log_error']:.3f}; a prediction below {CURVE_GOOD:g}, a miss from {CURVE_BAD:g})"
+                if curve_rows
+                else "not identified: no held-out curve"
+            ),
+            error_verdict(curve, CURVE_GOOD, CURVE_BAD),
+            curve,
+        ),
+        Claim(
+            "(ours) the NQM predicts data-to-target of held-out batches better than the three-phase law "
+            "fitted per target to the same runs",
+            f"median abs. error: NQM {fmt_err(err['data_nqm'])} vs three-phase {fmt_err(err['data_naive'])}; "
+            f"the law's abs. log error minus the NQM's, per case: {gain.text(3, unit='case')}, one seed",
+            verdict(gain),
+            gain,
+        ),
+        Claim(
+            "(ours) the NQM predicts Bopt per target (reference: the full sweep's envelope)",
+            f"median abs. error: NQM {fmt_err(err['bopt_nqm'])}, three-phase on the subset "
+            f"{fmt_err(err['bopt_naive'])}; the NQM's mean abs. log error {bopt.text(3, unit='target')} "
+            f"(a prediction below log 1.5 = {BOPT_TOLERANCE:.3f}), one seed",
+            error_verdict(bopt, BOPT_TOLERANCE, BOPT_TOLERANCE),
+            bopt,
+        ),
+        Claim(
+            "(ours) the NQM predicts the sign of the dynamic schedule's advantage",
+            adv_txt,
+            verdict(adv["measured"], expect_positive=adv["predicted"] > 0) if have_adv else "inconclusive",
+            adv["measured"] if have_adv else None,
+        ),
     ]

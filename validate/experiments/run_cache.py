@@ -10,6 +10,7 @@ shared storage never train it twice. The launchers
 (:mod:`validate.experiments.runner` here, :mod:`validate.experiments.launch`
 on a cluster) call it; it knows neither.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -29,8 +30,17 @@ from dbs_theory.io import FolderLocked, atomic_write, folder_lock
 
 from ..config import TrainConfig
 
-__all__ = ["RunSpec", "RunFailed", "config_key", "run_dir", "is_done", "train_one", "interrupted_message",
-           "Children", "restore_stored"]
+__all__ = [
+    "RunSpec",
+    "RunFailed",
+    "config_key",
+    "run_dir",
+    "is_done",
+    "train_one",
+    "interrupted_message",
+    "Children",
+    "restore_stored",
+]
 
 #: Config fields that say where a run goes, not what it computes.
 _PLACE = ("out", "run")
@@ -137,8 +147,12 @@ class Children:
 def _subprocess(children, d, cfg_path, resume, overwrite, threads, timeout):
     cmd = [sys.executable, "-m", "validate.train", "--config", str(cfg_path), "--quiet"]
     cmd += ["--resume"] if resume else ["--overwrite"] if overwrite else []
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
-           "TORCHINDUCTOR_COMPILE_THREADS": str(threads)}  # torch.compile's workers stay on the run's share
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "MKL_NUM_THREADS": str(threads),
+        "TORCHINDUCTOR_COMPILE_THREADS": str(threads),
+    }  # torch.compile's workers stay on the run's share
     with open(d / "stderr.txt", "w") as err:
         # Its own process group: a terminal's Ctrl-C reaches only us, and we stop the children in order.
         p = children.start(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, start_new_session=True)
@@ -161,9 +175,11 @@ def restore_stored(root, specs, store) -> list:
         return todo
     missing = [s for s in todo if not store.has(config_key(s.config))]
     if missing and store.from_logs:
-        raise ValueError(f"--from-logs: {len(missing)} run(s) are not in the log store {store.path} (first: "
-                         f"{missing[0].label!r}, key {config_key(missing[0].config)}); drop --from-logs to train "
-                         "them")
+        raise ValueError(
+            f"--from-logs: {len(missing)} run(s) are not in the log store {store.path} (first: "
+            f"{missing[0].label!r}, key {config_key(missing[0].config)}); drop --from-logs to train "
+            "them"
+        )
     for s in todo:
         key, d = config_key(s.config), run_dir(root, s)
         if store.has(key):
@@ -182,8 +198,9 @@ def train_one(root, spec, threads, timeout, inprocess=False, children=None, stor
         if state == "done":
             return d
         if state == "stale":
-            warnings.warn(f"{d}: log.csv no longer matches done.json (truncated or edited?); training the "
-                          "run again", stacklevel=2)
+            warnings.warn(
+                f"{d}: log.csv no longer matches done.json (truncated or edited?); training the run again", stacklevel=2
+            )
             (d / "done.json").unlink()
         cfg = TrainConfig(**{**asdict(spec.config), "out": str(d), "run": spec.label})
         with atomic_write(d / "request.json") as fh:
@@ -199,8 +216,11 @@ def train_one(root, spec, threads, timeout, inprocess=False, children=None, stor
             tail = (err.read_text().strip().splitlines()[-1:] if err.exists() else []) or ["(no message)"]
             raise RunFailed(f"run {spec.label!r} failed (exit {rc}): {tail[0]}; see {d / 'stderr.txt'}")
         with atomic_write(d / "done.json") as fh:
-            json.dump(dict(label=spec.label, seconds=time.perf_counter() - t0, config=asdict(cfg),
-                           **_log_fingerprint(d)), fh, indent=1)
+            json.dump(
+                dict(label=spec.label, seconds=time.perf_counter() - t0, config=asdict(cfg), **_log_fingerprint(d)),
+                fh,
+                indent=1,
+            )
         if store is not None:
             store.put(config_key(spec.config), d)
     return d
@@ -244,6 +264,9 @@ def interrupted_message(root, todo) -> str:
     done = [s.label for s in todo if is_done(root, s)]
     ckpt = [s.label for s in todo if s.label not in done and (run_dir(root, s) / "ckpt.pt").exists()]
     none = [s.label for s in todo if s.label not in done and s.label not in ckpt]
-    parts = [f"{len(done)} finished", f"{len(ckpt)} checkpointed" + (f" ({', '.join(ckpt)})" if ckpt else ""),
-             f"{len(none)} without a checkpoint" + (f" ({', '.join(none)}: they start over)" if none else "")]
+    parts = [
+        f"{len(done)} finished",
+        f"{len(ckpt)} checkpointed" + (f" ({', '.join(ckpt)})" if ckpt else ""),
+        f"{len(none)} without a checkpoint" + (f" ({', '.join(none)}: they start over)" if none else ""),
+    ]
     return "interrupted: of the runs this command trains, " + ", ".join(parts) + "; rerun the same command to resume"

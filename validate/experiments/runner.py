@@ -6,14 +6,24 @@ its checkpoint (the cache's rules). Runs train in subprocesses
 threads; with one job they train in this process; under ``--launcher
 submitit`` each is a submitit job (:mod:`validate.experiments.launch`).
 """
+
 from __future__ import annotations
 
 import os
 from concurrent.futures import ThreadPoolExecutor, as_completed
 
 from . import launch
-from .run_cache import (Children, RunFailed, RunSpec, config_key, interrupted_message, is_done,  # noqa: F401
-                        restore_stored, run_dir, train_one)
+from .run_cache import (
+    Children,
+    RunFailed,
+    RunSpec,
+    config_key,
+    interrupted_message,
+    is_done,  # noqa: F401
+    restore_stored,
+    run_dir,
+    train_one,
+)
 
 __all__ = ["train_runs", "interrupted_message", "RunSpec", "run_dir", "is_done", "RunFailed"]
 

@@ -25,6 +25,7 @@ summary states the effect bound and the seeds that would decide it.
 The paper's schedule is also the ``dynamic`` arm of the ablations
 (:func:`arm`), which run without a decay as before.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -46,8 +47,20 @@ from dbs_theory.verdicts import Claim, paired_interval, seeds_needed, verdict
 from .common import EFFECT, Experiment, config_for, final_val, loss_near
 from .runner import RunSpec, train_runs
 
-__all__ = ["Arms", "PLAN", "RULE_ARMS", "ONLINE_ARMS", "NAMES", "plan", "arm", "wsd_arm", "run", "comparisons", "seeds_to_add",
-           "Comparison"]
+__all__ = [
+    "Arms",
+    "PLAN",
+    "RULE_ARMS",
+    "ONLINE_ARMS",
+    "NAMES",
+    "plan",
+    "arm",
+    "wsd_arm",
+    "run",
+    "comparisons",
+    "seeds_to_add",
+    "Comparison",
+]
 
 
 #: The plan's file in the schedule experiment's folder, read by the ablations.
@@ -68,12 +81,12 @@ class Arms:
     Batch sizes and data amounts are tokens.
     """
 
-    schedule: str        # path of the dynamic schedule's JSON (content-addressed under <root>/schedules/)
-    sizes: list          # the dynamic schedule's batch sizes
-    starts: list         # data at which each size starts
-    best_fixed: float    # the sweep's best fixed batch at the budget
-    mid_fixed: float     # the geometric mean of the schedule's first and last size
-    source: str          # where the schedule's Bopt(D) came from
+    schedule: str  # path of the dynamic schedule's JSON (content-addressed under <root>/schedules/)
+    sizes: list  # the dynamic schedule's batch sizes
+    starts: list  # data at which each size starts
+    best_fixed: float  # the sweep's best fixed batch at the budget
+    mid_fixed: float  # the geometric mean of the schedule's first and last size
+    source: str  # where the schedule's Bopt(D) came from
     notes: list = field(default_factory=list)
     sweep_loss_at_budget: dict = field(default_factory=dict)  # str(batch) -> training loss at the budget
     rules: dict = field(default_factory=dict)  # rule id -> {schedule (path) or batch, sizes, starts, reason}
@@ -92,8 +105,9 @@ class Arms:
         try:
             return cls(**json.loads(Path(path).read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError) as exc:
-            raise ValueError(f"cannot read the schedule plan {str(path)!r} ({exc.__class__.__name__}); "
-                             "rerun dbs validate schedule") from None
+            raise ValueError(
+                f"cannot read the schedule plan {str(path)!r} ({exc.__class__.__name__}); rerun dbs validate schedule"
+            ) from None
 
 
 def _sweep_summary(tier, root, jobs, progress):
@@ -129,22 +143,44 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
     best = min(at_budget, key=at_budget.get)
     notes = []
     if best == min(at_budget) and best > lo:
-        notes.append(f"the best fixed batch {best:g} is the smallest sweep run that reached the budget; "
-                     "smaller batches stopped early (step cap), so a smaller best cannot be ruled out")
+        notes.append(
+            f"the best fixed batch {best:g} is the smallest sweep run that reached the budget; "
+            "smaller batches stopped early (step cap), so a smaller best cannot be ruled out"
+        )
     table = bopt_table(runs, bootstrap=200, seed=0)  # what `dbs fit` makes of the sweep's logs
     lr_plan = LRPlan(decay=tier.decay_tokens / tier.budget, final=0.1)
     rules = {}
     for rule in RULE_ARMS:
         try:
-            c = schedule_from_fit(table, tier.budget, rule, lr_plan, granularity=gran, min_batch=lo, max_batch=hi,
-                                  lr=tier.lr, extrapolate=True)
+            c = schedule_from_fit(
+                table,
+                tier.budget,
+                rule,
+                lr_plan,
+                granularity=gran,
+                min_batch=lo,
+                max_batch=hi,
+                lr=tier.lr,
+                extrapolate=True,
+            )
         except ValueError as exc:  # what a user falls back to when the rule cannot make a schedule
-            rules[rule] = dict(batch=rnd(best), sizes=[rnd(best)], starts=[0.0], recommendation="fixed",
-                               reason=f"no schedule ({exc}): the best fixed batch", predicted={})
+            rules[rule] = dict(
+                batch=rnd(best),
+                sizes=[rnd(best)],
+                starts=[0.0],
+                recommendation="fixed",
+                reason=f"no schedule ({exc}): the best fixed batch",
+                predicted={},
+            )
             continue
         sched = c.schedule
-        rec = dict(sizes=[float(b) for b in sched.sizes], starts=[float(d) for d in sched.starts],
-                   recommendation=c.recommendation, reason=c.reason, predicted=c.predicted)
+        rec = dict(
+            sizes=[float(b) for b in sched.sizes],
+            starts=[float(d) for d in sched.starts],
+            recommendation=c.recommendation,
+            reason=c.reason,
+            predicted=c.predicted,
+        )
         if len(set(sched.sizes)) == 1:
             rec["batch"] = float(sched.sizes[0])
         else:
@@ -153,10 +189,18 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
     paper = rules["paper"]
     mid = rnd(math.sqrt(paper["sizes"][0] * paper["sizes"][-1]))
     path = paper.get("schedule") or save_schedule(root, table_constant(paper["batch"], tier.lr))
-    return Arms(schedule=path, sizes=paper["sizes"], starts=paper["starts"], best_fixed=rnd(best), mid_fixed=mid,
-                source=paper["reason"], notes=notes,
-                sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())}, rules=rules,
-                lr_plan=dict(decay=lr_plan.decay, final=lr_plan.final, shape=lr_plan.shape))
+    return Arms(
+        schedule=path,
+        sizes=paper["sizes"],
+        starts=paper["starts"],
+        best_fixed=rnd(best),
+        mid_fixed=mid,
+        source=paper["reason"],
+        notes=notes,
+        sweep_loss_at_budget={str(k): float(v) for k, v in sorted(at_budget.items())},
+        rules=rules,
+        lr_plan=dict(decay=lr_plan.decay, final=lr_plan.final, shape=lr_plan.shape),
+    )
 
 
 def table_constant(batch, lr):
@@ -179,12 +223,22 @@ def arm(tier, p, kind, seed=0, tokens=None, label=None, **over) -> RunSpec:
     if kind == "dynamic":
         cfg = config_for(tier, tokens, schedule=p.schedule, **common)
     elif kind in ONLINE_ARMS:  # starts at two micro-batches (the noise scale needs two) and decides as it goes
-        cfg = config_for(tier, tokens, batch=2 * tier.dyn_micro * tier.seq_len, batch_rule=kind,
-                         gns_every=tier.gns_every, rule_max_batch=float(max(tier.batches)), **common)
+        cfg = config_for(
+            tier,
+            tokens,
+            batch=2 * tier.dyn_micro * tier.seq_len,
+            batch_rule=kind,
+            gns_every=tier.gns_every,
+            rule_max_batch=float(max(tier.batches)),
+            **common,
+        )
     elif kind in RULE_ARMS:
         r = p.rules[kind]
-        cfg = config_for(tier, tokens, batch=r["batch"], **common) if "batch" in r else \
-            config_for(tier, tokens, schedule=r["schedule"], **common)
+        cfg = (
+            config_for(tier, tokens, batch=r["batch"], **common)
+            if "batch" in r
+            else config_for(tier, tokens, schedule=r["schedule"], **common)
+        )
     else:
         cfg = config_for(tier, tokens, batch=p.fixed(kind), **common)
     tag = "".join(f"-{k}{v}" for k, v in sorted(over.items()) if k not in ("branch_from",))
@@ -250,8 +304,9 @@ def run(tier, root, jobs=None, progress=True):
     seeds = list(tier.seeds)
     while True:
         specs = [wsd_arm(tier, p, k, seed) for seed in seeds for k in ARMS]
-        dirs = train_runs(root, specs, jobs or tier.jobs, progress, desc="schedule", launcher=tier.launcher,
-                          store=tier.store)
+        dirs = train_runs(
+            root, specs, jobs or tier.jobs, progress, desc="schedule", launcher=tier.launcher, store=tier.store
+        )
         runs = exp.collect(specs, dirs)
         val = {k: [final_val(runs[f"wsd-{k}-s{s}"]) for s in seeds] for k in ARMS}
         comps = comparisons(val)
@@ -263,11 +318,20 @@ def run(tier, root, jobs=None, progress=True):
     # ablations' own seeds (they train these runs; at least two, so a spread exists)
     stable_seeds = list(tier.ablation_seeds) if len(tier.ablation_seeds) > 1 else list(tier.seeds[:2])
     spread_specs = [arm(tier, p, k, s) for s in stable_seeds for k in ("dynamic", "best")]
-    sdirs = train_runs(root, spread_specs, jobs or tier.jobs, progress, desc="schedule (stable)",
-                       launcher=tier.launcher, store=tier.store)
+    sdirs = train_runs(
+        root,
+        spread_specs,
+        jobs or tier.jobs,
+        progress,
+        desc="schedule (stable)",
+        launcher=tier.launcher,
+        store=tier.store,
+    )
     sruns = exp.collect(spread_specs, sdirs)
-    stable = np.subtract([final_val(sruns[f"best-s{s}"]) for s in stable_seeds],
-                         [final_val(sruns[f"dynamic-s{s}"]) for s in stable_seeds])
+    stable = np.subtract(
+        [final_val(sruns[f"best-s{s}"]) for s in stable_seeds],
+        [final_val(sruns[f"dynamic-s{s}"]) for s in stable_seeds],
+    )
     return _write(exp, p, tier, val, comps, seeds, stable)
 
 
@@ -283,29 +347,57 @@ def _claim(c, val):
         except ValueError:
             bound = f"; more than 100000 seeds would resolve {EFFECT:g} nats at this spread"
         bound += f", and the gain is at most {iv.hi:+.4f} nats with 95% confidence"
-    return Claim(f"The {name} reaches a lower final validation loss than {other} under WSD at equal tokens",
-                 f"val loss {np.mean(val[base]):.4f} ({other}) vs {np.mean(val[rule]):.4f}: paired gain "
-                 f"{iv.text()}{bound}", v, iv)
+    return Claim(
+        f"The {name} reaches a lower final validation loss than {other} under WSD at equal tokens",
+        f"val loss {np.mean(val[base]):.4f} ({other}) vs {np.mean(val[rule]):.4f}: paired gain {iv.text()}{bound}",
+        v,
+        iv,
+    )
 
 
 def _write(exp, p, tier, val, comps, seeds, stable):
     rows, claims = [], []
     for c in comps:
-        rows.append(dict(rule=NAMES[c.rule], against="best fixed" if c.baseline == "best" else "paper's rule",
-                         rule_val=float(np.mean(val[c.rule])), baseline_val=float(np.mean(val[c.baseline])),
-                         gain=c.iv.mean, lo=c.iv.lo, hi=c.iv.hi, seeds=c.iv.n, gain_sd=c.sd,
-                         verdict=verdict(c.iv, effect=EFFECT)))
+        rows.append(
+            dict(
+                rule=NAMES[c.rule],
+                against="best fixed" if c.baseline == "best" else "paper's rule",
+                rule_val=float(np.mean(val[c.rule])),
+                baseline_val=float(np.mean(val[c.baseline])),
+                gain=c.iv.mean,
+                lo=c.iv.lo,
+                hi=c.iv.hi,
+                seeds=c.iv.n,
+                gain_sd=c.sd,
+                verdict=verdict(c.iv, effect=EFFECT),
+            )
+        )
         claims.append(_claim(c, val))
     spread = dict(sd=float(np.std(stable, ddof=1)) if len(stable) > 1 else math.nan, dof=max(len(stable) - 1, 0))
-    arms_md = "\n".join(f"- {NAMES[k]}: " + (f"fixed {r['batch']:g}" if "batch" in r else
-                        " -> ".join(f"{b:g}" for b in r["sizes"]) + " tokens per step, from " +
-                        ", ".join(f"{d:.3g}" for d in r["starts"]) + " tokens") + f" ({r['reason']})"
-                        for k, r in p.rules.items()) + "".join(
+    arms_md = "\n".join(
+        f"- {NAMES[k]}: "
+        + (
+            f"fixed {r['batch']:g}"
+            if "batch" in r
+            else " -> ".join(f"{b:g}" for b in r["sizes"])
+            + " tokens per step, from "
+            + ", ".join(f"{d:.3g}" for d in r["starts"])
+            + " tokens"
+        )
+        + f" ({r['reason']})"
+        for k, r in p.rules.items()
+    ) + "".join(
         f"\n- {NAMES[k]}: decided in the trainer from {2 * tier.dyn_micro * tier.seq_len} tokens (batch per "
-        "step in its log)" for k in ONLINE_ARMS)
-    md = ("```\n" + format_table(rows, ["rule", "against", "rule_val", "baseline_val", "gain", "lo", "hi", "seeds"])
-          + f"\n```\n\nBest fixed batch {p.best_fixed:g} tokens. WSD: the last {p.lr_plan['decay']:.0%} of "
-          f"{tier.budget:g} tokens decays to {p.lr_plan['final']:g} of the peak. Seeds {seeds[0]}..{seeds[-1]}.\n\n"
-          + arms_md + "".join(f"\n\nNote: {n}." for n in p.notes))
+        "step in its log)"
+        for k in ONLINE_ARMS
+    )
+    md = (
+        "```\n"
+        + format_table(rows, ["rule", "against", "rule_val", "baseline_val", "gain", "lo", "hi", "seeds"])
+        + f"\n```\n\nBest fixed batch {p.best_fixed:g} tokens. WSD: the last {p.lr_plan['decay']:.0%} of "
+        f"{tier.budget:g} tokens decays to {p.lr_plan['final']:g} of the peak. Seeds {seeds[0]}..{seeds[-1]}.\n\n"
+        + arms_md
+        + "".join(f"\n\nNote: {n}." for n in p.notes)
+    )
     data = dict(plan=p, val_loss=val, rows=rows, seeds=seeds, spread=spread, stable_gain=stable.tolist())
     return exp.write(claims, data, [("Final validation loss (mean over seeds)", md)])

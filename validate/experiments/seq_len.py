@@ -1,12 +1,14 @@
 """``dbs validate seq-len``: grow the batch by a longer sequence vs by more micro-batches.
 
 Both arms double the batch (tokens per step) at half the budget, from the
-dynamic schedule's first batch, on each of the tier's ablation seeds (paired). The ``micro`` arm accumulates twice as many
+dynamic schedule's first batch, on each of the tier's ablation seeds (paired). The ``micro`` arm accumulates twice
+as many
 micro-batches; the ``seq`` arm keeps the micro-batch count and doubles the
 sequence length. The loss jump at the switch is the mean training loss just
 after it minus just before (windows of 2% of the budget); validation stays at
 the first sequence length, so the arms are compared on the same held-out data.
 """
+
 from __future__ import annotations
 
 import math
@@ -41,11 +43,23 @@ def run(tier, root, jobs=None, progress=True):
     at = tier.budget / 2
     sched = save_schedule(root, step_batch([at], [B0, 2 * B0], unit="tokens", lr=tier.lr))
     seeds = list(tier.ablation_seeds)
-    arms = {s: (RunSpec(f"grow-by-micro-s{s}", config_for(tier, tier.budget, schedule=sched, micro=tier.dyn_micro,
-                                                          seed=s)),
-                RunSpec(f"grow-by-seq-s{s}", config_for(tier, tier.budget, schedule=sched, micro=tier.dyn_micro,
-                                                        seed=s, seq_len_schedule=f"{at:g}:{2 * tier.seq_len}")))
-            for s in seeds}
+    arms = {
+        s: (
+            RunSpec(f"grow-by-micro-s{s}", config_for(tier, tier.budget, schedule=sched, micro=tier.dyn_micro, seed=s)),
+            RunSpec(
+                f"grow-by-seq-s{s}",
+                config_for(
+                    tier,
+                    tier.budget,
+                    schedule=sched,
+                    micro=tier.dyn_micro,
+                    seed=s,
+                    seq_len_schedule=f"{at:g}:{2 * tier.seq_len}",
+                ),
+            ),
+        )
+        for s in seeds
+    }
     runs, _ = train(exp, [x for pair in arms.values() for x in pair], jobs, progress)
     w = max(0.02 * tier.budget, 10 * 2 * B0)  # at least 10 steps on each side
     jumps = {s: (loss_jump(runs[m.label], at, w), loss_jump(runs[q.label], at, w)) for s, (m, q) in arms.items()}
@@ -58,17 +72,36 @@ def run(tier, root, jobs=None, progress=True):
         jump = interval_from_se(diffs[0], math.sqrt(sm**2 + ss**2), n=1)
     mean = lambda i, j: float(np.mean([jumps[s][i][j] for s in seeds]))
     vm, vs = (float(np.mean([vals[s][i] for s in seeds])) for i in (0, 1))
-    seq_lower = gain_claim("", f"final val loss (seq {tier.seq_len}) micro {vm:.4f} vs seq {vs:.4f}; advantage of seq",
-                           [m - q for m, q in vals.values()], spread)
+    seq_lower = gain_claim(
+        "",
+        f"final val loss (seq {tier.seq_len}) micro {vm:.4f} vs seq {vs:.4f}; advantage of seq",
+        [m - q for m, q in vals.values()],
+        spread,
+    )
     claims = [
-        Claim("Growing the batch via a longer sequence causes a loss jump; via micro-batches it does not",
-              f"training-loss jump at {at:.3g} tokens, mean over {len(seeds)} seed(s): {mean(1, 0):+.4f} (seq "
-              f"{tier.seq_len}->{2 * tier.seq_len}) vs {mean(0, 0):+.4f} (micro-batches); difference {jump.text()}",
-              verdict(jump), jump),
+        Claim(
+            "Growing the batch via a longer sequence causes a loss jump; via micro-batches it does not",
+            f"training-loss jump at {at:.3g} tokens, mean over {len(seeds)} seed(s): {mean(1, 0):+.4f} (seq "
+            f"{tier.seq_len}->{2 * tier.seq_len}) vs {mean(0, 0):+.4f} (micro-batches); difference {jump.text()}",
+            verdict(jump),
+            jump,
+        ),
         # "at least as low" is the negation of "the sequence route ends lower by the smallest reported effect"
-        Claim("(consequence) the micro-batch route ends at least as low", seq_lower.measured,
-              negate(seq_lower.verdict), seq_lower.interval),
+        Claim(
+            "(consequence) the micro-batch route ends at least as low",
+            seq_lower.measured,
+            negate(seq_lower.verdict),
+            seq_lower.interval,
+        ),
     ]
-    data = dict(batch=[B0, 2 * B0], switch_tokens=at, seeds=seeds, jump_micro=[mean(0, 0), mean(0, 1)],
-                jump_seq=[mean(1, 0), mean(1, 1)], val_micro=vm, val_seq=vs, spread=spread)
+    data = dict(
+        batch=[B0, 2 * B0],
+        switch_tokens=at,
+        seeds=seeds,
+        jump_micro=[mean(0, 0), mean(0, 1)],
+        jump_seq=[mean(1, 0), mean(1, 1)],
+        val_micro=vm,
+        val_seq=vs,
+        spread=spread,
+    )
     return exp.write(claims, data)

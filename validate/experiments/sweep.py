@@ -7,6 +7,7 @@ do not spend hours far below their noise floor. Targets are judged on the
 centred-smoothed training loss (one pass over the data, so training loss
 is held-out loss in expectation).
 """
+
 from __future__ import annotations
 
 import math
@@ -27,8 +28,9 @@ from .runner import RunSpec, train_runs
 __all__ = ["specs", "run", "summarize", "measured_b_simple"]
 
 #: the table's estimate columns in the summary: the law-free estimators with their intervals, then the fit's
-_ESTIMATES = [SOURCES[q][0][0] + end for q in ("bmin", "bopt") for end in ("", "_lo", "_hi")] + \
-    [SOURCES[q][1][0] for q in ("bmin", "bopt")]
+_ESTIMATES = [SOURCES[q][0][0] + end for q in ("bmin", "bopt") for end in ("", "_lo", "_hi")] + [
+    SOURCES[q][1][0] for q in ("bmin", "bopt")
+]
 
 
 def specs(tier):
@@ -37,8 +39,9 @@ def specs(tier):
     for B in tier.batches:
         tokens = min(tier.sweep_tokens, tier.sweep_steps * B)
         accum = B // (micro_for(tier, B) * tier.seq_len)
-        out.append(RunSpec(f"sweep-b{B:07d}", config_for(tier, tokens, batch=B,
-                                                         gns_every=tier.gns_every if accum > 1 else 0)))
+        out.append(
+            RunSpec(f"sweep-b{B:07d}", config_for(tier, tokens, batch=B, gns_every=tier.gns_every if accum > 1 else 0))
+        )
     return out
 
 
@@ -76,32 +79,68 @@ def summarize(exp, runs, bootstrap=100):
     table = bopt_table(list(runs.values()), law="three_phase", bootstrap=bootstrap, seed=0, n_targets=6, level=LEVEL)
     table.write(exp.dir)
     lo, hi = min(tier.batches), max(tier.batches)
-    bopt = np.array([e.value if e.identified else np.nan for e in table.estimates("bopt")])  # the envelope where identified
+    bopt = np.array(
+        [e.value if e.identified else np.nan for e in table.estimates("bopt")]
+    )  # the envelope where identified
     b_simple = measured_b_simple(runs.values())
     fitted = bopt[np.isfinite(bopt)]
     bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and _inside(b_simple, lo, hi)
-    bracket_txt = (f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; {b_simple.text()}"
-                   if fitted.size else f"grid {lo:g}-{hi:g}; no Bopt identified; {b_simple.text()}")
+    bracket_txt = (
+        f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; {b_simple.text()}"
+        if fitted.size
+        else f"grid {lo:g}-{hi:g}; no Bopt identified; {b_simple.text()}"
+    )
     exact = all(np.all(np.diff(r.loss) <= 0) for r in runs.values())  # expected-loss curves, not sampled ones
-    claims = [_fit_claim(table, bracket, exact), *_growth_claims(table, runs, bracket, exact),
-              dict(claim="(check) the grid brackets Bopt and the measured noise scale B_simple",
-                   measured=bracket_txt, verdict="holds" if bracket else "does not hold")]
+    claims = [
+        _fit_claim(table, bracket, exact),
+        *_growth_claims(table, runs, bracket, exact),
+        dict(
+            claim="(check) the grid brackets Bopt and the measured noise scale B_simple",
+            measured=bracket_txt,
+            verdict="holds" if bracket else "does not hold",
+        ),
+    ]
     curve = None
     if np.isfinite(bopt).sum() >= 2:
         curve = fit_bopt_curve(table)
         with atomic_write(exp.dir / "bopt_curve.json") as fh:
             import json
+
             json.dump(curve.to_dict(), fh, indent=1)
-    md_table = "```\n" + format_table(table.rows, ["target", "n_batches", "smin", "emin", *_ESTIMATES,
-                                                              "r2_log_three_phase", "r2_log_hyperbolic", "status"]) \
+    md_table = (
+        "```\n"
+        + format_table(
+            table.rows,
+            ["target", "n_batches", "smin", "emin", *_ESTIMATES, "r2_log_three_phase", "r2_log_hyperbolic", "status"],
+        )
         + "\n```"
-    cross_md = "```\n" + format_table([c.to_dict() for c in table.crossovers[:12]], ["b_small", "b_large", "data", "loss"]) + "\n```"
-    data = dict(batches=list(tier.batches), b_simple=b_simple, bracket=bracket, n_crossovers=len(table.crossovers),
-                bopt_curve=None if curve is None else curve.to_dict(), table=table.to_dict(),
-                final_loss={k: float(r.loss[-1]) for k, r in runs.items()})
-    return exp.write(claims, data, [(f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, "
-                                     "and the three-phase fit's where identified", md_table),
-                                    ("Crossings of loss-vs-tokens curves (first 12)", cross_md)])
+    )
+    cross_md = (
+        "```\n"
+        + format_table([c.to_dict() for c in table.crossovers[:12]], ["b_small", "b_large", "data", "loss"])
+        + "\n```"
+    )
+    data = dict(
+        batches=list(tier.batches),
+        b_simple=b_simple,
+        bracket=bracket,
+        n_crossovers=len(table.crossovers),
+        bopt_curve=None if curve is None else curve.to_dict(),
+        table=table.to_dict(),
+        final_loss={k: float(r.loss[-1]) for k, r in runs.items()},
+    )
+    return exp.write(
+        claims,
+        data,
+        [
+            (
+                f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, "
+                "and the three-phase fit's where identified",
+                md_table,
+            ),
+            ("Crossings of loss-vs-tokens curves (first 12)", cross_md),
+        ],
+    )
 
 
 def _inside(b_simple: BSimple, lo, hi):
@@ -119,26 +158,45 @@ def _fit_claim(table, bracket, exact=False):
         med3, medh = float(np.median(r3[both])), float(np.median(rh[both]))
         wins = int(np.sum(r3[both] >= rh[both]))
         iv = paired_interval(r3[both] - rh[both])
-        m_fit = (f"median R^2 (log E) three-phase {med3:.3f} vs hyperbolic {medh:.3f}; three-phase at "
-                 f"least as good on {wins}/{both.sum()} targets; R^2 gain per target "
-                 f"{iv.text(3, unit='target')}, one seed")
+        m_fit = (
+            f"median R^2 (log E) three-phase {med3:.3f} vs hyperbolic {medh:.3f}; three-phase at "
+            f"least as good on {wins}/{both.sum()} targets; R^2 gain per target "
+            f"{iv.text(3, unit='target')}, one seed"
+        )
         v_fit = fit_verdict(r3[both], rh[both])
         v_fit = v_fit if exact else all_of(v_fit, verdict(iv))  # one seed of noisy runs: the gain must be resolved
-    return dict(claim="E(S) at a fixed LR follows the three-phase law (R^2 about 0.99), not McCandlish's hyperbola",
-                measured=m_fit, verdict=v_fit if bracket else "inconclusive")
+    return dict(
+        claim="E(S) at a fixed LR follows the three-phase law (R^2 about 0.99), not McCandlish's hyperbola",
+        measured=m_fit,
+        verdict=v_fit if bracket else "inconclusive",
+    )
 
 
 def _growth_claims(table, runs, bracket, exact):
     n_cross = len(table.crossovers)
-    return [dict(claim="Loss-vs-data curves of different batch sizes cross (one seed)",
-                 measured=f"{n_cross} crossing pairs among {len(runs)} runs" + (
-                     " (exact curves)" if exact else " of one seed: noisy curves can cross by chance; "
-                     "`dbs validate growth` decides this on paired seeds"),
-                 verdict="holds" if n_cross and exact else "inconclusive"),
-            dict(claim="Bmin grows as the target loss falls", measured=_series(table, "bmin"),
-                 verdict=table.verdict["bmin"] if bracket else "inconclusive"),
-            dict(claim="Bopt grows as the target loss falls", measured=_series(table, "bopt"),
-                 verdict=table.verdict["bopt"] if bracket else "inconclusive")]
+    return [
+        dict(
+            claim="Loss-vs-data curves of different batch sizes cross (one seed)",
+            measured=f"{n_cross} crossing pairs among {len(runs)} runs"
+            + (
+                " (exact curves)"
+                if exact
+                else " of one seed: noisy curves can cross by chance; "
+                "`dbs validate growth` decides this on paired seeds"
+            ),
+            verdict="holds" if n_cross and exact else "inconclusive",
+        ),
+        dict(
+            claim="Bmin grows as the target loss falls",
+            measured=_series(table, "bmin"),
+            verdict=table.verdict["bmin"] if bracket else "inconclusive",
+        ),
+        dict(
+            claim="Bopt grows as the target loss falls",
+            measured=_series(table, "bopt"),
+            verdict=table.verdict["bopt"] if bracket else "inconclusive",
+        ),
+    ]
 
 
 def _series(table, key):
@@ -149,9 +207,14 @@ def _series(table, key):
         why = next((e.status for e in est), "not identified")
         return f"{key} ({table.verdict[f'{key}_source']}) at no target: {why}"
     lo, hi = [e.lo for e in est], [e.hi for e in est]
-    cell = lambda x, a, b: "n/i" if not math.isfinite(x) else (
-        f"{x:.4g} [{a:.3g}, {b:.3g}]" if math.isfinite(a) and math.isfinite(b) else f"{x:.4g} (no interval)")
-    return (f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
-            f"{table.rows[-1]['target']:.4g}, {LEVEL:.0%} intervals (one seed, bootstrap): "
-            + " -> ".join(map(cell, v, lo, hi))
-            + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)"))
+    cell = lambda x, a, b: (
+        "n/i"
+        if not math.isfinite(x)
+        else (f"{x:.4g} [{a:.3g}, {b:.3g}]" if math.isfinite(a) and math.isfinite(b) else f"{x:.4g} (no interval)")
+    )
+    return (
+        f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
+        f"{table.rows[-1]['target']:.4g}, {LEVEL:.0%} intervals (one seed, bootstrap): "
+        + " -> ".join(map(cell, v, lo, hi))
+        + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)")
+    )

@@ -5,6 +5,7 @@ experiment on 2 cores, ``gpu`` is sized for one H100. Data amounts and batch
 sizes are tokens; a tier's runs all share one learning rate, warmup, seed and
 data order, so they differ only in what an experiment varies.
 """
+
 from __future__ import annotations
 
 import math
@@ -101,23 +102,99 @@ _CPU_BATCHES = tuple(64 * n for n in (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96,
 _GPU_BATCHES = tuple(1024 * n for n in (16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512, 768, 1024))  # 16K .. 1M
 
 TIERS = {
-    "tiny": Tier("tiny", "tiny", 32, 3e-3, 0.1, 1_000, (128, 256, 512, 1024), 12_000, 60, 12_000, 3_000,
-                 seeds=(0, 1), max_seeds=2, max_micro=8, dyn_micro=2, eval_every_tokens=3_000, eval_tokens=2_048,
-                 final_eval_tokens=4_096, interval_frac=0.1, power_seeds=3, gns_every=5, jobs=1),
-    "cpu": Tier("cpu", "tiny", 64, 3e-3, 0.1, 100_000, _CPU_BATCHES, 6_000_000, 15_000, 6_000_000, 1_200_000,
-                seeds=(0, 1, 2, 3, 4), max_micro=16, eval_every_tokens=250_000, eval_tokens=32_768,  # 5: see power
-                growth_seeds=tuple(range(1, 11)),  # 10: see growth's power note in docs/findings.md
-                ablation_seeds=(0, 1, 2),  # each ablation's own spread, none borrowed
-                eval_block=1024, compile=1),  # slices spread over the validation set; inductor: ~1.6x tokens/s
-    "gpu": Tier("gpu", "gpu-124m", 1024, 6e-4, 0.1, 50_000_000, _GPU_BATCHES, 2_000_000_000, 20_000,
-                2_000_000_000, 400_000_000, seeds=(0, 1, 2), max_seeds=3, growth_seeds=(1, 2, 3), max_micro=32, dyn_micro=8,
-                eval_every_tokens=20_000_000, eval_tokens=1_048_576, final_eval_tokens=4_194_304, eval_block=1024,
-                jobs=1, compile=1),
+    "tiny": Tier(
+        "tiny",
+        "tiny",
+        32,
+        3e-3,
+        0.1,
+        1_000,
+        (128, 256, 512, 1024),
+        12_000,
+        60,
+        12_000,
+        3_000,
+        seeds=(0, 1),
+        max_seeds=2,
+        max_micro=8,
+        dyn_micro=2,
+        eval_every_tokens=3_000,
+        eval_tokens=2_048,
+        final_eval_tokens=4_096,
+        interval_frac=0.1,
+        power_seeds=3,
+        gns_every=5,
+        jobs=1,
+    ),
+    "cpu": Tier(
+        "cpu",
+        "tiny",
+        64,
+        3e-3,
+        0.1,
+        100_000,
+        _CPU_BATCHES,
+        6_000_000,
+        15_000,
+        6_000_000,
+        1_200_000,
+        seeds=(0, 1, 2, 3, 4),
+        max_micro=16,
+        eval_every_tokens=250_000,
+        eval_tokens=32_768,  # 5: see power
+        growth_seeds=tuple(range(1, 11)),  # 10: see growth's power note in docs/findings.md
+        ablation_seeds=(0, 1, 2),  # each ablation's own spread, none borrowed
+        eval_block=1024,
+        compile=1,
+    ),  # slices spread over the validation set; inductor: ~1.6x tokens/s
+    "gpu": Tier(
+        "gpu",
+        "gpu-124m",
+        1024,
+        6e-4,
+        0.1,
+        50_000_000,
+        _GPU_BATCHES,
+        2_000_000_000,
+        20_000,
+        2_000_000_000,
+        400_000_000,
+        seeds=(0, 1, 2),
+        max_seeds=3,
+        growth_seeds=(1, 2, 3),
+        max_micro=32,
+        dyn_micro=8,
+        eval_every_tokens=20_000_000,
+        eval_tokens=1_048_576,
+        final_eval_tokens=4_194_304,
+        eval_block=1024,
+        jobs=1,
+        compile=1,
+    ),
     # gpu-quick: the gpu tier reduced to ~8 minutes on one H200 (benchmarks/gpu_quick.py): 10M parameters, bytes
-    "gpu-quick": Tier("gpu-quick", "cpu-large", 512, 1e-3, 0.1, 2_000_000, tuple(16_384 * 2**i for i in range(6)),
-                      40_000_000, 20_000, 40_000_000, 8_000_000, seeds=(0,), max_seeds=1, max_micro=64,
-                      dyn_micro=16, eval_every_tokens=4_000_000, eval_tokens=262_144, final_eval_tokens=1_048_576,
-                      eval_block=1024, jobs=1, compile=1),
+    "gpu-quick": Tier(
+        "gpu-quick",
+        "cpu-large",
+        512,
+        1e-3,
+        0.1,
+        2_000_000,
+        tuple(16_384 * 2**i for i in range(6)),
+        40_000_000,
+        20_000,
+        40_000_000,
+        8_000_000,
+        seeds=(0,),
+        max_seeds=1,
+        max_micro=64,
+        dyn_micro=16,
+        eval_every_tokens=4_000_000,
+        eval_tokens=262_144,
+        final_eval_tokens=1_048_576,
+        eval_block=1024,
+        jobs=1,
+        compile=1,
+    ),
     # gpu: 3 seeds resolve the paper's 0.04 nats with 90% power if a paired difference varies as at the cpu tier
 }
 
@@ -150,27 +227,47 @@ def load_tier(path) -> Tier:
         raise ValueError(f"{path}: unknown tier field(s) {', '.join(unknown)}; known: {', '.join(known)}")
     for k, v in spec.items():
         if (k in LISTS) != isinstance(v, list) or isinstance(v, dict):
-            want = ("a list, e.g. " + ("[128, 256]" if k == "batches" else "[0, 1]")) if k in LISTS else \
-                "a single value, not a list or table"
+            want = (
+                ("a list, e.g. " + ("[128, 256]" if k == "batches" else "[0, 1]"))
+                if k in LISTS
+                else "a single value, not a list or table"
+            )
             raise ValueError(f"{path}: tier field {k} must be {want}; got {v!r}")
     values = {k: tuple(v) if isinstance(v, list) else v for k, v in spec.items()}
     values.setdefault("name", Path(path).stem)
     if base is not None:
         return _checked(get_tier(base).with_(**values), path)
-    missing = [f.name for f in fields(Tier)
-               if f.name not in values and f.default is MISSING and f.default_factory is MISSING]
+    missing = [
+        f.name for f in fields(Tier) if f.name not in values and f.default is MISSING and f.default_factory is MISSING
+    ]
     if missing:
         raise ValueError(f"{path}: missing tier field(s) {', '.join(missing)} (or set base = 'cpu' to inherit)")
     return _checked(Tier(**values), path)
 
 
 #: field -> (kind, lower bound, whether the bound itself is allowed): what a tier file may set
-_KINDS = dict(seq_len=("int", 1, True), max_seeds=("int", 1, True), sweep_steps=("int", 1, True), max_micro=("int", 1, True),
-              dyn_micro=("int", 1, True), power_seeds=("int", 1, True), jobs=("int", 1, True),
-              eval_tokens=("int", 1, True), final_eval_tokens=("int", 1, True), eval_block=("int", 0, True),
-              gns_every=("int", 0, True), compile=("int", 0, True), lr=("float", 0, False), sweep_tokens=("float", 0, False),
-              budget=("float", 0, False), eval_every_tokens=("float", 0, False), weight_decay=("float", 0, True),
-              warmup=("float", 0, True), decay_tokens=("float", 0, True), interval_frac=("float", 0, False))
+_KINDS = dict(
+    seq_len=("int", 1, True),
+    max_seeds=("int", 1, True),
+    sweep_steps=("int", 1, True),
+    max_micro=("int", 1, True),
+    dyn_micro=("int", 1, True),
+    power_seeds=("int", 1, True),
+    jobs=("int", 1, True),
+    eval_tokens=("int", 1, True),
+    final_eval_tokens=("int", 1, True),
+    eval_block=("int", 0, True),
+    gns_every=("int", 0, True),
+    compile=("int", 0, True),
+    lr=("float", 0, False),
+    sweep_tokens=("float", 0, False),
+    budget=("float", 0, False),
+    eval_every_tokens=("float", 0, False),
+    weight_decay=("float", 0, True),
+    warmup=("float", 0, True),
+    decay_tokens=("float", 0, True),
+    interval_frac=("float", 0, False),
+)
 
 
 #: tier fields that are lists in a file (tuples in a Tier)
@@ -180,8 +277,13 @@ LISTS = ("batches", "seeds", "ablation_seeds", "growth_seeds")
 def _number(path, name, v, kind, low, closed):
     """Refuse ``v`` unless it is a finite ``kind`` (``int``: whole) above ``low`` (or equal, when ``closed``)."""
     whole = isinstance(v, int) or (isinstance(v, float) and v.is_integer())
-    ok = (not isinstance(v, bool) and isinstance(v, (int, float)) and math.isfinite(v)
-          and (kind == "float" or whole) and (v >= low if closed else v > low))
+    ok = (
+        not isinstance(v, bool)
+        and isinstance(v, (int, float))
+        and math.isfinite(v)
+        and (kind == "float" or whole)
+        and (v >= low if closed else v > low)
+    )
     if not ok:
         noun = "a whole number" if kind == "int" else "a number"
         raise ValueError(f"{path}: tier field {name} must be {noun} {'>=' if closed else '>'} {low:g}; got {v!r}")
@@ -192,8 +294,9 @@ def _checked(tier: Tier, path) -> Tier:
     from validate.config import PRESET_NAMES, check_device_name
 
     if not isinstance(tier.name, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", tier.name):
-        raise ValueError(f"{path}: tier field name must be a plain name (letters, digits, . _ -, no path); "
-                         f"got {tier.name!r}")
+        raise ValueError(
+            f"{path}: tier field name must be a plain name (letters, digits, . _ -, no path); got {tier.name!r}"
+        )
     if tier.preset not in PRESET_NAMES:
         raise ValueError(f"{path}: tier field preset must be one of {', '.join(PRESET_NAMES)}; got {tier.preset!r}")
     try:
@@ -203,15 +306,17 @@ def _checked(tier: Tier, path) -> Tier:
     for name, (kind, low, closed) in _KINDS.items():
         _number(path, name, getattr(tier, name), kind, low, closed)
     if tier.interval_frac > 1:
-        raise ValueError(f"{path}: tier field interval_frac must be a fraction of the budget in (0, 1]; "
-                         f"got {tier.interval_frac!r}")
+        raise ValueError(
+            f"{path}: tier field interval_frac must be a fraction of the budget in (0, 1]; got {tier.interval_frac!r}"
+        )
     if not tier.batches:
         raise ValueError(f"{path}: tier field batches must list positive batch sizes (tokens); got {tier.batches!r}")
     for b in tier.batches:
         _number(path, "batches", b, "int", 1, True)
         if b % tier.seq_len:
-            raise ValueError(f"{path}: tier field batches: {b!r} tokens is not a whole number of sequences "
-                             f"(seq_len={tier.seq_len})")
+            raise ValueError(
+                f"{path}: tier field batches: {b!r} tokens is not a whole number of sequences (seq_len={tier.seq_len})"
+            )
     for name in LISTS[1:]:
         for v in getattr(tier, name):
             _number(path, name, v, "int", 0, True)
@@ -222,14 +327,19 @@ def _checked(tier: Tier, path) -> Tier:
         raise ValueError(f"{path}: tier field seeds must list at least one seed")
     for name in ("eval_tokens", "final_eval_tokens"):
         if getattr(tier, name) < tier.seq_len:
-            raise ValueError(f"{path}: tier field {name}={getattr(tier, name)!r} is less than one sequence "
-                             f"(seq_len={tier.seq_len})")
+            raise ValueError(
+                f"{path}: tier field {name}={getattr(tier, name)!r} is less than one sequence (seq_len={tier.seq_len})"
+            )
     if tier.warmup >= tier.sweep_tokens:
-        raise ValueError(f"{path}: tier field warmup={tier.warmup:g} tokens leaves no stable phase in the sweep "
-                         f"(sweep_tokens={tier.sweep_tokens:g})")
+        raise ValueError(
+            f"{path}: tier field warmup={tier.warmup:g} tokens leaves no stable phase in the sweep "
+            f"(sweep_tokens={tier.sweep_tokens:g})"
+        )
     if tier.eval_block % tier.seq_len:
-        raise ValueError(f"{path}: tier field eval_block must be 0 or a multiple of seq_len ({tier.seq_len}); "
-                         f"got {tier.eval_block!r}")
+        raise ValueError(
+            f"{path}: tier field eval_block must be 0 or a multiple of seq_len ({tier.seq_len}); "
+            f"got {tier.eval_block!r}"
+        )
     for name in ("data", "data_glob"):
         v = getattr(tier, name)
         if v is not None and not (isinstance(v, str) and v.strip()):
@@ -240,4 +350,3 @@ def _checked(tier: Tier, path) -> Tier:
             raise ValueError(f"{path}: tier field vocab_size is for a .bin data file: set data too")
     ints = {k: int(getattr(tier, k)) for k, (kind, _, _) in _KINDS.items() if kind == "int"}
     return tier.with_(batches=tuple(int(b) for b in tier.batches), **ints)  # 32.0 -> 32
-

@@ -1,4 +1,5 @@
 """``dbs validate weight-decay``: the dynamic-vs-fixed gain under weight decay 0.01 and 0.1."""
+
 from __future__ import annotations
 
 import math
@@ -28,8 +29,11 @@ def run(tier, root, jobs=None, progress=True):
     # the difference of two single-seed paired gains has sqrt(2) times the spread of one
     wider = dict(spread, sd=math.sqrt(2) * spread["sd"]) if spread.get("sd") is not None else spread
     drop = gain_claim("", "its drop at wd 0.01", gains[0.1] - gains[0.01], wider)
-    claim = Claim("The dynamic schedule's gain nearly vanishes with weight decay 0.01 and is clear with 0.1",
-                  f"gain (fixed - dynamic val loss) {np.mean(gains[0.01]):+.4f} at wd 0.01; {clear.measured}; "
-                  f"{drop.measured}", all_of(clear.verdict, drop.verdict), clear.interval)
+    claim = Claim(
+        "The dynamic schedule's gain nearly vanishes with weight decay 0.01 and is clear with 0.1",
+        f"gain (fixed - dynamic val loss) {np.mean(gains[0.01]):+.4f} at wd 0.01; {clear.measured}; {drop.measured}",
+        all_of(clear.verdict, drop.verdict),
+        clear.interval,
+    )
     val = {str(wd): {k: vals[wd, k] for k in ("dynamic", "best")} for wd in (0.01, 0.1)}
     return exp.write([claim], dict(val=val, gain={str(k): v.tolist() for k, v in gains.items()}, spread=spread))
