@@ -11,7 +11,6 @@ folder. Adding a result kind means adding a presenter here, nothing else.
 from __future__ import annotations
 
 import csv
-import json
 import math
 import re
 from dataclasses import dataclass
@@ -23,12 +22,12 @@ import numpy as np
 from dbs_theory.bopt_curve import BoptCurve
 from dbs_theory.bopt_table import chosen
 from dbs_theory.es_laws import law_from_params
-from dbs_theory.runs import crossovers, load_runs
+from dbs_theory.runs import load_runs
 from validate.experiments import EXPERIMENTS
 from validate.experiments.schedule import PLAN, Arms
 
 from . import figures as F
-from .nqm import frontier_points, three_phase_fits
+from .simulate_sections import read_json, simulate_figures, simulate_optimal_sections, simulate_schedule_figures
 
 __all__ = ["Presenter", "PRESENTERS", "experiment_rank"]
 
@@ -50,13 +49,6 @@ def experiment_rank(name: str) -> int:
     """Where experiment ``name`` comes in a report: the order ``dbs validate all`` runs them."""
     order = list(EXPERIMENTS)
     return order.index(name) if name in order else len(order)
-
-
-def _json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
 
 
 def _fit(d):
@@ -166,7 +158,7 @@ def _sweep(d, s):
     ]
     figs += _es_section(d, "sweep", "tokens")
     if (d / "bopt_curve.json").exists():
-        c = BoptCurve.from_dict(_json(d / "bopt_curve.json"), extrapolate=True)
+        c = BoptCurve.from_dict(read_json(d / "bopt_curve.json"), extrapolate=True)
         figs.append(
             (
                 F.bopt_schedule(c.D, c.B, c),
@@ -292,151 +284,6 @@ def _growth(d, s):
     ]
 
 
-def _simulate(d):
-    meta = _json(d / "frontier.json")
-    t = meta["targets"]
-    pts = frontier_points(meta)
-    panels = [
-        dict(
-            target=r["target"],
-            S=[a for a, _ in pts.get(r["target"], [])],
-            E=[b for _, b in pts.get(r["target"], [])],
-            bmin=r["bmin"],
-            bopt=r["bopt"],
-        )
-        for r in t
-    ]
-    panels = [p for p in panels if p["S"]][:: max(1, len(panels) // 6)][:6]
-    fits = three_phase_fits(meta, [p["target"] for p in panels])
-    for p in panels:  # the paper's law fitted to the exact frontier, to show how well it describes it
-        p["laws"] = {"three_phase": fits[p["target"]].law} if p["target"] in fits else {}
-    figs = [
-        (
-            F.es_panels(panels, "examples", "NQM: exact E(S) per target, with the three-phase law fitted"),
-            "es",
-            "Exact NQM frontier: data E vs steps S per target, the fitted three-phase law (phases shaded); "
-            "Bmin and Bopt (exact) as lines through the origin.",
-        ),
-        (
-            F.bmin_bopt(
-                [r["target"] for r in t],
-                [r["bmin"] for r in t],
-                [r["bopt"] for r in t],
-                unit="examples",
-                title="NQM: Bmin and Bopt vs target",
-            ),
-            "bmin-bopt",
-            "Exact Bmin and Bopt of the NQM per target loss.",
-        ),
-    ]
-    if (d / "runs.csv").exists():
-        runs = load_runs(d / "runs.csv")
-        keep = runs[:: max(1, len(runs) // 10)]
-        figs.insert(
-            0,
-            (
-                F.loss_curves(
-                    [dict(label=f"B = {r.batch_size:.3g}", D=r.tokens, loss=r.loss, batch=r.batch_size) for r in keep],
-                    "NQM: expected loss vs data per batch size",
-                    "examples",
-                    crossovers(keep),
-                    ylabel="expected loss (NQM units)",
-                ),
-                "loss",
-                "NQM loss vs data for a range of batch sizes; crosses mark crossings.",
-            ),
-        )
-    return figs
-
-
-def _simulate_schedule(d):
-    data = _json(d / "schedule_eval.json")
-    figs = []
-    for r in data["results"]:
-        b = r["budget"]
-        if r.get("trajectories"):
-            curves = [dict(label=k, D=v["D"], loss=v["loss"]) for k, v in r["trajectories"].items()]
-            figs.append(
-                (
-                    F.comparison(
-                        curves,
-                        f"NQM: schedules at budget {b:.3g} examples",
-                        unit="examples",
-                        ylabel="expected loss (NQM units)",
-                    ),
-                    f"compare-{b:.3g}",
-                    "Expected loss of the best fixed batch, the paper's dynamic schedule and the best "
-                    "8-piece schedule found.",
-                )
-            )
-        c, dyn = BoptCurve.from_dict(r["curve"], extrapolate=True), r["dynamic"]
-        segs = dyn["segments"]
-        figs.append(
-            (
-                F.bopt_schedule(
-                    c.D,
-                    c.B,
-                    c,
-                    ([s["from"] for s in segs], [s["batch_size"] for s in segs]),
-                    b,
-                    "examples",
-                    f"NQM: Bopt(D) and the dynamic schedule (budget {b:.3g})",
-                ),
-                f"schedule-{b:.3g}",
-                "The NQM's exact Bopt(D) points, the fitted curve and the schedule.",
-            )
-        )
-    return figs
-
-
-def _fmt(v, spec):
-    return "n/a" if v is None else format(v, spec)
-
-
-def _simulate_optimal(d):
-    """A ``dbs simulate optimal`` folder: per budget, the rules' table and the optimal schedule's figure."""
-    from dbs_theory.batch_schedules import BatchSchedule
-
-    data = _json(d / "optimal.json")
-    steps = lambda js: (lambda s: (s.starts, s.sizes))(BatchSchedule.from_json(json.dumps(js)))
-    inputs = "measured" if data.get("measured") else "exact"
-    text, figs = [], []
-    for r in data["results"]:
-        b, rows = r["budget"], r["rows"]
-        text += [
-            f"**Budget {b:.3g} examples** (LR {data['lr_schedule']}, {data['pieces']} pieces, {inputs} inputs "
-            "for the rules; gap closed = share of the best-fixed-to-optimal loss gap):",
-            "",
-            "| rule | final loss | gap closed | note |",
-            "|---|---|---|---|",
-        ]
-        text += [
-            f"| {x['rule']} | {_fmt(x['loss'], '.5g')} | {_fmt(x['gap_closed'], '.0%')} | {x['note']} |" for x in rows
-        ]
-        text.append("")
-        opt = next(x for x in rows if x["rule"] == "optimal")
-        others = [(x["rule"], steps(x["schedule"])) for x in rows if x["rule"] != "optimal" and x["schedule"]]
-        bopt = r.get("bopt") if r.get("bopt", {}).get("curve_D") else None
-        figs.append(
-            (
-                F.optimal_batches(
-                    steps(opt["schedule"]),
-                    r["along_optimal"],
-                    bopt,
-                    others,
-                    r["horizon"],
-                    title=f"NQM: the optimal batch schedule (budget {b:.3g}, LR {data['lr_schedule']})",
-                ),
-                f"optimal-{b:.3g}",
-                "The loss-optimal batch schedule (black) against the data, with the NQM's exact Bopt(D) "
-                "(envelope at the peak rate), Bmin of the optimum's current loss and McCandlish's noise scale "
-                "of its state, and each rule's schedule (thin steps)."
-                + ("" if bopt else f" No Bopt(D) here: {r.get('bopt', {}).get('error', 'not written')}."),
-            )
-        )
-    return [(f"simulate optimal ({d})", "\n".join(text), figs)]
-
-
 def _schedule_band(d):
     """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule,
     read through the schemas ``dbs train`` and ``dbs schedule`` share (:mod:`dbs_theory.schemas`)."""
@@ -489,7 +336,7 @@ def _demote(md):
 
 
 def _experiment(d):
-    s = _json(d / "summary.json")
+    s = read_json(d / "summary.json")
     name = s.get("experiment")
     handler = {"sweep": _sweep, "schedule": _schedule, "predict": _predict, "growth": _growth}.get(name, _ablation)
     text = (d / "summary.md").read_text() if (d / "summary.md").exists() else ""
@@ -517,12 +364,12 @@ def _fit_folder(d):
 PRESENTERS = [
     Presenter("validate experiment", ("summary.json",), _experiment),
     Presenter("dbs fit", ("fit.json", "es_points.csv"), _fit_folder),
-    Presenter("dbs simulate", ("frontier.json",), lambda d: [(f"simulate ({d})", "", _simulate(d))]),
+    Presenter("dbs simulate", ("frontier.json",), lambda d: [(f"simulate ({d})", "", simulate_figures(d))]),
     Presenter(
         "dbs simulate schedule",
         ("schedule_eval.json",),
-        lambda d: [(f"simulate schedule ({d})", "", _simulate_schedule(d))],
+        lambda d: [(f"simulate schedule ({d})", "", simulate_schedule_figures(d))],
     ),
-    Presenter("dbs simulate optimal", ("optimal.json",), _simulate_optimal),
+    Presenter("dbs simulate optimal", ("optimal.json",), simulate_optimal_sections),
     Presenter("dbs schedule", ("schedule.json", "exports.json"), lambda d: [_schedule_band(d)]),
 ]

@@ -16,6 +16,8 @@ from numbers import Integral
 
 import numpy as np
 
+from .exports import megatron_number, megatron_text, olmo_core_switches, ramp_increments
+
 from .messages import num
 from .deprecation import renamed
 from .piecewise import UNITS, Piecewise
@@ -180,7 +182,7 @@ class BatchSchedule(Piecewise):
         D = np.linspace(0, horizon, 4001)
         ours = self(D)
         best = None
-        for inc in _ramp_increments(final - start):
+        for inc in ramp_increments(final - start):
             n = (final - start) // inc
             for ramp in np.linspace(horizon * scale / 40, horizon * scale, 40):
                 meg = (start + inc * np.minimum(n, np.floor(D * scale / (ramp / n)))) / scale
@@ -230,7 +232,7 @@ class BatchSchedule(Piecewise):
                         f"data_parallel_size {dp} = {mbs * dp}"
                     )
         return " ".join(
-            f"{_megatron_text(t * (L or 1), 'threshold')}:{_megatron_text(b, 'batch size')}" for t, b in pairs
+            f"{megatron_text(t * (L or 1), 'threshold')}:{megatron_text(b, 'batch size')}" for t, b in pairs
         )
 
     def _megatron_sample_pairs(self, L):
@@ -280,74 +282,8 @@ def olmo_core_applied(starts, sizes, horizon, unit="tokens") -> BatchSchedule:
     tokens runs from 576 (12 batches of 48), and an event passed while waiting is skipped for the latest.
     Constant stretches are jumped in closed form: O(number of events) work.
     """
-    sizes = [int(b) for b in sizes]
-    T, b, i = 0.0, sizes[0], 0
-    out_s, out_b = [0.0], [float(b)]
-    while T < horizon:
-        while i + 1 < len(starts) and starts[i + 1] <= T:
-            i += 1
-        target = sizes[i]
-        nxt = starts[i + 1] if i + 1 < len(starts) else math.inf
-        if target != b:
-            wait = 0 if target < b else (-int(round(T / b))) % (target // b)
-            if wait == 0:
-                b = target
-                out_s.append(T)
-                out_b.append(float(b))
-                continue
-            due = math.inf if nxt == math.inf else max(1, math.ceil((nxt - T) / b))
-            T += b * min(wait, due)  # the steps until it applies, or until the next event is due
-            continue
-        if nxt == math.inf:
-            break
-        T += b * max(1, math.ceil((nxt - T) / b))
-    return BatchSchedule(tuple(out_s), tuple(out_b), unit, kind="step", params={"olmo_core": True})
-
-
-def _divisors(n):
-    n = int(n)
-    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
-    return small + [n // d for d in small]
-
-
-def _ramp_increments(span, max_steps=4096, max_candidates=64):
-    """Megatron ramp increments to try: divisors ``d`` of ``span`` with at most ``max_steps`` ramp steps.
-
-    Only divisors ``>= span / max_steps`` qualify, i.e. cofactors ``span / d <= max_steps``,
-    so the search runs over ``k = 1..max_steps`` (not up to ``sqrt(span)``) and keeps
-    at most ``max_candidates`` of them spread over the range.
-    """
-    span = int(span)
-    incs = sorted({span // k for k in range(1, min(max_steps, span) + 1) if span % k == 0})
-    if len(incs) > max_candidates:
-        incs = [incs[i] for i in np.unique(np.linspace(0, len(incs) - 1, max_candidates).round().astype(int))]
-    return incs
-
-
-_SUFFIXES = (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3))
-
-
-def _megatron_number(text) -> int:
-    """A count as Megatron-LM's ``_parse_numeric_value`` reads it: ``int(float(x) * multiplier)``,
-    with an optional case-insensitive suffix K/M/B/T (1e3/1e6/1e9/1e12)."""
-    s, mult = str(text).strip().upper(), 1
-    for suffix, m in _SUFFIXES:
-        if s.endswith(suffix):
-            s, mult = s[:-1], m
-            break
-    try:
-        return int(float(s) * mult)
-    except (ValueError, OverflowError):
-        raise ValueError(f"{str(text).strip()!r} is not a number with an optional K/M/B/T suffix") from None
-
-
-def _megatron_text(n: int, what: str) -> str:
-    """``n`` with the largest K/M/B/T suffix that divides it exactly, else plain; refused when Megatron's
-    float-based parser would not read it back as ``n`` (beyond about 2**53)."""
-    text = next((f"{n // m}{suffix}" for suffix, m in _SUFFIXES if n and n % m == 0), str(n))
-    if _megatron_number(text) != n:
-        raise ValueError(f"{what} {n} is too large for Megatron's float-based parser to read exactly")
-    return text
+    starts_applied, sizes_applied = olmo_core_switches(starts, sizes, horizon)
+    return BatchSchedule(starts_applied, sizes_applied, unit, kind="step", params={"olmo_core": True})
 
 
 def parse_megatron_step_schedule(text, seq_len=None) -> BatchSchedule:
@@ -370,7 +306,7 @@ def parse_megatron_step_schedule(text, seq_len=None) -> BatchSchedule:
     for entry in entries:
         if ":" not in entry:
             raise ValueError(f"schedule entry {entry!r} is not THRESHOLD:BATCH_SIZE")
-        t, b = (_megatron_number(x) for x in entry.split(":", 1))
+        t, b = (megatron_number(x) for x in entry.split(":", 1))
         pairs.append((t // L if L else t, b))
     pairs.sort(key=lambda p: p[0])
     if pairs[0][0] != 0:

@@ -5,9 +5,21 @@ sweep's largest batch. OLMo-core's callback settings come from
 
 from __future__ import annotations
 
+import math
 import warnings
 
-__all__ = ["megatron_ramp", "megatron_step", "warn_past_the_grid"]
+import numpy as np
+
+__all__ = [
+    "megatron_ramp",
+    "megatron_step",
+    "warn_past_the_grid",
+    "olmo_core_switches",
+    "ramp_increments",
+    "megatron_number",
+    "megatron_text",
+    "divisors",
+]
 
 
 def megatron_ramp(sched, seq_len, horizon=None) -> dict:
@@ -56,3 +68,77 @@ def warn_past_the_grid(sched, env) -> None:
             "or sweep larger batches)",
             stacklevel=2,
         )
+
+
+def olmo_core_switches(starts, sizes, horizon) -> tuple:
+    """``(starts, sizes)`` of the batch OLMo-core's ``BatchSizeSchedulerCallback`` actually runs for
+    ``batch_sizes=sizes`` at ``schedule=starts`` over ``[0, horizon]`` (see
+    :func:`dbs_theory.batch_schedules.olmo_core_applied`, which wraps it as a schedule)."""
+    sizes = [int(b) for b in sizes]
+    T, b, i = 0.0, sizes[0], 0
+    out_s, out_b = [0.0], [float(b)]
+    while T < horizon:
+        while i + 1 < len(starts) and starts[i + 1] <= T:
+            i += 1
+        target = sizes[i]
+        nxt = starts[i + 1] if i + 1 < len(starts) else math.inf
+        if target != b:
+            wait = 0 if target < b else (-int(round(T / b))) % (target // b)
+            if wait == 0:
+                b = target
+                out_s.append(T)
+                out_b.append(float(b))
+                continue
+            due = math.inf if nxt == math.inf else max(1, math.ceil((nxt - T) / b))
+            T += b * min(wait, due)  # the steps until it applies, or until the next event is due
+            continue
+        if nxt == math.inf:
+            break
+        T += b * max(1, math.ceil((nxt - T) / b))
+    return tuple(out_s), tuple(out_b)
+
+
+def divisors(n):
+    n = int(n)
+    small = [d for d in range(1, int(math.isqrt(n)) + 1) if n % d == 0]
+    return small + [n // d for d in small]
+
+
+def ramp_increments(span, max_steps=4096, max_candidates=64):
+    """Megatron ramp increments to try: divisors ``d`` of ``span`` with at most ``max_steps`` ramp steps.
+
+    Only divisors ``>= span / max_steps`` qualify, i.e. cofactors ``span / d <= max_steps``,
+    so the search runs over ``k = 1..max_steps`` (not up to ``sqrt(span)``) and keeps
+    at most ``max_candidates`` of them spread over the range.
+    """
+    span = int(span)
+    incs = sorted({span // k for k in range(1, min(max_steps, span) + 1) if span % k == 0})
+    if len(incs) > max_candidates:
+        incs = [incs[i] for i in np.unique(np.linspace(0, len(incs) - 1, max_candidates).round().astype(int))]
+    return incs
+
+
+_SUFFIXES = (("T", 10**12), ("B", 10**9), ("M", 10**6), ("K", 10**3))
+
+
+def megatron_number(text) -> int:
+    """A count as Megatron-LM's ``_parse_numeric_value`` reads it: ``int(float(x) * multiplier)``,
+    with an optional case-insensitive suffix K/M/B/T (1e3/1e6/1e9/1e12)."""
+    s, mult = str(text).strip().upper(), 1
+    for suffix, m in _SUFFIXES:
+        if s.endswith(suffix):
+            s, mult = s[:-1], m
+            break
+    try:
+        return int(float(s) * mult)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{str(text).strip()!r} is not a number with an optional K/M/B/T suffix") from None
+
+
+def megatron_text(n: int, what: str) -> str:
+    """``n`` with the largest K/M/B/T suffix that divides it exactly, else plain; refused when Megatron's
+    float-based parser would not read it back as ``n`` (beyond about 2**53)."""
+    text = next((f"{n // m}{suffix}" for suffix, m in _SUFFIXES if n and n % m == 0), str(n))
+    if megatron_number(text) != n:
+        raise ValueError(f"{what} {n} is too large for Megatron's float-based parser to read exactly")
+    return text

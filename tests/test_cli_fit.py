@@ -55,7 +55,7 @@ def test_fit_hand_made_csv(tmp_path):
         ("missing_file", "no such file"),
         ("missing_column", "missing column"),
         ("single_run", "single run"),
-        ("two_batches", "3 distinct batch sizes"),
+        ("two_batches", "3 or more distinct batch sizes"),
         ("negative_batch", "batch_size must be positive"),
         ("nan_loss", "NaN or inf"),
         ("unreached", "no run reaches"),

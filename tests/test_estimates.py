@@ -17,8 +17,8 @@ def test_no_estimate_column_is_read_outside_the_table_module():
     found = []
     for pkg in ("dbs_theory", "sim", "validate", "dbs_report"):
         for p in (ROOT / pkg).rglob("*.py"):
-            if p == ROOT / "dbs_theory" / "bopt_table.py":
-                continue
+            if p in (ROOT / "dbs_theory" / "bopt_table.py", ROOT / "dbs_theory" / "fit_table.py"):
+                continue  # the table's builder writes the columns, its type (fit_table) reads them
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                 if COLUMN_NAMES.search(line):
                     found.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")

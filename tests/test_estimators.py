@@ -158,7 +158,7 @@ def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
 
     from dbs_theory.bopt_curve import fit_bopt_curve
     from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.commands.schedule import load_points
+    from dbs_theory.schedule_inputs import load_points
 
     nqm, runs = small
     D = np.geomspace(1e3, 1e6, 13)

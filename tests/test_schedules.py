@@ -430,7 +430,8 @@ def test_a_schedule_in_samples_converts_to_tokens():
 
 
 def test_the_megatron_ramp_search_is_bounded_and_exact_on_a_huge_span():
-    from dbs_theory.batch_schedules import _ramp_increments, step_batch
+    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.exports import ramp_increments as _ramp_increments
 
     span = 10**18 - 1
     incs = _ramp_increments(span)

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 
 from ..exports import megatron_ramp, megatron_step, warn_past_the_grid
+from ..schedule_inputs import bopt_band_record, load_envelope, load_points, sweep_envelope
+from .schedule_print import print_band, print_choice
 
 from ..batch_rules import ONLINE
 from ..schedule_rules import DEFAULT_RULE, RULES
@@ -116,36 +118,6 @@ def add_arguments(p):
         help="data overhead allowed over Emin for the time-optimal batch (e.g. 0.1)",
     )
     p.add_argument("--out", default="results/schedule", help="output directory")
-
-
-def load_points(path, band=False):
-    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``; ``laws`` are
-    ``(target, {law: params})`` pairs (none from a simulation).
-
-    From a fit, the envelope's ``(data, Bopt)`` points are used when it identified
-    at least two targets, else the three-phase fit's ``(Emin, Bopt)``. With
-    ``band=True`` two more lists follow: the envelope points' interval ends
-    (``None`` when the source has none).
-    """
-    from ..schemas import FitFile, read_source
-
-    src = read_source(path)
-    rows, lr = (src.rows, src.lr) if isinstance(src, FitFile) else (src.targets, src.lr)
-    laws = src.target_laws() if isinstance(src, FitFile) else []
-    from ..bopt_table import SOURCES, chosen, estimate
-
-    est = chosen(rows, "bopt")  # the law-free envelope (dbs fit writes it) when identified at >= 2 targets
-    if sum(e.identified for e in est) < 2:  # no estimator identifies two: whatever any identifies (a fixed batch)
-        est = [next((e for e in (estimate(r, c) for c, _ in SOURCES["bopt"]) if e.identified), None) for r in rows]
-        est = [e for e in est if e is not None]
-        return ([e.data for e in est], [e.value for e in est], lr, laws) + ((None, None) if band else ())
-    if est and est[0].column == SOURCES["bopt"][0][0]:
-        est = [e for e in est if e.identified]
-        out = [e.data for e in est], [e.value for e in est], lr, laws
-        have = all(e.has_interval for e in est)
-        return out + ((([e.lo for e in est], [e.hi for e in est]) if have else (None, None)) if band else ())
-    D, B = [e.data for e in est], [e.value for e in est]
-    return (D, B, lr, laws) + ((None, None) if band else ())
 
 
 def _build(args):
@@ -293,22 +265,6 @@ def _points_gate(args, sched, curve, points, failed=None):
     )
 
 
-def load_envelope(path):
-    """``(envelope, lr, laws)`` from a ``dbs fit`` ``fit.json`` whose envelope identifies ``Bopt`` at >= 2 data
-    amounts and holds per-batch losses, else ``None`` (an older fit.json, a frontier.json, or too few points:
-    the per-target path)."""
-    from ..schemas import FitFile, read
-
-    try:
-        fit = read(path, FitFile)
-    except (OSError, ValueError):
-        return None  # load_points names what is wrong with the file
-    env = fit.envelope
-    if env is None or sum(env.identified) < 2 or not env.by_batch:
-        return None
-    return env.as_dict(), fit.lr, fit.target_laws()
-
-
 def _from_fit(args, rule):
     """:func:`_build` for a sweep's ``fit.json``: the library's choice
     (:func:`dbs_theory.schedule_rules.schedule_from_fit`) under the run's LR plan (``--decay``)."""
@@ -323,7 +279,7 @@ def _from_fit(args, rule):
         )
     if not args.source:
         raise ValueError(f"--rule {rule} needs --from fit.json (a dbs fit of a sweep: it reads the sweep's curves)")
-    env, lr, laws = load_envelope(args.source) if rule == "paper" else _sweep_envelope(args.source)
+    env, lr, laws = load_envelope(args.source) if rule == "paper" else sweep_envelope(args.source)
     check_lr(lr, args.lr, "Bopt curve" if rule == "paper" else "sweep")
     measured_to = measured_range(env)
     if past_measured(env, args.horizon) and not args.extrapolate:
@@ -381,7 +337,7 @@ def _resolve_rule(args):
         return args.rule
     if args.source:
         try:
-            _sweep_envelope(args.source)
+            sweep_envelope(args.source)
             return DEFAULT_RULE
         except (OSError, ValueError):
             pass  # no sweep envelope: the paper's rule on what the file holds (load_points names what is wrong)
@@ -415,7 +371,7 @@ def run(args):
     olmo = sched.to_olmo_core(horizon=args.horizon)
     with atomic_write(out / "schedule.json") as fh:
         fh.write(sched.to_json())
-    band = _band(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
+    band = bopt_band_record(curve, band_points, args.horizon, None if chosen is None else chosen.measured_to)
     with atomic_write(out / "exports.json") as fh:
         json.dump(
             dict(
@@ -430,7 +386,7 @@ def run(args):
             indent=1,
         )
     if chosen is not None:
-        _print_choice(chosen, args.horizon)
+        print_choice(chosen, args.horizon)
     print(
         f"{sched.kind} schedule, {len(sched.sizes)} segments, unit {sched.unit}"
         + ("" if sched.lr is None else f", derived at learning rate {sched.lr:g}")
@@ -458,83 +414,11 @@ def run(args):
         "and its switching rule; note it rescales the LR by sqrt(ratio))"
     )
     if band and band["beyond"]:
-        _print_band(band)
+        print_band(band)
     if args.step_time:
         _time_optimal(args, laws)
     print(f"\nwrote {out}/schedule.json, exports.json")
     return 0
-
-
-def _sweep_envelope(path):
-    """``(envelope, lr, laws)`` of a ``dbs fit`` ``fit.json`` whatever it identifies; one-line refusals."""
-    from ..schemas import FitFile, read
-
-    fit = read(path, FitFile)
-    if fit.envelope is None or not fit.envelope.by_batch:
-        raise ValueError(f"{path}: no sweep envelope with per-batch losses (a fit.json from dbs fit on a sweep)")
-    return fit.envelope.as_dict(), fit.lr, fit.target_laws()
-
-
-def _print_choice(c, horizon):
-    if c.rule in ("late-switch", "fixed"):
-        return
-    if not c.lr_plan.constant:
-        print(
-            f"the run's LR plan: {c.lr_plan.describe()}"
-            + (" (this rule does not use it)" if c.rule != "calibrated" else "")
-        )
-    if c.recommendation == "fixed":
-        print(
-            f"warning: {c.reason}. schedule.json holds that fixed batch"
-            + (
-                ""
-                if c.dynamic is None
-                else f"; the dynamic schedule it replaces ({c.dynamic.sizes[0]:.4g} -> "
-                f"{c.dynamic.sizes[-1]:.4g}) is in exports.json"
-            )
-        )
-    else:
-        print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
-    if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic" and c.curve is not None:
-        print(
-            f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
-            f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
-            "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
-            "measured"
-        )
-
-
-def _band(curve, points, horizon, measured_to=None):
-    """The measured Bopt interval from the first point to the horizon (see
-    :func:`dbs_theory.bopt_curve.bopt_band`), or ``None`` without measured intervals. ``measured_to``: the
-    data the sweep covers (the schedule's own limit, past which it needs ``--extrapolate``); default the
-    last point's."""
-    if curve is None or points is None:
-        return None
-    import numpy as np
-
-    from ..bopt_curve import bopt_band
-
-    D, B, lo, hi = points
-    edge = float(max(D)) if measured_to is None else float(measured_to)
-    at = np.geomspace(min(D), max(horizon, edge, max(D)), 40)
-    blo, bhi = bopt_band(D, B, lo, hi, at)
-    return dict(
-        D=at.tolist(), lo=blo.tolist(), hi=bhi.tolist(), measured_to=edge, beyond=bool(horizon > edge * (1 + 1e-9))
-    )
-
-
-def _print_band(band):
-    import numpy as np
-
-    edge = band["measured_to"]
-    D = np.asarray(band["D"])
-    print(
-        f"\nPast the measured range (D > {edge:.4g}) the schedule extrapolates; the 90% band of Bopt opens "
-        "(lower edge held, upper edge at the steepest measured slope):"
-    )
-    for j in np.unique(np.linspace(np.searchsorted(D, edge), D.size - 1, 4).astype(int)):
-        print(f"  D = {D[j]:.4g}: Bopt in [{band['lo'][j]:.4g}, {band['hi'][j]:.4g}]")
 
 
 def _check_args(args):

@@ -1,0 +1,48 @@
+"""What ``dbs schedule`` prints about its choice: the rule's recommendation and why, and the measured band of
+``Bopt`` past the sweep's data."""
+
+from __future__ import annotations
+
+__all__ = ["print_choice", "print_band"]
+
+
+def print_choice(c, horizon):
+    if c.rule in ("late-switch", "fixed"):
+        return
+    if not c.lr_plan.constant:
+        print(
+            f"the run's LR plan: {c.lr_plan.describe()}"
+            + (" (this rule does not use it)" if c.rule != "calibrated" else "")
+        )
+    if c.recommendation == "fixed":
+        print(
+            f"warning: {c.reason}. schedule.json holds that fixed batch"
+            + (
+                ""
+                if c.dynamic is None
+                else f"; the dynamic schedule it replaces ({c.dynamic.sizes[0]:.4g} -> "
+                f"{c.dynamic.sizes[-1]:.4g}) is in exports.json"
+            )
+        )
+    else:
+        print(f"dynamic schedule: {c.reason} (best fixed batch {c.best_fixed:.4g} at D={c.best_fixed_at:.4g})")
+    if horizon > c.measured_to * (1 + 1e-9) and c.recommendation == "dynamic" and c.curve is not None:
+        print(
+            f"past the sweep's data (D > {c.measured_to:.4g}) Bopt is held at "
+            f"{max(float(c.curve(c.measured_to)), c.best_fixed):.4g}, the larger of its last measured value and "
+            "the best fixed batch there: it does not fall as D grows, and how far it keeps growing is not "
+            "measured"
+        )
+
+
+def print_band(band):
+    import numpy as np
+
+    edge = band["measured_to"]
+    D = np.asarray(band["D"])
+    print(
+        f"\nPast the measured range (D > {edge:.4g}) the schedule extrapolates; the 90% band of Bopt opens "
+        "(lower edge held, upper edge at the steepest measured slope):"
+    )
+    for j in np.unique(np.linspace(np.searchsorted(D, edge), D.size - 1, 4).astype(int)):
+        print(f"  D = {D[j]:.4g}: Bopt in [{band['lo'][j]:.4g}, {band['hi'][j]:.4g}]")
