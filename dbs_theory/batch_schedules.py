@@ -189,6 +189,7 @@ class BatchSchedule(Piecewise):
                 err = float(np.mean(np.abs(meg / ours - 1)))
                 if best is None or err < best[0]:
                     best = (err, inc, int(round(ramp)))
+        assert best is not None  # the ramp has at least one increment
         err, inc, samples = best
         return dict(
             args=f"--rampup-batch-size {start} {inc} {samples} --global-batch-size {final}",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 from dataclasses import dataclass
 
 import numpy as np
@@ -248,12 +249,17 @@ def envelope_curve(env, upto=None, level=0.9, lr=None) -> BoptCurve:
     in log-log and held at its ends (:class:`BoptCurve`, ``form="monotone"``).
     Seeds are already pooled by the envelope (it averages runs of one batch).
     """
-    get = (lambda k: env.get(k)) if isinstance(env, dict) else (lambda k: getattr(env, k, None))
-    col = lambda k: (
-        np.full(len(get("data")), np.nan)
-        if get(k) is None
-        else np.array([np.nan if v is None else v for v in get(k)], float)
-    )
+
+    def get(k) -> Any:
+        return env.get(k) if isinstance(env, dict) else getattr(env, k, None)
+
+    def col(k) -> np.ndarray:
+        return (
+            np.full(len(get("data")), np.nan)
+            if get(k) is None
+            else np.array([np.nan if v is None else v for v in get(k)], float)
+        )
+
     D, B, lo, hi = col("data"), col("bopt"), col("lo"), col("hi")
     ident = np.asarray(get("identified"), bool) & np.isfinite(B)
     value = np.where(

@@ -145,6 +145,7 @@ def calibrate(envelope, nodes: int = NODES, start=None) -> Calibration:
         )
         if best is None or res.cost < best.cost:
             best = res
+    assert best is not None  # starts is never empty
     rms = float(np.sqrt(np.mean(best.fun**2)))
     logs = np.log(np.where(ok, L, 1.0))
     two = ok.sum(axis=0) >= 2  # data amounts at which at least two batches were measured

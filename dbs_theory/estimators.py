@@ -30,6 +30,7 @@ Units: ``data`` and batch sizes in the logs' unit (tokens or examples).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -86,18 +87,18 @@ class EnvelopeBopt:
     loss: np.ndarray
     identified: np.ndarray
     reason: list
-    loss_lo: np.ndarray = None
-    loss_hi: np.ndarray = None
-    few_rows: np.ndarray = None
-    batches: np.ndarray = None
-    by_batch: np.ndarray = None
-    mean_by_batch: np.ndarray = None
+    loss_lo: np.ndarray | None = None
+    loss_hi: np.ndarray | None = None
+    few_rows: np.ndarray | None = None
+    batches: np.ndarray | None = None
+    by_batch: np.ndarray | None = None
+    mean_by_batch: np.ndarray | None = None
     log_gap: float = float("nan")
 
     def to_dict(self) -> dict:
         """JSON-ready columns (NaN as ``None``): what ``fit.json`` stores as its ``envelope``."""
         clean = lambda a: None if a is None else [None if not np.isfinite(v) else float(v) for v in np.ravel(a)]
-        out = {
+        out: dict[str, Any] = {
             k: clean(getattr(self, k)) for k in ("data", "bopt", "lo", "hi", "loss", "loss_lo", "loss_hi", "batches")
         }
         out["identified"] = [bool(v) for v in self.identified]

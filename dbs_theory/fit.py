@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy import optimize
@@ -44,7 +45,7 @@ class FitResult:
     boot : dict                          The bootstrap draws behind ``ci``.
     """
 
-    law: object
+    law: Any
     name: str
     n: int
     k: int

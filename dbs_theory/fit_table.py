@@ -8,6 +8,7 @@ import csv
 import json
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -152,7 +153,7 @@ class BoptTable:
     crossovers: list
     fits: list = field(repr=False, default_factory=list)
     points: object = field(repr=False, default=None)
-    envelope: object = field(repr=False, default=None)
+    envelope: Any = field(repr=False, default=None)
     dynamic: list = field(repr=False, default_factory=list)
 
     def column(self, key):

@@ -153,7 +153,8 @@ def read_grid(path) -> dict:
             stacklevel=2,
         )
     col = {h: i for i, h in enumerate(header)}
-    out, seen = {}, {}
+    out: dict = {}
+    seen: dict = {}
     for line, r in enumerate(rows[1:], start=2):
         if not any(c.strip() for c in r):
             continue
@@ -226,8 +227,8 @@ def _minimiser(x, y):
 def _roughness(cells) -> float:
     """Scatter of log loss between neighbouring batches: from third differences in ``log B`` (a smooth curve's
     are small, independent noise of sd s gives sd s sqrt(20)); an upper bound on the noise."""
-    d3 = [np.diff(np.log(loss), 3) for b, loss, _ in cells.values() if b.size >= 4]
-    d3 = np.concatenate(d3) if d3 else np.array([])
+    parts = [np.diff(np.log(loss), 3) for b, loss, _ in cells.values() if b.size >= 4]
+    d3 = np.concatenate(parts) if parts else np.array([])
     return float(math.sqrt(np.mean(d3**2) / 20)) if d3.size else 0.0
 
 

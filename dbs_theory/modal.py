@@ -224,4 +224,5 @@ def optimise(
         )
         if best is None or res.fun < best[0]:
             best = (res.fun, res.x)
+    assert best is not None  # starts is never empty
     return np.exp(best[1])

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -102,7 +103,7 @@ class ScheduleChoice:
     best_fixed_at: float
     measured_to: float
     lr_plan: LRPlan = LRPlan()
-    dynamic: BatchSchedule = None
+    dynamic: BatchSchedule | None = None
     curve: object = None
     predicted: dict = field(default_factory=dict)
 
@@ -421,7 +422,7 @@ def calibrated(env, horizon, lr_plan, base, fixed, snap, *, unit, lr, min_batch,
     gains = [[1 - loss(m, B) / f for m, f in zip(models, L_fix)] for B in blends]
     k, worst = sure_blend(gains)
     chosen = None if k is None else (BLENDS[k], blends[k])
-    predicted = dict(
+    predicted: dict[str, Any] = dict(
         rms=cal.rms,
         spread=cal.spread,
         r2=cal.r2,

@@ -96,6 +96,7 @@ def paired_interval(diffs, level: float = LEVEL, sd: float | None = None, dof: f
     if n == 0:
         return Interval(math.nan, math.nan, math.nan, 0, level)
     mean = float(d.mean())
+    k: float | None
     if n >= 2:
         s, k = float(d.std(ddof=1)), n - 1
     elif sd is not None and math.isfinite(sd) and sd >= 0:
@@ -157,7 +158,7 @@ class Claim:
             raise ValueError(f"verdict {self.verdict!r} is not one of {VERDICTS}")
 
     def as_dict(self) -> dict:
-        out = dict(claim=self.claim, measured=self.measured, verdict=self.verdict)
+        out: dict = dict(claim=self.claim, measured=self.measured, verdict=self.verdict)
         if self.interval is not None:
             out["interval"] = asdict(self.interval)
         return out

@@ -106,8 +106,12 @@ def source(name: str) -> tuple[str, set]:
     """``(code of def name(...), numpy names it uses)`` for export ``name``."""
     code = inspect.getsource(lambdified(name)).replace("def _lambdifygenerated(", f"def {name}(", 1)
     tree = ast.parse(code)
-    bound = {a.arg for a in tree.body[0].args.args}
-    bound |= {t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets}
+    fn = tree.body[0]
+    assert isinstance(fn, ast.FunctionDef)
+    bound = {a.arg for a in fn.args.args}
+    bound |= {
+        t.id for node in ast.walk(tree) if isinstance(node, ast.Assign) for t in node.targets if isinstance(t, ast.Name)
+    }
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and n.id not in bound}
     missing = sorted(u for u in used if not hasattr(np, u))
     if missing:

@@ -27,7 +27,7 @@ def _holds_hf(path: Path) -> bool:
 def _hf_states(path: Path) -> dict:
     """``{run folder: [trainer_state.json, ...]}``: its own state and its checkpoints' (or the file given)."""
     files = [path] if path.is_file() else walk(path, _is_state)
-    runs = {}
+    runs: dict = {}
     for f in files:
         run_dir = f.parent.parent if f.parent.name.startswith("checkpoint-") else f.parent
         runs.setdefault(run_dir, []).append(f)

@@ -36,7 +36,7 @@ def _wandb_rows(path: Path):
             rows, lines = [], []
             for r in reader:
                 if any(c.strip() for c in r):
-                    rows.append(r + [""] * (len(header) - len(r)))
+                    rows.append(r + [""] * (len(header or []) - len(r)))
                     lines.append(reader.line_num)
     except UnicodeDecodeError:
         raise ValueError(f"{path}: not a UTF-8 text file") from None
@@ -59,7 +59,7 @@ def _wandb_cell(path, line, j, header, text) -> float:
 
 def _wandb_names(path, header, cols) -> dict:
     """``{column: run name}``: the display name, or ``<name> (column K)`` where two columns share it."""
-    by = {}
+    by: dict = {}
     for j in cols:
         by.setdefault(header[j], []).append(j)
     names = {}
@@ -80,7 +80,7 @@ def _wandb_loss_columns(path, header, loss_tag) -> list:
     """The loss column of each run: ``loss_tag``, else the first of :data:`LOSS_TAGS` the run logs (runs of one
     export may log under different names). A run with none is refused, naming it and what it logs."""
     cols = [j for j, h in enumerate(header) if " - " in h and not h.endswith(("__MIN", "__MAX"))]
-    by_run = {}
+    by_run: dict = {}
     for j in cols:
         run, metric = header[j].rsplit(" - ", 1)
         by_run.setdefault(run, {}).setdefault(metric, []).append(j)
