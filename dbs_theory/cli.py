@@ -8,10 +8,12 @@ group of ``pyproject.toml``. An entry point names a module with
 * ``run(args) -> int``: does the work (heavy imports belong inside it).
 
 So this module never imports ``sim`` or ``validate``. Errors a user can
-cause -- the package raises them as ``ValueError`` (bad values, files,
-configs) or ``OSError`` (files, folders, locks) -- become one line on
-stderr and exit code 2, with no traceback. Anything else is a bug: its
-traceback is printed with a line asking to report it (exit 1).
+cause -- the package raises them as ``ValueError`` / :class:`~dbs_theory.errors.UserError`
+(bad values, files, configs) or ``OSError`` (files, folders, locks) -- become one line on
+stderr and exit code 2, with no traceback (``--debug`` adds it). Anything else is a bug,
+a ``ValueError`` raised inside another library included (:func:`~dbs_theory.errors.raised_by_us`):
+its traceback is printed with a line asking to report it (exit 1). ``main`` restores the
+warning display it replaces.
 Ctrl-C exits 130 with one line.
 """
 
@@ -24,6 +26,7 @@ import threading
 from importlib import metadata
 
 from . import __version__
+from .errors import raised_by_us
 
 __all__ = ["main", "build_parser", "GROUP"]
 
@@ -65,6 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         "and examples",
     )
     parser.add_argument("--version", action="version", version=f"dbs-theory {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="print the traceback of a refusal too (or set DBS_DEBUG=1)"
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_OneLineParser)
     for ep in _commands():
         module = ep.load()
@@ -126,17 +132,20 @@ def main(argv=None) -> int:
     import signal
     import warnings
 
+    shown = warnings.showwarning
     warnings.showwarning = _one_line_warnings
-    parser = build_parser()
-    args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
-    if not getattr(args, "_run", None):
-        parser.print_help()
-        return 0
-    main_thread = threading.current_thread() is threading.main_thread()
-    old = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
+    old = None
     try:
+        parser = build_parser()
+        args = parser.parse_args(_joined(sys.argv[1:] if argv is None else list(argv)))
+        if not getattr(args, "_run", None):
+            parser.print_help()
+            return 0
+        main_thread = threading.current_thread() is threading.main_thread()
+        old = signal.signal(signal.SIGTERM, _terminated) if main_thread else None
         return _run(args)
     finally:
+        warnings.showwarning = shown  # what main changes, it restores (a notebook's warnings stay its own)
         if old is not None:
             signal.signal(signal.SIGTERM, old)
 
@@ -208,7 +217,13 @@ def _dispatch(args) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     except (ValueError, OSError) as exc:
+        if isinstance(exc, ValueError) and not raised_by_us(exc):
+            return _internal_error(args)  # a library's ValueError no check of ours turned into a message
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if _debug(args):
+            import traceback
+
+            traceback.print_exc()
         print(f"dbs {args.command}: error: {msg}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
@@ -216,15 +231,25 @@ def _dispatch(args) -> int:
         print(f"dbs {args.command}: {msg}", file=sys.stderr)
         return 130
     except Exception:  # a bug, not a user error: show where, and ask for a report
-        import traceback
+        return _internal_error(args)
 
-        traceback.print_exc()
-        print(
-            f"dbs {args.command}: internal error (a bug in dbs-theory {__version__}); please report it "
-            "with the traceback and command line above",
-            file=sys.stderr,
-        )
-        return 1
+
+def _internal_error(args) -> int:
+    """The exception being handled is a bug: its traceback, a line asking for a report, exit 1."""
+    import traceback
+
+    traceback.print_exc()
+    print(
+        f"dbs {args.command}: internal error (a bug in dbs-theory {__version__}); please report it "
+        "with the traceback and command line above",
+        file=sys.stderr,
+    )
+    return 1
+
+
+def _debug(args) -> bool:
+    """``dbs --debug`` or ``DBS_DEBUG=1``: a refusal prints its traceback too."""
+    return bool(getattr(args, "debug", False)) or os.environ.get("DBS_DEBUG", "") not in ("", "0")
 
 
 if __name__ == "__main__":  # pragma: no cover
