@@ -44,8 +44,10 @@ def test_unknown_derivation_exits_2():
 
 
 def test_user_errors_become_one_line(monkeypatch, capsys):
+    from dbs_theory.errors import UserError
+
     def boom(args):
-        raise ValueError("batch_size=-3 must be positive\nsecond line")
+        raise UserError("batch_size=-3 must be positive\nsecond line")
 
     monkeypatch.setattr("dbs_theory.commands.derive.run", boom)
     assert cli.main(["derive"]) == 2
