@@ -52,10 +52,10 @@ def experiment_rank(name: str) -> int:
 
 
 def _fit(d):
-    """``fit.json`` of folder ``d``, through its schema (:class:`dbs_theory.schemas.FitFile`)."""
-    from dbs_theory.schemas import FitFile, read
+    """``fit.json`` of folder ``d``: :meth:`dbs_theory.fit_table.BoptTable.load`."""
+    from dbs_theory.fit_table import BoptTable
 
-    return read(Path(d) / "fit.json", FitFile)
+    return BoptTable.load(Path(d) / "fit.json")
 
 
 def _display(loss, frac=0.02):

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "fit_summary",
+    "cell",
+    "FIT_VERSION",
     "BoptTable",
     "Estimate",
     "estimate",
@@ -24,6 +27,8 @@ __all__ = [
     "MIN_IDENTIFIED",
 ]
 
+#: fit.json's format; a file without ``version`` is format 1 (the one before it was written down)
+FIT_VERSION = 1
 #: quantity -> its estimators as ``(row column, source name)``, the law-free one first
 SOURCES = {
     "bopt": (("bopt_envelope", "envelope"), ("bopt", "three-phase fit")),
@@ -172,10 +177,29 @@ class BoptTable:
                 return i
         raise ValueError(f"target {target:g} is not one of this table's targets")
 
+    @classmethod
+    def load(cls, path):
+        """The fit.json ``dbs fit`` wrote at ``path`` (a file, or the folder holding it) as its typed record,
+        :class:`dbs_theory.schemas.FitFile`: rows, laws, verdicts, envelope, with :meth:`~FitFile.estimates`
+        and :meth:`~FitFile.summary` as here. One line names what is wrong with the file. (The fits and the
+        (S, E) points stay with the table that made them: a record holds what the file holds.)"""
+        from pathlib import Path
+
+        from .schemas import FitFile, read
+
+        p = Path(path)
+        return read(p / "fit.json" if p.is_dir() else p, FitFile)
+
+    def summary(self) -> str:
+        """The text table ``dbs fit`` prints (:func:`fit_summary`)."""
+        return fit_summary(self)
+
     def to_dict(self) -> dict:
-        """``fit.json``: ``laws[i]`` holds the fitted laws' parameters of ``rows[i]``."""
+        """``fit.json`` (format :data:`FIT_VERSION`): ``laws[i]`` holds the fitted laws' parameters of
+        ``rows[i]``."""
         laws = [{name: f.law.params() for name, f in fits.items()} for fits in self.fits]
         return dict(
+            version=FIT_VERSION,
             law=self.law,
             lr=self.lr,
             verdict=self.verdict,
@@ -252,3 +276,69 @@ def monotonicity(values, lo=None, hi=None):
         if v[i + 1] < v[i] and hi[i + 1] < lo[i]:
             return "does not hold"
     return "inconclusive"
+
+
+def cell(row, key) -> str:
+    """``value [lo, hi]``, ``value``, or ``n/i`` (not identified; the reason is printed below the table)."""
+    if key not in row:
+        return "n/i" if f"{key}_status" in row or key in ("bmin", "bopt") else "-"
+    if f"{key}_lo" in row:
+        return f"{row[key]:.4g} [{row[key + '_lo']:.3g}, {row[key + '_hi']:.3g}]"
+    return f"{row[key]:.4g}"
+
+
+def fit_summary(table) -> str:
+    """The table ``dbs fit`` prints, as text, for a :class:`BoptTable` or the fit.json record
+    (:meth:`BoptTable.load`): per target ``L*``, steps and data, ``Bmin``/``Bopt`` with intervals, each law's
+    R^2, the verdicts, and why cells are not identified."""
+    from .curves import DYNAMIC
+    from .table import format_table
+
+    out: list[str] = []
+
+    lr = "none recorded" if table.lr is None else f"{table.lr:g} (Bmin/Bopt hold at this rate)"
+    out.append(f"{len(table.rows)} targets; law {table.law}; learning rate {lr}")
+    cols, heads = [c for c, _ in COLUMNS], [h for _, h in COLUMNS]
+    rows = []
+    for r in table.rows:
+        row = dict(r)
+        for k in (c for pairs in SOURCES.values() for c, _ in pairs):
+            row[k] = cell(r, k)
+        for law in ("three_phase", "three_phase_free", "hyperbolic"):
+            if f"dof_{law}" in r:
+                row[law] = (
+                    f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})"
+                    if f"r2_log_{law}" in r
+                    else f"dof {r[f'dof_{law}']}: not fitted"
+                )
+        rows.append(row)
+    laws = [k for k in ("three_phase", "three_phase_free", "hyperbolic") if any(k in r for r in rows)]
+    out.append(format_table(rows, cols + laws + ["status"], heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
+    out.append(
+        f"\nBmin grows as the target falls: {table.verdict['bmin']} (from the {table.verdict['bmin_source']}); "
+        f"Bopt: {table.verdict['bopt']} (from the {table.verdict['bopt_source']})"
+    )
+    why = sorted(
+        {r[k].removeprefix("not identified: ") for r in table.rows for k in r if k.endswith("_status") and r[k] != "ok"}
+    )
+    if why:
+        out.append("not identified (n/i) because: " + "; ".join(why[:4]) + ("; ..." if len(why) > 4 else ""))
+    for r, _, why in (tuple(e) for e in table.excluded):
+        if why == DYNAMIC:
+            out.append(f"run {r!r}: {why}")
+    missed = [(r, t) for r, t, why in (tuple(e) for e in table.excluded) if why != DYNAMIC]
+    if missed:
+        out.append(
+            f"excluded {len(missed)} (run, target) pairs that never reached the target, e.g. "
+            + "; ".join(f"{r} @ {t:.4g}" for r, t in missed[:3])
+        )
+    if table.crossovers:
+        out.append(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
+        out.append(
+            format_table(
+                [c.to_dict() if hasattr(c, "to_dict") else c for c in table.crossovers[:6]],
+                ["b_small", "b_large", "data", "loss"],
+                ["B small", "B large", "data at crossing", "loss"],
+            )
+        )
+    return "\n".join(out)

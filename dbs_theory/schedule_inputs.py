@@ -42,10 +42,10 @@ def load_envelope(path):
     """``(envelope, lr, laws)`` from a ``dbs fit`` ``fit.json`` whose envelope identifies ``Bopt`` at >= 2 data
     amounts and holds per-batch losses, else ``None`` (an older fit.json, a frontier.json, or too few points:
     the per-target path)."""
-    from .schemas import FitFile, read
+    from .fit_table import BoptTable
 
     try:
-        fit = read(path, FitFile)
+        fit = BoptTable.load(path)
     except (OSError, ValueError):
         return None  # load_points names what is wrong with the file
     env = fit.envelope
@@ -56,9 +56,9 @@ def load_envelope(path):
 
 def sweep_envelope(path):
     """``(envelope, lr, laws)`` of a ``dbs fit`` ``fit.json`` whatever it identifies; one-line refusals."""
-    from .schemas import FitFile, read
+    from .fit_table import BoptTable
 
-    fit = read(path, FitFile)
+    fit = BoptTable.load(path)
     if fit.envelope is None or not fit.envelope.by_batch:
         raise ValueError(f"{path}: no sweep envelope with per-batch losses (a fit.json from dbs fit on a sweep)")
     return fit.envelope.as_dict(), fit.lr, fit.target_laws()

@@ -70,10 +70,11 @@ def online_rule(cfg: TrainConfig, world=1):
 
     sha = None
     if cfg.rule_fit:
-        from dbs_theory.schemas import FitFile, SchemaError, read
+        from dbs_theory.fit_table import BoptTable
+        from dbs_theory.schemas import SchemaError
 
         try:
-            fit = read(cfg.rule_fit, FitFile)
+            fit = BoptTable.load(cfg.rule_fit)
             bmin_table(fit.rows)  # refused here, naming the file, where it cannot serve the rule
         except OSError as exc:
             raise OSError(f"cannot read --rule-fit {cfg.rule_fit!r}: {exc.strerror or exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..fit_table import cell
 from .log_options import add_foreign_log_arguments, foreign_log_options
 
 __all__ = ["HELP", "add_arguments", "run", "print_table", "cell"]
@@ -133,65 +134,9 @@ def run(args):
     return 0
 
 
-def cell(row, key):
-    """``value [lo, hi]``, ``value``, or ``n/i`` (not identified; the reason is printed below the table)."""
-    if key not in row:
-        return "n/i" if f"{key}_status" in row or key in ("bmin", "bopt") else "-"
-    if f"{key}_lo" in row:
-        return f"{row[key]:.4g} [{row[key + '_lo']:.3g}, {row[key + '_hi']:.3g}]"
-    return f"{row[key]:.4g}"
-
-
-def print_table(table, format_table):
-    """Print a BoptTable for people."""
-    from ..bopt_table import COLUMNS, SOURCES
-    from ..curves import DYNAMIC
-
-    lr = "none recorded" if table.lr is None else f"{table.lr:g} (Bmin/Bopt hold at this rate)"
-    print(f"{len(table.rows)} targets; law {table.law}; learning rate {lr}")
-    cols, heads = [c for c, _ in COLUMNS], [h for _, h in COLUMNS]
-    rows = []
-    for r in table.rows:
-        row = dict(r)
-        for k in (c for pairs in SOURCES.values() for c, _ in pairs):
-            row[k] = cell(r, k)
-        for law in ("three_phase", "three_phase_free", "hyperbolic"):
-            if f"dof_{law}" in r:
-                row[law] = (
-                    f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})"
-                    if f"r2_log_{law}" in r
-                    else f"dof {r[f'dof_{law}']}: not fitted"
-                )
-        rows.append(row)
-    laws = [k for k in ("three_phase", "three_phase_free", "hyperbolic") if any(k in r for r in rows)]
-    print(format_table(rows, cols + laws + ["status"], heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
-    print(
-        f"\nBmin grows as the target falls: {table.verdict['bmin']} (from the {table.verdict['bmin_source']}); "
-        f"Bopt: {table.verdict['bopt']} (from the {table.verdict['bopt_source']})"
-    )
-    why = sorted(
-        {r[k].removeprefix("not identified: ") for r in table.rows for k in r if k.endswith("_status") and r[k] != "ok"}
-    )
-    if why:
-        print("not identified (n/i) because: " + "; ".join(why[:4]) + ("; ..." if len(why) > 4 else ""))
-    for r, _, why in table.excluded:
-        if why == DYNAMIC:
-            print(f"run {r!r}: {why}")
-    missed = [(r, t) for r, t, why in table.excluded if why != DYNAMIC]
-    if missed:
-        print(
-            f"excluded {len(missed)} (run, target) pairs that never reached the target, e.g. "
-            + "; ".join(f"{r} @ {t:.4g}" for r, t in missed[:3])
-        )
-    if table.crossovers:
-        print(f"{len(table.crossovers)} crossings of loss-vs-data curves, e.g.:")
-        print(
-            format_table(
-                [c.to_dict() for c in table.crossovers[:6]],
-                ["b_small", "b_large", "data", "loss"],
-                ["B small", "B large", "data at crossing", "loss"],
-            )
-        )
+def print_table(table, format_table=None):
+    """Print a BoptTable (or the fit.json record) for people: :func:`dbs_theory.fit_table.fit_summary`."""
+    print(table.summary())
 
 
 POINT_COLUMNS = ("batch_size", "target", "steps")

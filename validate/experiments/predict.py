@@ -27,7 +27,7 @@ from scipy import optimize
 
 from dbs_theory.bopt_table import bopt_table, chosen
 from dbs_theory.runs import es_points, load_runs, smooth
-from dbs_theory.schemas import FitFile, read
+from dbs_theory.fit_table import BoptTable
 from dbs_theory.table import format_table
 from dbs_theory.verdicts import Claim, Interval, error_verdict, paired_interval, verdict
 from sim import NQM, bmin as nqm_bmin, bopt as nqm_bopt, loss_at_steps, steps_to_target
@@ -149,7 +149,7 @@ def run(tier, root, jobs=None, progress=True):
     nqm, eta, info = calibrate(cal, L_init, start)
     info["k_lr_to_nqm"] = eta / tier.lr
     curve_rows, detail = _held_out_curves(nqm, eta, cal, test, start)
-    bt_rows, err = _target_errors(nqm, eta, cal, test, read(sweep_dir / "fit.json", FitFile))
+    bt_rows, err = _target_errors(nqm, eta, cal, test, BoptTable.load(sweep_dir / "fit.json"))
     adv = _advantage(nqm, eta, Path(root) / "schedule" / "summary.json", tier.budget)
     claims = _claims(curve_rows, info, test, err, adv)
     md = (
