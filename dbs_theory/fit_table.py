@@ -12,7 +12,10 @@ from typing import Any
 
 import numpy as np
 
+from .schemas import FitFile
+
 __all__ = [
+    "FitRecord",
     "fit_summary",
     "cell",
     "FIT_VERSION",
@@ -180,15 +183,15 @@ class BoptTable:
     @classmethod
     def load(cls, path):
         """The fit.json ``dbs fit`` wrote at ``path`` (a file, or the folder holding it) as its typed record,
-        :class:`dbs_theory.schemas.FitFile`: rows, laws, verdicts, envelope, with :meth:`~FitFile.estimates`
+        :class:`FitRecord`: rows, laws, verdicts, envelope, with :meth:`~FitFile.estimates`
         and :meth:`~FitFile.summary` as here. One line names what is wrong with the file. (The fits and the
         (S, E) points stay with the table that made them: a record holds what the file holds.)"""
         from pathlib import Path
 
-        from .schemas import FitFile, read
+        from .schemas import read
 
         p = Path(path)
-        return read(p / "fit.json" if p.is_dir() else p, FitFile)
+        return read(p / "fit.json" if p.is_dir() else p, FitRecord)
 
     def summary(self) -> str:
         """The text table ``dbs fit`` prints (:func:`fit_summary`)."""
@@ -342,3 +345,16 @@ def fit_summary(table) -> str:
             )
         )
     return "\n".join(out)
+
+
+class FitRecord(FitFile):
+    """fit.json read back (:meth:`BoptTable.load`): its schema (:class:`dbs_theory.schemas.FitFile`) with the
+    table's readings -- :meth:`estimates` and :meth:`summary` as :class:`BoptTable` gives them."""
+
+    def estimates(self, quantity: str, column: str | None = None) -> list:
+        """Per row, the :class:`Estimate` of ``quantity`` (``bmin``/``bopt``), as :meth:`BoptTable.estimates`."""
+        return chosen(self.rows, quantity) if column is None else [estimate(r, column) for r in self.rows]
+
+    def summary(self) -> str:
+        """The text table ``dbs fit`` printed (:func:`fit_summary`)."""
+        return fit_summary(self)

@@ -229,19 +229,6 @@ class FitFile(_Record):
             raise ValueError(f"'laws' must list one entry per row ({len(self.rows)}); got {len(self.laws)}")
         return self
 
-    def estimates(self, quantity: str, column: str | None = None) -> list:
-        """Per row, the :class:`~dbs_theory.fit_table.Estimate` of ``quantity`` (``bmin``/``bopt``), as
-        :meth:`dbs_theory.fit_table.BoptTable.estimates`."""
-        from .fit_table import chosen, estimate
-
-        return chosen(self.rows, quantity) if column is None else [estimate(r, column) for r in self.rows]
-
-    def summary(self) -> str:
-        """The text table ``dbs fit`` printed (:func:`dbs_theory.fit_table.fit_summary`)."""
-        from .fit_table import fit_summary
-
-        return fit_summary(self)
-
     def target_laws(self) -> list:
         """``(target, {law: params})`` per row (none for a hand-made file without laws)."""
         return [(r["target"], per_law) for r, per_law in zip(self.rows, self.laws)]
