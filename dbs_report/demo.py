@@ -89,7 +89,7 @@ def _nqm_claims(sim_dir, sched_dir):
 
         cross = sum(1 for r in csv.DictReader(open(sim_dir / "crossovers.csv")) if math.isfinite(float(r["data"])))
     sched = json.loads((sched_dir / "schedule_eval.json").read_text())["results"]
-    gains = [r["rows"][0]["loss"] - r["rows"][2]["loss"] for r in sched]
+    gains = [r["losses"]["best_fixed"] - r["losses"]["dynamic"] for r in sched]
     med = float(np.median(r2)) if r2 else math.nan
     return {
         "fit": (

@@ -130,7 +130,7 @@ def simulate_optimal_sections(d):
     """A ``dbs simulate optimal`` folder: per budget, the rules' table and the optimal schedule's figure."""
 
     data = read_json(d / "optimal.json")
-    steps = lambda js: (lambda s: (s.starts, s.sizes))(BatchSchedule.fromread_json(json.dumps(js)))
+    steps = lambda js: (lambda s: (s.starts, s.sizes))(BatchSchedule.from_json(json.dumps(js)))
     inputs = "measured" if data.get("measured") else "exact"
     text, figs = [], []
     for r in data["results"]:

@@ -30,6 +30,7 @@ import numpy as np
 
 from dbs_theory.batch_rules import ANNEAL, GAMMA
 from dbs_theory.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.numeric import stationary_moment
 
 from .nqm import NQM
 from .optimal import Problem, cell_arrays, optimal_schedule, problem
@@ -193,7 +194,7 @@ def floor_ratio(inp: RuleInputs, gamma=GAMMA, anneal=ANNEAL):
     horizon, peak = inp.prob.horizon, inp.eta
 
     def pick(k, D, eta, m, prev):
-        floor_B = float(w @ (eta * inp.nqm.c / (inp.nqm.h * (2.0 - eta * inp.nqm.h))))  # floor x B
+        floor_B = float(w @ stationary_moment(inp.nqm.h, inp.nqm.c, eta, 1.0))  # floor x B
         late = (inp.lr_schedule == "wsd" and eta < peak) or (inp.lr_schedule == "constant" and D >= 0.9 * horizon)
         B = (anneal if late else gamma) * floor_B / float(w @ m)
         return B
@@ -253,7 +254,7 @@ def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):
     def branch_loss(m, eta, B, data):
         a = np.abs(1.0 - eta * nqm.h) ** 2
         E = a ** (data / B)
-        return float(w @ (E * m + (1.0 - E) * eta * nqm.c / (B * nqm.h * (2.0 - eta * nqm.h))))
+        return float(w @ (E * m + (1.0 - E) * stationary_moment(nqm.h, nqm.c, eta, B)))
 
     def pick(k, D, eta, m, prev):
         if prev is None:

@@ -19,6 +19,7 @@ exactly ``D``.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import optimize
@@ -33,6 +34,7 @@ from .frontier import argmin_log, bopt, steps_to_target
 from .nqm import NQM
 
 __all__ = [
+    "ScheduleComparison",
     "loss_at_budget",
     "best_fixed_batch",
     "nqm_bopt_curve",
@@ -153,15 +155,70 @@ def best_k_piece(nqm: NQM, lr, budget: float, starts_from, K=8):
     return make(best[1]), float(best[0])
 
 
-def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
-    """(a)-(d) at one budget; see the module docstring.
+@dataclass(frozen=True)
+class ScheduleComparison:
+    """(a)-(d) at one budget (the module docstring): each schedule and its exact final loss.
 
-    Returns
-    -------
-    dict
-        ``rows`` (name, loss, schedule summary), ``gap_closed`` (fraction of the
-        fixed-to-K-piece loss gap the dynamic schedule closes), ``curve``.
+    Attributes
+    ----------
+    budget, eta : float             Data (examples) and the learning rate.
+    fixed_batch, best_fixed_loss    (a) the best fixed batch (examples) and its loss.
+    mid_batch, mid_loss             (b) the fixed batch midway (geometric) between the dynamic schedule's ends.
+    dynamic, dynamic_loss           (c) the paper's dynamic schedule (BatchSchedule) and its loss.
+    k_piece, k_piece_loss           (d) the best K-piece schedule and its loss.
+    bopt_curve : BoptCurve          The NQM's exact Bopt(D) the dynamic schedule follows.
+    pieces : int                    K, the pieces (d) may use.
     """
+
+    budget: float
+    eta: float
+    fixed_batch: float
+    best_fixed_loss: float
+    mid_batch: float
+    mid_loss: float
+    dynamic: BatchSchedule
+    dynamic_loss: float
+    k_piece: BatchSchedule
+    k_piece_loss: float
+    bopt_curve: object
+    pieces: int = 8
+
+    @property
+    def gap_closed(self) -> float:
+        """The fraction of the best-fixed to K-piece loss gap the dynamic schedule closes (NaN without a gap)."""
+        gap = self.best_fixed_loss - self.k_piece_loss
+        return (self.best_fixed_loss - self.dynamic_loss) / gap if gap > 0 else float("nan")
+
+    def losses(self) -> dict:
+        """``{best_fixed, mid_fixed, dynamic, k_piece}`` -> final loss: the arms by name."""
+        return dict(
+            best_fixed=self.best_fixed_loss,
+            mid_fixed=self.mid_loss,
+            dynamic=self.dynamic_loss,
+            k_piece=self.k_piece_loss,
+        )
+
+    def rows(self) -> list:
+        """The table for people: ``name``, ``loss``, ``batch`` (a summary of the schedule) per arm."""
+        d, kp = self.dynamic, self.k_piece
+        return [
+            dict(name="(a) best fixed", loss=self.best_fixed_loss, batch=f"{self.fixed_batch:.4g}"),
+            dict(name="(b) mid-range fixed", loss=self.mid_loss, batch=f"{self.mid_batch:.4g}"),
+            dict(
+                name="(c) dynamic (paper)",
+                loss=self.dynamic_loss,
+                batch=f"{d.sizes[0]:.3g} -> {d.sizes[-1]:.3g} ({len(d.sizes)} steps)",
+            ),
+            dict(
+                name=f"(d) best {self.pieces}-piece",
+                loss=self.k_piece_loss,
+                batch=" ".join(f"{b:.3g}" for b in kp.sizes),
+            ),
+        ]
+
+
+def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> ScheduleComparison:
+    """(a)-(d) at one budget (see the module docstring) as a :class:`ScheduleComparison`."""
     nqm.check_stable(eta)
     curve = nqm_bopt_curve(nqm, eta, budget)
     B_a, L_a = best_fixed_batch(nqm, eta, budget)
@@ -170,28 +227,7 @@ def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> dict:
     L_b = loss_at_budget(nqm, eta, B_b, budget)
     L_c = loss_at_budget(nqm, eta, dyn, budget)
     kp, L_d = best_k_piece(nqm, eta, budget, [constant_batch(B_a, "examples"), dyn], K)
-    rows = [
-        dict(name="(a) best fixed", loss=L_a, batch=f"{B_a:.4g}"),
-        dict(name="(b) mid-range fixed", loss=L_b, batch=f"{B_b:.4g}"),
-        dict(
-            name="(c) dynamic (paper)",
-            loss=L_c,
-            batch=f"{dyn.sizes[0]:.3g} -> {dyn.sizes[-1]:.3g} ({len(dyn.sizes)} steps)",
-        ),
-        dict(name=f"(d) best {K}-piece", loss=L_d, batch=" ".join(f"{b:.3g}" for b in kp.sizes)),
-    ]
-    gap = L_a - L_d
-    return dict(
-        budget=budget,
-        eta=eta,
-        rows=rows,
-        gap_closed=(L_a - L_c) / gap if gap > 0 else float("nan"),
-        curve=curve.to_dict(),
-        bopt_curve=curve,
-        dynamic=dyn,
-        k_piece=kp,
-        fixed_batch=B_a,
-    )
+    return ScheduleComparison(budget, eta, B_a, L_a, B_b, L_b, dyn, L_c, kp, L_d, curve, K)
 
 
 def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, fixed_batch=None) -> list:

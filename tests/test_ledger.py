@@ -82,7 +82,7 @@ def test_a_whole_run_reads_every_position_once(tmp_path, monkeypatch):
     with pytest.warns(UserWarning, match="200 tokens"):
         res = train_mod.train(cfg, progress=False)
     values = np.concatenate(read)
-    total = int(res["tokens"])
+    total = int(res.tokens)
     assert values.size == total and np.unique(values).size == total  # every token the log counts, once
     np.testing.assert_array_equal(values, physical(0, total, int(N * 0.95), 64))  # in the shuffled order
     rows = list(csv.DictReader((tmp_path / "r" / "log.csv").open()))

@@ -310,10 +310,10 @@ def test_nqm_dynamic_beats_best_fixed_and_k_piece_beats_both(budget):
     from sim.schedule_eval import compare_schedules
 
     res = compare_schedules(sim.NQM.zhang2019(10_000, nbins=100), 0.5, budget)
-    loss = {r["name"][:3]: r["loss"] for r in res["rows"]}
-    assert loss["(c)"] < loss["(a)"]
-    assert loss["(d)"] <= min(loss["(a)"], loss["(c)"]) * (1 + 1e-9)
-    assert 0 < res["gap_closed"] < 1
+    assert res.dynamic_loss < res.best_fixed_loss
+    assert res.k_piece_loss <= min(res.best_fixed_loss, res.dynamic_loss) * (1 + 1e-9)
+    assert 0 < res.gap_closed < 1
+    assert [r["loss"] for r in res.rows()] == list(res.losses().values())
 
 
 def test_schedule_cli_from_steps_and_from_frontier(tmp_path):

@@ -61,7 +61,7 @@ def test_default_corpus_is_deterministic_and_split_by_file():
 def test_tiny_run_writes_a_valid_log(tmp_path):
     res = T.train(cfg(tmp_path, "run"), progress=False)
     (run,) = load_runs(tmp_path / "run" / "log.csv")
-    assert run.step[-1] == res["steps"] == 50
+    assert run.step[-1] == res.steps == 50
     assert run.tokens[-1] == 12_800 and np.all(run.extra["world_size"] == 1)
     assert run.loss[-1] < run.loss[0]
     assert np.isfinite(run.extra["val_loss"]).sum() == 3  # every 20 steps, and at the end
@@ -299,7 +299,7 @@ def test_gns_is_logged_when_on(tmp_path):
 
 def test_bf16_autocast_option_trains(tmp_path):
     res = T.train(cfg(tmp_path, "bf16", tokens=2048, dtype="bf16"), progress=False)
-    assert np.isfinite(res["final_loss"])
+    assert np.isfinite(res.final_loss)
     with pytest.raises(ValueError, match="dtype"):
         T.train(cfg(tmp_path, "bad", dtype="fp64"), progress=False)
 
@@ -310,7 +310,7 @@ def test_torch_compile_matches_eager(tmp_path):
     eager = T.train(cfg(tmp_path, "eager", tokens=2048), progress=False)
     comp = T.train(cfg(tmp_path, "comp", tokens=2048, compile=1), progress=False)
     (a,), (b,) = load_runs(tmp_path / "eager" / "log.csv"), load_runs(tmp_path / "comp" / "log.csv")
-    assert comp["steps"] == eager["steps"] == 8
+    assert comp.steps == eager.steps == 8
     np.testing.assert_allclose(b.loss, a.loss, rtol=2e-3)
 
 
@@ -444,8 +444,8 @@ def test_an_online_rule_resumed_mid_way_decides_as_the_uninterrupted_run(tmp_pat
     B, D = (np.array([float(r[k]) for r in rows]) for k in ("batch_size", "tokens"))
     assert np.all(np.diff(B) >= 0) and B[-1] > 2 * B[0]
     changed = D[np.nonzero(np.diff(B))[0]]  # data at the end of the step before each change
-    assert len(full["decisions"]) == np.count_nonzero(np.diff(B)) + 1
-    assert all(d in {a for a, _ in full["decisions"]} for d in changed)
+    assert len(full.decisions) == np.count_nonzero(np.diff(B)) + 1
+    assert all(d in {a for a, _ in full.decisions} for d in changed)
 
 
 def test_the_noise_scale_rule_takes_the_logged_noise_scale_at_each_decision_and_resumes_exactly(tmp_path):

@@ -10,6 +10,7 @@ counter, and every DDP rank takes the same decisions without talking.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import contextlib
 import datetime
 import json
@@ -32,6 +33,7 @@ from .config import TrainConfig, build_parser, config_from_args
 from .data import load_corpus
 from .loop import LOG_FIELDS, BatchRule, Checkpointer, Logger, NoiseScale, NonFiniteLoss, Progress, Trainer
 from .model import Transformer, preset
+from .train_result import TrainResult
 from .train_schedules import batch_rounding, batch_schedule, lr_schedule, online_rule  # noqa: F401 (re-exported)
 
 __all__ = [
@@ -45,6 +47,7 @@ __all__ = [
     "build_parser",
     "config_from_args",
     "summary_line",
+    "TrainResult",
     "resolve_device",
 ]
 
@@ -234,7 +237,7 @@ def _finished(out, step, D, corpus) -> dict:
             f"{str(out / 'log.csv')!r} has no row for the final step {step}: log rows "
             "were lost; start the run again with --overwrite"
         )
-    return dict(
+    return TrainResult(
         steps=step,
         tokens=D,
         final_loss=float(done[-1]["loss"]),
@@ -307,7 +310,7 @@ def _model_and_opt(cfg, corpus, device):
     return model, opt
 
 
-def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dict:
+def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> TrainResult:
     """Train, log one row per step to ``<out>/log.csv``, checkpoint to ``<out>/ckpt.pt``.
 
     Under ``torchrun`` each rank takes its share of every micro-step's tokens
@@ -317,7 +320,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
     ``<out>`` (a second process training into it fails at once). ``resume``
     continues from ``<out>/ckpt.pt`` (a finished run is a no-op); a fresh
     start into a folder that holds a run needs ``overwrite``. Returns a
-    summary dict; raises :class:`NonFiniteLoss` if the loss blows up and
+    :class:`TrainResult`; raises :class:`NonFiniteLoss` if the loss blows up and
     :class:`Interrupted` after checkpointing on Ctrl-C or SIGTERM.
     """
     cfg.validate()
@@ -363,7 +366,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> dic
                 progress,
                 flag,
             )
-        return {**res, "batch_rounding": rounding}
+        return dataclasses.replace(res, batch_rounding=tuple(rounding))
 
 
 def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, start, device, rank, world, progress, flag):
@@ -415,17 +418,14 @@ def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, start, device, 
     if world > 1:
         torch.distributed.barrier()
         torch.distributed.destroy_process_group()
-    return dict(
+    return TrainResult(
         steps=t.n_steps,
         tokens=t.tokens,
         final_loss=s.loss if s else math.nan,
         log=str(log_path),
         corpus=corpus.describe(),
-        **(
-            {}
-            if rule is None
-            else dict(batch_rule=cfg.batch_rule, decisions=[list(p) for p in rule.schedule().segments])
-        ),
+        batch_rule=None if rule is None else cfg.batch_rule,
+        decisions=() if rule is None else tuple(tuple(p) for p in rule.schedule().segments),
     )
 
 
@@ -451,27 +451,9 @@ def main(argv=None) -> int:
     return 0
 
 
-def summary_line(res) -> str:
-    """One line for people about a finished (or already finished) run."""
-    if res.get("already_finished"):
-        return (
-            f"already finished: {res['steps']} steps, {res['tokens']:.0f} tokens, final loss "
-            f"{res['final_loss']:.4f}; nothing to do (log {res['log']})"
-        )
-    if res.get("decisions"):
-        sizes = " -> ".join(f"{b:g}" for _, b in res["decisions"])
-        note = f"; {res['batch_rule']} rule chose batches {sizes} tokens"
-    else:
-        note = ""
-    note += "".join(
-        f"; note: batch {r['requested']:g} tokens from {r['tokens_from']:g} ran as {r['used']} "
-        f"(not a whole number of {r['seq_len']}-token sequences)"
-        for r in res.get("batch_rounding", [])
-    )
-    return (
-        f"trained {res['steps']} steps, {res['tokens']:.0f} tokens, final loss {res['final_loss']:.4f}; "
-        f"log {res['log']} ({res['corpus']}){note}"
-    )
+def summary_line(res: TrainResult) -> str:
+    """One line for people about a finished (or already finished) run (:meth:`TrainResult.summary_line`)."""
+    return res.summary_line()
 
 
 if __name__ == "__main__":

@@ -34,22 +34,23 @@ def run(args):
         results.append(
             dict(
                 budget=budget,
-                rows=cmp["rows"],
-                gap_closed=cmp["gap_closed"],
-                curve=cmp["curve"],
-                ablations=ablations(nqm, eta, budget, curve=cmp["bopt_curve"], fixed_batch=cmp["fixed_batch"]),
-                dynamic=json.loads(cmp["dynamic"].to_json()),
+                rows=cmp.rows(),
+                losses=cmp.losses(),
+                gap_closed=cmp.gap_closed,
+                curve=cmp.bopt_curve.to_dict(),
+                ablations=ablations(nqm, eta, budget, curve=cmp.bopt_curve, fixed_batch=cmp.fixed_batch),
+                dynamic=json.loads(cmp.dynamic.to_json()),
                 trajectories=trajectories(
                     nqm,
                     eta,
                     {
-                        "best fixed": cmp["fixed_batch"],
-                        "dynamic (paper)": cmp["dynamic"],
-                        "best 8-piece": cmp["k_piece"],
+                        "best fixed": cmp.fixed_batch,
+                        "dynamic (paper)": cmp.dynamic,
+                        f"best {cmp.pieces}-piece": cmp.k_piece,
                     },
                     budget,
                 ),
-                k_piece=json.loads(cmp["k_piece"].to_json()),
+                k_piece=json.loads(cmp.k_piece.to_json()),
             )
         )
     measured = measured_schedules(nqm, eta, budgets[0], [budgets[0], 3 * budgets[0]])
