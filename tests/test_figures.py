@@ -195,18 +195,3 @@ def test_wide_report_tables_scroll_in_their_own_box():
     table_rule = style[style.index("table{") :].split("}")[0]
     assert "overflow-x:auto" in table_rule and "display:block" in table_rule
     assert "name='viewport'" in page and "<table>" in page
-
-
-def test_a_simulate_optimal_folder_renders_in_a_report(tmp_path, capsys):
-    """Each presenter runs on the folder its command writes (the optimal-schedule section once called a
-    method that did not exist, and no test rendered it)."""
-    from dbs_theory.cli import main
-
-    out = tmp_path / "opt"
-    assert (
-        main(["simulate", "optimal", "--budgets", "2e3", "--d", "50", "--pieces", "4", "--out", str(out), "--quiet"])
-        == 0
-    )
-    assert main(["report", str(out)]) == 0
-    text = (out / "report.md").read_text()
-    assert "Budget 2e+03 examples" in text and list((out / "figures").glob("*.png"))
