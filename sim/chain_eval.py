@@ -113,9 +113,9 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
     compute once per spectrum and budget)."""
     from dbs_theory.batch_schedules import constant_batch
 
-    from .schedule_eval import paper_schedule, best_fixed_batch, best_k_piece, loss_at_budget, nqm_bopt_curve
+    from .schedule_eval import paper_schedule, nqm_best_fixed_batch, best_k_piece, loss_at_budget, nqm_bopt_curve
 
-    B_opt, L_opt = best_fixed_batch(nqm, eta, budget)
+    B_opt, L_opt = nqm_best_fixed_batch(nqm, eta, budget)
     paper = paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
     kp, L_c = best_k_piece(nqm, eta, budget, [constant_batch(B_opt, "examples"), paper], K=K)
     probes = [float(budget * f) for f in PROBES]
@@ -128,7 +128,7 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
         k_piece=kp,
         L_c=L_c,
         probes=probes,
-        bopt_exact=[best_fixed_batch(nqm, eta, D)[0] for D in probes],
+        bopt_exact=[nqm_best_fixed_batch(nqm, eta, D)[0] for D in probes],
     )
 
 

@@ -210,13 +210,13 @@ def optimal_schedule(
         The schedule (examples) and its exact loss at the run's end; with
         ``return_info`` a third item, a dict (``fixed``, ``relaxed``, ``start``, ``horizon``).
     """
-    from .schedule_eval import best_fixed_batch
+    from .schedule_eval import nqm_best_fixed_batch
 
     nqm.check_stable(eta)
     if not (math.isfinite(min_batch) and min_batch > 0):
         raise ValueError(f"min_batch={min_batch!r} must be a positive number of examples")
     prob = problem(eta, budget, lr_schedule, pieces)
-    fixed = fixed or best_fixed_batch(nqm, prob.lr, prob.horizon, min_batch=min_batch)
+    fixed = fixed or nqm_best_fixed_batch(nqm, prob.lr, prob.horizon, min_batch=min_batch)
     candidates = dict(candidates or {})
     if pieces > BASE_PIECES:
         candidates["coarser optimum"] = optimal_schedule(

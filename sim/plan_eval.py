@@ -28,7 +28,7 @@ from dbs_theory.runs import Run
 
 from .identify import design_batches, exact_runs
 from .montecarlo import monte_carlo
-from .schedule_eval import best_fixed_batch
+from .schedule_eval import nqm_best_fixed_batch
 
 __all__ = ["compare", "grid_sweep", "planned_sweep", "SPECTRA"]
 
@@ -119,7 +119,7 @@ def compare(
     rows = []
     for name, (ctor, kw) in tqdm((spectra or SPECTRA).items(), desc="spectra", disable=not progress):
         nqm = getattr(NQM, ctor)(d, **kw)
-        truth = best_fixed_batch(nqm, eta, budget)[0]
+        truth = nqm_best_fixed_batch(nqm, eta, budget)[0]
         for method, fn in (("plain grids", grid_sweep), ("planner", planned_sweep)):
             n_runs, data, plan = fn(_Maker(nqm, eta, noise, seed), budget, lo, hi, tol)
             rows.append(

@@ -92,10 +92,10 @@ def reference(nqm: NQM, eta: float, budget: float, plan: LRPlan) -> dict:
     """The exact answers for a run of ``budget`` examples under ``plan``: the best fixed batch (>= 1 example)
     and the optimum (32 pieces, batches >= 1 example)."""
     from .optimal import optimal_schedule
-    from .schedule_eval import best_fixed_batch
+    from .schedule_eval import nqm_best_fixed_batch
 
     lr = plan.schedule(eta, budget)
-    B, L = best_fixed_batch(nqm, lr, budget, min_batch=1.0)
+    B, L = nqm_best_fixed_batch(nqm, lr, budget, min_batch=1.0)
     opt, L_opt = optimal_schedule(nqm, eta, budget, plan, fixed=(B, L))
     return dict(
         B_fixed=float(B), L_fixed=float(L), L_opt=float(L_opt), optimum=[[float(a), float(b)] for a, b in opt.segments]

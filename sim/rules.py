@@ -50,7 +50,7 @@ __all__ = [
     "paper",
     "noise_scale",
     "seesaw",
-    "late_switch",
+    "late_switch_rule",
     "merrill_doubling",
     "floor_ratio",
     "compare_rules",
@@ -137,10 +137,10 @@ def exact_envelope(nqm: NQM, eta: float, budget: float):
 def rule_inputs(nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces=32, fixed=None) -> RuleInputs:
     """The (oracle) inputs of every rule for one run (module doc). Where no envelope can be fitted the inputs
     carry none (``curve`` None, ``curve_error`` why)."""
-    from .schedule_eval import best_fixed_batch
+    from .schedule_eval import nqm_best_fixed_batch
 
     prob = problem(eta, budget, lr_schedule, pieces)
-    fixed = fixed or best_fixed_batch(nqm, prob.lr, prob.horizon)
+    fixed = fixed or nqm_best_fixed_batch(nqm, prob.lr, prob.horizon)
     curve = exact_envelope(nqm, eta, budget)
     return RuleInputs(nqm, eta, budget, lr_schedule, prob, curve[0], fixed[0], fixed[1], curve[1])
 
@@ -234,7 +234,7 @@ def seesaw(inp: RuleInputs, kmax=8):
     return BatchSchedule(tuple(starts), tuple(sizes), "examples", kind="step", params=dict(rule="seesaw")), lr
 
 
-def late_switch(inp: RuleInputs, at=0.75, ratio=4.0):
+def late_switch_rule(inp: RuleInputs, at=0.75, ratio=4.0):
     """Late switching (arXiv 2602.14208, :func:`dbs_theory.batch_rules.late_switch`): half the best fixed batch
     until ``at`` of the budget, then ``ratio`` times that (one switch, late)."""
     from dbs_theory.batch_rules import late_switch as build
@@ -271,7 +271,7 @@ RULES = {
     "paper": paper,
     "noise scale (McCandlish)": noise_scale,
     "Seesaw": seesaw,
-    "late switch": late_switch,
+    "late switch": late_switch_rule,
     "Merrill doubling": merrill_doubling,
     "floor ratio (ours)": floor_ratio,
 }
@@ -317,10 +317,10 @@ def compare_rules(
     never halves) gets ``loss`` and ``gap_closed`` NaN, ``schedule`` None and
     the reason in ``note``.
     """
-    from .schedule_eval import best_fixed_batch, loss_at_budget
+    from .schedule_eval import nqm_best_fixed_batch, loss_at_budget
 
     prob = problem(eta, budget, lr_schedule, pieces)
-    fixed = best_fixed_batch(nqm, prob.lr, prob.horizon)
+    fixed = nqm_best_fixed_batch(nqm, prob.lr, prob.horizon)
     inp = rule_inputs(nqm, eta, budget, lr_schedule, pieces, fixed=fixed)
     built = {}
     for name, fn in (rules or RULES).items():

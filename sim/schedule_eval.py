@@ -36,7 +36,7 @@ from .nqm import NQM
 __all__ = [
     "ScheduleComparison",
     "loss_at_budget",
-    "best_fixed_batch",
+    "nqm_best_fixed_batch",
     "nqm_bopt_curve",
     "best_k_piece",
     "compare_schedules",
@@ -89,7 +89,7 @@ def crossing_step(batch_size, budget: float) -> float:
         D += to_edge * b
 
 
-def best_fixed_batch(nqm: NQM, lr, budget: float, min_batch: float = 0.0):
+def nqm_best_fixed_batch(nqm: NQM, lr, budget: float, min_batch: float = 0.0):
     """``(B, loss)``: the fixed batch with the lowest loss at the budget (10 to 200 000 steps, and at least
     ``min_batch`` examples)."""
     fun = lambda B: loss_at_budget(nqm, lr, B, budget)
@@ -99,7 +99,7 @@ def best_fixed_batch(nqm: NQM, lr, budget: float, min_batch: float = 0.0):
 def nqm_bopt_curve(nqm: NQM, eta: float, budget: float, n=10):
     """``Bopt(D)`` fitted (power law) through exact ``(Emin, Bopt)`` pairs spanning the budget."""
     L0 = nqm.initial_loss()
-    _, L_end = best_fixed_batch(nqm, eta, 3 * budget)
+    _, L_end = nqm_best_fixed_batch(nqm, eta, 3 * budget)
     targets = np.geomspace(0.5 * L0, L_end * 1.01, n)
     E, B = [], []
     for t in targets:
@@ -221,7 +221,7 @@ def compare_schedules(nqm: NQM, eta: float, budget: float, K=8) -> ScheduleCompa
     """(a)-(d) at one budget (see the module docstring) as a :class:`ScheduleComparison`."""
     nqm.check_stable(eta)
     curve = nqm_bopt_curve(nqm, eta, budget)
-    B_a, L_a = best_fixed_batch(nqm, eta, budget)
+    B_a, L_a = nqm_best_fixed_batch(nqm, eta, budget)
     dyn = paper_schedule(curve, budget)
     B_b = math.sqrt(dyn.sizes[0] * dyn.sizes[-1])
     L_b = loss_at_budget(nqm, eta, B_b, budget)
@@ -238,7 +238,7 @@ def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, f
     """
     curve = curve or nqm_bopt_curve(nqm, eta, budget)
     dyn = paper_schedule(curve, budget, horizon=budget * (1 + decay_frac))
-    B_fix = fixed_batch or best_fixed_batch(nqm, eta, budget)[0]
+    B_fix = fixed_batch or nqm_best_fixed_batch(nqm, eta, budget)[0]
     rows = []
     # 1. constant LR vs sqrt-rescaled at each increase
     sqrt = lr_rescale("sqrt", dyn.sizes[0])
@@ -269,7 +269,7 @@ def ablations(nqm: NQM, eta: float, budget: float, decay_frac=0.2, curve=None, f
     )
     # 3. cosine schedule: best fixed batch (re-optimised under cosine) vs dynamic
     lr_cos = cosine(eta, budget)
-    B_cos, L_cos = best_fixed_batch(nqm, lr_cos, budget)
+    B_cos, L_cos = nqm_best_fixed_batch(nqm, lr_cos, budget)
     rows.append(
         dict(
             name="cosine LR: best fixed vs dynamic batch",
@@ -327,7 +327,7 @@ def measured_schedules(nqm: NQM, eta: float, swept: float, budgets, batches=None
     }
     rows = []
     for budget in budgets:
-        B_fix, L_fix = best_fixed_batch(nqm, eta, budget)
+        B_fix, L_fix = nqm_best_fixed_batch(nqm, eta, budget)
         scheds = {name: paper_schedule(c, budget) for name, c in curves.items()}
         scheds["exact Bopt(D) (NQM)"] = paper_schedule(nqm_bopt_curve(nqm, eta, budget), budget)
         rows.append(

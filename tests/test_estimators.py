@@ -14,7 +14,7 @@ import sim
 from dbs_theory import numeric
 from dbs_theory.estimators import envelope_bopt, floor_bmin, tail_floor
 from dbs_theory.runs import Run
-from sim.schedule_eval import best_fixed_batch
+from sim.schedule_eval import nqm_best_fixed_batch
 
 ETA = 0.5
 
@@ -34,7 +34,7 @@ def check_envelope(nqm, runs, tol):
     assert env.identified.mean() >= 0.7
     errs = []
     for j in np.nonzero(env.identified)[0]:
-        exact = best_fixed_batch(nqm, ETA, D[j])[0]
+        exact = nqm_best_fixed_batch(nqm, ETA, D[j])[0]
         errs.append(abs(env.bopt[j] / exact - 1))
     assert max(errs) <= tol, errs
     return env
@@ -202,7 +202,7 @@ def test_a_coarse_grid_brackets_bopt_instead_of_guessing(small):
     coarse = runs[::3]  # batches 1, 8, 64, 512, 4096: 8x apart
     env = envelope_bopt(coarse, [2e5], bootstrap=0)
     assert not env.identified[0] and "apart" in env.reason[0]
-    exact = best_fixed_batch(nqm, ETA, 2e5)[0]
+    exact = nqm_best_fixed_batch(nqm, ETA, 2e5)[0]
     assert env.lo[0] < exact < env.hi[0] and env.hi[0] / env.lo[0] == pytest.approx(64)
 
 
@@ -212,7 +212,7 @@ def test_nearly_equal_batches_are_pooled_not_fitted_through(small):
     twins = [Run(r.name + "b", r.batch_size * 1.02, r.step, r.tokens * 1.02, r.loss) for r in runs[3:9]]
     D = 2e5
     env = envelope_bopt(runs + twins, [D], bootstrap=50)
-    exact = best_fixed_batch(nqm, ETA, D)[0]
+    exact = nqm_best_fixed_batch(nqm, ETA, D)[0]
     assert env.identified[0] and abs(env.bopt[0] / exact - 1) < 0.10
     assert env.hi[0] / env.lo[0] < 1.5
 
@@ -239,7 +239,7 @@ def test_90pct_intervals_cover_the_truth_under_correlated_noise():
     nqm = sim.NQM.zhang2019(300)
     base = plain_sweep(nqm, batches=2.0 ** np.arange(12), budget=2e4, points=300)
     D = np.geomspace(1e3, 1.5e4, 5)
-    truth = np.array([best_fixed_batch(nqm, ETA, x)[0] for x in D])
+    truth = np.array([nqm_best_fixed_batch(nqm, ETA, x)[0] for x in D])
     targets = np.geomspace(0.5, 1.1 * min(r.loss.min() for r in base), 4)
     bmin = np.array([float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr)) for t in targets])
     env_hits, floor_hits = [], []
@@ -267,7 +267,7 @@ def test_90pct_intervals_cover_the_truth_with_monte_carlo_sgd(spacing):
     ones = mc_runs(nqm, ETA, batches, 1e5, 16, 1, seed=1, spacing=spacing)
     fours = [sum(ones[4 * i : 4 * i + 4], []) for i in range(4)]  # four seeds per batch, as separate runs
     D = np.geomspace(3e2, 5e4, 8)
-    truth = np.array([best_fixed_batch(nqm, ETA, x)[0] for x in D])
+    truth = np.array([nqm_best_fixed_batch(nqm, ETA, x)[0] for x in D])
     targets = np.geomspace(1.0, 0.03, 5)
     bmin = np.array([float(numeric.bmin(nqm.h, nqm.c * nqm.weights, ETA, t, nqm.L_irr)) for t in targets])
     for sweeps in (ones, fours):

@@ -21,7 +21,7 @@ from dbs_theory.curves import es_points
 from dbs_theory.estimators import envelope_bopt
 from dbs_theory.runs import Run
 from sim.frontier import loss_at_steps, steps_to_target
-from sim.schedule_eval import best_fixed_batch
+from sim.schedule_eval import nqm_best_fixed_batch
 
 BATCHES = 2.0 ** np.arange(11)  # 1 .. 1024 examples
 BUDGET = 1e5  # examples; the smallest batch runs 1e5 steps
@@ -77,7 +77,7 @@ SPECTRA = {
 @pytest.fixture(scope="module", params=sorted(SPECTRA))
 def spectrum(request):
     nqm, eta = SPECTRA[request.param]
-    truth = np.array([best_fixed_batch(nqm, eta, x)[0] for x in D])
+    truth = np.array([nqm_best_fixed_batch(nqm, eta, x)[0] for x in D])
     top = nqm.initial_loss()
     low = min(float(loss_at_steps(nqm, eta, B, [BUDGET // B])[0]) for B in BATCHES[:6])
     targets = np.geomspace(0.6 * top, 1.05 * low, 6)

@@ -13,7 +13,7 @@ import sim
 from dbs_theory.planner import NEAR, plan_sweep, precision
 from dbs_theory.runs import Run
 from sim.identify import exact_runs
-from sim.schedule_eval import best_fixed_batch
+from sim.schedule_eval import nqm_best_fixed_batch
 
 ETA, BUDGET = 0.5, 2e4
 
@@ -36,7 +36,7 @@ def test_precision_is_the_larger_relative_half_width(b, lo, hi, want):
 
 
 def test_a_grid_that_brackets_bopt_densely_is_done(nqm):
-    exact = best_fixed_batch(nqm, ETA, BUDGET)[0]
+    exact = nqm_best_fixed_batch(nqm, ETA, BUDGET)[0]
     plan = plan_sweep(sweep(nqm, 2.0 ** np.arange(0, 10, 0.5)), BUDGET, tol=0.10, bootstrap=50)
     assert plan.done and not plan.proposals and plan.precision <= 0.10
     assert abs(plan.bopt / exact - 1) <= 0.10
@@ -45,7 +45,7 @@ def test_a_grid_that_brackets_bopt_densely_is_done(nqm):
 
 
 def test_bopt_below_the_grid_asks_for_smaller_batches(nqm):
-    exact = best_fixed_batch(nqm, ETA, BUDGET)[0]
+    exact = nqm_best_fixed_batch(nqm, ETA, BUDGET)[0]
     lowest = 2 ** math.ceil(math.log2(exact) + 1)  # the grid starts above Bopt
     plan = plan_sweep(sweep(nqm, lowest * 2.0 ** np.arange(6)), BUDGET, bootstrap=20)
     assert not plan.identified and "below" in plan.reason

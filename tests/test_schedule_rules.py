@@ -17,7 +17,7 @@ from dbs_theory.schedule_rules import RULES, schedule_from_fit, stitch, sure_ble
 from sim import rule_chain as rc
 from sim.chain_eval import sweep_logs
 from sim.nqm import NQM
-from sim.schedule_eval import best_fixed_batch, loss_at_budget
+from sim.schedule_eval import nqm_best_fixed_batch, loss_at_budget
 from tests.dbs_cli import dbs
 
 BUDGET, ETA = 2e4, 0.5
@@ -50,7 +50,7 @@ def test_calibrated_rule_reaches_the_optimum_under_wsd(sweep):
     """On exact logs the default rule closes >= 90% of the gap from the best fixed batch to the optimum."""
     nqm, _, fit = sweep
     lr = WSD.schedule(ETA, BUDGET)
-    B, L_fix = best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
+    B, L_fix = nqm_best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
     L_opt = sim.optimal_schedule(nqm, ETA, BUDGET, WSD, fixed=(B, L_fix))[1]
     choice = schedule_from_fit(fit, BUDGET, "calibrated", WSD, unit="examples")
     L = loss_at_budget(nqm, lr, choice.schedule, BUDGET)
@@ -127,7 +127,7 @@ def test_dbs_schedule_main_path_with_decay(tmp_path, sweep):
 
     sched = BatchSchedule.from_json((tmp_path / "s" / "schedule.json").read_text())
     lr = WSD.schedule(ETA, BUDGET)
-    assert loss_at_budget(nqm, lr, sched, BUDGET) < best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)[1]
+    assert loss_at_budget(nqm, lr, sched, BUDGET) < nqm_best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)[1]
 
 
 @pytest.mark.parametrize("flag, value", [("--decay", "1.0"), ("--decay", "-0.1"), ("--final-lr", "2")])
@@ -143,7 +143,7 @@ def test_calibrated_rule_uses_the_lr_plan():
     nqm, eta = NQM.power_law(300, 2.5, noise_exponent=0.5), 0.5
     fit = bopt_table(sweep_logs(nqm, eta, 2.0 ** np.arange(10), BUDGET)[0], bootstrap=0).to_dict()
     lr = WSD.schedule(eta, BUDGET)
-    B, L_fix = best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
+    B, L_fix = nqm_best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
     L_opt = sim.optimal_schedule(nqm, eta, BUDGET, WSD, fixed=(B, L_fix))[1]
     gap = lambda plan: (
         (
@@ -168,7 +168,7 @@ def test_main_path_on_the_steep_spectrum_beats_the_best_fixed_batch_under_wsd(se
     pick; seeds 0-4 beat it by 17-50% when this was written)."""
     nqm, eta, H = NQM.power_law(800, 1.8, noise_exponent=1.2), 0.4, 1.2e5
     lr = WSD.schedule(eta, H)
-    _, L_fix = best_fixed_batch(nqm, lr, H, min_batch=1.0)
+    _, L_fix = nqm_best_fixed_batch(nqm, lr, H, min_batch=1.0)
     runs = sweep_logs(nqm, eta, 2.0 ** np.arange(11), H, "mc", 1, 1, seed)[0]
     choice = schedule_from_fit(bopt_table(runs, bootstrap=200, seed=0).to_dict(), H, lr_plan=WSD, unit="examples")
     assert loss_at_budget(nqm, lr, choice.schedule, H) < L_fix
@@ -333,7 +333,7 @@ def test_main_path_on_logs_with_a_gap_a_restart_and_noise(tmp_path, sweep):
     from dbs_theory.batch_schedules import BatchSchedule
 
     lr = WSD.schedule(ETA, BUDGET)
-    B, L_fix = best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
+    B, L_fix = nqm_best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
     L_opt = sim.optimal_schedule(nqm, ETA, BUDGET, WSD, fixed=(B, L_fix))[1]
     L = loss_at_budget(nqm, lr, BatchSchedule.from_json((tmp_path / "s" / "schedule.json").read_text()), BUDGET)
     assert (L_fix - L) / (L_fix - L_opt) >= 0.8

@@ -33,7 +33,7 @@ from .data import batch_at
 from .gns import GNSEstimator, two_batch_estimates
 
 __all__ = [
-    "Step",
+    "TrainStep",
     "Trainer",
     "NoiseScale",
     "BatchRule",
@@ -58,7 +58,7 @@ class NonFiniteLoss(RuntimeError):
 
 
 @dataclass
-class Step:
+class TrainStep:
     """One optimizer step: its plan (``seq_len``, ``micro`` sequences x ``accum`` micro-steps, ``batch_size``
     tokens, ``lr``) and outcome (mean ``loss``, ``stop`` on Ctrl-C, the first micro-batch's squared gradient
     norm ``sq_small`` when the noise scale is measured)."""
@@ -116,7 +116,7 @@ class Trainer:
         self._warned = False
         self.hooks = []
 
-    def plan(self) -> Step:
+    def plan(self) -> TrainStep:
         """The next step's sizes and learning rate, from the tokens consumed so far."""
         L = self.seq_len_at(self.tokens)
         want = self.batch_for(self.tokens)
@@ -131,9 +131,9 @@ class Trainer:
             )
         every = self.cfg.gns_every
         measure = every > 0 and accum > 1 and self.world == 1 and (self.n_steps + 1) % every == 0
-        return Step(L, micro, accum, actual, want, self._rescale(self.lr_at(self.tokens), actual), measure)
+        return TrainStep(L, micro, accum, actual, want, self._rescale(self.lr_at(self.tokens), actual), measure)
 
-    def step(self, stop_flag=None) -> Step:
+    def step(self, stop_flag=None) -> TrainStep:
         """Plan, accumulate the gradient, run ``after_backward`` hooks, update, run ``after_step`` hooks."""
         s = self.plan()
         for g in self.opt.param_groups:
@@ -152,7 +152,7 @@ class Trainer:
             getattr(h, "after_step", _skip)(self, s)
         return s
 
-    def _accumulate(self, s: Step, stop: bool) -> None:
+    def _accumulate(self, s: TrainStep, stop: bool) -> None:
         """Forward/backward over ``s.accum`` micro-batches (the gradient of their mean loss).
 
         Rank ``r`` of ``W`` reads the ``r``-th micro-batch of each group of ``W``; under DDP the loss and
@@ -211,7 +211,7 @@ class NoiseScale:
         self.ema = GNSEstimator()
         self.last = None
 
-    def after_backward(self, t: Trainer, s: Step) -> None:
+    def after_backward(self, t: Trainer, s: TrainStep) -> None:
         self.last = None
         if s.measure and s.sq_small is not None:
             b_small, sq_big = s.micro * s.seq_len, grad_sq(t.model)
@@ -240,7 +240,7 @@ class BatchRule:
     def __init__(self, rule, noise: NoiseScale):
         self.rule, self.noise = rule, noise
 
-    def after_step(self, t: Trainer, s: Step) -> None:
+    def after_step(self, t: Trainer, s: TrainStep) -> None:
         self.rule.observe(s.loss, self.noise.ema.value)
         if self.rule.due(t.tokens):
             self.rule.decide(t.tokens)
@@ -266,7 +266,7 @@ class Logger:
         final = t.tokens >= t.cfg.tokens and t.cfg.final_eval_tokens > 0
         return evaluate(t.model, t.corpus, t.cfg, t.device, t.cfg.final_eval_tokens if final else None)
 
-    def after_step(self, t: Trainer, s: Step) -> None:
+    def after_step(self, t: Trainer, s: TrainStep) -> None:
         due = self.eval_due(t.cfg, t.n_steps, t.tokens, s.batch_size)
         row = dict(
             run=self.run,
@@ -291,7 +291,7 @@ class Checkpointer:
     def __init__(self, path, payload):
         self.path, self.payload = path, payload
 
-    def after_step(self, t: Trainer, s: Step) -> None:
+    def after_step(self, t: Trainer, s: TrainStep) -> None:
         cfg = t.cfg
         early = s.stop or (cfg.stop_at_tokens is not None and t.tokens >= cfg.stop_at_tokens)
         if t.n_steps % cfg.checkpoint_every == 0 or t.tokens >= cfg.tokens or early:
@@ -307,7 +307,7 @@ class Progress:
         self.bar = tqdm(total=int(total), initial=int(initial), unit="tok", disable=not enabled, desc=desc)
         self.t0, self.D0, self.enabled = time.perf_counter(), initial, enabled
 
-    def after_step(self, t: Trainer, s: Step) -> None:
+    def after_step(self, t: Trainer, s: TrainStep) -> None:
         if self.enabled:
             self.bar.update(s.batch_size)
             rate = (t.tokens - self.D0) / (time.perf_counter() - self.t0 + 1e-9)
