@@ -108,7 +108,7 @@ def test_the_exact_bar_is_never_worse_and_eighty_percent_of_the_paper_rule():
 
 
 @pytest.mark.slow
-def test_the_main_path_meets_issue_26s_bars_on_a_reduced_benchmark():
+def test_the_main_path_meets_its_bars_on_a_reduced_benchmark():
     rows, cases = study(d=300, eta=ETA, budgets=[1e5], spectra=["zhang2019"], grids=["2x"], logs=["exact", "MC 1 seed"])
     exact = [r for r in rows if r["logs"] == "exact"]
     mc = [r for r in rows if r["logs"] != "exact"]

@@ -89,7 +89,7 @@ def test_problem_pieces_and_cells():
         O.problem(0.5, 1e5, "constant", pieces=2)
 
 
-def test_issue_numbers_and_optimum_constant_lr():
+def test_the_documented_numbers_and_optimum_constant_lr():
     """Zhang d = 1000, eta = 0.5, budget 1e5: the measured best fixed, paper and best 8-piece, beaten."""
     nqm = NQM.zhang2019(1000)
     rows = {r["rule"]: r for r in sim.compare_rules(nqm, 0.5, 1e5, "constant", rules={"paper": R.paper})}
@@ -103,7 +103,7 @@ def test_issue_numbers_and_optimum_constant_lr():
 
 
 @pytest.mark.slow
-def test_issue_numbers_wsd_and_refinement():
+def test_the_documented_wsd_numbers_and_refinement():
     """The WSD numbers; 64 pieces and 32 pieces within 1% of each other (1.5% under a constant
     rate, whose optimum rises steeply in the last few percent of the run: measured 1.0%)."""
     nqm = NQM.zhang2019(1000)
