@@ -362,12 +362,25 @@ def _without(env, i):
     return out
 
 
+#: the most leave-one-batch-out refits of the calibrated rule (each is one calibration, ~2 s)
+MAX_REFITS = 16
+
+
+def refit_batches(n: int, most: int = MAX_REFITS) -> list:
+    """Which of ``n`` swept batches the refits leave out, one each: all of them up to ``most``, else ``most``
+    spread evenly over the grid, both ends included (an 80-batch sweep took 80 calibrations, minutes)."""
+    if n <= most:
+        return list(range(n))
+    return sorted({int(round(x)) for x in np.linspace(0, n - 1, most)})
+
+
 def _refits(env, cal):
-    """The calibration repeated with each batch left out (from the full fit's parameters), as models."""
+    """The calibration repeated with a batch left out (:func:`refit_batches`; from the full fit's parameters),
+    as models."""
     from .calibrate import calibrate
 
     models = []
-    for i in range(len(env["batches"])):
+    for i in refit_batches(len(env["batches"])):
         try:
             models.append(calibrate(_without(env, i), start=list(cal.params.values())).model)
         except ValueError:

@@ -337,3 +337,13 @@ def test_main_path_on_logs_with_a_gap_a_restart_and_noise(tmp_path, sweep):
     L_opt = sim.optimal_schedule(nqm, ETA, BUDGET, WSD, fixed=(B, L_fix))[1]
     L = loss_at_budget(nqm, lr, BatchSchedule.from_json((tmp_path / "s" / "schedule.json").read_text()), BUDGET)
     assert (L_fix - L) / (L_fix - L_opt) >= 0.8
+
+
+def test_the_refits_leave_out_every_batch_up_to_the_cap_then_a_spread_with_both_ends():
+    from dbs_theory.schedule_rules import MAX_REFITS, refit_batches
+
+    assert refit_batches(11) == list(range(11)) and refit_batches(MAX_REFITS) == list(range(MAX_REFITS))
+    many = refit_batches(MAX_REFITS + 1)
+    assert len(many) == MAX_REFITS and many[0] == 0 and many[-1] == MAX_REFITS
+    spread = refit_batches(80)
+    assert len(spread) == MAX_REFITS and spread[0] == 0 and spread[-1] == 79 and max(np.diff(spread)) <= 6
