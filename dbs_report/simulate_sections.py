@@ -20,12 +20,19 @@ __all__ = ["read_json", "simulate_figures", "simulate_schedule_figures", "simula
 def read_json(path):
     """The JSON in a results file; a malformed one is one line naming it."""
     try:
-        return json.loads(Path(path).read_text())
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: malformed JSON ({exc.msg} at line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not a UTF-8 text file") from None
+    except RecursionError:
+        raise ValueError(f"{path}: JSON nested too deeply to be a record this package wrote") from None
 
 
 def simulate_figures(d):
+    from dbs_theory.schemas import FrontierFile, read
+
+    read(d / "frontier.json", FrontierFile)  # a hand-edited file is one line naming the key, not a traceback
     meta = read_json(d / "frontier.json")
     t = meta["targets"]
     pts = frontier_points(meta)

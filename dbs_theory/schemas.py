@@ -241,6 +241,7 @@ class FrontierFile(_Record):
     writer: ClassVar[str] = "dbs simulate"
 
     targets: list[dict[str, Value]] = Field(min_length=1)
+    points: list[dict[str, Value]] = Field(default_factory=list)
     meta: dict[str, Any] = Field(default_factory=dict)
 
     @property

@@ -240,3 +240,15 @@ def test_validation_rows_of_a_logger_that_merges_by_step_are_dropped(tmp_path):
     )
     with pytest.raises(ValueError, match="tokens"):  # a row with some of the three is a training row, checked
         load_runs(half)
+
+
+@pytest.mark.parametrize("text, said", [('{"targets": 5, "points": []}', "targets must be a list; got 5"),
+                                        (b"\xff\xfe{", "not a UTF-8 text file")])  # fmt: skip
+def test_dbs_report_on_an_edited_frontier_json_is_one_line(tmp_path, capsys, text, said):
+    from dbs_theory.cli import main
+
+    f = tmp_path / "frontier.json"
+    f.write_bytes(text) if isinstance(text, bytes) else f.write_text(text)
+    assert main(["report", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and said in err and not (tmp_path / "report.md").exists()
