@@ -5,37 +5,49 @@ what is wrong."""
 
 from __future__ import annotations
 
-__all__ = ["load_points", "load_envelope", "sweep_envelope", "bopt_band_record"]
+from typing import NamedTuple
+
+__all__ = ["BoptPoints", "load_points", "load_envelope", "sweep_envelope", "bopt_band_record"]
 
 
-def load_points(path, band=False):
-    """``(D, Bopt, lr, laws)`` from a dbs fit ``fit.json`` or dbs simulate ``frontier.json``; ``laws`` are
-    ``(target, {law: params})`` pairs (none from a simulation).
+class BoptPoints(NamedTuple):
+    """``Bopt`` read off a fit.json or frontier.json: at data ``data`` (tokens or examples), the batch ``bopt``,
+    with the interval ends ``lo``/``hi`` (``None`` when the source has none); the sweep's learning rate
+    ``lr`` and ``laws``, ``(target, {law: params})`` pairs (none from a simulation)."""
 
-    From a fit, the envelope's ``(data, Bopt)`` points are used when it identified
-    at least two targets, else the three-phase fit's ``(Emin, Bopt)``. With
-    ``band=True`` two more lists follow: the envelope points' interval ends
-    (``None`` when the source has none).
+    data: list
+    bopt: list
+    lr: float | None
+    laws: list
+    lo: list | None = None
+    hi: list | None = None
+
+
+def load_points(path) -> BoptPoints:
+    """The :class:`BoptPoints` of a dbs fit ``fit.json`` or dbs simulate ``frontier.json``.
+
+    From a fit, the envelope's ``(data, Bopt)`` points are used when it identified at least two targets (with
+    their intervals when every one has both ends), else the three-phase fit's ``(Emin, Bopt)``; when no
+    estimator identifies two, whatever any identifies (one point: a fixed batch).
     """
+    from .fit_table import SOURCES, chosen, estimate
     from .schemas import FitFile, read_source
 
     src = read_source(path)
     rows, lr = (src.rows, src.lr) if isinstance(src, FitFile) else (src.targets, src.lr)
     laws = src.target_laws() if isinstance(src, FitFile) else []
-    from .fit_table import SOURCES, chosen, estimate
-
     est = chosen(rows, "bopt")  # the law-free envelope (dbs fit writes it) when identified at >= 2 targets
-    if sum(e.identified for e in est) < 2:  # no estimator identifies two: whatever any identifies (a fixed batch)
+    if sum(e.identified for e in est) < 2:
         est = [next((e for e in (estimate(r, c) for c, _ in SOURCES["bopt"]) if e.identified), None) for r in rows]
         est = [e for e in est if e is not None]
-        return ([e.data for e in est], [e.value for e in est], lr, laws) + ((None, None) if band else ())
+        return BoptPoints([e.data for e in est], [e.value for e in est], lr, laws)
     if est and est[0].column == SOURCES["bopt"][0][0]:
         est = [e for e in est if e.identified]
-        out = [e.data for e in est], [e.value for e in est], lr, laws
-        have = all(e.has_interval for e in est)
-        return out + ((([e.lo for e in est], [e.hi for e in est]) if have else (None, None)) if band else ())
-    D, B = [e.data for e in est], [e.value for e in est]
-    return (D, B, lr, laws) + ((None, None) if band else ())
+        D, B = [e.data for e in est], [e.value for e in est]
+        if all(e.has_interval for e in est):
+            return BoptPoints(D, B, lr, laws, [e.lo for e in est], [e.hi for e in est])
+        return BoptPoints(D, B, lr, laws)
+    return BoptPoints([e.data for e in est], [e.value for e in est], lr, laws)
 
 
 def load_envelope(path):

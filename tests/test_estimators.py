@@ -169,7 +169,7 @@ def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
     from_table = fit_bopt_curve(table)
     np.testing.assert_allclose(from_table.D, [r["data_envelope"] for r in table.rows])
     table.write(tmp_path)
-    Dj, Bj, _, _ = load_points(tmp_path / "fit.json")
+    Dj, Bj = load_points(tmp_path / "fit.json")[:2]
     assert Bj == [r["bopt_envelope"] for r in json.loads((tmp_path / "fit.json").read_text())["rows"]]
 
 

@@ -154,7 +154,7 @@ def _build(args):
         else:
             if load_envelope(args.source) is not None:
                 return _from_fit(args, "paper")
-            D, B, lr, laws, lo, hi = load_points(args.source, band=True)
+            D, B, lr, laws, lo, hi = load_points(args.source)
             if sum(math.isfinite(b) for b in B) < 2:
                 return _one_point(args, D, B, lr, laws)
             curve = fit_bopt_curve(D, B, lr=lr, extrapolate=args.extrapolate)
