@@ -171,7 +171,8 @@ def _joined(argv):
 
 
 def _run(args) -> int:
-    """Run the chosen command (:func:`_dispatch`); a refused command leaves no ``--out`` folder it made."""
+    """Run the chosen command (:func:`_dispatch`); a refused (or failed) command leaves no empty ``--out`` folder
+    it made."""
     import warnings
 
     out = getattr(args, "out", None)
@@ -185,7 +186,7 @@ def _run(args) -> int:
     finally:
         held.release(keep=rc != 2)
         warnings.showwarning = shown
-    if rc == 2 and fresh:
+    if rc in (1, 2) and fresh:  # refused, or stopped by a bug: no empty folder left behind
         _remove_empty_tree(out)
     return rc
 
