@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..exports import megatron_ramp, megatron_step, warn_past_the_grid
 from ..schedule_inputs import bopt_band_record, load_envelope, load_points, sweep_envelope
-from .schedule_print import print_band, print_choice
+from .schedule_print import print_band, print_choice, print_exports
 
 from ..batch_rules import ONLINE
 from ..schedule_rules import DEFAULT_RULE, RULES
@@ -397,22 +397,7 @@ def run(args):
             + ("" if math.isnan(curve.r2_log) else f"  (R2 log {curve.r2_log:.3f})")
         )
     print(sched.step_list())
-    print(
-        "\nMegatron-LM: "
-        + (f"{step['megatron_args']}  ({step['megatron_note']})" if step["megatron"] else step["megatron_note"])
-    )
-    if "args" in meg or step["megatron"]:  # a missing --seq-len is said once, above
-        print(
-            f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
-            + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else "")
-        )
-    runs = " -> ".join(f"{x['batch_size']:g} from {x['from']:g}" for x in olmo["applied"][1:]) or "one batch"
-    print(
-        f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
-        f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
-        f"(it runs {runs}: batch error {olmo['error']:.1%} over [0, {olmo['horizon']:.4g}] from integer factors "
-        "and its switching rule; note it rescales the LR by sqrt(ratio))"
-    )
+    print_exports(step, meg, olmo)
     if band and band["beyond"]:
         print_band(band)
     if args.step_time:

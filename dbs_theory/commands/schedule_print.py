@@ -1,9 +1,9 @@
-"""What ``dbs schedule`` prints about its choice: the rule's recommendation and why, and the measured band of
-``Bopt`` past the sweep's data."""
+"""What ``dbs schedule`` prints about its choice: the rule's recommendation and why, the exports' settings, and the
+measured band of ``Bopt`` past the sweep's data."""
 
 from __future__ import annotations
 
-__all__ = ["print_choice", "print_band"]
+__all__ = ["print_choice", "print_band", "print_exports"]
 
 
 def print_choice(c, horizon):
@@ -46,3 +46,24 @@ def print_band(band):
     )
     for j in np.unique(np.linspace(np.searchsorted(D, edge), D.size - 1, 4).astype(int)):
         print(f"  D = {D[j]:.4g}: Bopt in [{band['lo'][j]:.4g}, {band['hi'][j]:.4g}]")
+
+
+def print_exports(step, meg, olmo) -> None:
+    """The Megatron-LM flags (step schedule, then the ramp) and OLMo-core's callback settings, with the batch
+    each one actually runs."""
+    print(
+        "\nMegatron-LM: "
+        + (f"{step['megatron_args']}  ({step['megatron_note']})" if step["megatron"] else step["megatron_note"])
+    )
+    if "args" in meg or step["megatron"]:  # a missing --seq-len is said once, above
+        print(
+            f"Megatron-LM before --step-batch-size-schedule: {meg.get('args', meg.get('note'))}"
+            + (f"  (mean relative batch error {meg['error']:.1%})" if "error" in meg else "")
+        )
+    runs = " -> ".join(f"{x['batch_size']:g} from {x['from']:g}" for x in olmo["applied"][1:]) or "one batch"
+    print(
+        f"OLMo-core BatchSizeSchedulerCallback: batch_sizes={olmo['batch_sizes']}, "
+        f"schedule at {[s['value'] for s in olmo['schedule']]} {olmo['schedule'][0]['unit']} "
+        f"(it runs {runs}: batch error {olmo['error']:.1%} over [0, {olmo['horizon']:.4g}] from integer factors "
+        "and its switching rule; note it rescales the LR by sqrt(ratio))"
+    )

@@ -16,9 +16,8 @@ def run(args):
     from tqdm.auto import tqdm
 
     from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
-    from dbs_theory.table import format_table
 
-    from ..schedule_eval import ablations, compare_schedules, measured_schedules, trajectories
+    from ..schedule_eval import measured_schedules
 
     if args.eta == "tuned":
         raise ValueError("'schedule' needs a fixed learning rate (--eta NUMBER)")
@@ -28,44 +27,42 @@ def run(args):
     nqm.check_stable(eta)
     budgets = parse_budgets(args.budgets)
     check_writable(args.out)
-    results = []
-    for budget in tqdm(budgets, desc="budgets", disable=args.quiet):
-        cmp = compare_schedules(nqm, eta, budget)
-        results.append(
-            dict(
-                budget=budget,
-                rows=cmp.rows(),
-                losses=cmp.losses(),
-                gap_closed=cmp.gap_closed,
-                curve=cmp.bopt_curve.to_dict(),
-                ablations=ablations(nqm, eta, budget, curve=cmp.bopt_curve, fixed_batch=cmp.fixed_batch),
-                dynamic=json.loads(cmp.dynamic.to_json()),
-                trajectories=trajectories(
-                    nqm,
-                    eta,
-                    {
-                        "best fixed": cmp.fixed_batch,
-                        "dynamic (paper)": cmp.dynamic,
-                        f"best {cmp.pieces}-piece": cmp.k_piece,
-                    },
-                    budget,
-                ),
-                k_piece=json.loads(cmp.k_piece.to_json()),
-            )
-        )
+    results = [_budget_record(nqm, eta, b) for b in tqdm(budgets, desc="budgets", disable=args.quiet)]
     measured = measured_schedules(nqm, eta, budgets[0], [budgets[0], 3 * budgets[0]])
     out = ensure_writable_dir(args.out)
+    record = dict(nqm=dict(spectrum=args.spectrum, d=args.d, nbins=args.nbins), eta=eta, results=results)
     with atomic_write(out / "schedule_eval.json") as fh:
-        json.dump(
-            dict(
-                nqm=dict(spectrum=args.spectrum, d=args.d, nbins=args.nbins),
-                eta=eta,
-                results=results,
-                measured=measured,
-            ),
-            fh,
-            indent=1,
-        )
+        json.dump(dict(record, measured=measured), fh, indent=1)
+    _print(args, eta, results, measured, budgets[0])
+    print(f"\nwrote {out}/schedule_eval.json")
+    return 0
+
+
+def _budget_record(nqm, eta, budget) -> dict:
+    """schedule_eval.json's record of one budget: (a)-(d), the ablations and the trajectories."""
+    import json
+
+    from ..schedule_eval import ablations, compare_schedules, trajectories
+
+    cmp = compare_schedules(nqm, eta, budget)
+    arms = {"best fixed": cmp.fixed_batch, "dynamic (paper)": cmp.dynamic, f"best {cmp.pieces}-piece": cmp.k_piece}
+    return dict(
+        budget=budget,
+        rows=cmp.rows(),
+        losses=cmp.losses(),
+        gap_closed=cmp.gap_closed,
+        curve=cmp.bopt_curve.to_dict(),
+        ablations=ablations(nqm, eta, budget, curve=cmp.bopt_curve, fixed_batch=cmp.fixed_batch),
+        dynamic=json.loads(cmp.dynamic.to_json()),
+        trajectories=trajectories(nqm, eta, arms, budget),
+        k_piece=json.loads(cmp.k_piece.to_json()),
+    )
+
+
+def _print(args, eta, results, measured, first_budget) -> None:
+    """The per-budget tables and the measured-sweep table, for people."""
+    from dbs_theory.table import format_table
+
     print(
         f"NQM {args.spectrum}, d={args.d} in {args.nbins or 100} bins, eta={eta}; dynamic schedule: interval "
         "= budget/50, momentum = 1 (the NQM's Bopt(D) is exact: nothing to smooth)"
@@ -74,23 +71,12 @@ def run(args):
         print(f"\nBudget D = {r['budget']:.3g} examples (final expected loss, lower is better):")
         print(format_table(r["rows"], ["name", "loss", "batch"], ["schedule", "loss", "batch sizes"]))
         print(f"dynamic closes {r['gap_closed']:.0%} of the best-fixed to best-8-piece gap")
-        print(
-            format_table(
-                r["ablations"],
-                ["name", "baseline", "variant", "gain"],
-                ["ablation", "baseline", "variant", "gain (baseline - variant)"],
-            )
-        )
+        heads = ["ablation", "baseline", "variant", "gain (baseline - variant)"]
+        print(format_table(r["ablations"], ["name", "baseline", "variant", "gain"], heads))
     print(
-        f"\nSchedules from a measured sweep (2x grid 1..4096, every run cut at {budgets[0]:g}): inside the "
+        f"\nSchedules from a measured sweep (2x grid 1..4096, every run cut at {first_budget:g}): inside the "
         "swept range and 3x past it (gain = best fixed loss - schedule loss; > 0 beats the best fixed batch)"
     )
-    print(
-        format_table(
-            [dict(r, where="inside" if r["inside"] else "3x outside") for r in measured],
-            ["budget", "where", "schedule", "loss", "gain", "batches"],
-            ["budget", "where", "schedule", "loss", "gain", "batches"],
-        )
-    )
-    print(f"\nwrote {out}/schedule_eval.json")
-    return 0
+    cols = ["budget", "where", "schedule", "loss", "gain", "batches"]
+    rows = [dict(r, where="inside" if r["inside"] else "3x outside") for r in measured]
+    print(format_table(rows, cols, cols))

@@ -15,7 +15,6 @@ def run(args):
     from dbs_theory.io import ensure_writable_dir, write_csv
     from dbs_theory.table import format_table
 
-    from ..crossover import crossover
     from ..sweep import es_frontier
 
     eta = args.eta if args.eta == "tuned" else float(args.eta)
@@ -24,40 +23,14 @@ def run(args):
     nqm.check_stable(fixed_eta)
     if args.targets is not None and not args.targets:
         raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
-    L0 = nqm.initial_loss()
-    targets = args.targets if args.targets is not None else default_targets(nqm, fixed_eta)
-    if args.targets is None and not all(nqm.L_irr < t < L0 for t in targets):
-        raise ValueError(
-            f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
-            f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
-            "--eta"
-        )
-    for t in targets:
-        if not nqm.L_irr < t < L0:
-            raise ValueError(
-                f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
-                f"reaches it) and the initial loss {L0:.4g}"
-            )
+    targets = _targets(args, nqm, fixed_eta)
     batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
     if not all(np.isfinite(b) and b > 0 for b in batches):
         got = ", ".join(f"{b:g}" for b in batches)
         raise ValueError(f"batch_sizes (--batch-sizes) must be positive and finite; got {got}")
     out = ensure_writable_dir(args.out)
     fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
-    cross = []
-    if eta != "tuned":
-        for row in fr.target_rows():
-            if np.isfinite(row["bopt"]):
-                c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
-                cross.append(
-                    dict(
-                        target=row["target"],
-                        b_small=row["bopt"] / 2,
-                        b_large=row["bopt"] * 2,
-                        data=c.data if c else float("nan"),
-                        loss=c.loss if c else float("nan"),
-                    )
-                )
+    cross = [] if eta == "tuned" else _crossings(nqm, eta, fr)
     runs = _loss_logs(nqm, eta, fr, args) if args.write_log and eta != "tuned" else None
     fr.write(out)
     if runs:
@@ -75,6 +48,41 @@ def run(args):
         + (", runs.csv" if runs else "")
     )
     return 0
+
+
+def _targets(args, nqm, fixed_eta) -> list:
+    """``--targets``, or the default ones; each must lie between the loss floor and the initial loss."""
+    L0 = nqm.initial_loss()
+    targets = args.targets if args.targets is not None else default_targets(nqm, fixed_eta)
+    if args.targets is None and not all(nqm.L_irr < t < L0 for t in targets):
+        raise ValueError(
+            f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
+            f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
+            "--eta"
+        )
+    for t in targets:
+        if not nqm.L_irr < t < L0:
+            raise ValueError(
+                f"target={t:g} must lie between the loss floor L_irr={nqm.L_irr:g} (no batch "
+                f"reaches it) and the initial loss {L0:.4g}"
+            )
+    return targets
+
+
+def _crossings(nqm, eta, fr) -> list:
+    """Per target with a finite Bopt: where the loss curves of Bopt/2 and 2 Bopt cross (data, loss)."""
+    import numpy as np
+
+    from ..crossover import crossover
+
+    out = []
+    for row in fr.target_rows():
+        if np.isfinite(row["bopt"]):
+            c = crossover(nqm, eta, row["bopt"] / 2, row["bopt"] * 2)
+            nan = float("nan")
+            out.append(dict(target=row["target"], b_small=row["bopt"] / 2, b_large=row["bopt"] * 2,
+                            data=c.data if c else nan, loss=c.loss if c else nan))  # fmt: skip
+    return out
 
 
 def _print_summary(fr, cross, format_table):
