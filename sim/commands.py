@@ -50,6 +50,13 @@ def add_arguments(p):
         "rules: every rule dbs schedule and dbs train run, from NQM sweeps logged as trainers log "
         "and read by dbs fit, scored against the optimum (8 spectra, constant and WSD)",
     )
+    _nqm_options(p)
+    _log_options(p)
+    _mode_options(p)
+
+
+def _nqm_options(p):
+    """The NQM, its learning rate, the sweep's batches and targets, the output folder."""
     p.add_argument(
         "--budgets",
         default="1e5,1e6",
@@ -93,6 +100,10 @@ def add_arguments(p):
         help="target losses 'a,b,c' (default: 8 targets with Bmin from 1 to 64)",
     )
     p.add_argument("--out", default="results/simulate", help="output directory")
+
+
+def _log_options(p):
+    """The trainer-like loss log of ``--write-log`` (the sweep mode)."""
     p.add_argument(
         "--write-log",
         action="store_true",
@@ -117,6 +128,10 @@ def add_arguments(p):
         help="--write-log: rows every --log-every steps (linear, default) or at 400 log-spaced steps",
     )
     p.add_argument("--seed", type=int, default=0, help="seed for --log-kind mc")
+
+
+def _mode_options(p):
+    """Options of one mode or a few (``plan``, ``optimal``, ``chain``, ``rules``): checked by :data:`MODE_OPTIONS`."""
     p.add_argument(
         "--tol",
         type=float,
