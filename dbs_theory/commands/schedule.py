@@ -24,6 +24,12 @@ EXAMPLES = """examples:
 
 
 def add_arguments(p):
+    _source_and_rule_options(p)
+    _batch_options(p)
+
+
+def _source_and_rule_options(p):
+    """Where Bopt comes from, the horizon, the rule and the run's LR plan."""
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--from", dest="source", help="fit.json (dbs fit) or frontier.json (dbs simulate)")
     src.add_argument("--curve", help="an explicit power law Bopt(D) = k D^alpha, as 'k,alpha'")
@@ -71,6 +77,10 @@ def add_arguments(p):
     p.add_argument(
         "--switch-ratio", type=float, default=4.0, help="late-switch: batch after / before the switch (default 4)"
     )
+
+
+def _batch_options(p):
+    """How the batch follows Bopt (interval, limits, unit), the exports, and the time-optimal batch."""
     p.add_argument("--interval", type=float, default=None, help="re-evaluation interval (default horizon/50)")
     p.add_argument("--momentum", type=float, default=1.0, help="smoothing factor in (0, 1] (default 1)")
     p.add_argument("--initial", type=float, default=None, help="initial batch (default Bopt(interval))")
