@@ -206,9 +206,23 @@ def _transformer_stages(out, args, stage, bar):
     return tf, cpu
 
 
+def _nqm_stages(out, stage, bar) -> None:
+    """The NQM sweep and the NQM schedule comparison, as ``dbs simulate`` and ``dbs simulate schedule`` run
+    them (their defaults), into ``out/nqm-sweep`` and ``out/nqm-schedule``."""
+    from sim import commands as simc
+
+    stage("NQM sweep")
+    print("\n== NQM sweep (exact expected loss, zhang2019 spectrum, eta = 0.5)\n")
+    simc.run(simc.arguments(out=str(out / "nqm-sweep"), write_log=True, quiet=True))
+    bar.update(1)
+    stage("NQM schedules")
+    print("\n== NQM: dynamic vs fixed vs optimised batch schedules at equal data\n")
+    simc.run(simc.arguments(what="schedule", out=str(out / "nqm-schedule"), quiet=True))
+    bar.update(1)
+
+
 def run(args):
     from dbs_theory.io import atomic_write, check_writable, ensure_writable_dir
-    from sim import commands as simc
 
     from .report import write_report
     from tqdm.auto import tqdm
@@ -241,14 +255,7 @@ def run(args):
     print("\n== Key formulas (derived symbolically; `dbs derive` prints all of them)\n")
     print(_formulas())
     bar.update(1)
-    stage("NQM sweep")
-    print("\n== NQM sweep (exact expected loss, zhang2019 spectrum, eta = 0.5)\n")
-    simc.run(simc.arguments(out=str(out / "nqm-sweep"), write_log=True, quiet=True))
-    bar.update(1)
-    stage("NQM schedules")
-    print("\n== NQM: dynamic vs fixed vs optimised batch schedules at equal data\n")
-    simc.run(simc.arguments(what="schedule", out=str(out / "nqm-schedule"), quiet=True))
-    bar.update(1)
+    _nqm_stages(out, stage, bar)
     tf, cpu = _transformer_stages(out, args, stage, bar) if have_torch else (None, None)
     nqm = _nqm_claims(out / "nqm-sweep", out / "nqm-schedule")
     table = verdict_table(nqm, tf, cpu)
