@@ -21,7 +21,7 @@ import numpy as np
 
 from dbs_theory.bopt_curve import BoptCurve
 from dbs_theory.bopt_table import chosen
-from dbs_theory.es_laws import law_from_params
+from dbs_theory.laws import law_from_params
 from dbs_theory.runs import load_runs
 from validate.experiments import EXPERIMENTS
 from validate.experiments.schedule import PLAN, Arms

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .es_laws import c1_coefficients
+
 __all__ = ["c1_log_model_and_jacobian", "expressions", "source", "write", "TARGET", "PIECES"]
 
 TARGET = Path(__file__).resolve().parent / "_es_jacobian_code.py"
@@ -47,11 +49,13 @@ def expressions():
     emin, c = sp.exp(x[4]), sp.exp(x[5])
     u = sig(x[3])
     s2 = sp.sqrt(sopt**2 + u * emin / c)
-    b_m1 = -2 * c * (s1 - sopt) * (s1 - smin) ** 2
+    b_m1, b_0, a1, a0 = c1_coefficients(smin, s1, sopt, s2, emin, c)
+    # a0 = Emin - C (S2^2 - Sopt^2) = Emin (1 - u) by S2's map: the short form keeps the generated code free of
+    # a cancellation (tests/test_determinism.py checks the identity)
     pieces = {
-        "inverse": b_m1 / (S - smin) + c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin),
+        "inverse": b_m1 / (S - smin) + b_0,
         "quadratic": c * (S - sopt) ** 2 + emin,
-        "linear": 2 * c * (s2 - sopt) * S + emin * (1 - u),
+        "linear": a1 * S + emin * (1 - u),
     }
     out = {name: [sp.log(E), *(sp.diff(sp.log(E), xi) for xi in x)] for name, E in pieces.items()}
     return (*x, S, smax), out, (s1, s2)

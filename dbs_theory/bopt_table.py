@@ -7,7 +7,7 @@ import warnings
 
 import numpy as np
 
-from .es_laws import LAWS
+from .laws import law_named
 from .estimators import envelope_bopt, floor_bmin
 from .fit import fit_es
 from .verdicts import R2_MIN
@@ -77,10 +77,8 @@ def bopt_table(
     -------
     BoptTable
     """
-    if law not in LAWS:
-        raise ValueError(f"unknown law {law!r}; choose one of {sorted(LAWS)}")
-    if law == "hyperbolic":
-        raise ValueError("the hyperbolic law defines no Bmin or Bopt; use law='three_phase'")
+    if not law_named(law).defines_bopt:
+        raise ValueError(f"the {law} law defines no Bmin or Bopt; use law='three_phase'")
     runs, dynamic = fixed_batch_runs(runs)
     batches = {r.batch_size for r in runs}
     if len(batches) < 3:
@@ -314,7 +312,7 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
     row = dict(target=t, n_points=int(S.size), n_batches=int(np.unique(B).size))
     fits = {}
     for name in dict.fromkeys((law, *laws)):
-        k = LAWS[name]
+        k = law_named(name).n_params
         if S.size < k + 3:
             row[f"dof_{name}"] = S.size - k
             continue
@@ -324,7 +322,7 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         row[f"dof_{name}"] = fits[name].dof
     main = fits.get(law)
     if main is None:
-        row["status"] = f"not fitted: {S.size} points < {LAWS[law] + 3} needed"
+        row["status"] = f"not fitted: {S.size} points < {law_named(law).n_params + 3} needed"
         return row, fits
     row["status"] = "ok"
     if not _at_least(main.r2_log, R2_MIN):
@@ -333,7 +331,7 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
             f"{R2_MIN}); noisy or too few points"
         )
         return row, fits
-    if law == "hyperbolic":
+    if not law_named(law).defines_bopt:
         return _hyperbolic_row(row, main), fits
     law_ = main.law
     if not (_at_least(law_.sopt, S.min()) and _at_least(S.max(), law_.sopt) and _at_least(law_.emin, 0.5 * E.min())):
@@ -386,8 +384,7 @@ def points_table(pts, law="three_phase", laws=("three_phase", "hyperbolic"), boo
     points. ``verdict`` says whether the law's batch (``bmin``/``bopt``, or
     ``b_crit``) grows as the target falls (``inconclusive`` without bootstrap).
     """
-    if law not in LAWS:
-        raise ValueError(f"unknown law {law!r}; choose one of {sorted(LAWS)}")
+    spec = law_named(law)
     batches = np.unique(pts.batch_size)
     if batches.size < 3:
         raise ValueError(f"need points at at least 3 distinct batch sizes; got {batches.size}")
@@ -397,7 +394,7 @@ def points_table(pts, law="three_phase", laws=("three_phase", "hyperbolic"), boo
         rows.append(row)
         fits.append(fit)
     verdict = {}
-    for key in ("b_crit",) if law == "hyperbolic" else ("bmin", "bopt"):
+    for key in spec.batches:
         ends = [[r.get(f"{key}_{e}") for r in rows] for e in ("lo", "hi")] if bootstrap else (None, None)
         verdict[key] = monotonicity([r.get(key) for r in rows], *ends) if bootstrap else "inconclusive"
         verdict[f"{key}_source"], verdict[f"{key}_column"] = f"{law.replace('_', '-')} fit", key

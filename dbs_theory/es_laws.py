@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HyperbolicES", "ThreePhaseES", "LAWS", "law_from_params"]
+__all__ = ["HyperbolicES", "ThreePhaseES", "c1_coefficients", "hyperbolic_data", "three_phase_data"]
 
 
 def _finite(name, value, positive=False):
@@ -25,6 +25,37 @@ def _finite(name, value, positive=False):
     if not math.isfinite(v) or (positive and v <= 0):
         raise ValueError(f"{name}={value!r} must be {'positive and ' if positive else ''}finite")
     return v
+
+
+def c1_coefficients(smin, s1, sopt, s2, emin, c):
+    """``(b_m1, b_0, a1, a0)``: the inverse and linear pieces that meet the parabola ``C (S - Sopt)^2 + Emin``
+    with equal value and slope at ``S1`` and ``S2`` (the C1 law's algebra, written once).
+
+    Works on floats and on sympy symbols alike (units: steps and data as given).
+    """
+    a1 = 2 * c * (s2 - sopt)
+    a0 = c * (s2 - sopt) ** 2 + emin - a1 * s2
+    b_m1 = -2 * c * (s1 - sopt) * (s1 - smin) ** 2
+    b_0 = c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin)
+    return b_m1, b_0, a1, a0
+
+
+def hyperbolic_data(pieces, S):
+    """``E(S) = Emin S / (S - Smin)`` from ``pieces = (smin, emin)``; ``inf`` at or below ``Smin``."""
+    smin, emin = pieces
+    S = np.asarray(S, float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return np.where(S > smin, emin * S / (S - smin), np.inf)
+
+
+def three_phase_data(pieces, S):
+    """The three-phase ``E(S)`` from ``pieces = (smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0)``; ``inf`` at or
+    below ``Smin`` (the one evaluation of the law: the classes and the fitter both call it)."""
+    smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0 = pieces
+    S = np.asarray(S, float)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        inv = np.where(S > smin, b_m1 / (S - smin) + b_0, np.inf)
+        return np.where(S < s1, inv, np.where(S <= s2, c * (S - sopt) ** 2 + emin, a1 * S + a0))
 
 
 @dataclass(frozen=True)
@@ -52,9 +83,11 @@ class HyperbolicES:
         object.__setattr__(self, "emin", _finite("emin", self.emin, True))
 
     def __call__(self, S):
-        S = np.asarray(S, float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(S > self.smin, self.emin * S / (S - self.smin), np.inf)
+        return hyperbolic_data((self.smin, self.emin), S)
+
+    def rescaled(self, s_scale, e_scale) -> "HyperbolicES":
+        """This law with steps multiplied by ``s_scale`` and data by ``e_scale``."""
+        return HyperbolicES(self.smin * s_scale, self.emin * e_scale)
 
     @property
     def b_crit(self) -> float:
@@ -123,24 +156,25 @@ class ThreePhaseES:
     @classmethod
     def c1(cls, smin, s1, sopt, s2, emin, c) -> "ThreePhaseES":
         """The C1-continuous law from its 6 free parameters (value and slope match at S1, S2)."""
-        a1 = 2 * c * (s2 - sopt)
-        a0 = c * (s2 - sopt) ** 2 + emin - a1 * s2
-        b_m1 = -2 * c * (s1 - sopt) * (s1 - smin) ** 2
-        b_0 = c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin)
-        return cls(smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0, True)
+        return cls(smin, s1, sopt, s2, emin, c, *c1_coefficients(smin, s1, sopt, s2, emin, c), True)
 
     @classmethod
     def free(cls, smin, b_m1, b_0, s1, c, sopt, emin, s2, a1, a0) -> "ThreePhaseES":
         """The paper's form with free pieces and boundaries (10 parameters)."""
         return cls(smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0, False)
 
+    def pieces(self) -> tuple:
+        """``(smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0)``, what :func:`three_phase_data` evaluates."""
+        return (self.smin, self.s1, self.sopt, self.s2, self.emin, self.c, self.b_m1, self.b_0, self.a1, self.a0)
+
     def __call__(self, S):
-        S = np.asarray(S, float)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            inv = np.where(S > self.smin, self.b_m1 / (S - self.smin) + self.b_0, np.inf)
-        quad = self.c * (S - self.sopt) ** 2 + self.emin
-        lin = self.a1 * S + self.a0
-        return np.where(S < self.s1, inv, np.where(S <= self.s2, quad, lin))
+        return three_phase_data(self.pieces(), S)
+
+    def rescaled(self, s_scale, e_scale) -> "ThreePhaseES":
+        """This law with steps multiplied by ``s_scale`` and data by ``e_scale`` (batches by their ratio)."""
+        s, e = s_scale, e_scale
+        scales = (s, s, s, s, e, e / s**2, e * s, e, e / s, e)
+        return ThreePhaseES(*(v * k for v, k in zip(self.pieces(), scales)), continuous=self.continuous)
 
     def phase(self, S):
         """``inverse``, ``quadratic`` or ``linear`` per ``S`` (``unreachable`` at or below Smin)."""
@@ -165,18 +199,3 @@ class ThreePhaseES:
             else ("smin", "b_m1", "b_0", "s1", "c", "sopt", "emin", "s2", "a1", "a0")
         )
         return {k: getattr(self, k) for k in keys}
-
-
-#: law name -> number of free parameters
-LAWS = {"three_phase": 6, "three_phase_free": 10, "hyperbolic": 2}
-
-
-def law_from_params(name: str, params: dict):
-    """The law ``name`` (a key of :data:`LAWS`) from its saved parameters (``fit.json``'s ``laws``)."""
-    if name == "hyperbolic":
-        return HyperbolicES(**params)
-    if name == "three_phase":
-        return ThreePhaseES.c1(**params)
-    if name == "three_phase_free":
-        return ThreePhaseES.free(**params)
-    raise ValueError(f"unknown law {name!r}; choose one of {', '.join(LAWS)}")

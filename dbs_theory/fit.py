@@ -14,7 +14,6 @@ the same unit per step (a batch size).
 
 from __future__ import annotations
 
-import itertools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,8 +21,7 @@ from typing import Any
 import numpy as np
 from scipy import optimize
 
-from ._es_jacobian import c1_log_model_and_jacobian
-from .es_laws import LAWS, HyperbolicES, ThreePhaseES
+from .laws import LAWS, fraction, law_named, logit
 
 __all__ = ["fit_es", "compare_laws", "FitResult"]
 
@@ -88,120 +86,6 @@ class FitResult:
         return out
 
 
-# -- parameter maps (unconstrained x -> piece coefficients in scaled units) ------------------
-# A tuple (smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0) describes every three-phase law;
-# the hyperbola is (smin, emin). Laws are built only once a fit is done: the least-squares
-# loop evaluates these plain numbers directly.
-
-
-def _frac(z):
-    """Logistic map of an unconstrained number into (0, 1): Smin as a fraction of min S."""
-    return 0.5 * (1.0 + math.tanh(0.5 * z))
-
-
-def _logit(f):
-    f = min(max(f, 1e-9), 1 - 1e-9)
-    return math.log(f / (1 - f))
-
-
-def _gap(z):
-    """A positive gap; floored so the ordering survives rounding (units: median S = 1)."""
-    return max(math.exp(z), 1e-9)
-
-
-def _c1_pieces(x, smax):
-    smin = smax * _frac(x[0])
-    s1 = smin + _gap(x[1])
-    sopt = s1 + _gap(x[2])
-    emin, c = math.exp(x[4]), math.exp(x[5])
-    # S2 = sqrt(Sopt^2 + u Emin/C), u in (0, 1), keeps A0 = Emin - C (S2^2 - Sopt^2) >= 0,
-    # which is Bmin = A1 <= Emin/Sopt = Bopt (a batch that reaches the target is >= Bmin).
-    s2 = max(math.sqrt(sopt * sopt + _frac(x[3]) * emin / c), sopt * (1 + 1e-12) + 1e-12)
-    a1 = 2 * c * (s2 - sopt)
-    b_m1 = -2 * c * (s1 - sopt) * (s1 - smin) ** 2
-    return (
-        smin,
-        s1,
-        sopt,
-        s2,
-        emin,
-        c,
-        b_m1,
-        c * (s1 - sopt) ** 2 + emin - b_m1 / (s1 - smin),
-        a1,
-        c * (s2 - sopt) ** 2 + emin - a1 * s2,
-    )
-
-
-def _free_pieces(x, smax):
-    smin = smax * _frac(x[0])
-    s1 = smin + _gap(x[1])
-    sopt = s1 + _gap(x[2])
-    s2 = sopt + _gap(x[3])
-    return (smin, s1, sopt, s2, math.exp(x[4]), math.exp(x[5]), math.exp(x[6]), x[7], math.exp(x[8]), x[9])
-
-
-def _hyp_pieces(x, smax):
-    return (max(smax * _frac(x[0]), 1e-300), math.exp(x[1]))
-
-
-_PIECES = {"three_phase": _c1_pieces, "three_phase_free": _free_pieces, "hyperbolic": _hyp_pieces}
-
-
-def _evaluate(p, S):
-    """E(S) from a piece tuple (see above); inf where undefined."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        if len(p) == 2:
-            return np.where(S > p[0], p[1] * S / (S - p[0]), np.inf)
-        smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0 = p
-        inv = np.where(S > smin, b_m1 / (S - smin) + b_0, np.inf)
-        return np.where(S < s1, inv, np.where(S <= s2, c * (S - sopt) ** 2 + emin, a1 * S + a0))
-
-
-def _make_law(name, p):
-    if name == "hyperbolic":
-        return HyperbolicES(*p)
-    return ThreePhaseES(*p, continuous=(name == "three_phase"))
-
-
-def _x_from_c1(law, smax):
-    u = law.c * (law.s2**2 - law.sopt**2) / law.emin
-    return np.array(
-        [
-            _logit(law.smin / smax),
-            math.log(law.s1 - law.smin),
-            math.log(law.sopt - law.s1),
-            _logit(u),
-            math.log(law.emin),
-            math.log(law.c),
-        ]
-    )
-
-
-def _starts(name, S, E):
-    """A deterministic grid of starting points in x, built from the data's shape."""
-    smax = S.min()
-    if name == "hyperbolic":
-        return [np.array([_logit(f), math.log(E.min() * g)]) for f in (0.2, 0.6, 0.95) for g in (0.5, 0.9)]
-    k = int(np.argmin(E))
-    sopt, emin = S[k], E[k]
-    tail = max((E[-1] - E[-2]) / max(S[-1] - S[-2], 1e-12), 1e-3 * emin / sopt) if S.size > 1 else 1.0
-    starts = []
-    for f, p1, m2 in itertools.product((0.3, 0.8, 0.97), (0.3, 0.7), (1.3, 2.0, 4.0)):
-        smin = f * smax
-        s_opt = max(sopt, smin * 1.02 + 1e-9)
-        s1 = smin + (s_opt - smin) * p1
-        s2 = s_opt * m2
-        c = max(tail / (2 * (s2 - s_opt)), 1e-12)
-        c = min(c, 0.9 * emin / (s2**2 - s_opt**2))  # start inside A0 >= 0
-        law = ThreePhaseES.c1(smin, s1, s_opt, s2, emin, c)
-        x = _x_from_c1(law, smax)
-        if name == "three_phase_free":
-            x = np.concatenate([x, [math.log(max(law.b_m1, 1e-12)), law.b_0, math.log(max(law.a1, 1e-12)), law.a0]])
-        starts.append(x)
-    return starts
-
-
 #: weight (log-space residual units) of the pull towards the first start that picks one point of a flat valley
 #: of the three-phase fit (:func:`_solve`)
 RIDGE = 1e-3
@@ -209,12 +93,13 @@ RIDGE = 1e-3
 
 def _solve(name, S, E, starts, max_nfev=300):
     """Best least-squares fit in log space over ``starts``; returns (x, cost)."""
-    smax, logE, pieces = S.min(), np.log(E), _PIECES[name]
+    spec = LAWS[name]
+    smax, logE = S.min(), np.log(E)
 
     def resid(x):
         with np.errstate(all="ignore"):
             try:
-                model = _evaluate(pieces(x, smax), S)
+                model = spec.data(spec.pieces(x, smax), S)
             except (OverflowError, ZeroDivisionError):
                 return np.full(S.size, 1e3)
             r = logE - np.log(model)
@@ -222,7 +107,7 @@ def _solve(name, S, E, starts, max_nfev=300):
 
     def analytic_jac(x):
         with np.errstate(all="ignore"):
-            J = -c1_log_model_and_jacobian(x, S, smax)[1]
+            J = -spec.jacobian(x, S, smax)[1]
         return np.where(np.isfinite(J), J, 0.0)
 
     # Where no point lies in a phase, its parameters leave the residuals unchanged: a flat valley of equal
@@ -230,8 +115,8 @@ def _solve(name, S, E, starts, max_nfev=300):
     # 0.6%). A small pull towards the first start (RIDGE, in x) makes the minimum one point that moves
     # continuously with the data (1e-10 moves no estimate by 1e-6; an unpulled last step undid that). The
     # hyperbola has no phases, so no valley: it is fitted without the pull.
-    jac = analytic_jac if name == "three_phase" else "2-point"
-    ref, r = np.asarray(starts[0], float), RIDGE if name.startswith("three_phase") else 0.0
+    jac = analytic_jac if spec.jacobian is not None else "2-point"
+    ref, r = np.asarray(starts[0], float), RIDGE if spec.ridge else 0.0
     ridged = lambda x: np.concatenate([resid(x), r * (x - ref)])
     ridged_jac = jac if isinstance(jac, str) else (lambda x: np.vstack([jac(x), r * np.eye(x.size)]))
     best = None
@@ -286,35 +171,13 @@ def _r2(y, yhat):
     return float(1 - np.sum((y - yhat) ** 2) / ss) if ss > 0 else float("nan")
 
 
-def _rescale(law, s_scale, e_scale):
-    """The law in original units from one fitted on S/s_scale, E/e_scale."""
-    if isinstance(law, HyperbolicES):
-        return HyperbolicES(law.smin * s_scale, law.emin * e_scale)
-    b = e_scale / s_scale
-    return ThreePhaseES(
-        law.smin * s_scale,
-        law.s1 * s_scale,
-        law.sopt * s_scale,
-        law.s2 * s_scale,
-        law.emin * e_scale,
-        law.c * e_scale / s_scale**2,
-        law.b_m1 * e_scale * s_scale,
-        law.b_0 * e_scale,
-        law.a1 * b,
-        law.a0 * e_scale,
-        law.continuous,
-    )
-
-
 def _check_points(S, E, name):
     S, E = np.asarray(S, float).ravel(), np.asarray(E, float).ravel()
-    if name not in LAWS:
-        raise ValueError(f"unknown law {name!r}; choose one of {sorted(LAWS)}")
+    k = law_named(name).n_params
     if S.shape != E.shape:
         raise ValueError(f"S and E must have the same length; got {S.size} and {E.size}")
     if not (np.all(np.isfinite(S)) and np.all(np.isfinite(E)) and np.all(S > 0) and np.all(E > 0)):
         raise ValueError("S and E must be positive and finite")
-    k = LAWS[name]
     if S.size < k + 3:
         raise ValueError(f"the {name} law has {k} free parameters and needs at least {k + 3} points; got {S.size}")
     return S, E
@@ -353,23 +216,15 @@ def fit_es(S, E, law="three_phase", bootstrap=0, seed=0) -> FitResult:
     order = np.argsort(S, kind="stable")
     s_scale, e_scale = float(np.median(S)), float(np.median(E))
     Ss, Es = S[order] / s_scale, E[order] / e_scale
-    starts = _starts(law, Ss, Es)
-    if law == "three_phase_free":  # the free form contains the C1 one: start from its optimum too
-        xc, _ = _solve("three_phase", Ss, Es, _starts("three_phase", Ss, Es))
-        c1 = _make_law("three_phase", _c1_pieces(xc, Ss.min()))
-        starts.insert(
-            0,
-            np.concatenate(
-                [
-                    [xc[0], xc[1], xc[2], math.log(c1.s2 - c1.sopt), xc[4], xc[5]],
-                    [math.log(max(c1.b_m1, 1e-300)), c1.b_0, math.log(max(c1.a1, 1e-300)), c1.a0],
-                ]
-            ),
-        )
+    spec = LAWS[law]
+    starts = spec.starts(Ss, Es)
+    if spec.nests:  # a law that contains another starts from that law's optimum too
+        inner = LAWS[spec.nests]
+        starts.insert(0, spec.embed(_solve(inner.name, Ss, Es, inner.starts(Ss, Es))[0], Ss.min()))
     x, cost = _solve(law, Ss, Es, starts)
-    fitted = _rescale(_make_law(law, _PIECES[law](x, Ss.min())), s_scale, e_scale)
+    fitted = spec.build(spec.pieces(x, Ss.min())).rescaled(s_scale, e_scale)
     Ehat = fitted(S)
-    n, k = S.size, LAWS[law]
+    n, k = S.size, spec.n_params
     resid = np.log(E) - np.log(Ehat)
     rss = float(np.sum(resid**2))
     aic = n * math.log(max(rss, 1e-300) / n) + 2 * k
@@ -379,35 +234,26 @@ def fit_es(S, E, law="three_phase", bootstrap=0, seed=0) -> FitResult:
 
 
 def _bootstrap(law, Ss, Es, x_best, s_scale, e_scale, reps, seed):
-    rng = np.random.default_rng(seed)
+    spec, rng = LAWS[law], np.random.default_rng(seed)
     keys = ("bmin", "bopt", "emin", "smin")
-    draws = {k: [] for k in keys}
+    draws: dict[str, list] = {k: [] for k in keys}
     n = Ss.size
     for _ in range(int(reps)):
         idx = np.sort(rng.integers(0, n, n))
-        if np.unique(idx).size < LAWS[law] + 1:
+        if np.unique(idx).size < spec.n_params + 1:
             continue
         Sb, Eb = Ss[idx], Es[idx]
         # x[0] is Smin as a fraction of min S: keep Smin itself, the quantity that carries over.
         x0 = x_best.copy()
-        x0[0] = _logit(_frac(x_best[0]) * Ss.min() / Sb.min())
+        x0[0] = logit(fraction(x_best[0]) * Ss.min() / Sb.min())
         try:
             xb, _ = _solve(law, Sb, Eb, [x0])
-        except ValueError:
+            drawn = spec.build(spec.pieces(xb, Sb.min())).rescaled(s_scale, e_scale)
+        except (ValueError, OverflowError):
             continue
-        p = _PIECES[law](xb, Sb.min())
-        vals = (
-            dict(smin=p[0] * s_scale, emin=p[1] * e_scale)
-            if law == "hyperbolic"
-            else dict(
-                smin=p[0] * s_scale,
-                emin=p[4] * e_scale,
-                bmin=p[8] * e_scale / s_scale,
-                bopt=p[4] / p[2] * e_scale / s_scale,
-            )
-        )
         for k in keys:
-            draws[k].append(vals.get(k, np.nan))
+            v = getattr(drawn, k)
+            draws[k].append(np.nan if v is None else v)
     boot = {k: np.array(v) for k, v in draws.items()}
     ci = {
         k: (float(np.nanpercentile(v, 2.5)), float(np.nanpercentile(v, 97.5)))

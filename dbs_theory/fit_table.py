@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from .laws import LAWS
 from .schemas import FitFile
 
 __all__ = [
@@ -307,7 +308,7 @@ def fit_summary(table) -> str:
         row = dict(r)
         for k in (c for pairs in SOURCES.values() for c, _ in pairs):
             row[k] = cell(r, k)
-        for law in ("three_phase", "three_phase_free", "hyperbolic"):
+        for law in LAWS:
             if f"dof_{law}" in r:
                 row[law] = (
                     f"{r[f'r2_log_{law}']:.3f} ({r[f'dof_{law}']})"
@@ -315,7 +316,7 @@ def fit_summary(table) -> str:
                     else f"dof {r[f'dof_{law}']}: not fitted"
                 )
         rows.append(row)
-    laws = [k for k in ("three_phase", "three_phase_free", "hyperbolic") if any(k in r for r in rows)]
+    laws = [k for k in LAWS if any(k in r for r in rows)]
     out.append(format_table(rows, cols + laws + ["status"], heads + [f"R2log {k} (dof)" for k in laws] + ["status"]))
     out.append(
         f"\nBmin grows as the target falls: {table.verdict['bmin']} (from the {table.verdict['bmin_source']}); "

@@ -95,13 +95,14 @@ def add_arguments(p):
 
 def run(args):
     from ..bopt_table import bopt_table
-    from ..es_laws import LAWS
+    from ..errors import UserError
+    from ..laws import LAWS
     from ..io import check_writable, ensure_writable_dir
     from ..runs import load_runs
     from ..table import format_table
 
     if args.law not in LAWS:
-        raise ValueError(f"unknown law {args.law!r}; choose one of {', '.join(sorted(LAWS))}")
+        raise UserError(f"unknown law --law {args.law!r}; choose one of {', '.join(LAWS)}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
     if not str(args.out).strip():
@@ -276,6 +277,7 @@ def _run_points(args):
 
     from ..bopt_table import points_table
     from ..io import ensure_writable_dir
+    from ..laws import LAWS
     from ..table import format_table
 
     if args.logs:
@@ -293,7 +295,7 @@ def _run_points(args):
     table = points_table(pts, law=args.law, bootstrap=args.bootstrap, seed=args.seed)
     out = ensure_writable_dir(args.out)
     table.write(out)
-    if args.law == "hyperbolic":
+    if not LAWS[args.law].defines_bopt:
         _print_hyperbolic(table, format_table)
     else:
         print_table(table, format_table)
