@@ -17,7 +17,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["HyperbolicES", "ThreePhaseES", "c1_coefficients", "hyperbolic_data", "three_phase_data"]
+__all__ = ["HyperbolicES", "ThreePhaseES", "PIECE_NAMES", "c1_coefficients", "hyperbolic_data", "three_phase_data"]
+
+#: the three-phase law's pieces, in the order :func:`three_phase_data` reads them
+PIECE_NAMES = ("smin", "s1", "sopt", "s2", "emin", "c", "b_m1", "b_0", "a1", "a0")
 
 
 def _finite(name, value, positive=False):
@@ -156,7 +159,12 @@ class ThreePhaseES:
     @classmethod
     def c1(cls, smin, s1, sopt, s2, emin, c) -> "ThreePhaseES":
         """The C1-continuous law from its 6 free parameters (value and slope match at S1, S2)."""
-        return cls(smin, s1, sopt, s2, emin, c, *c1_coefficients(smin, s1, sopt, s2, emin, c), True)
+        return cls.from_pieces((smin, s1, sopt, s2, emin, c, *c1_coefficients(smin, s1, sopt, s2, emin, c)), True)
+
+    @classmethod
+    def from_pieces(cls, pieces, continuous: bool) -> "ThreePhaseES":
+        """The law from :meth:`pieces`' tuple ``(smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0)``."""
+        return cls(**dict(zip(PIECE_NAMES, pieces)), continuous=continuous)
 
     @classmethod
     def free(cls, smin, b_m1, b_0, s1, c, sopt, emin, s2, a1, a0) -> "ThreePhaseES":
@@ -165,7 +173,7 @@ class ThreePhaseES:
 
     def pieces(self) -> tuple:
         """``(smin, s1, sopt, s2, emin, c, b_m1, b_0, a1, a0)``, what :func:`three_phase_data` evaluates."""
-        return (self.smin, self.s1, self.sopt, self.s2, self.emin, self.c, self.b_m1, self.b_0, self.a1, self.a0)
+        return tuple(getattr(self, k) for k in PIECE_NAMES)
 
     def __call__(self, S):
         return three_phase_data(self.pieces(), S)
@@ -174,7 +182,7 @@ class ThreePhaseES:
         """This law with steps multiplied by ``s_scale`` and data by ``e_scale`` (batches by their ratio)."""
         s, e = s_scale, e_scale
         scales = (s, s, s, s, e, e / s**2, e * s, e, e / s, e)
-        return ThreePhaseES(*(v * k for v, k in zip(self.pieces(), scales)), continuous=self.continuous)
+        return ThreePhaseES.from_pieces([v * k for v, k in zip(self.pieces(), scales)], self.continuous)
 
     def phase(self, S):
         """``inverse``, ``quadratic`` or ``linear`` per ``S`` (``unreachable`` at or below Smin)."""

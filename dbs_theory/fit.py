@@ -218,7 +218,7 @@ def fit_es(S, E, law="three_phase", bootstrap=0, seed=0) -> FitResult:
     Ss, Es = S[order] / s_scale, E[order] / e_scale
     spec = LAWS[law]
     starts = spec.starts(Ss, Es)
-    if spec.nests:  # a law that contains another starts from that law's optimum too
+    if spec.nests and spec.embed is not None:  # a law that contains another starts from that law's optimum too
         inner = LAWS[spec.nests]
         starts.insert(0, spec.embed(_solve(inner.name, Ss, Es, inner.starts(Ss, Es))[0], Ss.min()))
     x, cost = _solve(law, Ss, Es, starts)

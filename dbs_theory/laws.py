@@ -119,7 +119,7 @@ def _hyperbolic_starts(S, E):
 
 def _free_from_c1(xc, smax):
     """The free form's ``x`` at a C1 optimum ``xc`` (the free form contains the C1 one)."""
-    c1 = ThreePhaseES(*c1_pieces(xc, smax), continuous=True)
+    c1 = ThreePhaseES.from_pieces(c1_pieces(xc, smax), True)
     return np.concatenate([[xc[0], xc[1], xc[2], math.log(c1.s2 - c1.sopt), xc[4], xc[5]], _free_tail(c1)])
 
 
@@ -168,7 +168,7 @@ LAWS: dict[str, Law] = {
         Law(
             "three_phase",
             6,
-            build=lambda p: ThreePhaseES(*p, continuous=True),
+            build=lambda p: ThreePhaseES.from_pieces(p, True),
             from_params=lambda q: ThreePhaseES.c1(**q),
             data=three_phase_data,
             pieces=c1_pieces,
@@ -179,7 +179,7 @@ LAWS: dict[str, Law] = {
         Law(
             "three_phase_free",
             10,
-            build=lambda p: ThreePhaseES(*p, continuous=False),
+            build=lambda p: ThreePhaseES.from_pieces(p, False),
             from_params=lambda q: ThreePhaseES.free(**q),
             data=three_phase_data,
             pieces=_free_pieces,

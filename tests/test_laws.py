@@ -55,7 +55,7 @@ def test_each_law_evaluates_its_pieces_as_its_class_does(x, smax):
 
 def test_the_c1_map_keeps_bmin_at_most_bopt():
     for x in np.random.default_rng(0).normal(0, 2, (200, 6)):
-        law = ThreePhaseES(*c1_pieces(x, 1.0), continuous=True)
+        law = ThreePhaseES.from_pieces(c1_pieces(x, 1.0), True)
         assert law.bmin <= law.bopt * (1 + 1e-9)
 
 
