@@ -209,15 +209,24 @@ def _transformer_stages(out, args, stage, bar):
 def _nqm_stages(out, stage, bar) -> None:
     """The NQM sweep and the NQM schedule comparison, as ``dbs simulate`` and ``dbs simulate schedule`` run
     them (their defaults), into ``out/nqm-sweep`` and ``out/nqm-schedule``."""
-    from sim import commands as simc
+    from sim.modes.schedule import print_schedule_study, schedule_study
+    from sim.modes.common import BUDGETS, D_SWEEP, ETA, parse_budgets
+    from sim.modes.sweep import LogOptions, print_sweep, sweep
+    from sim.nqm import NQM
 
+    eta, d = ETA, D_SWEEP
     stage("NQM sweep")
     print("\n== NQM sweep (exact expected loss, zhang2019 spectrum, eta = 0.5)\n")
-    simc.run(simc.arguments(out=str(out / "nqm-sweep"), write_log=True, quiet=True))
+    nqm = NQM.zhang2019(d)
+    print_sweep(nqm, eta, sweep(nqm, eta, out / "nqm-sweep", log=LogOptions(), progress=False), out / "nqm-sweep")
     bar.update(1)
     stage("NQM schedules")
     print("\n== NQM: dynamic vs fixed vs optimised batch schedules at equal data\n")
-    simc.run(simc.arguments(what="schedule", out=str(out / "nqm-schedule"), quiet=True))
+    binned, describe = NQM.zhang2019(d, 100), dict(spectrum="zhang2019", d=d, nbins=None)
+    record = schedule_study(
+        binned, eta, parse_budgets(BUDGETS), out / "nqm-schedule", describe=describe, progress=False
+    )
+    print_schedule_study(record, out / "nqm-schedule")
     bar.update(1)
 
 

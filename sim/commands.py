@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .modes.common import build_nqm, check_memory, default_targets  # noqa: F401 (re-exported)
+from .modes.common import BUDGETS, D_STUDY, D_SWEEP, ETA, build_nqm, check_memory, default_targets  # noqa: F401
 
 __all__ = ["HELP", "add_arguments", "arguments", "run", "MODE_OPTIONS", "default_targets", "build_nqm", "check_memory"]
 
@@ -59,8 +59,8 @@ def _nqm_options(p):
     """The NQM, its learning rate, the sweep's batches and targets, the output folder."""
     p.add_argument(
         "--budgets",
-        default="1e5,1e6",
-        help="data budgets (examples) for 'schedule'; identify uses the first (default 1e5,1e6)",
+        default=BUDGETS,
+        help="data budgets (examples) for 'schedule'; identify uses the first (default %(default)s)",
     )
     p.add_argument(
         "--spectrum",
@@ -85,7 +85,7 @@ def _nqm_options(p):
     )
     p.add_argument("--alpha", type=float, default=1.5, help="power-law exponent of h_i ~ i^-alpha")
     p.add_argument("--nbins", type=int, default=None, help="bin the spectrum into this many bins")
-    p.add_argument("--eta", default="0.5", help="fixed learning rate, or 'tuned' (default 0.5)")
+    p.add_argument("--eta", default=str(ETA), help="fixed learning rate, or 'tuned' (default %(default)s)")
     p.add_argument(
         "--batch-sizes",
         type=_floats,
@@ -225,7 +225,7 @@ def run(args):
     _check_mode_options(args)
     if args.log_every is not None and (args.log_every < 1 or args.log_spacing != "linear"):
         raise ValueError(f"--log-every={args.log_every} must be a positive number of steps, with --log-spacing linear")
-    d = args.d if args.d is not None else (10_000 if args.what in ("sweep", "schedule") else 1000)
+    d = args.d if args.d is not None else (D_SWEEP if args.what in ("sweep", "schedule") else D_STUDY)
     import importlib
 
     mode = importlib.import_module(f".modes.{args.what}", __package__)

@@ -3,7 +3,22 @@ memory check, budgets, JSON-safe values."""
 
 from __future__ import annotations
 
-__all__ = ["build_nqm", "default_targets", "default_batches", "parse_budgets", "json_safe", "check_memory"]
+__all__ = [
+    "build_nqm",
+    "default_targets",
+    "default_batches",
+    "parse_budgets",
+    "json_safe",
+    "check_memory",
+    "ETA",
+    "BUDGETS",
+    "D_SWEEP",
+    "D_STUDY",
+]
+
+#: ``dbs simulate``'s defaults (the demo runs the same NQM): the learning rate, the data budgets (examples),
+#: as ``--budgets`` text), the modes of the sweep and schedule NQM, and of the modes that run many evaluations
+ETA, BUDGETS, D_SWEEP, D_STUDY = 0.5, "1e5,1e6", 10_000, 1000
 
 
 def default_targets(nqm, eta, n=8):

@@ -6,11 +6,13 @@ import argparse
 
 from .common import build_nqm, parse_budgets
 
-__all__ = ["run"]
+__all__ = ["schedule_study", "print_schedule_study", "run"]
 
 
-def run(args):
-    """``dbs simulate schedule``: (a)-(d) and ablations per budget, on a binned NQM."""
+def schedule_study(nqm, eta, budgets, out, *, describe=None, progress=True) -> dict:
+    """(a)-(d) and the ablations per budget (examples), and schedules from a measured sweep, on ``nqm`` at the
+    fixed learning rate ``eta``; writes ``out``/schedule_eval.json and returns its record. ``describe`` (a dict,
+    e.g. spectrum, d, nbins) is saved as the record's ``nqm``."""
     import json
 
     from tqdm.auto import tqdm
@@ -19,22 +21,28 @@ def run(args):
 
     from ..schedule_eval import measured_schedules
 
+    nqm.check_stable(eta)
+    check_writable(out)
+    results = [_budget_record(nqm, eta, b) for b in tqdm(budgets, desc="budgets", disable=not progress)]
+    measured = measured_schedules(nqm, eta, budgets[0], [budgets[0], 3 * budgets[0]])
+    folder = ensure_writable_dir(out)
+    record = dict(nqm=dict(describe or {}), eta=eta, results=results, measured=measured)
+    with atomic_write(folder / "schedule_eval.json") as fh:
+        json.dump(record, fh, indent=1)
+    return record
+
+
+def run(args):
+    """``dbs simulate schedule``: :func:`schedule_study` on a binned NQM (100 bins unless ``--nbins``)."""
     if args.eta == "tuned":
         raise ValueError("'schedule' needs a fixed learning rate (--eta NUMBER)")
     eta = float(args.eta)
     # every evaluation runs hundreds of trajectories: bin the spectrum (100 bins unless --nbins says)
     nqm = build_nqm(argparse.Namespace(**{**vars(args), "nbins": args.nbins or 100}))
-    nqm.check_stable(eta)
     budgets = parse_budgets(args.budgets)
-    check_writable(args.out)
-    results = [_budget_record(nqm, eta, b) for b in tqdm(budgets, desc="budgets", disable=args.quiet)]
-    measured = measured_schedules(nqm, eta, budgets[0], [budgets[0], 3 * budgets[0]])
-    out = ensure_writable_dir(args.out)
-    record = dict(nqm=dict(spectrum=args.spectrum, d=args.d, nbins=args.nbins), eta=eta, results=results)
-    with atomic_write(out / "schedule_eval.json") as fh:
-        json.dump(dict(record, measured=measured), fh, indent=1)
-    _print(args, eta, results, measured, budgets[0])
-    print(f"\nwrote {out}/schedule_eval.json")
+    describe = dict(spectrum=args.spectrum, d=args.d, nbins=args.nbins)
+    record = schedule_study(nqm, eta, budgets, args.out, describe=describe, progress=not args.quiet)
+    print_schedule_study(record, args.out)
     return 0
 
 
@@ -59,13 +67,16 @@ def _budget_record(nqm, eta, budget) -> dict:
     )
 
 
-def _print(args, eta, results, measured, first_budget) -> None:
-    """The per-budget tables and the measured-sweep table, for people."""
+def print_schedule_study(record, out) -> None:
+    """The per-budget tables and the measured-sweep table of :func:`schedule_study`'s record, and the file
+    written into ``out``, for people."""
     from dbs_theory.table import format_table
 
+    eta, results, measured, nqm = record["eta"], record["results"], record["measured"], record["nqm"]
+    first_budget = results[0]["budget"]
     print(
-        f"NQM {args.spectrum}, d={args.d} in {args.nbins or 100} bins, eta={eta}; dynamic schedule: interval "
-        "= budget/50, momentum = 1 (the NQM's Bopt(D) is exact: nothing to smooth)"
+        f"NQM {nqm.get('spectrum')}, d={nqm.get('d')} in {nqm.get('nbins') or 100} bins, eta={eta}; dynamic "
+        "schedule: interval = budget/50, momentum = 1 (the NQM's Bopt(D) is exact: nothing to smooth)"
     )
     for r in results:
         print(f"\nBudget D = {r['budget']:.3g} examples (final expected loss, lower is better):")
@@ -80,3 +91,4 @@ def _print(args, eta, results, measured, first_budget) -> None:
     cols = ["budget", "where", "schedule", "loss", "gain", "batches"]
     rows = [dict(r, where="inside" if r["inside"] else "3x outside") for r in measured]
     print(format_table(rows, cols, cols))
+    print(f"\nwrote {out}/schedule_eval.json")

@@ -3,35 +3,56 @@ trainer-like log."""
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from .common import build_nqm, default_batches, default_targets
 
-__all__ = ["run"]
+__all__ = ["LogOptions", "SweepOutput", "sweep", "print_sweep", "run"]
 
 
-def run(args):
-    """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :mod:`sim.sweep`)."""
+class LogOptions(NamedTuple):
+    """How ``--write-log`` logs each run: ``kind`` ``exact`` (expected loss) or ``mc`` (one Monte Carlo run,
+    seeded ``seed + run index``); a row every ``every`` steps (None: a run's steps // 400) on a ``linear`` or
+    ``log`` grid of steps."""
+
+    kind: str = "exact"
+    every: int | None = None
+    spacing: str = "linear"
+    seed: int = 0
+
+
+class SweepOutput(NamedTuple):
+    """What :func:`sweep` measured: the frontier, the crossings near each Bopt (dicts: target, b_small,
+    b_large, data, loss) and the loss logs (``None`` without ``log``)."""
+
+    frontier: Any
+    crossings: list
+    runs: list | None
+
+
+def sweep(nqm, eta, out, *, targets=None, batches=None, log=None, progress=True) -> SweepOutput:
+    """The NQM's E(S) frontier over ``batches`` (examples; default :func:`default_batches`) and ``targets``
+    (losses; default :func:`default_targets`), the crossings, and with ``log`` (a :class:`LogOptions`) a
+    trainer-like log per batch; writes frontier.csv, targets.csv, frontier.json, crossovers.csv and runs.csv
+    into ``out``. ``eta`` is a learning rate or ``"tuned"`` (no crossings, no log)."""
     import numpy as np
 
     from dbs_theory.io import ensure_writable_dir, write_csv
-    from dbs_theory.table import format_table
 
     from ..sweep import es_frontier
 
-    eta = args.eta if args.eta == "tuned" else float(args.eta)
-    nqm = build_nqm(args)
     fixed_eta = 0.5 if eta == "tuned" else eta
     nqm.check_stable(fixed_eta)
-    if args.targets is not None and not args.targets:
-        raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
-    targets = _targets(args, nqm, fixed_eta)
-    batches = args.batch_sizes or default_batches(nqm, fixed_eta, targets)
+    if targets is not None and not targets:
+        raise ValueError("targets is empty: give target losses or None for the default ones")
+    targets = _targets(targets, nqm, fixed_eta, eta)
+    batches = batches or default_batches(nqm, fixed_eta, targets)
     if not all(np.isfinite(b) and b > 0 for b in batches):
-        got = ", ".join(f"{b:g}" for b in batches)
-        raise ValueError(f"batch_sizes (--batch-sizes) must be positive and finite; got {got}")
-    out = ensure_writable_dir(args.out)
-    fr = es_frontier(nqm, eta, batches, targets, progress=not args.quiet)
+        raise ValueError(f"batch sizes must be positive and finite; got {', '.join(f'{b:g}' for b in batches)}")
+    out = ensure_writable_dir(out)
+    fr = es_frontier(nqm, eta, batches, targets, progress=progress)
     cross = [] if eta == "tuned" else _crossings(nqm, eta, fr)
-    runs = _loss_logs(nqm, eta, fr, args) if args.write_log and eta != "tuned" else None
+    runs = _loss_logs(nqm, eta, fr, log, progress) if log is not None and eta != "tuned" else None
     fr.write(out)
     if runs:
         from dbs_theory.runs import write_runs
@@ -39,26 +60,49 @@ def run(args):
         write_runs(runs, out / "runs.csv")
     if cross:
         write_csv(out / "crossovers.csv", cross)
-    _print_summary(fr, cross, format_table)
+    return SweepOutput(fr, cross, runs)
+
+
+def print_sweep(nqm, eta, result: SweepOutput, out) -> None:
+    """The per-target table, the crossings, the phase profile and the files written, for people."""
+    from dbs_theory.table import format_table
+
+    _print_summary(result.frontier, result.crossings, format_table)
     if eta != "tuned":
-        _print_phase_profile(nqm, eta, fr, format_table)
+        _print_phase_profile(nqm, eta, result.frontier, format_table)
     print(
         f"\nwrote {out}/frontier.csv, targets.csv, frontier.json"
-        + (", crossovers.csv" if cross else "")
-        + (", runs.csv" if runs else "")
+        + (", crossovers.csv" if result.crossings else "")
+        + (", runs.csv" if result.runs else "")
     )
+
+
+def run(args):
+    """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :func:`sweep`)."""
+    eta = args.eta if args.eta == "tuned" else float(args.eta)
+    nqm = build_nqm(args)
+    if args.targets is not None and not args.targets:
+        raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
+    log = LogOptions(args.log_kind, args.log_every, args.log_spacing, args.seed) if args.write_log else None
+    try:
+        result = sweep(nqm, eta, args.out, targets=args.targets, batches=args.batch_sizes, log=log,
+                       progress=not args.quiet)  # fmt: skip
+    except ValueError as exc:
+        if str(exc).startswith("batch sizes"):
+            raise ValueError(f"--batch-sizes: {exc}") from None
+        raise
+    print_sweep(nqm, eta, result, args.out)
     return 0
 
 
-def _targets(args, nqm, fixed_eta) -> list:
-    """``--targets``, or the default ones; each must lie between the loss floor and the initial loss."""
+def _targets(given, nqm, fixed_eta, eta) -> list:
+    """The given targets, or the default ones; each must lie between the loss floor and the initial loss."""
     L0 = nqm.initial_loss()
-    targets = args.targets if args.targets is not None else default_targets(nqm, fixed_eta)
-    if args.targets is None and not all(nqm.L_irr < t < L0 for t in targets):
+    targets = given if given is not None else default_targets(nqm, fixed_eta)
+    if given is None and not all(nqm.L_irr < t < L0 for t in targets):
         raise ValueError(
-            f"at eta={args.eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
-            f"examples) lie above the initial loss {L0:.4g}; give --targets below it or a smaller "
-            "--eta"
+            f"at eta={eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
+            f"examples) lie above the initial loss {L0:.4g}; give targets below it or a smaller eta"
         )
     for t in targets:
         if not nqm.L_irr < t < L0:
@@ -145,9 +189,9 @@ def _print_phase_profile(nqm, eta, fr, format_table):
     )
 
 
-def _loss_logs(nqm, eta, fr, args):
+def _loss_logs(nqm, eta, fr, log: LogOptions, progress):
     """One run per batch size, long enough to reach the lowest target it can (x1.3), logged as a trainer
-    logs (``--log-every``, ``--log-spacing``)."""
+    logs (``log``)."""
     import math
 
     import numpy as np
@@ -160,13 +204,13 @@ def _loss_logs(nqm, eta, fr, args):
     finite = np.where(np.isfinite(fr.S), fr.S, np.nan)
     longest = np.nanmax(finite) if np.any(np.isfinite(finite)) else 1000.0
     runs = []
-    for b, B in enumerate(tqdm(fr.batch_sizes, desc="loss logs", disable=args.quiet)):
+    for b, B in enumerate(tqdm(fr.batch_sizes, desc="loss logs", disable=not progress)):
         S_b = np.nanmax(finite[b]) if np.any(np.isfinite(finite[b])) else longest
         steps = int(math.ceil(1.3 * S_b)) + 2
-        how = dict(every=args.log_every, spacing=args.log_spacing)
-        if args.log_kind == "exact":
+        how = dict(every=log.every, spacing=log.spacing)
+        if log.kind == "exact":
             runs.append(exact_log(nqm, eta, float(B), steps=steps, name=f"B{B:.6g}", **how))
             continue
-        step, D, loss = mc_log(nqm, eta, float(B), steps, replicas=1, seed=args.seed + b, **how)
+        step, D, loss = mc_log(nqm, eta, float(B), steps, replicas=1, seed=log.seed + b, **how)
         runs.append(Run(f"B{B:.6g}", float(B), step, D, loss[0], {"lr": np.full(step.size, float(eta))}))
     return runs
