@@ -21,7 +21,7 @@ sweep's one learning rate, and minimises the relative residuals
 :data:`ROBUST_SCALE`, so a run that strays as a whole counts less) from a few starts.
 The fitted model then predicts a run under another batch schedule and
 another learning-rate plan (the plan's multiples of the sweep's rate):
-:func:`dbs_theory.schedule_rules.calibrated` optimises the batch on it.
+:func:`dbs_theory.rules.calibrated.choose` optimises the batch on it.
 
 Units: the envelope's (tokens or examples per step); rates are per optimizer step.
 """

@@ -220,7 +220,7 @@ def test_calibrated_rule_refuses_a_sweep_its_model_does_not_describe():
 
 def test_the_fit_quality_gate_at_its_boundary(sweep, monkeypatch):
     """MIN_R2 just above the fit's share explained: fixed; just below: the model's schedule."""
-    import dbs_theory.schedule_rules as SR
+    import dbs_theory.rules.calibrated as SR
 
     _, _, fit = sweep
     r2 = calibrate(fit["envelope"]).r2
