@@ -108,7 +108,7 @@ def test_fit_bad_input(tmp_path, case, match):
     "args, match",
     [
         (["--eta", "3.0"], "unstable"),
-        (["--batch-sizes", "0,4,8"], "batch_sizes"),
+        (["--batch-sizes", "0,4,8"], "--batch-sizes: batch sizes must be positive"),
         (["--spectrum", "power-law", "--alpha", "-1"], "alpha"),
     ],
 )

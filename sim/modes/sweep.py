@@ -48,7 +48,8 @@ def sweep(nqm, eta, out, *, targets=None, batches=None, log=None, progress=True)
     targets = _targets(targets, nqm, fixed_eta, eta)
     batches = batches or default_batches(nqm, fixed_eta, targets)
     if not all(np.isfinite(b) and b > 0 for b in batches):
-        raise ValueError(f"batch sizes must be positive and finite; got {', '.join(f'{b:g}' for b in batches)}")
+        given = ", ".join(f"{b:g}" for b in batches)
+        raise ValueError(f"batches: batch sizes must be positive and finite; got {given}")
     out = ensure_writable_dir(out)
     fr = es_frontier(nqm, eta, batches, targets, progress=progress)
     cross = [] if eta == "tuned" else _crossings(nqm, eta, fr)
@@ -77,6 +78,10 @@ def print_sweep(nqm, eta, result: SweepOutput, out) -> None:
     )
 
 
+# the arguments of :func:`sweep` whose errors the command reports under the flag that sets them
+_FLAGS = {"batches": "--batch-sizes", "targets": "--targets"}
+
+
 def run(args):
     """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :func:`sweep`)."""
     eta = args.eta if args.eta == "tuned" else float(args.eta)
@@ -88,8 +93,9 @@ def run(args):
         result = sweep(nqm, eta, args.out, targets=args.targets, batches=args.batch_sizes, log=log,
                        progress=not args.quiet)  # fmt: skip
     except ValueError as exc:
-        if str(exc).startswith("batch sizes"):
-            raise ValueError(f"--batch-sizes: {exc}") from None
+        name, sep, rest = str(exc).partition(": ")
+        if sep and name in _FLAGS:
+            raise ValueError(f"{_FLAGS[name]}: {rest}") from None
         raise
     print_sweep(nqm, eta, result, args.out)
     return 0
@@ -101,7 +107,7 @@ def _targets(given, nqm, fixed_eta, eta) -> list:
     targets = given if given is not None else default_targets(nqm, fixed_eta)
     if given is None and not all(nqm.L_irr < t < L0 for t in targets):
         raise ValueError(
-            f"at eta={eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
+            f"targets: at eta={eta} the noise floor is so high that the default targets (Bmin 1 to 64 "
             f"examples) lie above the initial loss {L0:.4g}; give targets below it or a smaller eta"
         )
     for t in targets:
