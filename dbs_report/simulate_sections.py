@@ -150,11 +150,14 @@ def simulate_optimal_sections(d):
             "|---|---|---|---|",
         ]
         text += [
-            f"| {x['rule']} | {_fmt(x['loss'], '.5g')} | {_fmt(x['gap_closed'], '.0%')} | {x['note']} |" for x in rows
+            f"| {x.get('title', x['rule'])} | {_fmt(x['loss'], '.5g')} | {_fmt(x['gap_closed'], '.0%')} | {x['note']} |"
+            for x in rows
         ]
         text.append("")
         opt = next(x for x in rows if x["rule"] == "optimal")
-        others = [(x["rule"], steps(x["schedule"])) for x in rows if x["rule"] != "optimal" and x["schedule"]]
+        others = [
+            (x.get("title", x["rule"]), steps(x["schedule"])) for x in rows if x["rule"] != "optimal" and x["schedule"]
+        ]
         bopt = r.get("bopt") if r.get("bopt", {}).get("curve_D") else None
         figs.append(
             (

@@ -12,8 +12,9 @@ Map (units: data and batch sizes in examples, steps are optimizer steps, ``eta``
 - :func:`monte_carlo` (:mod:`sim.montecarlo`): SGD replicas of the model, for noisy logs.
 - :func:`chain_case`, :func:`chain_study` (:mod:`sim.chain_eval`): ``dbs fit`` + ``dbs schedule`` end to
   end on NQM sweeps, scored by the exact loss.
-- :func:`optimal_schedule` (:mod:`sim.optimal`), :func:`compare_rules` (:mod:`sim.rules`): the loss-optimal
-  batch schedule and batch-size rules scored against it (docs/optimal_schedules.md).
+- :func:`optimal_schedule` (:mod:`sim.optimal`), :func:`compare_rules` (:mod:`sim.rule_scores`): the loss-optimal
+  batch schedule and the oracle batch-size rules of :mod:`sim.rules` scored against it (:class:`RuleScore`;
+  docs/optimal_schedules.md).
 - :mod:`sim.strategies`: hypothesis strategies for random NQMs (needs hypothesis).
 """
 
@@ -24,7 +25,7 @@ from .frontier import bmin, bopt, loss_at_steps, steps_to_target, tuned_steps
 from .montecarlo import MonteCarloResult, monte_carlo
 from .nqm import DEFAULT_ETA, NQM
 from .optimal import optimal_schedule
-from .rules import compare_rules
+from .rule_scores import RuleScore, compare_rules
 from .sweep import FrontierResult, es_frontier, phase_labels
 
 __all__ = [
@@ -48,4 +49,4 @@ __all__ = [
     "chain_case",
     "chain_study",
 ]
-__all__ += ["optimal_schedule", "compare_rules"]
+__all__ += ["optimal_schedule", "compare_rules", "RuleScore"]

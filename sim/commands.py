@@ -153,7 +153,7 @@ def _mode_options(p):
     p.add_argument(
         "--study",
         action="store_true",
-        help="optimal: the rules table over sim.rules.SPECTRA (four "
+        help="optimal: the rules table over sim.rule_scores.SPECTRA (four "
         "spectra, d = 1000) x --budgets x the three LR schedules instead of one NQM (--spectrum, --d, "
         "--alpha, --lr-schedule unused); writes OUT/study.json (docs/optimal_schedules.md)",
     )

@@ -8,7 +8,8 @@ noise scale, loss floor or branch probes (the NQM's moment recursion with
 continuous steps, as :func:`sim.optimal.relaxed_loss`). No user has these
 inputs: this is a ceiling for each idea, not a rule to run. The rules a user
 runs -- from logs read by ``dbs fit``, through the code ``dbs schedule`` and
-``dbs train --batch-rule`` run -- are scored by :mod:`sim.rule_chain`.
+``dbs train --batch-rule`` run -- are scored by :mod:`sim.rule_chain`. The
+scores of these (:func:`sim.rule_scores.compare_rules`) are in :mod:`sim.rule_scores`.
 
 Every rule is a function of a :class:`RuleInputs` and returns ``(BatchSchedule,
 lr)``: the batch schedule (examples) and the learning-rate schedule it runs
@@ -29,11 +30,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from dbs_theory.batch_rules import ANNEAL, GAMMA
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.batch_schedules import BatchSchedule
 from dbs_theory.numeric import stationary_moment
 
 from .nqm import NQM
-from .optimal import Problem, cell_arrays, optimal_schedule, problem
+from .optimal import Problem, cell_arrays, problem
 
 __all__ = [
     "Unavailable",
@@ -42,10 +43,8 @@ __all__ = [
     "noise_scales",
     "curves_along",
     "exact_envelope",
-    "budget_record",
-    "same_noise",
-    "optimum_shape",
     "RULES",
+    "TITLES",
     "MONOTONE",
     "paper",
     "noise_scale",
@@ -53,12 +52,8 @@ __all__ = [
     "late_switch_rule",
     "merrill_doubling",
     "floor_ratio",
-    "compare_rules",
     "GAMMA",
     "ANNEAL",
-    "SPECTRA",
-    "study",
-    "summarize",
 ]
 
 
@@ -266,235 +261,23 @@ def merrill_doubling(inp: RuleInputs, tol=0.1, branch=0.25):
     return inp.prob.schedule(_online(inp, pick, monotone=True), rule="merrill doubling"), inp.prob.lr
 
 
-#: name -> rule; every rule's schedule is scored at the run's horizon with the LR it returns
+#: id -> rule; every rule's schedule is scored at the run's horizon with the LR it returns
 RULES = {
     "paper": paper,
-    "noise scale (McCandlish)": noise_scale,
-    "Seesaw": seesaw,
-    "late switch": late_switch_rule,
-    "Merrill doubling": merrill_doubling,
-    "floor ratio (ours)": floor_ratio,
+    "noise-scale": noise_scale,
+    "seesaw": seesaw,
+    "late-switch": late_switch_rule,
+    "merrill-doubling": merrill_doubling,
+    "floor-ratio": floor_ratio,
 }
-#: rules that claim a non-decreasing batch
-MONOTONE = {"paper", "Seesaw", "late switch", "Merrill doubling", "floor ratio (ours)"}
-
-
-def same_noise(inp: RuleInputs, schedule: BatchSchedule, lr) -> BatchSchedule:
-    """The batch schedule (examples) that, under the run's own LR schedule, matches a rule that also changes
-    the rate (Seesaw): on each of the optimiser's cells ``B eta_run / eta_rule``, which keeps the per-example
-    drift ``eta h m / B`` and noise ``eta^2 c / B^2`` of the rule's (the same to first order in ``eta h``)."""
-    prob = inp.prob
-    mid = np.cumsum(prob.cell_data) - 0.5 * prob.cell_data
-    rate = lambda f: np.asarray(f(mid), float) if callable(f) else np.full(mid.size, float(f))
-    B = np.asarray(schedule.sizes, float)[np.searchsorted(schedule.starts, mid, side="right") - 1]
-    starts = np.append(0.0, np.cumsum(prob.cell_data)[:-1])
-    return BatchSchedule(
-        tuple(starts.tolist()),
-        tuple((B * prob.cell_eta / rate(lr)).tolist()),
-        "examples",
-        kind="step",
-        params=dict(rule="same noise", of=schedule.params.get("rule")),
-    )
-
-
-def compare_rules(
-    nqm: NQM, eta: float, budget: float, lr_schedule="constant", pieces=32, rules=None, optimal=None
-) -> list:
-    """Every rule against the best fixed batch and the optimal schedule, at equal data.
-
-    Returns one dict per rule (``"best fixed"``, ``"optimal"`` and each of
-    :data:`RULES`): ``rule``, ``loss`` (exact, at the run's horizon),
-    ``gap_closed`` ``= (L_fixed - L) / (L_fixed - L_optimal)`` (1: as good as
-    the optimum; < 0: worse than the best fixed batch), ``schedule``, ``lr``,
-    ``monotone`` (claimed), ``note``.
-    The optimum is searched from the rules' schedules too
-    (:func:`sim.optimal.optimal_schedule`'s ``candidates``; a rule that changes
-    the rate enters as :func:`same_noise`'s schedule under this one), so it never
-    loses to a rule run under this LR schedule; ``optimal`` (``(schedule, loss)``)
-    skips that search.
-    A rule that cannot be built from the inputs (:class:`Unavailable`, e.g. the
-    paper's rule where no envelope ``Bopt(D)`` can be fitted because the loss
-    never halves) gets ``loss`` and ``gap_closed`` NaN, ``schedule`` None and
-    the reason in ``note``.
-    """
-    from .schedule_eval import nqm_best_fixed_batch, loss_at_budget
-
-    prob = problem(eta, budget, lr_schedule, pieces)
-    fixed = nqm_best_fixed_batch(nqm, prob.lr, prob.horizon)
-    inp = rule_inputs(nqm, eta, budget, lr_schedule, pieces, fixed=fixed)
-    built = {}
-    for name, fn in (rules or RULES).items():
-        try:
-            built[name] = fn(inp)
-        except Unavailable as exc:
-            built[name] = (None, None, str(exc))
-    own_lr = {
-        name if b[1] is inp.prob.lr else f"{name} (same noise)": b[0]
-        if b[1] is inp.prob.lr
-        else same_noise(inp, *b[:2])
-        for name, b in built.items()
-        if b[0] is not None
-    }
-    opt, L_opt = optimal or optimal_schedule(nqm, eta, budget, lr_schedule, pieces, fixed=fixed, candidates=own_lr)
-    gap = fixed[1] - L_opt
-
-    def row(name, L, s, lr, note=""):
-        return dict(
-            rule=name,
-            loss=float(L),
-            schedule=s,
-            lr=lr,
-            monotone=name in MONOTONE,
-            note=note,
-            gap_closed=(fixed[1] - L) / gap if gap > 0 else math.nan,
-        )
-
-    rows = [
-        row("best fixed", fixed[1], constant_batch(fixed[0], "examples"), prob.lr),
-        row("optimal", L_opt, opt, prob.lr),
-    ]
-    for name, (sched, lr, *note) in built.items():
-        L = loss_at_budget(nqm, lr, sched, prob.horizon) if sched is not None else math.nan
-        rows.append(row(name, L, sched, lr, *note))
-    return rows
-
-
-def optimum_shape(nqm: NQM, eta: float, budget: float, schedule, lr_schedule="constant", pieces=32) -> dict:
-    """How an optimal ``schedule`` (examples) sits against ``Bopt(D)``, ``Bmin(L(D))`` and ``B_noise(D)``
-    (:func:`curves_along`; ``Bopt``: :func:`exact_envelope`, NaN where none). Ratios of batch sizes:
-
-    ``early_bopt`` (min, max of ``B / Bopt`` over the first 1% of the budget), ``end_bopt`` (``B / Bopt`` at
-    the end), ``cross`` (``D / budget`` from which on ``B >= Bopt``), ``stable_bmin`` and ``stable_noise``
-    (min, max of ``B / Bmin(L)`` and ``B / B_noise`` from 1% to 90% of the budget), ``late_bmin`` (min, max
-    of ``B / Bmin(L)`` past 90% of the budget, or through a WSD decay).
-    """
-    prob = problem(eta, budget, lr_schedule, pieces)
-    a = curves_along(nqm, prob, schedule)
-    D, B = a["D"], a["batch"]
-    curve = exact_envelope(nqm, eta, budget)[0]
-    bopt = np.asarray(curve(D), float) if curve is not None else np.full(D.size, math.nan)
-    rng = lambda v, sel: (float(np.min(v[sel])), float(np.max(v[sel]))) if np.any(sel) else (math.nan, math.nan)
-    stable = (D > 0.01 * budget) & (D <= 0.9 * budget)
-    late = D > budget if lr_schedule == "wsd" else D > 0.9 * budget
-    below = np.nonzero(~(B >= bopt))[0]
-    cross = math.nan if curve is None else float(D[below[-1]] / budget) if below.size else 0.0
-    return dict(
-        early_bopt=rng(B / bopt, D <= 0.01 * budget),
-        end_bopt=float(B[-1] / bopt[-1]),
-        cross=cross,
-        stable_bmin=rng(B / a["bmin"], stable),
-        stable_noise=rng(B / a["b_noise"], stable),
-        late_bmin=rng(B / a["bmin"], late),
-    )
-
-
-def _finite(v):
-    """A float for JSON: None where NaN or infinite."""
-    return float(v) if math.isfinite(v) else None
-
-
-def budget_record(nqm: NQM, eta: float, budget: float, rows, lr_schedule="constant", pieces=32) -> dict:
-    """One budget of ``dbs simulate optimal``'s JSON (plain lists and numbers; NaN written as null).
-
-    ``rows``: :func:`compare_rules`'s. Keys: ``budget``, ``horizon`` (examples), ``rows`` (``rule``, ``loss``,
-    ``gap_closed``, ``schedule`` (BatchSchedule JSON or null), ``note``), ``along_optimal``
-    (:func:`curves_along` on the optimal schedule) and ``bopt``: the NQM's exact envelope at the peak
-    rate (:func:`exact_envelope`): its ``(Emin, Bopt)`` points ``D``, ``B`` and the fitted curve on a grid
-    (``curve_D``, ``curve_B``), or ``error`` where it cannot be fitted. Data and batches in examples.
-    """
-    import json
-
-    prob = problem(eta, budget, lr_schedule, pieces)
-    opt = next(r for r in rows if r["rule"] == "optimal")
-    along = {k: [_finite(x) for x in v] for k, v in curves_along(nqm, prob, opt["schedule"]).items()}
-    curve, why = exact_envelope(nqm, eta, budget)
-    bopt = dict(error=why)
-    if curve is not None:
-        grid = np.geomspace(prob.ends[0], prob.horizon, 60)
-        bopt = dict(
-            D=[float(x) for x in curve.D],
-            B=[float(x) for x in curve.B],
-            curve_D=grid.tolist(),
-            curve_B=[float(x) for x in curve(grid)],
-        )
-    out = [
-        dict(
-            rule=r["rule"],
-            loss=_finite(r["loss"]),
-            gap_closed=_finite(r["gap_closed"]),
-            note=r["note"],
-            schedule=json.loads(r["schedule"].to_json()) if r["schedule"] is not None else None,
-        )
-        for r in rows
-    ]
-    return dict(budget=float(budget), horizon=float(prob.horizon), rows=out, along_optimal=along, bopt=bopt)
-
-
-#: the study's spectra (d = 1000 modes each)
-SPECTRA = {
-    "Zhang (h = c = 1/i)": lambda: NQM.zhang2019(1000),
-    "power law 1.5": lambda: NQM.power_law(1000, 1.5),
-    "power law 2.5, c ~ h^0.5": lambda: NQM.power_law(1000, 2.5, noise_exponent=0.5),
-    "power law 1.2 + L_irr = 1": lambda: NQM.power_law(1000, 1.2, L_irr=1.0),
+#: id -> display name
+TITLES = {
+    "paper": "paper",
+    "noise-scale": "noise scale (McCandlish)",
+    "seesaw": "Seesaw",
+    "late-switch": "late switch",
+    "merrill-doubling": "Merrill doubling",
+    "floor-ratio": "floor ratio (ours)",
 }
-
-
-def study(
-    budgets=(1e4, 1e5, 1e6),
-    lr_schedules=("constant", "wsd", "cosine"),
-    eta=0.5,
-    spectra=None,
-    progress=False,
-    shape=False,
-) -> list:
-    """:func:`compare_rules` over spectra x budgets x LR schedules: one row per (case, rule), schedules dropped;
-    with ``shape``, the optimum's row carries :func:`optimum_shape` (``shape``)."""
-    from tqdm.auto import tqdm
-
-    rows = []
-    cases = [(n, b, s) for n in (spectra or SPECTRA) for b in budgets for s in lr_schedules]
-    made = {}
-    for name, budget, sched in tqdm(cases, desc="cases", disable=not progress):
-        nqm = made.setdefault(name, (spectra or SPECTRA)[name]())
-        for r in compare_rules(nqm, eta, budget, sched):
-            sizes = r["schedule"].sizes if r["schedule"] is not None else (math.nan,)
-            rows.append(
-                dict(
-                    spectrum=name,
-                    budget=budget,
-                    lr_schedule=sched,
-                    rule=r["rule"],
-                    loss=r["loss"],
-                    gap_closed=r["gap_closed"],
-                    first=sizes[0],
-                    last=sizes[-1],
-                    note=r["note"],
-                )
-            )
-            if r["rule"] == "optimal" and shape:
-                rows[-1]["shape"] = optimum_shape(nqm, eta, budget, r["schedule"], sched)
-    return rows
-
-
-def summarize(rows) -> list:
-    """Per (LR schedule, rule): cases, min and median gap closed, and how often it loses to the best fixed;
-    cases with no gap (the rule could not be built: ``unavailable``; or no gap to close) are left out."""
-    out = []
-    for sched in dict.fromkeys(r["lr_schedule"] for r in rows):
-        for rule in dict.fromkeys(r["rule"] for r in rows):
-            mine = [r for r in rows if r["lr_schedule"] == sched and r["rule"] == rule]
-            ok = np.array([r["gap_closed"] for r in mine if np.isfinite(r["gap_closed"])])
-            missing = sum(not np.isfinite(r["loss"]) for r in mine)
-            out.append(
-                dict(
-                    lr_schedule=sched,
-                    rule=rule,
-                    cases=int(ok.size),
-                    unavailable=int(missing),
-                    min_gap=float(np.min(ok)) if ok.size else math.nan,
-                    median_gap=float(np.median(ok)) if ok.size else math.nan,
-                    loses=int(np.sum(ok < -1e-9)),
-                    at_least_60=int(np.sum(ok >= 0.6)),
-                )
-            )
-    return out
+#: the ids of the rules that claim a non-decreasing batch
+MONOTONE = frozenset({"paper", "seesaw", "late-switch", "merrill-doubling", "floor-ratio"})

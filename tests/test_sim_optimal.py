@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 
 import sim
 from sim import optimal as O
+from sim import rule_scores as S
 from sim import rules as R
 from sim.nqm import NQM
 from sim.schedule_eval import loss_at_budget
@@ -92,13 +93,13 @@ def test_problem_pieces_and_cells():
 def test_the_documented_numbers_and_optimum_constant_lr():
     """Zhang d = 1000, eta = 0.5, budget 1e5: the measured best fixed, paper and best 8-piece, beaten."""
     nqm = NQM.zhang2019(1000)
-    rows = {r["rule"]: r for r in sim.compare_rules(nqm, 0.5, 1e5, "constant", rules={"paper": R.paper})}
-    assert rows["best fixed"]["loss"] == pytest.approx(0.03633, abs=5e-6)
-    assert rows["best fixed"]["schedule"].sizes[0] == pytest.approx(35, abs=0.5)
-    assert rows["paper"]["loss"] == pytest.approx(0.03369, abs=5e-6)
-    assert rows["optimal"]["loss"] < 0.01077  # the best 8-piece schedule found by search
-    assert rows["optimal"]["gap_closed"] == 1.0 and rows["best fixed"]["gap_closed"] == 0.0
-    sizes = rows["optimal"]["schedule"].sizes
+    rows = {r.rule: r for r in sim.compare_rules(nqm, 0.5, 1e5, "constant", rules={"paper": R.paper})}
+    assert rows["best-fixed"].loss == pytest.approx(0.03633, abs=5e-6)
+    assert rows["best-fixed"].schedule.sizes[0] == pytest.approx(35, abs=0.5)
+    assert rows["paper"].loss == pytest.approx(0.03369, abs=5e-6)
+    assert rows["optimal"].loss < 0.01077  # the best 8-piece schedule found by search
+    assert rows["optimal"].gap_closed == 1.0 and rows["best-fixed"].gap_closed == 0.0
+    sizes = rows["optimal"].schedule.sizes
     assert sizes[-1] > 10 * sizes[0]  # grows with the data seen
 
 
@@ -107,10 +108,10 @@ def test_the_documented_wsd_numbers_and_refinement():
     """The WSD numbers; 64 pieces and 32 pieces within 1% of each other (1.5% under a constant
     rate, whose optimum rises steeply in the last few percent of the run: measured 1.0%)."""
     nqm = NQM.zhang2019(1000)
-    rows = {r["rule"]: r for r in sim.compare_rules(nqm, 0.5, 1e5, "wsd", rules={"paper": R.paper})}
-    assert rows["best fixed"]["loss"] == pytest.approx(0.01379, abs=5e-6)
-    assert rows["paper"]["loss"] == pytest.approx(0.01140, abs=5e-6)
-    assert rows["optimal"]["loss"] < 0.00702
+    rows = {r.rule: r for r in sim.compare_rules(nqm, 0.5, 1e5, "wsd", rules={"paper": R.paper})}
+    assert rows["best-fixed"].loss == pytest.approx(0.01379, abs=5e-6)
+    assert rows["paper"].loss == pytest.approx(0.01140, abs=5e-6)
+    assert rows["optimal"].loss < 0.00702
     for lrs in O.LR_SCHEDULES:
         L32 = sim.optimal_schedule(nqm, 0.5, 1e5, lrs, pieces=32)[1]
         L64 = sim.optimal_schedule(nqm, 0.5, 1e5, lrs, pieces=64)[1]
@@ -121,23 +122,23 @@ def _check_rules(nqm, eta, budget, lrs):
     """The optimum is at most every rule's loss; a rule that claims monotone never falls; a rule that cannot
     be built here says why in its row (loss NaN) and is left out of the comparison."""
     rows = sim.compare_rules(nqm, eta, budget, lrs)
-    opt = next(r for r in rows if r["rule"] == "optimal")
-    fixed = next(r for r in rows if r["rule"] == "best fixed")
-    assert opt["loss"] <= fixed["loss"]
+    opt = next(r for r in rows if r.rule == "optimal")
+    fixed = next(r for r in rows if r.rule == "best-fixed")
+    assert opt.loss <= fixed.loss
     for r in rows:
-        if math.isnan(r["loss"]):
-            assert r["rule"] in R.RULES and r["schedule"] is None and "envelope" in r["note"], r
+        if math.isnan(r.loss):
+            assert r.rule in R.RULES and r.schedule is None and "envelope" in r.note, r
             continue
-        assert opt["loss"] <= r["loss"] * (1 + 1e-9), (r["rule"], r["loss"], opt["loss"])
-        if r["monotone"]:
-            assert np.all(np.diff(r["schedule"].sizes) >= 0), r["rule"]
+        assert opt.loss <= r.loss * (1 + 1e-9), (r.rule, r.loss, opt.loss)
+        if r.monotone:
+            assert np.all(np.diff(r.schedule.sizes) >= 0), r.rule
     return rows
 
 
 def test_rules_lose_to_the_optimum_zhang_wsd():
     rows = _check_rules(NQM.zhang2019(300), 0.5, 2e4, "wsd")
-    assert {r["rule"] for r in rows} == {"best fixed", "optimal", *R.RULES}
-    assert all(np.isfinite(r["loss"]) and r["note"] == "" for r in rows)
+    assert {r.rule for r in rows} == {"best-fixed", "optimal", *R.RULES}
+    assert all(np.isfinite(r.loss) and r.note == "" for r in rows)
 
 
 _ONE_MODE = lambda h: NQM([h], [1.0], [1.0])
@@ -150,8 +151,8 @@ def test_counterexamples_hypothesis_found(nqm, eta, lrs):
     the relaxed optimum on the pieces: the optimum is searched from it and keeps it; (2) Merrill's
     doubling fell where a narrow piece capped its batch; (3) no envelope (the loss never halves at
     eta h = 1): the paper's rule and Merrill's, which read it, are NaN with the reason."""
-    rows = {r["rule"]: r for r in _check_rules(nqm, eta, 3e3, lrs)}
-    assert np.isnan(rows["paper"]["loss"]) == (eta == 32.0)
+    rows = {r.rule: r for r in _check_rules(nqm, eta, 3e3, lrs)}
+    assert np.isnan(rows["paper"].loss) == (eta == 32.0)
 
 
 @pytest.mark.slow
@@ -219,7 +220,7 @@ def test_same_noise_stands_in_for_seesaw_under_the_runs_rate():
     nqm = NQM.zhang2019(200)
     inp = R.rule_inputs(nqm, 0.5, 1e4, "wsd", fixed=(8.0, math.nan))
     sched, lr = R.seesaw(inp)
-    same = R.same_noise(inp, sched, lr)
+    same = S.same_noise(inp, sched, lr)
     L_rule = loss_at_budget(nqm, lr, sched, inp.prob.horizon)
     assert loss_at_budget(nqm, inp.prob.lr, same, inp.prob.horizon) == pytest.approx(L_rule, rel=0.02)
     assert min(same.sizes) == pytest.approx(8.0) and max(same.sizes) == pytest.approx(8.0 * 2**1.5)
@@ -232,10 +233,12 @@ def test_summary_and_record_with_a_rule_that_cannot_be_built(tmp_path):
 
     nqm, eta = NQM([1 / 32], [1.0], [1.0]), 32.0
     rows = sim.compare_rules(nqm, eta, 3e3, "constant")
-    study = [dict(r, lr_schedule="constant") for r in rows]
-    paper = next(s for s in R.summarize(study) if s["rule"] == "paper")
+    study = [
+        dict(rule=r.rule, title=r.title, loss=r.loss, gap_closed=r.gap_closed, lr_schedule="constant") for r in rows
+    ]
+    paper = next(s for s in S.summarize(study) if s["rule"] == "paper")
     assert paper["cases"] == 0 and paper["unavailable"] == 1 and math.isnan(paper["min_gap"])
-    rec = R.budget_record(nqm, eta, 3e3, rows)
+    rec = S.budget_record(nqm, eta, 3e3, rows)
     text = json.dumps(rec, allow_nan=False)
     assert "envelope" in text and rec["bopt"]["error"]
     along = rec["along_optimal"]
@@ -246,7 +249,7 @@ def test_optimum_shape_on_zhang():
     """The optimum starts below Bopt(D), ends above it, and sits near its own noise floor (B/Bmin ~ 1)."""
     nqm = NQM.zhang2019(300)
     opt = sim.optimal_schedule(nqm, 0.5, 2e4, "wsd", pieces=16, min_batch=1e-3)[0]  # below one example: Bopt < 1 early
-    s = R.optimum_shape(nqm, 0.5, 2e4, opt, "wsd", pieces=16)
+    s = S.optimum_shape(nqm, 0.5, 2e4, opt, "wsd", pieces=16)
     assert s["early_bopt"][1] < 1 < s["end_bopt"] and 0 < s["cross"] < 1
     assert 0.9 < s["stable_bmin"][0] < 1.5 and s["late_bmin"][1] > s["stable_bmin"][0]
 
@@ -257,7 +260,7 @@ def test_dbs_simulate_optimal_study_writes_plain_json(tmp_path, monkeypatch, cap
 
     from sim.commands import arguments, run
 
-    monkeypatch.setattr(R, "SPECTRA", {"one mode": lambda: NQM([1 / 32], [1.0], [1.0])})
+    monkeypatch.setattr(S, "SPECTRA", {"one mode": lambda: NQM([1 / 32], [1.0], [1.0])})
     assert run(arguments(what="optimal", study=True, eta="32", budgets="3e3", quiet=True, out=str(tmp_path))) == 0
     out = capsys.readouterr().out
     assert "early_bopt" in out and "n/a" in out
