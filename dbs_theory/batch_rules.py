@@ -112,7 +112,7 @@ class OnlineRule:
                 f", min_batch={self.min_batch!r}, max_batch={self.max_batch!r}"
             )
         if self.name == "floor-ratio" and len(self.bmin) != 2:
-            raise ValueError("the floor-ratio rule needs the sweep's Bmin per target (--rule-fit fit.json)")
+            raise ValueError("bmin: the floor-ratio rule needs the sweep's Bmin per target (from a fit.json)")
         if not self.decisions:
             self.decisions = [(0.0, self._snap(self.initial))]
 

@@ -77,8 +77,8 @@ class BoptCurve:
         if not self.extrapolate and (np.any(D < lo) or np.any(D > hi)):
             bad = float(D[(D < lo) | (D > hi)].flat[0])
             raise ValueError(
-                f"D={bad:g} lies far outside the fitted range [{self.D.min():g}, "
-                f"{self.D.max():g}]; allow it with extrapolate=True (dbs schedule --extrapolate)"
+                f"extrapolate: D={bad:g} lies far outside the fitted range [{self.D.min():g}, "
+                f"{self.D.max():g}]; set it to allow that"
             )
         if self.form == "power":
             out = self.params["k"] * np.maximum(D, 1e-300) ** self.params["alpha"]

@@ -26,7 +26,7 @@ import threading
 from importlib import metadata
 
 from . import __version__
-from .errors import raised_by_us
+from .errors import as_flags, raised_by_us
 
 __all__ = ["main", "build_parser", "GROUP"]
 
@@ -82,12 +82,16 @@ def build_parser() -> argparse.ArgumentParser:
             epilog=getattr(module, "EXAMPLES", None),
         )
         module.add_arguments(p)
-        p.set_defaults(_run=module.run)
+        p.set_defaults(_run=module.run, _flags=dict(getattr(module, "FLAGS", {})))
     return parser
 
 
+#: the running command's argument -> flag map (its module's ``FLAGS``; :func:`dbs_theory.errors.as_flags`)
+_FLAGS: dict = {}
+
+
 def _one_line_warnings(message, category, filename, lineno, file=None, line=None):
-    print(f"dbs: warning: {message}", file=sys.stderr)
+    print(f"dbs: warning: {as_flags(str(message), _FLAGS)}", file=sys.stderr)
 
 
 #: seconds a command's warnings are held back: a refusal within them is its one error line alone
@@ -181,11 +185,13 @@ def _run(args) -> int:
     warnings.showwarning = held.show
     held.timer.start()
     rc = None
+    _FLAGS.update(getattr(args, "_flags", {}))
     try:
         rc = _dispatch(args)
     finally:
         held.release(keep=rc != 2)
         warnings.showwarning = shown
+        _FLAGS.clear()
     if rc in (1, 2) and fresh:  # refused, or stopped by a bug: no empty folder left behind
         _remove_empty_tree(out)
     return rc
@@ -220,7 +226,7 @@ def _dispatch(args) -> int:
     except (ValueError, OSError) as exc:
         if isinstance(exc, ValueError) and not raised_by_us(exc):
             return _internal_error(args)  # a library's ValueError no check of ours turned into a message
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        msg = as_flags(str(exc).splitlines()[0], getattr(args, "_flags", {})) if str(exc) else type(exc).__name__
         if _debug(args):
             import traceback
 

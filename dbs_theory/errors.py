@@ -8,11 +8,17 @@ exception the package did not raise itself -- a ``ValueError`` from inside
 numpy, scipy or the standard library that no check turned into a message -- is
 a bug, printed with its traceback (exit 1). ``dbs --debug`` (or ``DBS_DEBUG=1``)
 prints the traceback of a refusal too.
+
+The library names its arguments, not flags: a message about one argument
+starts with the argument's name (``batch_sizes: ...``). A command module lists
+the arguments its flags set (``FLAGS = {"batch_sizes": "--batch-size"}``) and
+the command line reports such a message, or warning, under the flag
+(:func:`as_flags`).
 """
 
 from __future__ import annotations
 
-__all__ = ["UserError", "OWN_PACKAGES", "raised_by_us"]
+__all__ = ["UserError", "OWN_PACKAGES", "raised_by_us", "as_flags"]
 
 #: the packages whose own raises are refusals (a ValueError raised in their code names what is wrong)
 OWN_PACKAGES = ("dbs_theory", "sim", "validate", "dbs_report")
@@ -38,3 +44,16 @@ def raised_by_us(exc: BaseException) -> bool:
         tb = tb.tb_next
     module = str(tb.tb_frame.f_globals.get("__name__", ""))
     return module.split(".")[0] in OWN_PACKAGES
+
+
+def as_flags(message: str, flags) -> str:
+    """``message`` with its leading argument name written as the flag that sets it (module doc); other
+    messages as they are.
+
+    >>> as_flags("batch_sizes: run 'a' is not in the logs", {"batch_sizes": "--batch-size"})
+    "--batch-size: run 'a' is not in the logs"
+    >>> as_flags("batch_sizes_x: kept", {"batch_sizes": "--batch-size"})
+    'batch_sizes_x: kept'
+    """
+    name, sep, rest = message.partition(": ")
+    return f"{flags[name]}: {rest}" if sep and name in flags else message

@@ -63,8 +63,8 @@ def warn_past_the_grid(sched, env) -> None:
     top = max((b for b in (env or {}).get("batches") or [] if b), default=None)
     if top and max(sched.sizes) > 1.01 * top:
         warnings.warn(
-            f"the schedule reaches batch {max(sched.sizes):g}, {max(sched.sizes) / top:.3g}x the largest "
-            f"the sweep ran ({top:g}): that stretch extrapolates the sweep (cap it with --max-batch {top:g}, "
+            f"max_batch: the schedule reaches batch {max(sched.sizes):g}, {max(sched.sizes) / top:.3g}x the "
+            f"largest the sweep ran ({top:g}): that stretch extrapolates the sweep (cap it at {top:g}, "
             "or sweep larger batches)",
             stacklevel=2,
         )

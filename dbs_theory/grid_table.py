@@ -133,7 +133,7 @@ def read_grid(path) -> dict:
     except UnicodeDecodeError as exc:
         raise ValueError(f"{path}: not UTF-8 text (byte {exc.start})") from None
     except OSError as exc:
-        raise OSError(f"cannot read --grid file {str(path)!r}: {exc.strerror or exc}") from None
+        raise OSError(f"cannot read the grid file {str(path)!r}: {exc.strerror or exc}") from None
     header = [h.strip() for h in (rows[0] if rows else [])]
     twice = sorted({h for h in header if header.count(h) > 1})
     if twice:

@@ -148,7 +148,7 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     list of Run
     """
     if log_format is not None and log_format not in readers.FORMATS:
-        raise ValueError(f"--format must be one of {', '.join(readers.FORMATS)}; got {log_format!r}")
+        raise ValueError(f"log_format: must be one of {', '.join(readers.FORMATS)}; got {log_format!r}")
     files, parts, seen = [], [], set()
     for p in map(Path, paths):
         got = _read_path(p, log_format, batch_sizes, loss_tag, batch_tag)
@@ -179,20 +179,20 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
 
 
 def _check_batch_sizes(runs, batch_sizes):
-    """``--batch-size`` against the runs read: a run whose log states another batch is refused (which one is
+    """``batch_sizes`` against the runs read: a run whose log states another batch is refused (which one is
     meant?); names that match no run are warned (a run of that name was not read)."""
     for r in runs:
         given = batch_sizes.get(r.name)
         if given is not None and not r.dynamic and not math.isclose(given, r.batch_size, rel_tol=1e-9):
             raise ValueError(
-                f"run {r.name!r}: --batch-size says {given:g} but its log says batch_size "
-                f"{r.batch_size:g}; drop one (the log's batch_size column needs no --batch-size)"
+                f"batch_sizes: run {r.name!r} is given {given:g} but its log says batch_size "
+                f"{r.batch_size:g}; drop one (a log with a batch_size column needs none given)"
             )
     names = [r.name for r in runs]
     unused = [k for k in batch_sizes if not any(n == k or n.startswith(f"{k} (column ") for n in names)]
     if unused:
         warnings.warn(
-            f"--batch-size names {len(unused)} run(s) the logs do not hold: {', '.join(map(repr, unused))} "
+            f"batch_sizes: names {len(unused)} run(s) the logs do not hold: {', '.join(map(repr, unused))} "
             f"(runs read: {', '.join(map(repr, names[:8]))}{' ...' if len(names) > 8 else ''})",
             stacklevel=3,
         )
@@ -227,7 +227,7 @@ def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
             what = "Trainer states (trainer_state.json)" if kind == "hf" else "TensorBoard event files"
             raise ValueError(
                 f"{p}: holds both loss logs ({', '.join(sorted(own)[:3])}{' ...' if len(own) > 3 else ''})"
-                f" and {what} below it; give each as its own path (or --format to read one kind)"
+                f" and {what} below it; give each as its own path (or name the log format to read one kind)"
             )
     if kind == "native":
         return [(f, read_log_file(f, log_format)) for f in log_files(p, log_format)]

@@ -6,7 +6,20 @@ import argparse
 
 from .modes.common import BUDGETS, D_STUDY, D_SWEEP, ETA, build_nqm, check_memory, default_targets  # noqa: F401
 
-__all__ = ["HELP", "add_arguments", "arguments", "run", "MODE_OPTIONS", "default_targets", "build_nqm", "check_memory"]
+__all__ = [
+    "HELP",
+    "add_arguments",
+    "arguments",
+    "run",
+    "MODE_OPTIONS",
+    "FLAGS",
+    "default_targets",
+    "build_nqm",
+    "check_memory",
+]
+
+#: the arguments of the library calls behind this command -> the flags that set them
+FLAGS = {"batches": "--batch-sizes", "targets": "--targets"}
 
 HELP = "simulate the NQM: E(S) frontier, Bmin/Bopt per target, crossovers"
 EXAMPLES = """examples:

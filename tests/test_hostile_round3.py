@@ -25,7 +25,7 @@ def test_wandb_runs_that_log_their_loss_under_different_names_are_all_read(tmp_p
     with pytest.warns(UserWarning, match="different names"):
         runs = load_runs(p, batch_sizes={"b64": 64, "b128": 128, "b256": 256})
     assert sorted(r.batch_size for r in runs) == [64, 128, 256]
-    with pytest.raises(ValueError, match="run 'b64' has no --loss-tag 'train/loss'.*metrics present: loss"):
+    with pytest.raises(ValueError, match="^loss_tag: .*run 'b64' has no metric 'train/loss'.*metrics present: loss"):
         load_runs(p, batch_sizes={"b64": 64, "b128": 128, "b256": 256}, loss_tag="train/loss")
 
 
@@ -42,10 +42,25 @@ def test_a_folder_of_logs_beside_trainer_states_is_refused(tmp_path):
 
 def test_a_batch_size_option_against_the_logs_batch_is_refused_and_unused_names_warned(tmp_path):
     p = write_csv(tmp_path / "s.csv", base_rows())
-    with pytest.raises(ValueError, match="run 'b8': --batch-size says 16 but its log says batch_size 8"):
+    with pytest.raises(ValueError, match="^batch_sizes: run 'b8' is given 16 but its log says batch_size 8"):
         load_runs(p, batch_sizes={"b8": 16})
     with pytest.warns(UserWarning, match="names 1 run.* the logs do not hold: 'b9'"):
         load_runs(p, batch_sizes={"b8": 8, "b9": 9})
+
+
+def test_the_command_reports_a_library_argument_under_its_flag(tmp_path):
+    """The library names its argument (batch_sizes); dbs fit reports the refusal, and the warning, under the
+    flag that sets it (--batch-size), one line each."""
+    from dbs_cli import dbs
+
+    p = write_csv(tmp_path / "s.csv", base_rows())
+    r = dbs("fit", str(p), "--batch-size", "b8=16", "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        "dbs fit: error: --batch-size: run 'b8' is given 16 but its log says batch_size 8; drop one (a log with "
+        "a batch_size column needs none given)"
+    ]
+    w = dbs("plan", str(p), "--batch-size", "b9=9", "--budget", "1e4", "--out", str(tmp_path / "w"))
+    assert "dbs: warning: --batch-size: names 1 run(s) the logs do not hold: 'b9'" in w.stderr, w.stderr[-800:]
 
 
 def test_a_bom_in_trainer_state_json_is_read(tmp_path):

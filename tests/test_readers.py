@@ -10,7 +10,8 @@ import pytest
 from dbs_cli import dbs
 
 import sim
-from dbs_theory.readers import detect, parse_batch_sizes
+from dbs_theory.commands.log_options import parse_batch_sizes
+from dbs_theory.readers import detect
 from dbs_theory.runs import Run, load_runs, write_runs
 from sim.identify import exact_runs
 
@@ -145,7 +146,7 @@ def test_hugging_face_folders_read_as_the_same_runs(runs, tmp_path):
     same(load_runs(root), runs)  # the global batch from the token count, the final state over checkpoint-1
     bare = write_hf(runs, tmp_path / "bare", with_tokens=False)
     same(load_runs(bare, batch_sizes={r.name: r.batch_size for r in runs}), runs)
-    with pytest.raises(ValueError, match="training_args.bin, a pickle.*--batch-size b16="):
+    with pytest.raises(ValueError, match="^batch_sizes: .*training_args.bin, a pickle.*give b16="):
         load_runs(bare)
 
 
@@ -202,7 +203,7 @@ def test_tensorboard_event_files_read_as_the_same_runs(runs, tmp_path):
         np.testing.assert_array_equal(x.step, y.step)
         np.testing.assert_allclose(x.tokens, y.tokens, rtol=1e-7)
         np.testing.assert_allclose(x.loss, y.loss, rtol=1e-6)
-    with pytest.raises(ValueError, match="no batch size for run.*--batch-tag"):
+    with pytest.raises(ValueError, match="^batch_sizes: .*no batch size for run.*batch_tag"):
         load_runs(root)
     with pytest.raises(ValueError, match="no loss scalar 'val/loss'.*train/batch_size, train/loss"):
         load_runs(root, batch_tag="train/batch_size", loss_tag="val/loss")
@@ -365,7 +366,7 @@ def test_tensorboard_tokens_are_one_unit_per_run_and_checked(tmp_path):
 def test_a_batch_size_that_contradicts_an_hf_token_count_is_refused(runs, tmp_path):
     """Item 5: --batch-size in sequences against num_input_tokens_seen in tokens."""
     root = write_hf(runs[:1], tmp_path / "hf")
-    with pytest.raises(ValueError, match=r"--batch-size b4=512 contradicts.*num_input_tokens_seen.*4 per step"):
+    with pytest.raises(ValueError, match=r"^batch_sizes: .*b4=512 contradicts.*num_input_tokens_seen.*4 per step"):
         load_runs(root, batch_sizes={"b4": 512})
     assert load_runs(root, batch_sizes={"b4": 4})[0].batch_size == 4
 
@@ -445,7 +446,7 @@ def test_an_hf_folder_with_tensorboard_runs_inside_reads_as_hf(runs, tmp_path):
     write_runs(runs[:3], tmp_path / "runs.csv")
     log.write_text((tmp_path / "runs.csv").read_text())
     same(load_runs(log, log_format="csv"), runs[:3])
-    with pytest.raises(ValueError, match="--format must be one of"):
+    with pytest.raises(ValueError, match="^log_format: must be one of"):
         load_runs(log, log_format="xls")
 
 

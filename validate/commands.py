@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run", "FLAGS"]
+
+#: the arguments of the library calls behind this command -> the flags that set them
+FLAGS = {"bmin": "--rule-fit"}
 
 HELP = "train a small transformer (WSD in data units, batch schedules, exact resume); needs torch"
 EXAMPLES = """examples:

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from ..fit_table import cell
-from .log_options import add_foreign_log_arguments, foreign_log_options
+from .log_options import LOG_FLAGS, add_foreign_log_arguments, foreign_log_options
 
-__all__ = ["HELP", "add_arguments", "run", "print_table", "cell"]
+__all__ = ["HELP", "add_arguments", "run", "print_table", "cell", "FLAGS"]
+
+#: the arguments of the library calls behind this command -> the flags that set them
+FLAGS = LOG_FLAGS
 
 HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crossovers"
 EXAMPLES = """examples:

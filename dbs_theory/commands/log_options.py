@@ -3,9 +3,22 @@ into :func:`dbs_theory.runs.load_runs` keywords."""
 
 from __future__ import annotations
 
-from ..readers import FORMATS, LOSS_TAGS, parse_batch_sizes
+import json
+import math
+from pathlib import Path
 
-__all__ = ["add_foreign_log_arguments", "foreign_log_options"]
+from ..readers import FORMATS, LOSS_TAGS
+from ..readers.common import is_number
+
+__all__ = ["add_foreign_log_arguments", "foreign_log_options", "parse_batch_sizes", "LOG_FLAGS"]
+
+#: :func:`dbs_theory.runs.load_runs`'s arguments -> the flags that set them (:func:`dbs_theory.errors.as_flags`)
+LOG_FLAGS = {
+    "batch_sizes": "--batch-size",
+    "log_format": "--format",
+    "loss_tag": "--loss-tag",
+    "batch_tag": "--batch-tag",
+}
 
 
 def add_foreign_log_arguments(p):
@@ -49,3 +62,42 @@ def foreign_log_options(args) -> dict:
         batch_tag=args.batch_tag,
         log_format=getattr(args, "log_format", None),
     )
+
+
+def parse_batch_sizes(text) -> dict:
+    """``{"a": 256.0, ...}`` from ``"a=256,b=512"`` or a ``.json``/``.toml`` file mapping run names to batch
+    sizes (for names holding ``,`` or ``=``; ``--batch-size``); ``{}`` for none."""
+    if text and str(text).lower().endswith((".json", ".toml")):
+        return _mapping_file(Path(str(text)))
+    out = {}
+    for item in str(text).split(",") if text else []:
+        name, _, value = item.partition("=")
+        try:
+            out[name.strip()] = float(value)
+        except ValueError:
+            raise ValueError(
+                f"--batch-size must look like 'run=256,other=512' or name a .json/.toml file; got {text!r}"
+            ) from None
+        if not name.strip() or not (math.isfinite(out[name.strip()]) and out[name.strip()] > 0):
+            raise ValueError(f"--batch-size {item!r}: a run name and a positive batch size")
+    return out
+
+
+def _mapping_file(path: Path) -> dict:
+    if not path.is_file():
+        raise ValueError(f"--batch-size {str(path)!r}: no such file")
+    try:
+        if path.suffix.lower() == ".toml":
+            import tomllib
+
+            got = tomllib.loads(path.read_text(encoding="utf-8"))
+        else:
+            got = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path}: not a {path.suffix[1:].upper()} file ({str(exc).splitlines()[0]})") from None
+    if not isinstance(got, dict):
+        raise ValueError(f"{path}: --batch-size needs a mapping {{run name: global batch}}; got {type(got).__name__}")
+    for name, b in got.items():
+        if not (is_number(b) and math.isfinite(b) and b > 0):
+            raise ValueError(f"{path}: run {name!r}: the batch size must be a positive number; got {b!r}")
+    return {str(k): float(v) for k, v in got.items()}

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from .log_options import add_foreign_log_arguments, foreign_log_options
+from .log_options import LOG_FLAGS, add_foreign_log_arguments, foreign_log_options
 
 import json
 import math
 
-__all__ = ["HELP", "add_arguments", "run", "describe"]
+__all__ = ["HELP", "add_arguments", "run", "describe", "FLAGS"]
+
+#: the arguments of the library calls behind this command -> the flags that set them
+FLAGS = LOG_FLAGS
 
 HELP = "propose the next batch sizes and run lengths that pin Bopt at a data budget"
 EXAMPLES = """examples:

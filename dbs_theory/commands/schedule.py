@@ -12,7 +12,10 @@ from .schedule_print import print_band, print_choice, print_exports
 from ..batch_rules import ONLINE
 from ..schedule_rules import DEFAULT_RULE, RULES
 
-__all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope"]
+__all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope", "FLAGS"]
+
+#: the arguments of the library calls behind this command -> the flags that set them
+FLAGS = {"extrapolate": "--extrapolate", "max_batch": "--max-batch", "min_batch": "--min-batch"}
 
 HELP = "build a dynamic batch-size schedule (JSON, Megatron, OLMo-core) from a fit or a curve"
 EXAMPLES = """examples:

@@ -48,13 +48,11 @@ step x batch over each logged interval, loss a real number.
 
 from __future__ import annotations
 
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .common import LOSS_TAGS, REL_TOL, TOKEN_TAGS, is_number, log_part, run_name, walk
+from .common import LOSS_TAGS, REL_TOL, TOKEN_TAGS, log_part, run_name, walk
 
 __all__ = [
     "detect",
@@ -65,7 +63,6 @@ __all__ = [
     "read_hf",
     "read_wandb",
     "read_tensorboard",
-    "parse_batch_sizes",
     "walk",
     "log_part",
     "run_name",
@@ -112,45 +109,6 @@ def read(kind: str, path, **options) -> list:
     """The load_runs parts of ``path`` by the registered reader ``kind``, given the options it takes."""
     r = READERS[kind]
     return r.read(path, **{k: options.get(k) for k in r.options})
-
-
-def parse_batch_sizes(text) -> dict:
-    """``{"a": 256.0, ...}`` from ``"a=256,b=512"`` or a ``.json``/``.toml`` file mapping run names to batch
-    sizes (for names holding ``,`` or ``=``; ``--batch-size``); ``{}`` for none."""
-    if text and str(text).lower().endswith((".json", ".toml")):
-        return _mapping_file(Path(str(text)))
-    out = {}
-    for item in str(text).split(",") if text else []:
-        name, _, value = item.partition("=")
-        try:
-            out[name.strip()] = float(value)
-        except ValueError:
-            raise ValueError(
-                f"--batch-size must look like 'run=256,other=512' or name a .json/.toml file; got {text!r}"
-            ) from None
-        if not name.strip() or not (math.isfinite(out[name.strip()]) and out[name.strip()] > 0):
-            raise ValueError(f"--batch-size {item!r}: a run name and a positive batch size")
-    return out
-
-
-def _mapping_file(path: Path) -> dict:
-    if not path.is_file():
-        raise ValueError(f"--batch-size {str(path)!r}: no such file")
-    try:
-        if path.suffix.lower() == ".toml":
-            import tomllib
-
-            got = tomllib.loads(path.read_text(encoding="utf-8"))
-        else:
-            got = json.loads(path.read_text(encoding="utf-8-sig"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: not a {path.suffix[1:].upper()} file ({str(exc).splitlines()[0]})") from None
-    if not isinstance(got, dict):
-        raise ValueError(f"{path}: --batch-size needs a mapping {{run name: global batch}}; got {type(got).__name__}")
-    for name, b in got.items():
-        if not (is_number(b) and math.isfinite(b) and b > 0):
-            raise ValueError(f"{path}: run {name!r}: the batch size must be a positive number; got {b!r}")
-    return {str(k): float(v) for k, v in got.items()}
 
 
 def detect(path: Path) -> str:

@@ -41,8 +41,8 @@ def _load_state(f: Path) -> dict:
             raise TypeError("log_history is not a list")
     except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
         raise ValueError(
-            f"{f}: not a Trainer state (a trainer_state.json with a log_history list; "
-            f"{exc.__class__.__name__}); --format chooses the reader"
+            f"log_format: {f}: not a Trainer state (a trainer_state.json with a log_history list; "
+            f"{exc.__class__.__name__}); name the reader of this path"
         ) from None
     return state
 
@@ -127,20 +127,20 @@ def _hf_tokens(f, logs, name, batch, step):
         if batch is None and any(have):
             k, e = logs[have.index(False)]
             raise ValueError(
-                f"{f}: num_input_tokens_seen is in {sum(have)} of {len(have)} loss entries (not in "
-                f"entry {k}, step {e['step']:g}) of run {name!r}: its data cannot be counted one way; "
-                f"pass --batch-size {name}=<global batch> to count it as step x batch"
+                f"batch_sizes: {f}: num_input_tokens_seen is in {sum(have)} of {len(have)} loss entries (not "
+                f"in entry {k}, step {e['step']:g}) of run {name!r}: its data cannot be counted one way; "
+                f"give {name}=<global batch> to count it as step x batch"
             )
         if batch is None:
             raise ValueError(
-                f"{f}: no global batch size for run {name!r}: the log has no num_input_tokens_seen "
-                f"and gradient accumulation and world size live in training_args.bin, a pickle "
-                f"dbs does not open; pass --batch-size {name}=<global batch>"
+                f"batch_sizes: {f}: no global batch size for run {name!r}: the log has no "
+                f"num_input_tokens_seen and gradient accumulation and world size live in training_args.bin, "
+                f"a pickle dbs does not open; give {name}=<global batch>"
             )
         if any(have):
             warnings.warn(
                 f"{f}: num_input_tokens_seen is in only {sum(have)} of {len(have)} loss entries of run "
-                f"{name!r}: its data is step x --batch-size {batch:g}",
+                f"{name!r}: its data is step x the given batch size {batch:g}",
                 stacklevel=4,
             )
         return step * batch, batch
@@ -162,7 +162,7 @@ def _hf_tokens(f, logs, name, batch, step):
     off = np.flatnonzero(np.abs(per / batch - 1) > REL_TOL)
     if off.size:
         raise ValueError(
-            f"{f}: --batch-size {name}={batch:g} contradicts the run's num_input_tokens_seen "
+            f"batch_sizes: {f}: {name}={batch:g} contradicts the run's num_input_tokens_seen "
             f"({per[off[0]]:g} per step at entry {logs[off[0]][0]}): give the batch in tokens, "
             "or leave it out to read it from the count"
         )

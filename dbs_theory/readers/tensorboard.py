@@ -83,8 +83,8 @@ def _tb_run(acc, d, name, loss_tag, batch_tag, batch_sizes):
     tag = loss_tag or next((t for t in LOSS_TAGS if t in tags), None)
     if tag is None or tag not in tags:
         raise ValueError(
-            f"{d}: no loss scalar{f' {loss_tag!r}' if loss_tag else ''} in run {name!r}; "
-            f"scalars present: {', '.join(sorted(tags)) or 'none'} (choose one with --loss-tag)"
+            f"loss_tag: {d}: no loss scalar{f' {loss_tag!r}' if loss_tag else ''} in run {name!r}; "
+            f"scalars present: {', '.join(sorted(tags)) or 'none'} (choose one)"
         )
     ev = acc.Scalars(tag)
     step = np.array([e.step for e in ev], float)
@@ -111,13 +111,13 @@ def _tb_batch(acc, tags, name, d, batch_tag, batch_sizes, step):
     if batch_tag is None or (given is not None and batch_tag not in tags):
         if given is None:
             raise ValueError(
-                f"{d}: no batch size for run {name!r}; pass --batch-tag (a scalar) or "
-                f"--batch-size {name}=<global batch>"
+                f"batch_sizes: {d}: no batch size for run {name!r}; give {name}=<global batch>, or name the "
+                "scalar that holds it (batch_tag)"
             )
         return given, step * given
     if batch_tag not in tags:
         raise ValueError(
-            f"{d}: run {name!r} has no scalar {batch_tag!r} (--batch-tag); scalars present: {', '.join(sorted(tags))}"
+            f"batch_tag: {d}: run {name!r} has no scalar {batch_tag!r}; scalars present: {', '.join(sorted(tags))}"
         )
     ev = sorted(acc.Scalars(batch_tag), key=lambda e: e.step)
     at, value = np.array([e.step for e in ev], float), np.array([e.value for e in ev], float)
@@ -131,7 +131,7 @@ def _tb_batch(acc, tags, name, d, batch_tag, batch_sizes, step):
     k = np.maximum(k, 0)
     if given is not None and np.any(np.abs(value / given - 1) > REL_TOL):
         raise ValueError(
-            f"{d}: --batch-size {name}={given:g} contradicts the run's {batch_tag!r} "
+            f"batch_sizes: {d}: {name}={given:g} contradicts the run's {batch_tag!r} "
             f"({', '.join(f'{v:g}' for v in np.unique(value)[:4])})"
         )
     before = np.r_[0.0, np.cumsum(value[:-1] * np.diff(at))] + value[0] * (at[0] - 1)  # data before step at[j]

@@ -94,9 +94,9 @@ def _wandb_loss_columns(path, header, loss_tag) -> list:
             else next((t for t in LOSS_TAGS if t in metrics), None)
         )
         if tag is None:
-            want = f"--loss-tag {loss_tag!r}" if loss_tag else f"a loss column ({', '.join(LOSS_TAGS)})"
+            want = f"metric {loss_tag!r}" if loss_tag else f"loss column ({', '.join(LOSS_TAGS)})"
             raise ValueError(
-                f"{path}: run {run!r} has no {want} (--loss-tag names the metric every run logs); "
+                f"loss_tag: {path}: run {run!r} has no {want} (name the metric every run logs); "
                 f"metrics present: {', '.join(sorted(metrics))}"
             )
         chosen += metrics[tag]
@@ -105,8 +105,8 @@ def _wandb_loss_columns(path, header, loss_tag) -> list:
         raise ValueError(f"{path}: no '<run> - <metric>' columns")
     if len(tags) > 1:
         warnings.warn(
-            f"{path}: runs log their loss under different names ({', '.join(sorted(tags))}); each run's "
-            f"is read (--loss-tag chooses one for all)",
+            f"loss_tag: {path}: runs log their loss under different names ({', '.join(sorted(tags))}); each "
+            f"run's is read (name one for all)",
             stacklevel=4,
         )
     return sorted(chosen)
@@ -126,8 +126,8 @@ def read_wandb(path, batch_sizes=None, loss_tag=None) -> list:
         batch = batch_sizes.get(name, batch_sizes.get(header[j].rsplit(" - ", 1)[0]))
         if batch is None:
             raise ValueError(
-                f"{path}: no batch size for run {name!r}; pass --batch-size {name}=<global batch> "
-                "(or a .json/.toml file for names holding ',' or '=')"
+                f"batch_sizes: {path}: no batch size for run {name!r}; give {name}=<global batch> "
+                "(or, on the command line, a .json/.toml file for names holding ',' or '=')"
             )
         got = [i for i, r in enumerate(rows) if r[j].strip()]
         if not got:

@@ -78,10 +78,6 @@ def print_sweep(nqm, eta, result: SweepOutput, out) -> None:
     )
 
 
-# the arguments of :func:`sweep` whose errors the command reports under the flag that sets them
-_FLAGS = {"batches": "--batch-sizes", "targets": "--targets"}
-
-
 def run(args):
     """``dbs simulate``: the E(S) frontier, Bmin/Bopt per target and crossovers (see :func:`sweep`)."""
     eta = args.eta if args.eta == "tuned" else float(args.eta)
@@ -89,14 +85,8 @@ def run(args):
     if args.targets is not None and not args.targets:
         raise ValueError("--targets is empty: give target losses 'a,b,c' or leave the option out")
     log = LogOptions(args.log_kind, args.log_every, args.log_spacing, args.seed) if args.write_log else None
-    try:
-        result = sweep(nqm, eta, args.out, targets=args.targets, batches=args.batch_sizes, log=log,
-                       progress=not args.quiet)  # fmt: skip
-    except ValueError as exc:
-        name, sep, rest = str(exc).partition(": ")
-        if sep and name in _FLAGS:
-            raise ValueError(f"{_FLAGS[name]}: {rest}") from None
-        raise
+    result = sweep(nqm, eta, args.out, targets=args.targets, batches=args.batch_sizes, log=log,
+                   progress=not args.quiet)  # fmt: skip
     print_sweep(nqm, eta, result, args.out)
     return 0
 
