@@ -102,17 +102,17 @@ def _es_section(d, title, unit):
             pts.setdefault(int(r["target_index"]), []).append((float(r["S"]), float(r["E"])))
     laws = fit.laws or [{}] * len(fit.rows)
     panels = []
-    for i, (row, fitted) in enumerate(zip(fit.rows, laws)):
+    for i, (row, fitted) in enumerate(zip(fit.target_rows, laws)):
         SE = np.array(pts.get(i, []), float).reshape(-1, 2)
         shown = {name: law_from_params(name, p) for name, p in fitted.items() if name in ("three_phase", "hyperbolic")}
         panels.append(
             dict(
-                target=float(row["target"]),
+                target=row.target,
                 S=SE[:, 0],
                 E=SE[:, 1],
                 laws=shown,
-                bmin=row.get("bmin"),
-                bopt=row.get("bopt"),
+                bmin=row.bmin.value if row.bmin.identified else None,
+                bopt=row.bopt.value if row.bopt.identified else None,
             )
         )
     est = {q: chosen(fit.rows, q) for q in ("bmin", "bopt")}  # the estimators the package chooses
@@ -120,7 +120,7 @@ def _es_section(d, title, unit):
     ci = lambda q: ([e.lo for e in est[q]], [e.hi for e in est[q]]) if any(e.has_interval for e in est[q]) else None
     src = lambda q: est[q][0].source if est[q] else "three-phase fit"
     source = f"Bmin from the {src('bmin')}, Bopt from the {src('bopt')}"
-    targets = [float(r["target"]) for r in fit.rows]
+    targets = [r.target for r in fit.target_rows]
     return [
         (
             F.es_panels([p for p in panels if len(p["S"])], unit, f"{title}: E(S) per target"),

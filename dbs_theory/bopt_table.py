@@ -20,6 +20,8 @@ from .fit_table import (
     chosen_column,  # noqa: F401
     estimate,
     monotonicity,
+    put_estimate,
+    withdraw,
 )
 from .curves import DYNAMIC, WINDOW, choose_targets, crossovers, measured_best, es_points, fixed_batch_runs
 
@@ -231,22 +233,17 @@ def _cross_check(row, tolerance=1.25):
         if key in row and other in row:
             row[f"agree_{key}"] = not _above(abs(np.log(row[key] / row[other])), np.log(tolerance))
             if not row[f"agree_{key}"]:
-                row[f"{key}_status"] = (
-                    f"not identified: the three-phase fit ({row[key]:.4g}) disagrees with "
-                    f"{name} ({row[other]:.4g}) by more than {tolerance - 1:.0%}"
+                withdraw(
+                    row,
+                    key,
+                    f"the three-phase fit ({row[key]:.4g}) disagrees with {name} ({row[other]:.4g}) by more "
+                    f"than {tolerance - 1:.0%}",
                 )
-                for k in (key, f"{key}_lo", f"{key}_hi"):
-                    row.pop(k, None)
 
 
 def _put(row, key, value, lo, hi, identified, reason):
-    if identified and np.isfinite(value):
-        row[key] = float(value)
-        if np.isfinite(lo) and np.isfinite(hi):
-            row[f"{key}_lo"], row[f"{key}_hi"] = float(lo), float(hi)
-        row[f"{key}_status"] = "ok"
-    else:
-        row[f"{key}_status"] = f"not identified: {reason}"
+    """An estimator's cell (:func:`~dbs_theory.fit_table.put_estimate`); not identified for ``reason``."""
+    put_estimate(row, key, value, lo, hi, "" if identified and np.isfinite(value) else reason)
 
 
 def _verdicts(rows, bootstrap):
@@ -347,18 +344,16 @@ def _target_row(pts, t, law, laws, bootstrap, seed):
         if key in ("bmin", "bopt", "emin", "smin"):
             row[f"{key}_lo"], row[f"{key}_hi"] = lo, hi
     why = _linear_phase_check(law_, S, B)
-    row["bmin_status"] = f"not identified: {why}" if why else "ok"
-    if why:  # never a number the data cannot pin down
-        for k in ("bmin", "bmin_lo", "bmin_hi"):
-            row.pop(k, None)
+    if why:
+        withdraw(row, "bmin", why)
+    else:
+        row["bmin_status"] = "ok"
     if not (math.isfinite(row["bopt"]) and row["bopt"] > 0):
         row["status"] = "fit gave no positive Bopt"
         return row, fits
     off = _off_grid(row, B)
     if off:  # a Bopt whose interval leaves the batches that reached the target is not pinned down by them
-        row["bopt_status"] = f"not identified: {off}"
-        for k in ("bopt", "bopt_lo", "bopt_hi"):
-            row.pop(k, None)
+        withdraw(row, "bopt", off)
     return row, fits
 
 

@@ -21,8 +21,11 @@ __all__ = [
     "cell",
     "FIT_VERSION",
     "BoptTable",
+    "TargetRow",
     "Estimate",
     "estimate",
+    "put_estimate",
+    "withdraw",
     "chosen_column",
     "chosen",
     "monotonicity",
@@ -112,6 +115,80 @@ def estimate(row: dict, column: str) -> Estimate:
     )
 
 
+def put_estimate(row: dict, column: str, value, lo=math.nan, hi=math.nan, reason: str = "") -> None:
+    """Write one estimate cell of a table row (the one place that knows its keys: ``column``, ``column_lo``,
+    ``column_hi``, ``column_status``): the value, its interval where both ends are finite, status ``ok``;
+    or, where ``reason`` is given or the value is not a finite number, :func:`withdraw` it."""
+    if reason or not np.isfinite(value):
+        withdraw(row, column, reason or "no value")
+        return
+    row[column] = float(value)
+    if np.isfinite(lo) and np.isfinite(hi):
+        row[f"{column}_lo"], row[f"{column}_hi"] = float(lo), float(hi)
+    row[f"{column}_status"] = "ok"
+
+
+def withdraw(row: dict, column: str, reason: str) -> None:
+    """Mark ``column``'s estimate in ``row`` not identified because of ``reason``: its value and interval go
+    (a table never holds a number the data cannot pin down)."""
+    for k in (column, f"{column}_lo", f"{column}_hi"):
+        row.pop(k, None)
+    row[f"{column}_status"] = f"not identified: {reason}"
+
+
+@dataclass(frozen=True)
+class TargetRow:
+    """One target of a fit, typed: what a row of :class:`BoptTable` (and of fit.json) holds.
+
+    Attributes
+    ----------
+    target : float              The target loss.
+    status : str                ``ok`` or why the law could not be fitted at this target.
+    n_points, n_batches : int   (S, E) points and distinct batch sizes that reached it.
+    smin, sopt : float          The fit's fewest steps and steps at its optimum (NaN where none).
+    emin : float                The fit's least data (tokens or examples; NaN where none).
+    bmin, bmin_floor, bopt, bopt_envelope : Estimate
+                                Each estimator's value, interval and status (:data:`SOURCES`).
+    fits : dict                 Law -> ``(R^2 of log E, degrees of freedom)``; R^2 NaN where not fitted.
+    """
+
+    target: float
+    status: str
+    n_points: int
+    n_batches: int
+    smin: float
+    sopt: float
+    emin: float
+    bmin: Estimate
+    bmin_floor: Estimate
+    bopt: Estimate
+    bopt_envelope: Estimate
+    fits: dict
+
+    @classmethod
+    def from_dict(cls, row: dict) -> TargetRow:
+        """The typed row of a table row as stored (a ``dict``)."""
+        cols = {c: estimate(row, c) for pairs in SOURCES.values() for c, _ in pairs}
+        fits = {law: (_num(row, f"r2_log_{law}"), int(row[f"dof_{law}"])) for law in LAWS if f"dof_{law}" in row}
+        return cls(
+            _num(row, "target"),
+            str(row.get("status", "")),
+            int(row.get("n_points", 0)),
+            int(row.get("n_batches", 0)),
+            _num(row, "smin"),
+            _num(row, "sopt"),
+            _num(row, "emin"),
+            fits=fits,
+            **cols,
+        )
+
+    def estimate(self, column: str) -> Estimate:
+        """The :class:`Estimate` in ``column`` (``bmin``, ``bmin_floor``, ``bopt`` or ``bopt_envelope``)."""
+        if column not in {c for pairs in SOURCES.values() for c, _ in pairs}:
+            raise ValueError(f"unknown estimate column {column!r}")
+        return getattr(self, column)
+
+
 def chosen_column(rows, quantity: str) -> str:
     """THE rule for which estimator to use for ``quantity`` (``bmin`` or ``bopt``): the law-free one
     (envelope, loss floors) when it is identified at >= :data:`MIN_IDENTIFIED` targets, else the
@@ -164,6 +241,11 @@ class BoptTable:
     points: object = field(repr=False, default=None)
     envelope: Any = field(repr=False, default=None)
     dynamic: list = field(repr=False, default_factory=list)
+
+    @property
+    def target_rows(self) -> list[TargetRow]:
+        """The rows, typed (:class:`TargetRow`), highest target first."""
+        return [TargetRow.from_dict(r) for r in self.rows]
 
     def column(self, key):
         """One column of ``rows`` as a float array (NaN where missing)."""
@@ -351,6 +433,11 @@ def fit_summary(table) -> str:
 class FitRecord(FitFile):
     """fit.json read back (:meth:`BoptTable.load`): its schema (:class:`dbs_theory.schemas.FitFile`) with the
     table's readings -- :meth:`estimates` and :meth:`summary` as :class:`BoptTable` gives them."""
+
+    @property
+    def target_rows(self) -> list[TargetRow]:
+        """The rows, typed (:class:`TargetRow`), as :attr:`BoptTable.target_rows`."""
+        return [TargetRow.from_dict(r) for r in self.rows]
 
     def estimates(self, quantity: str, column: str | None = None) -> list:
         """Per row, the :class:`Estimate` of ``quantity`` (``bmin``/``bopt``), as :meth:`BoptTable.estimates`."""

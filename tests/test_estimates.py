@@ -99,3 +99,56 @@ def test_a_table_hands_out_the_estimates_its_verdict_used(tmp_path):
     est = table.estimates("bopt")
     assert [e.column for e in est] == [table.verdict["bopt_column"]] * len(table.rows)
     assert [e.target for e in est] == [r["target"] for r in table.rows]
+
+
+def test_put_estimate_writes_a_cell_and_withdraws_what_cannot_be_pinned_down():
+    """The row format's one writer: a finite value with a finite interval is kept with status ok; one open end
+    keeps no interval; a NaN value, or a reason, withdraws the cell (value and interval go, the reason stays)."""
+    from dbs_theory.fit_table import put_estimate, withdraw
+
+    row = {}
+    put_estimate(row, "bopt", 64.0, 32.0, 128.0)
+    assert row == dict(bopt=64.0, bopt_lo=32.0, bopt_hi=128.0, bopt_status="ok")
+    half = {}
+    put_estimate(half, "bmin", 8.0, 4.0, math.inf)
+    assert half == dict(bmin=8.0, bmin_status="ok")
+    put_estimate(half, "bmin", math.nan)
+    assert half == dict(bmin_status="not identified: no value")
+    withdraw(row, "bopt", "off the grid")
+    assert row == dict(bopt_status="not identified: off the grid")
+    assert estimate(row, "bopt").status == "not identified: off the grid" and not estimate(row, "bopt").identified
+
+
+def test_target_rows_read_a_table_and_its_fit_json_alike(tmp_path):
+    """Each typed row holds the table's estimates (all four columns), and fit.json read back gives the same
+    typed rows: one owner of the row format on both sides of the file."""
+    import numpy as np
+
+    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.fit_table import BoptTable, TargetRow
+    from dbs_theory.runs import Run
+
+    runs = []
+    for B in (4.0, 8.0, 16.0, 32.0, 64.0):
+        D = np.arange(1, 4001, dtype=float) * B
+        runs.append(Run(f"b{B:g}", B, D / B, D, 1.0 + 30.0 / (D / B) ** 0.5 + 3e3 / D * (B / 16) ** 0.2))
+    table = bopt_table(runs, n_targets=4, bootstrap=10)
+    typed = table.target_rows
+    assert [t.target for t in typed] == [r["target"] for r in table.rows]
+    for q in ("bmin", "bopt"):
+        for c, _ in SOURCES[q]:
+            assert [t.estimate(c) for t in typed] == [estimate(r, c) for r in table.rows] or all(
+                math.isnan(a.value) and math.isnan(b.value) and a.status == b.status
+                for a, b in zip((t.estimate(c) for t in typed), (estimate(r, c) for r in table.rows))
+            )
+    assert all(t.fits["three_phase"][1] == r["dof_three_phase"] for t, r in zip(typed, table.rows))
+    table.write(tmp_path)
+    back = BoptTable.load(tmp_path).target_rows
+    same = lambda a, b: a == b or (isinstance(a, float) and math.isnan(a) and math.isnan(b))
+    for t, u in zip(typed, back):
+        assert isinstance(u, TargetRow) and same(t.target, u.target) and t.status == u.status
+        for c in ("bmin", "bmin_floor", "bopt", "bopt_envelope"):
+            a, b = t.estimate(c), u.estimate(c)
+            assert a.status == b.status and same(a.value, b.value) and same(a.lo, b.lo), c
+    with pytest.raises(ValueError, match="unknown estimate column 'b_crit'"):
+        typed[0].estimate("b_crit")

@@ -205,10 +205,10 @@ def _target_errors(nqm, eta, cal, test, full):
     sweep = {k: _reference(full.rows, k) for k in ("bmin", "bopt")}
     ref = [
         (r, bmin, bopt)
-        for r, bmin, bopt in zip(full.rows, sweep["bmin"], sweep["bopt"])
+        for r, bmin, bopt in zip(full.target_rows, sweep["bmin"], sweep["bopt"])
         if math.isfinite(bopt) or math.isfinite(bmin)
     ]
-    targets = np.array([r["target"] for r, _, _ in ref])
+    targets = np.array([r.target for r, _, _ in ref])
     naive = None
     if targets.size:
         try:
@@ -218,7 +218,7 @@ def _target_errors(nqm, eta, cal, test, full):
     pts = es_points(test, targets) if targets.size else None
     rows, e_nqm, e_naive, e_real = [], [], [], []
     for r, bmin_sweep, bopt_sweep in ref:
-        t = r["target"]
+        t = r.target
         reach = t > nqm.L_irr
         law = naive.fits[naive.index(t)].get("three_phase") if naive else None
         rows.append(

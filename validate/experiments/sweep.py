@@ -213,8 +213,8 @@ def _series(table, key):
         else (f"{x:.4g} [{a:.3g}, {b:.3g}]" if math.isfinite(a) and math.isfinite(b) else f"{x:.4g} (no interval)")
     )
     return (
-        f"{key} ({table.verdict[f'{key}_source']}) from L*={table.rows[0]['target']:.4g} to "
-        f"{table.rows[-1]['target']:.4g}, {LEVEL:.0%} intervals (one seed, bootstrap): "
+        f"{key} ({table.verdict[f'{key}_source']}) from L*={table.target_rows[0].target:.4g} to "
+        f"{table.target_rows[-1].target:.4g}, {LEVEL:.0%} intervals (one seed, bootstrap): "
         + " -> ".join(map(cell, v, lo, hi))
         + ("" if np.isfinite(v).all() else " (n/i: not identified, see the table)")
     )
