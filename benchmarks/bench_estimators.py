@@ -6,7 +6,7 @@ of a long run (aim: under 10 s). Steady state: each job runs once to warm up,
 then the best of three timings is printed. The same-run baseline for the
 smoothing itself: a direct local line per row (least squares over the rows of
 its window, O(rows x window)) against the moving sums of
-:func:`dbs_theory.curves.local_line` (O(rows)), on one 15,000-row curve.
+:func:`dbs_theory.measure.curves.local_line` (O(rows)), on one 15,000-row curve.
 Run: python benchmarks/bench_estimators.py
 """
 
@@ -25,9 +25,9 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from dbs_theory.curves import local_line, window_rows  # noqa: E402
-from dbs_theory.estimators import envelope_bopt, floor_bmin  # noqa: E402
-from dbs_theory.runs import Run  # noqa: E402
+from dbs_theory.measure.curves import local_line, window_rows  # noqa: E402
+from dbs_theory.measure.estimators import envelope_bopt, floor_bmin  # noqa: E402
+from dbs_theory.logs.runs import Run  # noqa: E402
 
 
 def sweep(n_runs=15, steps=15_000, seed=0):

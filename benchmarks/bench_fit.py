@@ -17,8 +17,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from dbs_theory import fit  # noqa: E402
-from dbs_theory.es_laws import ThreePhaseES  # noqa: E402
+from dbs_theory.measure import fit  # noqa: E402
+from dbs_theory.theory.es_laws import ThreePhaseES  # noqa: E402
 
 
 def job():

@@ -2,7 +2,7 @@
 
 Times, steady state (after one warm call that compiles the kernel):
 - ``schedule_from_fit(..., "calibrated")`` end to end (fit, optimum, 11 leave-one-out refits) and ``calibrate``;
-- the relaxed loss with its adjoint gradient (numba, ``dbs_theory.modal.relaxed_loss``) against the same
+- the relaxed loss with its adjoint gradient (numba, ``dbs_theory.theory.modal.relaxed_loss``) against the same
   loss and gradient in plain numpy (the reference of tests/test_sim_optimal.py), as a ratio;
 - one L-BFGS-B optimisation with the adjoint gradient against finite differences, as a ratio.
 Run: python benchmarks/bench_rules.py
@@ -19,10 +19,10 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from dbs_theory import modal  # noqa: E402
-from dbs_theory.calibrate import calibrate  # noqa: E402
-from dbs_theory.lr_plan import LRPlan  # noqa: E402
-from dbs_theory.schedule_rules import schedule_from_fit  # noqa: E402
+from dbs_theory.theory import modal  # noqa: E402
+from dbs_theory.theory.calibrate import calibrate  # noqa: E402
+from dbs_theory.schedules.lr_plan import LRPlan  # noqa: E402
+from dbs_theory.rules.from_fit import schedule_from_fit  # noqa: E402
 
 
 def best_of(fn, n=3):
@@ -53,7 +53,7 @@ def numpy_relaxed(model, grid, x):
 
 def main():
     import sim
-    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.measure.tabulate import bopt_table
     from sim.chain_eval import sweep_logs
 
     print("machine:", describe())

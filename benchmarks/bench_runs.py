@@ -20,7 +20,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from dbs_theory.runs import crossovers, load_runs  # noqa: E402
+from dbs_theory.logs.runs import load_runs  # noqa: E402
+from dbs_theory.measure.curves import crossovers  # noqa: E402
 
 
 def write_log(path, n_runs, per_run, seed=0):

@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).parent))
 from _machine import describe  # noqa: E402
 
-from dbs_theory.runs import load_runs  # noqa: E402
+from dbs_theory.logs.runs import load_runs  # noqa: E402
 from validate.data import batch_at, load_corpus  # noqa: E402
 from validate.model import Transformer, preset  # noqa: E402
 from validate.train import TrainConfig, train  # noqa: E402

@@ -68,7 +68,7 @@ def main(argv=None):
 
 
 def _run(d):
-    from dbs_theory.runs import load_runs
+    from dbs_theory.logs.runs import load_runs
 
     return load_runs(d / "log.csv")[0]
 

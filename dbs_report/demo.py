@@ -75,8 +75,8 @@ def _formulas():
 def _nqm_claims(sim_dir, sched_dir):
     import numpy as np
 
-    from dbs_theory.bopt_table import monotonicity
-    from dbs_theory.verdicts import fit_verdict
+    from dbs_theory.measure.tabulate import monotonicity
+    from dbs_theory.measure.verdicts import fit_verdict
 
     from .nqm import three_phase_fits
 

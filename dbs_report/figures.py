@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 import matplotlib
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from dbs_theory.curves import Crossover
+from dbs_theory.measure.curves import Crossover
 
 __all__ = [
     "loss_curves",
@@ -253,7 +253,7 @@ def bopt_schedule(
 ):
     """Per-target optima ``(Emin, Bopt)``, the fitted curve, and the schedule as a step line.
 
-    ``curve``: a :class:`~dbs_theory.bopt_curve.BoptCurve` (drawn over the whole axis, so it must allow
+    ``curve``: a :class:`~dbs_theory.measure.bopt_curve.BoptCurve` (drawn over the whole axis, so it must allow
     extrapolation); ``schedule``: ``(starts, sizes)``.
     """
     fig = Figure(figsize=(6.5, 4.4), layout="constrained")
@@ -279,7 +279,7 @@ def bopt_schedule(
 
 
 def bopt_band(D, B, band, schedule=None, unit="tokens", title="Measured Bopt(D), its 90% band, and the schedule"):
-    """The envelope's ``(D, Bopt)`` points, the band from :func:`dbs_theory.bopt_curve.bopt_band`
+    """The envelope's ``(D, Bopt)`` points, the band from :func:`dbs_theory.measure.bopt_curve.bopt_band`
     (shaded darker where measured, lighter where extrapolated), and the schedule as a step line."""
     fig = Figure(figsize=(6.5, 4.4), layout="constrained")
     ax = fig.add_subplot()

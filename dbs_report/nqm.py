@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from dbs_theory.fit import fit_es
+from dbs_theory.measure.fit import fit_es
 
 __all__ = ["frontier_points", "three_phase_fits"]
 

@@ -19,10 +19,10 @@ from typing import Callable
 
 import numpy as np
 
-from dbs_theory.bopt_curve import BoptCurve
-from dbs_theory.bopt_table import chosen
-from dbs_theory.laws import law_from_params
-from dbs_theory.runs import load_runs
+from dbs_theory.measure.bopt_curve import BoptCurve
+from dbs_theory.measure.tabulate import chosen
+from dbs_theory.theory.laws import law_from_params
+from dbs_theory.logs.runs import load_runs
 from validate.experiments import EXPERIMENTS
 from validate.experiments.schedule import PLAN, Arms
 
@@ -52,8 +52,8 @@ def experiment_rank(name: str) -> int:
 
 
 def _fit(d):
-    """``fit.json`` of folder ``d``: :meth:`dbs_theory.fit_table.BoptTable.load`."""
-    from dbs_theory.fit_table import BoptTable
+    """``fit.json`` of folder ``d``: :meth:`dbs_theory.measure.fit_table.BoptTable.load`."""
+    from dbs_theory.measure.fit_table import BoptTable
 
     return BoptTable.load(Path(d) / "fit.json")
 
@@ -286,8 +286,8 @@ def _growth(d, s):
 
 def _schedule_band(d):
     """A ``dbs schedule`` folder: the measured Bopt band (opening past the measured range) and the schedule,
-    read through the schemas ``dbs train`` and ``dbs schedule`` share (:mod:`dbs_theory.schemas`)."""
-    from dbs_theory.schemas import ExportsFile, ScheduleFile, read
+    read through the schemas ``dbs train`` and ``dbs schedule`` share (:mod:`dbs_theory.logs.schemas`)."""
+    from dbs_theory.logs.schemas import ExportsFile, ScheduleFile, read
 
     ex, sched = read(d / "exports.json", ExportsFile), read(d / "schedule.json", ScheduleFile)
     steps = ([s.start for s in sched.segments], [s.batch_size for s in sched.segments])

@@ -7,9 +7,10 @@ import json
 from pathlib import Path
 
 
-from dbs_theory.batch_schedules import BatchSchedule
-from dbs_theory.bopt_curve import BoptCurve
-from dbs_theory.runs import crossovers, load_runs
+from dbs_theory.schedules.batch_schedules import BatchSchedule
+from dbs_theory.measure.bopt_curve import BoptCurve
+from dbs_theory.logs.runs import load_runs
+from dbs_theory.measure.curves import crossovers
 
 from . import figures as F
 from .nqm import frontier_points, three_phase_fits
@@ -30,7 +31,7 @@ def read_json(path):
 
 
 def simulate_figures(d):
-    from dbs_theory.schemas import FrontierFile, read
+    from dbs_theory.logs.schemas import FrontierFile, read
 
     read(d / "frontier.json", FrontierFile)  # a hand-edited file is one line naming the key, not a traceback
     meta = read_json(d / "frontier.json")

@@ -12,7 +12,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from dbs_theory._kernels import relaxed_schedule_loss  # noqa: F401  (one implementation, in the library)
+from dbs_theory.theory._kernels import relaxed_schedule_loss  # noqa: F401  (one implementation, in the library)
 
 __all__ = [
     "hit_time",

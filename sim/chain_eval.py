@@ -3,10 +3,10 @@
 A sweep is logged as trainers log it: one run per batch size (``k`` runs with
 different seeds for ``k`` seeds per batch), every run to the same budget in
 examples, a row every ``S/2000`` steps. It goes through the package's main
-path with the paper's rule -- ``dbs fit`` (:func:`dbs_theory.bopt_table.bopt_table`
+path with the paper's rule -- ``dbs fit`` (:func:`dbs_theory.measure.tabulate.bopt_table`
 with ``bootstrap=200, seed=0``) then ``dbs schedule --from fit.json --horizon
 BUDGET --unit examples --rule paper``, by the library function the command
-calls (:func:`dbs_theory.schedule_rules.schedule_from_fit`; every rule end to
+calls (:func:`dbs_theory.rules.from_fit.schedule_from_fit`; every rule end to
 end: :mod:`sim.rule_chain`) -- and the schedule it hands out is scored by
 its exact expected loss at the budget against:
 
@@ -83,7 +83,7 @@ def sweep_logs(nqm: NQM, eta, batches, budget, log_kind="exact", seeds_per_batch
     ``seeds_per_batch`` runs per batch size, each its own SGD replica (one
     stream per replica), every replica of every sweep distinct.
     """
-    from dbs_theory.runs import Run
+    from dbs_theory.logs.runs import Run
 
     from .trainer_logs import exact_log, mc_log
 
@@ -111,7 +111,7 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
     """The exact answers at one budget: best fixed batch, (b) the paper's rule on the exact Bopt(D),
     (c) the best ``K``-piece schedule, and the exact Bopt at :data:`PROBES` x budget (the expensive part:
     compute once per spectrum and budget)."""
-    from dbs_theory.batch_schedules import constant_batch
+    from dbs_theory.schedules.batch_schedules import constant_batch
 
     from .schedule_eval import paper_schedule, nqm_best_fixed_batch, best_k_piece, loss_at_budget, nqm_bopt_curve
 
@@ -134,12 +134,12 @@ def references(nqm: NQM, eta, budget, K=8) -> dict:
 
 def package_schedule(runs, budget, workdir=None, rule="paper") -> dict:
     """What ``dbs fit`` (defaults) then ``dbs schedule --from fit.json --horizon BUDGET --unit examples --rule
-    RULE`` hand out, by the library functions they call (:func:`dbs_theory.bopt_table.bopt_table`,
-    :func:`dbs_theory.schedule_rules.schedule_from_fit`): ``schedule`` (a BatchSchedule, ``None`` when
+    RULE`` hand out, by the library functions they call (:func:`dbs_theory.measure.tabulate.bopt_table`,
+    :func:`dbs_theory.rules.from_fit.schedule_from_fit`): ``schedule`` (a BatchSchedule, ``None`` when
     refused), ``exports`` (exports.json's record of the choice, with the followed ``curve``), ``envelope``
     (fit.json's), ``error`` (the refusal's message). ``workdir``: where fit.json is written, if anywhere."""
-    from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.schedule_rules import schedule_from_fit
+    from dbs_theory.measure.tabulate import bopt_table
+    from dbs_theory.rules.from_fit import schedule_from_fit
 
     table = bopt_table(runs, bootstrap=200, seed=0)
     if workdir is not None:
@@ -164,7 +164,7 @@ def _noisy_pick(runs, budget):
 
 def _readings(got, ref):
     """The followed curve's and the raw envelope's Bopt at the reference's probe data (NaN where absent)."""
-    from dbs_theory.bopt_curve import BoptCurve
+    from dbs_theory.measure.bopt_curve import BoptCurve
 
     curve = got["exports"].get("curve")
     c = BoptCurve.from_dict(curve, extrapolate=True) if curve else None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import optimize
 
-from dbs_theory.curves import Crossover
+from dbs_theory.measure.curves import Crossover
 
 from .frontier import loss_at_steps
 from .nqm import NQM

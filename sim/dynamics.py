@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dbs_theory import numeric
-from dbs_theory.piecewise import Piecewise
+from dbs_theory.theory import numeric
+from dbs_theory.schedules.piecewise import Piecewise
 from dbs_theory.messages import num
 
 from .nqm import NQM
@@ -32,7 +32,8 @@ __all__ = ["expected_loss", "Trajectory", "as_schedule", "check_batch_schedule"]
 
 
 def as_schedule(spec, name="schedule"):
-    """Normalise a schedule spec into a :class:`~dbs_theory.piecewise.Piecewise` or a callable (see module doc)."""
+    """Normalise a schedule spec into a :class:`~dbs_theory.schedules.piecewise.Piecewise` or a callable
+    (see module doc)."""
     if isinstance(spec, Piecewise):
         return spec
     if isinstance(spec, (int, float, np.floating, np.integer)):
@@ -61,7 +62,7 @@ def check_batch_schedule(lr, batch_size):
         )
     measured = getattr(batch_size, "lr", None)
     if measured is not None and isinstance(lr, (int, float, np.floating)):
-        from dbs_theory.bopt_curve import check_lr
+        from dbs_theory.measure.bopt_curve import check_lr
 
         check_lr(measured, float(lr), "batch schedule")
 

@@ -11,7 +11,7 @@ import math
 import numpy as np
 from scipy import optimize
 
-from dbs_theory import numeric
+from dbs_theory.theory import numeric
 from dbs_theory.messages import num
 
 from . import _kernels
@@ -135,7 +135,7 @@ def steps_to_target(nqm: NQM, eta: float, batch_size, target):
 def bmin(nqm: NQM, eta: float, target):
     """Asymptotic ``Bmin`` (examples): the batch whose loss floor equals ``target``.
 
-    Delegates to :func:`dbs_theory.numeric.bmin` with the counts folded into
+    Delegates to :func:`dbs_theory.theory.numeric.bmin` with the counts folded into
     ``c`` (the floor is linear in ``c``). Valid for this ``eta`` only.
     """
     nqm.check_stable(eta)

@@ -3,7 +3,7 @@
 For each design (a log grid of batch sizes, every run truncated at the same
 data budget, as real sweeps are) and each noise level (the exact expected
 loss; Monte Carlo SGD with one seed per batch; the mean of four seeds), the
-estimators of :func:`dbs_theory.bopt_table.bopt_table` -- the envelope Bopt,
+estimators of :func:`dbs_theory.measure.tabulate.bopt_table` -- the envelope Bopt,
 the floor Bmin and the three-phase fit's Bmin and Bopt -- are run and scored
 against the exact answers (``sim.bopt`` and ``numeric.bmin``): how often each
 is identified, its bias and spread (relative error), and how often its 90%
@@ -18,9 +18,9 @@ import math
 
 import numpy as np
 
-from dbs_theory import numeric
-from dbs_theory.bopt_table import SOURCES, bopt_table
-from dbs_theory.runs import Run
+from dbs_theory.theory import numeric
+from dbs_theory.measure.tabulate import SOURCES, bopt_table
+from dbs_theory.logs.runs import Run
 
 from .frontier import bopt as exact_bopt
 from .nqm import NQM

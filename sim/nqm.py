@@ -105,10 +105,10 @@ class NQM:
         return float(self.L_irr + 0.5 * np.sum(self.weights * self.h * self.m0))
 
     def modal(self):
-        """The NQM as a :class:`dbs_theory.modal.ModalModel` at a "peak" rate of 1: per mode the rate ``h_i``,
+        """The NQM as a :class:`dbs_theory.theory.modal.ModalModel` at a "peak" rate of 1: per mode the rate ``h_i``,
         the floor coefficient ``counts_i c_i / 2`` and the initial excess ``counts_i h_i m0_i / 2``, so that a
         learning rate ``eta`` is the plan's multiple ``eta`` (loss units throughout)."""
-        from dbs_theory.modal import ModalModel
+        from dbs_theory.theory.modal import ModalModel
 
         w = self.weights
         return ModalModel(self.h, 0.5 * w * self.c, 0.5 * w * self.h * self.m0, self.L_irr)

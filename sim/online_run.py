@@ -1,9 +1,9 @@
 """An online batch rule run on the NQM as the trainer runs it: one SGD replica that reports its own readings.
 
-``dbs train --batch-rule`` lets an :class:`~dbs_theory.batch_rules.OnlineRule`
+``dbs train --batch-rule`` lets an :class:`~dbs_theory.rules.online.OnlineRule`
 choose the batch from what the run measures: after each step the step's loss
 and the moving average of the two-batch noise scale ``B_simple``
-(:class:`~dbs_theory.gns.GNSEstimator`), a decision every ``every`` data.
+(:class:`~dbs_theory.measure.gns.GNSEstimator`), a decision every ``every`` data.
 :func:`online_run` drives the same object with a Monte Carlo SGD replica on
 the NQM -- ``theta <- theta - eta (h theta + noise)``, the noise of a batch of
 ``B`` examples ``N(0, c / B)`` per mode, ``micro`` micro-batches per step whose
@@ -11,7 +11,7 @@ first one is the small batch of the two-batch estimate -- so the rule reads
 the replica's loss ``L_irr + 1/2 sum h theta^2`` and its measured ``B_simple``,
 never the expected state.
 
-Units: examples; the learning rate follows the run's :class:`~dbs_theory.lr_plan.LRPlan`.
+Units: examples; the learning rate follows the run's :class:`~dbs_theory.schedules.lr_plan.LRPlan`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from dbs_theory.gns import GNSEstimator
+from dbs_theory.measure.gns import GNSEstimator
 
 from .nqm import NQM
 

@@ -2,7 +2,7 @@
 
 The run is cut into ``pieces`` intervals of data (examples), log-spaced from
 ``FIRST_PIECE budget`` to half the budget, linear over the second half and over
-a WSD decay (:func:`dbs_theory.modal.discretise`); the batch is constant on each.
+a WSD decay (:func:`dbs_theory.theory.modal.discretise`); the batch is constant on each.
 Inside a piece the learning rate is held constant on finer *cells* (its value
 at the cell's data midpoint) wherever the LR schedule varies. On a cell of
 ``Delta`` examples at batch ``B`` and rate ``eta`` every mode's second moment
@@ -36,10 +36,10 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from dbs_theory import modal
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch
-from dbs_theory.lr_plan import LRPlan
-from dbs_theory.modal import Grid
+from dbs_theory.theory import modal
+from dbs_theory.schedules.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.schedules.lr_plan import LRPlan
+from dbs_theory.theory.modal import Grid
 
 from .nqm import NQM
 
@@ -69,7 +69,7 @@ BASE_PIECES = 32
 
 
 def lr_plan(lr_schedule) -> LRPlan:
-    """The :class:`~dbs_theory.lr_plan.LRPlan` of an LR schedule name (or the plan itself)."""
+    """The :class:`~dbs_theory.schedules.lr_plan.LRPlan` of an LR schedule name (or the plan itself)."""
     if isinstance(lr_schedule, LRPlan):
         return lr_schedule
     if lr_schedule not in LR_SCHEDULES:
@@ -93,7 +93,7 @@ def lr_setup(eta: float, budget: float, lr_schedule="constant"):
 
 @dataclass(frozen=True)
 class Problem:
-    """The optimiser's discretisation of one run (:class:`dbs_theory.modal.Grid` with absolute rates).
+    """The optimiser's discretisation of one run (:class:`dbs_theory.theory.modal.Grid` with absolute rates).
 
     Attributes
     ----------
@@ -120,7 +120,7 @@ class Problem:
 
     @property
     def grid(self) -> Grid:
-        """The discretisation for :mod:`dbs_theory.modal`, rates as multiples of 1 (:meth:`NQM.modal`)."""
+        """The discretisation for :mod:`dbs_theory.theory.modal`, rates as multiples of 1 (:meth:`NQM.modal`)."""
         return Grid(self.starts, self.horizon, self.cell_data, self.cell_piece, self.cell_eta)
 
     def schedule(self, batch_size, **params) -> BatchSchedule:
@@ -159,7 +159,7 @@ def cell_arrays(nqm: NQM, prob: Problem):
 
 def relaxed_loss(nqm: NQM, prob: Problem, log_batch, grad: bool = False, arrays=None):
     """The relaxed final loss (module doc) at ``B_k = exp(log_batch[k])`` (examples); with ``grad``, also
-    its gradient in ``log_batch`` (adjoint pass; :func:`dbs_theory.modal.relaxed_loss` on :meth:`NQM.modal`)."""
+    its gradient in ``log_batch`` (adjoint pass; :func:`dbs_theory.theory.modal.relaxed_loss` on :meth:`NQM.modal`)."""
     return modal.relaxed_loss(nqm.modal(), prob.grid, log_batch, grad, arrays)
 
 
@@ -180,7 +180,7 @@ def optimal_schedule(
 ):
     """The best ``pieces``-piece batch schedule for a run of ``budget`` examples (module doc).
 
-    L-BFGS-B on the relaxed loss in ``log B`` per piece (:func:`dbs_theory.modal.optimise`; bounds:
+    L-BFGS-B on the relaxed loss in ``log B`` per piece (:func:`dbs_theory.theory.modal.optimise`; bounds:
     ``min_batch`` to the piece's data), from two starts: the best fixed batch and a
     ramp ``B ~ D`` through it. With more than :data:`BASE_PIECES` pieces the
     optimum at half as many pieces is a candidate too, so doubling the pieces
@@ -198,7 +198,7 @@ def optimal_schedule(
     nqm : NQM
     eta : float               Peak (stable) learning rate.
     budget : float            Examples in the stable phase (the whole run for constant, cosine or an LRPlan).
-    lr_schedule : str         ``constant``, ``wsd`` or ``cosine``, or a :class:`~dbs_theory.lr_plan.LRPlan`.
+    lr_schedule : str         ``constant``, ``wsd`` or ``cosine``, or a :class:`~dbs_theory.schedules.lr_plan.LRPlan`.
     pieces : int              Batch pieces (>= 4).
     fixed : (float, float)    ``(B, loss)`` of the best fixed batch for this run, if already known.
     candidates : dict         Name -> :class:`BatchSchedule` (examples) run under this LR schedule.

@@ -7,7 +7,7 @@ Two ways to pin ``Bopt`` at a data budget to a relative tolerance:
   ``sqrt 2``, then ``2**(1/4)``) is run from scratch -- what a user without a
   planner does.
 * **planner**: a coarse grid (ratio 8) over the same range, then rounds of
-  :func:`dbs_theory.planner.plan_sweep` proposals, each simulated, until the
+  :func:`dbs_theory.measure.planner.plan_sweep` proposals, each simulated, until the
   interval is within the tolerance.
 
 Every run is an exact expected-loss log to the budget, or (``noise="mc"``)
@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from dbs_theory.planner import plan_sweep
+from dbs_theory.measure.planner import plan_sweep
 
-from dbs_theory.runs import Run
+from dbs_theory.logs.runs import Run
 
 from .identify import design_batches, exact_runs
 from .montecarlo import monte_carlo

@@ -1,13 +1,13 @@
 """Every offline rule of ``dbs schedule`` scored end to end on NQM sweeps, against the optimum.
 
-The benchmark of :mod:`dbs_theory.schedule_rules`: for each spectrum and
+The benchmark of :mod:`dbs_theory.rules.from_fit`: for each spectrum and
 budget a sweep (2x grid of batches 1..1024 examples, every run to the budget
 at the constant peak rate) is logged as a trainer logs it -- exact expected
 losses, or Monte Carlo SGD with one or three seeds per batch, a row every
 ``S / 2000`` steps (:func:`sim.chain_eval.sweep_logs`) -- and read by ``dbs
-fit``'s code (:func:`dbs_theory.bopt_table.bopt_table`, ``bootstrap=200``).
+fit``'s code (:func:`dbs_theory.measure.tabulate.bopt_table`, ``bootstrap=200``).
 Each rule then makes the run's schedule through the one function ``dbs
-schedule`` calls (:func:`dbs_theory.schedule_rules.schedule_from_fit`), for
+schedule`` calls (:func:`dbs_theory.rules.from_fit.schedule_from_fit`), for
 a run of ``budget`` examples under a constant rate and under WSD (the last
 1/6 decays linearly to 10%). No rule sees the NQM: swapping the NQM behind
 the logs changes no schedule (tests/test_rule_chain.py).
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dbs_theory.lr_plan import LRPlan
+from dbs_theory.schedules.lr_plan import LRPlan
 
 from .nqm import NQM
 
@@ -105,7 +105,7 @@ def reference(nqm: NQM, eta: float, budget: float, plan: LRPlan) -> dict:
 def sweep_fit(nqm: NQM, eta: float, budget: float, log: str, seed: int) -> list:
     """The ``fit.json`` contents (dicts: ``rows``, ``envelope``) of the sweeps of one log kind (:data:`LOGS`), as
     ``dbs fit`` writes them."""
-    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.measure.tabulate import bopt_table
 
     from .chain_eval import sweep_logs
 
@@ -126,10 +126,10 @@ def _plain(v):
 def score_rules(nqm: NQM, eta: float, budget: float, plan: LRPlan, fit: dict, ref: dict, rules, seed=0) -> list:
     """One row per rule: its schedule from ``fit`` (``fit.json``'s contents) scored exactly (module doc). Offline
     rules: :func:`schedule_from_fit`; online ones (``floor-ratio``, ``noise-scale``): the trainer's
-    :func:`~dbs_theory.batch_rules.online_rule` driven by an SGD replica (:func:`sim.online_run.online_run`),
+    :func:`~dbs_theory.rules.online.online_rule` driven by an SGD replica (:func:`sim.online_run.online_run`),
     starting at the sweep's best batch at the first decision. A rule that cannot be built from the fit gets
     NaN scores and the reason in ``note``."""
-    from dbs_theory.schedule_rules import schedule_from_fit
+    from dbs_theory.rules.from_fit import schedule_from_fit
 
     from .schedule_eval import loss_at_budget
 
@@ -180,9 +180,9 @@ def score_rules(nqm: NQM, eta: float, budget: float, plan: LRPlan, fit: dict, re
 
 def _schedule(nqm, eta, budget, plan, fit, rule, seed):
     """``(schedule, ScheduleChoice or None)`` of one rule (:func:`score_rules`)."""
-    from dbs_theory.batch_rules import ONLINE, online_rule
-    from dbs_theory.schedule_rules import envelope_of, schedule_from_fit
-    from dbs_theory.sweep_schedule import best_fixed_batch
+    from dbs_theory.rules.online import ONLINE, online_rule
+    from dbs_theory.rules.from_fit import envelope_of, schedule_from_fit
+    from dbs_theory.rules.envelope import best_fixed_batch
 
     from .online_run import online_run
 
@@ -207,8 +207,8 @@ def study(budgets=(3e4, 1e5), spectra=None, logs=None, plans=None, rules=None, s
     """
     from tqdm.auto import tqdm
 
-    from dbs_theory.batch_rules import ONLINE
-    from dbs_theory.schedule_rules import RULES
+    from dbs_theory.rules.online import ONLINE
+    from dbs_theory.rules.from_fit import RULES
 
     spectra, logs = list(spectra or SPECTRA), list(logs or LOGS)
     plans, rules = list(plans or PLANS), list(rules or RULES + ONLINE)

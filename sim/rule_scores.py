@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.schedules.batch_schedules import BatchSchedule, constant_batch
 
 from .nqm import NQM
 from .optimal import optimal_schedule, problem

@@ -29,9 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dbs_theory.batch_rules import ANNEAL, GAMMA
-from dbs_theory.batch_schedules import BatchSchedule
-from dbs_theory.numeric import stationary_moment
+from dbs_theory.rules.online import ANNEAL, GAMMA
+from dbs_theory.schedules.batch_schedules import BatchSchedule
+from dbs_theory.theory.numeric import stationary_moment
 
 from .nqm import NQM
 from .optimal import Problem, cell_arrays, problem
@@ -230,9 +230,9 @@ def seesaw(inp: RuleInputs, kmax=8):
 
 
 def late_switch_rule(inp: RuleInputs, at=0.75, ratio=4.0):
-    """Late switching (arXiv 2602.14208, :func:`dbs_theory.batch_rules.late_switch`): half the best fixed batch
+    """Late switching (arXiv 2602.14208, :func:`dbs_theory.rules.online.late_switch`): half the best fixed batch
     until ``at`` of the budget, then ``ratio`` times that (one switch, late)."""
-    from dbs_theory.batch_rules import late_switch as build
+    from dbs_theory.rules.online import late_switch as build
 
     sched = build(inp.fixed_batch, at * inp.budget, ratio, unit="examples")
     return sched, inp.prob.lr

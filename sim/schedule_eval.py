@@ -24,10 +24,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import optimize
 
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch, dynamic_batch, lr_rescale
-from dbs_theory.bopt_curve import fit_bopt_curve
+from dbs_theory.schedules.batch_schedules import BatchSchedule, constant_batch, dynamic_batch, lr_rescale
+from dbs_theory.measure.bopt_curve import fit_bopt_curve
 from dbs_theory.deprecation import renamed
-from dbs_theory.lr_schedules import cosine, wsd
+from dbs_theory.schedules.lr_schedules import cosine, wsd
 
 from .dynamics import as_schedule, expected_loss
 from .frontier import argmin_log, bopt, steps_to_target
@@ -287,7 +287,7 @@ def trajectories(nqm: NQM, lr, batches: dict, budget: float, n=200) -> dict:
     """Expected-loss curves of several batch schedules up to ``budget`` examples, for plots.
 
     ``batches`` maps a name to a batch schedule (a constant, ``(from_D, B)``
-    pairs or a :class:`~dbs_theory.batch_schedules.BatchSchedule`). Returns
+    pairs or a :class:`~dbs_theory.schedules.batch_schedules.BatchSchedule`). Returns
     ``{name: {"D": [...], "loss": [...]}}`` at about ``n`` log-spaced data points.
     """
     at = np.geomspace(budget / 1e3, budget, n)
@@ -314,7 +314,7 @@ def measured_schedules(nqm: NQM, eta: float, swept: float, budgets, batches=None
     ``swept``), ``schedule``, ``loss``, ``gain`` (best fixed minus it: > 0 is
     better than the best fixed batch), ``batches`` (first -> last).
     """
-    from dbs_theory.estimators import envelope_bopt
+    from dbs_theory.measure.estimators import envelope_bopt
 
     from .identify import exact_runs
 

@@ -106,7 +106,7 @@ def phase_labels(fr: FrontierResult) -> np.ndarray:
     the batch grid): ``linear`` where the slope is at least half ``Bmin`` (the
     asymptote's slope), ``inverse`` where ``B > Bopt`` and ``E > 1.1 Emin``,
     ``quadratic`` otherwise. Fitted phase boundaries come from
-    :func:`dbs_theory.fit.fit_es`.
+    :func:`dbs_theory.measure.fit.fit_es`.
     """
     lab = np.full(fr.S.shape, "unreached", dtype=object)
     for k in range(fr.targets.size):

@@ -6,7 +6,7 @@ log-spaced ones (docs/conventions.md, "Smoothing a loss log"). These helpers
 choose the logged steps and read the exact expected loss (closed form, at
 fixed batch and learning rate) or a Monte Carlo SGD run there.
 
-Units: steps are optimizer steps; ``tokens`` in a :class:`~dbs_theory.runs.Run`
+Units: steps are optimizer steps; ``tokens`` in a :class:`~dbs_theory.logs.runs.Run`
 holds examples (``step x batch_size``).
 """
 
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from dbs_theory.runs import Run
+from dbs_theory.logs.runs import Run
 
 from .frontier import loss_at_steps
 from .montecarlo import monte_carlo

@@ -9,9 +9,9 @@ from fractions import Fraction
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dbs_theory.accumulation import AccumulationPlan
-from dbs_theory.batch_schedules import constant_batch, step_batch
-from dbs_theory.lr_schedules import wsd
+from dbs_theory.schedules.accumulation import AccumulationPlan
+from dbs_theory.schedules.batch_schedules import constant_batch, step_batch
+from dbs_theory.schedules.lr_schedules import wsd
 
 # micro 2 x world 2 x seq_len 32 = 128 tokens per granule; batches 256 -> 512 -> 1024 tokens
 SCHED = step_batch([2048, 6144], [256, 512, 1024], unit="tokens")
@@ -52,7 +52,7 @@ def test_resume_continues_identically():
 
 
 def test_a_state_of_another_schedule_or_sequence_length_is_refused():
-    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.schedules.batch_schedules import step_batch
 
     first = plan()
     [first.advance() for _ in range(6)]
@@ -68,7 +68,7 @@ def test_a_state_of_another_schedule_or_sequence_length_is_refused():
 
 
 def test_a_batch_that_is_not_whole_micro_batches_is_followed_approximately_with_a_warning():
-    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.schedules.batch_schedules import step_batch
 
     with pytest.warns(UserWarning, match=r"batch 512 tokens from D=1024 .* takes 576 \(\+12\.5%\)"):
         AccumulationPlan(step_batch([1024], [192, 512], unit="tokens"), 3, 64)  # granule 192 tokens

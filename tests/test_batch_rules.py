@@ -1,4 +1,4 @@
-"""The rules users run beside the paper's (dbs_theory.batch_rules): values worked by hand, decision boundaries,
+"""The rules users run beside the paper's (dbs_theory.rules.online): values worked by hand, decision boundaries,
 the state a checkpoint keeps."""
 
 import math
@@ -6,7 +6,7 @@ import math
 import pytest
 from hypothesis import given, strategies as st
 
-from dbs_theory.batch_rules import ANNEAL, GAMMA, OnlineRule, bmin_table, late_switch
+from dbs_theory.rules.online import ANNEAL, GAMMA, OnlineRule, bmin_table, late_switch
 
 ROWS = [dict(target=t, bmin_floor=b, bmin_floor_status="ok") for t, b in ((4.0, 64.0), (3.0, 128.0), (2.5, 512.0))]
 

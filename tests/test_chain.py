@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.batch_schedules import constant_batch
+from dbs_theory.schedules.batch_schedules import constant_batch
 from sim.chain_eval import BARS, grid_losses, markdown_table, references, score_schedule, study, summarize, sweep_logs
 
 ETA, BUDGET = 0.5, 3e3  # the best fixed batch (13.5) lies inside the grid 1..32

@@ -6,10 +6,11 @@ import math
 import numpy as np
 import pytest
 
-from dbs_theory.bopt_table import monotonicity
-from dbs_theory.es_laws import ThreePhaseES
-from dbs_theory.fit import fit_es
-from dbs_theory.runs import Run, es_points
+from dbs_theory.measure.tabulate import monotonicity
+from dbs_theory.theory.es_laws import ThreePhaseES
+from dbs_theory.measure.fit import fit_es
+from dbs_theory.logs.runs import Run
+from dbs_theory.measure.curves import es_points
 
 
 # (the experiments' gain verdict is tested in test_verdicts.py, with the one rule it uses)
@@ -83,7 +84,7 @@ def test_a_table_without_intervals_draws_no_verdict_even_when_values_rise():
     """Measured values without intervals cannot tell a trend from noise; with them the same exact
     NQM sweep gives "holds" (tests/test_estimators.py::test_the_table_presents_no_wrong_number_as_identified)."""
     import sim
-    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.measure.tabulate import bopt_table
     from sim.identify import exact_runs
 
     runs = exact_runs(sim.NQM.zhang2019(300), 0.5, 2.0 ** np.arange(10), 2e4, points=300)

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory import bopt_table as bt
-from dbs_theory.es_laws import ThreePhaseES
-from dbs_theory.runs import write_runs
+from dbs_theory.measure import tabulate as bt
+from dbs_theory.theory.es_laws import ThreePhaseES
+from dbs_theory.logs.runs import write_runs
 from sim.identify import exact_runs
 
 PROCESSES = 5
@@ -24,7 +24,7 @@ def test_dbs_fit_writes_byte_identical_files_in_separate_processes(tmp_path):
 
     Each process gets its own hash seed and its own ``MALLOC_PERTURB_`` (glibc then fills freed heap memory
     with that byte), so a result that hangs on set order or on memory nothing wrote differs between them.
-    SciPy's MINPACK read such memory (see ``dbs_theory.fit._levenberg_marquardt``): before the fix about
+    SciPy's MINPACK read such memory (see ``dbs_theory.measure.fit._levenberg_marquardt``): before the fix about
     one process in two wrote a different table here.
     """
     log = tmp_path / "runs.csv"
@@ -61,13 +61,13 @@ def test_dbs_fit_writes_byte_identical_files_in_separate_processes(tmp_path):
 
 
 def test_the_generated_jacobian_is_its_expressions_and_the_fitted_model():
-    """``dbs_theory/_es_jacobian_code.py`` is current (regenerate: python -m dbs_theory._es_jacobian), its
+    """``dbs_theory/theory/_es_jacobian_code.py`` is current (regenerate: python -m dbs_theory.theory._es_jacobian), its
     log E is the model the fitter evaluates, and generating it twice gives the same text."""
     sp = pytest.importorskip("sympy")
-    from dbs_theory import _es_jacobian as jac
-    from dbs_theory import _es_jacobian_code as code
-    from dbs_theory.es_laws import three_phase_data
-    from dbs_theory.laws import c1_pieces
+    from dbs_theory.theory import _es_jacobian as jac
+    from dbs_theory.theory import _es_jacobian_code as code
+    from dbs_theory.theory.es_laws import three_phase_data
+    from dbs_theory.theory.laws import c1_pieces
 
     args, pieces, bounds = jac.expressions()
     fresh = {name: sp.lambdify(args, exprs, modules="numpy") for name, exprs in pieces.items()}

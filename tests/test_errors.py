@@ -21,7 +21,7 @@ def _caught(fn):
 def test_who_raised_is_read_off_the_traceback():
     assert raised_by_us(_caught(lambda: np.zeros(3).reshape(2, 2))) is False  # inside numpy
     assert raised_by_us(_caught(lambda: float("abc"))) is False  # a builtin raises in its caller: this test
-    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.schedules.batch_schedules import step_batch
 
     assert raised_by_us(_caught(lambda: step_batch([5, 1], [8, 16, 32])))  # the package's own refusal
     assert raised_by_us(UserError("bad value"))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from dbs_theory.bopt_table import SOURCES, Estimate, chosen, chosen_column, estimate
+from dbs_theory.measure.tabulate import SOURCES, Estimate, chosen, chosen_column, estimate
 
 ROOT = Path(__file__).resolve().parent.parent
 #: the table module is the only one that names an estimator's row columns
@@ -17,12 +17,12 @@ def test_no_estimate_column_is_read_outside_the_table_module():
     found = []
     for pkg in ("dbs_theory", "sim", "validate", "dbs_report"):
         for p in (ROOT / pkg).rglob("*.py"):
-            if p in (ROOT / "dbs_theory" / "bopt_table.py", ROOT / "dbs_theory" / "fit_table.py"):
+            if p in (ROOT / "dbs_theory" / "measure" / "tabulate.py", ROOT / "dbs_theory" / "measure" / "fit_table.py"):
                 continue  # the table's builder writes the columns, its type (fit_table) reads them
             for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), 1):
                 if COLUMN_NAMES.search(line):
                     found.append(f"{p.relative_to(ROOT)}:{i}: {line.strip()}")
-    assert not found, "read estimates through dbs_theory.bopt_table (estimate/chosen):\n" + "\n".join(found)
+    assert not found, "read estimates through dbs_theory.measure.tabulate (estimate/chosen):\n" + "\n".join(found)
 
 
 def _row(target, env=None, fit=None, env_status=None):
@@ -85,8 +85,8 @@ def test_with_neither_identified_twice_the_law_free_one_is_reported_with_its_rea
 def test_a_table_hands_out_the_estimates_its_verdict_used(tmp_path):
     import numpy as np
 
-    from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.runs import Run
+    from dbs_theory.measure.tabulate import bopt_table
+    from dbs_theory.logs.runs import Run
 
     runs = []
     for B in (4.0, 8.0, 16.0, 32.0, 64.0):
@@ -104,7 +104,7 @@ def test_a_table_hands_out_the_estimates_its_verdict_used(tmp_path):
 def test_put_estimate_writes_a_cell_and_withdraws_what_cannot_be_pinned_down():
     """The row format's one writer: a finite value with a finite interval is kept with status ok; one open end
     keeps no interval; a NaN value, or a reason, withdraws the cell (value and interval go, the reason stays)."""
-    from dbs_theory.fit_table import put_estimate, withdraw
+    from dbs_theory.measure.fit_table import put_estimate, withdraw
 
     row = {}
     put_estimate(row, "bopt", 64.0, 32.0, 128.0)
@@ -124,9 +124,9 @@ def test_target_rows_read_a_table_and_its_fit_json_alike(tmp_path):
     typed rows: one owner of the row format on both sides of the file."""
     import numpy as np
 
-    from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.fit_table import BoptTable, TargetRow
-    from dbs_theory.runs import Run
+    from dbs_theory.measure.tabulate import bopt_table
+    from dbs_theory.measure.fit_table import BoptTable, TargetRow
+    from dbs_theory.logs.runs import Run
 
     runs = []
     for B in (4.0, 8.0, 16.0, 32.0, 64.0):

@@ -3,7 +3,7 @@
 The exact answers come from the simulator, not from the estimators: the best
 fixed batch at a data budget is a direct minimisation of the expected loss
 over continuous B (``sim.schedule_eval.best_fixed_batch``), and Bmin is the
-closed-form asymptote (``dbs_theory.numeric.bmin``).
+closed-form asymptote (``dbs_theory.theory.numeric.bmin``).
 """
 
 import numpy as np
@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sim
-from dbs_theory import numeric
-from dbs_theory.estimators import envelope_bopt, floor_bmin, tail_floor
-from dbs_theory.runs import Run
+from dbs_theory.theory import numeric
+from dbs_theory.measure.estimators import envelope_bopt, floor_bmin, tail_floor
+from dbs_theory.logs.runs import Run
 from sim.schedule_eval import nqm_best_fixed_batch
 
 ETA = 0.5
@@ -109,7 +109,7 @@ def test_on_random_power_law_spectra(alpha, noise):
 
 def check_table(nqm, runs):
     """bopt_table on the plain grid: every number it presents as identified is right."""
-    from dbs_theory.bopt_table import bopt_table
+    from dbs_theory.measure.tabulate import bopt_table
 
     reached = min(r.loss.min() for r in runs)
     table = bopt_table(runs, targets=np.geomspace(0.3, 1.1 * reached, 5), bootstrap=30)
@@ -156,9 +156,9 @@ def test_the_identifiability_study_scores_each_estimator():
 def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
     import json
 
-    from dbs_theory.bopt_curve import fit_bopt_curve
-    from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.schedule_inputs import load_points
+    from dbs_theory.measure.bopt_curve import fit_bopt_curve
+    from dbs_theory.measure.tabulate import bopt_table
+    from dbs_theory.rules.inputs import load_points
 
     nqm, runs = small
     D = np.geomspace(1e3, 1e6, 13)
@@ -178,7 +178,7 @@ def test_a_bopt_curve_and_a_schedule_follow_the_envelope(small, tmp_path):
 
 def test_the_smoothed_curve_follows_a_straight_line_in_log_data_to_both_ends():
     """A cut-off window at either end of a log must not sit above a descending line (no padding)."""
-    from dbs_theory.curves import local_line
+    from dbs_theory.measure.curves import local_line
 
     tokens = 4.0 * np.arange(1, 2001)
     line = 5.0 - 0.3 * np.log(tokens)
@@ -189,7 +189,7 @@ def test_the_smoothed_curve_follows_a_straight_line_in_log_data_to_both_ends():
 
 def test_a_run_one_step_short_of_the_budget_still_competes_there():
     """A sweep cut at a budget ends at floor(budget / B) steps: B = 3 stops at 99999 of 1e5."""
-    from dbs_theory.estimators import loss_at
+    from dbs_theory.measure.estimators import loss_at
 
     steps = np.arange(33334.0)
     run = Run("b3", 3.0, steps, 3 * steps, 1 + 1 / (1 + steps))
@@ -281,7 +281,7 @@ def test_90pct_intervals_cover_the_truth_with_monte_carlo_sgd(spacing):
 
 
 def test_a_flat_noisy_tail_is_a_floor_and_a_descending_one_is_not():
-    from dbs_theory.floors import _tail
+    from dbs_theory.measure.floors import _tail
 
     rng = np.random.default_rng(0)
     steps = np.arange(1.0, 2001.0)
@@ -325,7 +325,7 @@ def test_floor_bmin_where_the_floor_law_exponent_is_not_one(gamma):
     ],
 )
 def test_a_floor_bmin_is_withdrawn_where_the_floors_do_not_pin_it(n_floors, bmin, lo, hi, why):
-    from dbs_theory.floors import _floor_reason
+    from dbs_theory.measure.floors import _floor_reason
 
     B = np.array([4.0, 8.0, 16.0][:n_floors])
     got = _floor_reason(bmin, lo, hi, B, (1.0, 2.0, 1.0))

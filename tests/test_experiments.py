@@ -14,9 +14,9 @@ import pytest
 
 pytest.importorskip("torch")
 
-from dbs_theory.runs import load_runs  # noqa: E402
+from dbs_theory.logs.runs import load_runs  # noqa: E402
 from validate.experiments import EXPERIMENTS  # noqa: E402
-from dbs_theory.verdicts import VERDICTS  # noqa: E402
+from dbs_theory.measure.verdicts import VERDICTS  # noqa: E402
 from validate.experiments.runner import RunSpec, is_done, run_dir, train_runs  # noqa: E402
 from validate.experiments.tiers import TIERS, get_tier  # noqa: E402
 from validate.experiments.common import config_for, micro_for  # noqa: E402

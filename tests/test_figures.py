@@ -5,8 +5,8 @@ import pytest
 from dbs_cli import dbs
 
 from dbs_report import figures as F
-from dbs_theory.bopt_curve import BoptCurve
-from dbs_theory.laws import law_from_params
+from dbs_theory.measure.bopt_curve import BoptCurve
+from dbs_theory.theory.laws import law_from_params
 from dbs_report.report import build_report, markdown_to_html, write_report
 
 from figcheck import check_figure, decades

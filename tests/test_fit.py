@@ -5,8 +5,8 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sim
-from dbs_theory.es_laws import HyperbolicES, ThreePhaseES
-from dbs_theory.fit import compare_laws, fit_es
+from dbs_theory.theory.es_laws import HyperbolicES, ThreePhaseES
+from dbs_theory.measure.fit import compare_laws, fit_es
 
 # A physical three-phase law: A0 = Emin - C (S2^2 - Sopt^2) = 1800 >= 0, so Bmin <= Bopt.
 TRUE = ThreePhaseES.c1(smin=10.0, s1=30.0, sopt=80.0, s2=100.0, emin=5000.0, c=0.5)

@@ -5,9 +5,9 @@ import json
 
 import pytest
 
-from dbs_theory.bopt_table import bopt_table
-from dbs_theory.fit_table import FIT_VERSION, BoptTable
-from dbs_theory.runs import load_runs
+from dbs_theory.measure.tabulate import bopt_table
+from dbs_theory.measure.fit_table import FIT_VERSION, BoptTable
+from dbs_theory.logs.runs import load_runs
 
 from test_hostile_logs import base_rows, write_csv
 

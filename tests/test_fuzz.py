@@ -19,9 +19,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from dbs_theory.batch_schedules import BatchSchedule, step_batch
-from dbs_theory.runs import load_runs
-from dbs_theory.schemas import FitFile, parse
+from dbs_theory.schedules.batch_schedules import BatchSchedule, step_batch
+from dbs_theory.logs.runs import load_runs
+from dbs_theory.logs.schemas import FitFile, parse
 
 settings.register_profile("long", max_examples=2000, deadline=None)
 EXAMPLES = 2000 if os.environ.get("HYPOTHESIS_PROFILE") == "long" else 120

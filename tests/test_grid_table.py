@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize_scalar
 
-from dbs_theory.grid_table import grid_fit, read_grid
+from dbs_theory.logs.grid_table import grid_fit, read_grid
 from sim.frontier import loss_at_steps
 from sim.nqm import NQM
 
@@ -148,9 +148,9 @@ def test_on_the_committed_cpu_sweep_the_grid_reading_agrees_with_the_envelope(tm
     import gzip
     from pathlib import Path
 
-    from dbs_theory.bopt_table import bopt_table
-    from dbs_theory.estimators import loss_at
-    from dbs_theory.runs import load_runs
+    from dbs_theory.measure.tabulate import bopt_table
+    from dbs_theory.measure.estimators import loss_at
+    from dbs_theory.logs.runs import load_runs
 
     logs = sorted(Path(__file__).parents[1].glob("docs/data/runs/sweep-b*.csv.gz"))
     assert len(logs) == 15, "the CPU tier's 15 sweep logs are committed in docs/data/runs"

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from dbs_theory.batch_schedules import BatchSchedule, step_batch
+from dbs_theory.schedules.batch_schedules import BatchSchedule, step_batch
 
 GOOD = json.loads(step_batch([1000], [64, 128], unit="tokens", lr=3e-3).to_json())
 

@@ -11,7 +11,7 @@ import warnings
 import numpy as np
 import pytest
 
-from dbs_theory.runs import load_runs
+from dbs_theory.logs.runs import load_runs
 
 BATCHES = [8, 16, 32, 64, 128, 256, 512, 1024, 2048]
 

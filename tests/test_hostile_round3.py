@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from dbs_theory.runs import load_runs
+from dbs_theory.logs.runs import load_runs
 
 from test_hostile_logs import base_rows, write_csv
 
@@ -81,8 +81,8 @@ def test_a_loss_at_or_below_zero_is_refused_naming_the_row(tmp_path, bad, word):
 
 
 def test_a_sweep_at_several_learning_rates_records_none_and_a_varying_rate_is_warned():
-    from dbs_theory.bopt_table import LR_TOL, sweep_lr
-    from dbs_theory.runs import Run
+    from dbs_theory.measure.tabulate import LR_TOL, sweep_lr
+    from dbs_theory.logs.runs import Run
 
     def run(name, lr):
         s = np.arange(1.0, 11.0)
@@ -96,7 +96,7 @@ def test_a_sweep_at_several_learning_rates_records_none_and_a_varying_rate_is_wa
 
 
 def test_a_horizon_within_one_logging_interval_of_the_sweeps_end_is_its_end():
-    from dbs_theory.sweep_schedule import past_measured
+    from dbs_theory.rules.envelope import past_measured
 
     env = dict(
         data=[1e4, 1e5, 199680.0],
@@ -112,7 +112,7 @@ def test_a_horizon_within_one_logging_interval_of_the_sweeps_end_is_its_end():
 
 def test_grid_and_points_tables_name_unknown_columns_and_refuse_repeated_ones(tmp_path):
     from dbs_theory.commands.fit import read_points
-    from dbs_theory.grid_table import read_grid
+    from dbs_theory.logs.grid_table import read_grid
 
     g = tmp_path / "g.csv"
     g.write_text("batch_size,tokens,loss,optimizer\n8,1e5,3.0,adam\n16,1e5,2.9,adam\n")
@@ -128,7 +128,7 @@ def test_grid_and_points_tables_name_unknown_columns_and_refuse_repeated_ones(tm
 
 
 def test_a_fit_bopt_whose_interval_leaves_the_grid_is_not_identified():
-    from dbs_theory.bopt_table import _off_grid
+    from dbs_theory.measure.tabulate import _off_grid
 
     B = np.array([44.0, 88, 176])
     assert _off_grid(dict(bopt=60.0, bopt_lo=41.4, bopt_hi=70.0), B).startswith("its interval runs below the grid")
@@ -162,8 +162,8 @@ def test_a_points_table_that_does_not_resolve_growth_gets_the_fixed_batch(tmp_pa
 
 
 def test_a_fitted_bmin_far_below_every_batch_is_named_plainly():
-    from dbs_theory.bopt_table import _linear_phase_check
-    from dbs_theory.es_laws import ThreePhaseES
+    from dbs_theory.measure.tabulate import _linear_phase_check
+    from dbs_theory.theory.es_laws import ThreePhaseES
 
     law = ThreePhaseES.c1(1.0, 2.0, 3.0, 4.0, 10.0, 0.5)
     S = np.array([5.0, 6, 7, 8])
@@ -226,8 +226,8 @@ def test_when_no_e_of_s_can_be_fitted_dbs_fit_names_the_fixed_batch_the_runs_mea
 def test_a_schedule_past_the_sweeps_largest_batch_is_warned_at_its_boundary():
     import warnings
 
-    from dbs_theory.batch_schedules import step_batch
-    from dbs_theory.exports import warn_past_the_grid
+    from dbs_theory.schedules.batch_schedules import step_batch
+    from dbs_theory.schedules.exports import warn_past_the_grid
 
     env = dict(batches=[8.0, 64.0, 2048.0])
     with warnings.catch_warnings():

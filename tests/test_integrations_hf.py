@@ -12,10 +12,10 @@ pytest.importorskip("transformers")
 pytest.importorskip("accelerate")
 torch = pytest.importorskip("torch")
 
-from dbs_theory.accumulation import AccumulationPlan  # noqa: E402
-from dbs_theory.batch_schedules import step_batch  # noqa: E402
-from dbs_theory.lr_schedules import wsd  # noqa: E402
-from dbs_theory.runs import load_runs  # noqa: E402
+from dbs_theory.schedules.accumulation import AccumulationPlan  # noqa: E402
+from dbs_theory.schedules.batch_schedules import step_batch  # noqa: E402
+from dbs_theory.schedules.lr_schedules import wsd  # noqa: E402
+from dbs_theory.logs.runs import load_runs  # noqa: E402
 
 T, MICRO, TOTAL = 16, 2, 1536  # tokens per sample, samples per micro-batch, tokens in the run
 #: tokens per step: 64 until 256 tokens, 128 until 768, then 256 (2, 4 and 8 micro-batches of 32 tokens)
@@ -115,7 +115,7 @@ def fit_and_report_read_it_back(tmp_path, seen):
     the fixed-batch estimates) and stores it; ``dbs report`` draws it."""
     import sim
     from dbs_cli import dbs
-    from dbs_theory.runs import write_runs
+    from dbs_theory.logs.runs import write_runs
     from sim.identify import exact_runs
 
     write_runs(

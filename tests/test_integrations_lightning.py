@@ -8,10 +8,10 @@ torch = pytest.importorskip("torch")
 
 import lightning.pytorch as pl  # noqa: E402
 
-from dbs_theory.accumulation import AccumulationPlan  # noqa: E402
-from dbs_theory.batch_schedules import step_batch  # noqa: E402
+from dbs_theory.schedules.accumulation import AccumulationPlan  # noqa: E402
+from dbs_theory.schedules.batch_schedules import step_batch  # noqa: E402
 from dbs_theory.integrations.lightning import ScheduleCallback  # noqa: E402
-from dbs_theory.lr_schedules import wsd  # noqa: E402
+from dbs_theory.schedules.lr_schedules import wsd  # noqa: E402
 
 T, MICRO, TOTAL = 16, 2, 1536  # tokens per sample, samples per micro-batch, tokens in the run
 SCHED = step_batch([256, 768], [64, 128, 256], unit="tokens")  # 2, 4 then 8 micro-batches of 32 tokens
@@ -107,7 +107,7 @@ def test_metrics_csv_has_one_row_per_optimizer_step_in_the_log_format(tmp_path):
     a ``CSVLogger``'s metrics.csv as one run whose batches, tokens and rates are the schedule's."""
     import numpy as np
 
-    from dbs_theory.runs import load_runs
+    from dbs_theory.logs.runs import load_runs
 
     torch.set_num_threads(1)
     want = expected_tokens_per_step()

@@ -13,7 +13,7 @@ torch = pytest.importorskip("torch")
 
 from test_integrations_docs import DOC, blocks  # noqa: E402
 
-from dbs_theory.batch_schedules import step_batch  # noqa: E402
+from dbs_theory.schedules.batch_schedules import step_batch  # noqa: E402
 
 SECTION = "Plain PyTorch (also under DDP)"
 

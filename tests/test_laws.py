@@ -7,9 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbs_theory.es_laws import HyperbolicES, ThreePhaseES, c1_coefficients
+from dbs_theory.theory.es_laws import HyperbolicES, ThreePhaseES, c1_coefficients
 from dbs_theory.errors import UserError
-from dbs_theory.laws import LAWS, c1_pieces, law_from_params, law_named
+from dbs_theory.theory.laws import LAWS, c1_pieces, law_from_params, law_named
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

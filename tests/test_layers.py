@@ -107,6 +107,52 @@ def test_imports_flow_one_way_between_the_packages(graph):
     assert not back, f"imports against the layering {' <- '.join(LAYERS)}: {back}"
 
 
+#: ``dbs_theory``'s rooms, lower first: a module may import its own room and those before it. ``base`` is the
+#: package's root helpers (errors, messages, io, table, deprecation); ``top`` its ``__init__`` and ``cli``.
+ROOMS = ["base", "derivations", "logs", "schedules", "theory", "measure", "rules", "integrations", "commands", "top"]
+
+
+def room(module):
+    """The room of a ``dbs_theory`` module (``None`` outside the package)."""
+    parts = module.split(".")
+    if parts[0] != "dbs_theory":
+        return None
+    if len(parts) == 1 or parts[1] == "cli":
+        return "top"
+    return parts[1] if parts[1] in ROOMS else "base"
+
+
+def upward_imports(graph):
+    """``(module, imported)`` pairs where a room of ``dbs_theory`` imports a later room."""
+    return sorted(
+        (m, d)
+        for m, deps in graph.items()
+        for d in deps
+        if room(m) and room(d) and ROOMS.index(room(d)) > ROOMS.index(room(m))
+    )
+
+
+def test_the_room_check_catches_a_planted_upward_import():
+    planted = {
+        "dbs_theory.logs.runs": {"dbs_theory.measure.curves", "dbs_theory.errors"},
+        "dbs_theory.measure.fit": {"dbs_theory.theory.laws", "dbs_theory.logs.schemas"},
+        "dbs_theory.errors": {"dbs_theory.cli"},
+        "dbs_theory.theory.modal": {"dbs_theory.schedules.lr_plan"},
+        "sim.nqm": {"dbs_theory.rules"},
+    }
+    assert upward_imports(planted) == [
+        ("dbs_theory.errors", "dbs_theory.cli"),
+        ("dbs_theory.logs.runs", "dbs_theory.measure.curves"),
+    ]
+    assert room("dbs_theory.logs.readers.hf") == "logs" and room("dbs_theory.table") == "base"
+
+
+def test_the_rooms_of_dbs_theory_import_downward_only(graph):
+    assert set(map(room, filter(room, graph))) <= set(ROOMS)
+    up = upward_imports(graph)
+    assert not up, f"imports against dbs_theory's rooms {' <- '.join(ROOMS)}: {up}"
+
+
 #: frameworks the core install never needs: torch (validate's trainer), and what the integrations wrap
 FRAMEWORKS = ("torch", "transformers", "accelerate", "lightning", "pytorch_lightning")
 #: the only package whose modules may import any of FRAMEWORKS (each module its own, inside itself)
@@ -131,7 +177,7 @@ def framework_strays(graph):
 
 def test_the_framework_check_catches_a_planted_import():
     planted = {
-        "dbs_theory.fit": {"torch"},
+        "dbs_theory.measure.fit": {"torch"},
         "dbs_theory.integrations": {"transformers"},
         "validate.train": {"torch.nn"},
         "validate.x": {"lightning"},
@@ -139,7 +185,7 @@ def test_the_framework_check_catches_a_planted_import():
         "dbs_theory.integrations.hf": {"transformers", "torch"},
         "sim.model": {"numpy"},
     }
-    assert framework_strays(planted) == ["dbs_theory.fit", "dbs_theory.integrations", "validate.x"]
+    assert framework_strays(planted) == ["dbs_theory.integrations", "dbs_theory.measure.fit", "validate.x"]
 
 
 def test_torch_is_imported_only_by_validate_and_named_integrations(graph):
@@ -150,7 +196,7 @@ def test_torch_is_imported_only_by_validate_and_named_integrations(graph):
 def test_importing_the_package_and_the_integrations_map_loads_no_framework():
     code = (
         "import sys, dbs_theory, dbs_theory.integrations, dbs_theory.integrations._stream, "
-        "dbs_theory.accumulation; print(sorted(m for m in " + repr(FRAMEWORKS) + " if m in sys.modules))"
+        "dbs_theory.schedules.accumulation; print(sorted(m for m in " + repr(FRAMEWORKS) + " if m in sys.modules))"
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr

@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.curves import es_points
-from dbs_theory.estimators import envelope_bopt
-from dbs_theory.runs import Run
+from dbs_theory.measure.curves import es_points
+from dbs_theory.measure.estimators import envelope_bopt
+from dbs_theory.logs.runs import Run
 from sim.frontier import loss_at_steps, steps_to_target
 from sim.schedule_eval import nqm_best_fixed_batch
 
@@ -130,7 +130,7 @@ def test_the_envelope_does_not_depend_on_the_log_spacing(spectrum, mode):
 
 def test_the_default_window_holds_the_rows_within_ten_percent_of_the_data_either_side():
     """Rows every step (data = step): at D = 1000 the window is [1000/1.1, 1100] = rows 910..1100, 191 rows."""
-    from dbs_theory.curves import local_line
+    from dbs_theory.measure.curves import local_line
 
     tokens = np.arange(1.0, 5001.0)
     _, rows = local_line(tokens, 1.0 / tokens)
@@ -140,7 +140,7 @@ def test_the_default_window_holds_the_rows_within_ten_percent_of_the_data_either
 
 def test_the_start_of_a_log_is_not_padded_with_its_first_value():
     """A curve straight in log data is reproduced from the first row on (padding would drag it up)."""
-    from dbs_theory.curves import MIN_ROWS, local_line
+    from dbs_theory.measure.curves import MIN_ROWS, local_line
 
     tokens = 16.0 * np.arange(1, 3001)
     line = 4.0 - 0.25 * np.log(tokens)
@@ -152,7 +152,7 @@ def test_the_start_of_a_log_is_not_padded_with_its_first_value():
 def test_the_window_is_read_in_data_so_a_long_and_a_short_run_smooth_alike():
     """One noisy curve logged every step (long run, batch 1) and every 64 steps' worth of data (batch 64):
     at the same data the two smoothed curves agree within their noise, not within a row count."""
-    from dbs_theory.curves import local_line
+    from dbs_theory.measure.curves import local_line
 
     rng = np.random.default_rng(0)
     D = np.arange(1.0, 64001.0)
@@ -169,7 +169,7 @@ def test_the_window_is_read_in_data_so_a_long_and_a_short_run_smooth_alike():
 @pytest.mark.parametrize("spacing, every", [("linear", 7), ("log", None)])
 def test_dbs_simulate_writes_logs_the_way_trainers_do(tmp_path, spacing, every, capsys):
     """``--log-every K`` writes a row every K steps (plus the last); ``--log-spacing log`` log-spaced rows."""
-    from dbs_theory.runs import load_runs
+    from dbs_theory.logs.runs import load_runs
     from sim.commands import arguments, run
 
     args = arguments(

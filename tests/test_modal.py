@@ -1,4 +1,5 @@
-"""The modal loss model and the run's LR plan (dbs_theory.modal, dbs_theory.lr_plan), against the simulator."""
+"""The modal loss model and the run's LR plan (dbs_theory.theory.modal, dbs_theory.schedules.lr_plan), against the
+simulator."""
 
 from __future__ import annotations
 
@@ -9,9 +10,9 @@ import pytest
 from hypothesis import given, settings, strategies as st
 
 import sim
-from dbs_theory import modal
-from dbs_theory.lr_plan import LRPlan
-from dbs_theory.lr_schedules import wsd
+from dbs_theory.theory import modal
+from dbs_theory.schedules.lr_plan import LRPlan
+from dbs_theory.schedules.lr_schedules import wsd
 from sim.nqm import NQM
 from sim.schedule_eval import loss_at_budget
 
@@ -86,7 +87,7 @@ def _repro_nqm():
 def test_loss_at_budget_reads_the_crossing_step():
     """A batch change that the crossing step never uses changes nothing; one inside the last step is read at the
     step that crosses (values from stepping the schedule by hand: 0.193593 and 0.115700)."""
-    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
 
     nqm = _repro_nqm()
     fixed = loss_at_budget(nqm, 0.5, 300.0, 2e5)
@@ -98,7 +99,7 @@ def test_loss_at_budget_reads_the_crossing_step():
 
 
 def test_crossing_step_by_hand():
-    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
     from sim.schedule_eval import crossing_step
 
     assert crossing_step(300.0, 2e5) == 666 * 300.0  # 667 steps of 300 reach 200100
@@ -112,7 +113,7 @@ def test_crossing_step_by_hand():
 def test_loss_at_budget_is_linear_over_the_crossing_step(b1, b2, at, decay):
     """Against stepping the exact recursion one step at a time, whatever the two batches and the switch, at a
     constant rate and through a decay (where the simulator sums the steps one by one)."""
-    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
 
     nqm, eta, budget = NQM.zhang2019(30), 0.5, 1000.0
     lr = LRPlan(decay=decay).schedule(eta, budget)

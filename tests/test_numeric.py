@@ -5,7 +5,8 @@ import pytest
 import sympy as sp
 from hypothesis import assume, given, settings, strategies as st
 
-from dbs_theory import derivations as dv, numeric as nm
+from dbs_theory import derivations as dv
+from dbs_theory.theory import numeric as nm
 from dbs_theory.derivations import export
 from naive import brute_bmin, first_hit, iterate_moments
 
@@ -53,7 +54,7 @@ def test_the_registry_names_the_derived_fields():
 
 @pytest.mark.parametrize("name", list(export.REGISTRY))
 def test_the_generated_formulas_evaluate_to_the_derivations(name):
-    """``dbs_theory/_formulas.py`` is current: regenerate it (python -m dbs_theory.derivations.export)
+    """``dbs_theory/theory/_formulas.py`` is current: regenerate it (python -m dbs_theory.derivations.export)
     when this fails after a derivation changed."""
     expr, symbols = export.field(name)
     fresh = sp.lambdify(symbols, expr, modules="numpy")

@@ -6,7 +6,7 @@ import json
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dbs_theory.batch_schedules import olmo_core_applied, step_batch
+from dbs_theory.schedules.batch_schedules import olmo_core_applied, step_batch
 from dbs_theory.cli import main
 
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dbs_theory.batch_schedules import BatchSchedule, step_batch
-from dbs_theory.lr_schedules import cosine, wsd
-from dbs_theory.piecewise import Piecewise, join
+from dbs_theory.schedules.batch_schedules import BatchSchedule, step_batch
+from dbs_theory.schedules.lr_schedules import cosine, wsd
+from dbs_theory.schedules.piecewise import Piecewise, join
 
 
 def test_a_varying_piece_is_a_function_of_the_offset_into_it():

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.planner import NEAR, plan_sweep, precision
-from dbs_theory.runs import Run
+from dbs_theory.measure.planner import NEAR, plan_sweep, precision
+from dbs_theory.logs.runs import Run
 from sim.identify import exact_runs
 from sim.schedule_eval import nqm_best_fixed_batch
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from dbs_theory import readers
-from dbs_theory.runs import LOG_FIELDS, load_runs
+from dbs_theory.logs import readers
+from dbs_theory.logs.runs import LOG_FIELDS, load_runs
 
 
 @pytest.fixture

@@ -11,8 +11,8 @@ from dbs_cli import dbs
 
 import sim
 from dbs_theory.commands.log_options import parse_batch_sizes
-from dbs_theory.readers import detect
-from dbs_theory.runs import Run, load_runs, write_runs
+from dbs_theory.logs.readers import detect
+from dbs_theory.logs.runs import Run, load_runs, write_runs
 from sim.identify import exact_runs
 
 

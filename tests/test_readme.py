@@ -37,7 +37,7 @@ def test_quickstart_is_two_commands_and_ci_runs_the_second():
 
 def test_own_loop_example_runs(tmp_path):
     pytest.importorskip("torch")
-    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.schedules.batch_schedules import step_batch
 
     code = re.search(r"<!-- loop-begin -->\n```python\n(.*?)```", README, re.S).group(1)
     assert len(code.splitlines()) <= 25
@@ -124,7 +124,7 @@ def run_blocks(text, folder):
     """Run ``text``'s python blocks in order in one namespace, in ``folder`` with ``logs/`` holding an exact
     NQM sweep (examples); the namespace."""
     import sim
-    from dbs_theory.runs import write_runs
+    from dbs_theory.logs.runs import write_runs
     from sim.identify import exact_runs
 
     (folder / "logs").mkdir(exist_ok=True)

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from dbs_theory.batch_rules import OnlineRule, online_rule
-from dbs_theory.lr_plan import LRPlan
+from dbs_theory.rules.online import OnlineRule, online_rule
+from dbs_theory.schedules.lr_plan import LRPlan
 from sim import rule_chain as rc
 from sim.dynamics import expected_loss
 from sim.nqm import NQM

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.bopt_table import bopt_table, monotonicity
-from dbs_theory.runs import Run, choose_targets, crossovers, es_points, load_runs, smooth, write_runs
+from dbs_theory.measure.tabulate import bopt_table, monotonicity
+from dbs_theory.logs.runs import Run, load_runs, write_runs
+from dbs_theory.measure.curves import choose_targets, crossovers, es_points, smooth
 
 HEADER = "run,batch_size,step,tokens,loss\n"
 
@@ -338,7 +339,7 @@ def _law_runs(noise, multiplicative, seed=0):
 
 
 def test_a_fit_below_the_quality_bar_is_not_supported_and_draws_no_verdict():
-    from dbs_theory.bopt_table import R2_MIN
+    from dbs_theory.measure.tabulate import R2_MIN
 
     table = bopt_table(_law_runs(0.3, multiplicative=True))  # 30% noise: early targets, far below the bar
     fitted = [r for r in table.rows if "r2_log_three_phase" in r]
@@ -363,7 +364,7 @@ def test_repeated_targets_are_refused():
 def test_the_quality_bar_at_its_boundary(monkeypatch, r2, ok):
     import dataclasses
 
-    import dbs_theory.bopt_table as bt
+    import dbs_theory.measure.tabulate as bt
 
     real = bt.fit_es
     monkeypatch.setattr(bt, "fit_es", lambda *a, **k: dataclasses.replace(real(*a, **k), r2_log=r2))

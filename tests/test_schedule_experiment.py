@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from dbs_theory.verdicts import seeds_needed  # noqa: E402
+from dbs_theory.measure.verdicts import seeds_needed  # noqa: E402
 from validate.experiments.schedule import NAMES, comparisons, seeds_to_add  # noqa: E402
 
 

@@ -1,4 +1,4 @@
-"""The offline rules of dbs schedule (dbs_theory.schedule_rules, dbs_theory.calibrate) on NQM sweeps logged as
+"""The offline rules of dbs schedule (dbs_theory.rules.from_fit, dbs_theory.theory.calibrate) on NQM sweeps logged as
 trainers log them, scored against the exact answers (sim)."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.bopt_table import bopt_table
-from dbs_theory.calibrate import calibrate
-from dbs_theory.lr_plan import LRPlan
-from dbs_theory.runs import write_runs
-from dbs_theory.schedule_rules import RULES, schedule_from_fit, stitch, sure_blend
+from dbs_theory.measure.tabulate import bopt_table
+from dbs_theory.theory.calibrate import calibrate
+from dbs_theory.schedules.lr_plan import LRPlan
+from dbs_theory.logs.runs import write_runs
+from dbs_theory.rules.from_fit import RULES, schedule_from_fit, stitch, sure_blend
 from sim import rule_chain as rc
 from sim.chain_eval import sweep_logs
 from sim.nqm import NQM
@@ -40,7 +40,7 @@ def test_calibrated_model_predicts_a_run_it_never_saw(sweep):
     prob = sim.optimal.problem(ETA, BUDGET, WSD, pieces=16)
     B = np.geomspace(2.0, 120.0, 16)
     want = loss_at_budget(nqm, prob.lr, prob.schedule(B), BUDGET)
-    from dbs_theory import modal
+    from dbs_theory.theory import modal
 
     grid = modal.discretise(BUDGET, WSD, 16)
     assert float(modal.relaxed_loss(cal.model, grid, np.log(B))) == pytest.approx(want, rel=0.02)
@@ -123,7 +123,7 @@ def test_dbs_schedule_main_path_with_decay(tmp_path, sweep):
     assert "LR plan: WSD" in r.stdout
     ex = json.loads((tmp_path / "s" / "exports.json").read_text())
     assert ex["rule"] == "calibrated" and ex["lr_plan"]["decay"] == pytest.approx(1 / 6)
-    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
 
     sched = BatchSchedule.from_json((tmp_path / "s" / "schedule.json").read_text())
     lr = WSD.schedule(ETA, BUDGET)
@@ -200,7 +200,7 @@ def test_dbs_schedule_cosine_plan(tmp_path, sweep):
 
 def _no_batch_effect():
     """A sweep whose loss depends on the data only (every batch alike at equal data), rows every 20 steps."""
-    from dbs_theory.runs import Run
+    from dbs_theory.logs.runs import Run
 
     rng, runs = np.random.default_rng(0), []
     for B in 64.0 * 2.0 ** np.arange(7):
@@ -283,8 +283,8 @@ def test_an_lr_plan_for_an_explicit_schedule_is_refused(tmp_path, argv, words):
 def test_a_falling_schedule_gets_no_rampup_export():
     """Megatron's --rampup-batch-size only ramps up: a schedule whose batch falls (the calibrated rule's may,
     in a decay) gets a note instead of a ramp to its last batch."""
-    from dbs_theory.batch_schedules import BatchSchedule
-    from dbs_theory.exports import megatron_ramp as _megatron
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.exports import megatron_ramp as _megatron
 
     falling = BatchSchedule((0.0, 100.0, 200.0), (64.0, 512.0, 256.0), "examples", kind="step")
     assert "only ramps up" in _megatron(falling, None)["note"] and "args" not in _megatron(falling, None)
@@ -330,7 +330,7 @@ def test_main_path_on_logs_with_a_gap_a_restart_and_noise(tmp_path, sweep):
         str(tmp_path / "s"),
     )
     assert r.returncode == 0, r.stderr
-    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
 
     lr = WSD.schedule(ETA, BUDGET)
     B, L_fix = nqm_best_fixed_batch(nqm, lr, BUDGET, min_batch=1.0)
@@ -340,7 +340,7 @@ def test_main_path_on_logs_with_a_gap_a_restart_and_noise(tmp_path, sweep):
 
 
 def test_the_refits_leave_out_every_batch_up_to_the_cap_then_a_spread_with_both_ends():
-    from dbs_theory.schedule_rules import MAX_REFITS, refit_batches
+    from dbs_theory.rules.from_fit import MAX_REFITS, refit_batches
 
     assert refit_batches(11) == list(range(11)) and refit_batches(MAX_REFITS) == list(range(MAX_REFITS))
     many = refit_batches(MAX_REFITS + 1)

@@ -10,7 +10,7 @@ from dbs_cli import dbs
 from hypothesis import given, settings, strategies as st
 
 import sim
-from dbs_theory.batch_schedules import (
+from dbs_theory.schedules.batch_schedules import (
     BatchSchedule,
     constant_batch,
     dynamic_batch,
@@ -18,10 +18,10 @@ from dbs_theory.batch_schedules import (
     parse_megatron_step_schedule,
     step_batch,
 )
-from dbs_theory.bopt_curve import LearningRateMismatch, check_lr, fit_bopt_curve
-from dbs_theory.es_laws import ThreePhaseES
-from dbs_theory.lr_schedules import constant, cosine, wsd
-from dbs_theory.wallclock import StepTimeModel, fit_step_time, time_optimal_batch
+from dbs_theory.measure.bopt_curve import LearningRateMismatch, check_lr, fit_bopt_curve
+from dbs_theory.theory.es_laws import ThreePhaseES
+from dbs_theory.schedules.lr_schedules import constant, cosine, wsd
+from dbs_theory.schedules.wallclock import StepTimeModel, fit_step_time, time_optimal_batch
 
 
 class TestLRSchedules:
@@ -400,7 +400,7 @@ def test_schedule_cli_bad_input(tmp_path, args, match):
 
 
 def test_rounding_to_the_granularity_never_passes_the_maximum():
-    from dbs_theory.batch_schedules import dynamic_batch
+    from dbs_theory.schedules.batch_schedules import dynamic_batch
 
     s = dynamic_batch(
         lambda D: 1e9, interval=10, momentum=1, initial=140, granularity=100, min_batch=1, max_batch=150, horizon=100
@@ -413,7 +413,7 @@ def test_rounding_to_the_granularity_never_passes_the_maximum():
 
 
 def test_a_schedule_start_must_be_finite():
-    from dbs_theory.batch_schedules import BatchSchedule
+    from dbs_theory.schedules.batch_schedules import BatchSchedule
 
     with pytest.raises(ValueError, match="finite"):
         BatchSchedule.from_json(
@@ -422,7 +422,7 @@ def test_a_schedule_start_must_be_finite():
 
 
 def test_a_schedule_in_samples_converts_to_tokens():
-    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.schedules.batch_schedules import step_batch
 
     s = step_batch([100], [8, 16], unit="samples").in_tokens(64)
     assert s.unit == "tokens" and s.starts == (0.0, 6400.0) and s.sizes == (512.0, 1024.0)
@@ -430,8 +430,8 @@ def test_a_schedule_in_samples_converts_to_tokens():
 
 
 def test_the_megatron_ramp_search_is_bounded_and_exact_on_a_huge_span():
-    from dbs_theory.batch_schedules import step_batch
-    from dbs_theory.exports import ramp_increments as _ramp_increments
+    from dbs_theory.schedules.batch_schedules import step_batch
+    from dbs_theory.schedules.exports import ramp_increments as _ramp_increments
 
     span = 10**18 - 1
     incs = _ramp_increments(span)
@@ -452,7 +452,7 @@ def test_the_bopt_band_interpolates_inside_and_opens_past_the_measured_range():
     """Points at D = 1e3, 1e4, 1e5 with Bopt 10, 20, 80: the steepest slope is log(4)/log(10) (the
     second pair). Past 1e5 the lower edge stays at the last lower bound and the upper edge grows
     with that slope; below 1e3 the mirror image."""
-    from dbs_theory.bopt_curve import bopt_band
+    from dbs_theory.measure.bopt_curve import bopt_band
 
     D, B = [1e3, 1e4, 1e5], [10.0, 20.0, 80.0]
     lo, hi = [8.0, 16.0, 60.0], [12.0, 25.0, 100.0]
@@ -468,7 +468,7 @@ def test_the_bopt_band_interpolates_inside_and_opens_past_the_measured_range():
 
 
 def test_a_band_needs_two_points_with_intervals():
-    from dbs_theory.bopt_curve import bopt_band
+    from dbs_theory.measure.bopt_curve import bopt_band
 
     with pytest.raises(ValueError, match=">= 2 points"):
         bopt_band([1e3, 1e4], [1.0, 2.0], [0.5, float("nan")], [2.0, 3.0], [1e3])

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, assume, given, settings, strategies as st
 
 import sim
 from sim.strategies import nqms
-from dbs_theory import numeric
+from dbs_theory.theory import numeric
 from naive import affine_loss_coefficients, brute_bmin, first_hit, iterate_moments
 from sim import NQM
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.lr_schedules import cosine, wsd
+from dbs_theory.schedules.lr_schedules import cosine, wsd
 from sim import NQM
 
 

@@ -10,8 +10,8 @@ import warnings
 import numpy as np
 import pytest
 
-from dbs_theory.bopt_table import bopt_table
-from dbs_theory.runs import Run
+from dbs_theory.measure.tabulate import bopt_table
+from dbs_theory.logs.runs import Run
 
 REL = 1e-6
 

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 import sim
-from dbs_theory.batch_schedules import BatchSchedule
-from dbs_theory.bopt_table import bopt_table
+from dbs_theory.schedules.batch_schedules import BatchSchedule
+from dbs_theory.measure.tabulate import bopt_table
 from dbs_theory.cli import main
-from dbs_theory.sweep_schedule import growth_resolved, schedule_from_envelope
+from dbs_theory.rules.envelope import growth_resolved, schedule_from_envelope
 from sim.schedule_eval import loss_at_budget
 from sim.trainer_logs import exact_log
 
@@ -144,7 +144,7 @@ def test_a_late_reading_in_the_last_half_of_the_run_can_resolve_growth_but_not_o
 def test_a_resolved_rise_under_min_growth_hands_out_the_best_fixed_batch(b1, dynamic):
     """Separated intervals but a followed curve that rises less than MIN_GROWTH (1.5x) over the run: a
     near-constant schedule gains nothing worth handing out."""
-    from dbs_theory.sweep_schedule import MIN_GROWTH
+    from dbs_theory.rules.envelope import MIN_GROWTH
 
     assert MIN_GROWTH == 1.5
     env = _env(3.9, 4.1, b1 * 0.99, b1 * 1.01, b0=4.0, b1=b1)
@@ -164,7 +164,7 @@ def test_an_unresolved_growth_hands_out_the_best_fixed_batch_not_a_dynamic_sched
 
 def test_a_dynamic_batch_run_is_left_out_of_fixed_batch_estimates_and_named(sweep, tmp_path, capsys):
     """A run whose batch changes has no one batch size: never placed at its last (or most common) batch."""
-    from dbs_theory.runs import Run, write_runs
+    from dbs_theory.logs.runs import Run, write_runs
 
     _, runs, _, _ = sweep
     step = np.arange(0, 2001.0)
@@ -209,7 +209,7 @@ def test_a_run_trained_with_a_batch_schedule_is_read_back_as_dynamic_by_fit_and_
     ]
     for b in (128, 256, 512):
         assert main([*common, "--batch-size", str(b), "--out", str(tmp_path / f"b{b}")]) == 0
-    from dbs_theory.batch_schedules import step_batch
+    from dbs_theory.schedules.batch_schedules import step_batch
 
     (tmp_path / "grow.json").write_text(step_batch([6000.0], [128.0, 512.0], "tokens", 3e-3).to_json())
     assert main([*common, "--batch-schedule", str(tmp_path / "grow.json"), "--out", str(tmp_path / "grow")]) == 0
@@ -230,7 +230,7 @@ def test_a_run_ending_a_few_steps_short_of_the_data_still_competes_for_best_fixe
     """A sweep cut at a budget ends each run at the step that crosses it; the best batch (4) ended 0.007%
     short and lost to 16 (a new user's flat sweep). Within NEAR_END (5%) below, a run competes at its last
     smoothed loss; further short, it does not."""
-    from dbs_theory.sweep_schedule import NEAR_END, best_fixed_batch
+    from dbs_theory.rules.envelope import NEAR_END, best_fixed_batch
 
     assert NEAR_END == 1.05
     env = dict(data=[1e3, 1e4 / short, 1e4], batches=[4.0, 16.0], by_batch=[[3.0, 2.10, None], [3.0, 2.2, 2.12]])

@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 import sim
-from dbs_theory.runs import Run
+from dbs_theory.logs.runs import Run
 from sim.identify import exact_runs
 from validate.experiments.common import Experiment
 from validate.experiments.sweep import summarize

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 torch = pytest.importorskip("torch")  # CI installs the torch extra; the core install has none
 
-from dbs_theory.batch_schedules import step_batch  # noqa: E402
-from dbs_theory.runs import load_runs  # noqa: E402
+from dbs_theory.schedules.batch_schedules import step_batch  # noqa: E402
+from dbs_theory.logs.runs import load_runs  # noqa: E402
 from validate import train as T  # noqa: E402
 from validate import loop as L  # noqa: E402
 from validate.checkpoint import load_checkpoint  # noqa: E402
@@ -315,8 +315,8 @@ def test_torch_compile_matches_eager(tmp_path):
 
 
 def test_a_batch_schedule_derived_at_another_learning_rate_warns(tmp_path):
-    from dbs_theory.batch_schedules import step_batch
-    from dbs_theory.bopt_curve import LearningRateMismatch
+    from dbs_theory.schedules.batch_schedules import step_batch
+    from dbs_theory.measure.bopt_curve import LearningRateMismatch
 
     path = tmp_path / "s.json"
     path.write_text(step_batch([2_000], [128, 256], unit="tokens", lr=1e-2).to_json())

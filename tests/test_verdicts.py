@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from dbs_theory.verdicts import (
+from dbs_theory.measure.verdicts import (
     Claim,
     Interval,
     all_of,
@@ -147,9 +147,9 @@ def test_fit_verdict_without_a_rival_needs_only_the_median():
 
 
 def test_one_r2_bar_for_the_table_and_the_verdicts():
-    from dbs_theory import bopt_table, verdicts
+    from dbs_theory.measure import tabulate, verdicts
 
-    assert bopt_table.R2_MIN is verdicts.R2_MIN == 0.9
+    assert tabulate.R2_MIN is verdicts.R2_MIN == 0.9
     assert fit_verdict([]) == "inconclusive"
 
 

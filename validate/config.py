@@ -10,7 +10,7 @@ import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-from dbs_theory.piecewise import Piecewise
+from dbs_theory.schedules.piecewise import Piecewise
 
 __all__ = [
     "TrainConfig",

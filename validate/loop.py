@@ -24,8 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from dbs_theory.batch_schedules import lr_rescale
-from dbs_theory.runs import LOG_FIELDS as RUN_LOG_FIELDS
+from dbs_theory.schedules.batch_schedules import lr_rescale
+from dbs_theory.logs.runs import LOG_FIELDS as RUN_LOG_FIELDS
 
 from .checkpoint import save_checkpoint
 from .config import MAX_MICRO, seq_lengths, split_batch
@@ -50,7 +50,7 @@ __all__ = [
 #: Columns of ``log.csv``: one row per optimizer step. ``wall_time`` is Unix seconds (rates come from its
 #: differences); ``gns_g2`` / ``gns_trace`` are the raw two-batch estimates of |G|^2 and tr(Sigma) on
 #: measured steps, ``b_simple`` the ratio of their moving averages.
-LOG_FIELDS = list(RUN_LOG_FIELDS)  # the reader's schema (dbs_theory.runs), written by the trainer
+LOG_FIELDS = list(RUN_LOG_FIELDS)  # the reader's schema (dbs_theory.logs.runs), written by the trainer
 
 
 class NonFiniteLoss(RuntimeError):
@@ -232,7 +232,7 @@ class NoiseScale:
 
 
 class BatchRule:
-    """Runs an online batch rule (:class:`dbs_theory.batch_rules.OnlineRule`, also the trainer's ``batch_for``):
+    """Runs an online batch rule (:class:`dbs_theory.rules.online.OnlineRule`, also the trainer's ``batch_for``):
     after each step it reads the step's loss and the noise scale's moving average, and where a decision is
     due it lets the rule choose the batch from the data consumed on. Before the logger and the checkpoint,
     so a checkpoint holds the decision."""

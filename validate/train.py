@@ -217,7 +217,7 @@ def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
 
 def _restore_online(sched, online):
     """Put a checkpoint's online-rule state back (a run without a rule checkpoints none)."""
-    from dbs_theory.batch_rules import OnlineRule
+    from dbs_theory.rules.online import OnlineRule
 
     if isinstance(sched, OnlineRule) != bool(online.get("rule")):
         raise CheckpointError("the checkpoint and this run differ in whether an online batch rule decides the batch")
@@ -372,7 +372,7 @@ def train(cfg: TrainConfig, resume=False, progress=True, overwrite=False) -> Tra
 def _loop(cfg, out, model, opt, corpus, batch_for, schedule_sha, start, device, rank, world, progress, flag):
     """Train from ``start = (step, D, online state)`` to ``cfg.tokens`` with the logging, checkpoint and
     progress hooks (and the online batch rule's, when ``batch_for`` is one); the summary."""
-    from dbs_theory.batch_rules import OnlineRule
+    from dbs_theory.rules.online import OnlineRule
 
     step, D, online = start
     run, log_path, ck_path = cfg.run or out.name, out / "log.csv", out / "ckpt.pt"

@@ -6,10 +6,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from dbs_theory.batch_schedules import BatchSchedule, constant_batch
-from dbs_theory.bopt_curve import check_lr
-from dbs_theory.lr_schedules import constant, cosine, wsd
-from dbs_theory.runs import regular_file
+from dbs_theory.schedules.batch_schedules import BatchSchedule, constant_batch
+from dbs_theory.measure.bopt_curve import check_lr
+from dbs_theory.schedules.lr_schedules import constant, cosine, wsd
+from dbs_theory.logs.log_files import regular_file
 
 from .config import MAX_MICRO, TrainConfig, seq_lengths, split_batch
 
@@ -32,7 +32,7 @@ def batch_schedule(cfg: TrainConfig, world=1):
     A schedule in samples/examples (sequences) is converted to tokens with
     ``cfg.seq_len``; with a sequence-length schedule that conversion is
     ambiguous and refused. Every batch the run would use must fit in ``cfg.tokens``.
-    With ``cfg.batch_rule`` the schedule is a fresh :class:`~dbs_theory.batch_rules.OnlineRule` (sizes whole
+    With ``cfg.batch_rule`` the schedule is a fresh :class:`~dbs_theory.rules.online.OnlineRule` (sizes whole
     micro-batches on ``world`` processes; the sha is the ``rule_fit`` file's).
     """
     if cfg.batch_rule:
@@ -64,14 +64,14 @@ def batch_schedule(cfg: TrainConfig, world=1):
 
 
 def online_rule(cfg: TrainConfig, world=1):
-    """``(OnlineRule, sha256 of --rule-fit or None)`` for ``cfg.batch_rule`` (dbs_theory.batch_rules)."""
-    from dbs_theory.batch_rules import bmin_table, online_rule
-    from dbs_theory.lr_plan import LRPlan
+    """``(OnlineRule, sha256 of --rule-fit or None)`` for ``cfg.batch_rule`` (dbs_theory.rules.online)."""
+    from dbs_theory.rules.online import bmin_table, online_rule
+    from dbs_theory.schedules.lr_plan import LRPlan
 
     sha = None
     if cfg.rule_fit:
-        from dbs_theory.fit_table import BoptTable
-        from dbs_theory.schemas import SchemaError
+        from dbs_theory.measure.fit_table import BoptTable
+        from dbs_theory.logs.schemas import SchemaError
 
         try:
             fit = BoptTable.load(cfg.rule_fit)

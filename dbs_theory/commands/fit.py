@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..fit_table import cell
+from ..measure.fit_table import cell
 from .log_options import LOG_FLAGS, add_foreign_log_arguments, foreign_log_options
 
 __all__ = ["HELP", "add_arguments", "run", "print_table", "cell", "FLAGS"]
@@ -97,11 +97,11 @@ def add_arguments(p):
 
 
 def run(args):
-    from ..bopt_table import bopt_table
+    from ..measure.tabulate import bopt_table
     from ..errors import UserError
-    from ..laws import LAWS
+    from ..theory.laws import LAWS
     from ..io import check_writable, ensure_writable_dir
-    from ..runs import load_runs
+    from ..logs.runs import load_runs
     from ..table import format_table
 
     if args.law not in LAWS:
@@ -139,7 +139,7 @@ def run(args):
 
 
 def print_table(table, format_table=None):
-    """Print a BoptTable (or the fit.json record) for people: :func:`dbs_theory.fit_table.fit_summary`."""
+    """Print a BoptTable (or the fit.json record) for people: :func:`dbs_theory.measure.fit_table.fit_summary`."""
     print(table.summary())
 
 
@@ -147,7 +147,7 @@ POINT_COLUMNS = ("batch_size", "target", "steps")
 
 
 def read_points(path):
-    """An :class:`~dbs_theory.curves.ESPoints` from a CSV with columns ``batch_size, target, steps``.
+    """An :class:`~dbs_theory.measure.curves.ESPoints` from a CSV with columns ``batch_size, target, steps``.
 
     Read strictly: UTF-8 (a BOM is fine), a header naming the three columns
     once each (others are ignored, with a warning naming them), every cell a positive finite number; anything else
@@ -161,8 +161,8 @@ def read_points(path):
     import warnings
     from pathlib import Path
 
-    from ..curves import ESPoints
-    from ..runs import regular_file
+    from ..measure.curves import ESPoints
+    from ..logs.log_files import regular_file
 
     if not Path(path).exists():
         raise OSError(f"cannot read --points file {str(path)!r}: no such file")
@@ -223,7 +223,7 @@ def _run_grid(args):
     import json
     import math
 
-    from ..grid_table import grid_fits
+    from ..logs.grid_table import grid_fits
     from ..io import atomic_write, ensure_writable_dir, json_default
     from ..table import format_table
 
@@ -278,9 +278,9 @@ def _run_points(args):
     """``dbs fit --points FILE``: the table from a steps-to-target CSV, no curves."""
     import numpy as np
 
-    from ..bopt_table import points_table
+    from ..measure.tabulate import points_table
     from ..io import ensure_writable_dir
-    from ..laws import LAWS
+    from ..theory.laws import LAWS
     from ..table import format_table
 
     if args.logs:

@@ -1,5 +1,5 @@
 """The options of commands that read logs other tools wrote (``dbs fit``, ``dbs plan``), and their translation
-into :func:`dbs_theory.runs.load_runs` keywords."""
+into :func:`dbs_theory.logs.runs.load_runs` keywords."""
 
 from __future__ import annotations
 
@@ -7,12 +7,12 @@ import json
 import math
 from pathlib import Path
 
-from ..readers import FORMATS, LOSS_TAGS
-from ..readers.common import is_number
+from ..logs.readers import FORMATS, LOSS_TAGS
+from ..logs.readers.common import is_number
 
 __all__ = ["add_foreign_log_arguments", "foreign_log_options", "parse_batch_sizes", "LOG_FLAGS"]
 
-#: :func:`dbs_theory.runs.load_runs`'s arguments -> the flags that set them (:func:`dbs_theory.errors.as_flags`)
+#: :func:`dbs_theory.logs.runs.load_runs`'s arguments -> the flags that set them (:func:`dbs_theory.errors.as_flags`)
 LOG_FLAGS = {
     "batch_sizes": "--batch-size",
     "log_format": "--format",

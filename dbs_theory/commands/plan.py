@@ -71,9 +71,9 @@ def run(args):
     from dataclasses import asdict
 
     from ..io import atomic_write, check_writable, ensure_writable_dir, json_default
-    from ..curves import DYNAMIC, fixed_batch_runs
-    from ..planner import plan_sweep
-    from ..runs import load_runs
+    from ..measure.curves import DYNAMIC, fixed_batch_runs
+    from ..measure.planner import plan_sweep
+    from ..logs.runs import load_runs
     from ..table import format_table
 
     _check(args)

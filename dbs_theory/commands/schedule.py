@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..exports import megatron_ramp, megatron_step, warn_past_the_grid
-from ..schedule_inputs import bopt_band_record, load_envelope, load_points, sweep_envelope
+from ..schedules.exports import megatron_ramp, megatron_step, warn_past_the_grid
+from ..rules.inputs import bopt_band_record, load_envelope, load_points, sweep_envelope
 from .schedule_print import print_band, print_choice, print_exports
 
-from ..batch_rules import ONLINE
-from ..schedule_rules import DEFAULT_RULE, RULES
+from ..rules.online import ONLINE
+from ..rules.from_fit import DEFAULT_RULE, RULES
 
 __all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope", "FLAGS"]
 
@@ -137,9 +137,9 @@ def _build(args):
     """``(schedule, Bopt curve or None, fitted laws, band points or None)`` from --steps, --curve or --from."""
     import math
 
-    from ..batch_schedules import step_batch
-    from ..piecewise import Piecewise
-    from ..bopt_curve import BoptCurve, check_lr, fit_bopt_curve
+    from ..schedules.batch_schedules import step_batch
+    from ..schedules.piecewise import Piecewise
+    from ..measure.bopt_curve import BoptCurve, check_lr, fit_bopt_curve
 
     laws, band, points = [], None, None
     if args.steps:
@@ -190,7 +190,7 @@ def _dynamic(args, curve):
     """The paper's rule along ``curve`` under the command's flags."""
     import math
 
-    from ..batch_schedules import dynamic_batch
+    from ..schedules.batch_schedules import dynamic_batch
 
     interval = args.interval if args.interval is not None else args.horizon / 50
     initial = args.initial if args.initial is not None else float(curve(interval))
@@ -218,9 +218,9 @@ def _fixed_batch(args, b):
 def _one_point(args, D, B, lr, laws):
     """The fixed-batch fallback of a source that identifies Bopt at one target only (no curve through one
     point); refused, naming why, where it identifies none."""
-    from ..batch_schedules import constant_batch
-    from ..bopt_curve import check_lr
-    from ..schedule_rules import ScheduleChoice
+    from ..schedules.batch_schedules import constant_batch
+    from ..measure.bopt_curve import check_lr
+    from ..rules.from_fit import ScheduleChoice
 
     check_lr(lr, args.lr, "Bopt table")
     got = [(d, b) for d, b in zip(D, B) if b == b]
@@ -245,12 +245,12 @@ def _one_point(args, D, B, lr, laws):
 
 
 def _points_gate(args, sched, curve, points, failed=None):
-    """The gate a sweep's schedule passes (:func:`dbs_theory.sweep_schedule.growth_resolved`), on the Bopt
+    """The gate a sweep's schedule passes (:func:`dbs_theory.rules.envelope.growth_resolved`), on the Bopt
     points of a table without curves: the dynamic schedule only where they resolve that Bopt grows over the
     run, else a fixed batch at the curve's Bopt where the measured points end (one line says why)."""
-    from ..batch_schedules import constant_batch
-    from ..schedule_rules import ScheduleChoice
-    from ..sweep_schedule import growth_resolved
+    from ..schedules.batch_schedules import constant_batch
+    from ..rules.from_fit import ScheduleChoice
+    from ..rules.envelope import growth_resolved
 
     import math
 
@@ -280,10 +280,10 @@ def _points_gate(args, sched, curve, points, failed=None):
 
 def _from_fit(args, rule):
     """:func:`_build` for a sweep's ``fit.json``: the library's choice
-    (:func:`dbs_theory.schedule_rules.schedule_from_fit`) under the run's LR plan (``--decay``)."""
-    from ..bopt_curve import check_lr
-    from ..schedule_rules import schedule_from_fit
-    from ..sweep_schedule import measured_range, past_measured
+    (:func:`dbs_theory.rules.from_fit.schedule_from_fit`) under the run's LR plan (``--decay``)."""
+    from ..measure.bopt_curve import check_lr
+    from ..rules.from_fit import schedule_from_fit
+    from ..rules.envelope import measured_range, past_measured
 
     if rule in ONLINE:
         raise ValueError(
@@ -335,8 +335,8 @@ def _from_fit(args, rule):
 
 
 def _lr_plan(args):
-    """The run's :class:`~dbs_theory.lr_plan.LRPlan` from --lr-shape, --decay and --final-lr."""
-    from ..lr_plan import LRPlan
+    """The run's :class:`~dbs_theory.schedules.lr_plan.LRPlan` from --lr-shape, --decay and --final-lr."""
+    from ..schedules.lr_plan import LRPlan
 
     if args.lr_shape == "cosine":
         return LRPlan(shape="cosine", final=args.final_lr)
@@ -471,8 +471,8 @@ def _check_args(args):
 
 
 def _time_optimal(args, laws):
-    from ..es_laws import ThreePhaseES
-    from ..wallclock import StepTimeModel, time_optimal_batch
+    from ..theory.es_laws import ThreePhaseES
+    from ..schedules.wallclock import StepTimeModel, time_optimal_batch
 
     try:
         a, b = (float(x) for x in args.step_time.split(","))

@@ -3,7 +3,7 @@
 Each function derives its results from first principles with ``diff``,
 ``solve``, ``limit``, ``series``, ``rsolve`` and substitution, returns a
 frozen dataclass of sympy expressions, and is cached. ``dbs derive`` prints
-them; :mod:`dbs_theory.numeric` lambdifies them.
+them; :mod:`dbs_theory.theory.numeric` lambdifies them.
 """
 
 from .bopt import BoptCondition, bopt_condition

@@ -1,9 +1,9 @@
 """Export the derived formulas as plain numpy code: ``python -m dbs_theory.derivations.export``.
 
 The registry below names every field of :mod:`dbs_theory.derivations` that
-:mod:`dbs_theory.numeric` evaluates. :func:`write` lambdifies each one
+:mod:`dbs_theory.theory.numeric` evaluates. :func:`write` lambdifies each one
 (``cse=True``) and writes the generated functions to
-``dbs_theory/_formulas.py``, so a process that evaluates formulas imports
+``dbs_theory/theory/_formulas.py``, so a process that evaluates formulas imports
 numpy code instead of re-running the sympy derivations (about 2-5 s on the
 first call). ``tests/test_numeric.py`` checks that the generated file still
 evaluates to what the derivations give; rerun this module after changing a
@@ -25,7 +25,7 @@ from . import bopt_condition, mccandlish, multimode, nqm_mode, three_phase_coeff
 
 __all__ = ["REGISTRY", "field", "derive", "lambdified", "source", "write", "TARGET"]
 
-TARGET = Path(__file__).resolve().parent.parent / "_formulas.py"
+TARGET = Path(__file__).resolve().parent.parent / "theory" / "_formulas.py"
 _Q = sp.Symbol("Q")
 
 

@@ -107,7 +107,7 @@ def equivalence() -> Equivalence:
     ``Bopt(D) = Bopt(L*(D))`` with ``D = Emin(L*)``. When ``E(B; L*)`` has a
     unique minimiser (proved for one mode in :mod:`.bopt`) the two problems
     pick the same batch. The numeric check is
-    :func:`dbs_theory.numeric.check_equivalence`.
+    :func:`dbs_theory.theory.numeric.check_equivalence`.
 
     Returns
     -------

@@ -1,6 +1,6 @@
 """A batch-size schedule inside the trainers people use (docs/integrations.md).
 
-Each integration turns an :class:`~dbs_theory.accumulation.AccumulationPlan`
+Each integration turns an :class:`~dbs_theory.schedules.accumulation.AccumulationPlan`
 (micro-batches per optimizer step, tokens per step, the LR in tokens) into the
 framework's own mechanics; none reimplements the plan's rules. Importing this
 package imports no framework: each module imports its own, on first use.

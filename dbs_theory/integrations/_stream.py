@@ -4,7 +4,7 @@ The data is read as one stream of samples (sequences of ``seq_len`` tokens):
 global sample position ``p`` (samples consumed before it, over all processes)
 is dataset index ``p mod len(dataset)``, or, with a ``seed``, that index
 through a permutation drawn once per pass over the data. A step of an
-:class:`~dbs_theory.accumulation.AccumulationPlan` that starts at
+:class:`~dbs_theory.schedules.accumulation.AccumulationPlan` that starts at
 ``samples_before`` takes positions ``samples_before .. samples_before +
 samples - 1``; the position is therefore a function of the plan's state only,
 which is what makes a resume land on the right data.
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..accumulation import AccumulationPlan
+from ..schedules.accumulation import AccumulationPlan
 
 __all__ = ["fresh", "StepClock", "sample_ids", "rank_micro_batches"]
 
@@ -36,7 +36,7 @@ class StepClock:
         self._step = self._plan.peek()
 
     def at(self, k: int):
-        """The :class:`~dbs_theory.accumulation.Step` with index ``k`` (optimizer steps taken before it)."""
+        """The :class:`~dbs_theory.schedules.accumulation.Step` with index ``k`` (optimizer steps taken before it)."""
         if k < 0:
             raise ValueError(f"optimizer step index {k} must be >= 0")
         if k < self._step.index:

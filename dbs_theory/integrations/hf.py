@@ -100,7 +100,8 @@ class _ResumeCheck(TrainerCallback):
 
 
 class ScheduleTrainer(Trainer):
-    """``Trainer`` whose every optimizer step consumes an :class:`~dbs_theory.accumulation.AccumulationPlan`'s batch.
+    """``Trainer`` whose every optimizer step consumes the batch of an
+    :class:`~dbs_theory.schedules.accumulation.AccumulationPlan`.
 
     Parameters (besides the Trainer's own, all keywords)
     ----------------------------------------------------

@@ -110,7 +110,8 @@ class _PlanLoader(DataLoader):
 
 
 class ScheduleCallback(pl.Callback):
-    """Gradient accumulation that follows an :class:`~dbs_theory.accumulation.AccumulationPlan` (module docstring).
+    """Gradient accumulation that follows an :class:`~dbs_theory.schedules.accumulation.AccumulationPlan`
+    (module docstring).
 
     Parameters
     ----------

@@ -1,11 +1,16 @@
-"""The offline batch-size rules, one module each, keyed by identifier (``dbs schedule --rule``).
+"""Deciding the batch: which schedule a run should follow, from a sweep's fit (``dbs schedule``) or during the
+run (``dbs train --batch-rule``).
 
-Each rule module holds ``ID``, ``TITLE`` (a display name) and ``choose(ctx)``:
-a :class:`~dbs_theory.rules.choice.RuleContext` in, a
-:class:`~dbs_theory.rules.choice.ScheduleChoice` out. :data:`REGISTRY` maps
-ids to :class:`Rule` records; :data:`RULES` lists the ids in the order
-``dbs schedule --help`` shows them. Adding a rule is adding a module and its
-line here.
+The offline rules are one module each, keyed by identifier (``dbs schedule --rule``). Each rule module holds
+``ID``, ``TITLE`` (a display name) and ``choose(ctx)``: a :class:`~dbs_theory.rules.choice.RuleContext` in, a
+:class:`~dbs_theory.rules.choice.ScheduleChoice` out. :data:`REGISTRY` maps ids to :class:`Rule` records;
+:data:`RULES` lists the ids in the order ``dbs schedule --help`` shows them. Adding a rule is adding a module
+and its line here.
+
+Beside them: :mod:`~dbs_theory.rules.from_fit` (``schedule_from_fit``, the main path),
+:mod:`~dbs_theory.rules.inputs` (what it reads from fit.json or frontier.json),
+:mod:`~dbs_theory.rules.envelope` (the paper's rule on a measured ``Bopt(D)``) and
+:mod:`~dbs_theory.rules.online` (rules decided during the run).
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ RULES = tuple(REGISTRY)
 
 def rule_named(rule: str) -> Rule:
     """The rule with id ``rule``; another name is refused in one line."""
-    from ..batch_rules import ONLINE
+    from .online import ONLINE
 
     if rule not in REGISTRY:
         raise UserError(

@@ -1,6 +1,6 @@
 """``calibrated`` (the default rule): fit the modal model family to the sweep's curves
-(:func:`dbs_theory.calibrate.calibrate`), then optimise the batch per piece of the run on the fitted model under
-the run's plan (:func:`dbs_theory.modal.optimise`).
+(:func:`dbs_theory.theory.calibrate.calibrate`), then optimise the batch per piece of the run on the fitted model under
+the run's plan (:func:`dbs_theory.theory.modal.optimise`).
 
 How sure: the fit is repeated with each batch of the sweep left out (at most :data:`MAX_REFITS`); the schedule
 is handed out only where it beats the best fixed batch under every refit by :data:`MARGIN`, else the closest
@@ -60,7 +60,7 @@ def refit_batches(n: int, most: int = MAX_REFITS) -> list:
 def _refits(env, cal):
     """The calibration repeated with a batch left out (:func:`refit_batches`; from the full fit's parameters),
     as models."""
-    from ..calibrate import calibrate
+    from ..theory.calibrate import calibrate
 
     models = []
     for i in refit_batches(len(env["batches"])):
@@ -84,8 +84,8 @@ def sure_blend(gains, margin: float = MARGIN):
 
 def choose(ctx: RuleContext, pieces: int = 32) -> ScheduleChoice:
     """The calibrated-model rule (module doc) on ``pieces`` pieces of the run."""
-    from .. import modal
-    from ..calibrate import calibrate
+    from ..theory import modal
+    from ..theory.calibrate import calibrate
 
     cal = calibrate(ctx.env)
     b_fix = float(ctx.fixed.sizes[0])

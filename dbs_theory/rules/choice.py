@@ -1,7 +1,7 @@
 """What every offline rule reads and returns: :class:`RuleContext` in, :class:`ScheduleChoice` out.
 
 A rule is a module of :mod:`dbs_theory.rules` with ``ID``, ``TITLE`` and
-``choose(ctx) -> ScheduleChoice``; :func:`dbs_theory.schedule_rules.schedule_from_fit`
+``choose(ctx) -> ScheduleChoice``; :func:`dbs_theory.rules.from_fit.schedule_from_fit`
 builds the context once (the envelope checked, the horizon checked against the
 sweep's data, the best fixed batch read, the batch bounds snapped) and hands it
 to the rule the caller named. Units: the fit's (tokens or examples); batches
@@ -14,8 +14,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable
 
-from ..batch_schedules import BatchSchedule
-from ..lr_plan import LRPlan
+from ..schedules.batch_schedules import BatchSchedule
+from ..schedules.lr_plan import LRPlan
 
 __all__ = ["ScheduleChoice", "RuleContext", "merged", "batch_bounds", "snap_batch"]
 

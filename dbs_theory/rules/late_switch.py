@@ -1,10 +1,10 @@
 """``late-switch``: half the best fixed batch, then ``switch_ratio`` times that at ``switch_at`` (default 0.75
-of the stable phase's data: the horizon's, less a WSD decay); :func:`dbs_theory.batch_rules.late_switch`."""
+of the stable phase's data: the horizon's, less a WSD decay); :func:`dbs_theory.rules.online.late_switch`."""
 
 from __future__ import annotations
 
-from ..batch_rules import late_switch
-from ..batch_schedules import BatchSchedule
+from .online import late_switch
+from ..schedules.batch_schedules import BatchSchedule
 from .choice import RuleContext, ScheduleChoice
 
 __all__ = ["ID", "TITLE", "choose"]

@@ -1,5 +1,5 @@
 """``paper``: the paper's rule on the measured ``Bopt(D)``
-(:func:`dbs_theory.sweep_schedule.schedule_from_envelope`)."""
+(:func:`dbs_theory.rules.envelope.schedule_from_envelope`)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ ID, TITLE = "paper", "the paper's rule on the measured Bopt(D)"
 
 
 def choose(ctx: RuleContext) -> ScheduleChoice:
-    from ..sweep_schedule import schedule_from_envelope
+    from .envelope import schedule_from_envelope
 
     got = schedule_from_envelope(
         ctx.env,

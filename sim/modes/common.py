@@ -25,7 +25,7 @@ def default_targets(nqm, eta, n=8):
     """Targets whose ``Bmin`` runs log-evenly from 1 to 64 examples."""
     import numpy as np
 
-    from dbs_theory import numeric
+    from dbs_theory.theory import numeric
 
     b1 = float(numeric.bmin(nqm.h, nqm.c * nqm.weights, eta, nqm.L_irr + 1.0, nqm.L_irr))
     if not b1 > 0:
@@ -45,7 +45,7 @@ def default_batches(nqm, eta, targets, per_target=10):
     """
     import numpy as np
 
-    from dbs_theory import numeric
+    from dbs_theory.theory import numeric
 
     grid = []
     for t in targets:

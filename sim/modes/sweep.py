@@ -56,7 +56,7 @@ def sweep(nqm, eta, out, *, targets=None, batches=None, log=None, progress=True)
     runs = _loss_logs(nqm, eta, fr, log, progress) if log is not None and eta != "tuned" else None
     fr.write(out)
     if runs:
-        from dbs_theory.runs import write_runs
+        from dbs_theory.logs.runs import write_runs
 
         write_runs(runs, out / "runs.csv")
     if cross:
@@ -193,7 +193,7 @@ def _loss_logs(nqm, eta, fr, log: LogOptions, progress):
     import numpy as np
     from tqdm.auto import tqdm
 
-    from dbs_theory.runs import Run
+    from dbs_theory.logs.runs import Run
 
     from ..trainer_logs import exact_log, mc_log
 

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from dbs_theory.io import atomic_write, json_default
-from dbs_theory.runs import load_runs
-from dbs_theory.verdicts import Claim, paired_interval, verdict
+from dbs_theory.logs.runs import load_runs
+from dbs_theory.measure.verdicts import Claim, paired_interval, verdict
 
 from ..config import TrainConfig, split_batch
 from .tiers import Tier
@@ -98,7 +98,7 @@ class Experiment:
     def write(self, claims, data, tables=()):
         """Write ``summary.json`` and ``summary.md``.
 
-        ``claims``: :class:`~dbs_theory.verdicts.Claim` rows (or dicts with
+        ``claims``: :class:`~dbs_theory.measure.verdicts.Claim` rows (or dicts with
         ``claim``, ``measured``, ``verdict``); ``tables``: ``(title, markdown)``.
         """
         claims = [c.as_dict() if isinstance(c, Claim) else Claim(**c).as_dict() for c in claims]
@@ -153,7 +153,7 @@ def spread_of(row) -> dict:
 
 
 def gain_claim(claim, what, diffs, spread=None, expect_positive=True, effect=EFFECT) -> Claim:
-    """A claim about paired differences ``diffs`` (one per seed), judged by :func:`dbs_theory.verdicts.verdict`.
+    """A claim about paired differences ``diffs`` (one per seed), judged by :func:`dbs_theory.measure.verdicts.verdict`.
 
     With one seed the interval borrows ``spread`` (:func:`spread_of` the schedule
     experiment's seeds); ``what`` says what the differences are.

@@ -36,10 +36,10 @@ from pathlib import Path
 
 import numpy as np
 
-from dbs_theory.estimators import envelope_bopt
-from dbs_theory.runs import load_runs
+from dbs_theory.measure.estimators import envelope_bopt
+from dbs_theory.logs.runs import load_runs
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import Claim, all_of, paired_interval, verdict
+from dbs_theory.measure.verdicts import Claim, all_of, paired_interval, verdict
 
 from .common import Experiment, config_for, final_val
 from .runner import RunSpec, train_runs

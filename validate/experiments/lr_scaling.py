@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from dbs_theory.verdicts import Claim, negate
+from dbs_theory.measure.verdicts import Claim, negate
 
 from .ablation import setup, train
 from .common import final_val, gain_claim

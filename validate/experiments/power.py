@@ -18,7 +18,7 @@ import numpy as np
 from scipy import stats
 
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import paired_interval, seeds_needed
+from dbs_theory.measure.verdicts import paired_interval, seeds_needed
 
 from .common import Experiment, config_for, final_val, micro_for
 from .runner import RunSpec, train_runs

@@ -25,11 +25,12 @@ from pathlib import Path
 import numpy as np
 from scipy import optimize
 
-from dbs_theory.bopt_table import bopt_table, chosen
-from dbs_theory.runs import es_points, load_runs, smooth
-from dbs_theory.fit_table import BoptTable
+from dbs_theory.measure.tabulate import bopt_table, chosen
+from dbs_theory.logs.runs import load_runs
+from dbs_theory.measure.curves import es_points, smooth
+from dbs_theory.measure.fit_table import BoptTable
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import Claim, Interval, error_verdict, paired_interval, verdict
+from dbs_theory.measure.verdicts import Claim, Interval, error_verdict, paired_interval, verdict
 from sim import NQM, bmin as nqm_bmin, bopt as nqm_bopt, loss_at_steps, steps_to_target
 from sim.schedule_eval import loss_at_budget
 
@@ -195,7 +196,7 @@ def _held_out_curves(nqm, eta, cal, test, start):
 
 def _reference(rows, key):
     """The full sweep's ``key`` (``bmin``/``bopt``) per row, from the estimator the package chooses
-    (:func:`~dbs_theory.bopt_table.chosen`); NaN where not identified."""
+    (:func:`~dbs_theory.measure.tabulate.chosen`); NaN where not identified."""
     return [e.value if e.identified else math.nan for e in chosen(rows, key)]
 
 

@@ -1,10 +1,10 @@
 """``dbs validate schedule``: the package's schedule rules vs the sweep's best fixed batch, under WSD with its decay.
 
 Every arm is what a user would run. The sweep's logs go through the same
-library calls as ``dbs fit`` (:func:`~dbs_theory.bopt_table.bopt_table`, 200
+library calls as ``dbs fit`` (:func:`~dbs_theory.measure.tabulate.bopt_table`, 200
 bootstrap resamples) and ``dbs schedule --decay``
-(:func:`~dbs_theory.schedule_rules.schedule_from_fit` with the run's
-:class:`~dbs_theory.lr_plan.LRPlan`); each rule's schedule -- the paper's, the
+(:func:`~dbs_theory.rules.from_fit.schedule_from_fit` with the run's
+:class:`~dbs_theory.schedules.lr_plan.LRPlan`); each rule's schedule -- the paper's, the
 calibrated default, late switch -- is trained to the budget under WSD, the
 last ``decay_tokens`` decaying linearly to 10% of the peak rate, beside the
 sweep's best fixed batch at the budget (its lowest window-averaged training
@@ -18,7 +18,7 @@ picks the same one). Arms of a seed share initialisation and data order.
 Judged by final validation loss on the tier's final slice: each rule against
 the best fixed batch and against the paper's rule, paired by seed. Seeds
 start at the tier's (>= 5) and are added while a comparison is undecided and
-:func:`~dbs_theory.verdicts.seeds_needed` on its measured spread says that
+:func:`~dbs_theory.measure.verdicts.seeds_needed` on its measured spread says that
 more seeds, up to the tier's ``max_seeds``, would resolve 0.01 nats; otherwise the
 summary states the effect bound and the seeds that would decide it.
 
@@ -36,13 +36,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dbs_theory.bopt_table import bopt_table
+from dbs_theory.measure.tabulate import bopt_table
 from dbs_theory.io import atomic_write
-from dbs_theory.lr_plan import LRPlan
-from dbs_theory.runs import load_runs
-from dbs_theory.schedule_rules import schedule_from_fit
+from dbs_theory.schedules.lr_plan import LRPlan
+from dbs_theory.logs.runs import load_runs
+from dbs_theory.rules.from_fit import schedule_from_fit
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import Claim, paired_interval, seeds_needed, verdict
+from dbs_theory.measure.verdicts import Claim, paired_interval, seeds_needed, verdict
 
 from .common import EFFECT, Experiment, config_for, final_val, loss_near
 from .runner import RunSpec, train_runs
@@ -205,7 +205,7 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
 
 def table_constant(batch, lr):
     """A one-segment schedule at ``batch`` tokens (the paper's rule when it stays at one batch)."""
-    from dbs_theory.batch_schedules import constant_batch
+    from dbs_theory.schedules.batch_schedules import constant_batch
 
     return constant_batch(batch, "tokens", lr)
 

@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-from dbs_theory.batch_schedules import step_batch
-from dbs_theory.verdicts import Claim, interval_from_se, negate, paired_interval, verdict
+from dbs_theory.schedules.batch_schedules import step_batch
+from dbs_theory.measure.verdicts import Claim, interval_from_se, negate, paired_interval, verdict
 
 from .ablation import setup, train
 from .common import config_for, final_val, gain_claim

@@ -14,11 +14,11 @@ import math
 
 import numpy as np
 
-from dbs_theory.bopt_curve import fit_bopt_curve
-from dbs_theory.bopt_table import SOURCES, bopt_table
+from dbs_theory.measure.bopt_curve import fit_bopt_curve
+from dbs_theory.measure.tabulate import SOURCES, bopt_table
 from dbs_theory.io import atomic_write
 from dbs_theory.table import format_table
-from dbs_theory.verdicts import LEVEL, all_of, fit_verdict, paired_interval, verdict
+from dbs_theory.measure.verdicts import LEVEL, all_of, fit_verdict, paired_interval, verdict
 
 from ..gns import BSimple, aggregate_b_simple
 

@@ -210,7 +210,7 @@ def load_tier(path) -> Tier:
     ``base = "cpu"`` (or another tier) fills the fields the file leaves out. One line names a bad field."""
     import tomllib
 
-    from dbs_theory.runs import regular_file
+    from dbs_theory.logs.log_files import regular_file
 
     try:
         spec = tomllib.loads(regular_file(Path(path)).read_text(encoding="utf-8"))

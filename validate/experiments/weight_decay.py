@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-from dbs_theory.verdicts import Claim, all_of
+from dbs_theory.measure.verdicts import Claim, all_of
 
 from .ablation import setup, train
 from .common import final_val, gain_claim
