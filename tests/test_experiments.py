@@ -242,3 +242,13 @@ def test_the_gpu_quick_script_runs_its_path_at_tiny_size(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "final validation loss best fixed" in r.stdout
     assert len(list((tmp_path / "store").glob("*.csv.gz"))) >= len(TIERS["tiny"].batches) + 1
+
+
+def test_the_seq_len_jump_difference_pairs_seeds_or_adds_one_seeds_errors():
+    from validate.experiments.seq_len import _jump_difference
+
+    two = _jump_difference({0: ((0.1, 0.01), (0.3, 0.02)), 1: ((0.2, 0.01), (0.5, 0.02))})
+    assert (two.n, round(two.mean, 12)) == (2, 0.25)  # seq minus micro: 0.2 and 0.3, paired
+    one = _jump_difference({7: ((0.1, 0.03), (0.3, 0.04))})
+    half = 1.959963984540054 * 0.05  # the two windows' errors in quadrature: sqrt(0.03^2 + 0.04^2)
+    assert one.n == 1 and math.isclose(one.mean, 0.2) and math.isclose(one.hi - one.mean, half, rel_tol=1e-6)

@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("dbs_theory", "sim", "validate", "dbs_report")
 #: the most lines a module of the packages may hold
 MAX_LINES = 500
+#: the most lines of code a function may hold (its docstring not counted)
+MAX_FUNCTION_LINES = 60
 
 
 def sources():
@@ -33,6 +35,32 @@ def private_imports(path):
                 if a.name.startswith("_") and not a.name.startswith("__")
             ]
     return out
+
+
+def long_functions(path, limit=MAX_FUNCTION_LINES):
+    """``path: name (n lines)`` for each function of ``path`` over ``limit`` lines, its docstring not counted."""
+    out = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        n = node.end_lineno - node.lineno + 1
+        if ast.get_docstring(node, clean=False) is not None:
+            n -= node.body[0].end_lineno - node.body[0].lineno + 1
+        if n > limit:
+            out.append(f"{path.name}: {node.name} ({n} lines)")
+    return out
+
+
+def test_the_function_check_counts_code_not_docstrings(tmp_path):
+    body = "".join(f"    x{i} = {i}\n" for i in range(60))
+    doc = '    """' + "\n" * 30 + '    """\n'
+    (tmp_path / "m.py").write_text(f"def short():\n{doc}{body[: body.rindex('    x59')]}\ndef long():\n{body}")
+    assert long_functions(tmp_path / "m.py") == ["m.py: long (61 lines)"]
+
+
+def test_no_function_is_over_the_line_limit():
+    found = [f for p in sources() for f in long_functions(p)]
+    assert not found, found
 
 
 def test_no_module_is_over_the_line_limit():

@@ -135,24 +135,7 @@ def read_grid(path) -> dict:
     except OSError as exc:
         raise OSError(f"cannot read the grid file {str(path)!r}: {exc.strerror or exc}") from None
     header = [h.strip() for h in (rows[0] if rows else [])]
-    twice = sorted({h for h in header if header.count(h) > 1})
-    if twice:
-        raise ValueError(f"{path}: column {twice[0]!r} appears twice in the header")
-    missing = [c for c in GRID_COLUMNS if c not in header]
-    if missing:
-        raise ValueError(
-            f"{path}: missing column {missing[0]!r} (needs {', '.join(GRID_COLUMNS)}; optional lr, "
-            f"model; the header is {','.join(header) or 'empty'})"
-        )
-    unknown = [h for h in header if h not in (*GRID_COLUMNS, "lr", "model")]
-    if unknown:
-        warnings.warn(
-            f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the grid format "
-            f"({', '.join(GRID_COLUMNS)}, lr, model) and are ignored: rows that differ only in them read "
-            "as one cell (split the file by them, or name each setting in 'model')",
-            stacklevel=2,
-        )
-    col = {h: i for i, h in enumerate(header)}
+    col = _columns(path, header)
     out: dict = {}
     seen: dict = {}
     for line, r in enumerate(rows[1:], start=2):
@@ -184,6 +167,28 @@ def read_grid(path) -> dict:
     if not out:
         raise ValueError(f"{path}: no rows under the header")
     return {m: tuple(np.array(c, float) for c in zip(*v)) for m, v in out.items()}
+
+
+def _columns(path, header) -> dict:
+    """``{column: index}`` of a grid file's header; a repeated or missing column is refused, others warned."""
+    twice = sorted({h for h in header if header.count(h) > 1})
+    if twice:
+        raise ValueError(f"{path}: column {twice[0]!r} appears twice in the header")
+    missing = [c for c in GRID_COLUMNS if c not in header]
+    if missing:
+        raise ValueError(
+            f"{path}: missing column {missing[0]!r} (needs {', '.join(GRID_COLUMNS)}; optional lr, "
+            f"model; the header is {','.join(header) or 'empty'})"
+        )
+    unknown = [h for h in header if h not in (*GRID_COLUMNS, "lr", "model")]
+    if unknown:
+        warnings.warn(
+            f"{path}: column(s) {', '.join(map(repr, unknown))} are not in the grid format "
+            f"({', '.join(GRID_COLUMNS)}, lr, model) and are ignored: rows that differ only in them read "
+            "as one cell (split the file by them, or name each setting in 'model')",
+            stacklevel=3,
+        )
+    return {h: i for i, h in enumerate(header)}
 
 
 def _cells(B, D, L, lr):

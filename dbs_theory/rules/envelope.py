@@ -225,12 +225,19 @@ def schedule_from_envelope(
         unit=unit,
         lr=lr,
     )
+    ok, reason = _growth_verdict(env, curve, interval, at, best)
+    fixed = constant_batch(max(granularity, round(best / granularity) * granularity), unit, lr)
+    return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at, measured_to)
+
+
+def _growth_verdict(env, curve, interval, at, best) -> tuple[bool, str]:
+    """Whether the dynamic schedule is handed out (the sweep resolves that ``Bopt`` grows, and the curve it
+    follows rises at least :data:`MIN_GROWTH` from ``interval`` to ``at``), and the one-line reason."""
     ok, why = growth_resolved(env, interval, at)
     rise = float(curve(at)) / float(curve(interval))
-    fixed = constant_batch(max(granularity, round(best / granularity) * granularity), unit, lr)
     if ok and rise >= MIN_GROWTH:
-        reason = f"the sweep resolves that Bopt grows over the run ({rise:.2g}x): {why}"
-    elif ok:
+        return True, f"the sweep resolves that Bopt grows over the run ({rise:.2g}x): {why}"
+    if ok:
         reason = (
             f"Bopt grows over the run ({why}) but the curve a schedule would follow rises only {rise:.2g}x "
             f"(< {MIN_GROWTH:g}x): too little to gain over the best fixed batch {best:.4g}; run that"
@@ -241,11 +248,10 @@ def schedule_from_envelope(
             f"expected to beat the best fixed batch {best:.4g}; run that, or add seeds where the envelope "
             "is uncertain (dbs plan)"
         )
-    ok = ok and rise >= MIN_GROWTH
     grid = _get(env, "batches")
-    if not ok and best in (grid.min(), grid.max()):
+    if best in (grid.min(), grid.max()):
         reason += (
             f"; {best:.4g} is the sweep's {'smallest' if best == grid.min() else 'largest'} batch, so a "
             f"{'smaller' if best == grid.min() else 'larger'} one may be better still (dbs plan proposes runs)"
         )
-    return SweepSchedule(dyn if ok else fixed, dyn, curve, "dynamic" if ok else "fixed", reason, best, at, measured_to)
+    return False, reason

@@ -60,6 +60,11 @@ def add_arguments(p):
         action="store_true",
         help="train nothing: refit every experiment from the log store, refusing (by name) a run it lacks",
     )
+    _cluster_arguments(p)
+
+
+def _cluster_arguments(p):
+    """The flags of ``--launcher submitit`` (one Slurm job per run)."""
     g = p.add_argument_group("cluster (with --launcher submitit)")
     g.add_argument(
         "--launcher",

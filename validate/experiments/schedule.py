@@ -133,7 +133,7 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
 
     ensure("sweep", tier, root, jobs, progress)
     gran = tier.dyn_micro * tier.seq_len
-    lo, hi = min(tier.batches), max(tier.batches)
+    lo = min(tier.batches)
     rnd = lambda b: float(max(gran, round(b / gran) * gran))
     runs = [load_runs(f)[0] for f in sorted((Path(root) / "sweep" / "logs").glob("*.csv"))]
     # best fixed batch: the sweep run with the lowest (window-averaged) training loss at the budget
@@ -149,43 +149,7 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
         )
     table = bopt_table(runs, bootstrap=200, seed=0)  # what `dbs fit` makes of the sweep's logs
     lr_plan = LRPlan(decay=tier.decay_tokens / tier.budget, final=0.1)
-    rules = {}
-    for rule in RULE_ARMS:
-        try:
-            c = schedule_from_fit(
-                table,
-                tier.budget,
-                rule,
-                lr_plan,
-                granularity=gran,
-                min_batch=lo,
-                max_batch=hi,
-                lr=tier.lr,
-                extrapolate=True,
-            )
-        except ValueError as exc:  # what a user falls back to when the rule cannot make a schedule
-            rules[rule] = dict(
-                batch=rnd(best),
-                sizes=[rnd(best)],
-                starts=[0.0],
-                recommendation="fixed",
-                reason=f"no schedule ({exc}): the best fixed batch",
-                predicted={},
-            )
-            continue
-        sched = c.schedule
-        rec = dict(
-            sizes=[float(b) for b in sched.sizes],
-            starts=[float(d) for d in sched.starts],
-            recommendation=c.recommendation,
-            reason=c.reason,
-            predicted=c.predicted,
-        )
-        if len(set(sched.sizes)) == 1:
-            rec["batch"] = float(sched.sizes[0])
-        else:
-            rec["schedule"] = save_schedule(root, sched)
-        rules[rule] = rec
+    rules = {rule: _rule_arm(root, tier, table, rule, lr_plan, rnd(best)) for rule in RULE_ARMS}
     paper = rules["paper"]
     mid = rnd(math.sqrt(paper["sizes"][0] * paper["sizes"][-1]))
     path = paper.get("schedule") or save_schedule(root, table_constant(paper["batch"], tier.lr))
@@ -201,6 +165,47 @@ def plan(tier, root, jobs=None, progress=True) -> Arms:
         rules=rules,
         lr_plan=dict(decay=lr_plan.decay, final=lr_plan.final, shape=lr_plan.shape),
     )
+
+
+def _rule_arm(root, tier, table, rule, lr_plan, fixed) -> dict:
+    """What ``rule`` decides from the sweep's fit ``table`` for the tier's run (the JSON record of one arm):
+    its batches and where each starts (tokens), its recommendation and reason; a rule that cannot make a
+    schedule gives the best fixed batch ``fixed``, as a user would fall back to."""
+    gran = tier.dyn_micro * tier.seq_len
+    try:
+        c = schedule_from_fit(
+            table,
+            tier.budget,
+            rule,
+            lr_plan,
+            granularity=gran,
+            min_batch=min(tier.batches),
+            max_batch=max(tier.batches),
+            lr=tier.lr,
+            extrapolate=True,
+        )
+    except ValueError as exc:
+        return dict(
+            batch=fixed,
+            sizes=[fixed],
+            starts=[0.0],
+            recommendation="fixed",
+            reason=f"no schedule ({exc}): the best fixed batch",
+            predicted={},
+        )
+    sched = c.schedule
+    rec = dict(
+        sizes=[float(b) for b in sched.sizes],
+        starts=[float(d) for d in sched.starts],
+        recommendation=c.recommendation,
+        reason=c.reason,
+        predicted=c.predicted,
+    )
+    if len(set(sched.sizes)) == 1:
+        rec["batch"] = float(sched.sizes[0])
+    else:
+        rec["schedule"] = save_schedule(root, sched)
+    return rec
 
 
 def table_constant(batch, lr):

@@ -36,14 +36,10 @@ def loss_jump(run, at, window):
     return float(after.mean() - before.mean()), se
 
 
-def run(tier, root, jobs=None, progress=True):
-    exp, p, spread = setup("seq-len", tier, root, jobs, progress)
-    gran = tier.dyn_micro * tier.seq_len
-    B0 = float(max(gran, round(p.sizes[0] / gran) * gran))
-    at = tier.budget / 2
-    sched = save_schedule(root, step_batch([at], [B0, 2 * B0], unit="tokens", lr=tier.lr))
-    seeds = list(tier.ablation_seeds)
-    arms = {
+def _arms(tier, seeds, sched, at) -> dict:
+    """``{seed: (micro-batch run, sequence run)}``: both follow the batch schedule ``sched`` (doubling at
+    ``at`` tokens); one grows it by micro-batches, the other by doubling the sequence length at ``at``."""
+    return {
         s: (
             RunSpec(f"grow-by-micro-s{s}", config_for(tier, tier.budget, schedule=sched, micro=tier.dyn_micro, seed=s)),
             RunSpec(
@@ -60,16 +56,31 @@ def run(tier, root, jobs=None, progress=True):
         )
         for s in seeds
     }
+
+
+def _jump_difference(jumps):
+    """The interval of (sequence route's loss jump - micro-batch route's) from ``{seed: ((jump, se) micro,
+    (jump, se) seq)}``: paired over seeds, or with one seed from the two windows' standard errors."""
+    diffs = [js - jm for (jm, _), (js, _) in jumps.values()]
+    if len(jumps) > 1:
+        return paired_interval(diffs)
+    ((_, sm), (_, ss)) = next(iter(jumps.values()))
+    return interval_from_se(diffs[0], math.sqrt(sm**2 + ss**2), n=1)
+
+
+def run(tier, root, jobs=None, progress=True):
+    exp, p, spread = setup("seq-len", tier, root, jobs, progress)
+    gran = tier.dyn_micro * tier.seq_len
+    B0 = float(max(gran, round(p.sizes[0] / gran) * gran))
+    at = tier.budget / 2
+    sched = save_schedule(root, step_batch([at], [B0, 2 * B0], unit="tokens", lr=tier.lr))
+    seeds = list(tier.ablation_seeds)
+    arms = _arms(tier, seeds, sched, at)
     runs, _ = train(exp, [x for pair in arms.values() for x in pair], jobs, progress)
     w = max(0.02 * tier.budget, 10 * 2 * B0)  # at least 10 steps on each side
     jumps = {s: (loss_jump(runs[m.label], at, w), loss_jump(runs[q.label], at, w)) for s, (m, q) in arms.items()}
     vals = {s: (final_val(runs[m.label]), final_val(runs[q.label])) for s, (m, q) in arms.items()}
-    diffs = [js - jm for (jm, _), (js, _) in jumps.values()]
-    if len(seeds) > 1:  # paired over seeds
-        jump = paired_interval(diffs)
-    else:  # one seed: the two windows' standard errors
-        (_, sm), (_, ss) = jumps[seeds[0]]
-        jump = interval_from_se(diffs[0], math.sqrt(sm**2 + ss**2), n=1)
+    jump = _jump_difference(jumps)
     mean = lambda i, j: float(np.mean([jumps[s][i][j] for s in seeds]))
     vm, vs = (float(np.mean([vals[s][i] for s in seeds])) for i in (0, 1))
     seq_lower = gain_claim(

@@ -78,18 +78,7 @@ def summarize(exp, runs, bootstrap=100):
     tier = exp.tier
     table = bopt_table(list(runs.values()), law="three_phase", bootstrap=bootstrap, seed=0, n_targets=6, level=LEVEL)
     table.write(exp.dir)
-    lo, hi = min(tier.batches), max(tier.batches)
-    bopt = np.array(
-        [e.value if e.identified else np.nan for e in table.estimates("bopt")]
-    )  # the envelope where identified
-    b_simple = measured_b_simple(runs.values())
-    fitted = bopt[np.isfinite(bopt)]
-    bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and _inside(b_simple, lo, hi)
-    bracket_txt = (
-        f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; {b_simple.text()}"
-        if fitted.size
-        else f"grid {lo:g}-{hi:g}; no Bopt identified; {b_simple.text()}"
-    )
+    bopt, b_simple, bracket, bracket_txt = _bracket(tier, table, runs)
     exact = all(np.all(np.diff(r.loss) <= 0) for r in runs.values())  # expected-loss curves, not sampled ones
     claims = [
         _fit_claim(table, bracket, exact),
@@ -107,19 +96,6 @@ def summarize(exp, runs, bootstrap=100):
             import json
 
             json.dump(curve.to_dict(), fh, indent=1)
-    md_table = (
-        "```\n"
-        + format_table(
-            table.rows,
-            ["target", "n_batches", "smin", "emin", *_ESTIMATES, "r2_log_three_phase", "r2_log_hyperbolic", "status"],
-        )
-        + "\n```"
-    )
-    cross_md = (
-        "```\n"
-        + format_table([c.to_dict() for c in table.crossovers[:12]], ["b_small", "b_large", "data", "loss"])
-        + "\n```"
-    )
     data = dict(
         batches=list(tier.batches),
         b_simple=b_simple,
@@ -129,18 +105,40 @@ def summarize(exp, runs, bootstrap=100):
         table=table.to_dict(),
         final_loss={k: float(r.loss[-1]) for k, r in runs.items()},
     )
-    return exp.write(
-        claims,
-        data,
-        [
-            (
-                f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, "
-                "and the three-phase fit's where identified",
-                md_table,
-            ),
-            ("Crossings of loss-vs-tokens curves (first 12)", cross_md),
-        ],
+    return exp.write(claims, data, _sections(table))
+
+
+def _bracket(tier, table, runs):
+    """The envelope's ``Bopt`` per target (NaN where not identified), the measured ``B_simple``, whether the
+    grid brackets both, and that check's one-line measurement."""
+    lo, hi = min(tier.batches), max(tier.batches)
+    bopt = np.array([e.value if e.identified else np.nan for e in table.estimates("bopt")])
+    b_simple = measured_b_simple(runs.values())
+    fitted = bopt[np.isfinite(bopt)]
+    bracket = bool(fitted.size) and lo < fitted.min() and fitted.max() < hi and _inside(b_simple, lo, hi)
+    text = (
+        f"grid {lo:g}-{hi:g} tokens; Bopt {fitted.min():.4g}-{fitted.max():.4g}; {b_simple.text()}"
+        if fitted.size
+        else f"grid {lo:g}-{hi:g}; no Bopt identified; {b_simple.text()}"
     )
+    return bopt, b_simple, bracket, text
+
+
+def _sections(table):
+    """The summary's two tables (per-target estimates, the curves' crossings) as ``(title, markdown)``."""
+    columns = ["target", "n_batches", "smin", "emin", *_ESTIMATES, "r2_log_three_phase", "r2_log_hyperbolic", "status"]
+    crossings = [c.to_dict() for c in table.crossovers[:12]]
+    return [
+        (
+            f"Bmin (loss floors) / Bopt (envelope) per target with {LEVEL:.0%} intervals, "
+            "and the three-phase fit's where identified",
+            "```\n" + format_table(table.rows, columns) + "\n```",
+        ),
+        (
+            "Crossings of loss-vs-tokens curves (first 12)",
+            "```\n" + format_table(crossings, ["b_small", "b_large", "data", "loss"]) + "\n```",
+        ),
+    ]
 
 
 def _inside(b_simple: BSimple, lo, hi):
