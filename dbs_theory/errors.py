@@ -10,7 +10,8 @@ a bug, printed with its traceback (exit 1). ``dbs --debug`` (or ``DBS_DEBUG=1``)
 prints the traceback of a refusal too.
 
 The library names its arguments, not flags: a message about one argument
-starts with the argument's name (``batch_sizes: ...``). A command module lists
+starts with the argument's name (``batch_sizes: ...``, or ``device='cuda': ...``), and an
+argument named inside a message is in backquotes (```resume```). A command module lists
 the arguments its flags set (``FLAGS = {"batch_sizes": "--batch-size"}``) and
 the command line reports such a message, or warning, under the flag
 (:func:`as_flags`).
@@ -47,13 +48,20 @@ def raised_by_us(exc: BaseException) -> bool:
 
 
 def as_flags(message: str, flags) -> str:
-    """``message`` with its leading argument name written as the flag that sets it (module doc); other
-    messages as they are.
+    """``message`` with the argument names it holds written as the flags that set them (module doc): a
+    leading ``name: `` or ``name=value: ``, and any ```name``` in backquotes; other text as it is.
 
     >>> as_flags("batch_sizes: run 'a' is not in the logs", {"batch_sizes": "--batch-size"})
     "--batch-size: run 'a' is not in the logs"
-    >>> as_flags("batch_sizes_x: kept", {"batch_sizes": "--batch-size"})
-    'batch_sizes_x: kept'
+    >>> as_flags("device='cuda': absent; use `device` 'cpu'", {"device": "--device"})
+    "--device 'cuda': absent; use --device 'cpu'"
+    >>> as_flags("batch_sizes_x: kept, `other` too", {"batch_sizes": "--batch-size"})
+    'batch_sizes_x: kept, `other` too'
     """
-    name, sep, rest = message.partition(": ")
-    return f"{flags[name]}: {rest}" if sep and name in flags else message
+    import re
+
+    head, sep, rest = message.partition(": ")
+    name, eq, value = head.partition("=")
+    if sep and name in flags and " " not in head:
+        message = f"{flags[name]}{' ' + value if eq else ''}: {rest}"
+    return re.sub(r"`(\w+)`", lambda m: flags.get(m.group(1), m.group(0)), message)

@@ -267,3 +267,32 @@ def test_dbs_report_on_an_edited_frontier_json_is_one_line(tmp_path, capsys, tex
     assert main(["report", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and said in err and not (tmp_path / "report.md").exists()
+
+
+def test_the_trainer_names_its_arguments_and_dbs_train_their_flags(tmp_path):
+    """validate's corpus reader names the argument (data, vocab_size); dbs train reports it under --data and
+    --vocab-size, and a backquoted argument inside a message under its flag."""
+    pytest.importorskip("torch")
+    from dbs_cli import dbs
+    from dbs_theory.errors import as_flags
+    from validate.commands import FLAGS
+    from validate.data import load_corpus
+
+    bad = tmp_path / "corpus.txt"
+    bad.write_text("not a folder, not a .bin")
+    with pytest.raises(ValueError, match=r"^data: must be a folder of text files"):
+        load_corpus(bad)
+    tokens = tmp_path / "corpus.bin"
+    tokens.write_bytes(b"\0" * 4000)
+    with pytest.raises(ValueError, match=r"^vocab_size: a \.bin corpus"):
+        load_corpus(tokens)
+    r = dbs("train", "--preset", "tiny", "--tokens", "200000", "--data", str(bad), "--out", str(tmp_path / "o"))
+    assert r.returncode == 2 and r.stderr.strip().splitlines() == [
+        f"dbs train: error: --data: must be a folder of text files or a .bin of uint16 tokens; got {str(bad)!r}"
+    ]
+    assert not (tmp_path / "o").exists()
+    assert (
+        as_flags("'o' holds a run; pass `resume` or `overwrite`", FLAGS)
+        == "'o' holds a run; pass --resume or --overwrite"
+    )
+    assert as_flags("device='cuda': absent (use `device` cpu)", FLAGS) == "--device 'cuda': absent (use --device cpu)"

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 __all__ = ["HELP", "add_arguments", "run", "FLAGS"]
 
-#: the arguments of the library calls behind this command -> the flags that set them
-FLAGS = {"bmin": "--rule-fit"}
+from .config import TrainConfig, flag_of
+
+#: the arguments of the library calls behind this command -> the flags that set them: each TrainConfig
+#: field has its flag (``seq_len`` -> ``--seq-len``), and ``train()``'s ``resume`` and ``overwrite`` theirs
+FLAGS = {
+    **{f: flag_of(f) for f in TrainConfig.__dataclass_fields__},
+    "resume": "--resume",
+    "overwrite": "--overwrite",
+    "bmin": "--rule-fit",
+}
 
 HELP = "train a small transformer (WSD in data units, batch schedules, exact resume); needs torch"
 EXAMPLES = """examples:

@@ -15,6 +15,7 @@ from dbs_theory.schedules.piecewise import Piecewise
 __all__ = [
     "TrainConfig",
     "build_parser",
+    "flag_of",
     "config_from_args",
     "PRESET_NAMES",
     "PRESETS",
@@ -262,6 +263,15 @@ def _whole(text) -> int:
 _whole.__name__ = "int"  # argparse names the type in its message: "invalid int value"
 
 
+def flag_of(name: str) -> str:
+    """The ``dbs train`` flag of the :class:`TrainConfig` field ``name``.
+
+    >>> flag_of("seq_len_schedule")
+    '--seq-len-schedule'
+    """
+    return "--" + name.replace("_", "-")
+
+
 def build_parser(parser=None):
     p = parser or argparse.ArgumentParser(prog="python -m validate.train", description=__doc__)
     for f in fields(TrainConfig):
@@ -273,12 +283,10 @@ def build_parser(parser=None):
             if isinstance(f.default, float)
             else f" (default {f.default})"
         )
-        p.add_argument(
-            "--" + f.name.replace("_", "-"), dest=f.name, type=kind, default=None, help=f.metadata["help"] + default
-        )
+        p.add_argument(flag_of(f.name), dest=f.name, type=kind, default=None, help=f.metadata["help"] + default)
     for old, new in DEPRECATED.items():
         p.add_argument(
-            "--" + old.replace("_", "-"),
+            flag_of(old),
             dest=old,
             type=float,
             default=None,

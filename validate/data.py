@@ -157,14 +157,14 @@ def load_corpus(path=None, vocab_size=None, pattern=None) -> Corpus:
             c.train, c.val, c.vocab_size, c.name, c.sha256, c.n_files, tuple(str(f) for f in files), tuple(skipped)
         )
     if p.suffix != ".bin":
-        raise ValueError(f"--data must be a folder of text files or a .bin of uint16 tokens; got {str(p)!r}")
+        raise ValueError(f"data: must be a folder of text files or a .bin of uint16 tokens; got {str(p)!r}")
     if not vocab_size:
-        raise ValueError("a .bin corpus needs --vocab-size")
+        raise ValueError("vocab_size: a .bin corpus needs its vocabulary size")
     toks = np.fromfile(p, dtype=np.uint16)
     if toks.size < 1000:
         raise ValueError(f"{p}: only {toks.size} tokens")
     if int(toks.max()) >= vocab_size:
-        raise ValueError(f"{p}: token id {int(toks.max())} >= --vocab-size {vocab_size}")
+        raise ValueError(f"vocab_size: {p} holds token id {int(toks.max())} >= {vocab_size}")
     cut = int(toks.size * 0.95)
     digest = hashlib.sha256(toks.tobytes()).hexdigest()
     return Corpus(toks[:cut], toks[cut:], int(vocab_size), str(p), digest, 1)

@@ -65,9 +65,9 @@ def resolve_device(name):
     if name == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device={name!r}: CUDA is not available here (use --device cpu or auto)")
+        raise ValueError(f"device={name!r}: CUDA is not available here (use `device` cpu or auto)")
     if name == "mps" and not torch.backends.mps.is_available():
-        raise ValueError("device='mps': Apple MPS is not available here (use --device cpu or auto)")
+        raise ValueError("device='mps': Apple MPS is not available here (use `device` cpu or auto)")
     return name
 
 
@@ -167,20 +167,20 @@ def _start_fresh(cfg, out, run, step, overwrite, corpus, model, rounding):
 
 
 def _check_sources(cfg, resume):
-    """Refuse a ``--resume`` without a checkpoint or a missing ``--branch-from`` before ``--out`` is made."""
+    """Refuse a ``resume`` without a checkpoint or a missing ``branch_from`` before the run folder is made."""
     ck_path = Path(cfg.out) / "ckpt.pt"
     if resume and not ck_path.is_file():
         holder = folder_holder(cfg.out)  # a run starting there has no checkpoint yet: name it, not the file
         if holder:
             raise FolderLocked(f"{str(cfg.out)!r} is in use by {holder}; wait for it or use another folder")
-        raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
+        raise ValueError(f"resume: no checkpoint at {str(ck_path)!r}")
     if cfg.branch_from and not resume and Path(cfg.branch_from).resolve().parent == Path(cfg.out).resolve():
         raise ValueError(
-            f"--branch-from {str(cfg.branch_from)!r} lies in --out {str(cfg.out)!r}: a new run there "
-            "would replace the checkpoint it starts from; branch into another folder"
+            f"branch_from: {str(cfg.branch_from)!r} lies in the run's folder (`out` {str(cfg.out)!r}): a new "
+            "run there would replace the checkpoint it starts from; branch into another folder"
         )
     if cfg.branch_from and not resume and not Path(cfg.branch_from).is_file():
-        raise ValueError(f"--branch-from: no checkpoint at {str(cfg.branch_from)!r}")
+        raise ValueError(f"branch_from: no checkpoint at {str(cfg.branch_from)!r}")
 
 
 def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
@@ -193,7 +193,7 @@ def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
     ck_path = out / "ckpt.pt"
     if resume:
         if not ck_path.exists():
-            raise ValueError(f"--resume: no checkpoint at {str(ck_path)!r}")
+            raise ValueError(f"resume: no checkpoint at {str(ck_path)!r}")
         step, D, online = _load(ck_path, model, opt, cfg, schedule_sha)
         if rank == 0 and D < cfg.tokens:
             _truncate_log(out / "log.csv", step)
@@ -201,15 +201,15 @@ def _restore(cfg, out, model, opt, resume, overwrite, schedule_sha, rank):
     held = [n for n in ("log.csv", "ckpt.pt", "done.json") if (out / n).exists()]
     if held and not overwrite:
         raise ValueError(
-            f"{str(out)!r} already holds a run ({', '.join(held)}); pass --resume to continue "
-            "it or --overwrite to start it again"
+            f"{str(out)!r} already holds a run ({', '.join(held)}); pass `resume` to continue "
+            "it or `overwrite` to start it again"
         )
     if cfg.branch_from:  # continue another run's state under this config (its schedule may differ)
         step, D, _ = _load(cfg.branch_from, model, opt, cfg, schedule_sha, check_config=False)
         if D >= cfg.tokens:
             raise ValueError(
-                f"--branch-from {str(cfg.branch_from)!r} is at {D:.0f} tokens, not before this run's "
-                f"end (--tokens {cfg.tokens:g}): nothing to train; raise --tokens"
+                f"branch_from: {str(cfg.branch_from)!r} is at {D:.0f} tokens, not before this run's "
+                f"end (`tokens` {cfg.tokens:g}): nothing to train; raise `tokens`"
             )
         return step, D, None
     return 0, 0.0, None

@@ -77,11 +77,11 @@ def online_rule(cfg: TrainConfig, world=1):
             fit = BoptTable.load(cfg.rule_fit)
             bmin_table(fit.rows)  # refused here, naming the file, where it cannot serve the rule
         except OSError as exc:
-            raise OSError(f"cannot read --rule-fit {cfg.rule_fit!r}: {exc.strerror or exc}") from None
+            raise OSError(f"rule_fit: cannot read {cfg.rule_fit!r}: {exc.strerror or exc}") from None
         except SchemaError as exc:
-            raise ValueError(f"--rule-fit {exc}") from None
+            raise ValueError(f"rule_fit: {exc}") from None
         except ValueError as exc:
-            raise ValueError(f"--rule-fit {cfg.rule_fit}: {exc} (a fit.json from dbs fit)") from None
+            raise ValueError(f"rule_fit: {cfg.rule_fit}: {exc} (a fit.json from dbs fit)") from None
         raw = Path(cfg.rule_fit).read_bytes()
         sha = hashlib.sha256(raw).hexdigest()
         check_lr(fit.lr, cfg.lr, "sweep (--rule-fit)")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-__all__ = ["HELP", "add_arguments", "run"]
+__all__ = ["HELP", "add_arguments", "run", "FLAGS"]
+
+#: the arguments of the library calls behind this command -> the flags that set them (the corpus reader's)
+FLAGS = {"data": "--data", "vocab_size": "--vocab-size", "device": "--device"}
 
 HELP = "check the paper's claims on real transformer runs (sweep, schedule, ablations, predict)"
 EXAMPLES = """examples:
