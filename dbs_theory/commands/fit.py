@@ -8,7 +8,7 @@ from .log_options import LOG_FLAGS, add_foreign_log_arguments, foreign_log_optio
 __all__ = ["HELP", "add_arguments", "run", "print_table", "cell", "FLAGS"]
 
 #: the arguments of the library calls behind this command -> the flags that set them
-FLAGS = LOG_FLAGS
+FLAGS = {**LOG_FLAGS, "law": "--law"}
 
 HELP = "fit E(S) laws to loss logs: Bmin/Bopt per target, law comparison, crossovers"
 EXAMPLES = """examples:
@@ -108,6 +108,8 @@ def run(args):
         raise UserError(f"unknown law --law {args.law!r}; choose one of {', '.join(LAWS)}")
     if args.bootstrap < 0:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 0")
+    if args.seed < 0:
+        raise ValueError(f"--seed={args.seed} must be >= 0 (numpy seeds are non-negative)")
     if not str(args.out).strip():
         raise ValueError("--out '' names no folder; give one (default results/fit)")
     check_writable(args.out)
@@ -196,7 +198,34 @@ def read_points(path):
     if not rows:
         raise ValueError(f"{path}: no rows under the header")
     B, T, S = (np.array(col, float) for col in zip(*rows))
+    _warn_repeats(path, B, T, S)
     return ESPoints(np.array([f"B={b:g}" for b in B]), B, T, S, B * S, np.zeros(B.size, bool), [])
+
+
+def _warn_repeats(path, B, T, S):
+    """Say when a batch and target appear on more than one row: each is kept as a repeat (a seed), and a row
+    repeated exactly (same steps too) is named, since a copied row counts twice in the fit."""
+    import warnings
+    from collections import Counter
+
+    cells = Counter(zip(B.tolist(), T.tolist()))
+    same = Counter(zip(B.tolist(), T.tolist(), S.tolist()))
+    repeated = sorted(k for k, n in cells.items() if n > 1)
+    if not repeated:
+        return
+    copies = sorted(k for k, n in same.items() if n > 1)
+    b, t = repeated[0]
+    warnings.warn(
+        f"{path}: {len(repeated)} (batch_size, target) pair(s) appear on more than one row (first: batch_size "
+        f"{b:g}, target {t:g}); each row is kept as a repeat (a seed)"
+        + (
+            f", and {len(copies)} row(s) repeat another exactly (first: batch_size {copies[0][0]:g}, target "
+            f"{copies[0][1]:g}, steps {copies[0][2]:g}): drop copies, or they count twice"
+            if copies
+            else ""
+        ),
+        stacklevel=3,
+    )
 
 
 def _cell(path, line, column, row, extra):

@@ -65,6 +65,8 @@ def _check(args):
         )
     if args.bootstrap < 1:
         raise ValueError(f"--bootstrap={args.bootstrap} must be >= 1 (the plan needs an interval)")
+    if args.seed < 0:
+        raise ValueError(f"--seed={args.seed} must be >= 0 (numpy seeds are non-negative)")
 
 
 def run(args):

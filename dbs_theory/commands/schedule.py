@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 from ..schedules.exports import megatron_ramp, megatron_step, warn_past_the_grid
 from ..rules.inputs import bopt_band_record, load_envelope, load_points, sweep_envelope
-from .schedule_print import print_band, print_choice, print_exports
+from .schedule_print import print_band, print_choice, print_exports, time_optimal_lines
 
 from ..rules.online import ONLINE
 from ..rules.from_fit import DEFAULT_RULE, RULES
@@ -15,7 +16,7 @@ from ..rules.from_fit import DEFAULT_RULE, RULES
 __all__ = ["HELP", "add_arguments", "run", "load_points", "load_envelope", "FLAGS"]
 
 #: the arguments of the library calls behind this command -> the flags that set them
-FLAGS = {"extrapolate": "--extrapolate", "max_batch": "--max-batch", "min_batch": "--min-batch"}
+FLAGS = {"extrapolate": "--extrapolate", "max_batch": "--max-batch", "min_batch": "--min-batch", "horizon": "--horizon"}
 
 HELP = "build a dynamic batch-size schedule (JSON, Megatron, OLMo-core) from a fit or a curve"
 EXAMPLES = """examples:
@@ -144,7 +145,15 @@ def _build(args):
     laws, band, points = [], None, None
     if args.steps:
         pairs = Piecewise.parse(args.steps, what="--steps", unit=args.unit).segments
-        sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
+        try:
+            sched = step_batch([d for d, _ in pairs[1:]], [b for _, b in pairs], args.unit, args.lr)
+        except ValueError as exc:
+            raise ValueError(f"--steps {args.steps!r}: {exc}") from None
+        if pairs[-1][0] >= args.horizon:
+            raise ValueError(
+                f"--steps {args.steps!r}: its last change, at {pairs[-1][0]:g}, lies at or past --horizon "
+                f"{args.horizon:g}: the run never reaches it"
+            )
         curve = None
     else:
         if args.curve:
@@ -152,6 +161,8 @@ def _build(args):
                 k, alpha = (float(x) for x in args.curve.split(","))
             except ValueError:
                 raise ValueError(f"--curve must be 'k,alpha'; got {args.curve!r}") from None
+            if not (math.isfinite(k) and math.isfinite(alpha) and k > 0):
+                raise ValueError(f"--curve {args.curve!r}: k must be a positive number and alpha a finite one")
             import numpy as np
 
             curve = BoptCurve(
@@ -370,8 +381,6 @@ def _source_file(source):
 
 
 def run(args):
-    import math
-
     from ..io import atomic_write, check_writable, ensure_writable_dir
 
     args.source = _source_file(args.source)
@@ -379,6 +388,7 @@ def run(args):
     _check_args(args)
     check_writable(args.out)
     sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _from_fit(args, args.rule)
+    timed = time_optimal_lines(args, laws) if args.step_time else []  # refused here, before anything is written
     out = ensure_writable_dir(args.out)
     meg, step = megatron_ramp(sched, args.seq_len, args.horizon), megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core(horizon=args.horizon)
@@ -413,8 +423,8 @@ def run(args):
     print_exports(step, meg, olmo)
     if band and band["beyond"]:
         print_band(band)
-    if args.step_time:
-        _time_optimal(args, laws)
+    if timed:
+        print("\n".join(timed))
     print(f"\nwrote {out}/schedule.json, exports.json")
     return 0
 
@@ -467,31 +477,4 @@ def _check_args(args):
         raise ValueError(
             f"--granularity={args.granularity:g} exceeds --max-batch={args.max_batch:g}: no batch "
             "that is a multiple of the granularity fits under the maximum"
-        )
-
-
-def _time_optimal(args, laws):
-    from ..theory.es_laws import ThreePhaseES
-    from ..schedules.wallclock import StepTimeModel, time_optimal_batch
-
-    try:
-        a, b = (float(x) for x in args.step_time.split(","))
-    except ValueError:
-        raise ValueError(f"--step-time must be 'a,b'; got {args.step_time!r}") from None
-    if not laws:
-        raise ValueError("--step-time needs fitted laws: use --from with a dbs fit fit.json")
-    model = StepTimeModel(a, b, args.devices)
-    print(f"\nTime-optimal batch per target (step time {a:g} + {b:g} B / {args.devices} s):")
-    fitted = [(t, per_law["three_phase"]) for t, per_law in laws if per_law.get("three_phase")]
-    if not fitted:
-        print(
-            "  none: no target of this fit has a three-phase E(S) law (dbs fit fits one where a target is "
-            "reached by enough runs)"
-        )
-    for target, p in fitted:
-        law = ThreePhaseES.c1(**p)
-        best = time_optimal_batch(law, model, args.max_overhead)
-        print(
-            f"  L*={float(target):.4g}: B={best['batch_size']:.4g}, {best['seconds']:.4g} s, "
-            f"data overhead {best['data_overhead']:.1%} over Emin"
         )

@@ -1,9 +1,11 @@
-"""What ``dbs schedule`` prints about its choice: the rule's recommendation and why, the exports' settings, and the
-measured band of ``Bopt`` past the sweep's data."""
+"""What ``dbs schedule`` prints about its choice: the rule's recommendation and why, the exports' settings, the
+measured band of ``Bopt`` past the sweep's data, and the time-optimal batch per target (``--step-time``)."""
 
 from __future__ import annotations
 
-__all__ = ["print_choice", "print_band", "print_exports"]
+import math
+
+__all__ = ["print_choice", "print_band", "print_exports", "time_optimal_lines"]
 
 
 def print_choice(c, horizon):
@@ -67,3 +69,34 @@ def print_exports(step, meg, olmo) -> None:
         f"(it runs {runs}: batch error {olmo['error']:.1%} over [0, {olmo['horizon']:.4g}] from integer factors "
         "and its switching rule; note it rescales the LR by sqrt(ratio))"
     )
+
+
+def time_optimal_lines(args, laws) -> list[str]:
+    """The lines of the time-optimal batch per target (``--step-time a,b``): a bad value, or a source with no
+    fitted law, is refused before the schedule is written."""
+    from ..theory.es_laws import ThreePhaseES
+    from ..schedules.wallclock import StepTimeModel, time_optimal_batch
+
+    try:
+        a, b = (float(x) for x in args.step_time.split(","))
+    except ValueError:
+        raise ValueError(f"--step-time must be 'a,b'; got {args.step_time!r}") from None
+    if not (math.isfinite(a) and math.isfinite(b) and a >= 0 and b >= 0 and a + b > 0):
+        raise ValueError(f"--step-time={args.step_time!r}: a and b must be finite seconds >= 0, not both 0")
+    if not laws:
+        raise ValueError("--step-time needs fitted laws: use --from with a dbs fit fit.json")
+    model = StepTimeModel(a, b, args.devices)
+    lines = [f"\nTime-optimal batch per target (step time {a:g} + {b:g} B / {args.devices} s):"]
+    fitted = [(t, per_law["three_phase"]) for t, per_law in laws if per_law.get("three_phase")]
+    if not fitted:
+        lines.append(
+            "  none: no target of this fit has a three-phase E(S) law (dbs fit fits one where a target is "
+            "reached by enough runs)"
+        )
+    for target, p in fitted:
+        best = time_optimal_batch(ThreePhaseES.c1(**p), model, args.max_overhead)
+        lines.append(
+            f"  L*={float(target):.4g}: B={best['batch_size']:.4g}, {best['seconds']:.4g} s, "
+            f"data overhead {best['data_overhead']:.1%} over Emin"
+        )
+    return lines

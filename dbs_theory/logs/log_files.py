@@ -110,7 +110,13 @@ def _read_rows(path: Path, as_json: bool):
         if len(r) != n:
             if len(r) > n:
                 raise ValueError(f"{path}:{lines[i]}: malformed CSV (the row has more fields than the header)")
-            r.extend([""] * (n - len(r)))
+            lost = [h for h in header[len(r) :] if h in REQUIRED]
+            if lost:
+                raise ValueError(
+                    f"{path}:{lines[i]}: malformed CSV (the row has {len(r)} fields, the header {n}: no "
+                    f"{', '.join(map(repr, lost))}; a truncated line?)"
+                )
+            r.extend([""] * (n - len(r)))  # trailing optional columns left out: empty
     cols = list(zip(*rows)) if rows else [()] * n
     return dict(zip(header, cols)), lines, header
 
@@ -233,6 +239,13 @@ def log_files(path: Path, log_format=None):
                 else ""
             )
             raise ValueError(f"{path}: the directory holds no {' or '.join(suffixes)} logs{hint}")
+        deeper = sorted(p for p in path.glob("*/*") if p.suffix.lower() in suffixes)
+        if deeper:
+            warnings.warn(
+                f"{path}: read its own {len(files)} log file(s); its subfolders hold {len(deeper)} more (e.g. "
+                f"{str(deeper[0])!r}), not read: pass them too if they belong to the sweep",
+                stacklevel=4,
+            )
         return files
     return [regular_file(path)]
 
@@ -262,7 +275,8 @@ def read_log_file(f: Path, log_format=None):
     missing = [c for c in REQUIRED if c not in got and c != "run"] or [c for c in REQUIRED if c not in got]
     if missing:
         raise ValueError(
-            f"{f}: missing column(s) {', '.join(missing)} (the log format: {', '.join(REQUIRED)}; "
+            f"{f}: missing column(s) {', '.join(missing)}; it has {', '.join(map(repr, names_in_file[:8]))}"
+            f"{' ...' if len(names_in_file) > 8 else ''} (the log format: {', '.join(REQUIRED)}; "
             f"optional {', '.join(OPTIONAL)}; a file without 'run' is one run)"
         )
     unknown = [c for c in names_in_file if c not in LOG_FIELDS and c not in split]

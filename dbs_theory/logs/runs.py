@@ -97,10 +97,32 @@ def _check_sources(names, cols, source, files):
                         if overlap
                         else "different batch sizes, and the later part's data does not continue the earlier's"
                     )
-                    + "; rename one of them"
+                    + (
+                        "; if they are one run resumed, give its rows as one file in the order they were written "
+                        "(a repeated step keeps its last row); if two runs, rename one"
+                        if overlap
+                        else "; rename one of them"
+                    )
                 )
             info = (f, bs | info[1], min(lo, info[2]), max(hi, info[3]), first[4], then[5])
         seen[name] = info
+
+
+def _read_once(got, seen):
+    """The ``(file, part)`` pairs of ``got`` whose file was not read before (``seen``: ``{resolved path: name
+    read}``, updated): a file named twice is read once; one reached again under another name (a link) is
+    read once, with a warning naming both. A reader's several parts of one file are all kept."""
+    out, fresh = [], set()
+    for f, part in got:
+        real = Path(f).resolve()
+        if real in seen and not (real in fresh and Path(seen[real]) == Path(f)):
+            if Path(seen[real]) != Path(f):
+                warnings.warn(f"{f} is the same file as {seen[real]}: read once", stacklevel=3)
+            continue
+        seen[real] = f
+        fresh.add(real)
+        out.append((f, part))
+    return out
 
 
 def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, batch_tag=None, log_format=None):
@@ -135,11 +157,10 @@ def load_runs(*paths, max_bad_fraction=0.1, batch_sizes=None, loss_tag=None, bat
     """
     if log_format is not None and log_format not in readers.FORMATS:
         raise ValueError(f"log_format: must be one of {', '.join(readers.FORMATS)}; got {log_format!r}")
-    files, parts, seen = [], [], set()
+    files, parts, seen = [], [], {}
     for p in map(Path, paths):
         got = _read_path(p, log_format, batch_sizes, loss_tag, batch_tag)
-        got = [(f, part) for f, part in got if Path(f).resolve() not in seen]  # a file named twice is read once
-        seen |= {Path(f).resolve() for f, _ in got}
+        got = _read_once(got, seen)
         files += [f for f, _ in got]
         parts += [part for _, part in got]
     names = np.concatenate([p[0] for p in parts])
@@ -216,6 +237,13 @@ def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
                 f" and {what} below it; give each as its own path (or name the log format to read one kind)"
             )
     if kind == "native":
+        for name, tag in (("loss_tag", loss_tag), ("batch_tag", batch_tag)):
+            if tag is not None:
+                warnings.warn(
+                    f"{name}: {tag!r} is not used for {p}: CSV and JSONL logs are read from their own columns "
+                    "(loss, batch_size); the tag names a TensorBoard, W&B or Trainer log's series",
+                    stacklevel=4,
+                )
         return [(f, read_log_file(f, log_format)) for f in log_files(p, log_format)]
     parts = readers.read(kind, p, batch_sizes=batch_sizes, loss_tag=loss_tag, batch_tag=batch_tag)
     return [(p, part) for part in parts]

@@ -29,6 +29,8 @@ from typing import Any, ClassVar, Literal, Optional, Union
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from .runs import LIMITS
+
 __all__ = [
     "ScheduleFile",
     "Segment",
@@ -175,11 +177,41 @@ class Envelope(_Record):
             raise ValueError(f"every 'by_batch' list must hold one loss per data amount ({n})")
         if self.by_batch and len(self.by_batch) != len(self.batches):
             raise ValueError(f"'by_batch' must hold one list per batch in 'batches' ({len(self.batches)})")
+        _increasing("data", self.data)
+        _increasing("batches", self.batches)
+        if self.batches and self.data and self.batches[-1] > self.data[-1]:
+            raise ValueError(
+                f"'batches' holds {self.batches[-1]:g}, more than the sweep's largest data amount "
+                f"{self.data[-1]:g}: no run of that batch took a step"
+            )
+        for key in ("loss", "loss_lo", "loss_hi", "by_batch", "mean_by_batch"):
+            values = getattr(self, key)
+            for i, v in enumerate(x for row in values for x in (row if isinstance(row, list) else [row])):
+                if v is not None and not (math.isfinite(v) and 0 < v < LOSS_LIMIT):
+                    raise ValueError(
+                        f"'{key}' holds {v!r}: a loss must be a positive finite number below {LOSS_LIMIT:g}"
+                    )
         return self
 
     def as_dict(self) -> dict:
         """The plain record the schedule rules read (:func:`dbs_theory.rules.from_fit.schedule_from_fit`)."""
         return self.model_dump(exclude_unset=True)
+
+
+#: the largest loss an envelope may hold: the log reader's own limit (a larger one is a corrupted file)
+LOSS_LIMIT = LIMITS["loss"]
+
+
+def _increasing(key, values):
+    """Refuse a list of batches or data amounts that is not positive, finite and strictly increasing."""
+    for i, v in enumerate(values):
+        if not (math.isfinite(v) and v > 0):
+            raise ValueError(f"'{key}[{i}]' must be a positive finite number; got {v!r}")
+        if i and v <= values[i - 1]:
+            raise ValueError(
+                f"'{key}' must increase strictly; {key}[{i}]={v!r} follows {values[i - 1]!r}"
+                + (" (a batch listed twice?)" if key == "batches" and v == values[i - 1] else "")
+            )
 
 
 #: fit.json row columns that are batches, steps or data amounts: positive wherever they are numbers
@@ -280,12 +312,15 @@ def _one_line(exc: ValidationError) -> str:
     """The first error of ``exc`` as ``key.path[i] must be ...; got VALUE``."""
     err = exc.errors(include_url=False)[0]
     loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith(("function-", "union[")))]
+    number = bool(loc) and loc[-1] in ("int", "float")  # a branch of Number (int or float): say "a number"
+    loc = loc[:-1] if number else loc
     where = "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(loc))
     kind, ctx = err["type"], err.get("ctx") or {}
     bound = {"greater_than": "> {gt:g}", "greater_than_equal": ">= {ge:g}", "less_than": "< {lt:g}"}.get(kind)
     msg = (f"must be {bound.format(**ctx)}" if bound else _PHRASES.get(kind)) or err["msg"].removeprefix(
         "Value error, "
     ).replace("Input should be", "must be")
+    msg = "must be a number" if number else msg
     if kind == "value_error":
         return (f"{where}: " if where else "") + msg
     got = "" if kind == "missing" else f"; got {err.get('input')!r}"

@@ -80,7 +80,7 @@ def bopt_table(
     BoptTable
     """
     if not law_named(law).defines_bopt:
-        raise ValueError(f"the {law} law defines no Bmin or Bopt; use law='three_phase'")
+        raise ValueError(f"law: the {law} law defines no Bmin or Bopt; use `law` three_phase")
     runs, dynamic = fixed_batch_runs(runs)
     batches = {r.batch_size for r in runs}
     if len(batches) < 3:

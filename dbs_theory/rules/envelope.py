@@ -31,6 +31,8 @@ from ..measure.bopt_curve import BoptCurve, envelope_curve
 
 __all__ = [
     "past_measured",
+    "measured_from",
+    "check_horizon",
     "MIN_GROWTH",
     "SweepSchedule",
     "schedule_from_envelope",
@@ -94,6 +96,35 @@ def measured_range(env, share=0.75):
     reach = np.isfinite(L).sum(axis=0)
     ok = np.nonzero(reach >= share * reach.max())[0]
     return float(D[ok[-1]])
+
+
+def measured_from(env) -> float:
+    """The smallest data amount at which the sweep measured a loss (its envelope's first finite cell)."""
+    D, L = _get(env, "data"), _losses(env)
+    if L is None:
+        return float(D[0])
+    first = np.nonzero(np.isfinite(L).any(axis=0))[0]
+    return float(D[first[0]]) if first.size else math.inf
+
+
+def check_horizon(env, horizon, extrapolate) -> float:
+    """The data the sweep measured to (:func:`measured_range`), once ``horizon`` is checked against the sweep:
+    a horizon before its first measured data is refused (nothing was measured that early), one past its data
+    unless ``extrapolate``."""
+    if not (math.isfinite(horizon) and horizon > 0):
+        raise ValueError(f"horizon={horizon!r} must be a positive amount of data")
+    first, measured_to = measured_from(env), measured_range(env)
+    if horizon < first:
+        raise ValueError(
+            f"`horizon` {horizon:g} lies before the sweep's data (its first measured point is at {first:g}): "
+            "nothing was measured for a run that short; log the sweep from earlier, or plan a longer run"
+        )
+    if past_measured(env, horizon) and not extrapolate:
+        raise ValueError(
+            f"`horizon` {horizon:g} lies past the sweep's data (measured to {measured_to:g}); run the "
+            "sweep longer, or allow `extrapolate` (the rule then holds what it measured last)"
+        )
+    return measured_to
 
 
 def past_measured(env, horizon) -> bool:
@@ -198,13 +229,7 @@ def schedule_from_envelope(
     -------
     SweepSchedule
     """
-    measured_to = measured_range(env)
-    if past_measured(env, horizon) and not extrapolate:
-        raise ValueError(
-            f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); "
-            "run the sweep longer, or allow it with extrapolate=True (Bopt is then held at its last "
-            "measured value)"
-        )
+    measured_to = check_horizon(env, horizon, extrapolate)
     interval = horizon / 50 if interval is None else interval
     # held flat past its last reading: within the sweep's data where Bopt is not identified (past the grid's
     # edge, or batches within noise), and past the data (extrapolate) where nothing is measured

@@ -143,18 +143,11 @@ def schedule_from_fit(
 
 def rule_context(fit, horizon, lr_plan, *, unit, granularity, min_batch, max_batch, extrapolate, lr) -> RuleContext:
     """The checked inputs every rule reads (:class:`RuleContext`): the envelope, the horizon (refused past
-    the sweep's data unless ``extrapolate``), the best fixed batch there, and the batch bounds."""
-    from .envelope import best_fixed_batch, measured_range, past_measured
+    the sweep's data unless ``extrapolate``, and before it), the best fixed batch there, and the batch bounds."""
+    from .envelope import best_fixed_batch, check_horizon
 
-    if not (math.isfinite(horizon) and horizon > 0):
-        raise ValueError(f"horizon={horizon!r} must be a positive amount of data")
     env = envelope_of(fit)
-    measured_to = measured_range(env)
-    if past_measured(env, horizon) and not extrapolate:
-        raise ValueError(
-            f"horizon={horizon:g} lies past the sweep's data (measured to {measured_to:g}); run the "
-            "sweep longer, or allow extrapolation (the rule then holds what it measured last)"
-        )
+    measured_to = check_horizon(env, horizon, extrapolate)
     at = min(horizon, measured_to)
     best = best_fixed_batch(env, at)[0]
     lo, hi = batch_bounds(granularity, min_batch, min(max_batch, horizon))

@@ -89,6 +89,8 @@ def build_nqm(args):
         raise ValueError(f"--d={args.d} must be a positive number of modes")
     if args.nbins is not None and args.nbins < 1:
         raise ValueError(f"--nbins={args.nbins} must be >= 1")
+    if getattr(args, "seed", 0) < 0:
+        raise ValueError(f"--seed={args.seed} must be >= 0 (numpy seeds are non-negative)")
     check_memory(min(args.d, args.nbins or args.d))
 
     if args.spectrum == "zhang2019":
