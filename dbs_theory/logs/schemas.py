@@ -186,7 +186,7 @@ class Envelope(_Record):
             )
         for key in ("loss", "loss_lo", "loss_hi", "by_batch", "mean_by_batch"):
             values = getattr(self, key)
-            for i, v in enumerate(x for row in values for x in (row if isinstance(row, list) else [row])):
+            for v in (x for row in values for x in (row if isinstance(row, list) else [row])):
                 if v is not None and not (math.isfinite(v) and 0 < v < LOSS_LIMIT):
                     raise ValueError(
                         f"'{key}' holds {v!r}: a loss must be a positive finite number below {LOSS_LIMIT:g}"
