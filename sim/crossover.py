@@ -51,8 +51,11 @@ def crossover(nqm: NQM, eta: float, b_small: float, b_large: float, max_data: fl
         raise ValueError(f"need 0 < b_small < b_large; got b_small={b_small!r}, b_large={b_large!r}")
     gap = lambda D: float(loss_at_steps(nqm, eta, b_small, D / b_small) - loss_at_steps(nqm, eta, b_large, D / b_large))
     if max_data is None:
-        rate = -2 * np.log(np.abs(1 - eta * nqm.h[np.abs(1 - eta * nqm.h) > 0]).max())
-        max_data = b_large * 40.0 / max(rate, 1e-300)  # ~ e^-40 of the slowest transient left
+        factor = np.abs(1 - eta * nqm.h)
+        factor = factor[factor > 0]  # a mode with eta h = 1 loses its transient in one step
+        rate = -2 * np.log(factor.max()) if factor.size else np.inf
+        # ~ e^-40 of the slowest transient left, and never under 4 steps of the larger batch
+        max_data = b_large * max(40.0 / max(rate, 1e-300), 4.0)
     D = np.geomspace(b_small * 1e-3, max_data, 600)
     g = np.concatenate(
         [

@@ -77,6 +77,7 @@ def test_a_bad_step_time_writes_nothing(fitted, tmp_path, flags, words):
         (["--steps", "0:-5"], "--steps '0:-5': "),
         (["--curve", "1,nan"], "--curve '1,nan': k must be a positive number and alpha a finite one"),
         (["--curve", "0,0.5"], "--curve '0,0.5': k must be a positive number"),
+        (["--steps", "0:64", "--lr", "0"], "--lr=0 must be a positive finite number"),
     ],
 )
 def test_an_explicit_schedule_that_cannot_run_is_refused_naming_the_flag(tmp_path, flags, words):
@@ -193,3 +194,29 @@ def test_the_fit_dbs_fit_writes_passes_its_own_schema(fitted):
     _, _, fit = fitted
     env = parse(json.dumps(fit), FitFile, "fit.json").envelope
     assert env is not None and np.all(np.diff(env.data) > 0) and np.all(np.diff(env.batches) > 0)
+
+
+def test_a_written_schedule_with_segments_shorter_than_a_step_is_said(tmp_path):
+    r = dbs("schedule", "--steps", "0:64,100:512,300:64", "--horizon", "1e5", "--out", str(tmp_path / "o"))
+    assert (
+        r.returncode == 0
+        and ("dbs: warning: 1 segment(s) are shorter than one step of their batch (first: from 100, 200 of batch 512)")
+        in r.stderr
+    ), r.stderr
+    r = dbs("schedule", "--steps", "0:64,100:128", "--horizon", "1e5", "--out", str(tmp_path / "p"))
+    assert r.returncode == 0 and "shorter than one step" not in r.stderr  # 100 of batch 64: more than a step
+
+
+def test_a_missing_batch_is_said_missing_and_a_link_to_nothing_named(tmp_path):
+    rows = [r for r in base_rows() if r["run"] == "b8"]
+    p = tmp_path / "m.jsonl"
+    p.write_text("\n".join(json.dumps({k: v for k, v in r.items() if i != 3 or k != "batch_size"})
+                           for i, r in enumerate(rows)) + "\n")  # fmt: skip
+    with pytest.raises(ValueError, match=r"m\.jsonl:4: batch_size must be positive; got nothing \(an empty cell"):
+        load_runs(p)
+    d = tmp_path / "d"
+    d.mkdir()
+    write_csv(d / "b8.csv", rows)
+    os.symlink("nowhere.csv", d / "gone.csv")
+    with pytest.warns(UserWarning, match=r"gone\.csv link\(s\) to nothing"):
+        load_runs(d)

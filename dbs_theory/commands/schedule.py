@@ -197,6 +197,23 @@ def _build(args):
     return sched if choice is None else choice.schedule, curve, laws, band, choice
 
 
+def _warn_short_segments(sched, horizon):
+    """Say when a segment of a schedule the user wrote (--curve, --steps) is shorter than one step of its batch:
+    the run then takes that batch once at most, and the schedule is not what it reads as."""
+    import warnings
+
+    ends = [*sched.starts[1:], horizon]
+    short = [(s, e - s, b) for s, e, b in zip(sched.starts, ends, sched.sizes) if e - s < b]
+    if short:
+        s, n, b = short[0]
+        warnings.warn(
+            f"{len(short)} segment(s) are shorter than one step of their batch (first: from {s:g}, {n:g} of "
+            f"batch {b:g}): the run takes each such batch once at most; lengthen --interval, or space the "
+            "changes wider",
+            stacklevel=2,
+        )
+
+
 def _dynamic(args, curve):
     """The paper's rule along ``curve`` under the command's flags."""
     import math
@@ -389,6 +406,8 @@ def run(args):
     check_writable(args.out)
     sched, curve, laws, band_points, chosen = _build(args) if args.rule == "paper" else _from_fit(args, args.rule)
     timed = time_optimal_lines(args, laws) if args.step_time else []  # refused here, before anything is written
+    if args.curve or args.steps:
+        _warn_short_segments(sched, args.horizon)
     out = ensure_writable_dir(args.out)
     meg, step = megatron_ramp(sched, args.seq_len, args.horizon), megatron_step(sched, args.seq_len)
     olmo = sched.to_olmo_core(horizon=args.horizon)
@@ -433,7 +452,7 @@ def _check_args(args):
     """Refuse values no schedule can honour, naming the option (nothing is replaced silently)."""
     import math
 
-    for name in ("horizon", "interval", "initial", "granularity", "min_batch", "max_batch"):
+    for name in ("horizon", "interval", "initial", "granularity", "min_batch", "max_batch", "lr"):
         v = getattr(args, name)
         if v is not None and not (v > 0 and (math.isfinite(v) or name == "max_batch")):
             raise ValueError(f"--{name.replace('_', '-')}={v:g} must be a positive finite number")

@@ -225,9 +225,12 @@ def log_files(path: Path, log_format=None):
         files = [p for p in named if p.is_file()]
         if len(files) < len(named):
             odd = [p.name for p in named if not p.is_file()]
+            broken = [p.name for p in named if p.is_symlink() and not p.exists()]
             warnings.warn(
                 f"{path}: skipped {len(odd)} entr{'y' if len(odd) == 1 else 'ies'} that are not regular "
-                f"files ({', '.join(odd[:3])}): a FIFO or device is never opened",
+                f"files ({', '.join(odd[:3])}): "
+                + (f"{', '.join(broken[:3])} link(s) to nothing; " if broken else "")
+                + "a FIFO, device or folder is never opened",
                 stacklevel=4,
             )
         if not files:

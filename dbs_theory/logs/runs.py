@@ -252,6 +252,11 @@ def _read_path(p: Path, log_format, batch_sizes, loss_tag, batch_tag) -> list:
 LIMITS = dict(batch_size=1e12, step=1e15, tokens=1e18, loss=1e30)  # beyond any training run, far below overflow
 
 
+def _got(x: float) -> str:
+    """A cell's value for a refusal: NaN is what an empty cell or a missing key reads as, so it is said so."""
+    return "nothing (an empty cell or a missing key)" if math.isnan(x) else f"{x:g}"
+
+
 def _check_rows(name, idx, cols, locate):
     """Refuse, naming the first bad row: a batch that is not positive, a step or token count that is not a
     finite non-negative number, or a magnitude beyond :data:`LIMITS`."""
@@ -262,10 +267,10 @@ def _check_rows(name, idx, cols, locate):
             (fin & (np.abs(v) > LIMITS[c]), lambda x: f"{c} {x:g} is beyond any training run (|{c}| > {LIMITS[c]:g})")
         ]
         if c == "batch_size":
-            checks.insert(0, (~(fin & (v > 0)), lambda x: f"batch_size must be positive; got {x:g}"))
+            checks.insert(0, (~(fin & (v > 0)), lambda x: f"batch_size must be positive; got {_got(x)}"))
         elif c != "loss":
             checks[:0] = [
-                (~fin, lambda x: f"{c} must be a finite number; got {x:g}"),
+                (~fin, lambda x: f"{c} must be a finite number; got {_got(x)}"),
                 (v < 0, lambda x: f"{c} {x:g} is negative"),
             ]
         else:  # a language model's cross-entropy is above 0: none or a negative one is a placeholder or a shift
